@@ -1,0 +1,33 @@
+"""jaxhp: regularisation, gradient checking and vectorised hyperparameter sweeps in JAX."""
+
+from jaxhp import datasets
+from jaxhp.init import Layer, init_mlp
+from jaxhp.losses import accuracy, cross_entropy, l2_penalty, loss, predict
+from jaxhp.nn import dropout, dropout_mask, forward
+from jaxhp.records import Data, History, HParams, TrainConfig, TrainResult
+from jaxhp.train import TrainState, fit, init_state, make_update_step
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Data",
+    "HParams",
+    "History",
+    "Layer",
+    "TrainConfig",
+    "TrainResult",
+    "TrainState",
+    "accuracy",
+    "cross_entropy",
+    "datasets",
+    "dropout",
+    "dropout_mask",
+    "fit",
+    "forward",
+    "init_mlp",
+    "init_state",
+    "l2_penalty",
+    "loss",
+    "make_update_step",
+    "predict",
+]

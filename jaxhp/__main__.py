@@ -1,0 +1,5 @@
+import sys
+
+from jaxhp.cli import main
+
+sys.exit(main())

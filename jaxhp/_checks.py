@@ -1,0 +1,158 @@
+"""Argument validation shared by the public functions.
+
+Every check runs in Python, before anything is traced or compiled, and raises a one-line
+``ValueError``/``TypeError`` naming the argument, the value and what is allowed. Checks on
+array *values* are skipped when the value is a tracer (inside a caller's ``jit``/``vmap``):
+sweeps validate whole batches up front instead (see ``jaxhp.sweep``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import jax
+import numpy as np
+
+
+def is_concrete(x: Any) -> bool:
+    """True when every leaf of ``x`` is a concrete value (not a tracer)."""
+    return not any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree_util.tree_leaves(x))
+
+
+def _where(member: int | None) -> str:
+    return "" if member is None else f" (member {member} of the sweep)"
+
+
+def check_keep_prob(keep_prob: Any, *, n_hidden: int | None = None, member: int | None = None):
+    """keep_prob must be finite and in (0, 1]; a vector must have one entry per hidden layer."""
+    if not is_concrete(keep_prob):
+        return
+    kp = np.asarray(keep_prob, dtype=np.float64)
+    if kp.ndim > 1:
+        raise ValueError(
+            f"keep_prob must be a scalar or a vector with one value per hidden layer, "
+            f"got shape {kp.shape}{_where(member)}"
+        )
+    if kp.ndim == 1 and n_hidden is not None and kp.shape[0] != n_hidden:
+        raise ValueError(
+            f"keep_prob has {kp.shape[0]} values but the network has {n_hidden} hidden "
+            f"layer(s); pass a scalar or exactly {n_hidden} values{_where(member)}"
+        )
+    bad = ~((kp > 0) & (kp <= 1))  # also catches NaN
+    if np.any(bad):
+        value = kp[bad].flat[0].item() if kp.ndim else float(kp)
+        raise ValueError(f"keep_prob must be in (0, 1], got {value}{_where(member)}")
+
+
+def check_lambd(lambd: Any, *, member: int | None = None):
+    """lambd must be finite and >= 0."""
+    if not is_concrete(lambd):
+        return
+    lam = np.asarray(lambd, dtype=np.float64)
+    if lam.ndim != 0:
+        raise ValueError(f"lambd must be a scalar, got shape {lam.shape}{_where(member)}")
+    if not (np.isfinite(lam) and lam >= 0):
+        raise ValueError(f"lambd must be a finite number >= 0, got {float(lam)}{_where(member)}")
+
+
+def check_learning_rate(learning_rate: Any, *, member: int | None = None):
+    """learning_rate must be finite and > 0."""
+    if not is_concrete(learning_rate):
+        return
+    lr = np.asarray(learning_rate, dtype=np.float64)
+    if lr.ndim != 0:
+        raise ValueError(f"learning_rate must be a scalar, got shape {lr.shape}{_where(member)}")
+    if not (np.isfinite(lr) and lr > 0):
+        raise ValueError(
+            f"learning_rate must be a finite number > 0, got {float(lr)}{_where(member)}"
+        )
+
+
+def check_layer_sizes(layer_sizes: Any) -> tuple[int, ...]:
+    """Return layer_sizes as a tuple of positive ints, or raise."""
+    if isinstance(layer_sizes, (str, bytes)) or not isinstance(layer_sizes, Sequence):
+        raise TypeError(
+            f"layer_sizes must be a sequence of ints like (2, 20, 3, 1), got {layer_sizes!r}"
+        )
+    sizes = tuple(layer_sizes)
+    if len(sizes) < 2:
+        raise ValueError(
+            f"layer_sizes needs at least 2 entries (inputs and outputs), got {sizes!r}"
+        )
+    for n in sizes:
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n <= 0:
+            raise ValueError(f"layer_sizes entries must be positive ints, got {n!r} in {sizes!r}")
+    return tuple(int(n) for n in sizes)
+
+
+def check_choice(name: str, value: Any, allowed: Sequence[str]):
+    """value must be one of the allowed strings."""
+    if value not in allowed:
+        raise ValueError(f"unknown {name} {value!r}; allowed: {', '.join(map(repr, allowed))}")
+
+
+def check_positive_int(name: str, value: Any, *, allow_none: bool = False):
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+
+
+def check_xy(x: Any, y: Any, *, n_in: int | None = None, n_out: int | None = None,
+             name: str = "x"):
+    """Shapes always; finiteness of x and the label range when the arrays are concrete."""
+    if getattr(x, "ndim", None) != 2:
+        raise ValueError(f"{name} must be 2-D (m, n_x), got shape {getattr(x, 'shape', None)}")
+    if n_in is not None and x.shape[1] != n_in:
+        raise ValueError(
+            f"{name} has {x.shape[1]} features but layer_sizes[0] is {n_in}"
+        )
+    if y is not None:
+        if getattr(y, "ndim", None) not in (1, 2):
+            raise ValueError(f"labels for {name} must be (m,), (m, 1) or (m, k), "
+                             f"got shape {getattr(y, 'shape', None)}")
+        if y.shape[0] != x.shape[0]:
+            raise ValueError(
+                f"{name} and its labels have different row counts: {x.shape[0]} vs {y.shape[0]}"
+            )
+    if not is_concrete((x, y)):
+        return
+    xa = np.asarray(x)
+    finite_rows = np.isfinite(xa).all(axis=1)
+    if not finite_rows.all():
+        row = int(np.argmin(finite_rows))
+        raise ValueError(f"{name} contains NaN or inf, first at row {row}: {xa[row]}")
+    if y is not None and n_out is not None:
+        check_labels(np.asarray(y), n_out, name=name)
+
+
+def check_labels(y: np.ndarray, n_out: int, *, name: str = "x"):
+    """Labels must fit the output layer: 0/1 for one output, classes 0..k-1 or one-hot for k."""
+    if n_out == 1:
+        if y.ndim == 2 and y.shape[1] != 1:
+            raise ValueError(
+                f"labels for {name} have shape {y.shape}, but one output unit needs (m,) or (m, 1)"
+            )
+        bad = (y != 0) & (y != 1)
+        if bad.any():
+            raise ValueError(
+                f"labels for {name} must be 0 or 1 for a single sigmoid output, "
+                f"got {y.reshape(-1)[np.argmax(bad.reshape(-1))].item()!r}"
+            )
+        return
+    if y.ndim == 2 and y.shape[1] == n_out:  # one-hot or soft targets
+        if (y < 0).any() or not np.allclose(y.sum(axis=1), 1.0, atol=1e-5):
+            raise ValueError(f"one-hot labels for {name} must be non-negative rows summing to 1")
+        return
+    flat = y.reshape(-1) if (y.ndim == 1 or y.shape[1] == 1) else None
+    if flat is None:
+        raise ValueError(
+            f"labels for {name} have shape {y.shape}; with {n_out} outputs use (m,) class "
+            f"ids or (m, {n_out}) one-hot"
+        )
+    bad = (flat < 0) | (flat >= n_out) | (flat != np.round(flat))
+    if bad.any():
+        raise ValueError(
+            f"labels for {name} must be class ids in [0, {n_out}), got {flat[np.argmax(bad)].item()!r}"
+        )

@@ -1,0 +1,120 @@
+"""Small deterministic 2-D datasets from the course and its classics.
+
+Each generator takes ``n``, ``noise`` and ``seed`` and returns ``(x, y)``: x (n, 2) float32,
+y (n,) int32. The same arguments always give the same arrays (NumPy's PCG64 generator).
+:func:`load` draws train, dev and test as independent samples of one distribution, so dev
+and test match by construction.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from jaxhp import _checks
+from jaxhp.records import Data
+
+
+def _rng(seed: int) -> np.random.Generator:
+    return np.random.default_rng(seed)
+
+
+def _finish(x: np.ndarray, y: np.ndarray, rng: np.random.Generator):
+    order = rng.permutation(len(y))
+    return x[order].astype(np.float32), y[order].astype(np.int32)
+
+
+def moons(n: int = 1000, *, noise: float = 0.25, seed: int = 0):
+    """Two interleaving half circles (as in scikit-learn's ``make_moons``)."""
+    _checks.check_positive_int("n", n)
+    rng = _rng(seed)
+    n_top = n // 2
+    angle_top = np.linspace(0, np.pi, n_top)
+    angle_bottom = np.linspace(0, np.pi, n - n_top)
+    top = np.stack([np.cos(angle_top), np.sin(angle_top)], axis=1)
+    bottom = np.stack([1 - np.cos(angle_bottom), 0.5 - np.sin(angle_bottom)], axis=1)
+    x = np.concatenate([top, bottom]) + noise * rng.standard_normal((n, 2))
+    y = np.concatenate([np.zeros(n_top), np.ones(n - n_top)])
+    return _finish(x, y, rng)
+
+
+def circles(n: int = 300, *, noise: float = 0.05, factor: float = 0.8, seed: int = 0):
+    """Two concentric circles (as in scikit-learn's ``make_circles``); the inner one, of
+    radius ``factor``, is class 1."""
+    _checks.check_positive_int("n", n)
+    rng = _rng(seed)
+    n_out = n // 2
+    angle_out = rng.uniform(0, 2 * np.pi, n_out)
+    angle_in = rng.uniform(0, 2 * np.pi, n - n_out)
+    outer = np.stack([np.cos(angle_out), np.sin(angle_out)], axis=1)
+    inner = factor * np.stack([np.cos(angle_in), np.sin(angle_in)], axis=1)
+    x = np.concatenate([outer, inner]) + noise * rng.standard_normal((n, 2))
+    y = np.concatenate([np.zeros(n_out), np.ones(n - n_out)])
+    return _finish(x, y, rng)
+
+
+def flower(n: int = 400, *, noise: float = 0.2, seed: int = 0):
+    """The course's planar "flower": two classes of petals, r = 4 sin(4 t) plus noise."""
+    _checks.check_positive_int("n", n)
+    rng = _rng(seed)
+    per_class = [n // 2, n - n // 2]
+    xs, ys = [], []
+    for label, count in enumerate(per_class):
+        t = np.linspace(label * 3.12, (label + 1) * 3.12, count) + noise * rng.standard_normal(
+            count
+        )
+        r = 4 * np.sin(4 * t) + noise * rng.standard_normal(count)
+        xs.append(np.stack([r * np.sin(t), r * np.cos(t)], axis=1))
+        ys.append(np.full(count, label))
+    return _finish(np.concatenate(xs), np.concatenate(ys), rng)
+
+
+def spirals(n: int = 300, *, noise: float = 0.2, classes: int = 3, seed: int = 0):
+    """``classes`` interleaved spiral arms (labels 0..classes-1)."""
+    _checks.check_positive_int("n", n)
+    _checks.check_positive_int("classes", classes)
+    rng = _rng(seed)
+    xs, ys = [], []
+    for label in range(classes):
+        count = n // classes + (1 if label < n % classes else 0)
+        radius = np.linspace(0.05, 1.0, count)
+        angle = (
+            np.linspace(label * 4.0, (label + 1) * 4.0, count)
+            + noise * rng.standard_normal(count)
+        )
+        xs.append(np.stack([radius * np.sin(angle), radius * np.cos(angle)], axis=1))
+        ys.append(np.full(count, label))
+    return _finish(np.concatenate(xs), np.concatenate(ys), rng)
+
+
+GENERATORS = {"moons": moons, "circles": circles, "flower": flower, "spirals": spirals}
+
+
+def n_classes(name: str) -> int:
+    """Number of classes a built-in dataset has (its default)."""
+    return 3 if name == "spirals" else 2
+
+
+def load(
+    name: str,
+    *,
+    n_train: int = 600,
+    n_dev: int = 200,
+    n_test: int = 200,
+    noise: float | None = None,
+    seed: int = 0,
+) -> Data:
+    """A built-in dataset as :class:`jaxhp.Data` with independent train/dev/test samples.
+
+    Args:
+      name: one of ``moons``, ``circles``, ``flower``, ``spirals``.
+      n_train, n_dev, n_test: sizes (``n_test=0`` leaves ``test`` as None).
+      noise: the generator's noise (its default when None).
+      seed: base seed; the three sets use ``seed``, ``seed + 1`` and ``seed + 2``.
+    """
+    _checks.check_choice("dataset", name, tuple(GENERATORS))
+    make = GENERATORS[name]
+    kwargs = {} if noise is None else {"noise": noise}
+    train = make(n_train, seed=seed, **kwargs)
+    dev = make(n_dev, seed=seed + 1, **kwargs) if n_dev else None
+    test = make(n_test, seed=seed + 2, **kwargs) if n_test else None
+    return Data(train=train, dev=dev, test=test)

@@ -1,0 +1,109 @@
+"""Cross-entropy from logits plus the Frobenius L2 term (COURSE.md point 5)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from jaxhp import _checks
+from jaxhp.init import Params
+from jaxhp.nn import forward
+
+
+def targets(y: jax.Array, n_out: int, dtype=jnp.float32) -> jax.Array:
+    """Labels in the form the loss uses: (m,) 0/1 floats for one output, (m, k) one-hot else.
+
+    Accepts (m,), (m, 1) or, for k > 1 outputs, (m, k) one-hot / soft targets.
+    """
+    if n_out == 1:
+        return jnp.reshape(y, (-1,)).astype(dtype)
+    if y.ndim == 2 and y.shape[1] == n_out:
+        return y.astype(dtype)
+    return jax.nn.one_hot(jnp.reshape(y, (-1,)).astype(jnp.int32), n_out, dtype=dtype)
+
+
+def cross_entropy(logits: jax.Array, t: jax.Array) -> jax.Array:
+    """Mean cross-entropy from logits, in the numerically stable form.
+
+    One output (``t`` of shape (m,)): sigmoid/BCE, ``mean(softplus(z) - z t)`` with a stable
+    softplus whose derivative is exactly ``sigmoid(z)``, also at ``z = 0`` (the
+    ``max(z, 0) + log1p(exp(-|z|))`` form gets 0 instead of 1/2 there under autodiff).
+    k outputs (``t`` of shape (m, k)): softmax, ``mean(logsumexp(z) - sum(t z))``.
+    ``t`` comes from :func:`targets`.
+    """
+    if logits.shape[-1] == 1:
+        z = logits[:, 0]
+        return jnp.mean(jax.nn.softplus(z) - z * t)
+    return jnp.mean(jax.nn.logsumexp(logits, axis=-1) - jnp.sum(t * logits, axis=-1))
+
+
+def l2_penalty(params: Params, lambd: Any, m: Any) -> jax.Array:
+    """``lambd / (2 m) * sum_l ||W_l||_F^2`` over the weights only (biases are not penalised).
+
+    Args:
+      params: MLP parameters (a sequence of records with a ``W`` field).
+      lambd: L2 strength (scalar, may be traced).
+      m: number of training examples (the full training set, also under mini-batches).
+    """
+    squares = sum(jnp.sum(layer.W**2) for layer in params)
+    return lambd / (2 * m) * squares
+
+
+def loss(
+    params: Params,
+    x: jax.Array,
+    y: jax.Array,
+    *,
+    lambd: Any = 0.0,
+    m: Any = None,
+    key: jax.Array | None = None,
+    keep_prob: Any = 1.0,
+    activation: str = "relu",
+) -> jax.Array:
+    """Regularised cost ``J = CE(forward(params, x), y) + lambd / (2 m) * sum ||W||_F^2``.
+
+    Args:
+      params: MLP parameters.
+      x: (m_batch, n_x) inputs.
+      y: labels: (m,) or (m, 1) with 0/1 for one output; (m,) class ids or (m, k) one-hot
+        for k outputs.
+      lambd: L2 strength >= 0.
+      m: the ``m`` of the L2 term; defaults to the rows of ``x``. ``fit`` passes the
+        training-set size so that mini-batch and full-batch runs minimise the same J.
+      key, keep_prob, activation: as in :func:`jaxhp.forward`.
+
+    Returns:
+      Scalar cost.
+
+    Example:
+      >>> params = init_mlp(jax.random.key(0), (2, 4, 1))
+      >>> J = loss(params, jnp.ones((3, 2)), jnp.array([0, 1, 1]), lambd=0.1)
+    """
+    _checks.check_xy(x, y, n_in=params[0].W.shape[0], n_out=params[-1].W.shape[1])
+    _checks.check_lambd(lambd)
+    logits = forward(params, x, key=key, keep_prob=keep_prob, activation=activation)
+    ce = cross_entropy(logits, targets(y, logits.shape[-1], logits.dtype))
+    m = x.shape[0] if m is None else m
+    return ce + l2_penalty(params, lambd, m)
+
+
+def predict(params: Params, x: jax.Array, *, activation: str = "relu") -> jax.Array:
+    """Class predictions (m,) int32, dropout off: ``z > 0`` for one output, argmax for k."""
+    logits = forward(params, x, activation=activation)
+    if logits.shape[-1] == 1:
+        return (logits[:, 0] > 0).astype(jnp.int32)
+    return jnp.argmax(logits, axis=-1).astype(jnp.int32)
+
+
+def labels_of(y: jax.Array) -> jax.Array:
+    """Integer class ids (m,) from any accepted label form."""
+    if y.ndim == 2 and y.shape[1] > 1:
+        return jnp.argmax(y, axis=-1).astype(jnp.int32)
+    return jnp.reshape(y, (-1,)).astype(jnp.int32)
+
+
+def accuracy(params: Params, x: jax.Array, y: jax.Array, *, activation: str = "relu"):
+    """Fraction of rows where :func:`predict` equals the label, dropout off."""
+    return jnp.mean(predict(params, x, activation=activation) == labels_of(y))

@@ -1,0 +1,140 @@
+"""Forward pass with PRNG-keyed inverted dropout (COURSE.md point 6).
+
+Dropout masks come from a counter-based hash instead of ``jax.random.bernoulli``: per
+layer and step, the key gives two 32-bit words (one threefry call), and every unit's keep bit
+is ``hash(index) >> 8 < round(keep_prob * 2**24)``. The hash is two rounds of a 32-bit
+avalanche mixer keyed by those words, so it costs a few integer ops per unit where threefry
+costs ~100. Masks are deterministic per key, fresh per key, and the kept units are scaled by
+``1 / p_eff`` with ``p_eff = round(keep_prob * 2**24) / 2**24`` (within 6e-8 of keep_prob),
+so the expected activation is exactly unchanged. ``tests/test_nn.py`` checks the keep
+fraction and the independence of masks across keys, layers and units.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxhp import _checks
+from jaxhp.init import Params
+
+ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
+    "relu": jax.nn.relu,
+    "tanh": jnp.tanh,
+    "sigmoid": jax.nn.sigmoid,
+    "leaky_relu": lambda z: jax.nn.leaky_relu(z, 0.01),
+}
+
+_KEEP_BITS = 24  # resolution of keep_prob: 1 / 2**24
+
+
+def _mix32(h: jax.Array) -> jax.Array:
+    """A 32-bit avalanche mixer (xor-shift-multiply, constants from C. Wellons' lowbias32)."""
+    h = h ^ (h >> 16)
+    h = h * jnp.uint32(0x7FEB352D)
+    h = h ^ (h >> 15)
+    h = h * jnp.uint32(0x846CA68B)
+    return h ^ (h >> 16)
+
+
+def effective_keep_prob(keep_prob: Any, dtype=jnp.float32) -> jax.Array:
+    """The keep probability a mask actually uses: keep_prob rounded to a multiple of 2**-24."""
+    return _keep_threshold(keep_prob).astype(dtype) / (1 << _KEEP_BITS)
+
+
+def _keep_threshold(keep_prob: Any) -> jax.Array:
+    # float32 represents every multiple of 2**-24 in (0, 1] exactly, so rounding is exact.
+    scaled = jnp.round(jnp.asarray(keep_prob, jnp.float32) * (1 << _KEEP_BITS))
+    return jnp.clip(scaled, 1, 1 << _KEEP_BITS).astype(jnp.uint32)
+
+
+def dropout_mask(key: jax.Array, shape: tuple[int, ...], keep_prob: Any) -> jax.Array:
+    """Boolean keep-mask of ``shape``: each entry is True with probability ``keep_prob``.
+
+    Args:
+      key: PRNG key; the same key gives the same mask, different keys independent masks.
+      shape: mask shape, e.g. ``(m, n_units)``.
+      keep_prob: scalar (may be traced), in (0, 1].
+    """
+    words = jax.random.bits(key, (2,), jnp.uint32)
+    n = 1
+    for d in shape:
+        n *= d
+    index = jax.lax.iota(jnp.uint32, n).reshape(shape)
+    h = _mix32(_mix32(index ^ words[0]) + words[1])
+    return (h >> (32 - _KEEP_BITS)) < _keep_threshold(keep_prob)
+
+
+def dropout(key: jax.Array, a: jax.Array, keep_prob: Any) -> jax.Array:
+    """Inverted dropout: zero each unit with prob. 1 - keep_prob, scale the rest by 1/p_eff."""
+    keep = dropout_mask(key, a.shape, keep_prob)
+    scale = 1.0 / effective_keep_prob(keep_prob, a.dtype)
+    return jnp.where(keep, a * scale, jnp.zeros((), a.dtype))
+
+
+def layer_keys(key: jax.Array, n_hidden: int) -> list[jax.Array]:
+    """The dropout key of each hidden layer, as ``forward`` derives them from its ``key``."""
+    return [jax.random.fold_in(key, layer) for layer in range(n_hidden)]
+
+
+def _dropout_is_off(keep_prob: Any) -> bool:
+    """True when keep_prob is concretely 1 everywhere: dropout is then skipped entirely."""
+    if not _checks.is_concrete(keep_prob):
+        return False
+    return bool(np.all(np.asarray(keep_prob) == 1.0))
+
+
+def forward(
+    params: Params,
+    x: jax.Array,
+    *,
+    key: jax.Array | None = None,
+    keep_prob: Any = 1.0,
+    activation: str = "relu",
+) -> jax.Array:
+    """Logits of an MLP for batch-first inputs.
+
+    Each hidden layer computes ``a = g(a_prev @ W + b)`` and, when ``keep_prob < 1``, applies
+    inverted dropout ``a = a * d / p`` with a fresh mask ``d`` drawn from ``key`` (see the
+    module docstring). The output layer is linear: it returns logits, never probabilities.
+    Dropout never touches the input or the output layer.
+
+    Args:
+      params: from :func:`jaxhp.init_mlp`.
+      x: (m, n_x) inputs.
+      key: PRNG key for the dropout masks; required when keep_prob < 1 (or traced).
+      keep_prob: scalar or one value per hidden layer, in (0, 1]; may be traced (vmap).
+        ``keep_prob=1`` is exactly the identity and needs no key.
+      activation: ``"relu"``, ``"tanh"``, ``"sigmoid"`` or ``"leaky_relu"``.
+
+    Returns:
+      (m, n_out) logits.
+
+    Raises:
+      ValueError: unknown activation, keep_prob outside (0, 1], or dropout without a key.
+    """
+    _checks.check_choice("activation", activation, tuple(ACTIVATIONS))
+    n_hidden = len(params) - 1
+    _checks.check_keep_prob(keep_prob, n_hidden=n_hidden)
+    use_dropout = n_hidden > 0 and not _dropout_is_off(keep_prob)
+    if use_dropout and key is None:
+        raise ValueError(
+            "dropout with keep_prob < 1 needs a PRNG key: call "
+            "forward(params, x, key=jax.random.key(0), keep_prob=...) with a fresh key per "
+            "step, or pass keep_prob=1.0 to turn dropout off"
+        )
+    g = ACTIVATIONS[activation]
+    if use_dropout:
+        kp = jnp.broadcast_to(jnp.asarray(keep_prob, x.dtype), (n_hidden,))
+        keys = layer_keys(key, n_hidden)
+    a = x
+    for layer_index, layer in enumerate(params[:-1]):
+        a = g(a @ layer.W + layer.b[None, :])
+        if use_dropout:
+            a = dropout(keys[layer_index], a, kp[layer_index])
+    last = params[-1]
+    return a @ last.W + last.b[None, :]

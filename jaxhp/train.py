@@ -1,0 +1,296 @@
+"""The update step and ``fit``: a whole training run as one ``lax.scan``.
+
+``fit`` is pure and traceable, so a sweep is literally ``vmap(fit)`` over ``(key, hparams)``
+with the data shared (``in_axes=None``). Its structure::
+
+    scan over evaluations                      (history: one row per evaluation)
+      └─ cond(active) scan over eval_every steps
+           └─ update step, accepted only while active and finite
+      evaluate (dropout off) → early-stopping bookkeeping
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from jaxhp import _checks
+from jaxhp.init import Params, init_mlp
+from jaxhp.losses import accuracy, cross_entropy, l2_penalty, loss, targets
+from jaxhp.nn import forward
+from jaxhp.records import Data, History, HParams, TrainConfig, TrainResult
+
+
+class TrainState(NamedTuple):
+    """Parameters and optimiser state; the learning rate lives in ``opt_state.hyperparams``."""
+
+    params: Params
+    opt_state: Any
+
+
+def make_optimizer(config: TrainConfig) -> optax.GradientTransformation:
+    """The config's optimiser, wrapped in ``optax.inject_hyperparams`` so the learning rate is
+    state (a traced value) rather than a constant baked into the compiled program."""
+    builtin = {
+        "sgd": optax.sgd,
+        "momentum": functools.partial(optax.sgd, momentum=0.9),
+        "adam": optax.adam,
+        "rmsprop": optax.rmsprop,
+    }
+    if callable(config.optimizer):
+        user_factory = config.optimizer
+
+        def factory(learning_rate):
+            return user_factory(learning_rate)
+    else:
+        factory = builtin[config.optimizer]
+    return optax.inject_hyperparams(factory)(learning_rate=0.0)
+
+
+def init_state(params: Params, config: TrainConfig) -> TrainState:
+    """A :class:`TrainState` for ``params`` with fresh optimiser state."""
+    return TrainState(params=params, opt_state=make_optimizer(config).init(params))
+
+
+def _with_learning_rate(opt_state, learning_rate):
+    hyper = dict(opt_state.hyperparams)
+    hyper["learning_rate"] = jnp.asarray(learning_rate, hyper["learning_rate"].dtype)
+    return opt_state._replace(hyperparams=hyper)
+
+
+def _update(config: TrainConfig, m: Any, state: TrainState, x, y, key, hparams: HParams):
+    """One optimiser step on the batch (x, y); m is the training-set size for the L2 term."""
+    optimizer = make_optimizer(config)
+
+    def cost(params):
+        return loss(params, x, y, lambd=hparams.lambd, m=m, key=key,
+                    keep_prob=hparams.keep_prob, activation=config.activation)
+
+    value, grads = jax.value_and_grad(cost)(state.params)
+    opt_state = _with_learning_rate(state.opt_state, hparams.learning_rate)
+    updates, opt_state = optimizer.update(grads, opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    metrics = {"loss": value, "grad_norm": optax.tree.norm(grads)}
+    return TrainState(params, opt_state), metrics
+
+
+def make_update_step(config: TrainConfig, *, m: int | None = None) -> Callable:
+    """A jit-compiled ``step(state, x, y, key, hparams) -> (state, metrics)``.
+
+    The step computes ``J`` (:func:`jaxhp.loss` with ``hparams``' lambd and keep_prob and
+    dropout keyed by ``key``), its gradient, and one optax update at
+    ``hparams.learning_rate``. All hparams are traced: changing them does not recompile.
+
+    Args:
+      config: static settings (activation, optimiser, ...).
+      m: training-set size for the L2 term; ``None`` uses the batch's row count.
+
+    Returns:
+      The jitted step. ``metrics`` holds ``loss`` and ``grad_norm``. Build its first
+      ``state`` with :func:`init_state`.
+    """
+
+    @jax.jit
+    def step(state: TrainState, x, y, key, hparams: HParams):
+        batch_m = x.shape[0] if m is None else m
+        return _update(config, batch_m, state, x, y, key, HParams(*hparams))
+
+    return step
+
+
+def _all_finite(tree) -> jax.Array:
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree.leaves(tree)]))
+
+
+def _select(pred, on_true, on_false):
+    return jax.tree.map(lambda a, b: jnp.where(pred, a, b), on_true, on_false)
+
+
+class _Carry(NamedTuple):
+    state: TrainState
+    perm: jax.Array  # current epoch's shuffle (mini-batch mode only)
+    active: jax.Array  # False once stopped early or diverged
+    updates: jax.Array  # updates applied so far
+    diverged: jax.Array
+    best_params: Params
+    best_cost: jax.Array
+    best_step: jax.Array
+    bad_evals: jax.Array  # evaluations since the last improvement
+
+
+def _prepare(hparams: HParams, data: Data, config: TrainConfig):
+    """Validate (when concrete) and cast; returns hparams, (x, t), (x_dev, t_dev) or None."""
+    if not isinstance(data, Data):
+        data = Data(*data)
+    hparams = HParams(*(jnp.asarray(v) for v in hparams))
+    hparams.validate(n_hidden=config.n_hidden)
+    sizes, dtype = config.layer_sizes, jnp.dtype(config.dtype)
+    sets = []
+    for name, pair in (("train x", data.train), ("dev x", data.dev)):
+        if pair is None:
+            sets.append(None)
+            continue
+        x, y = pair
+        _checks.check_xy(x, y, n_in=sizes[0], n_out=sizes[-1], name=name)
+        sets.append((jnp.asarray(x, dtype), targets(jnp.asarray(y), sizes[-1], dtype)))
+    m = sets[0][0].shape[0]
+    if config.batch_size is not None and config.batch_size > m:
+        raise ValueError(
+            f"batch_size must be <= the number of training examples ({m}), "
+            f"got {config.batch_size}"
+        )
+    return hparams, sets[0], sets[1]
+
+
+def fit(
+    key: jax.Array,
+    hparams: HParams,
+    data: Data,
+    config: TrainConfig,
+    *,
+    on_eval: Callable[[dict], None] | None = None,
+) -> TrainResult:
+    """Initialise and train an MLP; pure, jittable and vmappable over ``(key, hparams)``.
+
+    The key is split into an init key and a training key; step ``t`` uses
+    ``fold_in(training_key, t)`` for its dropout masks and epoch ``e`` uses
+    ``fold_in(shuffle_key, e)`` for its shuffle. Hence a result depends only on
+    ``(key, hparams, data, config)``, never on how runs are batched.
+
+    Early stopping: after each evaluation, the dev cost (train cost without dev data) is
+    compared with the best so far; after ``config.patience`` evaluations without an
+    improvement larger than ``config.min_delta`` the updates freeze. A step whose loss or new
+    params are non-finite is rejected and the run is flagged ``diverged``.
+
+    Args:
+      key: PRNG key.
+      hparams: :class:`HParams` with scalar leaves (keep_prob may be per hidden layer).
+      data: :class:`Data`; ``train`` is required, ``dev`` is used for history and stopping.
+      config: static :class:`TrainConfig`.
+      on_eval: optional host callback, called with a dict of the metrics after each
+        evaluation (via ``jax.debug.callback``; for progress display).
+
+    Returns:
+      A :class:`TrainResult`.
+
+    Raises:
+      ValueError: for out-of-range hyperparameters, bad data shapes, non-finite inputs,
+        labels that do not fit the output layer, or ``batch_size`` larger than the data.
+
+    Example:
+      >>> x, y = jaxhp.datasets.moons(200, noise=0.2, seed=0)
+      >>> config = TrainConfig(layer_sizes=(2, 16, 1), steps=500)
+      >>> result = fit(jax.random.key(0), HParams(learning_rate=0.5), Data((x, y)), config)
+    """
+    hparams, (x, t), dev = _prepare(hparams, data, config)
+    m = x.shape[0]
+    batch = config.batch_size or m
+    per_epoch = m // batch
+    every, n_evals = config.every, config.n_evals
+    ragged = n_evals * every != config.steps  # the last chunk runs past `steps`
+    dtype = jnp.dtype(config.dtype)
+
+    init_key, train_key, shuffle_key, augment_key = jax.random.split(key, 4)
+    params = init_mlp(init_key, config.layer_sizes, scheme=config.init,
+                      scale=config.init_scale, dtype=dtype)
+    state = init_state(params, config)
+
+    def train_step(carry: _Carry, step: jax.Array):
+        perm = carry.perm
+        if batch == m:
+            xb, tb = x, t
+        else:
+            epoch, within = step // per_epoch, step % per_epoch
+            perm = jax.lax.cond(
+                within == 0,
+                lambda: jax.random.permutation(jax.random.fold_in(shuffle_key, epoch), m),
+                lambda: carry.perm,
+            )
+            rows = jax.lax.dynamic_slice_in_dim(perm, within * batch, batch)
+            xb, tb = x[rows], t[rows]
+        if config.augment is not None:
+            xb = config.augment(jax.random.fold_in(augment_key, step), xb)
+        new_state, metrics = _update(config, m, carry.state, xb, tb,
+                                     jax.random.fold_in(train_key, step), hparams)
+        active = carry.active & (step < config.steps) if ragged else carry.active
+        finite = jnp.isfinite(metrics["loss"]) & _all_finite(new_state.params)
+        accept = active & finite
+        return carry._replace(
+            state=_select(accept, new_state, carry.state),
+            perm=perm,
+            active=carry.active & (finite | ~active),
+            updates=carry.updates + accept.astype(jnp.int32),
+            diverged=carry.diverged | (active & ~finite),
+        ), None
+
+    def evaluate(params):
+        logits = forward(params, x, activation=config.activation)
+        train_ce = cross_entropy(logits, t)
+        train_cost = train_ce + l2_penalty(params, hparams.lambd, m)
+        train_acc = accuracy(params, x, t, activation=config.activation)
+        if dev is None:
+            return train_cost, train_acc, train_ce, train_acc
+        dev_logits = forward(params, dev[0], activation=config.activation)
+        dev_cost = cross_entropy(dev_logits, dev[1])
+        dev_acc = accuracy(params, dev[0], dev[1], activation=config.activation)
+        return train_cost, train_acc, dev_cost, dev_acc
+
+    def eval_chunk(carry: _Carry, chunk: jax.Array):
+        steps = chunk * every + jnp.arange(every)
+        carry = jax.lax.cond(
+            carry.active,
+            lambda c: jax.lax.scan(train_step, c, steps)[0],
+            lambda c: c,
+            carry,
+        )
+        params = carry.state.params
+        train_cost, train_acc, dev_cost, dev_acc = evaluate(params)
+        improved = dev_cost < carry.best_cost - config.min_delta
+        bad_evals = jnp.where(improved, 0, carry.bad_evals + 1)
+        active = carry.active
+        if config.patience is not None:
+            active = active & (bad_evals < config.patience)
+        carry = carry._replace(
+            active=active,
+            best_params=_select(improved, params, carry.best_params),
+            best_cost=jnp.where(improved, dev_cost, carry.best_cost),
+            best_step=jnp.where(improved, carry.updates, carry.best_step),
+            bad_evals=bad_evals,
+        )
+        record = History(
+            step=jnp.minimum((chunk + 1) * every, config.steps),
+            train_cost=train_cost,
+            train_accuracy=train_acc,
+            dev_cost=dev_cost,
+            dev_accuracy=dev_acc,
+        )
+        if on_eval is not None:
+            jax.debug.callback(lambda r: on_eval(r._asdict()), record)
+        return carry, record
+
+    carry = _Carry(
+        state=state,
+        perm=jnp.arange(m),
+        active=jnp.array(True),
+        updates=jnp.array(0, jnp.int32),
+        diverged=jnp.array(False),
+        best_params=params,
+        best_cost=jnp.array(jnp.inf, dtype),
+        best_step=jnp.array(0, jnp.int32),
+        bad_evals=jnp.array(0, jnp.int32),
+    )
+    carry, history = jax.lax.scan(eval_chunk, carry, jnp.arange(n_evals))
+    final = carry.state.params
+    return TrainResult(
+        params=carry.best_params if config.restore_best else final,
+        best_params=carry.best_params,
+        history=history,
+        stop_step=carry.updates,
+        diverged=carry.diverged,
+        best_step=carry.best_step,
+    )

@@ -1,0 +1,125 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from conftest import assert_close
+
+import jaxhp
+from jaxhp.nn import layer_keys
+
+Z = 5.0  # bounds are 5 binomial standard deviations: a false failure has odds ~1e-6
+
+
+def binomial_bound(n, p):
+    return Z * np.sqrt(p * (1 - p) / n)
+
+
+@pytest.mark.parametrize("keep_prob", [0.1, 0.5, 0.8, 0.86, 0.99])
+def test_keep_fraction(key, keep_prob):
+    mask = np.asarray(jaxhp.dropout_mask(key, (500, 200), keep_prob))
+    assert abs(mask.mean() - keep_prob) < binomial_bound(mask.size, keep_prob)
+
+
+@pytest.mark.parametrize("keep_prob", [0.5, 0.8])
+def test_dropout_preserves_mean(key, keep_prob):
+    a = jnp.ones((400, 250))
+    out = np.asarray(jaxhp.dropout(key, a, keep_prob), np.float64)
+    # Each entry is 0 or 1/p: mean 1 and variance (1 - p) / p.
+    assert abs(out.mean() - 1.0) < Z * np.sqrt((1 - keep_prob) / keep_prob / out.size)
+    kept = out[out > 0]
+    np.testing.assert_allclose(kept, 1 / keep_prob, rtol=1e-6)
+
+
+def test_same_key_same_mask_other_key_other_mask(key):
+    a = jaxhp.dropout_mask(key, (64, 32), 0.5)
+    b = jaxhp.dropout_mask(key, (64, 32), 0.5)
+    c = jaxhp.dropout_mask(jax.random.key(1), (64, 32), 0.5)
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+
+def _joint_keep_fraction_ok(a, b, p):
+    both = np.mean(a & b)
+    return abs(both - p * p) < binomial_bound(a.size, p * p)
+
+
+@pytest.mark.parametrize("p", [0.5, 0.8])
+def test_masks_independent_across_keys_layers_steps_and_units(key, p):
+    shape = (300, 100)
+    step_keys = [jax.random.fold_in(key, t) for t in range(3)]
+    masks = [np.asarray(jaxhp.dropout_mask(k, shape, p)) for k in step_keys]
+    for i in range(3):  # across steps
+        for j in range(i + 1, 3):
+            assert _joint_keep_fraction_ok(masks[i], masks[j], p)
+    l0, l1 = (np.asarray(jaxhp.dropout_mask(k, shape, p)) for k in layer_keys(key, 2))
+    assert _joint_keep_fraction_ok(l0, l1, p)  # across layers
+    m = masks[0]  # neighbouring units and rows within one mask
+    assert _joint_keep_fraction_ok(m[:, :-1], m[:, 1:], p)
+    assert _joint_keep_fraction_ok(m[:-1], m[1:], p)
+
+
+def test_masks_independent_across_vmapped_members(key):
+    keys = jax.random.split(key, 2)
+    masks = jax.vmap(lambda k: jaxhp.dropout_mask(k, (300, 100), 0.5))(keys)
+    a, b = np.asarray(masks)
+    assert _joint_keep_fraction_ok(a, b, 0.5)
+
+
+def test_keep_prob_one_is_identity_and_needs_no_key(key):
+    params = jaxhp.init_mlp(key, (3, 8, 8, 2))
+    x = jax.random.normal(key, (5, 3))
+    plain = jaxhp.forward(params, x)
+    assert_close(jaxhp.forward(params, x, keep_prob=1.0), plain, rtol=0)
+    # A traced keep_prob of 1 goes through the mask path and is still exactly the identity.
+    traced = jax.jit(lambda kp: jaxhp.forward(params, x, key=key, keep_prob=kp))(1.0)
+    assert_close(traced, plain, rtol=0)
+
+
+def test_dropout_hits_hidden_layers_only(key):
+    # With one hidden unit layer of width 1 and keep_prob tiny, output = b_out whenever the
+    # hidden unit is dropped; the input itself is never masked.
+    params = jaxhp.init_mlp(key, (2, 1, 1))
+    x = jnp.ones((1000, 2))
+    out = np.asarray(jaxhp.forward(params, x, key=key, keep_prob=0.5, activation="sigmoid"))
+    values = np.unique(np.round(out, 5))
+    assert len(values) == 2  # dropped -> b, kept -> b + W2 * a1 / p
+
+
+def test_per_layer_keep_prob(key):
+    params = jaxhp.init_mlp(key, (3, 50, 50, 1))
+    x = jnp.ones((200, 3))
+    # keep_prob 1 on layer 0 means layer 0 is untouched; compare its activations.
+    logits_a = jaxhp.forward(params, x, key=key, keep_prob=jnp.array([1.0, 0.5]))
+    logits_b = jaxhp.forward(params, x, key=key, keep_prob=jnp.array([0.5, 0.5]))
+    assert not np.allclose(logits_a, logits_b)
+    with pytest.raises(ValueError, match="2 hidden"):
+        jaxhp.forward(params, x, key=key, keep_prob=jnp.array([0.5, 0.5, 0.5]))
+
+
+def test_vmap_over_keep_prob(key):
+    params = jaxhp.init_mlp(key, (3, 16, 1))
+    x = jnp.ones((10, 3))
+    kps = jnp.array([0.3, 0.6, 1.0])
+    batched = jax.vmap(lambda kp: jaxhp.forward(params, x, key=key, keep_prob=kp))(kps)
+    for i, kp in enumerate(kps):
+        single = jaxhp.forward(params, x, key=key, keep_prob=float(kp))
+        assert_close(batched[i], single, rtol=1e-6)
+
+
+@pytest.mark.parametrize("bad", [0.0, -0.1, 1.5, float("nan")])
+def test_bad_keep_prob(key, bad):
+    params = jaxhp.init_mlp(key, (2, 3, 1))
+    with pytest.raises(ValueError, match="keep_prob must be in \\(0, 1\\]"):
+        jaxhp.forward(params, jnp.ones((2, 2)), key=key, keep_prob=bad)
+
+
+def test_dropout_without_key_shows_the_call(key):
+    params = jaxhp.init_mlp(key, (2, 3, 1))
+    with pytest.raises(ValueError, match=r"needs a PRNG key.*key=jax.random.key"):
+        jaxhp.forward(params, jnp.ones((2, 2)), keep_prob=0.5)
+
+
+def test_unknown_activation(key):
+    params = jaxhp.init_mlp(key, (2, 3, 1))
+    with pytest.raises(ValueError, match="unknown activation 'gelu'"):
+        jaxhp.forward(params, jnp.ones((2, 2)), activation="gelu")

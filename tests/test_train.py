@@ -1,0 +1,176 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from conftest import assert_close
+
+import jaxhp
+
+
+@pytest.fixture(scope="module")
+def moons():
+    return jaxhp.datasets.load("moons", n_train=200, n_dev=100, n_test=0, noise=0.2)
+
+
+def test_course_initialisation_zeros_vs_he():
+    # COURSE.md reference: circles, 300 train / 100 test, [2, 10, 5, 1], lr 0.01, GD.
+    data = jaxhp.datasets.load("circles", n_train=300, n_dev=100, n_test=0, noise=0.05)
+    hparams = jaxhp.HParams(learning_rate=0.01)
+    base = jaxhp.TrainConfig(layer_sizes=(2, 10, 5, 1), steps=15000, eval_every=1000)
+    zeros = jaxhp.fit(jax.random.key(1), hparams, data, base.replace(init="zeros"))
+    assert abs(float(zeros.history.train_accuracy[-1]) - 0.5) <= 0.05
+    np.testing.assert_allclose(zeros.history.train_cost, np.log(2), atol=1e-3)
+    he = jaxhp.fit(jax.random.key(1), hparams, data, base.replace(init="he"))
+    assert float(he.history.train_accuracy[-1]) >= 0.95
+
+
+def test_larger_lambda_gives_smaller_weights(moons):
+    config = jaxhp.TrainConfig(layer_sizes=(2, 20, 3, 1), steps=600)
+    norms = []
+    for lambd in (0.0, 0.5, 5.0):
+        result = jaxhp.fit(jax.random.key(0), jaxhp.HParams(lambd, 1.0, 0.3), moons, config)
+        norms.append(sum(float(jnp.sum(p.W**2)) for p in result.params))
+    assert norms[0] > norms[1] > norms[2]
+
+
+def test_sgd_l2_step_is_weight_decay(key):
+    # W_new(lambd) = (1 - lr * lambd / m) W - lr * g  =  W_new(0) - lr * lambd / m * W.
+    sizes, m, lr, lambd = (3, 5, 1), 30, 0.1, 2.0
+    params = jaxhp.init_mlp(key, sizes)
+    x = jax.random.normal(key, (m, 3))
+    y = (x[:, 0] > 0).astype(jnp.int32)
+    config = jaxhp.TrainConfig(layer_sizes=sizes, steps=1)
+    step = jaxhp.make_update_step(config)
+    state = jaxhp.init_state(params, config)
+    with_l2, _ = step(state, x, y, key, jaxhp.HParams(lambd, 1.0, lr))
+    without, _ = step(state, x, y, key, jaxhp.HParams(0.0, 1.0, lr))
+    for new, base, old in zip(with_l2.params, without.params, params):
+        assert_close(new.W, base.W - lr * lambd / m * old.W, rtol=1e-5, atol=1e-7)
+        assert_close(new.b, base.b, rtol=1e-6)
+
+
+def test_learning_rate_change_does_not_recompile(key):
+    config = jaxhp.TrainConfig(layer_sizes=(2, 4, 1), steps=1)
+    step = jaxhp.make_update_step(config)
+    state = jaxhp.init_state(jaxhp.init_mlp(key, (2, 4, 1)), config)
+    x, y = jnp.ones((8, 2)), jnp.ones(8)
+    for lr, lambd, kp in [(0.1, 0.0, 1.0), (0.5, 0.3, 0.5), (2.0, 1.0, 0.9)]:
+        step(state, x, y, key, jaxhp.HParams(lambd, kp, lr))
+    assert step._cache_size() == 1
+
+
+def test_early_stopping_and_restore_best():
+    # Tiny noisy training set and a big net: the dev cost turns up, so training stops.
+    data = jaxhp.datasets.load("moons", n_train=24, n_dev=200, n_test=0, noise=0.45)
+    config = jaxhp.TrainConfig(layer_sizes=(2, 64, 64, 1), steps=4000, eval_every=40,
+                               optimizer="adam", patience=5, restore_best=True)
+    result = jaxhp.fit(jax.random.key(0), jaxhp.HParams(learning_rate=0.01), data, config)
+    assert int(result.stop_step) < config.steps
+    best = float(jnp.min(result.history.dev_cost))
+    x_dev, y_dev = data.dev
+    dev_cost_of_returned = float(jaxhp.loss(result.params, x_dev, y_dev))
+    np.testing.assert_allclose(dev_cost_of_returned, best, rtol=1e-5)
+    # History after the stop repeats the frozen params' values.
+    stopped_at = int(np.argmax(np.asarray(result.history.step) >= int(result.stop_step)))
+    assert np.ptp(np.asarray(result.history.dev_cost[stopped_at:])) < 1e-6
+
+
+def test_minibatch_runs_and_uses_training_set_m(moons):
+    config = jaxhp.TrainConfig(layer_sizes=(2, 16, 1), steps=300, batch_size=32)
+    result = jaxhp.fit(jax.random.key(0), jaxhp.HParams(0.1, 0.9, 0.3), moons, config)
+    assert float(result.history.dev_accuracy[-1]) > 0.8
+    # The recorded train cost is J with m = all 200 training rows.
+    x, y = moons.train
+    expected = jaxhp.loss(result.params, x, y, lambd=0.1)
+    np.testing.assert_allclose(result.history.train_cost[-1], expected, rtol=1e-5)
+
+
+def test_divergence_is_flagged_and_params_stay_finite(moons):
+    config = jaxhp.TrainConfig(layer_sizes=(2, 16, 1), steps=200, activation="tanh")
+    result = jaxhp.fit(jax.random.key(0), jaxhp.HParams(0.0, 1.0, 1e38), moons, config)
+    assert bool(result.diverged)
+    assert int(result.stop_step) < 200
+    assert all(bool(jnp.all(jnp.isfinite(leaf))) for leaf in jax.tree.leaves(result.params))
+
+
+def test_vmap_fit_equals_separate_fits(moons):
+    config = jaxhp.TrainConfig(layer_sizes=(2, 12, 4, 1), steps=120, batch_size=50,
+                               eval_every=20)
+    keys = jax.random.split(jax.random.key(3), 4)
+    hps = jaxhp.HParams(
+        lambd=jnp.array([0.0, 0.1, 1.0, 3.0]),
+        keep_prob=jnp.array([1.0, 0.8, 0.6, 0.9]),
+        learning_rate=jnp.array([0.1, 0.3, 0.5, 0.05]),
+    )
+    batched = jax.vmap(jaxhp.fit, in_axes=(0, 0, None, None))(keys, hps, moons, config)
+    for i in range(4):
+        single = jaxhp.fit(keys[i], jax.tree.map(lambda a: a[i], hps), moons, config)
+        assert_close(jax.tree.map(lambda a: a[i], batched), single, rtol=1e-6, atol=1e-7)
+
+
+def test_ragged_steps_and_history_steps(moons):
+    config = jaxhp.TrainConfig(layer_sizes=(2, 4, 1), steps=50, eval_every=20)
+    result = jaxhp.fit(jax.random.key(0), jaxhp.HParams(learning_rate=0.1), moons, config)
+    np.testing.assert_array_equal(result.history.step, [20, 40, 50])
+    assert int(result.stop_step) == 50
+
+
+@pytest.mark.parametrize(
+    "hparams, match",
+    [
+        (jaxhp.HParams(keep_prob=0.0), "keep_prob must be in"),
+        (jaxhp.HParams(keep_prob=1.2), "keep_prob must be in"),
+        (jaxhp.HParams(keep_prob=float("nan")), "keep_prob must be in"),
+        (jaxhp.HParams(lambd=-1.0), "lambd must be"),
+        (jaxhp.HParams(learning_rate=0.0), "learning_rate must be"),
+    ],
+)
+def test_bad_hparams(moons, hparams, match):
+    config = jaxhp.TrainConfig(layer_sizes=(2, 4, 1), steps=5)
+    with pytest.raises(ValueError, match=match):
+        jaxhp.fit(jax.random.key(0), hparams, moons, config)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"steps": 0}, "steps must be a positive int, got 0"),
+        ({"steps": -3}, "steps must be a positive int"),
+        ({"layer_sizes": (2,)}, "at least 2 entries"),
+        ({"layer_sizes": (2, 0, 1)}, "positive ints"),
+        ({"activation": "swish"}, "unknown activation 'swish'"),
+        ({"init": "orthogonal"}, "unknown init scheme 'orthogonal'"),
+        ({"optimizer": "lbfgs"}, "unknown optimizer 'lbfgs'.*'adam'"),
+        ({"eval_every": 50}, "eval_every must be <= steps"),
+        ({"dtype": "int32"}, "float dtype"),
+    ],
+)
+def test_bad_config(kwargs, match):
+    args = {"layer_sizes": (2, 4, 1), "steps": 10, **kwargs}
+    with pytest.raises(ValueError, match=match):
+        jaxhp.TrainConfig(**args)
+
+
+def test_bad_data(moons):
+    config = jaxhp.TrainConfig(layer_sizes=(2, 4, 1), steps=5)
+    x, y = moons.train
+    hp = jaxhp.HParams()
+    with pytest.raises(ValueError, match="batch_size must be <= the number of training"):
+        jaxhp.fit(jax.random.key(0), hp, moons, config.replace(batch_size=1000))
+    with pytest.raises(ValueError, match="different row counts"):
+        jaxhp.fit(jax.random.key(0), hp, jaxhp.Data((x, y[:-1])), config)
+    bad_x = np.array(x)
+    bad_x[7, 0] = np.nan
+    with pytest.raises(ValueError, match="train x contains NaN or inf, first at row 7"):
+        jaxhp.fit(jax.random.key(0), hp, jaxhp.Data((bad_x, y)), config)
+    with pytest.raises(ValueError, match="dev x.*0 or 1"):
+        jaxhp.fit(jax.random.key(0), hp, jaxhp.Data((x, y), (x, y + 1)), config)
+
+
+def test_custom_optimizer_factory(moons):
+    import optax
+
+    config = jaxhp.TrainConfig(layer_sizes=(2, 8, 1), steps=200,
+                               optimizer=lambda lr: optax.adamw(lr, weight_decay=0.0))
+    result = jaxhp.fit(jax.random.key(0), jaxhp.HParams(learning_rate=0.01), moons, config)
+    assert float(result.history.dev_accuracy[-1]) > 0.8
