@@ -1,19 +1,22 @@
 """jaxhp: regularisation, gradient checking and vectorised hyperparameter sweeps in JAX."""
 
-from jaxhp import datasets
+from jaxhp import datasets, testing
 from jaxhp.init import Layer, init_mlp
 from jaxhp.losses import accuracy, cross_entropy, l2_penalty, loss, predict
 from jaxhp.nn import dropout, dropout_mask, forward
 from jaxhp.records import Data, History, HParams, TrainConfig, TrainResult
+from jaxhp.gradcheck import GradCheckReport, LeafCheck, grad_check
 from jaxhp.train import TrainState, fit, init_state, make_update_step
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Data",
+    "GradCheckReport",
     "HParams",
     "History",
     "Layer",
+    "LeafCheck",
     "TrainConfig",
     "TrainResult",
     "TrainState",
@@ -23,6 +26,7 @@ __all__ = [
     "dropout",
     "dropout_mask",
     "fit",
+    "grad_check",
     "forward",
     "init_mlp",
     "init_state",
@@ -30,4 +34,5 @@ __all__ = [
     "loss",
     "make_update_step",
     "predict",
+    "testing",
 ]

@@ -1,0 +1,434 @@
+"""Gradient checking against centred finite differences, reported per parameter leaf.
+
+COURSE.md point 11: ``d_approx[i] = (J(θ + ε e_i) - J(θ - ε e_i)) / (2 ε)`` and
+``difference = ||d_approx - d|| / (||d_approx|| + ||d||)``, read with the bands
+<= 1e-7 great, <= 1e-5 check, <= 1e-3 suspicious, > 1e-3 bug. jaxhp computes it for every
+leaf of the params pytree (named by its path) and overall, in float64 inside a local
+``jax.enable_x64`` context, with all perturbed evaluations vmapped in memory-sized chunks.
+
+Step size. The centred difference has truncation error ~ε²|J'''|/6 and rounding error
+~u|J|/ε (u = 2.2e-16 in float64), balanced at ε ≈ u^(1/3) ≈ 6e-6 for a unit-scale leaf.
+Each leaf uses ``ε_leaf = 6e-6 * max(1, rms(leaf))`` unless ``eps`` is given.
+
+Zero gradients. A leaf whose analytic and numeric gradients both lie below the
+finite-difference noise floor (``||·|| <= 100 u (1 + |J|) / ε_leaf * sqrt(n)``) counts as
+zero and gets difference 0; a leaf where one side is above the floor and the other is not is
+judged normally (difference ~1).
+
+Dropout. A loss that draws fresh randomness on each call has no gradient to check and is
+refused. A jaxhp loss with dropout and a *fixed* ``key`` is a deterministic function of the
+params (the same masks every evaluation), so checking it is valid: it checks the gradient
+for that mask. Set keep_prob=1 to check the plain cost J, as the course advises.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.flatten_util import ravel_pytree
+
+BANDS = ((1e-7, "great"), (1e-5, "check"), (1e-3, "suspicious"))
+MODES = ("full", "directions")
+_ROUNDING = float(np.finfo(np.float64).eps)
+_DEFAULT_EPS = _ROUNDING ** (1 / 3)  # ≈ 6.1e-6
+DEFAULT_MEMORY_BUDGET = 256 * 2**20  # bytes of live evaluations per vmapped chunk
+
+
+def verdict(difference: float) -> str:
+    """The course's reading of a relative difference."""
+    for bound, name in BANDS:
+        if difference <= bound:
+            return name
+    return "bug"
+
+
+def path_name(path: tuple) -> str:
+    """A readable leaf name: ``[0].W`` for a tuple of records, ``W1`` or ``enc.W`` for dicts."""
+    parts = []
+    for entry in path:
+        if isinstance(entry, jax.tree_util.DictKey):
+            parts.append(("." if parts else "") + str(entry.key))
+        elif isinstance(entry, jax.tree_util.GetAttrKey):
+            parts.append(("." if parts else "") + entry.name)
+        elif isinstance(entry, jax.tree_util.SequenceKey):
+            parts.append(f"[{entry.idx}]")
+        else:
+            parts.append(str(entry))
+    return "".join(parts) or "<root>"
+
+
+class LeafCheck(NamedTuple):
+    """The check of one leaf. ``worst_index`` and the values there are None in directions
+    mode until :meth:`GradCheckReport.locate` narrows the leaf down."""
+
+    path: str
+    shape: tuple[int, ...]
+    difference: float
+    verdict: str
+    n_checked: int  # coordinates (full) or directions (directions mode)
+    worst_index: tuple[int, ...] | None = None
+    analytic: float | None = None
+    numeric: float | None = None
+
+
+class _Problem(NamedTuple):
+    """Everything the evaluations need, in float64 and flat form."""
+
+    loss_flat: Callable  # θ (P,) -> J
+    theta: jax.Array
+    grad: jax.Array  # analytic gradient, flat
+    value: float
+    names: list[str]
+    shapes: list[tuple[int, ...]]
+    offsets: list[int]
+    eps: list[float]  # per leaf
+    chunk: int
+
+
+class GradCheckReport(NamedTuple):
+    """Result of :func:`grad_check`. ``str(report)`` is a table, worst leaf first.
+
+    Attributes:
+      leaves: one :class:`LeafCheck` per leaf, in tree order.
+      difference: the overall relative difference.
+      verdict: the course's band for ``difference``.
+      mode: ``"full"`` or ``"directions"``.
+      passed: True when every leaf and the overall number are at most ``tol``.
+    """
+
+    leaves: tuple[LeafCheck, ...]
+    difference: float
+    verdict: str
+    mode: str
+    tol: float
+    problem: _Problem
+
+    @property
+    def passed(self) -> bool:
+        return self.difference <= self.tol and all(c.difference <= self.tol for c in self.leaves)
+
+    @property
+    def ranked(self) -> list[LeafCheck]:
+        """Leaves sorted worst first."""
+        return sorted(self.leaves, key=lambda c: -c.difference)
+
+    @property
+    def worst(self) -> LeafCheck:
+        return self.ranked[0]
+
+    @property
+    def failing(self) -> list[LeafCheck]:
+        return [c for c in self.ranked if c.difference > self.tol]
+
+    def locate(self, leaf: str | None = None, *, top: int = 4, key=None) -> LeafCheck:
+        """Narrow a leaf down to its worst coordinate without scanning every coordinate.
+
+        Bisection: the leaf's coordinates are split in two blocks; for each block the
+        directional derivative along two random directions supported on that block is
+        compared with its finite difference, and the block with the larger discrepancy is
+        kept, until at most ``top`` coordinates remain; those are checked one by one.
+        Cost: about 8 log2(n) + 2 top evaluations for a leaf of n coordinates.
+
+        Args:
+          leaf: the leaf's path; the worst leaf when None.
+          top: size of the final block that is checked coordinate by coordinate.
+          key: PRNG key for the random directions.
+
+        Returns:
+          The leaf's :class:`LeafCheck` with ``worst_index``, ``analytic`` and ``numeric``.
+        """
+        p = self.problem
+        name = self.worst.path if leaf is None else leaf
+        if name not in p.names:
+            raise ValueError(f"unknown leaf {name!r}; leaves: {', '.join(p.names)}")
+        i = p.names.index(name)
+        lo, hi = p.offsets[i], p.offsets[i] + math.prod(p.shapes[i])
+        key = jax.random.key(1) if key is None else key
+        with jax.enable_x64(True):
+            while hi - lo > top:
+                mid = (lo + hi) // 2
+                key, sub = jax.random.split(key)
+                blocks = [(lo, mid), (lo, mid), (mid, hi), (mid, hi)]
+                num, ana = _directional(p, blocks, jax.random.split(sub, 4))
+                gap = np.abs(num - ana)
+                lo, hi = (lo, mid) if gap[:2].sum() >= gap[2:].sum() else (mid, hi)
+            numeric = _coordinates(p, np.arange(lo, hi))
+            analytic = np.asarray(p.grad[lo:hi])
+        j = int(np.argmax(np.abs(numeric - analytic)))
+        index = np.unravel_index(lo + j - p.offsets[i], p.shapes[i])
+        found = self.leaves[i]._replace(
+            worst_index=tuple(int(k) for k in index),
+            analytic=float(analytic[j]),
+            numeric=float(numeric[j]),
+        )
+        return found
+
+    def __str__(self) -> str:
+        p = self.problem
+        lines = [
+            f"grad_check mode={self.mode}  J={p.value:.6g}  overall difference "
+            f"{self.difference:.2e} ({self.verdict})",
+            f"{'leaf':<16}{'shape':<14}{'checked':>8}  {'difference':>10}  {'verdict':<10}"
+            f"{'worst index':<14}{'analytic':>12}  {'numeric':>12}",
+        ]
+        for c in self.ranked:
+            index = "" if c.worst_index is None else str(c.worst_index)
+            ana = "" if c.analytic is None else f"{c.analytic:.5e}"
+            num = "" if c.numeric is None else f"{c.numeric:.5e}"
+            lines.append(
+                f"{c.path:<16}{str(c.shape):<14}{c.n_checked:>8}  {c.difference:>10.2e}  "
+                f"{c.verdict:<10}{index:<14}{ana:>12}  {num:>12}"
+            )
+        worst = self.worst
+        if worst.worst_index is not None:
+            lines.append(
+                f"worst coordinate: {worst.path}{list(worst.worst_index)}: analytic "
+                f"{worst.analytic:.6e}, numeric {worst.numeric:.6e}"
+            )
+        elif self.mode == "directions" and worst.difference > self.tol:
+            lines.append(f"call report.locate({worst.path!r}) to find its worst coordinate")
+        return "\n".join(lines)
+
+
+def _to_float64(tree):
+    def cast(leaf):
+        if isinstance(leaf, (jax.Array, np.ndarray)) and jnp.issubdtype(leaf.dtype, jnp.floating):
+            return jnp.asarray(leaf, jnp.float64)
+        return leaf
+
+    return jax.tree.map(cast, tree)
+
+
+def _chunk_size(loss_flat: Callable, theta: jax.Array, budget: int) -> int:
+    """Evaluations per vmapped chunk so that their live memory fits ``budget`` bytes."""
+    try:
+        stats = jax.jit(loss_flat).lower(theta).compile().memory_analysis()
+        per_eval = stats.temp_size_in_bytes + 3 * stats.argument_size_in_bytes
+    except Exception:  # noqa: BLE001 - memory_analysis is best effort on some backends
+        per_eval = 0
+    per_eval = max(per_eval, 4 * theta.size * 8, 1024)
+    return int(max(1, min(4096, budget // per_eval)))
+
+
+def _coordinates(p: _Problem, indices: np.ndarray) -> np.ndarray:
+    """Centred differences along the coordinate axes ``indices`` (vmapped, chunked)."""
+    eps_of = np.repeat(np.asarray(p.eps), [math.prod(s) for s in p.shapes])
+    steps = jnp.asarray(eps_of[indices])
+
+    def one(args):
+        i, h = args
+        return (p.loss_flat(p.theta.at[i].add(h)) - p.loss_flat(p.theta.at[i].add(-h))) / (2 * h)
+
+    run = jax.jit(lambda idx, hs: jax.lax.map(one, (idx, hs), batch_size=p.chunk))
+    return np.asarray(run(jnp.asarray(indices), steps))
+
+
+def _directional(p: _Problem, blocks: list[tuple[int, int]], keys) -> tuple[np.ndarray, ...]:
+    """For each block [lo, hi) and key: a random unit direction v supported on the block;
+    returns the centred difference of J along v and the analytic <grad, v>."""
+    index = jnp.arange(p.theta.size)
+    eps_of = jnp.asarray(np.repeat(np.asarray(p.eps), [math.prod(s) for s in p.shapes]))
+
+    def one(args):
+        lo, hi, key = args
+        inside = (index >= lo) & (index < hi)
+        v = jnp.where(inside, jax.random.normal(key, p.theta.shape, jnp.float64), 0.0)
+        v = v / jnp.linalg.norm(v)
+        h = eps_of[lo]
+        numeric = (p.loss_flat(p.theta + h * v) - p.loss_flat(p.theta - h * v)) / (2 * h)
+        return numeric, jnp.dot(p.grad, v)
+
+    lo = jnp.asarray([b[0] for b in blocks])
+    hi = jnp.asarray([b[1] for b in blocks])
+    run = jax.jit(lambda *xs: jax.lax.map(one, xs, batch_size=p.chunk))
+    numeric, analytic = run(lo, hi, keys)
+    return np.asarray(numeric), np.asarray(analytic)
+
+
+def _relative_difference(numeric: np.ndarray, analytic: np.ndarray, floor: float) -> float:
+    denominator = np.linalg.norm(numeric) + np.linalg.norm(analytic)
+    gap = np.linalg.norm(numeric - analytic)
+    if denominator <= floor:
+        return 0.0 if gap <= floor else 1.0
+    return float(gap / denominator)
+
+
+def _prepare(f, params, args, kwargs, grad_fn, eps, memory_budget) -> _Problem:
+    leaves_with_paths, treedef = jax.tree_util.tree_flatten_with_path(params)
+    if not leaves_with_paths:
+        raise ValueError("params is an empty pytree: there is no gradient to check")
+    for path, leaf in leaves_with_paths:
+        if not jnp.issubdtype(jnp.asarray(leaf).dtype, jnp.floating):
+            raise TypeError(
+                f"params leaf {path_name(path)} has dtype {jnp.asarray(leaf).dtype}; "
+                "gradient checking needs float leaves"
+            )
+    params = _to_float64(jax.tree.map(jnp.asarray, params))
+    args, kwargs = _to_float64(args), _to_float64(kwargs)
+    value = f(params, *args, **kwargs)
+    if jnp.shape(value) != ():
+        raise ValueError(
+            f"f must return a scalar cost, got an array of shape {jnp.shape(value)}"
+        )
+    again = f(params, *args, **kwargs)
+    if not np.array_equal(np.asarray(value), np.asarray(again), equal_nan=True):
+        raise ValueError(
+            f"f is not deterministic: two evaluations at the same params gave {float(value)!r} "
+            f"and {float(again)!r}. Fix its randomness (pass a fixed dropout key) or set "
+            "keep_prob=1 before checking gradients"
+        )
+    if not np.isfinite(float(value)):
+        raise ValueError(f"f returned a non-finite cost {float(value)} at params")
+    if grad_fn is None:
+        grads = jax.grad(f)(params, *args, **kwargs)
+    else:
+        grads = _to_float64(grad_fn(params, *args, **kwargs))
+        _check_grad_structure(params, grads)
+    theta, unravel = ravel_pytree(params)
+    grad_flat, _ = ravel_pytree(grads)
+    names = [path_name(path) for path, _ in leaves_with_paths]
+    shapes = [tuple(jnp.shape(leaf)) for _, leaf in leaves_with_paths]
+    sizes = [math.prod(s) for s in shapes]
+    offsets = list(np.cumsum([0, *sizes[:-1]]).astype(int))
+    if eps is None:
+        eps_list = [
+            _DEFAULT_EPS * max(1.0, float(np.sqrt(np.mean(np.square(np.asarray(leaf))))))
+            if leaf.size else _DEFAULT_EPS
+            for leaf in jax.tree.leaves(params)
+        ]
+    else:
+        eps_list = [float(eps)] * len(names)
+
+    def loss_flat(theta_vec):
+        return f(unravel(theta_vec), *args, **kwargs)
+
+    chunk = _chunk_size(loss_flat, theta, memory_budget)
+    return _Problem(loss_flat, theta, grad_flat, float(value), names, shapes,
+                    [int(o) for o in offsets], eps_list, chunk)
+
+
+def _check_grad_structure(params, grads):
+    p_def, g_def = jax.tree.structure(params), jax.tree.structure(grads)
+    if p_def != g_def:
+        raise ValueError(
+            f"grad_fn must return a pytree with the structure of params; got {g_def}, "
+            f"expected {p_def}"
+        )
+    for (path, p), g in zip(jax.tree_util.tree_flatten_with_path(params)[0],
+                            jax.tree.leaves(grads)):
+        if jnp.shape(p) != jnp.shape(g):
+            raise ValueError(
+                f"grad_fn's gradient for leaf {path_name(path)} has shape {jnp.shape(g)}, "
+                f"but the parameter has shape {jnp.shape(p)}"
+            )
+
+
+def grad_check(
+    f: Callable,
+    params: Any,
+    *args,
+    grad_fn: Callable | None = None,
+    mode: str = "full",
+    eps: float | None = None,
+    n_directions: int = 8,
+    key: jax.Array | None = None,
+    tol: float = 1e-5,
+    memory_budget: int = DEFAULT_MEMORY_BUDGET,
+    **kwargs,
+) -> GradCheckReport:
+    """Compare a gradient with centred finite differences, leaf by leaf, in float64.
+
+    Args:
+      f: ``f(params, *args, **kwargs) -> scalar``, traceable by JAX and deterministic.
+      params: any pytree of float arrays (upcast to float64; the caller's arrays and global
+        config are untouched).
+      *args, **kwargs: passed to ``f`` (and ``grad_fn``); float arrays are upcast too.
+      grad_fn: the gradient under test, ``grad_fn(params, *args, **kwargs)`` returning a
+        pytree like params (e.g. a hand-written backward pass). Default ``jax.grad(f)``.
+      mode: ``"full"`` perturbs every coordinate (2P evaluations); ``"directions"`` compares
+        ``<g, v>`` with the finite difference along ``n_directions`` random unit directions
+        per leaf (2 × leaves × n_directions evaluations).
+      eps: step size for every leaf; default ``6e-6 * max(1, rms(leaf))`` per leaf.
+      n_directions: directions per leaf in ``"directions"`` mode.
+      key: PRNG key for the directions (a fixed default when None).
+      tol: the difference above which ``report.passed`` is False (default: the course's
+        "check" band, 1e-5).
+      memory_budget: bytes that one vmapped chunk of evaluations may use.
+
+    Returns:
+      A :class:`GradCheckReport`; ``str(report)`` is the per-leaf table.
+
+    Raises:
+      ValueError: an empty params tree, a non-scalar or non-deterministic ``f``, a
+        ``grad_fn`` output whose structure or shapes differ from params, ``eps <= 0``,
+        ``n_directions <= 0`` or an unknown mode.
+      TypeError: a non-float params leaf.
+
+    Example:
+      >>> params = jaxhp.init_mlp(jax.random.key(0), (3, 5, 1))
+      >>> x, y = jnp.ones((4, 3)), jnp.array([0, 1, 1, 0])
+      >>> report = grad_check(jaxhp.loss, params, x, y, lambd=0.7)
+      >>> report.verdict
+      'great'
+    """
+    if mode not in MODES:
+        raise ValueError(f"unknown mode {mode!r}; allowed: 'full', 'directions'")
+    if eps is not None and not (float(eps) > 0):
+        raise ValueError(f"eps must be > 0, got {eps!r}")
+    if isinstance(n_directions, bool) or not isinstance(n_directions, int) or n_directions <= 0:
+        raise ValueError(f"n_directions must be a positive int, got {n_directions!r}")
+    if not (tol > 0):
+        raise ValueError(f"tol must be > 0, got {tol!r}")
+    with jax.enable_x64(True):
+        p = _prepare(f, params, args, kwargs, grad_fn, eps, memory_budget)
+        if mode == "full":
+            leaves, diff = _check_full(p)
+        else:
+            key = jax.random.key(0) if key is None else key
+            leaves, diff = _check_directions(p, n_directions, key)
+    return GradCheckReport(tuple(leaves), diff, verdict(diff), mode, tol, p)
+
+
+def _noise_floor(p: _Problem, i: int, n: int) -> float:
+    return 100 * _ROUNDING * (1 + abs(p.value)) / p.eps[i] * math.sqrt(n)
+
+
+def _check_full(p: _Problem):
+    numeric = _coordinates(p, np.arange(p.theta.size))
+    analytic = np.asarray(p.grad)
+    leaves = []
+    for i, (name, shape, lo) in enumerate(zip(p.names, p.shapes, p.offsets)):
+        n = math.prod(shape)
+        num, ana = numeric[lo:lo + n], analytic[lo:lo + n]
+        diff = _relative_difference(num, ana, _noise_floor(p, i, n))
+        j = int(np.argmax(np.abs(num - ana))) if n else 0
+        leaves.append(LeafCheck(
+            path=name, shape=shape, difference=diff, verdict=verdict(diff), n_checked=n,
+            worst_index=tuple(int(k) for k in np.unravel_index(j, shape)) if n else (),
+            analytic=float(ana[j]) if n else 0.0, numeric=float(num[j]) if n else 0.0,
+        ))
+    floor = max(_noise_floor(p, i, math.prod(s)) for i, s in enumerate(p.shapes))
+    return leaves, _relative_difference(numeric, analytic, floor)
+
+
+def _check_directions(p: _Problem, n_directions: int, key):
+    blocks = [
+        (lo, lo + math.prod(shape))
+        for lo, shape in zip(p.offsets, p.shapes) for _ in range(n_directions)
+    ]
+    numeric, analytic = _directional(p, blocks, jax.random.split(key, len(blocks)))
+    leaves = []
+    for i, (name, shape) in enumerate(zip(p.names, p.shapes)):
+        part = slice(i * n_directions, (i + 1) * n_directions)
+        # Each directional derivative is a unit-norm projection: floor with n = directions.
+        diff = _relative_difference(numeric[part], analytic[part],
+                                    _noise_floor(p, i, n_directions))
+        leaves.append(LeafCheck(path=name, shape=shape, difference=diff,
+                                verdict=verdict(diff), n_checked=n_directions))
+    floor = max(_noise_floor(p, i, n_directions) for i in range(len(p.names)))
+    return leaves, _relative_difference(numeric, analytic, floor)
