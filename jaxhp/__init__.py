@@ -1,38 +1,46 @@
 """jaxhp: regularisation, gradient checking and vectorised hyperparameter sweeps in JAX."""
 
-from jaxhp import datasets, testing
+from jaxhp import datasets, sweep, testing
+from jaxhp.diagnose import Diagnosis, diagnose
+from jaxhp.gradcheck import GradCheckReport, LeafCheck, grad_check
 from jaxhp.init import Layer, init_mlp
 from jaxhp.losses import accuracy, cross_entropy, l2_penalty, loss, predict
 from jaxhp.nn import dropout, dropout_mask, forward
 from jaxhp.records import Data, History, HParams, TrainConfig, TrainResult
-from jaxhp.gradcheck import GradCheckReport, LeafCheck, grad_check
+from jaxhp.results import SweepResults
+from jaxhp.sweep import run_sweep
 from jaxhp.train import TrainState, fit, init_state, make_update_step
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Data",
+    "Diagnosis",
     "GradCheckReport",
     "HParams",
     "History",
     "Layer",
     "LeafCheck",
+    "SweepResults",
     "TrainConfig",
     "TrainResult",
     "TrainState",
     "accuracy",
     "cross_entropy",
     "datasets",
+    "diagnose",
     "dropout",
     "dropout_mask",
     "fit",
-    "grad_check",
     "forward",
+    "grad_check",
     "init_mlp",
     "init_state",
     "l2_penalty",
     "loss",
     "make_update_step",
     "predict",
+    "run_sweep",
+    "sweep",
     "testing",
 ]

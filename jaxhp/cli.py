@@ -42,10 +42,22 @@ def _add_data_args(parser: argparse.ArgumentParser, default_layers: str):
 
 
 def _load_data(args):
-    data = datasets.load(args.dataset, n_train=args.n_train, n_dev=args.n_dev, n_test=0,
-                         noise=args.noise, seed=args.data_seed)
-    n_out = datasets.n_classes(args.dataset)
-    return data, n_out if n_out > 2 else 1
+    """A built-in dataset by name, or an .npz/.csv file split train/dev/test by the course's
+    rule (stratified, seeded by --data-seed). Returns the Data and the output width."""
+    if args.dataset in datasets.GENERATORS:
+        data = datasets.load(args.dataset, n_train=args.n_train, n_dev=args.n_dev, n_test=0,
+                             noise=args.noise, seed=args.data_seed)
+        n_classes = datasets.n_classes(args.dataset)
+    elif args.dataset.endswith((".npz", ".csv")):
+        from jaxhp.data import load_file, split
+
+        x, y = load_file(args.dataset)
+        data = split(x, y, key=args.data_seed).data()
+        n_classes = int(y.max()) + 1
+    else:
+        raise ValueError(f"--dataset must be one of {', '.join(datasets.GENERATORS)} or an "
+                         f".npz/.csv file, got {args.dataset!r}")
+    return data, n_classes if n_classes > 2 else 1
 
 
 def _config(args, data, n_out):
@@ -102,6 +114,91 @@ def _train(args) -> int:
     return 0
 
 
+def _axis(text: str, name: str):
+    """A sweep axis: comma-separated values (``a/b`` is a per-layer keep_prob), or
+    ``loguniform:a:b`` / ``uniform:a:b`` for random search."""
+    from jaxhp import sweep
+
+    kind, _, rest = text.partition(":")
+    if kind in ("loguniform", "uniform"):
+        try:
+            a, b = (float(v) for v in rest.split(":"))
+        except ValueError as err:
+            raise ValueError(f"--{name} {text!r}: expected {kind}:a:b") from err
+        return getattr(sweep, kind)(a, b)
+    try:
+        return [tuple(float(p) for p in v.split("/")) if "/" in v else float(v)
+                for v in text.split(",")]
+    except ValueError as err:
+        raise ValueError(f"--{name} {text!r}: expected comma-separated numbers, or "
+                         "loguniform:a:b / uniform:a:b with --random N") from err
+
+
+def _space(args):
+    from jaxhp import sweep
+
+    axes = {
+        "lambd": _axis(args.lambd, "lambd"),
+        "keep_prob": _axis(args.keep_prob, "keep-prob"),
+        "learning_rate": _axis(args.learning_rate, "learning-rate"),
+    }
+    if args.random is None:
+        for name, values in axes.items():
+            if not isinstance(values, list):
+                raise ValueError(f"--{name.replace('_', '-')} is a distribution; add "
+                                 "--random N to draw N members from it")
+        return sweep.grid(seeds=args.seeds, **axes)
+    return sweep.random(args.seed, args.random, seeds=args.seeds, **axes)
+
+
+def _sweep(args) -> int:
+    from jaxhp.sweep import run_sweep
+
+    data, n_out = _load_data(args)
+    config = _config(args, data, n_out)
+    space = _space(args)
+    results = run_sweep(space, data, config, seed=args.seed, chunk_size=args.chunk_size,
+                        checkpoint=args.checkpoint, progress=not args.quiet)
+    meta = results.meta
+    print(f"trained {meta['members']} members in {meta['seconds']:.1f} s "
+          f"({meta['chunks_run']} chunk(s) of {meta['chunk_size']}, "
+          f"{meta['members_from_checkpoint']} from checkpoint)")
+    if results.diverged_members:
+        print(f"diverged (flagged, excluded from the ranking): {results.diverged_members}")
+    print(_format_rows(results.top(args.top)))
+    best = results.best()
+    print(f"\nbest member #{best['member']}: lambd={best['lambd']:.4g} "
+          f"keep_prob={_keep_text(best)} learning_rate={best['learning_rate']:.4g} "
+          f"seed={best['seed']}")
+    print(results.diagnosis(best["member"], bayes_error=args.bayes_error))
+    out = Path(args.out)
+    results.to_csv(out / "results.csv")
+    results.to_json(out / "results.json")
+    y_axis = "keep_prob" if "keep_prob" in results.columns() else "keep_prob_1"
+    results.plot_heatmap(out / "heatmap.png", x="lambd", y=y_axis)
+    results.plot_curves(out / "curves.png", top=min(args.top, 5))
+    print(f"wrote results.csv, results.json, heatmap.png and curves.png to {out}/")
+    return 0
+
+
+def _keep_text(row) -> str:
+    if "keep_prob" in row:
+        return f"{row['keep_prob']:.4g}"
+    return "/".join(f"{v:.3g}" for k, v in row.items() if k.startswith("keep_prob_"))
+
+
+def _format_rows(rows) -> str:
+    lines = [f"{'member':>6} {'seed':>4} {'lambd':>9} {'keep_prob':>11} {'lr':>8} "
+             f"{'train acc':>9} {'dev acc':>8} {'dev cost':>9} {'stop':>6}"]
+    for r in rows:
+        lines.append(
+            f"{r['member']:>6} {r['seed']:>4} {r['lambd']:>9.4g} {_keep_text(r):>11} "
+            f"{r['learning_rate']:>8.4g} {r['train_accuracy']:>9.4f} "
+            f"{r['dev_accuracy']:>8.4f} {r['dev_cost']:>9.4f} {r['stop_step']:>6}"
+        )
+    return "\n".join(lines)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="jaxhp", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -116,6 +213,28 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--save", type=Path, default=None, help="write params to this .npz")
     train.add_argument("--plot", type=Path, default=None, help="write the cost curve PNG")
     train.set_defaults(run=_train)
+
+    sweep = commands.add_parser(
+        "sweep", help="train a lambd x keep_prob x learning-rate sweep in one program")
+    _add_data_args(sweep, "20,3")
+    sweep.add_argument("--lambd", default="0,0.01,0.1,1,3,10",
+                       help="values a,b,c or loguniform:a:b / uniform:a:b with --random")
+    sweep.add_argument("--keep-prob", default="0.5,0.6,0.7,0.8,0.9,1.0",
+                       help="values (0.8/0.9 = per hidden layer) or uniform:a:b")
+    sweep.add_argument("--learning-rate", "--lr", default="0.3",
+                       help="values or loguniform:a:b")
+    sweep.add_argument("--random", type=int, default=None,
+                       help="draw N random members instead of a grid")
+    sweep.add_argument("--seeds", type=int, default=1, help="seeds per point")
+    sweep.add_argument("--seed", type=int, default=0, help="base seed")
+    sweep.add_argument("--chunk-size", default="auto",
+                       type=lambda v: v if v == "auto" else int(v))
+    sweep.add_argument("--checkpoint", default=None, help="folder for resumable chunks")
+    sweep.add_argument("--out", default="jaxhp-out", help="folder for results and plots")
+    sweep.add_argument("--top", type=int, default=5, help="members to print")
+    sweep.add_argument("--bayes-error", type=float, default=0.0)
+    sweep.add_argument("--quiet", action="store_true", help="no progress bar")
+    sweep.set_defaults(run=_sweep)
     return parser
 
 

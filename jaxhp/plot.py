@@ -40,3 +40,56 @@ def plot_cost(history: History, path, *, title: str = "cost") -> Path:
     ax.set_title(title)
     ax.legend()
     return _save(fig, path)
+
+
+def heatmap(xs, ys, values, path, *, x: str, y: str, metric: str) -> Path:
+    """Mean of ``values`` per (x, y) cell; a colour scatter when there are too many distinct
+    values for a grid (random search). Log-scaled axes for positive log-spread values."""
+    plt = _pyplot()
+    xs, ys, values = (np.asarray(a, np.float64) for a in (xs, ys, values))
+    ux, uy = np.unique(xs), np.unique(ys)
+    fig, ax = plt.subplots(figsize=(6.5, 5))
+    if len(ux) * len(uy) <= 400 and len(ux) <= 20 and len(uy) <= 20:
+        grid = np.full((len(uy), len(ux)), np.nan)
+        for j, yv in enumerate(uy):
+            for i, xv in enumerate(ux):
+                cell = values[(xs == xv) & (ys == yv)]
+                cell = cell[np.isfinite(cell)]
+                if cell.size:
+                    grid[j, i] = cell.mean()
+        image = ax.imshow(grid, origin="lower", aspect="auto", cmap="viridis")
+        ax.set_xticks(range(len(ux)), [f"{v:.3g}" for v in ux], rotation=45)
+        ax.set_yticks(range(len(uy)), [f"{v:.3g}" for v in uy])
+        for j in range(len(uy)):
+            for i in range(len(ux)):
+                if np.isfinite(grid[j, i]):
+                    ax.text(i, j, f"{grid[j, i]:.3f}", ha="center", va="center",
+                            fontsize=7, color="w")
+    else:
+        image = ax.scatter(xs, ys, c=values, cmap="viridis", s=25)
+        for axis_values, set_scale in ((xs, ax.set_xscale), (ys, ax.set_yscale)):
+            positive = axis_values[axis_values > 0]
+            if positive.size == axis_values.size and positive.max() / positive.min() > 50:
+                set_scale("log")
+    fig.colorbar(image, ax=ax, label=metric)
+    ax.set_xlabel(x)
+    ax.set_ylabel(y)
+    ax.set_title(f"{metric} by {x} and {y}")
+    return _save(fig, path)
+
+
+def curves(history: History, members, labels, path) -> Path:
+    """Train (dashed) and dev (solid) cost curves of the chosen sweep members."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    steps = np.asarray(history.step)
+    for i, (member, label) in enumerate(zip(members, labels)):
+        colour = f"C{i % 10}"
+        step = steps[member] if steps.ndim == 2 else steps
+        ax.plot(step, np.asarray(history.dev_cost)[member], color=colour, label=label)
+        ax.plot(step, np.asarray(history.train_cost)[member], color=colour, ls="--", lw=0.8)
+    ax.set_xlabel("step")
+    ax.set_ylabel("cost (solid: dev, dashed: train J)")
+    ax.set_title("cost curves of the best members")
+    ax.legend(fontsize=7)
+    return _save(fig, path)

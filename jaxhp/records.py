@@ -149,8 +149,8 @@ class TrainResult(NamedTuple):
       best_params: params at the best recorded dev cost.
       history: a :class:`History`.
       stop_step: updates applied before training ended (``steps`` if it ran to the end).
-      diverged: True when the loss or params became non-finite; params are then those of the
-        last finite step, never NaN.
+      diverged: True when the loss or params became non-finite; params are then the last
+        ones whose loss was finite, never NaN.
       best_step: the step at which ``best_params`` were recorded.
     """
 

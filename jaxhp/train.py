@@ -113,6 +113,7 @@ def _select(pred, on_true, on_false):
 
 class _Carry(NamedTuple):
     state: TrainState
+    previous: TrainState  # the state before the last accepted step, to roll back to
     perm: jax.Array  # current epoch's shuffle (mini-batch mode only)
     active: jax.Array  # False once stopped early or diverged
     updates: jax.Array  # updates applied so far
@@ -123,27 +124,39 @@ class _Carry(NamedTuple):
     bad_evals: jax.Array  # evaluations since the last improvement
 
 
-def _prepare(hparams: HParams, data: Data, config: TrainConfig):
-    """Validate (when concrete) and cast; returns hparams, (x, t), (x_dev, t_dev) or None."""
+def check_inputs(hparams: HParams, data: Data, config: TrainConfig) -> Data:
+    """Validate concrete inputs before anything is compiled; returns ``data`` as a Data.
+
+    Array values are only checked when concrete (not inside a caller's jit/vmap).
+    """
     if not isinstance(data, Data):
         data = Data(*data)
-    hparams = HParams(*(jnp.asarray(v) for v in hparams))
-    hparams.validate(n_hidden=config.n_hidden)
-    sizes, dtype = config.layer_sizes, jnp.dtype(config.dtype)
-    sets = []
+    HParams(*hparams).validate(n_hidden=config.n_hidden)
+    sizes = config.layer_sizes
+    if data.train is None:
+        raise ValueError("data.train is required: Data(train=(x, y), dev=(x, y))")
     for name, pair in (("train x", data.train), ("dev x", data.dev)):
-        if pair is None:
-            sets.append(None)
-            continue
-        x, y = pair
-        _checks.check_xy(x, y, n_in=sizes[0], n_out=sizes[-1], name=name)
-        sets.append((jnp.asarray(x, dtype), targets(jnp.asarray(y), sizes[-1], dtype)))
-    m = sets[0][0].shape[0]
+        if pair is not None:
+            _checks.check_xy(pair[0], pair[1], n_in=sizes[0], n_out=sizes[-1], name=name)
+    m = data.train[0].shape[0]
     if config.batch_size is not None and config.batch_size > m:
         raise ValueError(
             f"batch_size must be <= the number of training examples ({m}), "
             f"got {config.batch_size}"
         )
+    return data
+
+
+def _prepare(hparams: HParams, data: Data, config: TrainConfig):
+    """Validate (when concrete) and cast; returns hparams, (x, t), (x_dev, t_dev) or None."""
+    data = check_inputs(hparams, data, config)
+    hparams = HParams(*(jnp.asarray(v) for v in hparams))
+    n_out, dtype = config.layer_sizes[-1], jnp.dtype(config.dtype)
+    sets = [
+        None if pair is None
+        else (jnp.asarray(pair[0], dtype), targets(jnp.asarray(pair[1]), n_out, dtype))
+        for pair in (data.train, data.dev)
+    ]
     return hparams, sets[0], sets[1]
 
 
@@ -164,8 +177,10 @@ def fit(
 
     Early stopping: after each evaluation, the dev cost (train cost without dev data) is
     compared with the best so far; after ``config.patience`` evaluations without an
-    improvement larger than ``config.min_delta`` the updates freeze. A step whose loss or new
-    params are non-finite is rejected and the run is flagged ``diverged``.
+    improvement larger than ``config.min_delta`` the updates freeze. When a step's loss is
+    non-finite the step that produced those params is undone; when its new params are
+    non-finite the step is rejected; either way the run stops and is flagged ``diverged``,
+    keeping params whose loss was finite.
 
     Args:
       key: PRNG key.
@@ -218,13 +233,19 @@ def fit(
         new_state, metrics = _update(config, m, carry.state, xb, tb,
                                      jax.random.fold_in(train_key, step), hparams)
         active = carry.active & (step < config.steps) if ragged else carry.active
-        finite = jnp.isfinite(metrics["loss"]) & _all_finite(new_state.params)
+        loss_ok = jnp.isfinite(metrics["loss"])
+        finite = loss_ok & _all_finite(new_state.params)
         accept = active & finite
+        # A non-finite loss means the current params are already bad: undo the step that
+        # made them. Non-finite new params only reject this step.
+        rollback = active & ~loss_ok
+        kept = _select(rollback, carry.previous, carry.state)
         return carry._replace(
-            state=_select(accept, new_state, carry.state),
+            state=_select(accept, new_state, kept),
+            previous=_select(accept, carry.state, carry.previous),
             perm=perm,
             active=carry.active & (finite | ~active),
-            updates=carry.updates + accept.astype(jnp.int32),
+            updates=carry.updates + accept.astype(jnp.int32) - rollback.astype(jnp.int32),
             diverged=carry.diverged | (active & ~finite),
         ), None
 
@@ -275,6 +296,7 @@ def fit(
 
     carry = _Carry(
         state=state,
+        previous=state,
         perm=jnp.arange(m),
         active=jnp.array(True),
         updates=jnp.array(0, jnp.int32),

@@ -1,0 +1,259 @@
+"""Search spaces: grids, random draws, products, unions, seeds and coarse-to-fine refinement.
+
+A :class:`Space` is an ordered list of members; a member is a dict over the axes
+``lambd``, ``keep_prob`` (a float, or a tuple with one value per hidden layer),
+``learning_rate`` and ``seed``. Axes a member leaves out take ``run_sweep``'s ``base``
+values (``HParams()`` defaults) and seed 0. Following the course, prefer random search to
+grids, and sample ``learning_rate`` and ``lambd`` on a log scale (:func:`loguniform`).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+from typing import Any, NamedTuple
+
+import jax
+import numpy as np
+
+from jaxhp import _checks
+from jaxhp.records import HParams
+
+AXES = ("lambd", "keep_prob", "learning_rate", "seed")
+LOG_AXES = ("lambd", "learning_rate")  # refined on a log scale when positive
+
+
+def _check_axes(names):
+    for name in names:
+        if name not in AXES:
+            raise ValueError(f"unknown axis {name!r}; allowed: {', '.join(map(repr, AXES))}")
+
+
+def _number(value: Any):
+    """Members hold plain Python numbers (tuples for per-layer keep_prob)."""
+    if isinstance(value, (tuple, list, np.ndarray)) and np.ndim(value) == 1:
+        return tuple(float(v) for v in value)
+    return float(value)
+
+
+class uniform(NamedTuple):  # noqa: N801 - reads like a distribution in user code
+    """Uniform on [a, b]."""
+
+    a: float
+    b: float
+
+    def sample(self, key, n: int) -> np.ndarray:
+        return np.asarray(jax.random.uniform(key, (n,), minval=self.a, maxval=self.b),
+                          np.float64)
+
+
+class loguniform(NamedTuple):  # noqa: N801
+    """Log-uniform on [a, b] with 0 < a < b: every decade is equally likely."""
+
+    a: float
+    b: float
+
+    def sample(self, key, n: int) -> np.ndarray:
+        u = np.asarray(jax.random.uniform(key, (n,)), np.float64)
+        return np.exp(np.log(self.a) + u * (np.log(self.b) - np.log(self.a)))
+
+
+class choice(NamedTuple):  # noqa: N801
+    """Uniform choice among ``values`` (floats, or per-layer tuples for keep_prob)."""
+
+    values: tuple
+
+    def sample(self, key, n: int) -> list:
+        picks = np.asarray(jax.random.randint(key, (n,), 0, len(self.values)))
+        return [self.values[i] for i in picks]
+
+
+def _check_distribution(name: str, dist: Any):
+    if isinstance(dist, (uniform, loguniform)):
+        if not (math.isfinite(dist.a) and math.isfinite(dist.b) and dist.a < dist.b):
+            raise ValueError(f"{name}: {type(dist).__name__} needs finite a < b, "
+                             f"got a={dist.a}, b={dist.b}")
+        if isinstance(dist, loguniform) and dist.a <= 0:
+            raise ValueError(f"{name}: loguniform needs a > 0, got a={dist.a}")
+    elif isinstance(dist, choice):
+        if len(dist.values) == 0:
+            raise ValueError(f"{name}: choice needs at least one value")
+    else:
+        raise TypeError(f"{name}: expected uniform(a, b), loguniform(a, b), choice([...]) "
+                        f"or a constant, got {dist!r}")
+
+
+class Space:
+    """An ordered collection of sweep members. Combine with ``*`` (product) and ``+`` (union).
+
+    Example:
+      >>> space = grid(lambd=[0.0, 0.1, 1.0], keep_prob=[0.8, 1.0], seeds=2)
+      >>> len(space)
+      12
+    """
+
+    def __init__(self, members: Sequence[dict]):
+        members = [dict(m) for m in members]
+        for m in members:
+            _check_axes(m)
+        self.members: list[dict] = [{k: _number(v) if k != "seed" else int(v)
+                                     for k, v in m.items()} for m in members]
+
+    def __len__(self) -> int:
+        return len(self.members)
+
+    def __repr__(self) -> str:
+        axes = sorted({k for m in self.members for k in m})
+        return f"Space({len(self)} members over {', '.join(axes) or 'no axes'})"
+
+    def __add__(self, other: Space) -> Space:
+        return Space(self.members + other.members)
+
+    def __mul__(self, other: Space) -> Space:
+        merged = []
+        for a, b in itertools.product(self.members, other.members):
+            shared = set(a) & set(b)
+            if shared:
+                raise ValueError(f"product of spaces that share axes {sorted(shared)}; "
+                                 "use + for a union")
+            merged.append({**a, **b})
+        return Space(merged)
+
+    def with_seeds(self, seeds: int) -> Space:
+        """Replicate every member with seeds 0..seeds-1 (the seed varies fastest)."""
+        _checks.check_positive_int("seeds", seeds)
+        if any("seed" in m for m in self.members):
+            raise ValueError("this space already has a seed axis")
+        return Space([{**m, "seed": s} for m in self.members for s in range(seeds)])
+
+    def compile(self, n_hidden: int, base: HParams | None = None):
+        """Batched :class:`HParams` (numpy, leading member axis) and int seeds (N,).
+
+        Every member is validated; an error names the member and the offending value.
+        keep_prob becomes (N,) when all members give a scalar, else (N, n_hidden).
+        """
+        if len(self) == 0:
+            raise ValueError("the search space is empty: give at least one member")
+        base = HParams() if base is None else base
+        columns = {}
+        for axis, default in zip(HParams._fields, base):
+            columns[axis] = [m.get(axis, _number(np.asarray(default).tolist())) for m in self]
+        per_layer = any(isinstance(v, tuple) for v in columns["keep_prob"])
+        for i, m in enumerate(self.members):
+            HParams(*(columns[a][i] for a in HParams._fields)).validate(
+                n_hidden=n_hidden, member=i)
+        keep = columns["keep_prob"]
+        if per_layer:
+            keep = [v if isinstance(v, tuple) else (v,) * n_hidden for v in keep]
+        hparams = HParams(
+            lambd=np.asarray(columns["lambd"], np.float32),
+            keep_prob=np.asarray(keep, np.float32),
+            learning_rate=np.asarray(columns["learning_rate"], np.float32),
+        )
+        seeds = np.asarray([m.get("seed", 0) for m in self.members], np.int64)
+        if (seeds < 0).any():
+            i = int(np.argmax(seeds < 0))
+            raise ValueError(f"seed must be >= 0, got {seeds[i]} (member {i} of the sweep)")
+        return hparams, seeds
+
+    def __iter__(self):
+        return iter(self.members)
+
+
+def grid(*, seeds: int = 1, **axes: Sequence) -> Space:
+    """The Cartesian product of the axes' values (the first axis varies slowest).
+
+    Args:
+      seeds: replicate every point with seeds 0..seeds-1.
+      **axes: ``lambd=[...]``, ``keep_prob=[...]`` (values or per-layer tuples),
+        ``learning_rate=[...]``.
+    """
+    _check_axes(axes)
+    for name, values in axes.items():
+        if isinstance(values, (str, bytes)) or not isinstance(values, Sequence | np.ndarray):
+            raise TypeError(f"grid axis {name!r} needs a list of values, got {values!r}")
+        if len(values) == 0:
+            raise ValueError(f"grid axis {name!r} is empty: the search space would be empty")
+    names = list(axes)
+    points = [dict(zip(names, combo)) for combo in itertools.product(*axes.values())]
+    return Space(points).with_seeds(seeds)
+
+
+def random(key: Any, n: int, *, seeds: int = 1, **dists: Any) -> Space:
+    """``n`` independent draws; each axis from a distribution, a constant or a list (choice).
+
+    Args:
+      key: PRNG key or int seed.
+      n: number of points (before seed replication).
+      seeds: replicate every point with seeds 0..seeds-1.
+      **dists: e.g. ``lambd=loguniform(1e-4, 10)``, ``keep_prob=uniform(0.5, 1.0)``.
+    """
+    _check_axes(dists)
+    _checks.check_positive_int("n", n)
+    key = jax.random.key(key) if isinstance(key, int) else key
+    columns = {}
+    for k, (name, dist) in zip(jax.random.split(key, max(1, len(dists))), dists.items()):
+        if isinstance(dist, (list, tuple)) and not isinstance(dist, (uniform, loguniform,
+                                                                     choice)):
+            dist = choice(tuple(dist))
+        if isinstance(dist, (int, float)):
+            columns[name] = [float(dist)] * n
+            continue
+        _check_distribution(name, dist)
+        columns[name] = list(dist.sample(k, n))
+    points = [{name: columns[name][i] for name in columns} for i in range(n)]
+    return Space(points).with_seeds(seeds)
+
+
+def refine(results, *, top: int = 5, shrink: float = 0.5, n: int = 32, key: Any = 0,
+           metric: str = "dev_accuracy", seeds: int = 1) -> Space:
+    """A coarse-to-fine random space around the ``top`` members of a finished sweep.
+
+    Each numeric axis that varied in the sweep is sampled uniformly in a box centred on one
+    of the top members (cycling through them), ``shrink`` times the width of the range the
+    sweep covered; ``lambd`` and ``learning_rate`` use a log scale when all values are
+    positive. keep_prob is clipped to (0, 1], lambd to >= 0.
+
+    Args:
+      results: a :class:`jaxhp.SweepResults`.
+      top: how many of the best members to refine around.
+      shrink: box width as a fraction of the swept range, in (0, 1].
+      n: number of new points.
+      key: PRNG key or int seed.
+      metric: ranking metric (see ``SweepResults.best``).
+      seeds: seeds per new point.
+    """
+    _checks.check_positive_int("top", top)
+    _checks.check_positive_int("n", n)
+    if not (0 < shrink <= 1):
+        raise ValueError(f"shrink must be in (0, 1], got {shrink!r}")
+    best = results.top(top, metric=metric)
+    if not best:
+        raise ValueError("refine needs at least one member that did not diverge")
+    rng = np.random.default_rng(
+        np.asarray(jax.random.key_data(jax.random.key(key) if isinstance(key, int) else key))
+    )
+    hp = results.hparams
+    centres = [row["member"] for row in best]
+    points = [{} for _ in range(n)]
+    for axis in HParams._fields:
+        values = np.asarray(getattr(hp, axis), np.float64)
+        if values.ndim > 1 or np.ptp(values) == 0:  # per-layer or constant: keep as is
+            for j, point in enumerate(points):
+                v = values[centres[j % len(centres)]]
+                point[axis] = tuple(v) if values.ndim > 1 else float(v)
+            continue
+        log = axis in LOG_AXES and (values > 0).all()
+        scaled = np.log10(values) if log else values
+        width = shrink * np.ptp(scaled)
+        for j, point in enumerate(points):
+            centre = scaled[centres[j % len(centres)]]
+            draw = rng.uniform(centre - width / 2, centre + width / 2)
+            v = 10**draw if log else draw
+            if axis == "keep_prob":
+                v = float(np.clip(v, 1e-3, 1.0))
+            elif axis == "lambd":
+                v = max(0.0, v)
+            point[axis] = float(v)
+    return Space(points).with_seeds(seeds)

@@ -1,0 +1,328 @@
+"""Vectorised hyperparameter sweeps: ``vmap(fit)`` over members, in chunks, over devices.
+
+The whole trick is one line, :data:`train_members` = ``jit(vmap(fit, in_axes=(0, 0, None,
+None)))``: keys and hparams carry a member axis, the data and config are shared. Everything
+else here is bookkeeping around it: turning a search space into batched HParams, sizing
+chunks to a memory budget, sharding the member axis over devices, checkpointing finished
+chunks, and collecting the results.
+
+Reproducibility guarantee. Member i is trained by ``fit(member_key(seed, seeds[i]),
+hparams[i], data, config)``; its key depends on its own seed only, never on its position.
+Its results equal that standalone ``fit`` to float rounding (tested to 1e-6 relative on CPU)
+whatever the sweep's width, order, chunk size or device count.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from jaxhp import train
+from jaxhp.records import Data, History, HParams, TrainConfig, TrainResult
+from jaxhp.results import SweepResults
+from jaxhp.space import Space, choice, grid, loguniform, random, refine, uniform
+
+__all__ = [
+    "Space", "choice", "grid", "loguniform", "random", "refine", "uniform",
+    "member_key", "run_sweep", "estimate_member_bytes", "train_members",
+]
+
+DEFAULT_MEMORY_BUDGET = 2 * 2**30  # bytes for one chunk's live member state
+_RESULT_FIELDS = ("stop_step", "best_step", "diverged")
+
+# The sweep: vmap over (key, hparams), data and config shared. One compile per chunk shape.
+train_members = jax.jit(jax.vmap(train.fit, in_axes=(0, 0, None, None)))
+
+
+def member_key(seed: int, member_seed: int) -> jax.Array:
+    """The PRNG key of a member: ``fold_in(key(seed), member_seed)``."""
+    return jax.random.fold_in(jax.random.key(seed), member_seed)
+
+
+def estimate_member_bytes(config: TrainConfig, m_train: int, m_dev: int) -> int:
+    """An upper estimate of one member's live memory during training, in bytes.
+
+    Counts 8 copies of the parameters (params, grads, best params, optimiser moments and
+    the selects around them), 4 per unit of one batch's activations (pre-activation,
+    activation, dropout mask and gradient) and 2 per unit of an evaluation over the train
+    and dev sets. The dataset itself is shared by all members and not counted.
+    """
+    sizes = config.layer_sizes
+    n_params = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
+    units = sum(sizes[1:])
+    batch = config.batch_size or m_train
+    itemsize = jnp.dtype(config.dtype).itemsize
+    return itemsize * (8 * n_params + 4 * batch * units + 2 * (m_train + m_dev) * units)
+
+
+def _resolve_devices(devices) -> list:
+    if devices is None:
+        return jax.devices()
+    if isinstance(devices, int):
+        available = jax.devices()
+        if not 1 <= devices <= len(available):
+            raise ValueError(f"devices must be in [1, {len(available)}], got {devices}")
+        return available[:devices]
+    devices = list(devices)
+    if not devices:
+        raise ValueError("devices is empty")
+    return devices
+
+
+def _chunk_size(chunk_size, n_members: int, per_member: int, n_devices: int,
+                budget: int) -> int:
+    """Members per chunk: a multiple of the device count that fits the memory budget."""
+    if chunk_size == "auto":
+        fit_budget = max(1, budget // max(1, per_member))
+        n_chunks = -(-n_members // fit_budget)
+        size = -(-n_members // n_chunks)  # balance chunks so padding stays small
+    elif isinstance(chunk_size, (int, np.integer)) and not isinstance(chunk_size, bool) \
+            and chunk_size > 0:
+        size = int(chunk_size)
+    else:
+        raise ValueError(f"chunk_size must be 'auto' or a positive int, got {chunk_size!r}")
+    return -(-size // n_devices) * n_devices
+
+
+def _describe(value: Any) -> Any:
+    """A stable, JSON-able description (callables by qualified name) for spec hashing."""
+    if callable(value):
+        return f"{getattr(value, '__module__', '?')}.{getattr(value, '__qualname__', value)}"
+    if isinstance(value, (tuple, list)):
+        return [_describe(v) for v in value]
+    return value
+
+
+def sweep_spec(space: Space, data: Data, config: TrainConfig, seed: int,
+               base: HParams) -> str:
+    """A hash of everything that determines a sweep's results (not how it is run)."""
+    digest = hashlib.sha256()
+    spec = {
+        "members": space.members,
+        "seed": seed,
+        "base": [np.asarray(v).tolist() for v in base],
+        "config": {f.name: _describe(getattr(config, f.name))
+                   for f in dataclasses.fields(config)},
+    }
+    digest.update(json.dumps(spec, sort_keys=True).encode())
+    for pair in (data.train, data.dev):
+        for array in pair or ():
+            array = np.ascontiguousarray(np.asarray(array))
+            digest.update(f"{array.shape}{array.dtype}".encode())
+            digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
+class _Checkpoint:
+    """A folder of finished chunks: ``spec.json`` plus one ``.npz`` per chunk, each written
+    to a temporary file and renamed, so a killed sweep leaves only whole chunks."""
+
+    def __init__(self, path, spec: str, n_members: int, tag: str = ""):
+        self.path = Path(path)
+        self.tag = tag
+        self.path.mkdir(parents=True, exist_ok=True)
+        spec_file = self.path / "spec.json"
+        if spec_file.exists():
+            stored = json.loads(spec_file.read_text())
+            if stored.get("spec") != spec:
+                raise ValueError(
+                    f"checkpoint {self.path} was written by a different sweep (spec hash "
+                    f"{stored.get('spec', '?')[:12]} != {spec[:12]}); use another "
+                    "--checkpoint path or delete it"
+                )
+        else:
+            _atomic_write(spec_file, json.dumps({"spec": spec, "members": n_members}).encode())
+
+    def load(self) -> dict[int, dict[str, np.ndarray]]:
+        """Finished members: index -> that member's result arrays."""
+        done = {}
+        for file in sorted(self.path.glob("chunk-*.npz")):
+            with np.load(file) as chunk:
+                arrays = {k: chunk[k] for k in chunk.files}
+            for row, member in enumerate(arrays.pop("member")):
+                done[int(member)] = {k: v[row] for k, v in arrays.items()}
+        return done
+
+    def save(self, members: np.ndarray, arrays: dict[str, np.ndarray]):
+        name = f"chunk-{self.tag}{int(members[0]):07d}-{len(members)}-{os.getpid()}.npz"
+        buffer = _npz_bytes(member=members, **arrays)
+        _atomic_write(self.path / name, buffer)
+
+
+def _npz_bytes(**arrays) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return buffer.getvalue()
+
+
+def _atomic_write(path: Path, payload: bytes):
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(payload)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _flatten(result: TrainResult) -> dict[str, np.ndarray]:
+    """The per-member arrays a sweep keeps (params are not kept: refit a member instead)."""
+    host = jax.device_get((result.history, result.stop_step, result.best_step,
+                           result.diverged))
+    history, *rest = host
+    arrays = {f"history_{k}": np.asarray(v) for k, v in history._asdict().items()}
+    arrays.update({k: np.asarray(v) for k, v in zip(_RESULT_FIELDS, rest)})
+    return arrays
+
+
+def _progress_bar(enabled: bool, total: int, n_chunks: int):
+    if not (enabled and sys.stderr.isatty()):
+        return None
+    try:
+        from tqdm import tqdm
+    except ImportError:  # pragma: no cover - tqdm is a dependency
+        return None
+    return tqdm(total=total, unit="member", desc=f"sweep ({n_chunks} chunks)",
+                file=sys.stderr)
+
+
+def run_sweep(
+    space: Space,
+    data: Data,
+    config: TrainConfig,
+    *,
+    seed: int = 0,
+    base: HParams | None = None,
+    chunk_size: int | str = "auto",
+    memory_budget: int = DEFAULT_MEMORY_BUDGET,
+    devices=None,
+    checkpoint=None,
+    progress: bool = True,
+) -> SweepResults:
+    """Train every member of ``space`` with one compiled ``vmap(fit)`` program.
+
+    Members run in chunks of equal shape (the last one padded), so the sweep compiles once
+    per chunk shape, never per value. With several devices the member axis of each chunk is
+    sharded over a 1-D mesh (``NamedSharding``); the data is replicated, never copied per
+    member.
+
+    Args:
+      space: a :class:`Space` (``jaxhp.sweep.grid``, ``random``, ``refine``, ...).
+      data: :class:`jaxhp.Data`, shared by all members.
+      config: static :class:`jaxhp.TrainConfig`, shared by all members.
+      seed: base seed; member keys are ``member_key(seed, member_seed)``.
+      base: values of the axes a member leaves out (``HParams()`` defaults when None).
+      chunk_size: members per compiled call, or ``"auto"``: as many as fit
+        ``memory_budget`` by :func:`estimate_member_bytes`, balanced across chunks.
+        Rounded up to a multiple of the device count.
+      memory_budget: bytes per chunk for the auto chunk size.
+      devices: None (all of ``jax.devices()``), a count, or a list of devices.
+      checkpoint: a folder; each finished chunk is written there atomically, and a re-run
+        with the same arguments skips the members already finished.
+      progress: show a progress bar (members and chunks) when stderr is a terminal.
+
+    Returns:
+      :class:`jaxhp.SweepResults`; ``meta`` states the chunk size and memory estimate.
+
+    Raises:
+      ValueError: an empty space, an out-of-range member (named by index), bad data, a bad
+        chunk size, or a checkpoint written by a different sweep.
+    """
+    started = time.perf_counter()
+    if not isinstance(space, Space):
+        raise TypeError(f"space must be a jaxhp.sweep.Space (grid, random, ...), got {space!r}")
+    data = Data(*data) if not isinstance(data, Data) else data
+    base = HParams() if base is None else HParams(*base)
+    hparams, seeds = space.compile(config.n_hidden, base)
+    data = train.check_inputs(HParams(*(np.asarray(v)[0] for v in hparams)), data, config)
+    dtype = np.dtype(config.dtype)
+    shared = Data(
+        train=(np.asarray(data.train[0], dtype), np.asarray(data.train[1])),
+        dev=None if data.dev is None else (np.asarray(data.dev[0], dtype),
+                                           np.asarray(data.dev[1])),
+    )
+    n = len(space)
+    m_train = shared.train[0].shape[0]
+    m_dev = 0 if shared.dev is None else shared.dev[0].shape[0]
+    devices = _resolve_devices(devices)
+    per_member = estimate_member_bytes(config, m_train, m_dev)
+
+    store = None
+    done: dict[int, dict] = {}
+    if checkpoint is not None:
+        store = _Checkpoint(checkpoint, sweep_spec(space, shared, config, seed, base), n)
+        done = {i: v for i, v in store.load().items() if i < n}
+    pending = np.asarray([i for i in range(n) if i not in done], np.int64)
+    size = _chunk_size(chunk_size, max(1, len(pending)), per_member, len(devices),
+                       memory_budget)
+    chunks = [pending[i:i + size] for i in range(0, len(pending), size)]
+
+    mesh = Mesh(np.asarray(devices), ("members",))
+    by_member = NamedSharding(mesh, PartitionSpec("members"))
+    replicated = NamedSharding(mesh, PartitionSpec())
+    shared = jax.device_put(shared, replicated)
+
+    bar = _progress_bar(progress, n, len(chunks))
+    if bar is not None:
+        bar.update(len(done))
+    shard_counts = None
+    for number, members in enumerate(chunks, start=1):
+        padded = np.concatenate([members, np.full(size - len(members), members[0])])
+        keys = jax.vmap(lambda s: member_key(seed, s))(jnp.asarray(seeds[padded]))
+        chunk_hparams = HParams(*(np.asarray(v)[padded] for v in hparams))
+        keys, chunk_hparams = jax.device_put((keys, chunk_hparams), by_member)
+        result = train_members(keys, chunk_hparams, shared, config)
+        if shard_counts is None:
+            shard_counts = [s.data.shape[0] for s in result.stop_step.addressable_shards]
+        arrays = {k: v[: len(members)] for k, v in _flatten(result).items()}
+        if store is not None:
+            store.save(members, arrays)
+        for row, member in enumerate(members):
+            done[int(member)] = {k: v[row] for k, v in arrays.items()}
+        if bar is not None:
+            bar.update(len(members))
+            bar.set_postfix(chunk=f"{number}/{len(chunks)}")
+    if bar is not None:
+        bar.close()
+
+    stacked = {k: np.stack([done[i][k] for i in range(n)]) for k in done[0]}
+    history = History(**{f: stacked[f"history_{f}"] for f in History._fields})
+    meta = {
+        "members": n,
+        "chunk_size": size,
+        "chunks_run": len(chunks),
+        "members_from_checkpoint": n - len(pending),
+        "memory_per_member_bytes": per_member,
+        "memory_budget_bytes": memory_budget,
+        "chunk_memory_estimate_bytes": per_member * size,
+        "devices": [str(d) for d in devices],
+        "members_per_device": shard_counts,
+        "seed": seed,
+        "seconds": time.perf_counter() - started,
+    }
+    return SweepResults(
+        hparams=HParams(*(np.asarray(v) for v in hparams)),
+        seeds=seeds,
+        history=history,
+        stop_step=stacked["stop_step"],
+        best_step=stacked["best_step"],
+        diverged=stacked["diverged"].astype(bool),
+        meta=meta,
+    )

@@ -1,0 +1,220 @@
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import jax
+import numpy as np
+import pytest
+from conftest import assert_close
+
+import jaxhp
+from jaxhp import sweep
+
+CONFIG = jaxhp.TrainConfig(layer_sizes=(2, 8, 4, 1), steps=40, eval_every=10)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return jaxhp.datasets.load("moons", n_train=120, n_dev=60, n_test=0, noise=0.2)
+
+
+def _member(results, i):
+    return jax.tree.map(lambda a: a[i], results.hparams)
+
+
+def _standalone(results, i, data, config=CONFIG):
+    return jaxhp.fit(sweep.member_key(results.meta["seed"], int(results.seeds[i])),
+                     _member(results, i), data, config)
+
+
+def _assert_member_matches_fit(results, i, data, config=CONFIG):
+    single = _standalone(results, i, data, config)
+    assert_close(jax.tree.map(lambda a: a[i], results.history), single.history,
+                 rtol=1e-6, atol=1e-7)
+    assert results.stop_step[i] == int(single.stop_step)
+    assert results.diverged[i] == bool(single.diverged)
+
+
+def _space(n, key=0):
+    return sweep.random(key, n, lambd=sweep.loguniform(1e-3, 3.0),
+                        keep_prob=sweep.uniform(0.5, 1.0),
+                        learning_rate=sweep.loguniform(0.05, 1.0))
+
+
+@pytest.mark.parametrize("width", [1, 7, 64])
+def test_members_equal_standalone_fit(data, width):
+    results = jaxhp.run_sweep(_space(width), data, CONFIG, progress=False)
+    assert len(results) == width
+    for i in sorted({0, width // 2, width - 1}):
+        _assert_member_matches_fit(results, i, data)
+
+
+@pytest.mark.parametrize("chunk_size", [1, 5, "auto"])
+def test_chunking_and_order_do_not_change_members(data, chunk_size):
+    space = _space(7, key=3)
+    reference = jaxhp.run_sweep(space, data, CONFIG, progress=False)
+    order = np.random.default_rng(0).permutation(7)
+    shuffled = sweep.Space([space.members[i] for i in order])
+    results = jaxhp.run_sweep(shuffled, data, CONFIG, chunk_size=chunk_size, progress=False)
+    for new_position, old_position in enumerate(order):
+        assert_close(jax.tree.map(lambda a: a[new_position], results.history),
+                     jax.tree.map(lambda a: a[old_position], reference.history),
+                     rtol=1e-6, atol=1e-7)
+    _assert_member_matches_fit(results, 6, data)
+
+
+def test_grid_seeds_and_per_layer_keep_prob(data):
+    space = sweep.grid(lambd=[0.0, 0.5], keep_prob=[(0.6, 0.9), 1.0], seeds=2)
+    assert len(space) == 8
+    results = jaxhp.run_sweep(space, data, CONFIG, progress=False)
+    np.testing.assert_array_equal(results.seeds, [0, 1] * 4)
+    assert results.hparams.keep_prob.shape == (8, 2)
+    np.testing.assert_allclose(results.hparams.keep_prob[0], [0.6, 0.9])
+    np.testing.assert_allclose(results.hparams.keep_prob[2], [1.0, 1.0])
+    _assert_member_matches_fit(results, 1, data)
+    assert "keep_prob_1" in results.table()[0]
+
+
+def test_diverging_member_is_flagged_and_isolated(data):
+    config = CONFIG.replace(activation="tanh")
+    good = [{"lambd": 0.1, "keep_prob": 0.8, "learning_rate": 0.3, "seed": s} for s in range(3)]
+    bad = {"lambd": 0.0, "keep_prob": 1.0, "learning_rate": 1e38}
+    with_bad = jaxhp.run_sweep(sweep.Space(good + [bad]), data, config, chunk_size=4,
+                               progress=False)
+    without = jaxhp.run_sweep(sweep.Space(good), data, config, chunk_size=4, progress=False)
+    assert with_bad.diverged_members == [3]
+    assert with_bad.best()["member"] != 3
+    for field in with_bad.history._fields:
+        np.testing.assert_array_equal(getattr(with_bad.history, field)[:3],
+                                      getattr(without.history, field))
+    assert np.isfinite(with_bad.history.train_cost[3]).all()
+
+
+def test_changing_values_does_not_recompile(data):
+    compiles = []
+
+    def listener(name, _duration, **_):
+        if name == "/jax/core/compile/backend_compile_duration":
+            compiles.append(name)
+
+    space_a = sweep.grid(lambd=[0.0, 0.1, 1.0], keep_prob=[0.7, 1.0])
+    space_b = sweep.grid(lambd=[0.3, 2.0, 5.0], keep_prob=[0.5, 0.9])
+    jaxhp.run_sweep(space_a, data, CONFIG, progress=False)  # compiles (maybe)
+    jax.monitoring.register_event_duration_secs_listener(listener)
+    try:
+        jaxhp.run_sweep(space_b, data, CONFIG, progress=False)
+    finally:
+        jax.monitoring.clear_event_listeners()
+    assert compiles == []
+
+
+def test_results_table_best_top_and_exports(data, tmp_path):
+    results = jaxhp.run_sweep(sweep.grid(lambd=[0.0, 1.0], keep_prob=[0.7, 1.0]), data,
+                              CONFIG, progress=False)
+    rows = results.table()
+    accuracies = [r["dev_accuracy"] for r in rows]
+    assert results.best()["dev_accuracy"] == max(accuracies)
+    assert results.best("dev_cost")["dev_cost"] == min(r["dev_cost"] for r in rows)
+    top = results.top(3)
+    assert [r["dev_accuracy"] for r in top] == sorted(accuracies, reverse=True)[:3]
+    diagnosed = results.diagnose(bayes_error=0.01)
+    np.testing.assert_allclose(diagnosed[0]["avoidable_bias"],
+                               1 - rows[0]["train_accuracy"] - 0.01, rtol=1e-6)
+    np.testing.assert_allclose(diagnosed[0]["variance"],
+                               rows[0]["train_accuracy"] - rows[0]["dev_accuracy"], atol=1e-6)
+    csv_text = results.to_csv(tmp_path / "r.csv").read_text().splitlines()
+    assert csv_text[0].startswith("member,seed,lambd,keep_prob,learning_rate")
+    assert len(csv_text) == 5
+    payload = json.loads(results.to_json(tmp_path / "r.json").read_text())
+    assert len(payload["members"]) == 4 and "dev_cost" in payload["history"]
+    assert results.plot_heatmap(tmp_path / "h.png").stat().st_size > 1000
+    assert results.plot_curves(tmp_path / "c.png", top=2).stat().st_size > 1000
+
+
+def test_refine_builds_a_smaller_box_around_the_best(data):
+    coarse = jaxhp.run_sweep(
+        sweep.grid(lambd=[1e-3, 1e-2, 1e-1, 1.0, 10.0], learning_rate=[0.03, 0.3]),
+        data, CONFIG, progress=False)
+    fine = sweep.refine(coarse, top=2, shrink=0.25, n=40, key=1)
+    assert len(fine) == 40
+    best = coarse.top(2)
+    lambdas = np.log10([m["lambd"] for m in fine])
+    centres = np.log10([r["lambd"] for r in best])
+    half_width = 0.25 * 4 / 2  # a quarter of the 4 decades swept
+    assert all(min(abs(v - c) for c in centres) <= half_width + 1e-9 for v in lambdas)
+
+
+def test_checkpoint_resume_and_refusal(data, tmp_path):
+    space = _space(9)
+    full = jaxhp.run_sweep(space, data, CONFIG, chunk_size=4, checkpoint=tmp_path / "ck",
+                           progress=False)
+    chunk_files = sorted((tmp_path / "ck").glob("chunk-*.npz"))
+    assert len(chunk_files) == 3
+    chunk_files[-1].unlink()  # as if killed before the last chunk finished
+    resumed = jaxhp.run_sweep(space, data, CONFIG, chunk_size=4, checkpoint=tmp_path / "ck",
+                              progress=False)
+    assert resumed.meta["members_from_checkpoint"] == 8
+    assert resumed.table() == full.table()
+    with pytest.raises(ValueError, match="written by a different sweep"):
+        jaxhp.run_sweep(_space(9, key=1), data, CONFIG, checkpoint=tmp_path / "ck",
+                        progress=False)
+
+
+@pytest.mark.parametrize(
+    "make, match",
+    [
+        (lambda: sweep.grid(lambd=[]), "empty"),
+        (lambda: sweep.Space([]), "empty"),
+        (lambda: sweep.grid(keep_prob=[0.5, 1.5]), r"keep_prob must be in \(0, 1\], got 1.5 "
+                                                   r"\(member 1 of the sweep\)"),
+        (lambda: sweep.grid(keep_prob=[0.0]), r"keep_prob must be in \(0, 1\], got 0.0"),
+        (lambda: sweep.grid(lambd=[0.1, -1.0]), r"lambd must be .* got -1.0 \(member 1"),
+        (lambda: sweep.random(0, 5, lambd=sweep.loguniform(0.0, 1.0)), "loguniform needs a > 0"),
+        (lambda: sweep.random(0, 0, lambd=sweep.uniform(0.0, 1.0)), "n must be a positive int"),
+        (lambda: sweep.grid(lamda=[0.1]), "unknown axis 'lamda'.*'lambd'"),
+    ],
+)
+def test_bad_spaces(data, make, match):
+    with pytest.raises(ValueError, match=match):
+        jaxhp.run_sweep(make(), data, CONFIG, progress=False)
+
+
+SHARDED = textwrap.dedent("""
+    import json, jax, numpy as np, jaxhp
+    from jaxhp import sweep
+    data = jaxhp.datasets.load("moons", n_train=120, n_dev=60, n_test=0, noise=0.2)
+    config = jaxhp.TrainConfig(layer_sizes=(2, 8, 4, 1), steps=40, eval_every=10)
+    out = {"devices": jax.device_count()}
+    for n in (8, 6):
+        space = sweep.random(0, n, lambd=sweep.loguniform(1e-3, 3.0),
+                             keep_prob=sweep.uniform(0.5, 1.0))
+        four = jaxhp.run_sweep(space, data, config, progress=False)
+        one = jaxhp.run_sweep(space, data, config, devices=1, progress=False)
+        out[n] = {"per_device": four.meta["members_per_device"],
+                  "one_device": one.meta["members_per_device"],
+                  "chunk": four.meta["chunk_size"],
+                  "max_diff": float(max(np.max(np.abs(getattr(four.history, f)
+                                                      - getattr(one.history, f)))
+                                        for f in four.history._fields)),
+                  "same_flags": bool((four.stop_step == one.stop_step).all()
+                                     and (four.diverged == one.diverged).all())}
+    print(json.dumps(out))
+""")
+
+
+def test_sharded_sweep_over_four_devices():
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4",
+           "JAX_PLATFORMS": "cpu"}
+    done = subprocess.run([sys.executable, "-c", SHARDED], env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out["devices"] == 4
+    assert out["8"]["per_device"] == [2, 2, 2, 2]  # 8 members split 4 ways
+    assert out["8"]["one_device"] == [8]
+    assert out["6"]["chunk"] == 8 and out["6"]["per_device"] == [2, 2, 2, 2]  # padded
+    for n in ("8", "6"):
+        assert out[n]["same_flags"]
+        assert out[n]["max_diff"] < 1e-5
