@@ -59,15 +59,17 @@ def main():
     x = jax.random.normal(kx, (3, 4))
     y = jax.random.bernoulli(ky, 0.5, (3,)).astype(jnp.float32)
 
-    report = jaxhp.grad_check(cost, params, x, y,
-                              grad_fn=lambda p, x, y: backward(p, x, y, buggy=True))
+    report = jaxhp.grad_check(
+        cost, params, x, y, grad_fn=lambda p, x, y: backward(p, x, y, buggy=True)
+    )
     print("With the course's two bugs:")
     print(report)
     flagged = sorted(c.path for c in report.failing)
     print(f"flagged leaves: {flagged}\n")
 
-    fixed = jaxhp.grad_check(cost, params, x, y,
-                             grad_fn=lambda p, x, y: backward(p, x, y, buggy=False))
+    fixed = jaxhp.grad_check(
+        cost, params, x, y, grad_fn=lambda p, x, y: backward(p, x, y, buggy=False)
+    )
     print("After the fix:")
     print(fixed)
     return flagged, fixed.difference

@@ -25,30 +25,37 @@ def main(argv=None):
     config = jaxhp.TrainConfig(layer_sizes=(2, 20, 3, 1), steps=args.steps)
 
     # 1. A coarse grid over lambd x keep_prob.
-    coarse = sweep.grid(lambd=list(np.logspace(-3, 1, 6)),
-                        keep_prob=[0.6, 0.7, 0.8, 0.9, 1.0],
-                        learning_rate=[0.3])
+    coarse = sweep.grid(
+        lambd=list(np.logspace(-3, 1, 6)), keep_prob=[0.6, 0.7, 0.8, 0.9, 1.0], learning_rate=[0.3]
+    )
     grid_results = jaxhp.run_sweep(coarse, data, config, progress=False)
     heatmap = grid_results.plot_heatmap(args.out / "heatmap.png")
-    print(f"grid: {len(grid_results)} members, best dev accuracy "
-          f"{grid_results.best()['dev_accuracy']:.3f}; heatmap in {heatmap}")
+    print(
+        f"grid: {len(grid_results)} members, best dev accuracy "
+        f"{grid_results.best()['dev_accuracy']:.3f}; heatmap in {heatmap}"
+    )
 
     # 2. Random search, log-uniform in lambd and learning rate (the course's advice).
-    space = sweep.random(0, 24, lambd=sweep.loguniform(1e-3, 10.0),
-                         keep_prob=sweep.uniform(0.6, 1.0),
-                         learning_rate=sweep.loguniform(0.03, 1.0))
+    space = sweep.random(
+        0,
+        24,
+        lambd=sweep.loguniform(1e-3, 10.0),
+        keep_prob=sweep.uniform(0.6, 1.0),
+        learning_rate=sweep.loguniform(0.03, 1.0),
+    )
     random_results = jaxhp.run_sweep(space, data, config, progress=False)
 
     # 3. Coarse to fine: a smaller box around the best random members.
     fine = sweep.refine(random_results, top=4, shrink=0.3, n=24, key=1)
     fine_results = jaxhp.run_sweep(fine, data, config, progress=False)
 
-    best = max((random_results.best(), fine_results.best()),
-               key=lambda row: row["dev_accuracy"])
+    best = max((random_results.best(), fine_results.best()), key=lambda row: row["dev_accuracy"])
     source = fine_results if best in fine_results.table() else random_results
-    print(f"best member: lambd={best['lambd']:.4g} keep_prob={best['keep_prob']:.3f} "
-          f"learning_rate={best['learning_rate']:.4g} -> train accuracy "
-          f"{best['train_accuracy']:.3f}, dev accuracy {best['dev_accuracy']:.3f}")
+    print(
+        f"best member: lambd={best['lambd']:.4g} keep_prob={best['keep_prob']:.3f} "
+        f"learning_rate={best['learning_rate']:.4g} -> train accuracy "
+        f"{best['train_accuracy']:.3f}, dev accuracy {best['dev_accuracy']:.3f}"
+    )
     print(source.diagnosis(best["member"], bayes_error=0.02))
     return best
 

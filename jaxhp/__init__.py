@@ -1,9 +1,10 @@
 """jaxhp: regularisation, gradient checking and vectorised hyperparameter sweeps in JAX."""
 
-from jaxhp import datasets, sweep, testing
+from jaxhp import data, datasets, sweep, testing
 from jaxhp.diagnose import Diagnosis, diagnose
 from jaxhp.gradcheck import GradCheckReport, LeafCheck, grad_check
 from jaxhp.init import Layer, init_mlp
+from jaxhp.learning import init_probe, learning_curve
 from jaxhp.losses import accuracy, cross_entropy, l2_penalty, loss, predict
 from jaxhp.nn import dropout, dropout_mask, forward
 from jaxhp.records import Data, History, HParams, TrainConfig, TrainResult
@@ -27,6 +28,7 @@ __all__ = [
     "TrainState",
     "accuracy",
     "cross_entropy",
+    "data",
     "datasets",
     "diagnose",
     "dropout",
@@ -34,9 +36,11 @@ __all__ = [
     "fit",
     "forward",
     "grad_check",
+    "init_probe",
     "init_mlp",
     "init_state",
     "l2_penalty",
+    "learning_curve",
     "loss",
     "make_update_step",
     "predict",

@@ -99,19 +99,18 @@ def check_positive_int(name: str, value: Any, *, allow_none: bool = False):
         raise ValueError(f"{name} must be a positive int, got {value!r}")
 
 
-def check_xy(x: Any, y: Any, *, n_in: int | None = None, n_out: int | None = None,
-             name: str = "x"):
+def check_xy(x: Any, y: Any, *, n_in: int | None = None, n_out: int | None = None, name: str = "x"):
     """Shapes always; finiteness of x and the label range when the arrays are concrete."""
     if getattr(x, "ndim", None) != 2:
         raise ValueError(f"{name} must be 2-D (m, n_x), got shape {getattr(x, 'shape', None)}")
     if n_in is not None and x.shape[1] != n_in:
-        raise ValueError(
-            f"{name} has {x.shape[1]} features but layer_sizes[0] is {n_in}"
-        )
+        raise ValueError(f"{name} has {x.shape[1]} features but layer_sizes[0] is {n_in}")
     if y is not None:
         if getattr(y, "ndim", None) not in (1, 2):
-            raise ValueError(f"labels for {name} must be (m,), (m, 1) or (m, k), "
-                             f"got shape {getattr(y, 'shape', None)}")
+            raise ValueError(
+                f"labels for {name} must be (m,), (m, 1) or (m, k), "
+                f"got shape {getattr(y, 'shape', None)}"
+            )
         if y.shape[0] != x.shape[0]:
             raise ValueError(
                 f"{name} and its labels have different row counts: {x.shape[0]} vs {y.shape[0]}"
@@ -154,5 +153,19 @@ def check_labels(y: np.ndarray, n_out: int, *, name: str = "x"):
     bad = (flat < 0) | (flat >= n_out) | (flat != np.round(flat))
     if bad.any():
         raise ValueError(
-            f"labels for {name} must be class ids in [0, {n_out}), got {flat[np.argmax(bad)].item()!r}"
+            f"labels for {name} must be class ids in [0, {n_out}), "
+            f"got {flat[np.argmax(bad)].item()!r}"
         )
+
+
+def check_weights(weights: Any, m: int):
+    """Per-example weights: shape (m,), finite, >= 0, with a positive sum."""
+    if getattr(weights, "shape", None) != (m,):
+        raise ValueError(
+            f"training weights must have shape ({m},), got {getattr(weights, 'shape', None)}"
+        )
+    if not is_concrete(weights):
+        return
+    w = np.asarray(weights, np.float64)
+    if not (np.isfinite(w).all() and (w >= 0).all() and w.sum() > 0):
+        raise ValueError("training weights must be finite, >= 0 and not all zero")

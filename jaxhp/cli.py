@@ -24,14 +24,19 @@ def _keep_prob(text: str):
 
 
 def _add_data_args(parser: argparse.ArgumentParser, default_layers: str):
-    parser.add_argument("--dataset", default="moons",
-                        help="built-in name (moons, circles, flower, spirals)")
+    parser.add_argument(
+        "--dataset", default="moons", help="built-in name (moons, circles, flower, spirals)"
+    )
     parser.add_argument("--n-train", type=int, default=600)
     parser.add_argument("--n-dev", type=int, default=200)
     parser.add_argument("--noise", type=float, default=None)
     parser.add_argument("--data-seed", type=int, default=0)
-    parser.add_argument("--layers", type=_int_list, default=_int_list(default_layers),
-                        help="hidden layer widths, e.g. 20,3 (input and output are inferred)")
+    parser.add_argument(
+        "--layers",
+        type=_int_list,
+        default=_int_list(default_layers),
+        help="hidden layer widths, e.g. 20,3 (input and output are inferred)",
+    )
     parser.add_argument("--activation", default="relu")
     parser.add_argument("--init", default="he")
     parser.add_argument("--optimizer", default="sgd")
@@ -45,8 +50,14 @@ def _load_data(args):
     """A built-in dataset by name, or an .npz/.csv file split train/dev/test by the course's
     rule (stratified, seeded by --data-seed). Returns the Data and the output width."""
     if args.dataset in datasets.GENERATORS:
-        data = datasets.load(args.dataset, n_train=args.n_train, n_dev=args.n_dev, n_test=0,
-                             noise=args.noise, seed=args.data_seed)
+        data = datasets.load(
+            args.dataset,
+            n_train=args.n_train,
+            n_dev=args.n_dev,
+            n_test=0,
+            noise=args.noise,
+            seed=args.data_seed,
+        )
         n_classes = datasets.n_classes(args.dataset)
     elif args.dataset.endswith((".npz", ".csv")):
         from jaxhp.data import load_file, split
@@ -55,8 +66,10 @@ def _load_data(args):
         data = split(x, y, key=args.data_seed).data()
         n_classes = int(y.max()) + 1
     else:
-        raise ValueError(f"--dataset must be one of {', '.join(datasets.GENERATORS)} or an "
-                         f".npz/.csv file, got {args.dataset!r}")
+        raise ValueError(
+            f"--dataset must be one of {', '.join(datasets.GENERATORS)} or an "
+            f".npz/.csv file, got {args.dataset!r}"
+        )
     return data, n_classes if n_classes > 2 else 1
 
 
@@ -65,9 +78,14 @@ def _config(args, data, n_out):
 
     n_x = np.asarray(data.train[0]).shape[1]
     return TrainConfig(
-        layer_sizes=(n_x, *args.layers, n_out), steps=args.steps, activation=args.activation,
-        init=args.init, optimizer=args.optimizer, batch_size=args.batch_size,
-        eval_every=args.eval_every, patience=args.patience,
+        layer_sizes=(n_x, *args.layers, n_out),
+        steps=args.steps,
+        activation=args.activation,
+        init=args.init,
+        optimizer=args.optimizer,
+        batch_size=args.batch_size,
+        eval_every=args.eval_every,
+        patience=args.patience,
         restore_best=args.patience is not None,
     )
 
@@ -95,11 +113,17 @@ def _train(args) -> int:
     jax.effects_barrier()
     history = jax.device_get(result.history)
     stop = int(result.stop_step)
-    status = ("diverged" if bool(result.diverged)
-              else f"stopped early at step {stop}" if stop < config.steps
-              else f"ran all {stop} steps")
-    print(f"final: train accuracy {history.train_accuracy[-1]:.4f}, "
-          f"dev accuracy {history.dev_accuracy[-1]:.4f} ({status})")
+    status = (
+        "diverged"
+        if bool(result.diverged)
+        else f"stopped early at step {stop}"
+        if stop < config.steps
+        else f"ran all {stop} steps"
+    )
+    print(
+        f"final: train accuracy {history.train_accuracy[-1]:.4f}, "
+        f"dev accuracy {history.dev_accuracy[-1]:.4f} ({status})"
+    )
     if args.save:
         flat = {}
         for i, layer in enumerate(result.params):
@@ -127,11 +151,14 @@ def _axis(text: str, name: str):
             raise ValueError(f"--{name} {text!r}: expected {kind}:a:b") from err
         return getattr(sweep, kind)(a, b)
     try:
-        return [tuple(float(p) for p in v.split("/")) if "/" in v else float(v)
-                for v in text.split(",")]
+        return [
+            tuple(float(p) for p in v.split("/")) if "/" in v else float(v) for v in text.split(",")
+        ]
     except ValueError as err:
-        raise ValueError(f"--{name} {text!r}: expected comma-separated numbers, or "
-                         "loguniform:a:b / uniform:a:b with --random N") from err
+        raise ValueError(
+            f"--{name} {text!r}: expected comma-separated numbers, or "
+            "loguniform:a:b / uniform:a:b with --random N"
+        ) from err
 
 
 def _space(args):
@@ -145,8 +172,10 @@ def _space(args):
     if args.random is None:
         for name, values in axes.items():
             if not isinstance(values, list):
-                raise ValueError(f"--{name.replace('_', '-')} is a distribution; add "
-                                 "--random N to draw N members from it")
+                raise ValueError(
+                    f"--{name.replace('_', '-')} is a distribution; add "
+                    "--random N to draw N members from it"
+                )
         return sweep.grid(seeds=args.seeds, **axes)
     return sweep.random(args.seed, args.random, seeds=args.seeds, **axes)
 
@@ -157,19 +186,30 @@ def _sweep(args) -> int:
     data, n_out = _load_data(args)
     config = _config(args, data, n_out)
     space = _space(args)
-    results = run_sweep(space, data, config, seed=args.seed, chunk_size=args.chunk_size,
-                        checkpoint=args.checkpoint, progress=not args.quiet)
+    results = run_sweep(
+        space,
+        data,
+        config,
+        seed=args.seed,
+        chunk_size=args.chunk_size,
+        checkpoint=args.checkpoint,
+        progress=not args.quiet,
+    )
     meta = results.meta
-    print(f"trained {meta['members']} members in {meta['seconds']:.1f} s "
-          f"({meta['chunks_run']} chunk(s) of {meta['chunk_size']}, "
-          f"{meta['members_from_checkpoint']} from checkpoint)")
+    print(
+        f"trained {meta['members']} members in {meta['seconds']:.1f} s "
+        f"({meta['chunks_run']} chunk(s) of {meta['chunk_size']}, "
+        f"{meta['members_from_checkpoint']} from checkpoint)"
+    )
     if results.diverged_members:
         print(f"diverged (flagged, excluded from the ranking): {results.diverged_members}")
     print(_format_rows(results.top(args.top)))
     best = results.best()
-    print(f"\nbest member #{best['member']}: lambd={best['lambd']:.4g} "
-          f"keep_prob={_keep_text(best)} learning_rate={best['learning_rate']:.4g} "
-          f"seed={best['seed']}")
+    print(
+        f"\nbest member #{best['member']}: lambd={best['lambd']:.4g} "
+        f"keep_prob={_keep_text(best)} learning_rate={best['learning_rate']:.4g} "
+        f"seed={best['seed']}"
+    )
     print(results.diagnosis(best["member"], bayes_error=args.bayes_error))
     out = Path(args.out)
     results.to_csv(out / "results.csv")
@@ -188,8 +228,10 @@ def _keep_text(row) -> str:
 
 
 def _format_rows(rows) -> str:
-    lines = [f"{'member':>6} {'seed':>4} {'lambd':>9} {'keep_prob':>11} {'lr':>8} "
-             f"{'train acc':>9} {'dev acc':>8} {'dev cost':>9} {'stop':>6}"]
+    lines = [
+        f"{'member':>6} {'seed':>4} {'lambd':>9} {'keep_prob':>11} {'lr':>8} "
+        f"{'train acc':>9} {'dev acc':>8} {'dev cost':>9} {'stop':>6}"
+    ]
     for r in rows:
         lines.append(
             f"{r['member']:>6} {r['seed']:>4} {r['lambd']:>9.4g} {_keep_text(r):>11} "
@@ -206,8 +248,9 @@ def build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="train one configuration on a built-in dataset")
     _add_data_args(train, "20,3")
     train.add_argument("--lambd", type=float, default=0.0)
-    train.add_argument("--keep-prob", default="1.0",
-                       help="scalar, or one value per hidden layer: 0.8,0.9")
+    train.add_argument(
+        "--keep-prob", default="1.0", help="scalar, or one value per hidden layer: 0.8,0.9"
+    )
     train.add_argument("--learning-rate", "--lr", type=float, default=0.3)
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--save", type=Path, default=None, help="write params to this .npz")
@@ -215,20 +258,26 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(run=_train)
 
     sweep = commands.add_parser(
-        "sweep", help="train a lambd x keep_prob x learning-rate sweep in one program")
+        "sweep", help="train a lambd x keep_prob x learning-rate sweep in one program"
+    )
     _add_data_args(sweep, "20,3")
-    sweep.add_argument("--lambd", default="0,0.01,0.1,1,3,10",
-                       help="values a,b,c or loguniform:a:b / uniform:a:b with --random")
-    sweep.add_argument("--keep-prob", default="0.5,0.6,0.7,0.8,0.9,1.0",
-                       help="values (0.8/0.9 = per hidden layer) or uniform:a:b")
-    sweep.add_argument("--learning-rate", "--lr", default="0.3",
-                       help="values or loguniform:a:b")
-    sweep.add_argument("--random", type=int, default=None,
-                       help="draw N random members instead of a grid")
+    sweep.add_argument(
+        "--lambd",
+        default="0,0.01,0.1,1,3,10",
+        help="values a,b,c or loguniform:a:b / uniform:a:b with --random",
+    )
+    sweep.add_argument(
+        "--keep-prob",
+        default="0.5,0.6,0.7,0.8,0.9,1.0",
+        help="values (0.8/0.9 = per hidden layer) or uniform:a:b",
+    )
+    sweep.add_argument("--learning-rate", "--lr", default="0.3", help="values or loguniform:a:b")
+    sweep.add_argument(
+        "--random", type=int, default=None, help="draw N random members instead of a grid"
+    )
     sweep.add_argument("--seeds", type=int, default=1, help="seeds per point")
     sweep.add_argument("--seed", type=int, default=0, help="base seed")
-    sweep.add_argument("--chunk-size", default="auto",
-                       type=lambda v: v if v == "auto" else int(v))
+    sweep.add_argument("--chunk-size", default="auto", type=lambda v: v if v == "auto" else int(v))
     sweep.add_argument("--checkpoint", default=None, help="folder for resumable chunks")
     sweep.add_argument("--out", default="jaxhp-out", help="folder for results and plots")
     sweep.add_argument("--top", type=int, default=5, help="members to print")

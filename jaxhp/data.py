@@ -16,7 +16,11 @@ import jax
 import numpy as np
 
 from jaxhp import _checks
-from jaxhp.records import Data
+from jaxhp.nn import forward
+from jaxhp.records import Data, HParams, TrainConfig
+from jaxhp.train import fit
+
+_fit = jax.jit(fit)  # shared, so repeated shift checks of one shape compile once
 
 AUTO_FRACTION, AUTO_CAP = 0.2, 10_000  # dev and test each get min(20% of m, 10,000)
 
@@ -65,8 +69,9 @@ def _sizes(m: int, ratios, train_dev: bool) -> tuple[int, ...]:
     """Sizes of (train, dev, test[, train_dev])."""
     if isinstance(ratios, str):
         if ratios != "auto":
-            raise ValueError(f"ratios must be 'auto' or (train, dev, test) fractions, "
-                             f"got {ratios!r}")
+            raise ValueError(
+                f"ratios must be 'auto' or (train, dev, test) fractions, got {ratios!r}"
+            )
         n_train, n_dev, n_test = auto_sizes(m)
         n_train_dev = n_dev if train_dev else 0
         sizes = (n_train - n_train_dev, n_dev, n_test, n_train_dev)
@@ -81,61 +86,72 @@ def _sizes(m: int, ratios, train_dev: bool) -> tuple[int, ...]:
         if abs(sum(ratios) - 1) > 1e-6:
             raise ValueError(f"ratios must sum to 1, got {ratios} (sum {sum(ratios):.6g})")
         if train_dev:
-            r_train, r_train_dev, r_dev, r_test = ratios
+            _, r_train_dev, r_dev, r_test = ratios
         else:
-            (r_train, r_dev, r_test), r_train_dev = ratios, 0.0
+            (_, r_dev, r_test), r_train_dev = ratios, 0.0
         n_dev, n_test, n_train_dev = (int(round(r * m)) for r in (r_dev, r_test, r_train_dev))
         sizes = (m - n_dev - n_test - n_train_dev, n_dev, n_test, n_train_dev)
     if sizes[1] <= 0:
-        raise ValueError(f"the dev set would have 0 examples (m = {m}, ratios = {ratios}); "
-                         "give it a positive share")
+        raise ValueError(
+            f"the dev set would have 0 examples (m = {m}, ratios = {ratios}); "
+            "give it a positive share"
+        )
     if sizes[0] <= 0:
-        raise ValueError(f"the training set would have {sizes[0]} examples (m = {m}, "
-                         f"ratios = {ratios})")
+        raise ValueError(
+            f"the training set would have {sizes[0]} examples (m = {m}, ratios = {ratios})"
+        )
     return sizes
 
 
-def _allocate(total: int, weights: np.ndarray) -> np.ndarray:
-    """Split ``total`` into integer parts proportional to ``weights`` (largest remainder)."""
-    exact = total * weights / weights.sum()
-    parts = np.floor(exact).astype(np.int64)
-    remainder = total - parts.sum()
-    parts[np.argsort(-(exact - parts), kind="stable")[:remainder]] += 1
-    return parts
+def _stratified_counts(class_sizes: np.ndarray, set_sizes: np.ndarray) -> np.ndarray:
+    """Integer (classes x sets) counts with the given row and column sums, each entry the
+    floor or ceiling of its exact share ``class_size * set_size / m``.
+
+    Start from the floors; the missing units form a 0/1 matrix with known row and column
+    sums, filled greedily (each class in turn gives its units to the sets that miss the most,
+    which always succeeds for such bipartite degree sequences).
+    """
+    exact = np.outer(class_sizes, set_sizes) / class_sizes.sum()
+    counts = np.floor(exact).astype(np.int64)
+    row_missing = class_sizes - counts.sum(axis=1)
+    col_missing = set_sizes - counts.sum(axis=0)
+    fraction = exact - counts
+    for c in np.argsort(-row_missing, kind="stable"):
+        order = np.lexsort((-fraction[c], -col_missing))[: row_missing[c]]
+        counts[c, order] += 1
+        col_missing[order] -= 1
+    return counts
 
 
-def split_indices(m: int, *, key, y=None, ratios="auto", stratify: bool = True,
-                  train_dev: bool = False) -> SplitIndices:
+def split_indices(
+    m: int, *, key, y=None, ratios="auto", stratify: bool = True, train_dev: bool = False
+) -> SplitIndices:
     """Index-only version of :func:`split` (no data is touched; works for any m)."""
     _checks.check_positive_int("m", m)
     n_train, n_dev, n_test, n_train_dev = _sizes(m, ratios, train_dev)
     rng = _rng(key)
-    held_sizes = np.array([n_dev, n_test, n_train_dev])
+    set_sizes = np.array([n_train, n_dev, n_test, n_train_dev])
     if stratify and y is not None:
         labels = _class_ids(y)
         classes, counts = np.unique(labels, return_counts=True)
         if (counts < 2).any():
             c = classes[np.argmin(counts)]
-            raise ValueError(f"class {c.item()!r} has {counts.min()} example; stratify needs at "
-                             "least 2 per class (or pass stratify=False)")
-        # Per class, shares of each held-out set proportional to the class's size.
-        shares = np.stack([_allocate(int(s), counts.astype(np.float64)) for s in held_sizes])
+            raise ValueError(
+                f"class {c.item()!r} has {counts.min()} example; stratify needs at "
+                "least 2 per class (or pass stratify=False)"
+            )
+        # Each class is cut into the four sets in proportion to its size (within one row).
+        shares = _stratified_counts(counts, set_sizes)
         parts = [[], [], [], []]
         for j, c in enumerate(classes):
             rows = rng.permutation(np.flatnonzero(labels == c))
-            bounds = np.cumsum(shares[:, j])
-            parts[1].append(rows[: bounds[0]])
-            parts[2].append(rows[bounds[0]: bounds[1]])
-            parts[3].append(rows[bounds[1]: bounds[2]])
-            parts[0].append(rows[bounds[2]:])
+            for s, piece in enumerate(np.split(rows, np.cumsum(shares[j])[:-1])):
+                parts[s].append(piece)
         train, dev, test, tdev = (np.sort(np.concatenate(p)) for p in parts)
     else:
         order = rng.permutation(m)
-        bounds = np.cumsum(held_sizes)
-        dev, test, tdev = (np.sort(order[a:b]) for a, b in zip((0, *bounds[:-1]), bounds))
-        train = np.sort(order[bounds[-1]:])
-    return SplitIndices(train=train, dev=dev, test=test,
-                        train_dev=tdev if train_dev else None)
+        train, dev, test, tdev = (np.sort(p) for p in np.split(order, np.cumsum(set_sizes)[:-1]))
+    return SplitIndices(train=train, dev=dev, test=test, train_dev=tdev if train_dev else None)
 
 
 def _class_ids(y) -> np.ndarray:
@@ -145,8 +161,7 @@ def _class_ids(y) -> np.ndarray:
     return y.reshape(-1)
 
 
-def split(x, y, *, key, ratios="auto", stratify: bool = True,
-          train_dev: bool = False) -> Splits:
+def split(x, y, *, key, ratios="auto", stratify: bool = True, train_dev: bool = False) -> Splits:
     """Split (x, y) into train/dev/test (and optionally train-dev) sets.
 
     Args:
@@ -175,14 +190,20 @@ def split(x, y, *, key, ratios="auto", stratify: bool = True,
     bad_rows = ~np.isfinite(flat).all(axis=1)
     if bad_rows.any():
         raise ValueError(f"x contains NaN or inf, first at row {int(np.argmax(bad_rows))}")
-    idx = split_indices(x.shape[0], key=key, y=y, ratios=ratios, stratify=stratify,
-                        train_dev=train_dev)
+    idx = split_indices(
+        x.shape[0], key=key, y=y, ratios=ratios, stratify=stratify, train_dev=train_dev
+    )
 
     def take(rows):
         return None if rows is None or len(rows) == 0 else (x[rows], y[rows])
 
-    return Splits(train=take(idx.train), dev=take(idx.dev), test=take(idx.test),
-                  train_dev=take(idx.train_dev), indices=idx)
+    return Splits(
+        train=take(idx.train),
+        dev=take(idx.dev),
+        test=take(idx.test),
+        train_dev=take(idx.train_dev),
+        indices=idx,
+    )
 
 
 def load_file(path) -> tuple[np.ndarray, np.ndarray]:
@@ -200,8 +221,9 @@ def load_file(path) -> tuple[np.ndarray, np.ndarray]:
             raise ValueError(f"dataset file {path} is not a readable .npz (a plain array)")
         with archive as f:
             if "x" not in f.files or "y" not in f.files:
-                raise ValueError(f"dataset file {path} must hold arrays 'x' and 'y', "
-                                 f"found {f.files}")
+                raise ValueError(
+                    f"dataset file {path} must hold arrays 'x' and 'y', found {f.files}"
+                )
             x, y = f["x"], f["y"]
     elif path.suffix == ".csv":
         with path.open(newline="") as f:
@@ -215,15 +237,256 @@ def load_file(path) -> tuple[np.ndarray, np.ndarray]:
         except ValueError as err:
             raise ValueError(f"dataset file {path} is malformed: {err}") from err
         if table.ndim != 2 or table.shape[1] < 2:
-            raise ValueError(f"dataset file {path} needs at least one feature column and a "
-                             "label column")
+            raise ValueError(
+                f"dataset file {path} needs at least one feature column and a label column"
+            )
         x, y = table[:, :-1], table[:, -1]
     else:
         raise ValueError(f"dataset file {path} must be .npz or .csv")
     x = np.asarray(x, np.float32)
     if x.ndim != 2 or len(x) != len(y) or len(x) == 0:
-        raise ValueError(f"dataset file {path}: x must be (m, n_x) with m = len(y) > 0, got "
-                         f"x {x.shape} and y {np.shape(y)}")
+        raise ValueError(
+            f"dataset file {path}: x must be (m, n_x) with m = len(y) > 0, got "
+            f"x {x.shape} and y {np.shape(y)}"
+        )
     if np.any(np.asarray(y) != np.round(y)):
         raise ValueError(f"dataset file {path}: labels must be integer class ids")
     return x, np.asarray(y).astype(np.int32)
+
+
+class Normalizer:
+    """Feature standardisation ``x' = (x − μ) / σ`` with μ and σ from the training set only.
+
+    Fit it on train, then apply the same instance, unchanged, to dev and test (COURSE.md
+    point 8). Statistics are per feature over the first axis, so any trailing shape works.
+    A constant feature (σ below ``min_std``) gets σ = 1: it is centred to 0 on train and
+    shifted by the same μ elsewhere, never divided by ~0; ``constant_features`` lists them.
+
+    Example:
+      >>> norm = Normalizer().fit(x_train)
+      >>> x_train, x_dev = norm.transform(x_train), norm.transform(x_dev)
+    """
+
+    def __init__(self, mean=None, std=None, *, min_std: float = 1e-8):
+        self.mean = None if mean is None else np.asarray(mean, np.float64)
+        self.std = None if std is None else np.asarray(std, np.float64)
+        self.min_std = float(min_std)
+
+    @property
+    def fitted(self) -> bool:
+        return self.mean is not None
+
+    @property
+    def constant_features(self) -> np.ndarray:
+        """Flat indices of the features whose training std was below ``min_std``."""
+        self._require_fit()
+        return np.flatnonzero(self._raw_std.ravel() < self.min_std)
+
+    def fit(self, x_train) -> Normalizer:
+        """Store μ and σ of ``x_train`` (m, ...); returns self."""
+        x = self._check(x_train, fitting=True)
+        self.mean = x.mean(axis=0)
+        self._raw_std = x.std(axis=0)
+        self.std = np.where(self._raw_std < self.min_std, 1.0, self._raw_std)
+        return self
+
+    def transform(self, x) -> np.ndarray:
+        """``(x − μ) / σ`` with the stored training statistics."""
+        self._require_fit()
+        x = self._check(x)
+        return ((x - self.mean) / self.std).astype(np.float32)
+
+    def fit_transform(self, x_train) -> np.ndarray:
+        return self.fit(x_train).transform(x_train)
+
+    def inverse_transform(self, x) -> np.ndarray:
+        self._require_fit()
+        return (np.asarray(x, np.float64) * self.std + self.mean).astype(np.float32)
+
+    def to_dict(self) -> dict[str, np.ndarray]:
+        self._require_fit()
+        return {
+            "mean": self.mean,
+            "std": self.std,
+            "raw_std": self._raw_std,
+            "min_std": np.asarray(self.min_std),
+        }
+
+    @classmethod
+    def from_dict(cls, state) -> Normalizer:
+        norm = cls(state["mean"], state["std"], min_std=float(state["min_std"]))
+        norm._raw_std = np.asarray(state.get("raw_std", state["std"]), np.float64)
+        return norm
+
+    def save(self, path) -> Path:
+        path = Path(path)
+        np.savez(path, **self.to_dict())
+        return path
+
+    @classmethod
+    def load(cls, path) -> Normalizer:
+        with np.load(path) as f:
+            return cls.from_dict({k: f[k] for k in f.files})
+
+    def _require_fit(self):
+        if not self.fitted:
+            raise ValueError(
+                "Normalizer is not fitted: call Normalizer().fit(x_train) on the training set first"
+            )
+
+    def _check(self, x, fitting: bool = False) -> np.ndarray:
+        x = np.asarray(x, np.float64)
+        if x.ndim < 2 or x.shape[0] == 0:
+            raise ValueError(f"x must be (m, n_features, ...) with m > 0, got shape {x.shape}")
+        if not fitting and x.shape[1:] != self.mean.shape:
+            raise ValueError(
+                f"x has feature shape {x.shape[1:]} but the Normalizer was fitted "
+                f"on {self.mean.shape}"
+            )
+        bad = ~np.isfinite(x.reshape(x.shape[0], -1)).all(axis=1)
+        if bad.any():
+            raise ValueError(f"x contains NaN or inf, first at row {int(np.argmax(bad))}")
+        return x
+
+
+class ShiftReport(NamedTuple):
+    """Result of :func:`check_shift`.
+
+    Attributes:
+      auc: held-out ROC AUC of a classifier trained to tell set a from set b (0.5 = chance).
+      p_value: one-sided permutation p-value of that AUC.
+      ks_statistic, ks_p_value: per-feature two-sample Kolmogorov–Smirnov statistic and
+        asymptotic p-value.
+      different: the verdict at level ``alpha`` (Bonferroni over the classifier test and
+        the features' KS tests, so the false-alarm rate stays at most ``alpha``).
+      top_features: ``(feature, ks_statistic, ks_p_value)`` of the most different features.
+    """
+
+    auc: float
+    p_value: float
+    ks_statistic: np.ndarray
+    ks_p_value: np.ndarray
+    alpha: float
+    different: bool
+    top_features: list
+
+    @property
+    def verdict(self) -> str:
+        if self.different:
+            return "different distributions: fix the split so both sets come from one source"
+        return "no evidence of a shift: consistent with one distribution"
+
+    def __str__(self) -> str:
+        lines = [
+            f"classifier two-sample test: held-out AUC {self.auc:.3f}, p = {self.p_value:.3g}",
+            f"verdict (alpha {self.alpha}): {self.verdict}",
+            "most different features (KS statistic, p):",
+        ]
+        lines += [f"  feature {i}: D = {d:.3f}, p = {p:.3g}" for i, d, p in self.top_features]
+        return "\n".join(lines)
+
+
+def _ks_two_sample(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-column KS statistic D = sup|F_a − F_b| and its asymptotic p-value (Kolmogorov's
+    distribution with Stephens' small-sample correction)."""
+    n_a, n_b = len(a), len(b)
+    stats = np.empty(a.shape[1])
+    for j in range(a.shape[1]):
+        sa, sb = np.sort(a[:, j]), np.sort(b[:, j])
+        grid = np.concatenate([sa, sb])
+        cdf_a = np.searchsorted(sa, grid, side="right") / n_a
+        cdf_b = np.searchsorted(sb, grid, side="right") / n_b
+        stats[j] = np.abs(cdf_a - cdf_b).max()
+    n_eff = n_a * n_b / (n_a + n_b)
+    lam = (np.sqrt(n_eff) + 0.12 + 0.11 / np.sqrt(n_eff)) * stats
+    k = np.arange(1, 101)[:, None]
+    series = 2 * np.sum((-1.0) ** (k - 1) * np.exp(-2 * k**2 * lam[None, :] ** 2), axis=0)
+    return stats, np.clip(series, 0.0, 1.0)
+
+
+def _auc(scores: np.ndarray, labels: np.ndarray) -> float:
+    """ROC AUC by the Mann–Whitney rank sum (ties get average ranks)."""
+    order = np.argsort(scores, kind="stable")
+    ranks = np.empty(len(scores))
+    ranks[order] = np.arange(1, len(scores) + 1)
+    for value in np.unique(scores[np.diff(np.sort(scores), prepend=np.nan) == 0]):
+        tied = scores == value
+        ranks[tied] = ranks[tied].mean()
+    n_pos = labels.sum()
+    n_neg = len(labels) - n_pos
+    return float((ranks[labels == 1].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def check_shift(
+    x_a,
+    x_b,
+    *,
+    key,
+    alpha: float = 0.05,
+    n_permutations: int = 1000,
+    hidden: int = 16,
+    steps: int = 300,
+    top: int = 5,
+) -> ShiftReport:
+    """Test whether two sets (dev vs test, or train vs dev) come from one distribution.
+
+    A classifier two-sample test: half of each set trains a small jaxhp MLP (one hidden
+    layer of ``hidden`` units, Adam, ``steps`` full-batch steps, inputs normalised by the
+    training half) to tell a from b; on the other half its AUC is compared with the AUCs of
+    ``n_permutations`` label permutations (valid because the classifier never saw the
+    held-out half). Per-feature two-sample KS tests are added; the sets are called
+    different when the classifier p-value is below alpha/2 or the smallest KS p-value is
+    below alpha / (2 n_features).
+
+    Args:
+      x_a, x_b: (m_a, n) and (m_b, n) samples.
+      key: PRNG key or int seed.
+      alpha: the false-alarm rate of the verdict.
+
+    Returns:
+      A :class:`ShiftReport`.
+    """
+    a = np.asarray(x_a, np.float64).reshape(len(x_a), -1)
+    b = np.asarray(x_b, np.float64).reshape(len(x_b), -1)
+    if a.shape[1] != b.shape[1]:
+        raise ValueError(f"x_a and x_b have different feature counts: {a.shape[1]} vs {b.shape[1]}")
+    if min(len(a), len(b)) < 10:
+        raise ValueError("check_shift needs at least 10 examples in each set")
+    if not (0 < alpha < 1):
+        raise ValueError(f"alpha must be in (0, 1), got {alpha!r}")
+    for name, x in (("x_a", a), ("x_b", b)):
+        bad = ~np.isfinite(x).all(axis=1)
+        if bad.any():
+            raise ValueError(f"{name} contains NaN or inf, first at row {int(np.argmax(bad))}")
+    rng = _rng(key)
+    x = np.concatenate([a, b])
+    y = np.concatenate([np.zeros(len(a), np.int32), np.ones(len(b), np.int32)])
+    half = split_indices(len(x), key=int(rng.integers(2**31)), y=y, ratios=(0.5, 0.5, 0.0))
+    norm = Normalizer().fit(x[half.train])
+    x_fit, x_held = norm.transform(x[half.train]), norm.transform(x[half.dev])
+    config = TrainConfig(
+        layer_sizes=(x.shape[1], hidden, 1), steps=steps, optimizer="adam", eval_every=steps
+    )
+    model = _fit(
+        jax.random.key(int(rng.integers(2**31))),
+        HParams(lambd=1.0, learning_rate=0.01),
+        Data(train=(x_fit, y[half.train])),
+        config,
+    )
+    scores = np.asarray(forward(model.params, x_held))[:, 0]
+    labels = y[half.dev]
+    auc = _auc(scores, labels)
+    null = np.array([_auc(scores, rng.permutation(labels)) for _ in range(n_permutations)])
+    p_value = float((1 + np.sum(null >= auc)) / (1 + n_permutations))
+    ks, ks_p = _ks_two_sample(a, b)
+    different = p_value < alpha / 2 or ks_p.min() < alpha / (2 * a.shape[1])
+    order = np.argsort(-ks)[:top]
+    return ShiftReport(
+        auc,
+        p_value,
+        ks,
+        ks_p,
+        alpha,
+        bool(different),
+        [(int(i), float(ks[i]), float(ks_p[i])) for i in order],
+    )

@@ -77,9 +77,8 @@ def spirals(n: int = 300, *, noise: float = 0.2, classes: int = 3, seed: int = 0
     for label in range(classes):
         count = n // classes + (1 if label < n % classes else 0)
         radius = np.linspace(0.05, 1.0, count)
-        angle = (
-            np.linspace(label * 4.0, (label + 1) * 4.0, count)
-            + noise * rng.standard_normal(count)
+        angle = np.linspace(label * 4.0, (label + 1) * 4.0, count) + noise * rng.standard_normal(
+            count
         )
         xs.append(np.stack([radius * np.sin(angle), radius * np.cos(angle)], axis=1))
         ys.append(np.full(count, label))

@@ -56,8 +56,7 @@ class Diagnosis(NamedTuple):
             f"train error {self.train_error:.2%}, dev error {self.dev_error:.2%}, "
             f"Bayes error {self.bayes_error:.2%}",
             f"avoidable bias {self.avoidable_bias:+.2%}, variance {self.variance:+.2%}"
-            + ("" if self.data_mismatch is None else
-               f", data mismatch {self.data_mismatch:+.2%}"),
+            + ("" if self.data_mismatch is None else f", data mismatch {self.data_mismatch:+.2%}"),
             f"verdict: {self.verdict}",
             *self.advice,
         ]
@@ -127,5 +126,15 @@ def diagnose(
     else:
         verdict = " + ".join(problems) or "fine"
     advice = tuple(ADVICE[p] for p in problems) or (ADVICE["fine"],)
-    return Diagnosis(train, dev, bayes, None if train_dev_error is None else train_dev,
-                     bias, variance, mismatch, tuple(problems), verdict, advice)
+    return Diagnosis(
+        train,
+        dev,
+        bayes,
+        None if train_dev_error is None else train_dev,
+        bias,
+        variance,
+        mismatch,
+        tuple(problems),
+        verdict,
+        advice,
+    )

@@ -272,9 +272,7 @@ def _prepare(f, params, args, kwargs, grad_fn, eps, memory_budget) -> _Problem:
     args, kwargs = _to_float64(args), _to_float64(kwargs)
     value = f(params, *args, **kwargs)
     if jnp.shape(value) != ():
-        raise ValueError(
-            f"f must return a scalar cost, got an array of shape {jnp.shape(value)}"
-        )
+        raise ValueError(f"f must return a scalar cost, got an array of shape {jnp.shape(value)}")
     again = f(params, *args, **kwargs)
     if not np.array_equal(np.asarray(value), np.asarray(again), equal_nan=True):
         raise ValueError(
@@ -298,7 +296,8 @@ def _prepare(f, params, args, kwargs, grad_fn, eps, memory_budget) -> _Problem:
     if eps is None:
         eps_list = [
             _DEFAULT_EPS * max(1.0, float(np.sqrt(np.mean(np.square(np.asarray(leaf))))))
-            if leaf.size else _DEFAULT_EPS
+            if leaf.size
+            else _DEFAULT_EPS
             for leaf in jax.tree.leaves(params)
         ]
     else:
@@ -308,8 +307,17 @@ def _prepare(f, params, args, kwargs, grad_fn, eps, memory_budget) -> _Problem:
         return f(unravel(theta_vec), *args, **kwargs)
 
     chunk = _chunk_size(loss_flat, theta, memory_budget)
-    return _Problem(loss_flat, theta, grad_flat, float(value), names, shapes,
-                    [int(o) for o in offsets], eps_list, chunk)
+    return _Problem(
+        loss_flat,
+        theta,
+        grad_flat,
+        float(value),
+        names,
+        shapes,
+        [int(o) for o in offsets],
+        eps_list,
+        chunk,
+    )
 
 
 def _check_grad_structure(params, grads):
@@ -319,8 +327,9 @@ def _check_grad_structure(params, grads):
             f"grad_fn must return a pytree with the structure of params; got {g_def}, "
             f"expected {p_def}"
         )
-    for (path, p), g in zip(jax.tree_util.tree_flatten_with_path(params)[0],
-                            jax.tree.leaves(grads)):
+    for (path, p), g in zip(
+        jax.tree_util.tree_flatten_with_path(params)[0], jax.tree.leaves(grads)
+    ):
         if jnp.shape(p) != jnp.shape(g):
             raise ValueError(
                 f"grad_fn's gradient for leaf {path_name(path)} has shape {jnp.shape(g)}, "
@@ -404,14 +413,21 @@ def _check_full(p: _Problem):
     leaves = []
     for i, (name, shape, lo) in enumerate(zip(p.names, p.shapes, p.offsets)):
         n = math.prod(shape)
-        num, ana = numeric[lo:lo + n], analytic[lo:lo + n]
+        num, ana = numeric[lo : lo + n], analytic[lo : lo + n]
         diff = _relative_difference(num, ana, _noise_floor(p, i, n))
         j = int(np.argmax(np.abs(num - ana))) if n else 0
-        leaves.append(LeafCheck(
-            path=name, shape=shape, difference=diff, verdict=verdict(diff), n_checked=n,
-            worst_index=tuple(int(k) for k in np.unravel_index(j, shape)) if n else (),
-            analytic=float(ana[j]) if n else 0.0, numeric=float(num[j]) if n else 0.0,
-        ))
+        leaves.append(
+            LeafCheck(
+                path=name,
+                shape=shape,
+                difference=diff,
+                verdict=verdict(diff),
+                n_checked=n,
+                worst_index=tuple(int(k) for k in np.unravel_index(j, shape)) if n else (),
+                analytic=float(ana[j]) if n else 0.0,
+                numeric=float(num[j]) if n else 0.0,
+            )
+        )
     floor = max(_noise_floor(p, i, math.prod(s)) for i, s in enumerate(p.shapes))
     return leaves, _relative_difference(numeric, analytic, floor)
 
@@ -419,16 +435,23 @@ def _check_full(p: _Problem):
 def _check_directions(p: _Problem, n_directions: int, key):
     blocks = [
         (lo, lo + math.prod(shape))
-        for lo, shape in zip(p.offsets, p.shapes) for _ in range(n_directions)
+        for lo, shape in zip(p.offsets, p.shapes)
+        for _ in range(n_directions)
     ]
     numeric, analytic = _directional(p, blocks, jax.random.split(key, len(blocks)))
     leaves = []
     for i, (name, shape) in enumerate(zip(p.names, p.shapes)):
         part = slice(i * n_directions, (i + 1) * n_directions)
         # Each directional derivative is a unit-norm projection: floor with n = directions.
-        diff = _relative_difference(numeric[part], analytic[part],
-                                    _noise_floor(p, i, n_directions))
-        leaves.append(LeafCheck(path=name, shape=shape, difference=diff,
-                                verdict=verdict(diff), n_checked=n_directions))
+        diff = _relative_difference(numeric[part], analytic[part], _noise_floor(p, i, n_directions))
+        leaves.append(
+            LeafCheck(
+                path=name,
+                shape=shape,
+                difference=diff,
+                verdict=verdict(diff),
+                n_checked=n_directions,
+            )
+        )
     floor = max(_noise_floor(p, i, n_directions) for i in range(len(p.names)))
     return leaves, _relative_difference(numeric, analytic, floor)

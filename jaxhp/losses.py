@@ -24,19 +24,27 @@ def targets(y: jax.Array, n_out: int, dtype=jnp.float32) -> jax.Array:
     return jax.nn.one_hot(jnp.reshape(y, (-1,)).astype(jnp.int32), n_out, dtype=dtype)
 
 
-def cross_entropy(logits: jax.Array, t: jax.Array) -> jax.Array:
+def _mean(values: jax.Array, weights: jax.Array | None) -> jax.Array:
+    """Plain mean, or the weighted mean sum(w v) / sum(w) (per-example weights)."""
+    if weights is None:
+        return jnp.mean(values)
+    return jnp.sum(weights * values) / jnp.sum(weights)
+
+
+def cross_entropy(logits: jax.Array, t: jax.Array, weights: jax.Array | None = None):
     """Mean cross-entropy from logits, in the numerically stable form.
 
     One output (``t`` of shape (m,)): sigmoid/BCE, ``mean(softplus(z) - z t)`` with a stable
     softplus whose derivative is exactly ``sigmoid(z)``, also at ``z = 0`` (the
     ``max(z, 0) + log1p(exp(-|z|))`` form gets 0 instead of 1/2 there under autodiff).
     k outputs (``t`` of shape (m, k)): softmax, ``mean(logsumexp(z) - sum(t z))``.
-    ``t`` comes from :func:`targets`.
+    ``t`` comes from :func:`targets`. With per-example ``weights`` (m,) the mean is
+    weighted: ``sum(w ce) / sum(w)``.
     """
     if logits.shape[-1] == 1:
         z = logits[:, 0]
-        return jnp.mean(jax.nn.softplus(z) - z * t)
-    return jnp.mean(jax.nn.logsumexp(logits, axis=-1) - jnp.sum(t * logits, axis=-1))
+        return _mean(jax.nn.softplus(z) - z * t, weights)
+    return _mean(jax.nn.logsumexp(logits, axis=-1) - jnp.sum(t * logits, axis=-1), weights)
 
 
 def l2_penalty(params: Params, lambd: Any, m: Any) -> jax.Array:
@@ -61,6 +69,7 @@ def loss(
     key: jax.Array | None = None,
     keep_prob: Any = 1.0,
     activation: str = "relu",
+    weights: jax.Array | None = None,
 ) -> jax.Array:
     """Regularised cost ``J = CE(forward(params, x), y) + lambd / (2 m) * sum ||W||_F^2``.
 
@@ -70,9 +79,12 @@ def loss(
       y: labels: (m,) or (m, 1) with 0/1 for one output; (m,) class ids or (m, k) one-hot
         for k outputs.
       lambd: L2 strength >= 0.
-      m: the ``m`` of the L2 term; defaults to the rows of ``x``. ``fit`` passes the
-        training-set size so that mini-batch and full-batch runs minimise the same J.
+      m: the ``m`` of the L2 term; defaults to the rows of ``x`` (``sum(weights)`` with
+        weights). ``fit`` passes the training-set size so that mini-batch and full-batch
+        runs minimise the same J.
       key, keep_prob, activation: as in :func:`jaxhp.forward`.
+      weights: optional (m,) per-example weights >= 0: the cross-entropy becomes the
+        weighted mean (0/1 weights select a subset while keeping shapes fixed).
 
     Returns:
       Scalar cost.
@@ -84,8 +96,9 @@ def loss(
     _checks.check_xy(x, y, n_in=params[0].W.shape[0], n_out=params[-1].W.shape[1])
     _checks.check_lambd(lambd)
     logits = forward(params, x, key=key, keep_prob=keep_prob, activation=activation)
-    ce = cross_entropy(logits, targets(y, logits.shape[-1], logits.dtype))
-    m = x.shape[0] if m is None else m
+    ce = cross_entropy(logits, targets(y, logits.shape[-1], logits.dtype), weights)
+    if m is None:
+        m = x.shape[0] if weights is None else jnp.sum(weights)
     return ce + l2_penalty(params, lambd, m)
 
 
@@ -104,6 +117,15 @@ def labels_of(y: jax.Array) -> jax.Array:
     return jnp.reshape(y, (-1,)).astype(jnp.int32)
 
 
-def accuracy(params: Params, x: jax.Array, y: jax.Array, *, activation: str = "relu"):
-    """Fraction of rows where :func:`predict` equals the label, dropout off."""
-    return jnp.mean(predict(params, x, activation=activation) == labels_of(y))
+def accuracy(
+    params: Params,
+    x: jax.Array,
+    y: jax.Array,
+    *,
+    activation: str = "relu",
+    weights: jax.Array | None = None,
+):
+    """Fraction of rows (weighted by ``weights``) where :func:`predict` equals the label,
+    dropout off."""
+    hits = (predict(params, x, activation=activation) == labels_of(y)).astype(jnp.float32)
+    return _mean(hits, weights)

@@ -63,8 +63,9 @@ def heatmap(xs, ys, values, path, *, x: str, y: str, metric: str) -> Path:
         for j in range(len(uy)):
             for i in range(len(ux)):
                 if np.isfinite(grid[j, i]):
-                    ax.text(i, j, f"{grid[j, i]:.3f}", ha="center", va="center",
-                            fontsize=7, color="w")
+                    ax.text(
+                        i, j, f"{grid[j, i]:.3f}", ha="center", va="center", fontsize=7, color="w"
+                    )
     else:
         image = ax.scatter(xs, ys, c=values, cmap="viridis", s=25)
         for axis_values, set_scale in ((xs, ax.set_xscale), (ys, ax.set_yscale)):
@@ -92,4 +93,34 @@ def curves(history: History, members, labels, path) -> Path:
     ax.set_ylabel("cost (solid: dev, dashed: train J)")
     ax.set_title("cost curves of the best members")
     ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
+def plot_learning_curve(curve, path) -> Path:
+    """Train and dev error against training-set size, with the diagnosis in the title."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(curve.sizes, curve.train_error, "o-", label="train error")
+    ax.plot(curve.sizes, curve.dev_error, "o-", label="dev error")
+    ax.axhline(curve.diagnosis.bayes_error, color="grey", ls=":", label="Bayes error")
+    ax.set_xlabel("training examples")
+    ax.set_ylabel("error")
+    ax.set_title(f"learning curve: {curve.diagnosis.verdict}")
+    ax.legend()
+    return _save(fig, path)
+
+
+def plot_init_probe(probe, path) -> Path:
+    """Activation std and gradient norm per layer (log scale), one line per scheme."""
+    plt = _pyplot()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    layers = np.arange(1, probe.activation_std.shape[1] + 1)
+    for label, std, grad in zip(probe.schemes, probe.activation_std, probe.grad_norm):
+        left.semilogy(layers, np.maximum(std, 1e-45), label=label)
+        right.semilogy(layers, np.maximum(grad, 1e-45), label=label)
+    left.set_title("activation std per layer")
+    right.set_title("weight-gradient norm per layer")
+    for ax in (left, right):
+        ax.set_xlabel("layer")
+        ax.legend(fontsize=8)
     return _save(fig, path)

@@ -84,9 +84,7 @@ class TrainConfig:
         _checks.check_positive_int("batch_size", self.batch_size, allow_none=True)
         _checks.check_positive_int("eval_every", self.eval_every, allow_none=True)
         if self.eval_every is not None and self.eval_every > self.steps:
-            raise ValueError(
-                f"eval_every must be <= steps ({self.steps}), got {self.eval_every}"
-            )
+            raise ValueError(f"eval_every must be <= steps ({self.steps}), got {self.eval_every}")
         _checks.check_positive_int("patience", self.patience, allow_none=True)
         if not (self.min_delta >= 0):
             raise ValueError(f"min_delta must be >= 0, got {self.min_delta!r}")

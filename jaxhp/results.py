@@ -112,20 +112,30 @@ class SweepResults:
         variance (dev − train) and verdict (see :func:`jaxhp.diagnose`)."""
         rows = self.table()
         for row in rows:
-            d = diagnose(train_error=1 - row["train_accuracy"],
-                         dev_error=1 - row["dev_accuracy"],
-                         bayes_error=bayes_error, threshold=threshold)
-            row.update(train_error=d.train_error, dev_error=d.dev_error,
-                       avoidable_bias=d.avoidable_bias, variance=d.variance,
-                       verdict=d.verdict)
+            d = diagnose(
+                train_error=1 - row["train_accuracy"],
+                dev_error=1 - row["dev_accuracy"],
+                bayes_error=bayes_error,
+                threshold=threshold,
+            )
+            row.update(
+                train_error=d.train_error,
+                dev_error=d.dev_error,
+                avoidable_bias=d.avoidable_bias,
+                variance=d.variance,
+                verdict=d.verdict,
+            )
         return rows
 
     def diagnosis(self, member: int, bayes_error: float = 0.0, *, threshold: float = 0.02):
         """The full :class:`jaxhp.diagnose.Diagnosis` (with advice) of one member."""
         row = self.table()[member]
-        return diagnose(train_error=1 - row["train_accuracy"],
-                        dev_error=1 - row["dev_accuracy"],
-                        bayes_error=bayes_error, threshold=threshold)
+        return diagnose(
+            train_error=1 - row["train_accuracy"],
+            dev_error=1 - row["dev_accuracy"],
+            bayes_error=bayes_error,
+            threshold=threshold,
+        )
 
     # ---- exports ---------------------------------------------------------------------
     def to_csv(self, path) -> Path:
@@ -159,8 +169,9 @@ class SweepResults:
         return pd.DataFrame(self.columns())
 
     # ---- plots -----------------------------------------------------------------------
-    def plot_heatmap(self, path, *, x: str = "lambd", y: str = "keep_prob",
-                     metric: str = "dev_accuracy") -> Path:
+    def plot_heatmap(
+        self, path, *, x: str = "lambd", y: str = "keep_prob", metric: str = "dev_accuracy"
+    ) -> Path:
         """Mean ``metric`` over members sharing (x, y); a scatter when the axes are not a
         grid (random search)."""
         from jaxhp.plot import heatmap

@@ -44,8 +44,7 @@ class uniform(NamedTuple):  # noqa: N801 - reads like a distribution in user cod
     b: float
 
     def sample(self, key, n: int) -> np.ndarray:
-        return np.asarray(jax.random.uniform(key, (n,), minval=self.a, maxval=self.b),
-                          np.float64)
+        return np.asarray(jax.random.uniform(key, (n,), minval=self.a, maxval=self.b), np.float64)
 
 
 class loguniform(NamedTuple):  # noqa: N801
@@ -72,16 +71,19 @@ class choice(NamedTuple):  # noqa: N801
 def _check_distribution(name: str, dist: Any):
     if isinstance(dist, (uniform, loguniform)):
         if not (math.isfinite(dist.a) and math.isfinite(dist.b) and dist.a < dist.b):
-            raise ValueError(f"{name}: {type(dist).__name__} needs finite a < b, "
-                             f"got a={dist.a}, b={dist.b}")
+            raise ValueError(
+                f"{name}: {type(dist).__name__} needs finite a < b, got a={dist.a}, b={dist.b}"
+            )
         if isinstance(dist, loguniform) and dist.a <= 0:
             raise ValueError(f"{name}: loguniform needs a > 0, got a={dist.a}")
     elif isinstance(dist, choice):
         if len(dist.values) == 0:
             raise ValueError(f"{name}: choice needs at least one value")
     else:
-        raise TypeError(f"{name}: expected uniform(a, b), loguniform(a, b), choice([...]) "
-                        f"or a constant, got {dist!r}")
+        raise TypeError(
+            f"{name}: expected uniform(a, b), loguniform(a, b), choice([...]) "
+            f"or a constant, got {dist!r}"
+        )
 
 
 class Space:
@@ -97,8 +99,9 @@ class Space:
         members = [dict(m) for m in members]
         for m in members:
             _check_axes(m)
-        self.members: list[dict] = [{k: _number(v) if k != "seed" else int(v)
-                                     for k, v in m.items()} for m in members]
+        self.members: list[dict] = [
+            {k: _number(v) if k != "seed" else int(v) for k, v in m.items()} for m in members
+        ]
 
     def __len__(self) -> int:
         return len(self.members)
@@ -115,8 +118,9 @@ class Space:
         for a, b in itertools.product(self.members, other.members):
             shared = set(a) & set(b)
             if shared:
-                raise ValueError(f"product of spaces that share axes {sorted(shared)}; "
-                                 "use + for a union")
+                raise ValueError(
+                    f"product of spaces that share axes {sorted(shared)}; use + for a union"
+                )
             merged.append({**a, **b})
         return Space(merged)
 
@@ -140,9 +144,8 @@ class Space:
         for axis, default in zip(HParams._fields, base):
             columns[axis] = [m.get(axis, _number(np.asarray(default).tolist())) for m in self]
         per_layer = any(isinstance(v, tuple) for v in columns["keep_prob"])
-        for i, m in enumerate(self.members):
-            HParams(*(columns[a][i] for a in HParams._fields)).validate(
-                n_hidden=n_hidden, member=i)
+        for i in range(len(self)):
+            HParams(*(columns[a][i] for a in HParams._fields)).validate(n_hidden=n_hidden, member=i)
         keep = columns["keep_prob"]
         if per_layer:
             keep = [v if isinstance(v, tuple) else (v,) * n_hidden for v in keep]
@@ -194,8 +197,7 @@ def random(key: Any, n: int, *, seeds: int = 1, **dists: Any) -> Space:
     key = jax.random.key(key) if isinstance(key, int) else key
     columns = {}
     for k, (name, dist) in zip(jax.random.split(key, max(1, len(dists))), dists.items()):
-        if isinstance(dist, (list, tuple)) and not isinstance(dist, (uniform, loguniform,
-                                                                     choice)):
+        if isinstance(dist, (list, tuple)) and not isinstance(dist, (uniform, loguniform, choice)):
             dist = choice(tuple(dist))
         if isinstance(dist, (int, float)):
             columns[name] = [float(dist)] * n
@@ -206,8 +208,16 @@ def random(key: Any, n: int, *, seeds: int = 1, **dists: Any) -> Space:
     return Space(points).with_seeds(seeds)
 
 
-def refine(results, *, top: int = 5, shrink: float = 0.5, n: int = 32, key: Any = 0,
-           metric: str = "dev_accuracy", seeds: int = 1) -> Space:
+def refine(
+    results,
+    *,
+    top: int = 5,
+    shrink: float = 0.5,
+    n: int = 32,
+    key: Any = 0,
+    metric: str = "dev_accuracy",
+    seeds: int = 1,
+) -> Space:
     """A coarse-to-fine random space around the ``top`` members of a finished sweep.
 
     Each numeric axis that varied in the sweep is sampled uniformly in a box centred on one

@@ -35,8 +35,17 @@ from jaxhp.results import SweepResults
 from jaxhp.space import Space, choice, grid, loguniform, random, refine, uniform
 
 __all__ = [
-    "Space", "choice", "grid", "loguniform", "random", "refine", "uniform",
-    "member_key", "run_sweep", "estimate_member_bytes", "train_members",
+    "Space",
+    "choice",
+    "grid",
+    "loguniform",
+    "random",
+    "refine",
+    "uniform",
+    "member_key",
+    "run_sweep",
+    "estimate_member_bytes",
+    "train_members",
 ]
 
 DEFAULT_MEMORY_BUDGET = 2 * 2**30  # bytes for one chunk's live member state
@@ -81,15 +90,17 @@ def _resolve_devices(devices) -> list:
     return devices
 
 
-def _chunk_size(chunk_size, n_members: int, per_member: int, n_devices: int,
-                budget: int) -> int:
+def _chunk_size(chunk_size, n_members: int, per_member: int, n_devices: int, budget: int) -> int:
     """Members per chunk: a multiple of the device count that fits the memory budget."""
     if chunk_size == "auto":
         fit_budget = max(1, budget // max(1, per_member))
         n_chunks = -(-n_members // fit_budget)
         size = -(-n_members // n_chunks)  # balance chunks so padding stays small
-    elif isinstance(chunk_size, (int, np.integer)) and not isinstance(chunk_size, bool) \
-            and chunk_size > 0:
+    elif (
+        isinstance(chunk_size, (int, np.integer))
+        and not isinstance(chunk_size, bool)
+        and chunk_size > 0
+    ):
         size = int(chunk_size)
     else:
         raise ValueError(f"chunk_size must be 'auto' or a positive int, got {chunk_size!r}")
@@ -105,16 +116,14 @@ def _describe(value: Any) -> Any:
     return value
 
 
-def sweep_spec(space: Space, data: Data, config: TrainConfig, seed: int,
-               base: HParams) -> str:
+def sweep_spec(space: Space, data: Data, config: TrainConfig, seed: int, base: HParams) -> str:
     """A hash of everything that determines a sweep's results (not how it is run)."""
     digest = hashlib.sha256()
     spec = {
         "members": space.members,
         "seed": seed,
         "base": [np.asarray(v).tolist() for v in base],
-        "config": {f.name: _describe(getattr(config, f.name))
-                   for f in dataclasses.fields(config)},
+        "config": {f.name: _describe(getattr(config, f.name)) for f in dataclasses.fields(config)},
     }
     digest.update(json.dumps(spec, sort_keys=True).encode())
     for pair in (data.train, data.dev):
@@ -184,8 +193,7 @@ def _atomic_write(path: Path, payload: bytes):
 
 def _flatten(result: TrainResult) -> dict[str, np.ndarray]:
     """The per-member arrays a sweep keeps (params are not kept: refit a member instead)."""
-    host = jax.device_get((result.history, result.stop_step, result.best_step,
-                           result.diverged))
+    host = jax.device_get((result.history, result.stop_step, result.best_step, result.diverged))
     history, *rest = host
     arrays = {f"history_{k}": np.asarray(v) for k, v in history._asdict().items()}
     arrays.update({k: np.asarray(v) for k, v in zip(_RESULT_FIELDS, rest)})
@@ -199,8 +207,7 @@ def _progress_bar(enabled: bool, total: int, n_chunks: int):
         from tqdm import tqdm
     except ImportError:  # pragma: no cover - tqdm is a dependency
         return None
-    return tqdm(total=total, unit="member", desc=f"sweep ({n_chunks} chunks)",
-                file=sys.stderr)
+    return tqdm(total=total, unit="member", desc=f"sweep ({n_chunks} chunks)", file=sys.stderr)
 
 
 def run_sweep(
@@ -254,9 +261,8 @@ def run_sweep(
     data = train.check_inputs(HParams(*(np.asarray(v)[0] for v in hparams)), data, config)
     dtype = np.dtype(config.dtype)
     shared = Data(
-        train=(np.asarray(data.train[0], dtype), np.asarray(data.train[1])),
-        dev=None if data.dev is None else (np.asarray(data.dev[0], dtype),
-                                           np.asarray(data.dev[1])),
+        train=(np.asarray(data.train[0], dtype), *map(np.asarray, data.train[1:])),
+        dev=None if data.dev is None else (np.asarray(data.dev[0], dtype), np.asarray(data.dev[1])),
     )
     n = len(space)
     m_train = shared.train[0].shape[0]
@@ -270,9 +276,8 @@ def run_sweep(
         store = _Checkpoint(checkpoint, sweep_spec(space, shared, config, seed, base), n)
         done = {i: v for i, v in store.load().items() if i < n}
     pending = np.asarray([i for i in range(n) if i not in done], np.int64)
-    size = _chunk_size(chunk_size, max(1, len(pending)), per_member, len(devices),
-                       memory_budget)
-    chunks = [pending[i:i + size] for i in range(0, len(pending), size)]
+    size = _chunk_size(chunk_size, max(1, len(pending)), per_member, len(devices), memory_budget)
+    chunks = [pending[i : i + size] for i in range(0, len(pending), size)]
 
     mesh = Mesh(np.asarray(devices), ("members",))
     by_member = NamedSharding(mesh, PartitionSpec("members"))

@@ -8,8 +8,9 @@ from typing import Any
 from jaxhp.gradcheck import GradCheckReport, grad_check
 
 
-def assert_grads_close(f: Callable, params: Any, *args, tol: float = 1e-5,
-                       **kwargs) -> GradCheckReport:
+def assert_grads_close(
+    f: Callable, params: Any, *args, tol: float = 1e-5, **kwargs
+) -> GradCheckReport:
     """Assert that a gradient matches centred finite differences (see :func:`grad_check`).
 
     Takes the arguments of :func:`jaxhp.grad_check` (``grad_fn``, ``mode``, ``eps``, ...).

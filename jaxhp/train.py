@@ -63,13 +63,24 @@ def _with_learning_rate(opt_state, learning_rate):
     return opt_state._replace(hyperparams=hyper)
 
 
-def _update(config: TrainConfig, m: Any, state: TrainState, x, y, key, hparams: HParams):
+def _update(
+    config: TrainConfig, m: Any, state: TrainState, x, y, key, hparams: HParams, weights=None
+):
     """One optimiser step on the batch (x, y); m is the training-set size for the L2 term."""
     optimizer = make_optimizer(config)
 
     def cost(params):
-        return loss(params, x, y, lambd=hparams.lambd, m=m, key=key,
-                    keep_prob=hparams.keep_prob, activation=config.activation)
+        return loss(
+            params,
+            x,
+            y,
+            lambd=hparams.lambd,
+            m=m,
+            key=key,
+            keep_prob=hparams.keep_prob,
+            activation=config.activation,
+            weights=weights,
+        )
 
     value, grads = jax.value_and_grad(cost)(state.params)
     opt_state = _with_learning_rate(state.opt_state, hparams.learning_rate)
@@ -139,25 +150,29 @@ def check_inputs(hparams: HParams, data: Data, config: TrainConfig) -> Data:
         if pair is not None:
             _checks.check_xy(pair[0], pair[1], n_in=sizes[0], n_out=sizes[-1], name=name)
     m = data.train[0].shape[0]
+    if len(data.train) == 3:
+        _checks.check_weights(data.train[2], m)
     if config.batch_size is not None and config.batch_size > m:
         raise ValueError(
-            f"batch_size must be <= the number of training examples ({m}), "
-            f"got {config.batch_size}"
+            f"batch_size must be <= the number of training examples ({m}), got {config.batch_size}"
         )
     return data
 
 
 def _prepare(hparams: HParams, data: Data, config: TrainConfig):
-    """Validate (when concrete) and cast; returns hparams, (x, t), (x_dev, t_dev) or None."""
+    """Validate (when concrete) and cast; returns hparams, (x, t), (x_dev, t_dev) or None,
+    and the training weights or None."""
     data = check_inputs(hparams, data, config)
     hparams = HParams(*(jnp.asarray(v) for v in hparams))
     n_out, dtype = config.layer_sizes[-1], jnp.dtype(config.dtype)
     sets = [
-        None if pair is None
+        None
+        if pair is None
         else (jnp.asarray(pair[0], dtype), targets(jnp.asarray(pair[1]), n_out, dtype))
         for pair in (data.train, data.dev)
     ]
-    return hparams, sets[0], sets[1]
+    weights = jnp.asarray(data.train[2], dtype) if len(data.train) == 3 else None
+    return hparams, sets[0], sets[1], weights
 
 
 def fit(
@@ -186,6 +201,8 @@ def fit(
       key: PRNG key.
       hparams: :class:`HParams` with scalar leaves (keep_prob may be per hidden layer).
       data: :class:`Data`; ``train`` is required, ``dev`` is used for history and stopping.
+        ``train`` may be ``(x, y, w)`` with per-example weights w >= 0: costs and accuracy
+        become weighted means and the L2 term's m becomes sum(w).
       config: static :class:`TrainConfig`.
       on_eval: optional host callback, called with a dict of the metrics after each
         evaluation (via ``jax.debug.callback``; for progress display).
@@ -202,36 +219,41 @@ def fit(
       >>> config = TrainConfig(layer_sizes=(2, 16, 1), steps=500)
       >>> result = fit(jax.random.key(0), HParams(learning_rate=0.5), Data((x, y)), config)
     """
-    hparams, (x, t), dev = _prepare(hparams, data, config)
-    m = x.shape[0]
-    batch = config.batch_size or m
-    per_epoch = m // batch
+    hparams, (x, t), dev, weights = _prepare(hparams, data, config)
+    rows = x.shape[0]
+    m = rows if weights is None else jnp.sum(weights)  # the L2 term's training-set size
+    batch = config.batch_size or rows
+    per_epoch = rows // batch
     every, n_evals = config.every, config.n_evals
     ragged = n_evals * every != config.steps  # the last chunk runs past `steps`
     dtype = jnp.dtype(config.dtype)
 
     init_key, train_key, shuffle_key, augment_key = jax.random.split(key, 4)
-    params = init_mlp(init_key, config.layer_sizes, scheme=config.init,
-                      scale=config.init_scale, dtype=dtype)
+    params = init_mlp(
+        init_key, config.layer_sizes, scheme=config.init, scale=config.init_scale, dtype=dtype
+    )
     state = init_state(params, config)
 
     def train_step(carry: _Carry, step: jax.Array):
         perm = carry.perm
-        if batch == m:
+        wb = weights
+        if batch == rows:
             xb, tb = x, t
         else:
             epoch, within = step // per_epoch, step % per_epoch
             perm = jax.lax.cond(
                 within == 0,
-                lambda: jax.random.permutation(jax.random.fold_in(shuffle_key, epoch), m),
+                lambda: jax.random.permutation(jax.random.fold_in(shuffle_key, epoch), rows),
                 lambda: carry.perm,
             )
-            rows = jax.lax.dynamic_slice_in_dim(perm, within * batch, batch)
-            xb, tb = x[rows], t[rows]
+            picked = jax.lax.dynamic_slice_in_dim(perm, within * batch, batch)
+            xb, tb = x[picked], t[picked]
+            wb = None if weights is None else weights[picked]
         if config.augment is not None:
             xb = config.augment(jax.random.fold_in(augment_key, step), xb)
-        new_state, metrics = _update(config, m, carry.state, xb, tb,
-                                     jax.random.fold_in(train_key, step), hparams)
+        new_state, metrics = _update(
+            config, m, carry.state, xb, tb, jax.random.fold_in(train_key, step), hparams, wb
+        )
         active = carry.active & (step < config.steps) if ragged else carry.active
         loss_ok = jnp.isfinite(metrics["loss"])
         finite = loss_ok & _all_finite(new_state.params)
@@ -251,9 +273,9 @@ def fit(
 
     def evaluate(params):
         logits = forward(params, x, activation=config.activation)
-        train_ce = cross_entropy(logits, t)
+        train_ce = cross_entropy(logits, t, weights)
         train_cost = train_ce + l2_penalty(params, hparams.lambd, m)
-        train_acc = accuracy(params, x, t, activation=config.activation)
+        train_acc = accuracy(params, x, t, activation=config.activation, weights=weights)
         if dev is None:
             return train_cost, train_acc, train_ce, train_acc
         dev_logits = forward(params, dev[0], activation=config.activation)
@@ -297,7 +319,7 @@ def fit(
     carry = _Carry(
         state=state,
         previous=state,
-        perm=jnp.arange(m),
+        perm=jnp.arange(rows),
         active=jnp.array(True),
         updates=jnp.array(0, jnp.int32),
         diverged=jnp.array(False),

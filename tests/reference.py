@@ -32,8 +32,9 @@ def act_grad(name, z):
     raise ValueError(name)
 
 
-def forward_backward(Ws, bs, x, y, *, lambd=0.0, masks=None, keep_prob=1.0,
-                     activation="relu", m=None):
+def forward_backward(
+    Ws, bs, x, y, *, lambd=0.0, masks=None, keep_prob=1.0, activation="relu", m=None
+):
     """Returns (cost, dWs, dbs). y: (m,) 0/1 for one output, (m, k) one-hot otherwise.
 
     masks[l] is the boolean keep-mask of hidden layer l; kept units are divided by keep_prob.

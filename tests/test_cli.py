@@ -15,9 +15,27 @@ SMALL = ["--n-train", "80", "--n-dev", "40", "--layers", "6", "--steps", "60", "
 
 
 def test_train_command(tmp_path, capsys):
-    code = main(["train", "--steps", "100", "--eval-every", "50", "--keep-prob", "0.8",
-                 "--lambd", "0.1", "--n-train", "100", "--n-dev", "50",
-                 "--save", str(tmp_path / "p.npz"), "--plot", str(tmp_path / "cost.png")])
+    code = main(
+        [
+            "train",
+            "--steps",
+            "100",
+            "--eval-every",
+            "50",
+            "--keep-prob",
+            "0.8",
+            "--lambd",
+            "0.1",
+            "--n-train",
+            "100",
+            "--n-dev",
+            "50",
+            "--save",
+            str(tmp_path / "p.npz"),
+            "--plot",
+            str(tmp_path / "cost.png"),
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0
     assert out.count("step ") == 2 and "final: train accuracy" in out
@@ -28,8 +46,7 @@ def test_train_command(tmp_path, capsys):
 
 def test_sweep_command_writes_outputs(tmp_path, capsys):
     out_dir = tmp_path / "out"
-    code = main(["sweep", "--lambd", "0,1", "--keep-prob", "0.8,1", *SMALL,
-                 "--out", str(out_dir)])
+    code = main(["sweep", "--lambd", "0,1", "--keep-prob", "0.8,1", *SMALL, "--out", str(out_dir)])
     text = capsys.readouterr().out
     assert code == 0
     assert "trained 4 members" in text and "best member #" in text and "verdict:" in text
@@ -40,8 +57,22 @@ def test_sweep_command_writes_outputs(tmp_path, capsys):
 
 
 def test_random_search_command(tmp_path, capsys):
-    code = main(["sweep", "--lambd", "loguniform:0.001:1", "--keep-prob", "uniform:0.6:1",
-                 "--random", "5", "--seeds", "2", *SMALL, "--out", str(tmp_path)])
+    code = main(
+        [
+            "sweep",
+            "--lambd",
+            "loguniform:0.001:1",
+            "--keep-prob",
+            "uniform:0.6:1",
+            "--random",
+            "5",
+            "--seeds",
+            "2",
+            *SMALL,
+            "--out",
+            str(tmp_path),
+        ]
+    )
     assert code == 0
     assert "trained 10 members" in capsys.readouterr().out
 
@@ -54,15 +85,31 @@ def test_sweep_from_files(tmp_path, capsys):
     rows = "\n".join(",".join(f"{v:.5f}" for v in xi) + f",{yi}" for xi, yi in zip(x, y))
     (tmp_path / "d.csv").write_text("a,b,c,label\n" + rows + "\n")
     for name in ("d.npz", "d.csv"):
-        code = main(["sweep", "--dataset", str(tmp_path / name), "--lambd", "0,1",
-                     "--keep-prob", "1", *SMALL, "--out", str(tmp_path / name[-3:])])
+        code = main(
+            [
+                "sweep",
+                "--dataset",
+                str(tmp_path / name),
+                "--lambd",
+                "0,1",
+                "--keep-prob",
+                "1",
+                *SMALL,
+                "--out",
+                str(tmp_path / name[-3:]),
+            ]
+        )
         assert code == 0, capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
     "content, match",
-    [(None, "does not exist"), (b"not a zip file", "not a readable .npz"),
-     ("npz-missing-y", "must hold arrays 'x' and 'y'"), ("csv-bad", "malformed")],
+    [
+        (None, "does not exist"),
+        (b"not a zip file", "not a readable .npz"),
+        ("npz-missing-y", "must hold arrays 'x' and 'y'"),
+        ("csv-bad", "malformed"),
+    ],
 )
 def test_sweep_bad_dataset_file(tmp_path, capsys, content, match):
     if content == "npz-missing-y":
@@ -88,17 +135,40 @@ def test_sweep_bad_values_exit_cleanly(tmp_path, capsys):
 
 
 def _sweep_cmd(checkpoint, out):
-    return [sys.executable, "-m", "jaxhp", "sweep", "--n-train", "300", "--n-dev", "100",
-            "--steps", "1500", "--lambd", "0,0.01,0.1,1,3,10", "--keep-prob",
-            "0.5,0.6,0.7,0.8,0.9,1", "--chunk-size", "4", "--quiet",
-            "--checkpoint", str(checkpoint), "--out", str(out)]
+    return [
+        sys.executable,
+        "-m",
+        "jaxhp",
+        "sweep",
+        "--n-train",
+        "300",
+        "--n-dev",
+        "100",
+        "--steps",
+        "1500",
+        "--lambd",
+        "0,0.01,0.1,1,3,10",
+        "--keep-prob",
+        "0.5,0.6,0.7,0.8,0.9,1",
+        "--chunk-size",
+        "4",
+        "--quiet",
+        "--checkpoint",
+        str(checkpoint),
+        "--out",
+        str(out),
+    ]
 
 
 def test_sigkilled_sweep_resumes_to_the_same_table(tmp_path):
     checkpoint = tmp_path / "ck"
     env = {**os.environ, "JAX_PLATFORMS": "cpu"}
-    proc = subprocess.Popen(_sweep_cmd(checkpoint, tmp_path / "killed"), env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        _sweep_cmd(checkpoint, tmp_path / "killed"),
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     deadline = time.monotonic() + 240
     while not list(checkpoint.glob("chunk-*.npz")):
         assert proc.poll() is None, proc.stderr.read().decode()
@@ -110,12 +180,22 @@ def test_sigkilled_sweep_resumes_to_the_same_table(tmp_path):
     assert 1 <= finished < 9, "the kill must land mid-sweep"
     assert not (tmp_path / "killed" / "results.csv").exists()
 
-    resumed = subprocess.run(_sweep_cmd(checkpoint, tmp_path / "resumed"), env=env,
-                             capture_output=True, text=True, timeout=300)
+    resumed = subprocess.run(
+        _sweep_cmd(checkpoint, tmp_path / "resumed"),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert resumed.returncode == 0, resumed.stderr
     assert f"{4 * finished} from checkpoint" in resumed.stdout
-    fresh = subprocess.run(_sweep_cmd(tmp_path / "ck2", tmp_path / "fresh"), env=env,
-                           capture_output=True, text=True, timeout=300)
+    fresh = subprocess.run(
+        _sweep_cmd(tmp_path / "ck2", tmp_path / "fresh"),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert fresh.returncode == 0, fresh.stderr
     resumed_table = Path(tmp_path / "resumed" / "results.csv").read_text()
     assert resumed_table == Path(tmp_path / "fresh" / "results.csv").read_text()

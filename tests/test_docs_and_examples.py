@@ -9,14 +9,42 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_public_api_is_pinned():
-    assert sorted(jaxhp.__all__) == sorted([
-        "Data", "Diagnosis", "GradCheckReport", "HParams", "History", "Layer", "LeafCheck",
-        "SweepResults", "TrainConfig", "TrainResult", "TrainState", "accuracy",
-        "cross_entropy", "data", "datasets", "diagnose", "dropout", "dropout_mask", "fit",
-        "forward", "grad_check", "init_mlp", "init_probe", "init_state", "l2_penalty",
-        "learning_curve", "loss", "make_update_step", "predict", "run_sweep", "sweep",
-        "testing",
-    ])
+    assert sorted(jaxhp.__all__) == sorted(
+        [
+            "Data",
+            "Diagnosis",
+            "GradCheckReport",
+            "HParams",
+            "History",
+            "Layer",
+            "LeafCheck",
+            "SweepResults",
+            "TrainConfig",
+            "TrainResult",
+            "TrainState",
+            "accuracy",
+            "cross_entropy",
+            "data",
+            "datasets",
+            "diagnose",
+            "dropout",
+            "dropout_mask",
+            "fit",
+            "forward",
+            "grad_check",
+            "init_mlp",
+            "init_probe",
+            "init_state",
+            "l2_penalty",
+            "learning_curve",
+            "loss",
+            "make_update_step",
+            "predict",
+            "run_sweep",
+            "sweep",
+            "testing",
+        ]
+    )
     for name in jaxhp.__all__:
         assert hasattr(jaxhp, name), name
 
@@ -52,3 +80,19 @@ def test_sweep_example_runs(tmp_path, capsys):
     assert 0.5 < best["dev_accuracy"] <= 1.0
     assert "verdict:" in capsys.readouterr().out
     assert sys.modules.get("jaxhp") is not None
+
+
+def test_bias_variance_example_diagnoses_both_failure_modes(tmp_path, capsys):
+    namespace = runpy.run_path(str(ROOT / "examples" / "bias_variance.py"))
+    verdicts = namespace["main"](["--out", str(tmp_path), "--steps", "1500"])
+    assert verdicts["tiny, short (under-fits)"] == "high bias"
+    assert verdicts["wide, long, no regularisation (over-fits)"] == "high variance"
+    assert (tmp_path / "learning_curve.png").exists()
+
+
+def test_initialization_example_reproduces_the_course_ordering(tmp_path, capsys):
+    namespace = runpy.run_path(str(ROOT / "examples" / "initialization.py"))
+    accuracies = namespace["main"](["--steps", "6000", "--out", str(tmp_path)])
+    assert abs(accuracies["zeros"][0] - 0.5) <= 0.05
+    assert accuracies["He"][0] > accuracies["random x10"][0]
+    assert (tmp_path / "init_probe.png").exists()

@@ -26,8 +26,7 @@ def problem():
     key, kx, ky, km1, km2 = jax.random.split(key, 5)
     x = jax.random.normal(kx, (M, 4))
     y = jax.random.bernoulli(ky, 0.5, (M,)).astype(jnp.float32)
-    masks = (jaxhp.dropout_mask(km1, (M, 6), KEEP_PROB), jaxhp.dropout_mask(km2, (M, 6),
-                                                                           KEEP_PROB))
+    masks = (jaxhp.dropout_mask(km1, (M, 6), KEEP_PROB), jaxhp.dropout_mask(km2, (M, 6), KEEP_PROB))
     return params, (x, y, masks, LAMBD, KEEP_PROB)
 
 
@@ -110,37 +109,67 @@ def _correct_functions():
     cases = []
     for i, activation in enumerate(["relu", "tanh", "sigmoid", "leaky_relu"]):
         params, x, y = _mlp_problem((3, 5, 4, 1), activation, jax.random.fold_in(key, i))
-        cases.append((f"binary-{activation}", functools.partial(
-            jaxhp.loss, lambd=0.7, activation=activation), params, (x, y)))
+        cases.append(
+            (
+                f"binary-{activation}",
+                functools.partial(jaxhp.loss, lambd=0.7, activation=activation),
+                params,
+                (x, y),
+            )
+        )
     params, x, y = _mlp_problem((3, 6, 4), "tanh", jax.random.fold_in(key, 10))
-    cases.append(("softmax-l2", functools.partial(jaxhp.loss, lambd=1.3, activation="tanh"),
-                  params, (x, y)))
+    cases.append(
+        ("softmax-l2", functools.partial(jaxhp.loss, lambd=1.3, activation="tanh"), params, (x, y))
+    )
     params, x, y = _mlp_problem((3, 6, 6, 4), "relu", jax.random.fold_in(key, 11))
     cases.append(("softmax-deep", functools.partial(jaxhp.loss, lambd=0.1), params, (x, y)))
     params, x, y = _mlp_problem((3, 8, 1), "relu", jax.random.fold_in(key, 12))
-    cases.append(("dropout-fixed-key", functools.partial(
-        jaxhp.loss, lambd=0.5, key=jax.random.key(3), keep_prob=0.7), params, (x, y)))
+    cases.append(
+        (
+            "dropout-fixed-key",
+            functools.partial(jaxhp.loss, lambd=0.5, key=jax.random.key(3), keep_prob=0.7),
+            params,
+            (x, y),
+        )
+    )
 
     def custom_vjp_loss(p, x):
         return jnp.sum(_smooth_abs(x @ p["w"]) * p["s"][None, :])
 
-    cases.append(("custom_vjp", custom_vjp_loss,
-                  {"w": jnp.linspace(-1, 1, 6).reshape(3, 2), "s": jnp.array([0.5, -2.0])},
-                  (jnp.arange(12.0).reshape(4, 3) / 10,)))
+    cases.append(
+        (
+            "custom_vjp",
+            custom_vjp_loss,
+            {"w": jnp.linspace(-1, 1, 6).reshape(3, 2), "s": jnp.array([0.5, -2.0])},
+            (jnp.arange(12.0).reshape(4, 3) / 10,),
+        )
+    )
 
     def nested(p, x):
         h = jnp.tanh(x @ p["encoder"]["W"] + p["encoder"]["b"][None, :])
         return jnp.mean((h @ p["head"]["W"]) ** 2) + jnp.sum(p["scale"] ** 3)
 
     k1, k2 = jax.random.split(key)
-    cases.append(("nested-dict", nested, {
-        "encoder": {"W": jax.random.normal(k1, (3, 4)), "b": jnp.full((4,), 0.1)},
-        "head": {"W": jax.random.normal(k2, (4, 2))},
-        "scale": jnp.array([0.3, -1.1]),
-    }, (jnp.ones((5, 3)),)))
-    cases.append(("rosenbrock", lambda p: jnp.sum(100 * (p[1:] - p[:-1] ** 2) ** 2
-                                                    + (1 - p[:-1]) ** 2),
-                  jnp.array([0.3, -0.4, 1.2, 0.9]), ()))
+    cases.append(
+        (
+            "nested-dict",
+            nested,
+            {
+                "encoder": {"W": jax.random.normal(k1, (3, 4)), "b": jnp.full((4,), 0.1)},
+                "head": {"W": jax.random.normal(k2, (4, 2))},
+                "scale": jnp.array([0.3, -1.1]),
+            },
+            (jnp.ones((5, 3)),),
+        )
+    )
+    cases.append(
+        (
+            "rosenbrock",
+            lambda p: jnp.sum(100 * (p[1:] - p[:-1] ** 2) ** 2 + (1 - p[:-1]) ** 2),
+            jnp.array([0.3, -0.4, 1.2, 0.9]),
+            (),
+        )
+    )
     return cases
 
 
@@ -157,8 +186,9 @@ def test_no_false_alarms(name, f, params, args, mode):
     with jax.enable_x64(True):
         params64 = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), params)
         args64 = jax.tree.map(
-            lambda a: jnp.asarray(a, jnp.float64) if jnp.issubdtype(a.dtype, jnp.floating)
-            else a, args)
+            lambda a: jnp.asarray(a, jnp.float64) if jnp.issubdtype(a.dtype, jnp.floating) else a,
+            args,
+        )
         check_grads(lambda p: f(p, *args64), (params64,), order=1, modes=("rev",))
 
 
@@ -189,8 +219,9 @@ def test_verdict_agrees_with_jax_check_grads_on_bugs(problem, bug):
     assert not report.passed
     with jax.enable_x64(True):
         p64 = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), params)
-        f = _with_gradient(lambda p: cost(p, x, y, masks, lambd, kp),
-                           lambda p: grad_fn(p, x, y, masks, lambd, kp))
+        f = _with_gradient(
+            lambda p: cost(p, x, y, masks, lambd, kp), lambda p: grad_fn(p, x, y, masks, lambd, kp)
+        )
         with pytest.raises(AssertionError):
             check_grads(f, (p64,), order=1, modes=("rev",))
 
@@ -221,8 +252,9 @@ def test_assert_grads_close_message_has_table_and_worst_coordinate(problem):
     assert_grads_close(cost, params, *args, grad_fn=backward)
     for mode in ("full", "directions"):
         with pytest.raises(AssertionError) as info:
-            assert_grads_close(cost, params, *args, mode=mode,
-                               grad_fn=functools.partial(backward, bug="sign_dW"))
+            assert_grads_close(
+                cost, params, *args, mode=mode, grad_fn=functools.partial(backward, bug="sign_dW")
+            )
         message = str(info.value)
         assert "W3" in message and "difference" in message
         assert "worst coordinate: W3[" in message
@@ -244,8 +276,7 @@ def test_bad_input(problem):
     with pytest.raises(ValueError, match="structure of params"):
         jaxhp.grad_check(cost, params, *args, grad_fn=lambda p, *a: [p["W1"]])
     with pytest.raises(ValueError, match="leaf W2 has shape \\(6, 7\\)"):
-        jaxhp.grad_check(cost, params, *args,
-                         grad_fn=lambda p, *a: {**p, "W2": jnp.zeros((6, 7))})
+        jaxhp.grad_check(cost, params, *args, grad_fn=lambda p, *a: {**p, "W2": jnp.zeros((6, 7))})
     with pytest.raises(ValueError, match="eps must be > 0, got 0"):
         jaxhp.grad_check(cost, params, *args, eps=0)
     with pytest.raises(ValueError, match="eps must be > 0, got -1e-05"):

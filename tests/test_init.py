@@ -65,8 +65,13 @@ def test_same_key_same_params_different_key_different(key):
 
 @pytest.mark.parametrize(
     "sizes, match",
-    [((3,), "at least 2"), ((3, 0, 1), "positive"), ((3, -2), "positive"),
-     ((3, 2.5), "positive"), ("32", "sequence")],
+    [
+        ((3,), "at least 2"),
+        ((3, 0, 1), "positive"),
+        ((3, -2), "positive"),
+        ((3, 2.5), "positive"),
+        ("32", "sequence"),
+    ],
 )
 def test_bad_layer_sizes(key, sizes, match):
     with pytest.raises((ValueError, TypeError), match=match):

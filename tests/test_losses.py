@@ -41,16 +41,30 @@ def test_grad_matches_numpy_backprop(key, activation, sizes, lambd, keep_prob, j
         dropout_key = jax.random.key(7)
 
         def cost(p):
-            return jaxhp.loss(p, x, y, lambd=lambd, key=dropout_key, keep_prob=keep_prob,
-                              activation=activation, m=50)
+            return jaxhp.loss(
+                p,
+                x,
+                y,
+                lambd=lambd,
+                key=dropout_key,
+                keep_prob=keep_prob,
+                activation=activation,
+                m=50,
+            )
 
         grad_fn = jax.jit(jax.value_and_grad(cost)) if jit else jax.value_and_grad(cost)
         value, grads = grad_fn(params)
         masks = _masks(dropout_key, params, 37, keep_prob) if keep_prob < 1 else None
         ref_cost, dWs, dbs = forward_backward(
-            [np.asarray(p.W) for p in params], [np.asarray(p.b) for p in params],
-            np.asarray(x), _numpy_targets(y, sizes[-1]), lambd=lambd, masks=masks,
-            keep_prob=keep_prob, activation=activation, m=50,
+            [np.asarray(p.W) for p in params],
+            [np.asarray(p.b) for p in params],
+            np.asarray(x),
+            _numpy_targets(y, sizes[-1]),
+            lambd=lambd,
+            masks=masks,
+            keep_prob=keep_prob,
+            activation=activation,
+            m=50,
         )
         np.testing.assert_allclose(value, ref_cost, rtol=1e-5)
         # atol: masks scale by 1/p_eff, within 2**-24 of 1/keep_prob (see jaxhp.nn).
@@ -73,8 +87,9 @@ def test_ten_gd_steps_match_numpy(key, keep_prob):
         step_key = jax.random.key(100 + i)
         state, _ = step(state, x, y, step_key, hparams)
         masks = _masks(step_key, params, m, keep_prob) if keep_prob < 1 else None
-        _, dWs, dbs = forward_backward(Ws, bs, np.asarray(x, np.float64), t, lambd=lambd,
-                                       masks=masks, keep_prob=keep_prob)
+        _, dWs, dbs = forward_backward(
+            Ws, bs, np.asarray(x, np.float64), t, lambd=lambd, masks=masks, keep_prob=keep_prob
+        )
         Ws = [W - lr * dW for W, dW in zip(Ws, dWs)]
         bs = [b - lr * db for b, db in zip(bs, dbs)]
     assert_close([p.W for p in state.params], Ws, rtol=1e-4, atol=1e-6)

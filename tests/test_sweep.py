@@ -25,22 +25,31 @@ def _member(results, i):
 
 
 def _standalone(results, i, data, config=CONFIG):
-    return jaxhp.fit(sweep.member_key(results.meta["seed"], int(results.seeds[i])),
-                     _member(results, i), data, config)
+    return jaxhp.fit(
+        sweep.member_key(results.meta["seed"], int(results.seeds[i])),
+        _member(results, i),
+        data,
+        config,
+    )
 
 
 def _assert_member_matches_fit(results, i, data, config=CONFIG):
     single = _standalone(results, i, data, config)
-    assert_close(jax.tree.map(lambda a: a[i], results.history), single.history,
-                 rtol=1e-6, atol=1e-7)
+    assert_close(
+        jax.tree.map(lambda a: a[i], results.history), single.history, rtol=1e-6, atol=1e-7
+    )
     assert results.stop_step[i] == int(single.stop_step)
     assert results.diverged[i] == bool(single.diverged)
 
 
 def _space(n, key=0):
-    return sweep.random(key, n, lambd=sweep.loguniform(1e-3, 3.0),
-                        keep_prob=sweep.uniform(0.5, 1.0),
-                        learning_rate=sweep.loguniform(0.05, 1.0))
+    return sweep.random(
+        key,
+        n,
+        lambd=sweep.loguniform(1e-3, 3.0),
+        keep_prob=sweep.uniform(0.5, 1.0),
+        learning_rate=sweep.loguniform(0.05, 1.0),
+    )
 
 
 @pytest.mark.parametrize("width", [1, 7, 64])
@@ -59,9 +68,12 @@ def test_chunking_and_order_do_not_change_members(data, chunk_size):
     shuffled = sweep.Space([space.members[i] for i in order])
     results = jaxhp.run_sweep(shuffled, data, CONFIG, chunk_size=chunk_size, progress=False)
     for new_position, old_position in enumerate(order):
-        assert_close(jax.tree.map(lambda a: a[new_position], results.history),
-                     jax.tree.map(lambda a: a[old_position], reference.history),
-                     rtol=1e-6, atol=1e-7)
+        assert_close(
+            jax.tree.map(lambda a: a[new_position], results.history),
+            jax.tree.map(lambda a: a[old_position], reference.history),
+            rtol=1e-6,
+            atol=1e-7,
+        )
     _assert_member_matches_fit(results, 6, data)
 
 
@@ -81,14 +93,16 @@ def test_diverging_member_is_flagged_and_isolated(data):
     config = CONFIG.replace(activation="tanh")
     good = [{"lambd": 0.1, "keep_prob": 0.8, "learning_rate": 0.3, "seed": s} for s in range(3)]
     bad = {"lambd": 0.0, "keep_prob": 1.0, "learning_rate": 1e38}
-    with_bad = jaxhp.run_sweep(sweep.Space(good + [bad]), data, config, chunk_size=4,
-                               progress=False)
+    with_bad = jaxhp.run_sweep(
+        sweep.Space(good + [bad]), data, config, chunk_size=4, progress=False
+    )
     without = jaxhp.run_sweep(sweep.Space(good), data, config, chunk_size=4, progress=False)
     assert with_bad.diverged_members == [3]
     assert with_bad.best()["member"] != 3
     for field in with_bad.history._fields:
-        np.testing.assert_array_equal(getattr(with_bad.history, field)[:3],
-                                      getattr(without.history, field))
+        np.testing.assert_array_equal(
+            getattr(with_bad.history, field)[:3], getattr(without.history, field)
+        )
     assert np.isfinite(with_bad.history.train_cost[3]).all()
 
 
@@ -111,8 +125,9 @@ def test_changing_values_does_not_recompile(data):
 
 
 def test_results_table_best_top_and_exports(data, tmp_path):
-    results = jaxhp.run_sweep(sweep.grid(lambd=[0.0, 1.0], keep_prob=[0.7, 1.0]), data,
-                              CONFIG, progress=False)
+    results = jaxhp.run_sweep(
+        sweep.grid(lambd=[0.0, 1.0], keep_prob=[0.7, 1.0]), data, CONFIG, progress=False
+    )
     rows = results.table()
     accuracies = [r["dev_accuracy"] for r in rows]
     assert results.best()["dev_accuracy"] == max(accuracies)
@@ -120,10 +135,12 @@ def test_results_table_best_top_and_exports(data, tmp_path):
     top = results.top(3)
     assert [r["dev_accuracy"] for r in top] == sorted(accuracies, reverse=True)[:3]
     diagnosed = results.diagnose(bayes_error=0.01)
-    np.testing.assert_allclose(diagnosed[0]["avoidable_bias"],
-                               1 - rows[0]["train_accuracy"] - 0.01, rtol=1e-6)
-    np.testing.assert_allclose(diagnosed[0]["variance"],
-                               rows[0]["train_accuracy"] - rows[0]["dev_accuracy"], atol=1e-6)
+    np.testing.assert_allclose(
+        diagnosed[0]["avoidable_bias"], 1 - rows[0]["train_accuracy"] - 0.01, rtol=1e-6
+    )
+    np.testing.assert_allclose(
+        diagnosed[0]["variance"], rows[0]["train_accuracy"] - rows[0]["dev_accuracy"], atol=1e-6
+    )
     csv_text = results.to_csv(tmp_path / "r.csv").read_text().splitlines()
     assert csv_text[0].startswith("member,seed,lambd,keep_prob,learning_rate")
     assert len(csv_text) == 5
@@ -136,7 +153,10 @@ def test_results_table_best_top_and_exports(data, tmp_path):
 def test_refine_builds_a_smaller_box_around_the_best(data):
     coarse = jaxhp.run_sweep(
         sweep.grid(lambd=[1e-3, 1e-2, 1e-1, 1.0, 10.0], learning_rate=[0.03, 0.3]),
-        data, CONFIG, progress=False)
+        data,
+        CONFIG,
+        progress=False,
+    )
     fine = sweep.refine(coarse, top=2, shrink=0.25, n=40, key=1)
     assert len(fine) == 40
     best = coarse.top(2)
@@ -148,18 +168,19 @@ def test_refine_builds_a_smaller_box_around_the_best(data):
 
 def test_checkpoint_resume_and_refusal(data, tmp_path):
     space = _space(9)
-    full = jaxhp.run_sweep(space, data, CONFIG, chunk_size=4, checkpoint=tmp_path / "ck",
-                           progress=False)
+    full = jaxhp.run_sweep(
+        space, data, CONFIG, chunk_size=4, checkpoint=tmp_path / "ck", progress=False
+    )
     chunk_files = sorted((tmp_path / "ck").glob("chunk-*.npz"))
     assert len(chunk_files) == 3
     chunk_files[-1].unlink()  # as if killed before the last chunk finished
-    resumed = jaxhp.run_sweep(space, data, CONFIG, chunk_size=4, checkpoint=tmp_path / "ck",
-                              progress=False)
+    resumed = jaxhp.run_sweep(
+        space, data, CONFIG, chunk_size=4, checkpoint=tmp_path / "ck", progress=False
+    )
     assert resumed.meta["members_from_checkpoint"] == 8
     assert resumed.table() == full.table()
     with pytest.raises(ValueError, match="written by a different sweep"):
-        jaxhp.run_sweep(_space(9, key=1), data, CONFIG, checkpoint=tmp_path / "ck",
-                        progress=False)
+        jaxhp.run_sweep(_space(9, key=1), data, CONFIG, checkpoint=tmp_path / "ck", progress=False)
 
 
 @pytest.mark.parametrize(
@@ -167,8 +188,11 @@ def test_checkpoint_resume_and_refusal(data, tmp_path):
     [
         (lambda: sweep.grid(lambd=[]), "empty"),
         (lambda: sweep.Space([]), "empty"),
-        (lambda: sweep.grid(keep_prob=[0.5, 1.5]), r"keep_prob must be in \(0, 1\], got 1.5 "
-                                                   r"\(member 1 of the sweep\)"),
+        (
+            lambda: sweep.grid(keep_prob=[0.5, 1.5]),
+            r"keep_prob must be in \(0, 1\], got 1.5 "
+            r"\(member 1 of the sweep\)",
+        ),
         (lambda: sweep.grid(keep_prob=[0.0]), r"keep_prob must be in \(0, 1\], got 0.0"),
         (lambda: sweep.grid(lambd=[0.1, -1.0]), r"lambd must be .* got -1.0 \(member 1"),
         (lambda: sweep.random(0, 5, lambd=sweep.loguniform(0.0, 1.0)), "loguniform needs a > 0"),
@@ -205,10 +229,14 @@ SHARDED = textwrap.dedent("""
 
 
 def test_sharded_sweep_over_four_devices():
-    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4",
-           "JAX_PLATFORMS": "cpu"}
-    done = subprocess.run([sys.executable, "-c", SHARDED], env=env, capture_output=True,
-                          text=True, timeout=300)
+    env = {
+        **os.environ,
+        "XLA_FLAGS": "--xla_force_host_platform_device_count=4",
+        "JAX_PLATFORMS": "cpu",
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", SHARDED], env=env, capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, done.stderr
     out = json.loads(done.stdout.strip().splitlines()[-1])
     assert out["devices"] == 4

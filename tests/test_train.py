@@ -62,8 +62,14 @@ def test_learning_rate_change_does_not_recompile(key):
 def test_early_stopping_and_restore_best():
     # Tiny noisy training set and a big net: the dev cost turns up, so training stops.
     data = jaxhp.datasets.load("moons", n_train=24, n_dev=200, n_test=0, noise=0.45)
-    config = jaxhp.TrainConfig(layer_sizes=(2, 64, 64, 1), steps=4000, eval_every=40,
-                               optimizer="adam", patience=5, restore_best=True)
+    config = jaxhp.TrainConfig(
+        layer_sizes=(2, 64, 64, 1),
+        steps=4000,
+        eval_every=40,
+        optimizer="adam",
+        patience=5,
+        restore_best=True,
+    )
     result = jaxhp.fit(jax.random.key(0), jaxhp.HParams(learning_rate=0.01), data, config)
     assert int(result.stop_step) < config.steps
     best = float(jnp.min(result.history.dev_cost))
@@ -94,8 +100,7 @@ def test_divergence_is_flagged_and_params_stay_finite(moons):
 
 
 def test_vmap_fit_equals_separate_fits(moons):
-    config = jaxhp.TrainConfig(layer_sizes=(2, 12, 4, 1), steps=120, batch_size=50,
-                               eval_every=20)
+    config = jaxhp.TrainConfig(layer_sizes=(2, 12, 4, 1), steps=120, batch_size=50, eval_every=20)
     keys = jax.random.split(jax.random.key(3), 4)
     hps = jaxhp.HParams(
         lambd=jnp.array([0.0, 0.1, 1.0, 3.0]),
@@ -170,7 +175,8 @@ def test_bad_data(moons):
 def test_custom_optimizer_factory(moons):
     import optax
 
-    config = jaxhp.TrainConfig(layer_sizes=(2, 8, 1), steps=200,
-                               optimizer=lambda lr: optax.adamw(lr, weight_decay=0.0))
+    config = jaxhp.TrainConfig(
+        layer_sizes=(2, 8, 1), steps=200, optimizer=lambda lr: optax.adamw(lr, weight_decay=0.0)
+    )
     result = jaxhp.fit(jax.random.key(0), jaxhp.HParams(learning_rate=0.01), moons, config)
     assert float(result.history.dev_accuracy[-1]) > 0.8
