@@ -163,7 +163,8 @@ def _prepare(hparams: HParams, data: Data, config: TrainConfig):
     """Validate (when concrete) and cast; returns hparams, (x, t), (x_dev, t_dev) or None,
     and the training weights or None."""
     data = check_inputs(hparams, data, config)
-    hparams = HParams(*(jnp.asarray(v) for v in hparams))
+    # Python numbers stay concrete under jit: keep_prob=1.0 then skips the masks entirely.
+    hparams = HParams(*(v if isinstance(v, (int, float)) else jnp.asarray(v) for v in hparams))
     n_out, dtype = config.layer_sizes[-1], jnp.dtype(config.dtype)
     sets = [
         None

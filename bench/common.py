@@ -1,0 +1,97 @@
+"""Shared helpers for the benchmarks: machine description, timing, tables and JSON.
+
+Every benchmark prints a markdown table and writes ``bench/results/<name>.json`` with the
+machine, the versions, the median of at least 3 timed runs after a warm-up, and the first
+(compile-including) run reported separately.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import time
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def machine() -> dict:
+    import jax
+
+    cpu = platform.processor() or "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    info = {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "jax": jax.__version__,
+        "backend": jax.default_backend(),
+        "devices": [str(d) for d in jax.devices()],
+        "device_kind": jax.devices()[0].device_kind,
+    }
+    for name in ("optax", "numpy", "torch"):
+        try:
+            info[name] = __import__(name).__version__
+        except ImportError:
+            info[name] = None
+    return info
+
+
+def timed(fn, *, repeats: int = 3) -> dict:
+    """First call (compile included) timed alone, then the median of ``repeats`` calls."""
+    start = time.perf_counter()
+    fn()
+    first = time.perf_counter() - start
+    runs = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        runs.append(time.perf_counter() - start)
+    median = statistics.median(runs)
+    return {"first_s": first, "median_s": median, "runs_s": runs,
+            "compile_s": max(0.0, first - median)}
+
+
+def scaled(timing: dict, factor: float) -> dict:
+    """A timing measured on a 1/factor share of the work, scaled to the whole."""
+    out = dict(timing)
+    out["median_s"] = timing["median_s"] * factor
+    out["first_s"] = timing["compile_s"] + out["median_s"]  # compiling happens once
+    out["runs_s"] = [r * factor for r in timing["runs_s"]]
+    out["scaled_by"] = factor
+    return out
+
+
+def skipped(reason: str) -> dict:
+    return {"skipped": reason}
+
+
+def table(rows: list[dict], columns: list[tuple[str, str]]) -> str:
+    """A markdown table; ``columns`` is (key, header)."""
+    head = "| " + " | ".join(h for _, h in columns) + " |"
+    rule = "|" + "|".join("---" for _ in columns) + "|"
+    lines = [head, rule]
+    for row in rows:
+        cells = []
+        for key, _ in columns:
+            value = row.get(key, "")
+            cells.append(f"{value:.3g}" if isinstance(value, float) else str(value))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def write(name: str, payload: dict, *, quick: bool) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / (f"{name}-quick.json" if quick else f"{name}.json")
+    payload = {"benchmark": name, "quick": quick, "machine": machine(),
+               "date": time.strftime("%Y-%m-%d %H:%M:%S"), **payload}
+    path.write_text(json.dumps(payload, indent=1))
+    return path
