@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import os
 import time
 
 import jax
@@ -386,7 +387,7 @@ def main(argv=None):
     parser.add_argument("--one-device", action="store_true",
                         help="do not split the CPU into one JAX device per core")
     args = parser.parse_args(argv)
-    if not args.one_device and jax.default_backend() == "cpu":
+    if not args.one_device and os.environ.get("JAX_PLATFORMS", "cpu") == "cpu":
         try:  # jaxhp shards members over devices; peers run on the default device
             sweep.use_cpu_cores()
         except RuntimeError:

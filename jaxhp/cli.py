@@ -180,22 +180,48 @@ def _space(args):
     return sweep.random(args.seed, args.random, seeds=args.seeds, **axes)
 
 
+def _start_jax(args):
+    """Before any JAX computation: give every core a device, and join a cluster if asked."""
+    import os
+
+    from jaxhp import distributed as dist
+    from jaxhp.sweep import use_cpu_cores
+
+    cluster = None
+    if args.coordinator or args.num_processes is not None or args.process_id is not None:
+        cluster = dist.Cluster(args.coordinator, args.num_processes, args.process_id,
+                               args.timeout)
+    elif args.distributed:
+        cluster = dist.Cluster(timeout_s=args.timeout)
+    if cluster is not None:
+        dist.validate(cluster)
+    chosen = "JAX_NUM_CPU_DEVICES" in os.environ or "device_count" in os.environ.get(
+        "XLA_FLAGS", "")
+    if not chosen and os.environ.get("JAX_PLATFORMS", "cpu") == "cpu":
+        try:
+            use_cpu_cores()
+        except RuntimeError:
+            pass  # JAX already started in this process (e.g. main() called from Python)
+    if cluster is not None:
+        dist.initialize(cluster)
+    return cluster
+
+
 def _sweep(args) -> int:
     from jaxhp.sweep import run_sweep
 
+    cluster = _start_jax(args)
     data, n_out = _load_data(args)
     config = _config(args, data, n_out)
     space = _space(args)
-    results = run_sweep(
-        space,
-        data,
-        config,
-        seed=args.seed,
-        chunk_size=args.chunk_size,
-        checkpoint=args.checkpoint,
-        progress=not args.quiet,
-    )
+    results = run_sweep(space, data, config, seed=args.seed, chunk_size=args.chunk_size,
+                        checkpoint=args.checkpoint, progress=not args.quiet,
+                        distributed=cluster is not None)
     meta = results.meta
+    if meta["processes"] > 1 and not _is_main():
+        print(f"process trained its {meta['members_this_process']} members; process 0 "
+              "writes the results")
+        return 0
     print(
         f"trained {meta['members']} members in {meta['seconds']:.1f} s "
         f"({meta['chunks_run']} chunk(s) of {meta['chunk_size']}, "
@@ -219,6 +245,12 @@ def _sweep(args) -> int:
     results.plot_curves(out / "curves.png", top=min(args.top, 5))
     print(f"wrote results.csv, results.json, heatmap.png and curves.png to {out}/")
     return 0
+
+
+def _is_main() -> bool:
+    import jax
+
+    return jax.process_index() == 0
 
 
 def _keep_text(row) -> str:
@@ -283,6 +315,14 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--top", type=int, default=5, help="members to print")
     sweep.add_argument("--bayes-error", type=float, default=0.0)
     sweep.add_argument("--quiet", action="store_true", help="no progress bar")
+    cluster = sweep.add_argument_group("several processes or hosts (jax.distributed)")
+    cluster.add_argument("--coordinator", default=None, help="HOST:PORT of process 0")
+    cluster.add_argument("--num-processes", type=int, default=None)
+    cluster.add_argument("--process-id", type=int, default=None)
+    cluster.add_argument("--distributed", action="store_true",
+                         help="join a cluster described by the environment (SLURM, ...)")
+    cluster.add_argument("--timeout", type=int, default=60,
+                         help="seconds to wait for a missing process before failing")
     sweep.set_defaults(run=_sweep)
     return parser
 

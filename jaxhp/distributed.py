@@ -1,0 +1,172 @@
+"""Sweeps over several processes or hosts with JAX's multi-controller runtime.
+
+Every process builds the same space and calls :func:`jaxhp.run_sweep` with
+``distributed=Cluster(...)``. The members still to train are split by global member index
+into contiguous blocks, one per process; each process trains its block on its local
+devices, writes its own checkpoint chunks (``chunk-p<K>-...``), and the results are
+all-gathered so that every process holds the full table; process 0 writes the outputs.
+On CPU the gathers use JAX's gloo collectives, so all of this runs on one machine too.
+
+Timeouts (``Cluster.timeout_s``, default 60 s):
+- start-up: every process must join within ``timeout_s`` or ``initialize`` fails;
+- liveness: a process that dies (or hangs without heartbeats) is detected by JAX's
+  coordination service within ``timeout_s``; every survivor is then stopped by JAX with
+  ``Task K heartbeat timeout`` (task K is process K) and a non-zero exit status (the
+  runtime aborts the process), whether it was training or waiting in a gather. None waits
+  forever. If process 0 itself dies, the others lose the coordination service and stop the
+  same way.
+A re-run with the same arguments, with any number of processes, resumes from the
+checkpoint chunks that every process wrote before the failure.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+from typing import NamedTuple
+
+import jax
+import numpy as np
+
+DEFAULT_TIMEOUT_S = 60
+
+
+class Cluster(NamedTuple):
+    """Where a process sits in a multi-process sweep.
+
+    ``coordinator`` is ``"host:port"`` of process 0's coordination service. With all three
+    of coordinator, num_processes and process_id left as None, JAX detects them from the
+    environment (SLURM, Open MPI, Kubernetes... whatever ``jax.distributed.initialize``
+    supports).
+    """
+
+    coordinator: str | None = None
+    num_processes: int | None = None
+    process_id: int | None = None
+    timeout_s: int = DEFAULT_TIMEOUT_S
+
+
+def _split_address(address: str) -> tuple[str, int]:
+    host, sep, port = address.rpartition(":")
+    if not sep or not host or not port.isdigit() or not (0 < int(port) < 65536):
+        raise ValueError(f"coordinator must be HOST:PORT with a port in 1..65535, got "
+                         f"{address!r}")
+    return host, int(port)
+
+
+def _port_is_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def validate(cluster: Cluster) -> Cluster:
+    """Check a cluster description before anything starts; raise ValueError naming the
+    argument otherwise."""
+    given = [v is not None for v in cluster[:3]]
+    if any(given) and not all(given):
+        raise ValueError("give coordinator, num_processes and process_id together, or none "
+                         "of them to let JAX read the cluster from the environment")
+    if not all(given):
+        return cluster
+    n, k = cluster.num_processes, cluster.process_id
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"num_processes must be a positive int, got {n!r}")
+    if isinstance(k, bool) or not isinstance(k, int) or not 0 <= k < n:
+        raise ValueError(f"process_id must be in [0, {n}), got {k!r}")
+    host, port = _split_address(cluster.coordinator)
+    if k == 0 and not _port_is_free(host if host not in ("localhost",) else "127.0.0.1", port):
+        raise ValueError(f"coordinator port {port} on {host} is already in use; pick a free "
+                         "port for --coordinator")
+    if not (cluster.timeout_s > 0):
+        raise ValueError(f"timeout_s must be > 0, got {cluster.timeout_s!r}")
+    return cluster
+
+
+def initialize(cluster: Cluster) -> None:
+    """Join the cluster: validate, pick gloo collectives on CPU, ``jax.distributed``.
+
+    Call it before any other JAX computation. A no-op when already initialised.
+    """
+    if jax.distributed.is_initialized():
+        return
+    cluster = validate(cluster)
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    try:
+        jax.distributed.initialize(
+            coordinator_address=cluster.coordinator,
+            num_processes=cluster.num_processes,
+            process_id=cluster.process_id,
+            initialization_timeout=int(cluster.timeout_s),
+            heartbeat_timeout_seconds=int(cluster.timeout_s),
+        )
+    except RuntimeError as err:
+        if "before" in str(err) and "backend" in str(err).lower():
+            raise RuntimeError("jaxhp.distributed.initialize must run before any JAX "
+                               "computation: call it at the start of the program") from err
+        raise
+
+
+def assigned(pending: np.ndarray, process_id: int, num_processes: int) -> np.ndarray:
+    """The members a process trains: a contiguous block of the pending global indices."""
+    return np.array_split(pending, num_processes)[process_id]
+
+
+def allgather_bytes(payload: bytes) -> list[bytes]:
+    """Every process's ``payload`` (same length on all), in process order."""
+    from jax.experimental import multihost_utils
+
+    gathered = multihost_utils.process_allgather(np.frombuffer(payload, np.uint8))
+    return [bytes(row) for row in np.asarray(gathered).reshape(jax.process_count(), -1)]
+
+
+def agree_on_spec(spec: str) -> None:
+    """All processes must run the same sweep: exchange the spec hashes and compare."""
+    digest = hashlib.sha256(spec.encode()).digest()
+    hashes = allgather_bytes(digest)
+    for process, other in enumerate(hashes):
+        if other != digest:
+            raise ValueError(
+                f"process {process} was started with different sweep arguments (spec hash "
+                f"{other.hex()[:12]} != {digest.hex()[:12]} on process "
+                f"{jax.process_index()}); start every process with the same arguments"
+            )
+
+
+def gather_members(members: np.ndarray, arrays: dict[str, np.ndarray], counts: list[int]):
+    """All-gather each process's (members, arrays); ``counts`` is every process's member
+    count (known to all from the deterministic assignment). Returns member -> arrays."""
+    from jax.experimental import multihost_utils
+
+    width = max(counts)
+    padded_members = np.full(width, -1, np.int64)
+    padded_members[: len(members)] = members
+    gathered_members = np.asarray(multihost_utils.process_allgather(padded_members))
+    done = {}
+    for name, values in arrays.items():
+        shape = (width, *values.shape[1:])
+        padded = np.zeros(shape, values.dtype)
+        padded[: len(values)] = values
+        gathered = np.asarray(multihost_utils.process_allgather(padded))
+        for process in range(len(counts)):
+            for row in range(counts[process]):
+                member = int(gathered_members[process, row])
+                done.setdefault(member, {})[name] = gathered[process, row]
+    return done
+
+
+def is_main_process() -> bool:
+    return jax.process_index() == 0
+
+
+def env_cluster() -> Cluster | None:
+    """A Cluster from ``JAXHP_COORDINATOR``/``JAXHP_NUM_PROCESSES``/``JAXHP_PROCESS_ID``,
+    if set."""
+    if "JAXHP_COORDINATOR" not in os.environ:
+        return None
+    return Cluster(os.environ["JAXHP_COORDINATOR"], int(os.environ["JAXHP_NUM_PROCESSES"]),
+                   int(os.environ["JAXHP_PROCESS_ID"]))
