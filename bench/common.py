@@ -56,8 +56,12 @@ def timed(fn, *, repeats: int = 3) -> dict:
         fn()
         runs.append(time.perf_counter() - start)
     median = statistics.median(runs)
-    return {"first_s": first, "median_s": median, "runs_s": runs,
-            "compile_s": max(0.0, first - median)}
+    return {
+        "first_s": first,
+        "median_s": median,
+        "runs_s": runs,
+        "compile_s": max(0.0, first - median),
+    }
 
 
 def scaled(timing: dict, factor: float) -> dict:
@@ -91,7 +95,12 @@ def table(rows: list[dict], columns: list[tuple[str, str]]) -> str:
 def write(name: str, payload: dict, *, quick: bool) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / (f"{name}-quick.json" if quick else f"{name}.json")
-    payload = {"benchmark": name, "quick": quick, "machine": machine(),
-               "date": time.strftime("%Y-%m-%d %H:%M:%S"), **payload}
+    payload = {
+        "benchmark": name,
+        "quick": quick,
+        "machine": machine(),
+        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+        **payload,
+    }
     path.write_text(json.dumps(payload, indent=1))
     return path

@@ -60,9 +60,12 @@ def buggy_backward(p, x, y):
     dz2 = (dz3 @ p["W3"].T) * (z2 > 0)
     dz1 = (dz2 @ p["W2"].T) * (z1 > 0)
     return {
-        "W3": a2.T @ dz3 + LAMBD / m * p["W3"], "b3": dz3.sum(0),
-        "W2": 2 * (a1.T @ dz2 + LAMBD / m * p["W2"]), "b2": dz2.sum(0),
-        "W1": x.T @ dz1 + LAMBD / m * p["W1"], "b1": dz1.sum(0),
+        "W3": a2.T @ dz3 + LAMBD / m * p["W3"],
+        "b3": dz3.sum(0),
+        "W2": 2 * (a1.T @ dz2 + LAMBD / m * p["W2"]),
+        "b2": dz2.sum(0),
+        "W1": x.T @ dz1 + LAMBD / m * p["W1"],
+        "b1": dz1.sum(0),
     }
 
 
@@ -74,8 +77,12 @@ def jaxhp_row(params, x, y, mode):
 
     timing = timed(run)
     report = out["report"]
-    return {**timing, "detected": not report.passed, "leaf": report.worst.path,
-            "difference": report.worst.difference}
+    return {
+        **timing,
+        "detected": not report.passed,
+        "leaf": report.worst.path,
+        "difference": report.worst.difference,
+    }
 
 
 def naive_row(params, x, y, n_coordinates: int):
@@ -84,8 +91,9 @@ def naive_row(params, x, y, n_coordinates: int):
         theta, unravel = ravel_pytree({k: jnp.asarray(v) for k, v in params.items()})
         theta = np.asarray(theta)
         loss = jax.jit(lambda t: cost(unravel(t), x, y))
-        analytic, _ = ravel_pytree(buggy_backward({k: jnp.asarray(v) for k, v in
-                                                    params.items()}, x, y))
+        analytic, _ = ravel_pytree(
+            buggy_backward({k: jnp.asarray(v) for k, v in params.items()}, x, y)
+        )
         analytic = np.asarray(analytic)
         coords = np.random.default_rng(1).choice(theta.size, n_coordinates, replace=False)
         eps = 1e-7
@@ -100,9 +108,14 @@ def naive_row(params, x, y, n_coordinates: int):
 
         timing = timed(run)
     diff = np.linalg.norm(numeric - analytic[coords]) / (
-        np.linalg.norm(numeric) + np.linalg.norm(analytic[coords]))
-    return {**scaled(timing, theta.size / n_coordinates), "detected": bool(diff > 1e-3), "difference": float(diff),
-            "note": f"{n_coordinates} of {theta.size} coordinates, scaled"}
+        np.linalg.norm(numeric) + np.linalg.norm(analytic[coords])
+    )
+    return {
+        **scaled(timing, theta.size / n_coordinates),
+        "detected": bool(diff > 1e-3),
+        "difference": float(diff),
+        "note": f"{n_coordinates} of {theta.size} coordinates, scaled",
+    }
 
 
 def torch_row(params, x, y):
@@ -134,13 +147,13 @@ def torch_row(params, x, y):
                 grads = buggy_backward(p, x, y)
             return tuple(g * torch.as_tensor(np.asarray(grads[n])) for n in names)
 
-    inputs = tuple(torch.tensor(params[n], dtype=torch.float64, requires_grad=True)
-                   for n in names)
+    inputs = tuple(torch.tensor(params[n], dtype=torch.float64, requires_grad=True) for n in names)
     out = {}
 
     def run():
-        out["ok"] = torch.autograd.gradcheck(Checked.apply, inputs, fast_mode=False,
-                                             raise_exception=False)
+        out["ok"] = torch.autograd.gradcheck(
+            Checked.apply, inputs, fast_mode=False, raise_exception=False
+        )
 
     timing = timed(run, repeats=1)
     return {**timing, "detected": not out["ok"], "note": "slow (full) mode, 1 timed repeat"}
@@ -153,8 +166,10 @@ def check_grads_row(params, x, y):
     def f(p):
         return cost(p, x, y)
 
-    f.defvjp(lambda p: (cost(p, x, y), p),
-             lambda p, g: (jax.tree.map(lambda d: g * d, buggy_backward(p, x, y)),))
+    f.defvjp(
+        lambda p: (cost(p, x, y), p),
+        lambda p, g: (jax.tree.map(lambda d: g * d, buggy_backward(p, x, y)),),
+    )
     out = {}
 
     def run():
@@ -188,9 +203,20 @@ def main(argv=None):
         if "median_s" in row:
             row["naive_over_this"] = naive / row["median_s"]
     print(f"## B3: gradient check of {n_params} parameters, bug: dW2 doubled\n")
-    print(table(rows, [("row", "row"), ("first_s", "first (s)"), ("median_s", "median (s)"),
-                       ("naive_over_this", "naive ÷ row"), ("detected", "detected"),
-                       ("leaf", "leaf"), ("note", "note")]))
+    print(
+        table(
+            rows,
+            [
+                ("row", "row"),
+                ("first_s", "first (s)"),
+                ("median_s", "median (s)"),
+                ("naive_over_this", "naive ÷ row"),
+                ("detected", "detected"),
+                ("leaf", "leaf"),
+                ("note", "note"),
+            ],
+        )
+    )
     path = write("gradcheck", {"parameters": n_params, "rows": rows}, quick=args.quick)
     print(f"\nwrote {path}")
     return rows

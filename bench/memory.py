@@ -46,8 +46,12 @@ CHILD = textwrap.dedent("""
 
 
 def child(n: int, steps: int, mode: str) -> dict:
-    done = subprocess.run([sys.executable, "-c", CHILD, str(n), str(steps), mode],
-                          capture_output=True, text=True, check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", CHILD, str(n), str(steps), mode],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -70,21 +74,38 @@ def main(argv=None):
         compile_rows.append({"members": n, "steps": s, **child(n, s, "compile")})
     print("## Peak RSS against members (B1)\n")
     print(table(memory, [("members", "members"), ("peak_mib", "peak RSS (MiB)")]))
-    print(f"\ngrowth per member: {growth / 1024:.1f} KiB; per-member state "
-          f"{state / 1024:.1f} KiB (ratio {growth / state:.2f}); the dataset is "
-          f"{data_bytes / 1024:.1f} KiB")
+    print(
+        f"\ngrowth per member: {growth / 1024:.1f} KiB; per-member state "
+        f"{state / 1024:.1f} KiB (ratio {growth / state:.2f}); the dataset is "
+        f"{data_bytes / 1024:.1f} KiB"
+    )
     print("\n## Compile time\n")
-    print(table(compile_rows, [("members", "members"), ("steps", "steps"),
-                               ("compile_s", "compile (s)")]))
+    print(
+        table(
+            compile_rows, [("members", "members"), ("steps", "steps"), ("compile_s", "compile (s)")]
+        )
+    )
     base = compile_rows[0]["compile_s"]
-    ratios = {"members": compile_rows[1]["compile_s"] / base,
-              "steps": compile_rows[2]["compile_s"] / base}
-    print(f"\ncompile ratio N={counts[-1]} vs N=1: {ratios['members']:.2f}; "
-          f"{compile_rows[2]['steps']} vs 100 steps: {ratios['steps']:.2f}")
-    path = write("memory", {"memory": memory, "growth_per_member_bytes": growth,
-                            "per_member_state_bytes": state, "growth_over_state":
-                            growth / state, "compile": compile_rows,
-                            "compile_ratios": ratios}, quick=args.quick)
+    ratios = {
+        "members": compile_rows[1]["compile_s"] / base,
+        "steps": compile_rows[2]["compile_s"] / base,
+    }
+    print(
+        f"\ncompile ratio N={counts[-1]} vs N=1: {ratios['members']:.2f}; "
+        f"{compile_rows[2]['steps']} vs 100 steps: {ratios['steps']:.2f}"
+    )
+    path = write(
+        "memory",
+        {
+            "memory": memory,
+            "growth_per_member_bytes": growth,
+            "per_member_state_bytes": state,
+            "growth_over_state": growth / state,
+            "compile": compile_rows,
+            "compile_ratios": ratios,
+        },
+        quick=args.quick,
+    )
     print(f"\nwrote {path}")
     return {"growth_over_state": growth / state, "compile_ratios": ratios}
 

@@ -69,10 +69,13 @@ def b2_workload(quick: bool):
 # Rows
 # ----------------------------------------------------------------------------------------
 def jaxhp_row(w, *, keep_prob_one: bool = False):
-    config = jaxhp.TrainConfig(layer_sizes=w["sizes"], steps=w["steps"],
-                               batch_size=w["batch"], eval_every=w["steps"])
-    members = [{"lambd": lam, "keep_prob": 1.0 if keep_prob_one else kp, "learning_rate": lr,
-                "seed": i} for i, (lam, kp, lr) in enumerate(w["configs"])]
+    config = jaxhp.TrainConfig(
+        layer_sizes=w["sizes"], steps=w["steps"], batch_size=w["batch"], eval_every=w["steps"]
+    )
+    members = [
+        {"lambd": lam, "keep_prob": 1.0 if keep_prob_one else kp, "learning_rate": lr, "seed": i}
+        for i, (lam, kp, lr) in enumerate(w["configs"])
+    ]
     space = sweep.Space(members)
     out = {}
 
@@ -94,8 +97,9 @@ def _plain_jax_trainer(w):
     def init(key):
         params = []
         for k, n_in, n_out in zip(jax.random.split(key, len(sizes) - 1), sizes, sizes[1:]):
-            params.append((jax.random.normal(k, (n_in, n_out)) * jnp.sqrt(2.0 / n_in),
-                           jnp.zeros(n_out)))
+            params.append(
+                (jax.random.normal(k, (n_in, n_out)) * jnp.sqrt(2.0 / n_in), jnp.zeros(n_out))
+            )
         return params
 
     def logits(params, xb, key, kp):
@@ -132,8 +136,9 @@ def _plain_jax_trainer(w):
             if batch is None:
                 xb, yb = x, y
             else:
-                rows = jax.random.choice(jax.random.fold_in(shuffle_key, t), m, (batch,),
-                                         replace=False)
+                rows = jax.random.choice(
+                    jax.random.fold_in(shuffle_key, t), m, (batch,), replace=False
+                )
                 xb, yb = x[rows], y[rows]
             grads = jax.grad(cost)(params, xb, yb, jax.random.fold_in(step_key, t), kp, lambd)
             updates, state = opt.update(grads, state)
@@ -150,8 +155,10 @@ def plain_jax_row(w):
     out = {}
 
     def run():
-        out["acc"] = [float(train(jax.random.key(i), lam, kp, lr))
-                      for i, (lam, kp, lr) in enumerate(w["configs"])]
+        out["acc"] = [
+            float(train(jax.random.key(i), lam, kp, lr))
+            for i, (lam, kp, lr) in enumerate(w["configs"])
+        ]
 
     return timed(run), np.asarray(out["acc"])
 
@@ -210,7 +217,7 @@ def torch_sequential_row(w, n_configs: int):
             torch.nn.init.zeros_(layer.bias)
         params = [p for layer in layers for p in layer.parameters()]
         opt = torch.optim.SGD(params, lr=lr)
-        for t in range(w["steps"]):
+        for _t in range(w["steps"]):
             if w["batch"] is None:
                 xb, yb = x, y
             else:
@@ -315,8 +322,10 @@ def accuracy_agreement(a: np.ndarray, b: np.ndarray, n_dev: int) -> dict:
     per_member_se = np.sqrt(2 * p * (1 - p) / n_dev)
     mean_se = np.sqrt(np.sum(per_member_se**2)) / len(a)
     return {
-        "mean_jaxhp": float(a.mean()), "mean_peer": float(b.mean()),
-        "mean_abs_diff": float(np.abs(diff).mean()), "max_abs_diff": float(np.abs(diff).max()),
+        "mean_jaxhp": float(a.mean()),
+        "mean_peer": float(b.mean()),
+        "mean_abs_diff": float(np.abs(diff).mean()),
+        "max_abs_diff": float(np.abs(diff).max()),
         "agree": bool(abs(diff.mean()) <= 3 * mean_se + 0.005),
     }
 
@@ -334,12 +343,16 @@ def run_b1(quick: bool) -> dict:
     rows.append({"row": "jaxhp sweep", **t_jaxhp, "note": "one compiled program"})
     jax.clear_caches()
     t_plain, acc_plain = plain_jax_row(w)
-    rows.append({"row": "plain JAX+optax sequential", **t_plain,
-                 "note": "jit(lax.scan) per config"})
+    rows.append(
+        {"row": "plain JAX+optax sequential", **t_plain, "note": "jit(lax.scan) per config"}
+    )
     jax.clear_caches()
     n_naive = 1 if quick else 2
-    add("naive JAX per-step loop", naive_row(w, n_naive),
-        f"{n_naive} configs, scaled to {len(w['configs'])}")
+    add(
+        "naive JAX per-step loop",
+        naive_row(w, n_naive),
+        f"{n_naive} configs, scaled to {len(w['configs'])}",
+    )
     n_torch = 2 if quick else 8
     t_torch, _ = torch_sequential_row(w, n_torch)
     add("PyTorch sequential", t_torch, f"{n_torch} configs, scaled to {len(w['configs'])}")
@@ -353,10 +366,14 @@ def run_b1(quick: bool) -> dict:
             row["x_vs_jaxhp_first"] = row["first_s"] / base["first_s"]
             row["x_vs_jaxhp_median"] = row["median_s"] / base["median_s"]
     agreement = accuracy_agreement(acc_jaxhp, acc_plain, len(w["data"].dev[1]))
-    return {"rows": rows, "accuracy_vs_plain_jax": agreement,
-            "dropout_overhead_first": base["first_s"] / rows[-1].get("first_s", np.nan),
-            "dropout_overhead_median": base["median_s"] / rows[-1].get("median_s", np.nan),
-            "configs": len(w["configs"]), "steps": w["steps"]}
+    return {
+        "rows": rows,
+        "accuracy_vs_plain_jax": agreement,
+        "dropout_overhead_first": base["first_s"] / rows[-1].get("first_s", np.nan),
+        "dropout_overhead_median": base["median_s"] / rows[-1].get("median_s", np.nan),
+        "configs": len(w["configs"]),
+        "steps": w["steps"],
+    }
 
 
 def run_b2(quick: bool) -> dict:
@@ -369,23 +386,32 @@ def run_b2(quick: bool) -> dict:
     total = flops(w)
     rows = [
         {"row": "jaxhp sweep", **t_jaxhp, "gflops": total / t_jaxhp["median_s"] / 1e9},
-        {"row": "plain JAX+optax sequential", **t_plain,
-         "gflops": total / t_plain["median_s"] / 1e9},
+        {
+            "row": "plain JAX+optax sequential",
+            **t_plain,
+            "gflops": total / t_plain["median_s"] / 1e9,
+        },
     ]
     for row in rows:
         row["fraction_of_peak"] = row["gflops"] / peak
         row["x_vs_jaxhp_median"] = row["median_s"] / t_jaxhp["median_s"]
-    return {"rows": rows, "matmul_peak_gflops": peak, "flops": total,
-            "accuracy_vs_plain_jax": accuracy_agreement(acc_jaxhp, acc_plain,
-                                                        len(w["data"].dev[1]))}
+    return {
+        "rows": rows,
+        "matmul_peak_gflops": peak,
+        "flops": total,
+        "accuracy_vs_plain_jax": accuracy_agreement(acc_jaxhp, acc_plain, len(w["data"].dev[1])),
+    }
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="tiny sizes (for tests)")
     parser.add_argument("--only", choices=["b1", "b2"], default=None)
-    parser.add_argument("--one-device", action="store_true",
-                        help="do not split the CPU into one JAX device per core")
+    parser.add_argument(
+        "--one-device",
+        action="store_true",
+        help="do not split the CPU into one JAX device per core",
+    )
     args = parser.parse_args(argv)
     if not args.one_device and os.environ.get("JAX_PLATFORMS", "cpu") == "cpu":
         try:  # jaxhp shards members over devices; peers run on the default device
@@ -393,31 +419,51 @@ def main(argv=None):
         except RuntimeError:
             pass  # JAX already started (e.g. under pytest): measure with what there is
     payload = {"jaxhp_devices": jax.device_count()}
-    columns = [("row", "row"), ("first_s", "first (s, with compile)"),
-               ("median_s", "median (s)"), ("x_vs_jaxhp_first", "× jaxhp (first)"),
-               ("x_vs_jaxhp_median", "× jaxhp (median)"), ("note", "note")]
+    columns = [
+        ("row", "row"),
+        ("first_s", "first (s, with compile)"),
+        ("median_s", "median (s)"),
+        ("x_vs_jaxhp_first", "× jaxhp (first)"),
+        ("x_vs_jaxhp_median", "× jaxhp (median)"),
+        ("note", "note"),
+    ]
     if args.only in (None, "b1"):
         b1 = run_b1(args.quick)
         payload["B1"] = b1
         print(f"## B1: {b1['configs']} configs x {b1['steps']} steps\n")
         print(table(b1["rows"], columns))
-        print(f"\ndropout overhead (jaxhp / floor): {b1['dropout_overhead_first']:.2f}x with "
-              f"compile, {b1['dropout_overhead_median']:.2f}x steady")
+        print(
+            f"\ndropout overhead (jaxhp / floor): {b1['dropout_overhead_first']:.2f}x with "
+            f"compile, {b1['dropout_overhead_median']:.2f}x steady"
+        )
         agree = b1["accuracy_vs_plain_jax"]
-        print(f"dev accuracy vs plain JAX: mean {agree['mean_jaxhp']:.4f} vs "
-              f"{agree['mean_peer']:.4f}, mean |diff| {agree['mean_abs_diff']:.4f}: "
-              f"{'agree within noise' if agree['agree'] else 'DISAGREE'}\n")
+        print(
+            f"dev accuracy vs plain JAX: mean {agree['mean_jaxhp']:.4f} vs "
+            f"{agree['mean_peer']:.4f}, mean |diff| {agree['mean_abs_diff']:.4f}: "
+            f"{'agree within noise' if agree['agree'] else 'DISAGREE'}\n"
+        )
     if args.only in (None, "b2"):
         b2 = run_b2(args.quick)
         payload["B2"] = b2
         print(f"## B2: matmul peak {b2['matmul_peak_gflops']:.1f} GFLOP/s\n")
-        print(table(b2["rows"], [("row", "row"), ("first_s", "first (s)"),
-                                 ("median_s", "median (s)"), ("gflops", "GFLOP/s"),
-                                 ("fraction_of_peak", "of peak"),
-                                 ("x_vs_jaxhp_median", "× jaxhp")]))
+        print(
+            table(
+                b2["rows"],
+                [
+                    ("row", "row"),
+                    ("first_s", "first (s)"),
+                    ("median_s", "median (s)"),
+                    ("gflops", "GFLOP/s"),
+                    ("fraction_of_peak", "of peak"),
+                    ("x_vs_jaxhp_median", "× jaxhp"),
+                ],
+            )
+        )
         agree = b2["accuracy_vs_plain_jax"]
-        print(f"\ndev accuracy vs plain JAX: {agree['mean_jaxhp']:.4f} vs "
-              f"{agree['mean_peer']:.4f}: {'agree' if agree['agree'] else 'DISAGREE'}")
+        print(
+            f"\ndev accuracy vs plain JAX: {agree['mean_jaxhp']:.4f} vs "
+            f"{agree['mean_peer']:.4f}: {'agree' if agree['agree'] else 'DISAGREE'}"
+        )
     print(f"\nwrote {write('sweep', payload, quick=args.quick)}")
     return payload
 

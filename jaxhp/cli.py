@@ -189,14 +189,14 @@ def _start_jax(args):
 
     cluster = None
     if args.coordinator or args.num_processes is not None or args.process_id is not None:
-        cluster = dist.Cluster(args.coordinator, args.num_processes, args.process_id,
-                               args.timeout)
+        cluster = dist.Cluster(args.coordinator, args.num_processes, args.process_id, args.timeout)
     elif args.distributed:
         cluster = dist.Cluster(timeout_s=args.timeout)
     if cluster is not None:
         dist.validate(cluster)
     chosen = "JAX_NUM_CPU_DEVICES" in os.environ or "device_count" in os.environ.get(
-        "XLA_FLAGS", "")
+        "XLA_FLAGS", ""
+    )
     if not chosen and os.environ.get("JAX_PLATFORMS", "cpu") == "cpu":
         try:
             use_cpu_cores()
@@ -214,13 +214,22 @@ def _sweep(args) -> int:
     data, n_out = _load_data(args)
     config = _config(args, data, n_out)
     space = _space(args)
-    results = run_sweep(space, data, config, seed=args.seed, chunk_size=args.chunk_size,
-                        checkpoint=args.checkpoint, progress=not args.quiet,
-                        distributed=cluster is not None)
+    results = run_sweep(
+        space,
+        data,
+        config,
+        seed=args.seed,
+        chunk_size=args.chunk_size,
+        checkpoint=args.checkpoint,
+        progress=not args.quiet,
+        distributed=cluster is not None,
+    )
     meta = results.meta
     if meta["processes"] > 1 and not _is_main():
-        print(f"process trained its {meta['members_this_process']} members; process 0 "
-              "writes the results")
+        print(
+            f"process trained its {meta['members_this_process']} members; process 0 "
+            "writes the results"
+        )
         return 0
     print(
         f"trained {meta['members']} members in {meta['seconds']:.1f} s "
@@ -319,10 +328,17 @@ def build_parser() -> argparse.ArgumentParser:
     cluster.add_argument("--coordinator", default=None, help="HOST:PORT of process 0")
     cluster.add_argument("--num-processes", type=int, default=None)
     cluster.add_argument("--process-id", type=int, default=None)
-    cluster.add_argument("--distributed", action="store_true",
-                         help="join a cluster described by the environment (SLURM, ...)")
-    cluster.add_argument("--timeout", type=int, default=60,
-                         help="seconds to wait for a missing process before failing")
+    cluster.add_argument(
+        "--distributed",
+        action="store_true",
+        help="join a cluster described by the environment (SLURM, ...)",
+    )
+    cluster.add_argument(
+        "--timeout",
+        type=int,
+        default=60,
+        help="seconds to wait for a missing process before failing",
+    )
     sweep.set_defaults(run=_sweep)
     return parser
 

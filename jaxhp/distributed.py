@@ -50,8 +50,7 @@ class Cluster(NamedTuple):
 def _split_address(address: str) -> tuple[str, int]:
     host, sep, port = address.rpartition(":")
     if not sep or not host or not port.isdigit() or not (0 < int(port) < 65536):
-        raise ValueError(f"coordinator must be HOST:PORT with a port in 1..65535, got "
-                         f"{address!r}")
+        raise ValueError(f"coordinator must be HOST:PORT with a port in 1..65535, got {address!r}")
     return host, int(port)
 
 
@@ -69,8 +68,10 @@ def validate(cluster: Cluster) -> Cluster:
     argument otherwise."""
     given = [v is not None for v in cluster[:3]]
     if any(given) and not all(given):
-        raise ValueError("give coordinator, num_processes and process_id together, or none "
-                         "of them to let JAX read the cluster from the environment")
+        raise ValueError(
+            "give coordinator, num_processes and process_id together, or none "
+            "of them to let JAX read the cluster from the environment"
+        )
     if not all(given):
         return cluster
     n, k = cluster.num_processes, cluster.process_id
@@ -80,8 +81,10 @@ def validate(cluster: Cluster) -> Cluster:
         raise ValueError(f"process_id must be in [0, {n}), got {k!r}")
     host, port = _split_address(cluster.coordinator)
     if k == 0 and not _port_is_free(host if host not in ("localhost",) else "127.0.0.1", port):
-        raise ValueError(f"coordinator port {port} on {host} is already in use; pick a free "
-                         "port for --coordinator")
+        raise ValueError(
+            f"coordinator port {port} on {host} is already in use; pick a free "
+            "port for --coordinator"
+        )
     if not (cluster.timeout_s > 0):
         raise ValueError(f"timeout_s must be > 0, got {cluster.timeout_s!r}")
     return cluster
@@ -106,8 +109,10 @@ def initialize(cluster: Cluster) -> None:
         )
     except RuntimeError as err:
         if "before" in str(err) and "backend" in str(err).lower():
-            raise RuntimeError("jaxhp.distributed.initialize must run before any JAX "
-                               "computation: call it at the start of the program") from err
+            raise RuntimeError(
+                "jaxhp.distributed.initialize must run before any JAX "
+                "computation: call it at the start of the program"
+            ) from err
         raise
 
 
@@ -168,5 +173,8 @@ def env_cluster() -> Cluster | None:
     if set."""
     if "JAXHP_COORDINATOR" not in os.environ:
         return None
-    return Cluster(os.environ["JAXHP_COORDINATOR"], int(os.environ["JAXHP_NUM_PROCESSES"]),
-                   int(os.environ["JAXHP_PROCESS_ID"]))
+    return Cluster(
+        os.environ["JAXHP_COORDINATOR"],
+        int(os.environ["JAXHP_NUM_PROCESSES"]),
+        int(os.environ["JAXHP_PROCESS_ID"]),
+    )

@@ -48,10 +48,13 @@ __all__ = [
     "run_sweep",
     "estimate_member_bytes",
     "train_members",
+    "use_cpu_cores",
+    "vmap_width",
 ]
 
 DEFAULT_MEMORY_BUDGET = 2 * 2**30  # bytes for one chunk's live member state
 _RESULT_FIELDS = ("stop_step", "best_step", "diverged")
+
 
 def _train_block(keys, hparams, data, config, *, width: int, dropout: bool):
     """Train a block of members on one device: ``vmap(fit)`` over groups of ``width``
@@ -74,8 +77,13 @@ def train_members(keys, hparams, data, config, *, mesh, width, dropout=True):
     (``shard_map``), ``width`` members at a time in one ``vmap(fit)``; data is replicated."""
     block = functools.partial(_train_block, config=config, width=width, dropout=dropout)
     by_member, replicated = PartitionSpec("members"), PartitionSpec()
-    return jax.shard_map(block, mesh=mesh, in_specs=(by_member, by_member, replicated),
-                         out_specs=by_member, check_vma=False)(keys, hparams, data)
+    return jax.shard_map(
+        block,
+        mesh=mesh,
+        in_specs=(by_member, by_member, replicated),
+        out_specs=by_member,
+        check_vma=False,
+    )(keys, hparams, data)
 
 
 def vmap_width(config: TrainConfig, m_train: int, members_per_device: int) -> int:
@@ -266,7 +274,8 @@ def _flatten(result: TrainResult) -> dict[str, np.ndarray]:
 def _flatten_names(config: TrainConfig, data: Data):
     """Name, (shape, dtype) of each per-member array ``_flatten`` produces."""
     shapes = jax.eval_shape(
-        lambda: train.fit(jax.random.key(0), HParams(0.0, 1.0, 0.1), data, config))
+        lambda: train.fit(jax.random.key(0), HParams(0.0, 1.0, 0.1), data, config)
+    )
     for field, leaf in shapes.history._asdict().items():
         yield f"history_{field}", (leaf.shape, leaf.dtype)
     for field in _RESULT_FIELDS:
@@ -335,8 +344,10 @@ def run_sweep(
     if isinstance(distributed, dist.Cluster):
         dist.initialize(distributed)
     elif distributed and not jax.distributed.is_initialized():
-        raise ValueError("distributed=True needs jaxhp.distributed.initialize(Cluster(...)) "
-                         "first, or pass distributed=Cluster(...)")
+        raise ValueError(
+            "distributed=True needs jaxhp.distributed.initialize(Cluster(...)) "
+            "first, or pass distributed=Cluster(...)"
+        )
     n_processes, process = (jax.process_count(), jax.process_index()) if distributed else (1, 0)
     if not isinstance(space, Space):
         raise TypeError(f"space must be a jaxhp.sweep.Space (grid, random, ...), got {space!r}")
@@ -390,8 +401,9 @@ def run_sweep(
         chunk_hparams = HParams(*(np.asarray(v)[padded] for v in hparams))
         keys, chunk_hparams = jax.device_put((keys, chunk_hparams), by_member)
         dropout = not bool(np.all(np.asarray(hparams.keep_prob)[padded] == 1.0))
-        result = train_members(keys, chunk_hparams, shared, config, mesh=mesh, width=width,
-                               dropout=dropout)
+        result = train_members(
+            keys, chunk_hparams, shared, config, mesh=mesh, width=width, dropout=dropout
+        )
         if shard_counts is None:
             shard_counts = [s.data.shape[0] for s in result.stop_step.addressable_shards]
         arrays = {k: v[: len(members)] for k, v in _flatten(result).items()}
@@ -407,8 +419,12 @@ def run_sweep(
     if distributed:
         counts = [len(dist.assigned(pending, p, n_processes)) for p in range(n_processes)]
         names = list(_flatten_names(config, shared))
-        local = {k: np.stack([done[int(i)][k] for i in mine]) if len(mine) else
-                 np.zeros((0, *shape), dtype) for k, (shape, dtype) in names}
+        local = {
+            k: np.stack([done[int(i)][k] for i in mine])
+            if len(mine)
+            else np.zeros((0, *shape), kind)
+            for k, (shape, kind) in names
+        }
         done.update(dist.gather_members(mine, local, counts))
 
     stacked = {k: np.stack([done[i][k] for i in range(n)]) for k in done[0]}

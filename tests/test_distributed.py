@@ -10,10 +10,26 @@ import time
 
 import numpy as np
 
-ENV = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2",
-       "JAX_PLATFORMS": "cpu"}
-SWEEP = ["--n-train", "120", "--n-dev", "60", "--layers", "8,4", "--lambd", "0,0.01,0.1,1,3",
-         "--keep-prob", "0.6,0.8,1", "--steps", "60", "--quiet"]
+ENV = {
+    **os.environ,
+    "XLA_FLAGS": "--xla_force_host_platform_device_count=2",
+    "JAX_PLATFORMS": "cpu",
+}
+SWEEP = [
+    "--n-train",
+    "120",
+    "--n-dev",
+    "60",
+    "--layers",
+    "8,4",
+    "--lambd",
+    "0,0.01,0.1,1,3",
+    "--keep-prob",
+    "0.6,0.8,1",
+    "--steps",
+    "60",
+    "--quiet",
+]
 
 
 def free_port() -> int:
@@ -26,12 +42,33 @@ def jaxhp_sweep(*args):
     return [sys.executable, "-m", "jaxhp", "sweep", *args]
 
 
+def run_one(*args, timeout=300):
+    """One single-process jaxhp sweep, to completion."""
+    return subprocess.run(
+        jaxhp_sweep(*args), env=ENV, capture_output=True, text=True, timeout=timeout
+    )
+
+
 def launch(args_of, n, port, extra=()):
-    return [subprocess.Popen(
-        jaxhp_sweep(*args_of(k), "--coordinator", f"127.0.0.1:{port}", "--num-processes",
-                    str(n), "--process-id", str(k), *extra),
-        env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        for k in range(n)]
+    return [
+        subprocess.Popen(
+            jaxhp_sweep(
+                *args_of(k),
+                "--coordinator",
+                f"127.0.0.1:{port}",
+                "--num-processes",
+                str(n),
+                "--process-id",
+                str(k),
+                *extra,
+            ),
+            env=ENV,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for k in range(n)
+    ]
 
 
 def finish(procs, timeout=240):
@@ -59,27 +96,32 @@ def assert_same_table(a, b):
             if key in ("diverged",):
                 assert row_a[key] == row_b[key]
             else:
-                np.testing.assert_allclose(float(row_a[key]), float(row_b[key]), rtol=1e-6,
-                                           atol=1e-7, err_msg=key)
+                np.testing.assert_allclose(
+                    float(row_a[key]), float(row_b[key]), rtol=1e-6, atol=1e-7, err_msg=key
+                )
 
 
 def test_two_processes_equal_one(tmp_path):
-    single = subprocess.run(jaxhp_sweep(*SWEEP, "--out", str(tmp_path / "one")), env=ENV,
-                            capture_output=True, text=True, timeout=240)
+    single = run_one(*SWEEP, "--out", str(tmp_path / "one"), timeout=240)
     assert single.returncode == 0, single.stderr
     outs = finish(launch(lambda k: [*SWEEP, "--out", str(tmp_path / "two")], 2, free_port()))
-    for code, out, err in outs:
+    for code, _out, err in outs:
         assert code == 0, err
     assert "process 0 writes the results" in outs[1][1]
-    assert_same_table(read_table(tmp_path / "one" / "results.csv"),
-                      read_table(tmp_path / "two" / "results.csv"))
+    assert_same_table(
+        read_table(tmp_path / "one" / "results.csv"), read_table(tmp_path / "two" / "results.csv")
+    )
 
 
 def test_killed_process_is_named_and_rerun_resumes(tmp_path):
     slow = [*SWEEP[:-3], "--steps", "1500", "--chunk-size", "2", "--quiet"]
     checkpoint = tmp_path / "ck"
-    procs = launch(lambda k: [*slow, "--checkpoint", str(checkpoint), "--out",
-                              str(tmp_path / "killed")], 2, free_port(), ["--timeout", "10"])
+    procs = launch(
+        lambda k: [*slow, "--checkpoint", str(checkpoint), "--out", str(tmp_path / "killed")],
+        2,
+        free_port(),
+        ["--timeout", "10"],
+    )
     deadline = time.monotonic() + 240
     while not list(checkpoint.glob("chunk-p1-*.npz")):
         assert procs[1].poll() is None, procs[1].communicate()[1]
@@ -95,22 +137,20 @@ def test_killed_process_is_named_and_rerun_resumes(tmp_path):
     assert "Task 1 heartbeat timeout" in err, err[-3000:]
     assert waited < 10 + 60, f"the survivor took {waited:.0f} s to stop"
 
-    resumed = subprocess.run(jaxhp_sweep(*slow, "--checkpoint", str(checkpoint), "--out",
-                                         str(tmp_path / "resumed")),
-                             env=ENV, capture_output=True, text=True, timeout=300)
+    resumed = run_one(*slow, "--checkpoint", str(checkpoint), "--out", str(tmp_path / "resumed"))
     assert resumed.returncode == 0, resumed.stderr
     assert " 0 from checkpoint" not in resumed.stdout
-    fresh = subprocess.run(jaxhp_sweep(*slow, "--out", str(tmp_path / "fresh")), env=ENV,
-                           capture_output=True, text=True, timeout=300)
+    fresh = run_one(*slow, "--out", str(tmp_path / "fresh"))
     assert fresh.returncode == 0, fresh.stderr
-    assert_same_table(read_table(tmp_path / "resumed" / "results.csv"),
-                      read_table(tmp_path / "fresh" / "results.csv"))
+    assert_same_table(
+        read_table(tmp_path / "resumed" / "results.csv"),
+        read_table(tmp_path / "fresh" / "results.csv"),
+    )
 
 
 def test_process_id_out_of_range(tmp_path):
-    done = subprocess.run(jaxhp_sweep(*SWEEP, "--coordinator", f"127.0.0.1:{free_port()}",
-                                      "--num-processes", "2", "--process-id", "2"),
-                          env=ENV, capture_output=True, text=True, timeout=60)
+    cluster = ["--coordinator", f"127.0.0.1:{free_port()}", "--num-processes", "2"]
+    done = run_one(*SWEEP, *cluster, "--process-id", "2", timeout=60)
     assert done.returncode == 2
     assert "process_id must be in [0, 2), got 2" in done.stderr
 
@@ -120,9 +160,8 @@ def test_port_in_use(tmp_path):
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        done = subprocess.run(jaxhp_sweep(*SWEEP, "--coordinator", f"127.0.0.1:{port}",
-                                          "--num-processes", "2", "--process-id", "0"),
-                              env=ENV, capture_output=True, text=True, timeout=60)
+        cluster = ["--coordinator", f"127.0.0.1:{port}", "--num-processes", "2"]
+        done = run_one(*SWEEP, *cluster, "--process-id", "0", timeout=60)
     assert done.returncode == 2
     assert f"port {port} on 127.0.0.1 is already in use" in done.stderr
 

@@ -1,0 +1,22 @@
+"""The benchmark scripts run at --quick size, so they cannot rot. No time is asserted."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "bench"
+
+
+@pytest.mark.parametrize("script", ["sweep.py", "gradcheck.py", "memory.py"])
+def test_benchmark_runs_quick(script):
+    done = subprocess.run(
+        [sys.executable, script, "--quick"], cwd=BENCH, capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "|---" in done.stdout  # printed a markdown table
+    name = script.removesuffix(".py")
+    payload = json.loads((BENCH / "results" / f"{name}-quick.json").read_text())
+    assert payload["quick"] is True and payload["machine"]["jax"]
