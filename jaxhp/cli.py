@@ -250,8 +250,12 @@ def _sweep(args) -> int:
     results.to_csv(out / "results.csv")
     results.to_json(out / "results.json")
     y_axis = "keep_prob" if "keep_prob" in results.columns() else "keep_prob_1"
-    results.plot_heatmap(out / "heatmap.png", x="lambd", y=y_axis)
-    results.plot_curves(out / "curves.png", top=min(args.top, 5))
+    try:
+        results.plot_heatmap(out / "heatmap.png", x="lambd", y=y_axis)
+        results.plot_curves(out / "curves.png", top=min(args.top, 5))
+    except ImportError as err:  # matplotlib is optional: keep the table, say what is missing
+        print(f"wrote results.csv and results.json to {out}/ (no plots: {err})")
+        return 0
     print(f"wrote results.csv, results.json, heatmap.png and curves.png to {out}/")
     return 0
 
@@ -347,7 +351,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except (ValueError, TypeError, FileNotFoundError) as err:
+    except (ValueError, TypeError, FileNotFoundError, ImportError) as err:
         print(f"jaxhp {args.command}: error: {err}", file=sys.stderr)
         return 2
 

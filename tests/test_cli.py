@@ -200,3 +200,16 @@ def test_sigkilled_sweep_resumes_to_the_same_table(tmp_path):
     resumed_table = Path(tmp_path / "resumed" / "results.csv").read_text()
     assert resumed_table == Path(tmp_path / "fresh" / "results.csv").read_text()
     assert len(resumed_table.splitlines()) == 37
+
+
+def test_sweep_without_matplotlib_still_writes_the_table(tmp_path, capsys, monkeypatch):
+    import jaxhp.plot
+
+    def missing():
+        raise ImportError("plotting needs matplotlib: pip install 'jaxhp[plot]'")
+
+    monkeypatch.setattr(jaxhp.plot, "_pyplot", missing)
+    code = main(["sweep", "--lambd", "0,1", "--keep-prob", "1", *SMALL, "--out", str(tmp_path)])
+    assert code == 0
+    assert "no plots: plotting needs matplotlib" in capsys.readouterr().out
+    assert (tmp_path / "results.csv").exists() and not (tmp_path / "heatmap.png").exists()

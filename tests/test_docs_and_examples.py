@@ -52,7 +52,7 @@ def test_public_api_is_pinned():
 def test_readme_starts_with_the_two_commands():
     text = (ROOT / "README.md").read_text()
     blocks = re.findall(r"```bash\n(.*?)```", text, re.S)
-    assert blocks[0].strip() == "pip install -e . && jaxhp sweep"
+    assert blocks[0].strip() == 'pip install -e ".[plot]" && jaxhp sweep'
     assert blocks[1].strip() == 'pip install -e ".[dev]" && pytest'
     ci = (ROOT / ".ci" / "run").read_text()
     assert 'pip install -e ".[dev]" && pytest' in ci
