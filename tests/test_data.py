@@ -187,3 +187,14 @@ def test_augment_inside_training_and_composition(key):
     )
     augmented = jaxhp.fit(key, jaxhp.HParams(learning_rate=0.1), jaxhp.Data((x, y)), config)
     assert not np.allclose(plain.params[0].W, augmented.params[0].W)
+
+
+def test_auc_matches_pair_counting():
+    from jaxhp.data import _auc, _ranks
+
+    rng = np.random.default_rng(3)
+    scores = np.round(rng.normal(size=60), 1)  # rounding makes ties
+    labels = rng.integers(0, 2, 60)
+    pos, neg = scores[labels == 1], scores[labels == 0]
+    pairs = (pos[:, None] > neg[None, :]) + 0.5 * (pos[:, None] == neg[None, :])
+    np.testing.assert_allclose(_auc(_ranks(scores), labels), pairs.mean(), rtol=1e-12)
