@@ -271,7 +271,7 @@ def _flatten(result: TrainResult) -> dict[str, np.ndarray]:
     return arrays
 
 
-def _flatten_names(config: TrainConfig, data: Data):
+def _flat_shapes(config: TrainConfig, data: Data):
     """Name, (shape, dtype) of each per-member array ``_flatten`` produces."""
     shapes = jax.eval_shape(
         lambda: train.fit(jax.random.key(0), HParams(0.0, 1.0, 0.1), data, config)
@@ -291,6 +291,29 @@ def _progress_bar(enabled: bool, total: int, n_chunks: int):
     except ImportError:  # pragma: no cover - tqdm is a dependency
         return None
     return tqdm(total=total, unit="member", desc=f"sweep ({n_chunks} chunks)", file=sys.stderr)
+
+
+def _host_data(data: Data, config: TrainConfig) -> Data:
+    """Train and dev sets as host arrays, inputs in the config's dtype (test is not used)."""
+    dtype = np.dtype(config.dtype)
+    dev = None if data.dev is None else (np.asarray(data.dev[0], dtype), np.asarray(data.dev[1]))
+    return Data(train=(np.asarray(data.train[0], dtype), *map(np.asarray, data.train[1:])), dev=dev)
+
+
+def _train_chunk(members, size, seeds, hparams, seed, shared, config, mesh, width):
+    """Train one chunk (padded to ``size`` with copies of its first member); returns the
+    members' result arrays and how many members each device held."""
+    padded = np.concatenate([members, np.full(size - len(members), members[0])])
+    keys = jax.vmap(lambda s: member_key(seed, s))(jnp.asarray(seeds[padded]))
+    chunk_hparams = HParams(*(np.asarray(v)[padded] for v in hparams))
+    dropout = not bool(np.all(chunk_hparams.keep_prob == 1.0))
+    by_member = NamedSharding(mesh, PartitionSpec("members"))
+    keys, chunk_hparams = jax.device_put((keys, chunk_hparams), by_member)
+    result = train_members(
+        keys, chunk_hparams, shared, config, mesh=mesh, width=width, dropout=dropout
+    )
+    shard_counts = [s.data.shape[0] for s in result.stop_step.addressable_shards]
+    return {k: v[: len(members)] for k, v in _flatten(result).items()}, shard_counts
 
 
 def run_sweep(
@@ -355,11 +378,7 @@ def run_sweep(
     base = HParams() if base is None else HParams(*base)
     hparams, seeds = space.compile(config.n_hidden, base)
     data = train.check_inputs(HParams(*(np.asarray(v)[0] for v in hparams)), data, config)
-    dtype = np.dtype(config.dtype)
-    shared = Data(
-        train=(np.asarray(data.train[0], dtype), *map(np.asarray, data.train[1:])),
-        dev=None if data.dev is None else (np.asarray(data.dev[0], dtype), np.asarray(data.dev[1])),
-    )
+    shared = _host_data(data, config)
     n = len(space)
     m_train = shared.train[0].shape[0]
     m_dev = 0 if shared.dev is None else shared.dev[0].shape[0]
@@ -387,26 +406,16 @@ def run_sweep(
 
     width = vmap_width(config, m_train, size // len(devices))
     mesh = Mesh(np.asarray(devices), ("members",))
-    by_member = NamedSharding(mesh, PartitionSpec("members"))
-    replicated = NamedSharding(mesh, PartitionSpec())
-    shared = jax.device_put(shared, replicated)
+    shared = jax.device_put(shared, NamedSharding(mesh, PartitionSpec()))  # replicated
 
     bar = _progress_bar(progress and process == 0, n, len(chunks))
     if bar is not None:
         bar.update(len(done))
     shard_counts = None
     for number, members in enumerate(chunks, start=1):
-        padded = np.concatenate([members, np.full(size - len(members), members[0])])
-        keys = jax.vmap(lambda s: member_key(seed, s))(jnp.asarray(seeds[padded]))
-        chunk_hparams = HParams(*(np.asarray(v)[padded] for v in hparams))
-        keys, chunk_hparams = jax.device_put((keys, chunk_hparams), by_member)
-        dropout = not bool(np.all(np.asarray(hparams.keep_prob)[padded] == 1.0))
-        result = train_members(
-            keys, chunk_hparams, shared, config, mesh=mesh, width=width, dropout=dropout
+        arrays, shard_counts = _train_chunk(
+            members, size, seeds, hparams, seed, shared, config, mesh, width
         )
-        if shard_counts is None:
-            shard_counts = [s.data.shape[0] for s in result.stop_step.addressable_shards]
-        arrays = {k: v[: len(members)] for k, v in _flatten(result).items()}
         if store is not None:
             store.save(members, arrays)
         for row, member in enumerate(members):
@@ -418,12 +427,11 @@ def run_sweep(
         bar.close()
     if distributed:
         counts = [len(dist.assigned(pending, p, n_processes)) for p in range(n_processes)]
-        names = list(_flatten_names(config, shared))
         local = {
             k: np.stack([done[int(i)][k] for i in mine])
             if len(mine)
             else np.zeros((0, *shape), kind)
-            for k, (shape, kind) in names
+            for k, (shape, kind) in _flat_shapes(config, shared)
         }
         done.update(dist.gather_members(mine, local, counts))
 
