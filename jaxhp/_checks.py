@@ -117,13 +117,17 @@ def check_xy(x: Any, y: Any, *, n_in: int | None = None, n_out: int | None = Non
             )
     if not is_concrete((x, y)):
         return
-    xa = np.asarray(x)
-    finite_rows = np.isfinite(xa).all(axis=1)
-    if not finite_rows.all():
-        row = int(np.argmin(finite_rows))
-        raise ValueError(f"{name} contains NaN or inf, first at row {row}: {xa[row]}")
+    check_finite_rows(x, name)
     if y is not None and n_out is not None:
         check_labels(np.asarray(y), n_out, name=name)
+
+
+def check_finite_rows(x: Any, name: str = "x"):
+    """Every row of x (m, ...) must be finite; the error names the first bad row."""
+    xa = np.asarray(x)
+    bad = ~np.isfinite(xa.reshape(xa.shape[0], -1)).all(axis=1)
+    if bad.any():
+        raise ValueError(f"{name} contains NaN or inf, first at row {int(np.argmax(bad))}")
 
 
 def check_labels(y: np.ndarray, n_out: int, *, name: str = "x"):

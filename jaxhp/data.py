@@ -186,10 +186,7 @@ def split(x, y, *, key, ratios="auto", stratify: bool = True, train_dev: bool = 
     y = np.asarray(y)
     if x.shape[0] != y.shape[0]:
         raise ValueError(f"x and y have different row counts: {x.shape[0]} vs {y.shape[0]}")
-    flat = x.reshape(x.shape[0], -1)
-    bad_rows = ~np.isfinite(flat).all(axis=1)
-    if bad_rows.any():
-        raise ValueError(f"x contains NaN or inf, first at row {int(np.argmax(bad_rows))}")
+    _checks.check_finite_rows(x)
     idx = split_indices(
         x.shape[0], key=key, y=y, ratios=ratios, stratify=stratify, train_dev=train_dev
     )
@@ -343,9 +340,7 @@ class Normalizer:
                 f"x has feature shape {x.shape[1:]} but the Normalizer was fitted "
                 f"on {self.mean.shape}"
             )
-        bad = ~np.isfinite(x.reshape(x.shape[0], -1)).all(axis=1)
-        if bad.any():
-            raise ValueError(f"x contains NaN or inf, first at row {int(np.argmax(bad))}")
+        _checks.check_finite_rows(x)
         return x
 
 
@@ -460,10 +455,8 @@ def check_shift(
         raise ValueError("check_shift needs at least 10 examples in each set")
     if not (0 < alpha < 1):
         raise ValueError(f"alpha must be in (0, 1), got {alpha!r}")
-    for name, x in (("x_a", a), ("x_b", b)):
-        bad = ~np.isfinite(x).all(axis=1)
-        if bad.any():
-            raise ValueError(f"{name} contains NaN or inf, first at row {int(np.argmax(bad))}")
+    _checks.check_finite_rows(a, "x_a")
+    _checks.check_finite_rows(b, "x_b")
     rng = _rng(key)
     x = np.concatenate([a, b])
     y = np.concatenate([np.zeros(len(a), np.int32), np.ones(len(b), np.int32)])

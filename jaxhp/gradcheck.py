@@ -75,6 +75,13 @@ class LeafCheck(NamedTuple):
     analytic: float | None = None
     numeric: float | None = None
 
+    def worst_line(self) -> str:
+        """``worst coordinate: W2[3, 1]: analytic ..., numeric ...`` (once it is known)."""
+        return (
+            f"worst coordinate: {self.path}{list(self.worst_index)}: analytic "
+            f"{self.analytic:.6e}, numeric {self.numeric:.6e}"
+        )
+
 
 class _Problem(NamedTuple):
     """Everything the evaluations need, in float64 and flat form."""
@@ -186,10 +193,7 @@ class GradCheckReport(NamedTuple):
             )
         worst = self.worst
         if worst.worst_index is not None:
-            lines.append(
-                f"worst coordinate: {worst.path}{list(worst.worst_index)}: analytic "
-                f"{worst.analytic:.6e}, numeric {worst.numeric:.6e}"
-            )
+            lines.append(worst.worst_line())
         elif self.mode == "directions" and worst.difference > self.tol:
             lines.append(f"call report.locate({worst.path!r}) to find its worst coordinate")
         return "\n".join(lines)
@@ -423,28 +427,36 @@ def _noise_floor(p: _Problem, i: int, n: int) -> float:
     return 100 * _ROUNDING * (1 + abs(p.value)) / p.eps[i] * math.sqrt(n)
 
 
+def _leaf_check(p: _Problem, i: int, numeric, analytic, *, n_floor: int, coordinates: bool):
+    """The check of leaf i from its numeric and analytic values; with ``coordinates`` the
+    values are per coordinate and the worst one is reported."""
+    diff = _relative_difference(numeric, analytic, _noise_floor(p, i, n_floor))
+    check = LeafCheck(
+        path=p.names[i],
+        shape=p.shapes[i],
+        difference=diff,
+        verdict=verdict(diff),
+        n_checked=len(numeric),
+    )
+    if not coordinates or len(numeric) == 0:
+        return check
+    j = int(np.argmax(np.abs(numeric - analytic)))
+    return check._replace(
+        worst_index=tuple(int(k) for k in np.unravel_index(j, p.shapes[i])),
+        analytic=float(analytic[j]),
+        numeric=float(numeric[j]),
+    )
+
+
 def _check_full(p: _Problem):
     numeric = _coordinates(p, np.arange(p.theta.size))
     analytic = np.asarray(p.grad)
-    leaves = []
-    for i, (name, shape, lo) in enumerate(zip(p.names, p.shapes, p.offsets)):
-        n = math.prod(shape)
-        num, ana = numeric[lo : lo + n], analytic[lo : lo + n]
-        diff = _relative_difference(num, ana, _noise_floor(p, i, n))
-        j = int(np.argmax(np.abs(num - ana))) if n else 0
-        leaves.append(
-            LeafCheck(
-                path=name,
-                shape=shape,
-                difference=diff,
-                verdict=verdict(diff),
-                n_checked=n,
-                worst_index=tuple(int(k) for k in np.unravel_index(j, shape)) if n else (),
-                analytic=float(ana[j]) if n else 0.0,
-                numeric=float(num[j]) if n else 0.0,
-            )
-        )
-    floor = max(_noise_floor(p, i, math.prod(s)) for i, s in enumerate(p.shapes))
+    sizes = [math.prod(s) for s in p.shapes]
+    leaves = [
+        _leaf_check(p, i, numeric[lo : lo + n], analytic[lo : lo + n], n_floor=n, coordinates=True)
+        for i, (lo, n) in enumerate(zip(p.offsets, sizes))
+    ]
+    floor = max(_noise_floor(p, i, n) for i, n in enumerate(sizes))
     return leaves, _relative_difference(numeric, analytic, floor)
 
 
@@ -455,19 +467,11 @@ def _check_directions(p: _Problem, n_directions: int, key):
         for _ in range(n_directions)
     ]
     numeric, analytic = _directional(p, blocks, jax.random.split(key, len(blocks)))
-    leaves = []
-    for i, (name, shape) in enumerate(zip(p.names, p.shapes)):
-        part = slice(i * n_directions, (i + 1) * n_directions)
-        # Each directional derivative is a unit-norm projection: floor with n = directions.
-        diff = _relative_difference(numeric[part], analytic[part], _noise_floor(p, i, n_directions))
-        leaves.append(
-            LeafCheck(
-                path=name,
-                shape=shape,
-                difference=diff,
-                verdict=verdict(diff),
-                n_checked=n_directions,
-            )
-        )
+    # Each directional derivative is a unit-norm projection: the floor counts directions.
+    parts = [slice(i * n_directions, (i + 1) * n_directions) for i in range(len(p.names))]
+    leaves = [
+        _leaf_check(p, i, numeric[part], analytic[part], n_floor=n_directions, coordinates=False)
+        for i, part in enumerate(parts)
+    ]
     floor = max(_noise_floor(p, i, n_directions) for i in range(len(p.names)))
     return leaves, _relative_difference(numeric, analytic, floor)

@@ -107,17 +107,20 @@ class SweepResults:
     def diverged_members(self) -> list[int]:
         return [int(i) for i in np.flatnonzero(self.diverged)]
 
+    def _diagnosis(self, columns: dict, member: int, bayes_error: float, threshold: float):
+        return diagnose(
+            train_error=1 - float(columns["train_accuracy"][member]),
+            dev_error=1 - float(columns["dev_accuracy"][member]),
+            bayes_error=bayes_error,
+            threshold=threshold,
+        )
+
     def diagnose(self, bayes_error: float = 0.0, *, threshold: float = 0.02) -> list[dict]:
         """The table with each member's error rates, avoidable bias (train − Bayes),
         variance (dev − train) and verdict (see :func:`jaxhp.diagnose`)."""
-        rows = self.table()
-        for row in rows:
-            d = diagnose(
-                train_error=1 - row["train_accuracy"],
-                dev_error=1 - row["dev_accuracy"],
-                bayes_error=bayes_error,
-                threshold=threshold,
-            )
+        columns, rows = self.columns(), self.table()
+        for member, row in enumerate(rows):
+            d = self._diagnosis(columns, member, bayes_error, threshold)
             row.update(
                 train_error=d.train_error,
                 dev_error=d.dev_error,
@@ -129,13 +132,7 @@ class SweepResults:
 
     def diagnosis(self, member: int, bayes_error: float = 0.0, *, threshold: float = 0.02):
         """The full :class:`jaxhp.diagnose.Diagnosis` (with advice) of one member."""
-        row = self.table()[member]
-        return diagnose(
-            train_error=1 - row["train_accuracy"],
-            dev_error=1 - row["dev_accuracy"],
-            bayes_error=bayes_error,
-            threshold=threshold,
-        )
+        return self._diagnosis(self.columns(), member, bayes_error, threshold)
 
     # ---- exports ---------------------------------------------------------------------
     def to_csv(self, path) -> Path:

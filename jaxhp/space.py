@@ -143,16 +143,29 @@ class Space:
         columns = {}
         for axis, default in zip(HParams._fields, base):
             columns[axis] = [m.get(axis, _number(np.asarray(default).tolist())) for m in self]
-        per_layer = any(isinstance(v, tuple) for v in columns["keep_prob"])
-        for i in range(len(self)):
-            HParams(*(columns[a][i] for a in HParams._fields)).validate(n_hidden=n_hidden, member=i)
         keep = columns["keep_prob"]
+        per_layer = any(isinstance(v, tuple) for v in keep)
         if per_layer:
             keep = [v if isinstance(v, tuple) else (v,) * n_hidden for v in keep]
+        wrong_width = [len(v) != n_hidden for v in keep] if per_layer else [False]
+        lambd = np.asarray(columns["lambd"], np.float64)
+        rate = np.asarray(columns["learning_rate"], np.float64)
+        kp = np.asarray(keep, np.float64) if not any(wrong_width) else np.ones(len(self))
+        # Vectorised range checks; the first offending member is then validated on its
+        # own, so the error names it and its value exactly as HParams.validate words it.
+        bad = (
+            np.asarray(wrong_width)
+            | ~(np.isfinite(lambd) & (lambd >= 0))
+            | ~(np.isfinite(rate) & (rate > 0))
+            | ~((kp > 0) & (kp <= 1)).reshape(len(self), -1).all(axis=1)
+        )
+        if bad.any():
+            i = int(np.argmax(bad))
+            HParams(*(columns[a][i] for a in HParams._fields)).validate(n_hidden=n_hidden, member=i)
         hparams = HParams(
-            lambd=np.asarray(columns["lambd"], np.float32),
-            keep_prob=np.asarray(keep, np.float32),
-            learning_rate=np.asarray(columns["learning_rate"], np.float32),
+            lambd=lambd.astype(np.float32),
+            keep_prob=kp.astype(np.float32),
+            learning_rate=rate.astype(np.float32),
         )
         seeds = np.asarray([m.get("seed", 0) for m in self.members], np.int64)
         if (seeds < 0).any():

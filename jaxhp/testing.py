@@ -25,10 +25,6 @@ def assert_grads_close(
     if not report.passed:
         message = [f"gradient check failed (tol {tol:.0e}):", str(report)]
         if report.mode == "directions":
-            worst = report.locate()
-            message.append(
-                f"worst coordinate: {worst.path}{list(worst.worst_index)}: analytic "
-                f"{worst.analytic:.6e}, numeric {worst.numeric:.6e}"
-            )
+            message.append(report.locate().worst_line())
         raise AssertionError("\n".join(message))
     return report
