@@ -4,7 +4,9 @@ COURSE.md point 11: ``d_approx[i] = (J(θ + ε e_i) - J(θ - ε e_i)) / (2 ε)``
 ``difference = ||d_approx - d|| / (||d_approx|| + ||d||)``, read with the bands
 <= 1e-7 great, <= 1e-5 check, <= 1e-3 suspicious, > 1e-3 bug. jaxhp computes it for every
 leaf of the params pytree (named by its path) and overall, in float64 inside a local
-``jax.enable_x64`` context, with all perturbed evaluations vmapped in memory-sized chunks.
+``jax.enable_x64`` context, with the perturbed evaluations vmapped in memory-sized chunks.
+In "full" mode only what a coordinate changes is recomputed (:mod:`jaxhp.perturb`). The
+compiled programs are reused by later checks of the same ``f`` with the same shapes.
 
 Step size. The centred difference has truncation error ~ε²|J'''|/6 and rounding error
 ~u|J|/ε (u = 2.2e-16 in float64), balanced at ε ≈ u^(1/3) ≈ 6e-6 for a unit-scale leaf.
@@ -23,6 +25,7 @@ for that mask. Set keep_prob=1 to check the plain cost J, as the course advises.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -31,6 +34,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
+
+from jaxhp import perturb
 
 BANDS = ((1e-7, "great"), (1e-5, "check"), (1e-3, "suspicious"))
 MODES = ("full", "directions")
@@ -83,18 +88,69 @@ class LeafCheck(NamedTuple):
         )
 
 
-class _Problem(NamedTuple):
-    """Everything the evaluations need, in float64 and flat form."""
+class _Opaque:
+    """A static argument that cannot be hashed; compared by identity (no program reuse)."""
 
-    loss_flat: Callable  # θ (P,) -> J
-    theta: jax.Array
-    grad: jax.Array  # analytic gradient, flat
+    def __init__(self, value):
+        self.value = value
+
+
+_ARRAY = object()  # marks where an array argument goes among the static ones
+
+
+def _hashable(value):
+    try:
+        hash(value)
+    except TypeError:
+        return _Opaque(value)
+    return value
+
+
+class _Spec(NamedTuple):
+    """How to call ``f`` from params leaves and the array arguments. Hashable, so the
+    compiled evaluation programs are reused by later checks of the same function."""
+
+    f: Callable
+    params_tree: Any
+    args_tree: Any
+    statics: tuple  # the non-array leaves of (args, kwargs); _ARRAY where an array goes
+
+    def call(self, leaves, arrays):
+        params = jax.tree.unflatten(self.params_tree, list(leaves))
+        arrays = iter(arrays)
+        flat = [
+            next(arrays) if s is _ARRAY else s.value if isinstance(s, _Opaque) else s
+            for s in self.statics
+        ]
+        args, kwargs = jax.tree.unflatten(self.args_tree, flat)
+        f = self.f.value if isinstance(self.f, _Opaque) else self.f
+        return f(params, *args, **kwargs)
+
+
+def _spec(f, params, args, kwargs) -> tuple[_Spec, list, tuple]:
+    """Split a call into a hashable spec, the params leaves and the array arguments."""
+    leaves, params_tree = jax.tree.flatten(params)
+    flat, args_tree = jax.tree.flatten((args, kwargs))
+    is_array = [isinstance(a, (jax.Array, np.ndarray)) for a in flat]
+    statics = tuple(_ARRAY if arr else _hashable(a) for a, arr in zip(flat, is_array))
+    arrays = tuple(a for a, arr in zip(flat, is_array) if arr)
+    return _Spec(_hashable(f), params_tree, args_tree, statics), leaves, arrays
+
+
+class _Problem(NamedTuple):
+    """Everything the evaluations need, in float64."""
+
+    spec: _Spec
+    leaves: list  # params leaves
+    arrays: tuple  # array arguments of f
+    grad: np.ndarray  # analytic gradient, flat
     value: float
     names: list[str]
     shapes: list[tuple[int, ...]]
     offsets: list[int]
     eps: list[float]  # per leaf
-    chunk: int
+    chunk: int  # evaluations per vmapped chunk in directions mode
+    batch: list[int]  # coordinates per vmapped chunk in full mode, per leaf
 
 
 class GradCheckReport(NamedTuple):
@@ -164,7 +220,7 @@ class GradCheckReport(NamedTuple):
                 num, ana = _directional(p, blocks, jax.random.split(sub, 4))
                 gap = np.abs(num - ana)
                 lo, hi = (lo, mid) if gap[:2].sum() >= gap[2:].sum() else (mid, hi)
-            numeric = _coordinates(p, np.arange(lo, hi))
+            numeric = _coordinates(p, {i: np.arange(lo, hi) - p.offsets[i]})[i]
             analytic = np.asarray(p.grad[lo:hi])
         j = int(np.argmax(np.abs(numeric - analytic)))
         index = np.unravel_index(lo + j - p.offsets[i], p.shapes[i])
@@ -211,23 +267,42 @@ def _to_float64(tree):
 _BIG_EVALUATION_FLOPS = 5e6  # above this one evaluation already keeps the cores busy
 
 
-def _chunk_size(loss_flat: Callable, theta: jax.Array, budget: int) -> int:
-    """Evaluations per vmapped chunk so that their live memory fits ``budget`` bytes.
+@functools.partial(jax.jit, static_argnames="spec")
+def _loss(leaves, arrays, *, spec):
+    return spec.call(leaves, arrays)
+
+
+def _chunk_size(spec: _Spec, leaves: list, arrays: tuple, budget: int) -> int:
+    """Whole-function evaluations per vmapped chunk so that their live memory fits
+    ``budget`` bytes (directions mode and locate).
 
     Returns 1 (evaluate one after another inside one compiled loop, no vmap) when a single
     evaluation costs more than ~5 MFLOP: XLA's CPU batched matmuls then run slower than
     its plain ones (B3: 12.6 s instead of 16.3 s for the 17k-parameter model).
     """
     try:  # XLA's cost model of one evaluation, read from the lowered program (no compile)
-        cost = jax.jit(loss_flat).lower(theta).cost_analysis()
+        cost = _loss.lower(leaves, arrays, spec=spec).cost_analysis()
         cost = cost[0] if isinstance(cost, list) else cost
         flops, per_eval = float(cost.get("flops", 0.0)), int(cost.get("bytes accessed", 0))
     except Exception:  # noqa: BLE001 - the cost model is best effort on some backends
         flops, per_eval = 0.0, 0
     if flops > _BIG_EVALUATION_FLOPS:
         return 1
-    per_eval = max(per_eval, 4 * theta.size * 8, 1024)
+    n_params = sum(leaf.size for leaf in leaves)
+    per_eval = max(per_eval, 4 * n_params * 8, 1024)
     return int(max(1, min(4096, budget // per_eval)))
+
+
+_MAX_BATCH = 64  # coordinates per chunk in full mode; more only adds memory traffic
+
+
+def _batch_sizes(spec: _Spec, leaves: list, arrays: tuple, budget: int) -> list[int]:
+    """Coordinates per vmapped chunk in full mode, for each leaf: each perturbation keeps
+    a few copies of f's largest intermediate value at most (two per coordinate, ±)."""
+    jaxpr = jax.make_jaxpr(lambda ls: spec.call(ls, arrays))(leaves).jaxpr
+    per_coordinate = 2 * 4 * max(perturb.largest_value_bytes(jaxpr), 1024)
+    batch = max(1, min(_MAX_BATCH, budget // per_coordinate))
+    return [max(1, min(batch, leaf.size)) for leaf in leaves]
 
 
 def _map(fn, xs, chunk: int):
@@ -235,38 +310,53 @@ def _map(fn, xs, chunk: int):
     return jax.lax.map(fn, xs) if chunk == 1 else jax.lax.map(fn, xs, batch_size=chunk)
 
 
-def _coordinates(p: _Problem, indices: np.ndarray) -> np.ndarray:
-    """Centred differences along the coordinate axes ``indices`` (vmapped, chunked)."""
-    eps_of = np.repeat(np.asarray(p.eps), [math.prod(s) for s in p.shapes])
-    steps = jnp.asarray(eps_of[indices])
-
-    def one(args):
-        i, h = args
-        return (p.loss_flat(p.theta.at[i].add(h)) - p.loss_flat(p.theta.at[i].add(-h))) / (2 * h)
-
-    run = jax.jit(lambda idx, hs: _map(one, (idx, hs), p.chunk))
-    return np.asarray(run(jnp.asarray(indices), steps))
+@functools.partial(jax.jit, static_argnames="spec")
+def _differences_program(leaves, arrays, coords, steps, *, spec):
+    return perturb.centred_differences(
+        lambda *ls: spec.call(ls, arrays), list(leaves), list(coords), list(steps)
+    )
 
 
-def _directional(p: _Problem, blocks: list[tuple[int, int]], keys) -> tuple[np.ndarray, ...]:
-    """For each block [lo, hi) and key: a random unit direction v supported on the block;
-    returns the centred difference of J along v and the analytic <grad, v>."""
-    index = jnp.arange(p.theta.size)
-    eps_of = jnp.asarray(np.repeat(np.asarray(p.eps), [math.prod(s) for s in p.shapes]))
+def _coordinates(p: _Problem, wanted: dict[int, np.ndarray]) -> dict[int, np.ndarray]:
+    """Centred differences along coordinate axes: ``wanted`` maps a leaf to flat indices
+    into it. Changes are propagated from the perturbed coordinate only (jaxhp.perturb)."""
+    coords, steps = [None] * len(p.leaves), [None] * len(p.leaves)
+    for k, indices in wanted.items():
+        batch = min(p.batch[k], len(indices))
+        padded = np.resize(np.asarray(indices, np.int32), -(-len(indices) // batch) * batch)
+        coords[k] = padded.reshape(-1, batch)
+        steps[k] = np.full(coords[k].shape, p.eps[k])
+    out = _differences_program(p.leaves, p.arrays, coords, steps, spec=p.spec)
+    return {k: np.asarray(out[k]).reshape(-1)[: len(wanted[k])] for k in wanted}
+
+
+@functools.partial(jax.jit, static_argnames=("spec", "chunk"))
+def _directions_program(leaves, arrays, grad, eps_of, lo, hi, keys, *, spec, chunk):
+    theta, unravel = ravel_pytree(list(leaves))
+    index = jnp.arange(theta.size)
 
     def one(args):
         lo, hi, key = args
         inside = (index >= lo) & (index < hi)
-        v = jnp.where(inside, jax.random.normal(key, p.theta.shape, jnp.float64), 0.0)
+        v = jnp.where(inside, jax.random.normal(key, theta.shape, jnp.float64), 0.0)
         v = v / jnp.linalg.norm(v)
         h = eps_of[lo]
-        numeric = (p.loss_flat(p.theta + h * v) - p.loss_flat(p.theta - h * v)) / (2 * h)
-        return numeric, jnp.dot(p.grad, v)
+        plus = spec.call(unravel(theta + h * v), arrays)
+        minus = spec.call(unravel(theta - h * v), arrays)
+        return (plus - minus) / (2 * h), jnp.dot(grad, v)
 
-    lo = jnp.asarray([b[0] for b in blocks])
-    hi = jnp.asarray([b[1] for b in blocks])
-    run = jax.jit(lambda *xs: _map(one, xs, p.chunk))
-    numeric, analytic = run(lo, hi, keys)
+    return _map(one, (lo, hi, keys), chunk)
+
+
+def _directional(p: _Problem, blocks: list[tuple[int, int]], keys) -> tuple[np.ndarray, ...]:
+    """For each block [lo, hi) of the flat parameters and key: a random unit direction v
+    supported on the block; returns the centred difference of J along v and <grad, v>."""
+    eps_of = np.repeat(np.asarray(p.eps), [math.prod(s) for s in p.shapes])
+    lo = np.asarray([b[0] for b in blocks])
+    hi = np.asarray([b[1] for b in blocks])
+    numeric, analytic = _directions_program(
+        p.leaves, p.arrays, p.grad, eps_of, lo, hi, keys, spec=p.spec, chunk=p.chunk
+    )
     return np.asarray(numeric), np.asarray(analytic)
 
 
@@ -279,7 +369,7 @@ def _relative_difference(numeric: np.ndarray, analytic: np.ndarray, floor: float
 
 
 def _prepare(f, params, args, kwargs, grad_fn, eps, memory_budget) -> _Problem:
-    leaves_with_paths, treedef = jax.tree_util.tree_flatten_with_path(params)
+    leaves_with_paths, _ = jax.tree_util.tree_flatten_with_path(params)
     if not leaves_with_paths:
         raise ValueError("params is an empty pytree: there is no gradient to check")
     for path, leaf in leaves_with_paths:
@@ -290,6 +380,7 @@ def _prepare(f, params, args, kwargs, grad_fn, eps, memory_budget) -> _Problem:
             )
     params = _to_float64(jax.tree.map(jnp.asarray, params))
     args, kwargs = _to_float64(args), _to_float64(kwargs)
+    # Two eager evaluations: a compiled f would freeze fresh randomness into constants.
     value = f(params, *args, **kwargs)
     if jnp.shape(value) != ():
         raise ValueError(f"f must return a scalar cost, got an array of shape {jnp.shape(value)}")
@@ -302,42 +393,44 @@ def _prepare(f, params, args, kwargs, grad_fn, eps, memory_budget) -> _Problem:
         )
     if not np.isfinite(float(value)):
         raise ValueError(f"f returned a non-finite cost {float(value)} at params")
+    spec, leaves, arrays = _spec(f, params, args, kwargs)
     if grad_fn is None:
-        grads = jax.grad(f)(params, *args, **kwargs)
+        grads = jax.tree.unflatten(spec.params_tree, _gradient(leaves, arrays, spec=spec))
     else:
         grads = _to_float64(grad_fn(params, *args, **kwargs))
         _check_grad_structure(params, grads)
-    theta, unravel = ravel_pytree(params)
     grad_flat, _ = ravel_pytree(grads)
     names = [path_name(path) for path, _ in leaves_with_paths]
-    shapes = [tuple(jnp.shape(leaf)) for _, leaf in leaves_with_paths]
+    shapes = [tuple(jnp.shape(leaf)) for leaf in leaves]
     sizes = [math.prod(s) for s in shapes]
-    offsets = list(np.cumsum([0, *sizes[:-1]]).astype(int))
+    offsets = [int(o) for o in np.cumsum([0, *sizes[:-1]])]
     if eps is None:
         eps_list = [
             _DEFAULT_EPS * max(1.0, float(np.sqrt(np.mean(np.square(np.asarray(leaf))))))
             if leaf.size
             else _DEFAULT_EPS
-            for leaf in jax.tree.leaves(params)
+            for leaf in leaves
         ]
     else:
         eps_list = [float(eps)] * len(names)
-
-    def loss_flat(theta_vec):
-        return f(unravel(theta_vec), *args, **kwargs)
-
-    chunk = _chunk_size(loss_flat, theta, memory_budget)
     return _Problem(
-        loss_flat,
-        theta,
-        grad_flat,
-        float(value),
-        names,
-        shapes,
-        [int(o) for o in offsets],
-        eps_list,
-        chunk,
+        spec=spec,
+        leaves=leaves,
+        arrays=arrays,
+        grad=np.asarray(grad_flat),
+        value=float(value),
+        names=names,
+        shapes=shapes,
+        offsets=offsets,
+        eps=eps_list,
+        chunk=_chunk_size(spec, leaves, arrays, memory_budget),
+        batch=_batch_sizes(spec, leaves, arrays, memory_budget),
     )
+
+
+@functools.partial(jax.jit, static_argnames="spec")
+def _gradient(leaves, arrays, *, spec):
+    return jax.grad(spec.call)(leaves, arrays)
 
 
 def _check_grad_structure(params, grads):
@@ -379,7 +472,8 @@ def grad_check(
       *args, **kwargs: passed to ``f`` (and ``grad_fn``); float arrays are upcast too.
       grad_fn: the gradient under test, ``grad_fn(params, *args, **kwargs)`` returning a
         pytree like params (e.g. a hand-written backward pass). Default ``jax.grad(f)``.
-      mode: ``"full"`` perturbs every coordinate (2P evaluations); ``"directions"`` compares
+      mode: ``"full"`` perturbs every coordinate (2P evaluations, each recomputing only
+        what its coordinate changes); ``"directions"`` compares
         ``<g, v>`` with the finite difference along ``n_directions`` random unit directions
         per leaf (2 × leaves × n_directions evaluations).
       eps: step size for every leaf; default ``6e-6 * max(1, rms(leaf))`` per leaf.
@@ -449,9 +543,10 @@ def _leaf_check(p: _Problem, i: int, numeric, analytic, *, n_floor: int, coordin
 
 
 def _check_full(p: _Problem):
-    numeric = _coordinates(p, np.arange(p.theta.size))
-    analytic = np.asarray(p.grad)
     sizes = [math.prod(s) for s in p.shapes]
+    per_leaf = _coordinates(p, {k: np.arange(n) for k, n in enumerate(sizes) if n})
+    numeric = np.concatenate([per_leaf.get(k, np.zeros(0)) for k in range(len(sizes))])
+    analytic = p.grad
     leaves = [
         _leaf_check(p, i, numeric[lo : lo + n], analytic[lo : lo + n], n_floor=n, coordinates=True)
         for i, (lo, n) in enumerate(zip(p.offsets, sizes))

@@ -285,3 +285,45 @@ def test_bad_input(problem):
         jaxhp.grad_check(lambda p: 0.0, {})
     with pytest.raises(ValueError, match="unknown mode 'fast'"):
         jaxhp.grad_check(cost, params, *args, mode="fast")
+
+
+def test_repeated_checks_reuse_compiled_programs(problem):
+    from jaxhp import gradcheck
+
+    params, args = problem
+    jaxhp.grad_check(cost, params, *args, grad_fn=backward)
+    jaxhp.grad_check(cost, params, *args, grad_fn=backward, mode="directions")
+    sizes = (
+        gradcheck._differences_program._cache_size(),
+        gradcheck._directions_program._cache_size(),
+    )
+    report = jaxhp.grad_check(cost, params, *args, grad_fn=backward)
+    jaxhp.grad_check(cost, params, *args, grad_fn=backward, mode="directions")
+    assert report.verdict == "great"
+    assert (
+        gradcheck._differences_program._cache_size(),
+        gradcheck._directions_program._cache_size(),
+    ) == sizes
+
+
+class _Settings:  # unhashable (defines __eq__ only), passed as a static argument
+    def __init__(self, scale):
+        self.scale = scale
+
+    def __eq__(self, other):
+        return isinstance(other, _Settings) and other.scale == self.scale
+
+    __hash__ = None
+
+
+def test_unhashable_arguments_are_accepted():
+    def f(p, settings, power=2):
+        return settings.scale * jnp.sum(jnp.sin(p["w"]) ** power)
+
+    params = {"w": jnp.array([0.3, -1.2, 2.0])}
+    report = jaxhp.grad_check(f, params, _Settings(3.0), power=3)
+    assert report.verdict == "great", str(report)
+    wrong = jaxhp.grad_check(
+        f, params, _Settings(3.0), power=3, grad_fn=lambda p, s, power: {"w": jnp.cos(p["w"])}
+    )
+    assert wrong.verdict == "bug"
