@@ -34,7 +34,7 @@ CHILD = textwrap.dedent("""
         keys = jax.vmap(lambda s: sweep.member_key(0, s))(seeds)
         mesh = jax.sharding.Mesh(np.asarray(jax.local_devices()[:1]), ("members",))
         start = time.perf_counter()
-        sweep.train_members.lower(keys, jaxhp.HParams(*hp), data, config, mesh=mesh,
+        sweep.sweep_program(mesh).lower(keys, jaxhp.HParams(*hp), data, config, mesh=mesh,
                                   width=n, dropout=True).compile()
         print(json.dumps({"compile_s": time.perf_counter() - start}))
     else:

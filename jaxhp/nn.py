@@ -60,20 +60,35 @@ def dropout_mask(key: jax.Array, shape: tuple[int, ...], keep_prob: Any) -> jax.
       shape: mask shape, e.g. ``(m, n_units)``.
       keep_prob: scalar (may be traced), in (0, 1].
     """
-    words = jax.random.bits(key, (2,), jnp.uint32)
     n = 1
     for d in shape:
         n *= d
-    index = jax.lax.iota(jnp.uint32, n).reshape(shape)
+    return _keep_bits(key, jax.lax.iota(jnp.uint32, n).reshape(shape), keep_prob)
+
+
+def _keep_bits(key: jax.Array, index: jax.Array, keep_prob: Any) -> jax.Array:
+    """The keep bit of each unit from its row-major index in the (m, units) activations."""
+    words = jax.random.bits(key, (2,), jnp.uint32)
     h = _mix32(_mix32(index ^ words[0]) + words[1])
     return (h >> (32 - _KEEP_BITS)) < _keep_threshold(keep_prob)
 
 
-def dropout(key: jax.Array, a: jax.Array, keep_prob: Any) -> jax.Array:
-    """Inverted dropout: zero each unit with prob. 1 - keep_prob, scale the rest by 1/p_eff."""
-    keep = dropout_mask(key, a.shape, keep_prob)
+def _apply_mask(keep: jax.Array, a: jax.Array, keep_prob: Any) -> jax.Array:
     scale = 1.0 / effective_keep_prob(keep_prob, a.dtype)
     return jnp.where(keep, a * scale, jnp.zeros((), a.dtype))
+
+
+def dropout(key: jax.Array, a: jax.Array, keep_prob: Any) -> jax.Array:
+    """Inverted dropout: zero each unit with prob. 1 - keep_prob, scale the rest by 1/p_eff."""
+    return _apply_mask(dropout_mask(key, a.shape, keep_prob), a, keep_prob)
+
+
+def _dropout_units_first(key: jax.Array, a_t: jax.Array, keep_prob: Any) -> jax.Array:
+    """``dropout(key, a_t.T, keep_prob).T`` for (units, m) activations: the same masks."""
+    n, m = a_t.shape
+    example = jax.lax.broadcasted_iota(jnp.uint32, (n, m), 1)
+    unit = jax.lax.broadcasted_iota(jnp.uint32, (n, m), 0)
+    return _apply_mask(_keep_bits(key, example * jnp.uint32(n) + unit, keep_prob), a_t, keep_prob)
 
 
 def layer_keys(key: jax.Array, n_hidden: int) -> list[jax.Array]:
@@ -131,10 +146,33 @@ def forward(
     if use_dropout:
         kp = jnp.broadcast_to(jnp.asarray(keep_prob, x.dtype), (n_hidden,))
         keys = layer_keys(key, n_hidden)
-    a = x
+    if not _narrow(params):
+        a = x
+        for layer_index, layer in enumerate(params[:-1]):
+            a = g(a @ layer.W + layer.b[None, :])
+            if use_dropout:
+                a = dropout(keys[layer_index], a, kp[layer_index])
+        return a @ params[-1].W + params[-1].b[None, :]
+    # Narrow layers run units first: (units, m) activations put the long examples axis
+    # where the vector units run along it (2.2x faster steps on B1's 20/3/1 units).
+    a = x.T
     for layer_index, layer in enumerate(params[:-1]):
-        a = g(a @ layer.W + layer.b[None, :])
+        a = g(_units_first_layer(layer, a))
         if use_dropout:
-            a = dropout(keys[layer_index], a, kp[layer_index])
-    last = params[-1]
-    return a @ last.W + last.b[None, :]
+            a = _dropout_units_first(keys[layer_index], a, kp[layer_index])
+    return _units_first_layer(params[-1], a).T
+
+
+_NARROW_UNITS = 64
+
+
+def _narrow(params: Params) -> bool:
+    """Whether every layer has at most 64 units. Wide layers keep the (m, units) layout:
+    their matmuls dominate and run faster batch-first (B2: 213 against 177 GFLOP/s)."""
+    return max(layer.W.shape[1] for layer in params) <= _NARROW_UNITS
+
+
+def _units_first_layer(layer, a_t: jax.Array) -> jax.Array:
+    """``(a_t.T @ W + b).T`` computed as ``W.T @ a_t + b``: (units_out, m)."""
+    z = jax.lax.dot_general(layer.W, a_t, (((0,), (0,)), ((), ())))
+    return z + layer.b[:, None]

@@ -71,10 +71,7 @@ def _train_block(keys, hparams, data, config, *, width: int, dropout: bool):
     return jax.lax.map(fit_member, (keys, hparams), batch_size=width)
 
 
-@functools.partial(jax.jit, static_argnames=("mesh", "width", "dropout"))
-def train_members(keys, hparams, data, config, *, mesh, width, dropout=True):
-    """The sweep program: each device of ``mesh`` trains its share of the member axis
-    (``shard_map``), ``width`` members at a time in one ``vmap(fit)``; data is replicated."""
+def _sweep_program(keys, hparams, data, config, *, mesh, width, dropout=True):
     block = functools.partial(_train_block, config=config, width=width, dropout=dropout)
     by_member, replicated = PartitionSpec("members"), PartitionSpec()
     return jax.shard_map(
@@ -84,6 +81,28 @@ def train_members(keys, hparams, data, config, *, mesh, width, dropout=True):
         out_specs=by_member,
         check_vma=False,
     )(keys, hparams, data)
+
+
+_STATIC = ("mesh", "width", "dropout")
+# LLVM at -O1 instead of -O2 on XLA:CPU: B1's sweep compiles in 1.4 s instead of 2.2 s and
+# runs at the same speed (B1 and B2 measured; XLA's matmuls are library calls either way).
+_CPU_PROGRAM = jax.jit(
+    _sweep_program,
+    static_argnames=_STATIC,
+    compiler_options={"xla_backend_optimization_level": 1},
+)
+_PROGRAM = jax.jit(_sweep_program, static_argnames=_STATIC)
+
+
+def sweep_program(mesh: Mesh):
+    """The jitted sweep program for ``mesh``'s platform (``.lower`` it to inspect)."""
+    return _CPU_PROGRAM if mesh.devices.flat[0].platform == "cpu" else _PROGRAM
+
+
+def train_members(keys, hparams, data, config, *, mesh, width, dropout=True):
+    """The sweep program: each device of ``mesh`` trains its share of the member axis
+    (``shard_map``), ``width`` members at a time in one ``vmap(fit)``; data is replicated."""
+    return sweep_program(mesh)(keys, hparams, data, config, mesh=mesh, width=width, dropout=dropout)
 
 
 def vmap_width(config: TrainConfig, m_train: int, members_per_device: int) -> int:

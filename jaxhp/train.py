@@ -1,10 +1,10 @@
-"""The update step and ``fit``: a whole training run as one ``lax.scan``.
+"""The update step and ``fit``: a whole training run as one compiled loop.
 
 ``fit`` is pure and traceable, so a sweep is literally ``vmap(fit)`` over ``(key, hparams)``
 with the data shared (``in_axes=None``). Its structure::
 
-    scan over evaluations                      (history: one row per evaluation)
-      └─ cond(active) scan over eval_every steps
+    while active, over evaluations             (history: one row per evaluation)
+      └─ scan over eval_every steps
            └─ update step, accepted only while active and finite
       evaluate (dropout off) → early-stopping bookkeeping
 """
@@ -21,7 +21,7 @@ import optax
 
 from jaxhp import _checks
 from jaxhp.init import Params, init_mlp
-from jaxhp.losses import accuracy, cross_entropy, l2_penalty, loss, targets
+from jaxhp.losses import accuracy, cross_entropy, l2_penalty, targets
 from jaxhp.nn import forward
 from jaxhp.records import Data, History, HParams, TrainConfig, TrainResult
 
@@ -69,24 +69,21 @@ def _update(
     """One optimiser step on the batch (x, y); m is the training-set size for the L2 term."""
     optimizer = make_optimizer(config)
 
-    def cost(params):
-        return loss(
-            params,
-            x,
-            y,
-            lambd=hparams.lambd,
-            m=m,
-            key=key,
-            keep_prob=hparams.keep_prob,
-            activation=config.activation,
-            weights=weights,
+    def cost(params):  # jaxhp.loss on prepared inputs, plus whether J is finite
+        logits = forward(
+            params, x, key=key, keep_prob=hparams.keep_prob, activation=config.activation
         )
+        penalty = l2_penalty(params, hparams.lambd, m)
+        # J is finite iff its inputs are: this flag costs no transcendentals, so a caller
+        # that only needs finiteness lets XLA drop the softplus/logsumexp of J (~15% of B1).
+        finite = jnp.all(jnp.isfinite(logits)) & jnp.isfinite(penalty)
+        return cross_entropy(logits, y, weights) + penalty, finite
 
-    value, grads = jax.value_and_grad(cost)(state.params)
+    (value, finite), grads = jax.value_and_grad(cost, has_aux=True)(state.params)
     opt_state = _with_learning_rate(state.opt_state, hparams.learning_rate)
     updates, opt_state = optimizer.update(grads, opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
-    metrics = {"loss": value, "grad_norm": optax.tree.norm(grads)}
+    metrics = {"loss": value, "grad_norm": optax.tree.norm(grads), "finite": finite}
     return TrainState(params, opt_state), metrics
 
 
@@ -133,6 +130,33 @@ class _Carry(NamedTuple):
     best_cost: jax.Array
     best_step: jax.Array
     bad_evals: jax.Array  # evaluations since the last improvement
+
+
+def _evaluations(eval_chunk, carry: _Carry, metric_shapes, n_evals: int):
+    """Run ``eval_chunk`` for chunks 0, 1, ... while the run is active; the history has one
+    row per chunk, rows after the last run chunk repeating it.
+
+    A while loop rather than a scan of ``cond``s: a stopped run (under vmap: once every run
+    has stopped) skips its remaining chunks, and XLA:CPU runs the vmapped steps ~25% faster
+    than under a batched ``cond`` (B1).
+    """
+    empty = History(
+        jnp.zeros(n_evals, jnp.int32),
+        *(jnp.zeros(n_evals, shape.dtype) for shape in metric_shapes),
+    )
+
+    def body(loop):
+        carry, chunk, history = loop
+        carry, record = eval_chunk(carry, chunk)
+        history = jax.tree.map(lambda h, r: h.at[chunk].set(r), history, record)
+        return carry, chunk + 1, history
+
+    def running(loop):
+        return loop[0].active & (loop[1] < n_evals)
+
+    carry, done, history = jax.lax.while_loop(running, body, (carry, jnp.int32(0), empty))
+    last_run = jnp.minimum(jnp.arange(n_evals), done - 1)
+    return carry, jax.tree.map(lambda h: h[last_run], history)
 
 
 def check_inputs(hparams: HParams, data: Data, config: TrainConfig) -> Data:
@@ -256,7 +280,7 @@ def fit(
             config, m, carry.state, xb, tb, jax.random.fold_in(train_key, step), hparams, wb
         )
         active = carry.active & (step < config.steps) if ragged else carry.active
-        loss_ok = jnp.isfinite(metrics["loss"])
+        loss_ok = metrics["finite"]
         finite = loss_ok & _all_finite(new_state.params)
         accept = active & finite
         # A non-finite loss means the current params are already bad: undo the step that
@@ -286,12 +310,7 @@ def fit(
 
     def eval_chunk(carry: _Carry, chunk: jax.Array):
         steps = chunk * every + jnp.arange(every)
-        carry = jax.lax.cond(
-            carry.active,
-            lambda c: jax.lax.scan(train_step, c, steps)[0],
-            lambda c: c,
-            carry,
-        )
+        carry = jax.lax.scan(train_step, carry, steps)[0]
         params = carry.state.params
         train_cost, train_acc, dev_cost, dev_acc = evaluate(params)
         improved = dev_cost < carry.best_cost - config.min_delta
@@ -329,7 +348,11 @@ def fit(
         best_step=jnp.array(0, jnp.int32),
         bad_evals=jnp.array(0, jnp.int32),
     )
-    carry, history = jax.lax.scan(eval_chunk, carry, jnp.arange(n_evals))
+    carry, history = _evaluations(eval_chunk, carry, jax.eval_shape(evaluate, params), n_evals)
+    # Rows after a stop repeat the last evaluation, at the steps they stand for.
+    history = history._replace(
+        step=jnp.minimum((jnp.arange(n_evals, dtype=jnp.int32) + 1) * every, config.steps)
+    )
     final = carry.state.params
     return TrainResult(
         params=carry.best_params if config.restore_best else final,

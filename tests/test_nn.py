@@ -71,8 +71,8 @@ def test_keep_prob_one_is_identity_and_needs_no_key(key):
     plain = jaxhp.forward(params, x)
     assert_close(jaxhp.forward(params, x, keep_prob=1.0), plain, rtol=0)
     # A traced keep_prob of 1 goes through the mask path and is still exactly the identity.
-    traced = jax.jit(lambda kp: jaxhp.forward(params, x, key=key, keep_prob=kp))(1.0)
-    assert_close(traced, plain, rtol=0)
+    traced = jax.jit(lambda p, x, kp: jaxhp.forward(p, x, key=key, keep_prob=kp))(params, x, 1.0)
+    assert_close(traced, jax.jit(jaxhp.forward)(params, x), rtol=0)
 
 
 def test_dropout_hits_hidden_layers_only(key):
