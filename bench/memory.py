@@ -31,11 +31,11 @@ CHILD = textwrap.dedent("""
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     if mode == "compile":
         hp, seeds = space.compile(config.n_hidden)
-        keys = jax.vmap(lambda s: sweep.member_key(0, s))(seeds)
         mesh = jax.sharding.Mesh(np.asarray(jax.local_devices()[:1]), ("members",))
         start = time.perf_counter()
-        sweep.sweep_program(mesh).lower(keys, jaxhp.HParams(*hp), data, config, mesh=mesh,
-                                  width=n, dropout=True).compile()
+        program = sweep.sweep_program(mesh)
+        program.lower(np.int32(0), np.asarray(seeds, np.int32), jaxhp.HParams(*hp), data,
+                      config, mesh=mesh, width=n, dropout=True).compile()
         print(json.dumps({"compile_s": time.perf_counter() - start}))
     else:
         results = jaxhp.run_sweep(space, data, config, progress=False)

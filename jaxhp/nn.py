@@ -1,13 +1,16 @@
 """Forward pass with PRNG-keyed inverted dropout (COURSE.md point 6).
 
 Dropout masks come from a counter-based hash instead of ``jax.random.bernoulli``: per
-layer and step, the key gives two 32-bit words (one threefry call), and every unit's keep bit
-is ``hash(index) >> 8 < round(keep_prob * 2**24)``. The hash is two rounds of a 32-bit
-avalanche mixer keyed by those words, so it costs a few integer ops per unit where threefry
-costs ~100. Masks are deterministic per key, fresh per key, and the kept units are scaled by
-``1 / p_eff`` with ``p_eff = round(keep_prob * 2**24) / 2**24`` (within 6e-8 of keep_prob),
-so the expected activation is exactly unchanged. ``tests/test_nn.py`` checks the keep
-fraction and the independence of masks across keys, layers and units.
+layer and step, the key gives two 32-bit words ``w0, w1`` (one threefry call), and unit
+``i`` (its row-major index in the (m, units) activations) is kept when
+``mix32((i ^ w1) * 0x9E3779B9 + w0) >> 8 < round(keep_prob * 2**24)``. ``mix32`` is a
+32-bit avalanche mixer (lowbias32); the odd multiplier spreads consecutive counters and the
+xor with ``w1`` keeps two keys' streams from being shifted copies of each other. It costs a
+few integer ops per unit where threefry costs ~100. Masks are deterministic per key, fresh
+per key, and the kept units are scaled by ``1 / p_eff`` with
+``p_eff = round(keep_prob * 2**24) / 2**24`` (within 6e-8 of keep_prob), so the expected
+activation is exactly unchanged. ``tests/test_nn.py`` checks the keep fraction and the
+independence of masks across keys, layers, units and shifted rows.
 """
 
 from __future__ import annotations
@@ -68,8 +71,11 @@ def dropout_mask(key: jax.Array, shape: tuple[int, ...], keep_prob: Any) -> jax.
 
 def _keep_bits(key: jax.Array, index: jax.Array, keep_prob: Any) -> jax.Array:
     """The keep bit of each unit from its row-major index in the (m, units) activations."""
-    words = jax.random.bits(key, (2,), jnp.uint32)
-    h = _mix32(_mix32(index ^ words[0]) + words[1])
+    return _keep_from_words(jax.random.bits(key, (2,), jnp.uint32), index, keep_prob)
+
+
+def _keep_from_words(words: jax.Array, index: jax.Array, keep_prob: Any) -> jax.Array:
+    h = _mix32((index ^ words[1]) * jnp.uint32(0x9E3779B9) + words[0])
     return (h >> (32 - _KEEP_BITS)) < _keep_threshold(keep_prob)
 
 

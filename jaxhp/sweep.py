@@ -56,9 +56,10 @@ DEFAULT_MEMORY_BUDGET = 2 * 2**30  # bytes for one chunk's live member state
 _RESULT_FIELDS = ("stop_step", "best_step", "diverged")
 
 
-def _train_block(keys, hparams, data, config, *, width: int, dropout: bool):
+def _train_block(seed, member_seeds, hparams, data, config, *, width: int, dropout: bool):
     """Train a block of members on one device: ``vmap(fit)`` over groups of ``width``
     members (``lax.map`` runs the groups one after another inside the same program)."""
+    keys = jax.vmap(lambda s: member_key(seed, s))(member_seeds)
 
     def fit_member(member):
         key, hp = member
@@ -71,16 +72,16 @@ def _train_block(keys, hparams, data, config, *, width: int, dropout: bool):
     return jax.lax.map(fit_member, (keys, hparams), batch_size=width)
 
 
-def _sweep_program(keys, hparams, data, config, *, mesh, width, dropout=True):
+def _sweep_program(seed, member_seeds, hparams, data, config, *, mesh, width, dropout=True):
     block = functools.partial(_train_block, config=config, width=width, dropout=dropout)
     by_member, replicated = PartitionSpec("members"), PartitionSpec()
     return jax.shard_map(
         block,
         mesh=mesh,
-        in_specs=(by_member, by_member, replicated),
+        in_specs=(replicated, by_member, by_member, replicated),
         out_specs=by_member,
         check_vma=False,
-    )(keys, hparams, data)
+    )(seed, member_seeds, hparams, data)
 
 
 _STATIC = ("mesh", "width", "dropout")
@@ -99,10 +100,14 @@ def sweep_program(mesh: Mesh):
     return _CPU_PROGRAM if mesh.devices.flat[0].platform == "cpu" else _PROGRAM
 
 
-def train_members(keys, hparams, data, config, *, mesh, width, dropout=True):
+def train_members(seed, member_seeds, hparams, data, config, *, mesh, width, dropout=True):
     """The sweep program: each device of ``mesh`` trains its share of the member axis
-    (``shard_map``), ``width`` members at a time in one ``vmap(fit)``; data is replicated."""
-    return sweep_program(mesh)(keys, hparams, data, config, mesh=mesh, width=width, dropout=dropout)
+    (``shard_map``), ``width`` members at a time in one ``vmap(fit)``; data is replicated.
+    Member i is ``fit(member_key(seed, member_seeds[i]), hparams[i], data, config)``; the
+    keys are made inside the program (no separate compile for them)."""
+    return sweep_program(mesh)(
+        seed, member_seeds, hparams, data, config, mesh=mesh, width=width, dropout=dropout
+    )
 
 
 def vmap_width(config: TrainConfig, m_train: int, members_per_device: int) -> int:
@@ -323,13 +328,20 @@ def _train_chunk(members, size, seeds, hparams, seed, shared, config, mesh, widt
     """Train one chunk (padded to ``size`` with copies of its first member); returns the
     members' result arrays and how many members each device held."""
     padded = np.concatenate([members, np.full(size - len(members), members[0])])
-    keys = jax.vmap(lambda s: member_key(seed, s))(jnp.asarray(seeds[padded]))
+    member_seeds = np.asarray(seeds[padded], np.int32)
     chunk_hparams = HParams(*(np.asarray(v)[padded] for v in hparams))
     dropout = not bool(np.all(chunk_hparams.keep_prob == 1.0))
     by_member = NamedSharding(mesh, PartitionSpec("members"))
-    keys, chunk_hparams = jax.device_put((keys, chunk_hparams), by_member)
+    member_seeds, chunk_hparams = jax.device_put((member_seeds, chunk_hparams), by_member)
     result = train_members(
-        keys, chunk_hparams, shared, config, mesh=mesh, width=width, dropout=dropout
+        np.int32(seed),
+        member_seeds,
+        chunk_hparams,
+        shared,
+        config,
+        mesh=mesh,
+        width=width,
+        dropout=dropout,
     )
     shard_counts = [s.data.shape[0] for s in result.stop_step.addressable_shards]
     return {k: v[: len(members)] for k, v in _flatten(result).items()}, shard_counts

@@ -58,6 +58,25 @@ def test_masks_independent_across_keys_layers_steps_and_units(key, p):
     assert _joint_keep_fraction_ok(m[:-1], m[1:], p)
 
 
+def test_streams_of_two_keys_are_not_shifted_copies():
+    """A counter hash ``mix(i * c + w0)`` alone gives keys whose w0 differ by a multiple of c
+    the same stream shifted; the xor with the second word breaks that."""
+    from jaxhp.nn import _keep_from_words
+
+    index = jnp.arange(20_000, dtype=jnp.uint32)
+    shift, c = 7, 0x9E3779B9
+    w0 = 12345
+    moved = (w0 + shift * c) % 2**32
+
+    def keep(w0, w1):
+        return np.asarray(_keep_from_words(jnp.array([w0, w1], jnp.uint32), index, 0.5))
+
+    plain_a, plain_b = keep(w0, 0), keep(moved, 0)  # no xor: a shifted copy
+    np.testing.assert_array_equal(plain_a[shift:], plain_b[:-shift])
+    a, b = keep(w0, 0x5BD1E995), keep(moved, 0x27D4EB2F)
+    assert _joint_keep_fraction_ok(a[shift:], b[:-shift], 0.5)
+
+
 def test_masks_independent_across_vmapped_members(key):
     keys = jax.random.split(key, 2)
     masks = jax.vmap(lambda k: jaxhp.dropout_mask(k, (300, 100), 0.5))(keys)
