@@ -104,7 +104,11 @@ def loss(
 
 def predict(params: Params, x: jax.Array, *, activation: str = "relu") -> jax.Array:
     """Class predictions (m,) int32, dropout off: ``z > 0`` for one output, argmax for k."""
-    logits = forward(params, x, activation=activation)
+    return predictions(forward(params, x, activation=activation))
+
+
+def predictions(logits: jax.Array) -> jax.Array:
+    """Class predictions (m,) int32 from logits: ``z > 0`` for one output, argmax for k."""
     if logits.shape[-1] == 1:
         return (logits[:, 0] > 0).astype(jnp.int32)
     return jnp.argmax(logits, axis=-1).astype(jnp.int32)
@@ -127,5 +131,10 @@ def accuracy(
 ):
     """Fraction of rows (weighted by ``weights``) where :func:`predict` equals the label,
     dropout off."""
-    hits = (predict(params, x, activation=activation) == labels_of(y)).astype(jnp.float32)
+    return logits_accuracy(forward(params, x, activation=activation), y, weights)
+
+
+def logits_accuracy(logits: jax.Array, y: jax.Array, weights: jax.Array | None = None):
+    """:func:`accuracy` from already computed logits."""
+    hits = (predictions(logits) == labels_of(y)).astype(jnp.float32)
     return _mean(hits, weights)

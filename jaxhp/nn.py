@@ -1,8 +1,9 @@
 """Forward pass with PRNG-keyed inverted dropout (COURSE.md point 6).
 
 Dropout masks come from a counter-based hash instead of ``jax.random.bernoulli``: per
-layer and step, the key gives two 32-bit words ``w0, w1`` (one threefry call), and unit
-``i`` (its row-major index in the (m, units) activations) is kept when
+step, the key gives two 32-bit words ``w0, w1`` for each hidden layer (one threefry call for
+all layers, :func:`layer_words`), and unit ``i`` (its row-major index in the (m, units)
+activations) is kept when
 ``mix32((i ^ w1) * 0x9E3779B9 + w0) >> 8 < round(keep_prob * 2**24)``. ``mix32`` is a
 32-bit avalanche mixer (lowbias32); the odd multiplier spreads consecutive counters and the
 xor with ``w1`` keeps two keys' streams from being shifted copies of each other. It costs a
@@ -15,6 +16,7 @@ independence of masks across keys, layers, units and shifted rows.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -63,15 +65,27 @@ def dropout_mask(key: jax.Array, shape: tuple[int, ...], keep_prob: Any) -> jax.
       shape: mask shape, e.g. ``(m, n_units)``.
       keep_prob: scalar (may be traced), in (0, 1].
     """
-    n = 1
-    for d in shape:
-        n *= d
-    return _keep_bits(key, jax.lax.iota(jnp.uint32, n).reshape(shape), keep_prob)
+    return _mask_from_words(jax.random.bits(key, (2,), jnp.uint32), shape, keep_prob)
 
 
-def _keep_bits(key: jax.Array, index: jax.Array, keep_prob: Any) -> jax.Array:
-    """The keep bit of each unit from its row-major index in the (m, units) activations."""
-    return _keep_from_words(jax.random.bits(key, (2,), jnp.uint32), index, keep_prob)
+def layer_words(key: jax.Array, n_hidden: int) -> jax.Array:
+    """The (n_hidden, 2) uint32 words from which ``forward`` draws each hidden layer's mask:
+    one threefry call for all layers (XLA:CPU runs each call as a small loop)."""
+    return jax.random.bits(key, (n_hidden, 2), jnp.uint32)
+
+
+def layer_masks(key: jax.Array, m: int, widths, keep_prob: Any) -> list[jax.Array]:
+    """The keep-masks, (m, width) each, that ``forward(..., key=key)`` applies to its hidden
+    layers of ``widths`` units; for hand-written backward passes and their tests."""
+    kp = jnp.broadcast_to(jnp.asarray(keep_prob, jnp.float32), (len(widths),))
+    words = layer_words(key, len(widths))
+    return [_mask_from_words(words[l], (m, n), kp[l]) for l, n in enumerate(widths)]
+
+
+def _mask_from_words(words: jax.Array, shape, keep_prob: Any) -> jax.Array:
+    """Keep bits from each unit's row-major index."""
+    index = jax.lax.iota(jnp.uint32, math.prod(shape)).reshape(shape)
+    return _keep_from_words(words, index, keep_prob)
 
 
 def _keep_from_words(words: jax.Array, index: jax.Array, keep_prob: Any) -> jax.Array:
@@ -89,17 +103,17 @@ def dropout(key: jax.Array, a: jax.Array, keep_prob: Any) -> jax.Array:
     return _apply_mask(dropout_mask(key, a.shape, keep_prob), a, keep_prob)
 
 
-def _dropout_units_first(key: jax.Array, a_t: jax.Array, keep_prob: Any) -> jax.Array:
-    """``dropout(key, a_t.T, keep_prob).T`` for (units, m) activations: the same masks."""
+def _dropout_from_words(words: jax.Array, a: jax.Array, keep_prob: Any) -> jax.Array:
+    return _apply_mask(_mask_from_words(words, a.shape, keep_prob), a, keep_prob)
+
+
+def _dropout_units_first(words: jax.Array, a_t: jax.Array, keep_prob: Any) -> jax.Array:
+    """``_dropout_from_words(words, a_t.T, keep_prob).T`` for (units, m) activations."""
     n, m = a_t.shape
     example = jax.lax.broadcasted_iota(jnp.uint32, (n, m), 1)
     unit = jax.lax.broadcasted_iota(jnp.uint32, (n, m), 0)
-    return _apply_mask(_keep_bits(key, example * jnp.uint32(n) + unit, keep_prob), a_t, keep_prob)
-
-
-def layer_keys(key: jax.Array, n_hidden: int) -> list[jax.Array]:
-    """The dropout key of each hidden layer, as ``forward`` derives them from its ``key``."""
-    return [jax.random.fold_in(key, layer) for layer in range(n_hidden)]
+    keep = _keep_from_words(words, example * jnp.uint32(n) + unit, keep_prob)
+    return _apply_mask(keep, a_t, keep_prob)
 
 
 def _dropout_is_off(keep_prob: Any) -> bool:
@@ -151,13 +165,13 @@ def forward(
     g = ACTIVATIONS[activation]
     if use_dropout:
         kp = jnp.broadcast_to(jnp.asarray(keep_prob, x.dtype), (n_hidden,))
-        keys = layer_keys(key, n_hidden)
+        words = layer_words(key, n_hidden)
     if not _narrow(params):
         a = x
         for layer_index, layer in enumerate(params[:-1]):
             a = g(a @ layer.W + layer.b[None, :])
             if use_dropout:
-                a = dropout(keys[layer_index], a, kp[layer_index])
+                a = _dropout_from_words(words[layer_index], a, kp[layer_index])
         return a @ params[-1].W + params[-1].b[None, :]
     # Narrow layers run units first: (units, m) activations put the long examples axis
     # where the vector units run along it (2.2x faster steps on B1's 20/3/1 units).
@@ -165,7 +179,7 @@ def forward(
     for layer_index, layer in enumerate(params[:-1]):
         a = g(_units_first_layer(layer, a))
         if use_dropout:
-            a = _dropout_units_first(keys[layer_index], a, kp[layer_index])
+            a = _dropout_units_first(words[layer_index], a, kp[layer_index])
     return _units_first_layer(params[-1], a).T
 
 

@@ -129,7 +129,8 @@ class History(NamedTuple):
     ``train_cost`` is J (cross-entropy + L2 term) on the whole training set; ``dev_cost`` is
     the dev cross-entropy without the L2 term (the generalisation error that early stopping
     watches). Without dev data the dev fields repeat the train cross-entropy and accuracy.
-    Entries after a stop repeat the frozen params' values.
+    Entries after a stop repeat the last evaluation; a diverged run's last evaluation keeps
+    its non-finite cost (its returned params are those of the evaluation before).
     """
 
     step: jax.Array
@@ -147,8 +148,8 @@ class TrainResult(NamedTuple):
       best_params: params at the best recorded dev cost.
       history: a :class:`History`.
       stop_step: updates applied before training ended (``steps`` if it ran to the end).
-      diverged: True when the loss or params became non-finite; params are then the last
-        ones whose loss was finite, never NaN.
+      diverged: True when an evaluation's cost was non-finite; params are then those of the
+        previous evaluation (finite costs), never NaN.
       best_step: the step at which ``best_params`` were recorded.
     """
 

@@ -5,8 +5,8 @@ with the data shared (``in_axes=None``). Its structure::
 
     while active, over evaluations             (history: one row per evaluation)
       └─ scan over eval_every steps
-           └─ update step, accepted only while active and finite
-      evaluate (dropout off) → early-stopping bookkeeping
+           └─ update step
+      evaluate (dropout off) → divergence rollback, early-stopping bookkeeping
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import optax
 
 from jaxhp import _checks
 from jaxhp.init import Params, init_mlp
-from jaxhp.losses import accuracy, cross_entropy, l2_penalty, targets
+from jaxhp.losses import cross_entropy, l2_penalty, logits_accuracy, targets
 from jaxhp.nn import forward
 from jaxhp.records import Data, History, HParams, TrainConfig, TrainResult
 
@@ -69,21 +69,18 @@ def _update(
     """One optimiser step on the batch (x, y); m is the training-set size for the L2 term."""
     optimizer = make_optimizer(config)
 
-    def cost(params):  # jaxhp.loss on prepared inputs, plus whether J is finite
+    def cost(params):  # jaxhp.loss on prepared inputs
         logits = forward(
             params, x, key=key, keep_prob=hparams.keep_prob, activation=config.activation
         )
-        penalty = l2_penalty(params, hparams.lambd, m)
-        # J is finite iff its inputs are: this flag costs no transcendentals, so a caller
-        # that only needs finiteness lets XLA drop the softplus/logsumexp of J (~15% of B1).
-        finite = jnp.all(jnp.isfinite(logits)) & jnp.isfinite(penalty)
-        return cross_entropy(logits, y, weights) + penalty, finite
+        return cross_entropy(logits, y, weights) + l2_penalty(params, hparams.lambd, m)
 
-    (value, finite), grads = jax.value_and_grad(cost, has_aux=True)(state.params)
+    # fit never reads the value, so XLA drops J's softplus/logsumexp there (~15% of B1).
+    value, grads = jax.value_and_grad(cost)(state.params)
     opt_state = _with_learning_rate(state.opt_state, hparams.learning_rate)
     updates, opt_state = optimizer.update(grads, opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
-    metrics = {"loss": value, "grad_norm": optax.tree.norm(grads), "finite": finite}
+    metrics = {"loss": value, "grad_norm": optax.tree.norm(grads)}
     return TrainState(params, opt_state), metrics
 
 
@@ -111,17 +108,12 @@ def make_update_step(config: TrainConfig, *, m: int | None = None) -> Callable:
     return step
 
 
-def _all_finite(tree) -> jax.Array:
-    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree.leaves(tree)]))
-
-
 def _select(pred, on_true, on_false):
     return jax.tree.map(lambda a, b: jnp.where(pred, a, b), on_true, on_false)
 
 
 class _Carry(NamedTuple):
     state: TrainState
-    previous: TrainState  # the state before the last accepted step, to roll back to
     perm: jax.Array  # current epoch's shuffle (mini-batch mode only)
     active: jax.Array  # False once stopped early or diverged
     updates: jax.Array  # updates applied so far
@@ -217,10 +209,12 @@ def fit(
 
     Early stopping: after each evaluation, the dev cost (train cost without dev data) is
     compared with the best so far; after ``config.patience`` evaluations without an
-    improvement larger than ``config.min_delta`` the updates freeze. When a step's loss is
-    non-finite the step that produced those params is undone; when its new params are
-    non-finite the step is rejected; either way the run stops and is flagged ``diverged``,
-    keeping params whose loss was finite.
+    improvement larger than ``config.min_delta`` the updates freeze. Divergence is checked at
+    each evaluation: when the train or dev cost is non-finite (NaN/inf params make the L2
+    term so), the run returns to the params of the previous evaluation (whose costs were
+    finite; the initial params for the first), stops and is flagged ``diverged``. The
+    history row of that evaluation keeps the non-finite cost, showing where it blew up.
+    Checking per evaluation rather than per step keeps the step itself lean.
 
     Args:
       key: PRNG key.
@@ -276,50 +270,50 @@ def fit(
             wb = None if weights is None else weights[picked]
         if config.augment is not None:
             xb = config.augment(jax.random.fold_in(augment_key, step), xb)
-        new_state, metrics = _update(
+        new_state, _ = _update(
             config, m, carry.state, xb, tb, jax.random.fold_in(train_key, step), hparams, wb
         )
-        active = carry.active & (step < config.steps) if ragged else carry.active
-        loss_ok = metrics["finite"]
-        finite = loss_ok & _all_finite(new_state.params)
-        accept = active & finite
-        # A non-finite loss means the current params are already bad: undo the step that
-        # made them. Non-finite new params only reject this step.
-        rollback = active & ~loss_ok
-        kept = _select(rollback, carry.previous, carry.state)
-        return carry._replace(
-            state=_select(accept, new_state, kept),
-            previous=_select(accept, carry.state, carry.previous),
-            perm=perm,
-            active=carry.active & (finite | ~active),
-            updates=carry.updates + accept.astype(jnp.int32) - rollback.astype(jnp.int32),
-            diverged=carry.diverged | (active & ~finite),
-        ), None
+        if ragged:  # the last chunk runs past `steps`: freeze there
+            on = step < config.steps
+            new_state = _select(on, new_state, carry.state)
+            updates = carry.updates + on.astype(jnp.int32)
+            return carry._replace(state=new_state, perm=perm, updates=updates), None
+        return carry._replace(state=new_state, perm=perm, updates=carry.updates + 1), None
 
     def evaluate(params):
-        logits = forward(params, x, activation=config.activation)
-        train_ce = cross_entropy(logits, t, weights)
+        def costs(x, t, weights=None):  # one forward pass per set
+            logits = forward(params, x, activation=config.activation)
+            return cross_entropy(logits, t, weights), logits_accuracy(logits, t, weights)
+
+        train_ce, train_acc = costs(x, t, weights)
         train_cost = train_ce + l2_penalty(params, hparams.lambd, m)
-        train_acc = accuracy(params, x, t, activation=config.activation, weights=weights)
         if dev is None:
             return train_cost, train_acc, train_ce, train_acc
-        dev_logits = forward(params, dev[0], activation=config.activation)
-        dev_cost = cross_entropy(dev_logits, dev[1])
-        dev_acc = accuracy(params, dev[0], dev[1], activation=config.activation)
+        dev_cost, dev_acc = costs(*dev)
         return train_cost, train_acc, dev_cost, dev_acc
 
     def eval_chunk(carry: _Carry, chunk: jax.Array):
         steps = chunk * every + jnp.arange(every)
+        start = carry
         carry = jax.lax.scan(train_step, carry, steps)[0]
         params = carry.state.params
         train_cost, train_acc, dev_cost, dev_acc = evaluate(params)
+        # Divergence: a non-finite cost (non-finite params make the L2 term so) rolls the
+        # run back to this chunk's start, whose costs were finite, and stops it.
+        diverged = ~(jnp.isfinite(train_cost) & jnp.isfinite(dev_cost))
+        carry = carry._replace(
+            state=_select(diverged, start.state, carry.state),
+            updates=jnp.where(diverged, start.updates, carry.updates),
+        )
+        params = carry.state.params
         improved = dev_cost < carry.best_cost - config.min_delta
         bad_evals = jnp.where(improved, 0, carry.bad_evals + 1)
-        active = carry.active
+        active = carry.active & ~diverged
         if config.patience is not None:
             active = active & (bad_evals < config.patience)
         carry = carry._replace(
             active=active,
+            diverged=diverged,
             best_params=_select(improved, params, carry.best_params),
             best_cost=jnp.where(improved, dev_cost, carry.best_cost),
             best_step=jnp.where(improved, carry.updates, carry.best_step),
@@ -338,7 +332,6 @@ def fit(
 
     carry = _Carry(
         state=state,
-        previous=state,
         perm=jnp.arange(rows),
         active=jnp.array(True),
         updates=jnp.array(0, jnp.int32),

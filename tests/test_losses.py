@@ -6,7 +6,7 @@ from conftest import assert_close
 from reference import forward_backward
 
 import jaxhp
-from jaxhp.nn import layer_keys
+from jaxhp.nn import layer_masks
 
 
 def _problem(key, sizes, m, dtype):
@@ -27,8 +27,7 @@ def _numpy_targets(y, n_out):
 
 def _masks(key, params, m, keep_prob):
     widths = [layer.W.shape[1] for layer in params[:-1]]
-    keys = layer_keys(key, len(widths))
-    return [np.asarray(jaxhp.dropout_mask(k, (m, n), keep_prob)) for k, n in zip(keys, widths)]
+    return [np.asarray(mask) for mask in layer_masks(key, m, widths, keep_prob)]
 
 
 @pytest.mark.parametrize("activation", ["relu", "tanh", "sigmoid", "leaky_relu"])

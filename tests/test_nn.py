@@ -5,7 +5,7 @@ import pytest
 from conftest import assert_close
 
 import jaxhp
-from jaxhp.nn import layer_keys
+from jaxhp.nn import layer_masks
 
 Z = 5.0  # bounds are 5 binomial standard deviations: a false failure has odds ~1e-6
 
@@ -51,7 +51,7 @@ def test_masks_independent_across_keys_layers_steps_and_units(key, p):
     for i in range(3):  # across steps
         for j in range(i + 1, 3):
             assert _joint_keep_fraction_ok(masks[i], masks[j], p)
-    l0, l1 = (np.asarray(jaxhp.dropout_mask(k, shape, p)) for k in layer_keys(key, 2))
+    l0, l1 = (np.asarray(mask) for mask in layer_masks(key, shape[0], (shape[1],) * 2, p))
     assert _joint_keep_fraction_ok(l0, l1, p)  # across layers
     m = masks[0]  # neighbouring units and rows within one mask
     assert _joint_keep_fraction_ok(m[:, :-1], m[:, 1:], p)

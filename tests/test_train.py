@@ -1,6 +1,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 from conftest import assert_close
 
@@ -97,6 +98,29 @@ def test_divergence_is_flagged_and_params_stay_finite(moons):
     assert bool(result.diverged)
     assert int(result.stop_step) < 200
     assert all(bool(jnp.all(jnp.isfinite(leaf))) for leaf in jax.tree.leaves(result.params))
+
+
+def test_divergence_returns_the_last_finite_evaluation(moons):
+    """Updates scaled by e^(step/2) blow up after a few evaluations: the run stops at the
+    first non-finite cost and hands back the params of the evaluation before, whose
+    recorded cost equals J recomputed from them."""
+
+    def exploding(learning_rate):
+        return optax.chain(
+            optax.sgd(learning_rate), optax.scale_by_schedule(lambda c: jnp.exp(c / 2))
+        )
+
+    config = jaxhp.TrainConfig(
+        layer_sizes=(2, 16, 1), steps=400, eval_every=20, patience=None, optimizer=exploding
+    )
+    result = jaxhp.fit(jax.random.key(1), jaxhp.HParams(0.0, 1.0, 0.1), moons, config)
+    cost = np.asarray(result.history.train_cost)
+    assert bool(result.diverged), cost
+    first_bad = int(np.flatnonzero(~np.isfinite(cost))[0])
+    assert first_bad >= 1 and np.all(np.isfinite(cost[:first_bad]))
+    assert int(result.stop_step) == 20 * first_bad
+    x, y = moons.train
+    np.testing.assert_allclose(jaxhp.loss(result.params, x, y), cost[first_bad - 1], rtol=1e-5)
 
 
 def test_vmap_fit_equals_separate_fits(moons):
