@@ -74,6 +74,14 @@ def layer_words(key: jax.Array, n_hidden: int) -> jax.Array:
     return jax.random.bits(key, (n_hidden, 2), jnp.uint32)
 
 
+def step_mask_words(base: jax.Array, step: jax.Array) -> jax.Array:
+    """Mask words for training step ``step`` from a run's ``base = layer_words(key, n)``:
+    two rounds of the mixer over ``base ^ mix32(step * 0x9E3779B9 + 1)``. A few integer ops
+    instead of a threefry call per step (on XLA:CPU each call is a small loop, ~40 us)."""
+    salt = _mix32(jnp.asarray(step).astype(jnp.uint32) * jnp.uint32(0x9E3779B9) + jnp.uint32(1))
+    return _mix32(_mix32(base ^ salt))
+
+
 def layer_masks(key: jax.Array, m: int, widths, keep_prob: Any) -> list[jax.Array]:
     """The keep-masks, (m, width) each, that ``forward(..., key=key)`` applies to its hidden
     layers of ``widths`` units; for hand-written backward passes and their tests."""
@@ -130,6 +138,7 @@ def forward(
     key: jax.Array | None = None,
     keep_prob: Any = 1.0,
     activation: str = "relu",
+    mask_words: jax.Array | None = None,
 ) -> jax.Array:
     """Logits of an MLP for batch-first inputs.
 
@@ -141,9 +150,13 @@ def forward(
     Args:
       params: from :func:`jaxhp.init_mlp`.
       x: (m, n_x) inputs.
-      key: PRNG key for the dropout masks; required when keep_prob < 1 (or traced).
+      key: PRNG key for the dropout masks; required when keep_prob < 1 (or traced),
+        unless ``mask_words`` are given.
       keep_prob: scalar or one value per hidden layer, in (0, 1]; may be traced (vmap).
         ``keep_prob=1`` is exactly the identity and needs no key.
+      mask_words: the masks' (n_hidden, 2) uint32 words instead of a key (``fit`` derives
+        them per step with :func:`step_mask_words`; ``layer_words(key, n)`` is what a key
+        gives).
       activation: ``"relu"``, ``"tanh"``, ``"sigmoid"`` or ``"leaky_relu"``.
 
     Returns:
@@ -156,7 +169,7 @@ def forward(
     n_hidden = len(params) - 1
     _checks.check_keep_prob(keep_prob, n_hidden=n_hidden)
     use_dropout = n_hidden > 0 and not _dropout_is_off(keep_prob)
-    if use_dropout and key is None:
+    if use_dropout and key is None and mask_words is None:
         raise ValueError(
             "dropout with keep_prob < 1 needs a PRNG key: call "
             "forward(params, x, key=jax.random.key(0), keep_prob=...) with a fresh key per "
@@ -165,7 +178,7 @@ def forward(
     g = ACTIVATIONS[activation]
     if use_dropout:
         kp = jnp.broadcast_to(jnp.asarray(keep_prob, x.dtype), (n_hidden,))
-        words = layer_words(key, n_hidden)
+        words = layer_words(key, n_hidden) if mask_words is None else mask_words
     if not _narrow(params):
         a = x
         for layer_index, layer in enumerate(params[:-1]):

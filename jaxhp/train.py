@@ -22,7 +22,7 @@ import optax
 from jaxhp import _checks
 from jaxhp.init import Params, init_mlp
 from jaxhp.losses import cross_entropy, l2_penalty, logits_accuracy, targets
-from jaxhp.nn import forward
+from jaxhp.nn import forward, layer_words, step_mask_words
 from jaxhp.records import Data, History, HParams, TrainConfig, TrainResult
 
 
@@ -64,14 +64,29 @@ def _with_learning_rate(opt_state, learning_rate):
 
 
 def _update(
-    config: TrainConfig, m: Any, state: TrainState, x, y, key, hparams: HParams, weights=None
+    config: TrainConfig,
+    m: Any,
+    state: TrainState,
+    x,
+    y,
+    hparams: HParams,
+    weights=None,
+    *,
+    key=None,
+    mask_words=None,
 ):
-    """One optimiser step on the batch (x, y); m is the training-set size for the L2 term."""
+    """One optimiser step on the batch (x, y); m is the training-set size for the L2 term.
+    Dropout masks come from ``key`` or from ``mask_words`` (see :func:`jaxhp.forward`)."""
     optimizer = make_optimizer(config)
 
     def cost(params):  # jaxhp.loss on prepared inputs
         logits = forward(
-            params, x, key=key, keep_prob=hparams.keep_prob, activation=config.activation
+            params,
+            x,
+            key=key,
+            keep_prob=hparams.keep_prob,
+            activation=config.activation,
+            mask_words=mask_words,
         )
         return cross_entropy(logits, y, weights) + l2_penalty(params, hparams.lambd, m)
 
@@ -103,7 +118,7 @@ def make_update_step(config: TrainConfig, *, m: int | None = None) -> Callable:
     @jax.jit
     def step(state: TrainState, x, y, key, hparams: HParams):
         batch_m = x.shape[0] if m is None else m
-        return _update(config, batch_m, state, x, y, key, HParams(*hparams))
+        return _update(config, batch_m, state, x, y, HParams(*hparams), key=key)
 
     return step
 
@@ -203,7 +218,8 @@ def fit(
     """Initialise and train an MLP; pure, jittable and vmappable over ``(key, hparams)``.
 
     The key is split into an init key and a training key; step ``t`` uses
-    ``fold_in(training_key, t)`` for its dropout masks and epoch ``e`` uses
+    ``step_mask_words(layer_words(training_key, n_hidden), t)`` for its dropout masks and
+    epoch ``e`` uses
     ``fold_in(shuffle_key, e)`` for its shuffle. Hence a result depends only on
     ``(key, hparams, data, config)``, never on how runs are batched.
 
@@ -252,6 +268,7 @@ def fit(
         init_key, config.layer_sizes, scheme=config.init, scale=config.init_scale, dtype=dtype
     )
     state = init_state(params, config)
+    mask_base = layer_words(train_key, config.n_hidden)
 
     def train_step(carry: _Carry, step: jax.Array):
         perm = carry.perm
@@ -270,9 +287,8 @@ def fit(
             wb = None if weights is None else weights[picked]
         if config.augment is not None:
             xb = config.augment(jax.random.fold_in(augment_key, step), xb)
-        new_state, _ = _update(
-            config, m, carry.state, xb, tb, jax.random.fold_in(train_key, step), hparams, wb
-        )
+        words = step_mask_words(mask_base, step)
+        new_state, _ = _update(config, m, carry.state, xb, tb, hparams, wb, mask_words=words)
         if ragged:  # the last chunk runs past `steps`: freeze there
             on = step < config.steps
             new_state = _select(on, new_state, carry.state)

@@ -77,6 +77,21 @@ def test_streams_of_two_keys_are_not_shifted_copies():
     assert _joint_keep_fraction_ok(a[shift:], b[:-shift], 0.5)
 
 
+def test_training_steps_draw_independent_masks(key):
+    """fit's per-step words (a hash of the run's words and the step) give masks that are
+    independent across steps and layers."""
+    from jaxhp.nn import _mask_from_words, step_mask_words
+
+    base = jaxhp.nn.layer_words(key, 2)
+    shape, p = (300, 100), 0.5
+    words = [step_mask_words(base, t) for t in (0, 1, 2, 1000)]
+    masks = [np.asarray(_mask_from_words(w[l], shape, p)) for w in words for l in (0, 1)]
+    for i in range(len(masks)):
+        assert abs(masks[i].mean() - p) < binomial_bound(masks[i].size, p)
+        for j in range(i + 1, len(masks)):
+            assert _joint_keep_fraction_ok(masks[i], masks[j], p)
+
+
 def test_masks_independent_across_vmapped_members(key):
     keys = jax.random.split(key, 2)
     masks = jax.vmap(lambda k: jaxhp.dropout_mask(k, (300, 100), 0.5))(keys)
