@@ -99,6 +99,13 @@ def check_positive_int(name: str, value: Any, *, allow_none: bool = False):
         raise ValueError(f"{name} must be a positive int, got {value!r}")
 
 
+def check_int32_seeds(name: str, values: Any):
+    """Seeds become int32 inside compiled programs: each must be an int in [0, 2**31)."""
+    for value in np.ravel(np.asarray(values)).tolist():
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**31:
+            raise ValueError(f"{name} must be an int in [0, 2**31), got {value!r}")
+
+
 def check_xy(x: Any, y: Any, *, n_in: int | None = None, n_out: int | None = None, name: str = "x"):
     """Shapes always; finiteness of x and the label range when the arrays are concrete."""
     if getattr(x, "ndim", None) != 2:

@@ -6,7 +6,9 @@ COURSE.md point 11: ``d_approx[i] = (J(θ + ε e_i) - J(θ - ε e_i)) / (2 ε)``
 leaf of the params pytree (named by its path) and overall, in float64 inside a local
 ``jax.enable_x64`` context, with the perturbed evaluations vmapped in memory-sized chunks.
 In "full" mode only what a coordinate changes is recomputed (:mod:`jaxhp.perturb`). The
-compiled programs are reused by later checks of the same ``f`` with the same shapes.
+compiled programs are reused by later checks of the same ``f`` with the same shapes and
+non-array arguments (as with ``jax.jit``, Python globals that ``f`` reads are frozen at its
+first trace).
 
 Step size. The centred difference has truncation error ~ε²|J'''|/6 and rounding error
 ~u|J|/ε (u = 2.2e-16 in float64), balanced at ε ≈ u^(1/3) ≈ 6e-6 for a unit-scale leaf.

@@ -30,8 +30,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from jaxhp import _checks, train
 from jaxhp import distributed as dist
-from jaxhp import train
 from jaxhp.records import Data, History, HParams, TrainConfig, TrainResult
 from jaxhp.results import SweepResults
 from jaxhp.space import Space, choice, grid, loguniform, random, refine, uniform
@@ -408,6 +408,8 @@ def run_sweep(
     data = Data(*data) if not isinstance(data, Data) else data
     base = HParams() if base is None else HParams(*base)
     hparams, seeds = space.compile(config.n_hidden, base)
+    _checks.check_int32_seeds("seed", seed)
+    _checks.check_int32_seeds("each member's seed", seeds)
     data = train.check_inputs(HParams(*(np.asarray(v)[0] for v in hparams)), data, config)
     shared = _host_data(data, config)
     n = len(space)

@@ -217,11 +217,10 @@ def fit(
 ) -> TrainResult:
     """Initialise and train an MLP; pure, jittable and vmappable over ``(key, hparams)``.
 
-    The key is split into an init key and a training key; step ``t`` uses
+    The key is split into init, training, shuffle and augmentation keys; step ``t`` uses
     ``step_mask_words(layer_words(training_key, n_hidden), t)`` for its dropout masks and
-    epoch ``e`` uses
-    ``fold_in(shuffle_key, e)`` for its shuffle. Hence a result depends only on
-    ``(key, hparams, data, config)``, never on how runs are batched.
+    epoch ``e`` uses ``fold_in(shuffle_key, e)`` for its shuffle. Hence a result depends
+    only on ``(key, hparams, data, config)``, never on how runs are batched.
 
     Early stopping: after each evaluation, the dev cost (train cost without dev data) is
     compared with the best so far; after ``config.patience`` evaluations without an

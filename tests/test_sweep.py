@@ -262,3 +262,9 @@ def test_use_cpu_cores_refuses_once_jax_has_started():
     jax.numpy.ones(1).block_until_ready()
     with pytest.raises(RuntimeError, match="before any JAX computation"):
         sweep.use_cpu_cores(3)
+
+
+@pytest.mark.parametrize("seed", [-1, 2**31, 1.5])
+def test_seed_out_of_int32_range_is_refused(data, seed):
+    with pytest.raises(ValueError, match=r"seed must be an int in \[0, 2\*\*31\), got"):
+        jaxhp.run_sweep(sweep.grid(lambd=[0.1]), data, CONFIG, seed=seed, progress=False)
