@@ -123,6 +123,13 @@ def make_update_step(config: TrainConfig, *, m: int | None = None) -> Callable:
     return step
 
 
+def _shuffle(key: jax.Array, n: int) -> jax.Array:
+    """A random permutation of range(n) by one stable sort of n random 32-bit keys (ties,
+    ~n²/2**33 expected pairs, keep their order). ``jax.random.permutation`` sorts two or
+    more times; on XLA:CPU each sort of 16k rows costs ~4 ms (7% of B2 went to shuffles)."""
+    return jnp.argsort(jax.random.bits(key, (n,), jnp.uint32), stable=True)
+
+
 def _select(pred, on_true, on_false):
     return jax.tree.map(lambda a, b: jnp.where(pred, a, b), on_true, on_false)
 
@@ -219,8 +226,9 @@ def fit(
 
     The key is split into init, training, shuffle and augmentation keys; step ``t`` uses
     ``step_mask_words(layer_words(training_key, n_hidden), t)`` for its dropout masks and
-    epoch ``e`` uses ``fold_in(shuffle_key, e)`` for its shuffle. Hence a result depends
-    only on ``(key, hparams, data, config)``, never on how runs are batched.
+    epoch ``e`` uses ``fold_in(shuffle_key, e)`` for its shuffle (one sort of random keys).
+    Hence a result depends only on ``(key, hparams, data, config)``, never on how runs are
+    batched.
 
     Early stopping: after each evaluation, the dev cost (train cost without dev data) is
     compared with the best so far; after ``config.patience`` evaluations without an
@@ -278,7 +286,7 @@ def fit(
             epoch, within = step // per_epoch, step % per_epoch
             perm = jax.lax.cond(
                 within == 0,
-                lambda: jax.random.permutation(jax.random.fold_in(shuffle_key, epoch), rows),
+                lambda: _shuffle(jax.random.fold_in(shuffle_key, epoch), rows),
                 lambda: carry.perm,
             )
             picked = jax.lax.dynamic_slice_in_dim(perm, within * batch, batch)

@@ -204,3 +204,14 @@ def test_custom_optimizer_factory(moons):
     )
     result = jaxhp.fit(jax.random.key(0), jaxhp.HParams(learning_rate=0.01), moons, config)
     assert float(result.history.dev_accuracy[-1]) > 0.8
+
+
+def test_epoch_shuffle_is_a_uniform_permutation():
+    from jaxhp.train import _shuffle
+
+    keys = jax.random.split(jax.random.key(0), 4000)
+    perms = np.asarray(jax.vmap(lambda k: _shuffle(k, 5))(keys))
+    np.testing.assert_array_equal(np.sort(perms, axis=1), np.tile(np.arange(5), (4000, 1)))
+    # Each element lands in each position with probability 1/5 (5 binomial sd bounds).
+    counts = np.stack([(perms == v).sum(0) for v in range(5)])
+    assert np.all(np.abs(counts / 4000 - 0.2) < 5 * np.sqrt(0.2 * 0.8 / 4000))
