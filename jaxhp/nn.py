@@ -4,10 +4,10 @@ Dropout masks come from a counter-based hash instead of ``jax.random.bernoulli``
 step, the key gives two 32-bit words ``w0, w1`` for each hidden layer (one threefry call for
 all layers, :func:`layer_words`), and unit ``i`` (its row-major index in the (m, units)
 activations) is kept when
-``mix32((i ^ w1) * 0x9E3779B9 + w0) >> 8 < round(keep_prob * 2**24)``. ``mix32`` is a
-32-bit avalanche mixer (lowbias32); the odd multiplier spreads consecutive counters and the
-xor with ``w1`` keeps two keys' streams from being shifted copies of each other. It costs a
-few integer ops per unit where threefry costs ~100. Masks are deterministic per key, fresh
+``mix32((i ^ w1) + w0) >> 8 < round(keep_prob * 2**24)``. ``mix32`` is a 32-bit
+avalanche mixer (lowbias32: near-ideal avalanche, so consecutive counters give unrelated
+bits); the xor with ``w1`` keeps two keys' streams from being shifted copies of each other.
+It costs ~8 integer ops per unit where threefry costs ~100. Masks are deterministic per key, fresh
 per key, and the kept units are scaled by ``1 / p_eff`` with
 ``p_eff = round(keep_prob * 2**24) / 2**24`` (within 6e-8 of keep_prob), so the expected
 activation is exactly unchanged. ``tests/test_nn.py`` checks the keep fraction and the
@@ -97,7 +97,7 @@ def _mask_from_words(words: jax.Array, shape, keep_prob: Any) -> jax.Array:
 
 
 def _keep_from_words(words: jax.Array, index: jax.Array, keep_prob: Any) -> jax.Array:
-    h = _mix32((index ^ words[1]) * jnp.uint32(0x9E3779B9) + words[0])
+    h = _mix32((index ^ words[1]) + words[0])
     return (h >> (32 - _KEEP_BITS)) < _keep_threshold(keep_prob)
 
 
