@@ -236,8 +236,9 @@ def test_float32_inputs_are_upcast_and_global_config_is_untouched(problem):
 
 
 def test_dropout_with_fresh_randomness_is_refused(key):
-    params = jaxhp.init_mlp(key, (3, 4, 1))
-    x, y = jnp.ones((5, 3)), jnp.array([0, 1, 0, 1, 1])
+    # Varied inputs and 16 units: two fresh masks cannot leave the cost unchanged by chance.
+    params = jaxhp.init_mlp(key, (3, 16, 1))
+    x, y = jax.random.normal(key, (20, 3)), jnp.arange(20) % 2
     draws = iter(range(10**6))
 
     def fresh_mask_loss(p, x, y):
