@@ -274,7 +274,7 @@ def _loss(leaves, arrays, *, spec):
     return spec.call(leaves, arrays)
 
 
-def _chunk_size(spec: _Spec, leaves: list, arrays: tuple, budget: int) -> int:
+def _chunk_size(traced, leaves: list, budget: int) -> int:
     """Whole-function evaluations per vmapped chunk so that their live memory fits
     ``budget`` bytes (directions mode and locate).
 
@@ -283,7 +283,7 @@ def _chunk_size(spec: _Spec, leaves: list, arrays: tuple, budget: int) -> int:
     its plain ones (B3: 12.6 s instead of 16.3 s for the 17k-parameter model).
     """
     try:  # XLA's cost model of one evaluation, read from the lowered program (no compile)
-        cost = _loss.lower(leaves, arrays, spec=spec).cost_analysis()
+        cost = traced.lower().cost_analysis()
         cost = cost[0] if isinstance(cost, list) else cost
         flops, per_eval = float(cost.get("flops", 0.0)), int(cost.get("bytes accessed", 0))
     except Exception:  # noqa: BLE001 - the cost model is best effort on some backends
@@ -298,11 +298,10 @@ def _chunk_size(spec: _Spec, leaves: list, arrays: tuple, budget: int) -> int:
 _MAX_BATCH = 64  # coordinates per chunk in full mode; more only adds memory traffic
 
 
-def _batch_sizes(spec: _Spec, leaves: list, arrays: tuple, budget: int) -> list[int]:
+def _batch_sizes(traced, leaves: list, budget: int) -> list[int]:
     """Coordinates per vmapped chunk in full mode, for each leaf: each perturbation keeps
     a few copies of f's largest intermediate value at most (two per coordinate, ±)."""
-    jaxpr = jax.make_jaxpr(lambda ls: spec.call(ls, arrays))(leaves).jaxpr
-    per_coordinate = 2 * 4 * max(perturb.largest_value_bytes(jaxpr), 1024)
+    per_coordinate = 2 * 4 * max(perturb.largest_value_bytes(traced.jaxpr.jaxpr), 1024)
     batch = max(1, min(_MAX_BATCH, budget // per_coordinate))
     return [max(1, min(batch, leaf.size)) for leaf in leaves]
 
@@ -415,6 +414,7 @@ def _prepare(f, params, args, kwargs, grad_fn, eps, memory_budget) -> _Problem:
         ]
     else:
         eps_list = [float(eps)] * len(names)
+    traced = _loss.trace(leaves, arrays, spec=spec)  # one trace of f sizes both modes' chunks
     return _Problem(
         spec=spec,
         leaves=leaves,
@@ -425,8 +425,8 @@ def _prepare(f, params, args, kwargs, grad_fn, eps, memory_budget) -> _Problem:
         shapes=shapes,
         offsets=offsets,
         eps=eps_list,
-        chunk=_chunk_size(spec, leaves, arrays, memory_budget),
-        batch=_batch_sizes(spec, leaves, arrays, memory_budget),
+        chunk=_chunk_size(traced, leaves, memory_budget),
+        batch=_batch_sizes(traced, leaves, memory_budget),
     )
 
 

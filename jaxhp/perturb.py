@@ -68,8 +68,8 @@ _ELEMENTWISE = frozenset(
     "tanh xor".split()
 )
 
-_ORDER_REDUCTIONS = frozenset(
-    "reduce_max reduce_min reduce_prod reduce_and reduce_or argmax argmin".split()
+_REDUCTIONS = frozenset(
+    "reduce_sum reduce_max reduce_min reduce_prod reduce_and reduce_or argmax argmin".split()
 )
 
 
@@ -171,8 +171,8 @@ def _propagate(eqn, base_in, pert_in, base_out) -> list:
     rule = _RULES.get(name)
     if rule is None and name in _ELEMENTWISE:
         rule = _elementwise
-    if rule is None and name in _ORDER_REDUCTIONS:
-        rule = _order_reduction
+    if rule is None and name in _REDUCTIONS:
+        rule = _reduction
     if rule is not None and not eqn.primitive.multiple_results:
         out = rule(eqn, base_in, pert_in, base_out[0])
         if out is not None:
@@ -279,9 +279,10 @@ def _reduced_axes(x: Local, axes, ndim: int):
     return keep, out_axes, vals_axes
 
 
-def _reduce_sum(eqn, base_in, pert_in, base_out):
-    """A sum over an unchanged axis stays local; a sum over a changed axis adds the
-    change of that slice to the base sum."""
+def _reduction(eqn, base_in, pert_in, base_out):
+    """A reduction over unchanged axes only: the slice reduces on its own. A sum over a
+    changed axis adds the change of that slice to the base sum; other reductions over a
+    changed axis (max, argmax, ...) have no cheap form."""
     x = _only_local(pert_in)
     if x is None:
         return None
@@ -291,23 +292,13 @@ def _reduce_sum(eqn, base_in, pert_in, base_out):
     idx = _select_columns(x, keep)
     if len(keep) == len(x.axes):
         return Local(out_axes, idx, eqn.primitive.bind(x.vals, **params))
+    if eqn.primitive.name != "reduce_sum":
+        return None
     change = x.vals - _gather(base_in[0], x.axes, x.idx)
     delta = eqn.primitive.bind(change, **params)
     if not keep:
         return Dense(base_out[None] + delta)
     return Local(out_axes, idx, _gather(base_out, out_axes, idx) + delta)
-
-
-def _order_reduction(eqn, base_in, pert_in, base_out):
-    """max/min/prod/argmax... over unchanged axes only: the slice reduces on its own."""
-    x = _only_local(pert_in)
-    if x is None:
-        return None
-    axes = tuple(eqn.params["axes"])
-    keep, out_axes, vals_axes = _reduced_axes(x, axes, jnp.ndim(base_in[0]))
-    if len(keep) != len(x.axes):
-        return None
-    return Local(out_axes, x.idx, eqn.primitive.bind(x.vals, **{**eqn.params, "axes": vals_axes}))
 
 
 def _broadcast_in_dim(eqn, base_in, pert_in, base_out):
@@ -350,7 +341,6 @@ def _squeeze(eqn, base_in, pert_in, base_out):
 
 _RULES: dict[str, Callable] = {
     "dot_general": _dot_general,
-    "reduce_sum": _reduce_sum,
     "broadcast_in_dim": _broadcast_in_dim,
     "transpose": _transpose,
     "squeeze": _squeeze,
