@@ -106,14 +106,89 @@ def check_int32_seeds(name: str, values: Any):
             raise ValueError(f"{name} must be an int in [0, 2**31), got {value!r}")
 
 
+def check_number(
+    name: str, value: Any, *, low: float | None = None, high: float | None = None
+) -> float:
+    """A finite real number in [low, high] (either bound optional); strings, bools,
+    containers and NaN are refused. Returns it as a float."""
+    if isinstance(value, (str, bytes, bool)) or np.ndim(value) != 0:
+        raise TypeError(f"{name} must be a number, got {value!r} ({type(value).__name__})")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(
+            f"{name} must be a number, got {value!r} ({type(value).__name__})"
+        ) from None
+    if not np.isfinite(number):
+        raise ValueError(f"{name} must be a finite number, got {number}")
+    if (low is not None and number < low) or (high is not None and number > high):
+        bounds = f"[{'-inf' if low is None else low}, {'inf' if high is None else high}]"
+        raise ValueError(f"{name} must be in {bounds}, got {number}")
+    return number
+
+
+def as_numeric(name: str, x: Any) -> np.ndarray:
+    """x as a NumPy array of real numbers (lists are fine); strings, objects and ragged
+    nestings are refused with the argument's name."""
+    try:
+        xa = np.asarray(x)
+    except ValueError as err:  # a ragged nesting of lists
+        raise ValueError(f"{name} must be a rectangular array of numbers: {err}") from None
+    check_real_dtype(name, xa.dtype)
+    return xa
+
+
+def check_real_dtype(name: str, dtype: Any):
+    """Real numbers (ints, floats incl. bfloat16, bools); not strings, objects or complex."""
+    real = jax.numpy.issubdtype(dtype, np.number) or dtype == np.bool_
+    if not real or jax.numpy.issubdtype(dtype, np.complexfloating):
+        raise TypeError(f"{name} must hold real numbers, got dtype {dtype}")
+
+
+def check_key(name: str, key: Any) -> Any:
+    """A PRNG key: ``jax.random.key(...)``, legacy uint32 key data, or an int seed (turned
+    into ``jax.random.key(seed)``). Anything else is refused naming ``name``."""
+    if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
+        if not -(2**63) <= int(key) < 2**63:
+            raise ValueError(f"{name} as an int seed must be in [-2**63, 2**63), got {key}")
+        return jax.random.key(int(key))
+    dtype = getattr(key, "dtype", None)
+    if dtype is not None and jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key):
+        return key
+    if dtype == np.uint32 and getattr(key, "shape", None) == (2,):
+        return key
+    raise TypeError(
+        f"{name} must be a PRNG key (jax.random.key(seed)) or an int seed, got {key!r}"
+    )
+
+
+def check_array_2d(name: str, x: Any, what: str = "(m, n_x)"):
+    """x must be an array (NumPy or JAX) of rank 2 with at least one row."""
+    if not hasattr(x, "ndim") or not hasattr(x, "shape"):
+        raise TypeError(
+            f"{name} must be an array {what}, got {type(x).__name__}; convert it with "
+            "np.asarray(...)"
+        )
+    if x.ndim != 2:
+        raise ValueError(f"{name} must be 2-D {what}, got shape {x.shape}")
+    check_real_dtype(name, x.dtype)
+    if x.shape[0] == 0:
+        raise ValueError(f"{name} has 0 rows; give at least one example")
+
+
 def check_xy(x: Any, y: Any, *, n_in: int | None = None, n_out: int | None = None, name: str = "x"):
     """Shapes always; finiteness of x and the label range when the arrays are concrete."""
-    if getattr(x, "ndim", None) != 2:
-        raise ValueError(f"{name} must be 2-D (m, n_x), got shape {getattr(x, 'shape', None)}")
+    check_array_2d(name, x)
     if n_in is not None and x.shape[1] != n_in:
         raise ValueError(f"{name} has {x.shape[1]} features but layer_sizes[0] is {n_in}")
     if y is not None:
-        if getattr(y, "ndim", None) not in (1, 2):
+        if not hasattr(y, "ndim"):
+            raise TypeError(
+                f"labels for {name} must be an array (m,), (m, 1) or (m, k), got "
+                f"{type(y).__name__}; convert them with np.asarray(...)"
+            )
+        check_real_dtype(f"labels for {name}", y.dtype)
+        if y.ndim not in (1, 2):
             raise ValueError(
                 f"labels for {name} must be (m,), (m, 1) or (m, k), "
                 f"got shape {getattr(y, 'shape', None)}"

@@ -27,8 +27,7 @@ AUTO_FRACTION, AUTO_CAP = 0.2, 10_000  # dev and test each get min(20% of m, 10,
 
 def _rng(key: Any) -> np.random.Generator:
     """A NumPy generator determined by a JAX key (or an int seed)."""
-    if isinstance(key, (int, np.integer)):
-        key = jax.random.key(int(key))
+    key = _checks.check_key("key", key)
     if jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
         key = jax.random.key_data(key)
     return np.random.default_rng(np.asarray(key, np.uint32).ravel().tolist())
@@ -78,7 +77,13 @@ def _sizes(m: int, ratios, train_dev: bool) -> tuple[int, ...]:
     else:
         expected = 4 if train_dev else 3
         names = "(train, train_dev, dev, test)" if train_dev else "(train, dev, test)"
-        ratios = tuple(float(r) for r in ratios)
+        try:
+            ratios = tuple(float(r) for r in ratios)
+        except (TypeError, ValueError):
+            raise TypeError(
+                f"ratios must be 'auto' or a sequence of {expected} fractions {names}, "
+                f"got {ratios!r}"
+            ) from None
         if len(ratios) != expected:
             raise ValueError(f"ratios must have {expected} entries {names}, got {ratios}")
         if any(not (0 <= r <= 1) for r in ratios):
@@ -128,6 +133,8 @@ def split_indices(
 ) -> SplitIndices:
     """Index-only version of :func:`split` (no data is touched; works for any m)."""
     _checks.check_positive_int("m", m)
+    if y is not None and len(np.asarray(y)) != m:
+        raise ValueError(f"y has {len(np.asarray(y))} rows but m is {m}")
     n_train, n_dev, n_test, n_train_dev = _sizes(m, ratios, train_dev)
     rng = _rng(key)
     set_sizes = np.array([n_train, n_dev, n_test, n_train_dev])
@@ -180,10 +187,16 @@ def split(x, y, *, key, ratios="auto", stratify: bool = True, train_dev: bool = 
 
     Raises:
       ValueError: ratios that do not sum to 1, an empty dev set, a class with a single
-        example under stratify, mismatched rows, or NaN/inf in x.
+        example under stratify, 0 rows, mismatched rows, or NaN/inf in x.
+      TypeError: a key that is neither a PRNG key nor an int seed, ratios that are not
+        numbers, or x/y that do not hold numbers.
     """
-    x = np.asarray(x)
-    y = np.asarray(y)
+    x = _checks.as_numeric("x", x)
+    y = _checks.as_numeric("y", y)
+    if x.ndim == 0 or x.shape[0] == 0:
+        raise ValueError(f"x must be (m, ...) with m > 0 rows, got shape {x.shape}")
+    if y.ndim not in (1, 2):
+        raise ValueError(f"y must be (m,) labels or (m, k) one-hot, got shape {y.shape}")
     if x.shape[0] != y.shape[0]:
         raise ValueError(f"x and y have different row counts: {x.shape[0]} vs {y.shape[0]}")
     _checks.check_finite_rows(x)
@@ -259,15 +272,47 @@ class Normalizer:
     A constant feature (σ below ``min_std``) gets σ = 1: it is centred to 0 on train and
     shifted by the same μ elsewhere, never divided by ~0; ``constant_features`` lists them.
 
+    ``Normalizer(mean, std)`` builds one from known statistics (both required, the same
+    feature shape, std >= 0); an explicit std below ``min_std``, 0 included, is a constant
+    feature exactly as in :meth:`fit`.
+
     Example:
       >>> norm = Normalizer().fit(x_train)
       >>> x_train, x_dev = norm.transform(x_train), norm.transform(x_dev)
+
+    Raises:
+      ValueError: only one of mean and std, different shapes, a negative or non-finite std,
+        or (in the methods) data of another feature shape, NaN/inf or 0 rows.
+      TypeError: statistics or data that are not numbers.
     """
 
     def __init__(self, mean=None, std=None, *, min_std: float = 1e-8):
-        self.mean = None if mean is None else np.asarray(mean, np.float64)
-        self.std = None if std is None else np.asarray(std, np.float64)
-        self.min_std = float(min_std)
+        self.min_std = _checks.check_number("min_std", min_std, low=0.0)
+        self.mean = self.std = self._raw_std = None
+        if mean is None and std is None:
+            return
+        if mean is None or std is None:
+            given, missing = ("mean", "std") if std is None else ("std", "mean")
+            raise ValueError(
+                f"Normalizer got {given} but no {missing}: pass both, "
+                "Normalizer(mean, std), or fit one with Normalizer().fit(x_train)"
+            )
+        mean = _checks.as_numeric("mean", mean).astype(np.float64)
+        std = _checks.as_numeric("std", std).astype(np.float64)
+        if mean.ndim == 0 or mean.shape != std.shape:
+            raise ValueError(
+                "mean and std must both have the feature shape (n_features, ...), got "
+                f"mean {mean.shape} and std {std.shape}"
+            )
+        if not (np.isfinite(mean).all() and np.isfinite(std).all()):
+            raise ValueError("mean and std must be finite")
+        if (std < 0).any():
+            raise ValueError(f"std must be >= 0, got {std.ravel()[np.argmax(std.ravel() < 0)]}")
+        self._set(mean, std)
+
+    def _set(self, mean: np.ndarray, raw_std: np.ndarray):
+        self.mean, self._raw_std = mean, raw_std
+        self.std = np.where(raw_std < self.min_std, 1.0, raw_std)
 
     @property
     def fitted(self) -> bool:
@@ -275,16 +320,14 @@ class Normalizer:
 
     @property
     def constant_features(self) -> np.ndarray:
-        """Flat indices of the features whose training std was below ``min_std``."""
+        """Flat indices of the features whose std was below ``min_std``."""
         self._require_fit()
         return np.flatnonzero(self._raw_std.ravel() < self.min_std)
 
     def fit(self, x_train) -> Normalizer:
         """Store μ and σ of ``x_train`` (m, ...); returns self."""
         x = self._check(x_train, fitting=True)
-        self.mean = x.mean(axis=0)
-        self._raw_std = x.std(axis=0)
-        self.std = np.where(self._raw_std < self.min_std, 1.0, self._raw_std)
+        self._set(x.mean(axis=0), x.std(axis=0))
         return self
 
     def transform(self, x) -> np.ndarray:
@@ -297,8 +340,10 @@ class Normalizer:
         return self.fit(x_train).transform(x_train)
 
     def inverse_transform(self, x) -> np.ndarray:
+        """``x σ + μ``: back to the original units (x of the fitted feature shape)."""
         self._require_fit()
-        return (np.asarray(x, np.float64) * self.std + self.mean).astype(np.float32)
+        x = self._check(x)
+        return (x * self.std + self.mean).astype(np.float32)
 
     def to_dict(self) -> dict[str, np.ndarray]:
         self._require_fit()
@@ -311,9 +356,8 @@ class Normalizer:
 
     @classmethod
     def from_dict(cls, state) -> Normalizer:
-        norm = cls(state["mean"], state["std"], min_std=float(state["min_std"]))
-        norm._raw_std = np.asarray(state.get("raw_std", state["std"]), np.float64)
-        return norm
+        std = state["raw_std"] if "raw_std" in state else state["std"]
+        return cls(state["mean"], std, min_std=float(state["min_std"]))
 
     def save(self, path) -> Path:
         path = Path(path)
@@ -332,7 +376,7 @@ class Normalizer:
             )
 
     def _check(self, x, fitting: bool = False) -> np.ndarray:
-        x = np.asarray(x, np.float64)
+        x = _checks.as_numeric("x", x).astype(np.float64)
         if x.ndim < 2 or x.shape[0] == 0:
             raise ValueError(f"x must be (m, n_features, ...) with m > 0, got shape {x.shape}")
         if not fitting and x.shape[1:] != self.mean.shape:
@@ -351,7 +395,7 @@ class ShiftReport(NamedTuple):
       auc: held-out ROC AUC of a classifier trained to tell set a from set b (0.5 = chance).
       p_value: one-sided permutation p-value of that AUC.
       ks_statistic, ks_p_value: per-feature two-sample Kolmogorov–Smirnov statistic and
-        asymptotic p-value.
+        two-sided p-value (``scipy.stats.ks_2samp``; 1 where D = 0).
       different: the verdict at level ``alpha`` (Bonferroni over the classifier test and
         the features' KS tests, so the false-alarm rate stays at most ``alpha``).
       top_features: ``(feature, ks_statistic, ks_p_value)`` of the most different features.
@@ -382,21 +426,17 @@ class ShiftReport(NamedTuple):
 
 
 def _ks_two_sample(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-column KS statistic D = sup|F_a − F_b| and its asymptotic p-value (Kolmogorov's
-    distribution with Stephens' small-sample correction)."""
-    n_a, n_b = len(a), len(b)
-    stats = np.empty(a.shape[1])
-    for j in range(a.shape[1]):
-        sa, sb = np.sort(a[:, j]), np.sort(b[:, j])
-        grid = np.concatenate([sa, sb])
-        cdf_a = np.searchsorted(sa, grid, side="right") / n_a
-        cdf_b = np.searchsorted(sb, grid, side="right") / n_b
-        stats[j] = np.abs(cdf_a - cdf_b).max()
-    n_eff = n_a * n_b / (n_a + n_b)
-    lam = (np.sqrt(n_eff) + 0.12 + 0.11 / np.sqrt(n_eff)) * stats
-    k = np.arange(1, 101)[:, None]
-    series = 2 * np.sum((-1.0) ** (k - 1) * np.exp(-2 * k**2 * lam[None, :] ** 2), axis=0)
-    return stats, np.clip(series, 0.0, 1.0)
+    """Per-column two-sample KS statistic D = sup|F_a − F_b| and its two-sided p-value,
+    from ``scipy.stats.ks_2samp`` (exact for small samples, asymptotic for large ones;
+    D = 0, e.g. a constant feature, gives p = 1)."""
+    try:
+        from scipy import stats
+    except ImportError as err:
+        raise ImportError(
+            "check_shift needs scipy for its KS tests: pip install 'jaxhp[stats]'"
+        ) from err
+    result = stats.ks_2samp(a, b, axis=0)
+    return np.atleast_1d(result.statistic), np.atleast_1d(result.pvalue)
 
 
 def _ranks(scores: np.ndarray) -> np.ndarray:
@@ -416,6 +456,14 @@ def _auc(ranks: np.ndarray, labels: np.ndarray) -> np.ndarray:
     n_pos = labels.sum(axis=-1)
     n_neg = labels.shape[-1] - n_pos
     return ((labels * ranks).sum(axis=-1) - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
+
+
+def _as_rows(name: str, x) -> np.ndarray:
+    """(m, ...) samples as (m, n_features) float64 rows."""
+    x = _checks.as_numeric(name, x)
+    if x.ndim == 0:
+        raise ValueError(f"{name} must be (m, ...) samples, got a scalar")
+    return x.astype(np.float64).reshape(len(x), -1)
 
 
 def check_shift(
@@ -446,15 +494,27 @@ def check_shift(
 
     Returns:
       A :class:`ShiftReport`.
+
+    Raises:
+      ValueError: fewer than 10 rows in a set, different feature counts, NaN/inf, alpha
+        outside (0, 1), or a non-positive count.
+      TypeError: data that are not numbers, or a key that is neither a key nor an int.
+      ImportError: without scipy (install the ``stats`` extra).
     """
-    a = np.asarray(x_a, np.float64).reshape(len(x_a), -1)
-    b = np.asarray(x_b, np.float64).reshape(len(x_b), -1)
+    a, b = (_as_rows(name, v) for name, v in (("x_a", x_a), ("x_b", x_b)))
     if a.shape[1] != b.shape[1]:
         raise ValueError(f"x_a and x_b have different feature counts: {a.shape[1]} vs {b.shape[1]}")
     if min(len(a), len(b)) < 10:
-        raise ValueError("check_shift needs at least 10 examples in each set")
+        raise ValueError(
+            f"check_shift needs at least 10 examples in each set, got x_a {len(a)} and "
+            f"x_b {len(b)} rows"
+        )
+    _checks.check_number("alpha", alpha)
     if not (0 < alpha < 1):
         raise ValueError(f"alpha must be in (0, 1), got {alpha!r}")
+    counts = {"n_permutations": n_permutations, "hidden": hidden, "steps": steps, "top": top}
+    for name, value in counts.items():
+        _checks.check_positive_int(name, value)
     _checks.check_finite_rows(a, "x_a")
     _checks.check_finite_rows(b, "x_b")
     rng = _rng(key)
