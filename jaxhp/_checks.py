@@ -157,9 +157,7 @@ def check_key(name: str, key: Any) -> Any:
         return key
     if dtype == np.uint32 and getattr(key, "shape", None) == (2,):
         return key
-    raise TypeError(
-        f"{name} must be a PRNG key (jax.random.key(seed)) or an int seed, got {key!r}"
-    )
+    raise TypeError(f"{name} must be a PRNG key (jax.random.key(seed)) or an int seed, got {key!r}")
 
 
 def check_array_2d(name: str, x: Any, what: str = "(m, n_x)"):

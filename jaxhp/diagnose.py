@@ -5,15 +5,30 @@ dev error − train error, or train-dev error − train error when a train-dev s
 from the training distribution) is given, in which case data mismatch = dev − train-dev.
 Each gap counts as "high" when it exceeds ``threshold`` (absolute error rate, default 0.02:
 the course's 15%/16% case is high bias only, 0.5%/1% is fine).
+
+A run that did not train (diverged, or train error at chance level) has no meaningful bias
+or variance: it gets "learning rate too high / diverging" and nothing else. A negative gap
+is noise around 0 and is reported as about 0, with a note.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
+import warnings
+from typing import Any, NamedTuple
 
 import numpy as np
 
+from jaxhp import _checks
+
+DIVERGING = "learning rate too high / diverging"
+
 ADVICE = {
+    "diverging": (
+        "Learning rate too high / diverging: the run did not learn (a non-finite cost, or "
+        "train error at chance level). Lower the learning rate (try 10x smaller); if the "
+        "error still sits at chance, check the labels and the initialisation (zeros cannot "
+        "break symmetry). Bias and variance are not assessed until the run trains."
+    ),
     "high bias": (
         "High avoidable bias: use a bigger or deeper network, train longer (more steps, a "
         "better optimiser or learning rate), or try another architecture. More data will "
@@ -36,9 +51,17 @@ ADVICE = {
 
 
 class Diagnosis(NamedTuple):
-    """A bias/variance reading. ``verdict`` is one of ``"high bias"``, ``"high variance"``,
-    ``"high bias and high variance"``, ``"data mismatch"`` (possibly combined with the
-    others by ``" + "``) or ``"fine"``; ``advice`` holds one recipe line per problem."""
+    """A bias/variance reading.
+
+    ``verdict`` is one of ``"high bias"``, ``"high variance"``, ``"high bias and high
+    variance"``, ``"data mismatch"`` (possibly combined with the others by ``" + "``),
+    ``"fine"``, or ``"learning rate too high / diverging"`` (alone: a run that did not train
+    has no bias/variance reading); ``advice`` holds one recipe line per problem.
+
+    ``avoidable_bias``, ``variance`` and ``data_mismatch`` are the measured gaps and may be
+    negative (noise around 0); ``str()`` reports a negative gap as about 0 and ``notes``
+    says why. ``bayes_error_given`` is False when Bayes error took its default of 0.
+    """
 
     train_error: float
     dev_error: float
@@ -50,24 +73,82 @@ class Diagnosis(NamedTuple):
     problems: tuple[str, ...]
     verdict: str
     advice: tuple[str, ...]
+    notes: tuple[str, ...] = ()
+    bayes_error_given: bool = True
 
     def __str__(self) -> str:
+        bayes = f"assumed Bayes error {self.bayes_error:.2%}"
+        if not self.bayes_error_given:
+            bayes += " (the default: pass bayes_error, your estimate of human-level error)"
         parts = [
-            f"train error {self.train_error:.2%}, dev error {self.dev_error:.2%}, "
-            f"Bayes error {self.bayes_error:.2%}",
-            f"avoidable bias {self.avoidable_bias:+.2%}, variance {self.variance:+.2%}"
-            + ("" if self.data_mismatch is None else f", data mismatch {self.data_mismatch:+.2%}"),
-            f"verdict: {self.verdict}",
-            *self.advice,
+            f"train error {self.train_error:.2%}, dev error {self.dev_error:.2%}, {bayes}",
         ]
+        if "diverging" in self.problems:
+            parts.append("avoidable bias and variance: not assessed (the run did not train)")
+        else:
+            gaps = [("avoidable bias", self.avoidable_bias), ("variance", self.variance)]
+            if self.data_mismatch is not None:
+                gaps.append(("data mismatch", self.data_mismatch))
+            parts.append(", ".join(f"{name} {_gap(value)}" for name, value in gaps))
+        parts += [f"verdict: {self.verdict}", *(f"note: {n}" for n in self.notes), *self.advice]
         return "\n".join(parts)
 
 
+def _gap(value: float) -> str:
+    """A gap as a signed percentage; a negative one reads as about 0 (see the notes)."""
+    return "about 0" if value < 0 else f"{value:+.2%}"
+
+
 def _error_rate(name: str, value) -> float:
-    value = float(value)
+    value = _checks.check_number(name, value)
     if not (0.0 <= value <= 1.0):
         raise ValueError(f"{name} must be an error rate in [0, 1], got {value!r}")
     return value
+
+
+def _flag(name: str, value) -> bool:
+    if not (isinstance(value, (bool, np.bool_)) or getattr(value, "dtype", None) == np.bool_):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def _errors_of(result: Any) -> tuple[float, float, bool]:
+    """(train error, dev error, did it diverge) from the last evaluation of a TrainResult."""
+    history = getattr(result, "history", None)
+    if not all(hasattr(history, f) for f in ("train_accuracy", "dev_accuracy", "dev_cost")):
+        raise TypeError(
+            "result must be a jaxhp.TrainResult (or pass train_error= and dev_error=), got "
+            f"{type(result).__name__}"
+        )
+    train_accuracy = np.asarray(history.train_accuracy)
+    if train_accuracy.ndim != 1:
+        raise ValueError(
+            f"result holds {train_accuracy.shape[0]} runs (a sweep); diagnose one member "
+            "with results.diagnosis(member), or all with results.diagnose()"
+        )
+    costs = np.concatenate([np.asarray(history.train_cost), np.asarray(history.dev_cost)])
+    diverged = bool(np.asarray(getattr(result, "diverged", False))) or not np.isfinite(costs).all()
+    train_error = 1.0 - float(train_accuracy[-1])
+    return train_error, 1.0 - float(np.asarray(history.dev_accuracy)[-1]), diverged
+
+
+def majority_error(y) -> float:
+    """The chance-level error rate: that of always predicting the most frequent class.
+
+    Args:
+      y: labels (m,) (class ids or 0/1) or (m, k) one-hot.
+
+    Returns:
+      ``1 − (count of the most frequent class) / m``; pass it as ``chance_error``.
+    """
+    labels = _checks.as_numeric("y", y)
+    if labels.ndim == 2 and labels.shape[1] > 1:
+        labels = np.argmax(labels, axis=1)
+    labels = labels.reshape(-1)
+    if labels.size == 0:
+        raise ValueError("y has 0 labels")
+    _, counts = np.unique(labels, return_counts=True)
+    return 1.0 - counts.max() / labels.size
 
 
 def diagnose(
@@ -75,45 +156,109 @@ def diagnose(
     *,
     train_error: float | None = None,
     dev_error: float | None = None,
-    bayes_error: float = 0.0,
+    bayes_error: float | None = None,
     train_dev_error: float | None = None,
     threshold: float = 0.02,
+    chance_error: float | None = None,
+    diverged: bool = False,
 ) -> Diagnosis:
     """Diagnose bias, variance and data mismatch from error rates.
 
+    Before any bias/variance verdict, a run that did not train is called "learning rate
+    too high / diverging": ``diverged`` (or the result's flag, or a non-finite cost in its
+    history), or a train error within ``threshold`` of ``chance_error``.
+
     Args:
       result: optional :class:`jaxhp.TrainResult`; its last recorded train/dev accuracies
-        give the error rates (1 − accuracy).
+        give the error rates (1 − accuracy), and its ``diverged`` flag and costs count.
       train_error, dev_error: error rates in [0, 1] (required without ``result``).
-      bayes_error: the unavoidable error (≈ human error), in [0, 1].
+      bayes_error: the unavoidable error (≈ human error), in [0, 1]; None assumes 0 and
+        says so in the output.
       train_dev_error: error on a held-out slice of the training distribution; separates
         variance from data mismatch.
       threshold: a gap above this is "high".
+      chance_error: the error of guessing, e.g. 0.5 for balanced binary labels or
+        :func:`majority_error` of the dev labels; None skips the chance check (it is also
+        skipped when ``bayes_error`` is itself within ``threshold`` of chance).
+      diverged: True when the run's cost exploded (e.g. ``TrainResult.diverged`` or
+        ``SweepResults.diverged[member]``).
 
     Returns:
       A :class:`Diagnosis`.
+
+    Raises:
+      TypeError: a result that is not a TrainResult, or rates that are not numbers.
+      ValueError: rates outside [0, 1], both a result and rates, or missing rates.
+
+    Warns:
+      UserWarning: when ``bayes_error`` is above the train error (the model fits the
+        training set better than the assumed unavoidable error: the estimate is too high,
+        or the model memorises noise); avoidable bias then reads as about 0.
 
     Example:
       >>> diagnose(train_error=0.01, dev_error=0.11).verdict
       'high variance'
     """
+    diverged = _flag("diverged", diverged)
     if result is not None:
-        history = result.history
-        train_error = 1.0 - float(np.asarray(history.train_accuracy)[-1])
-        dev_error = 1.0 - float(np.asarray(history.dev_accuracy)[-1])
+        if train_error is not None or dev_error is not None:
+            raise ValueError("pass either result or train_error/dev_error, not both")
+        train_error, dev_error, result_diverged = _errors_of(result)
+        diverged = diverged or result_diverged
     if train_error is None or dev_error is None:
         raise ValueError("diagnose needs train_error and dev_error, or a TrainResult")
     train = _error_rate("train_error", train_error)
     dev = _error_rate("dev_error", dev_error)
-    bayes = _error_rate("bayes_error", bayes_error)
+    bayes_given = bayes_error is not None
+    bayes = _error_rate("bayes_error", bayes_error) if bayes_given else 0.0
+    threshold = _checks.check_number("threshold", threshold)
     if not (threshold > 0):
         raise ValueError(f"threshold must be > 0, got {threshold!r}")
+    chance = None if chance_error is None else _error_rate("chance_error", chance_error)
+    train_dev = None if train_dev_error is None else _error_rate("train_dev_error", train_dev_error)
     bias = train - bayes
-    if train_dev_error is None:
+    if train_dev is None:
         variance, mismatch = dev - train, None
     else:
-        train_dev = _error_rate("train_dev_error", train_dev_error)
         variance, mismatch = train_dev - train, dev - train_dev
+
+    notes = []
+    # At chance means no learning, unless the task itself is at chance (Bayes error).
+    at_chance = chance is not None and train >= chance - threshold and bayes < chance - threshold
+    if diverged or at_chance:
+        notes.append(
+            "the cost diverged (non-finite or exploding)"
+            if diverged
+            else f"train error {train:.2%} is at chance level ({chance:.2%})"
+        )
+        problems = ["diverging"]
+    else:
+        problems = _problems(bias, variance, mismatch, threshold)
+        notes += _negative_gap_notes(bias, variance, mismatch)
+    if bias < 0 and problems != ["diverging"]:
+        warnings.warn(
+            f"bayes_error {bayes:.2%} is above train_error {train:.2%}: either the Bayes "
+            "estimate is too high or the model memorises noise; avoidable bias reads as 0",
+            UserWarning,
+            stacklevel=2,
+        )
+    return Diagnosis(
+        train,
+        dev,
+        bayes,
+        train_dev,
+        bias,
+        variance,
+        mismatch,
+        tuple(problems),
+        _verdict(problems),
+        tuple(ADVICE[p] for p in problems) or (ADVICE["fine"],),
+        tuple(notes),
+        bayes_given,
+    )
+
+
+def _problems(bias: float, variance: float, mismatch: float | None, threshold: float) -> list:
     problems = []
     if bias > threshold:
         problems.append("high bias")
@@ -121,20 +266,31 @@ def diagnose(
         problems.append("high variance")
     if mismatch is not None and mismatch > threshold:
         problems.append("data mismatch")
+    return problems
+
+
+def _verdict(problems: list) -> str:
+    if problems == ["diverging"]:
+        return DIVERGING
     if problems[:2] == ["high bias", "high variance"]:
-        verdict = " + ".join(["high bias and high variance", *problems[2:]])
-    else:
-        verdict = " + ".join(problems) or "fine"
-    advice = tuple(ADVICE[p] for p in problems) or (ADVICE["fine"],)
-    return Diagnosis(
-        train,
-        dev,
-        bayes,
-        None if train_dev_error is None else train_dev,
-        bias,
-        variance,
-        mismatch,
-        tuple(problems),
-        verdict,
-        advice,
-    )
+        return " + ".join(["high bias and high variance", *problems[2:]])
+    return " + ".join(problems) or "fine"
+
+
+def _negative_gap_notes(bias: float, variance: float, mismatch: float | None) -> list[str]:
+    """Why a gap that cannot truly be negative was measured below 0, and read as about 0."""
+    notes = []
+    if bias < 0:
+        notes.append(
+            f"train error is {-bias:.2%} below the assumed Bayes error: avoidable bias read "
+            "as 0 (Bayes error set too high, or the model memorises noise)"
+        )
+    if variance < 0:
+        held_out = "dev" if mismatch is None else "train-dev"
+        notes.append(
+            f"{held_out} error is {-variance:.2%} below train error: variance read as 0 "
+            "(sampling noise of a small set)"
+        )
+    if mismatch is not None and mismatch < 0:
+        notes.append(f"dev error is {-mismatch:.2%} below train-dev error: data mismatch read as 0")
+    return notes
