@@ -52,6 +52,13 @@ def weight_std(scheme: str, n_in: int, n_out: int, scale: float | None = None) -
     return 0.0
 
 
+def _is_float_dtype(dtype) -> bool:
+    try:
+        return dtype is not None and bool(jnp.issubdtype(dtype, jnp.floating))
+    except TypeError:  # not a dtype at all, e.g. "abc"
+        return False
+
+
 def init_mlp(
     key: jax.Array,
     layer_sizes: Sequence[int],
@@ -66,7 +73,7 @@ def init_mlp(
     by :func:`weight_std` (the course's ``randn * sqrt(...)``); biases are zeros.
 
     Args:
-      key: PRNG key.
+      key: PRNG key (or an int seed).
       layer_sizes: ``(n_x, n_1, ..., n_out)``, at least two positive ints.
       scheme: ``"he"``, ``"lecun"`` (alias ``"xavier"``), ``"glorot"``, ``"zeros"`` or
         ``"random"``.
@@ -79,16 +86,21 @@ def init_mlp(
 
     Raises:
       ValueError: for bad ``layer_sizes``, an unknown scheme or a non-positive scale.
+      TypeError: for a key that is neither a key nor an int, a non-number scale or a
+        non-float dtype.
 
     Example:
       >>> params = init_mlp(jax.random.key(0), (2, 20, 3, 1), scheme="he")
       >>> params[0].W.shape, params[2].b.shape
       ((2, 20), (1,))
     """
+    key = _checks.check_key("key", key)
     sizes = _checks.check_layer_sizes(layer_sizes)
     _checks.check_choice("init scheme", scheme, SCHEMES)
-    if scale is not None and not (float(scale) > 0):
+    if scale is not None and not (_checks.check_number("scale", scale) > 0):
         raise ValueError(f"scale must be > 0, got {scale!r}")
+    if not _is_float_dtype(dtype):
+        raise TypeError(f"dtype must be a float dtype such as jnp.float32, got {dtype!r}")
     keys = jax.random.split(key, len(sizes) - 1)
     layers = []
     for k, n_in, n_out in zip(keys, sizes[:-1], sizes[1:]):

@@ -16,12 +16,39 @@ def targets(y: jax.Array, n_out: int, dtype=jnp.float32) -> jax.Array:
     """Labels in the form the loss uses: (m,) 0/1 floats for one output, (m, k) one-hot else.
 
     Accepts (m,), (m, 1) or, for k > 1 outputs, (m, k) one-hot / soft targets.
+
+    Raises:
+      ValueError: any other label shape (it would broadcast into a wrong loss).
     """
+    _check_label_shape(y, n_out)
     if n_out == 1:
         return jnp.reshape(y, (-1,)).astype(dtype)
     if y.ndim == 2 and y.shape[1] == n_out:
         return y.astype(dtype)
     return jax.nn.one_hot(jnp.reshape(y, (-1,)).astype(jnp.int32), n_out, dtype=dtype)
+
+
+def _check_label_shape(y, n_out: int):
+    """Labels (m,), (m, 1), or (m, n_out) for n_out > 1: nothing that could broadcast."""
+    shape = getattr(y, "shape", None)
+    if shape is None:
+        raise TypeError(f"labels must be an array, got {type(y).__name__}")
+    allowed = (1,) if n_out == 1 else (1, n_out)
+    if not (len(shape) == 1 or (len(shape) == 2 and shape[1] in allowed)):
+        forms = "(m,) or (m, 1)" if n_out == 1 else f"(m,), (m, 1) or (m, {n_out}) one-hot"
+        raise ValueError(f"labels have shape {shape}; with {n_out} output(s) use {forms}")
+
+
+def _check_logits(logits):
+    if getattr(logits, "ndim", None) != 2:
+        raise ValueError(f"logits must be (m, n_out), got shape {getattr(logits, 'shape', None)}")
+
+
+def _check_shape(name: str, value, expected: tuple):
+    """An optional array that must have exactly ``expected`` shape (no broadcasting)."""
+    if value is not None and getattr(value, "shape", None) != expected:
+        got = getattr(value, "shape", type(value).__name__)
+        raise ValueError(f"{name} must have shape {expected}, got {got}")
 
 
 def _mean(values: jax.Array, weights: jax.Array | None) -> jax.Array:
@@ -40,7 +67,14 @@ def cross_entropy(logits: jax.Array, t: jax.Array, weights: jax.Array | None = N
     k outputs (``t`` of shape (m, k)): softmax, ``mean(logsumexp(z) - sum(t z))``.
     ``t`` comes from :func:`targets`. With per-example ``weights`` (m,) the mean is
     weighted: ``sum(w ce) / sum(w)``.
+
+    Raises:
+      ValueError: logits not (m, k), or ``t``/``weights`` of another shape than above.
     """
+    _check_logits(logits)
+    m, k = logits.shape
+    _check_shape("t", t, (m,) if k == 1 else (m, k))
+    _check_shape("weights", weights, (m,))
     if logits.shape[-1] == 1:
         z = logits[:, 0]
         return _mean(jax.nn.softplus(z) - z * t, weights)
@@ -104,11 +138,13 @@ def loss(
 
 def predict(params: Params, x: jax.Array, *, activation: str = "relu") -> jax.Array:
     """Class predictions (m,) int32, dropout off: ``z > 0`` for one output, argmax for k."""
+    _checks.check_xy(x, None, n_in=params[0].W.shape[0])
     return predictions(forward(params, x, activation=activation))
 
 
 def predictions(logits: jax.Array) -> jax.Array:
     """Class predictions (m,) int32 from logits: ``z > 0`` for one output, argmax for k."""
+    _check_logits(logits)
     if logits.shape[-1] == 1:
         return (logits[:, 0] > 0).astype(jnp.int32)
     return jnp.argmax(logits, axis=-1).astype(jnp.int32)
@@ -116,6 +152,10 @@ def predictions(logits: jax.Array) -> jax.Array:
 
 def labels_of(y: jax.Array) -> jax.Array:
     """Integer class ids (m,) from any accepted label form."""
+    if getattr(y, "ndim", None) not in (1, 2):
+        raise ValueError(
+            f"labels must be (m,), (m, 1) or (m, k), got shape {getattr(y, 'shape', None)}"
+        )
     if y.ndim == 2 and y.shape[1] > 1:
         return jnp.argmax(y, axis=-1).astype(jnp.int32)
     return jnp.reshape(y, (-1,)).astype(jnp.int32)
@@ -131,10 +171,15 @@ def accuracy(
 ):
     """Fraction of rows (weighted by ``weights``) where :func:`predict` equals the label,
     dropout off."""
+    _checks.check_xy(x, y, n_in=params[0].W.shape[0], n_out=params[-1].W.shape[1])
     return logits_accuracy(forward(params, x, activation=activation), y, weights)
 
 
 def logits_accuracy(logits: jax.Array, y: jax.Array, weights: jax.Array | None = None):
     """:func:`accuracy` from already computed logits."""
+    _check_logits(logits)
+    m = logits.shape[0]
+    _check_shape("labels", labels_of(y), (m,))
+    _check_shape("weights", weights, (m,))
     hits = (predictions(logits) == labels_of(y)).astype(jnp.float32)
     return _mean(hits, weights)
