@@ -2,6 +2,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import scipy.ndimage
+import scipy.stats
+from conftest import assert_close
 
 import jaxhp
 from jaxhp import augment
@@ -134,6 +137,49 @@ def test_check_shift_bad_input():
         check_shift(np.ones((20, 3)), np.ones((20, 4)), key=0)
 
 
+def test_ks_p_values_match_scipy_and_a_hand_case():
+    from jaxhp.data import _ks_two_sample
+
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(30, 4))
+    b = rng.normal(size=(45, 4))
+    b[:, 1] += 0.8
+    b[:15, 2] = a[:15, 2]  # shared values: ties between the samples
+    stats, p = _ks_two_sample(a, b)
+    for j in range(4):
+        reference = scipy.stats.ks_2samp(a[:, j], b[:, j])
+        assert stats[j] == pytest.approx(reference.statistic, rel=1e-12)
+        assert p[j] == pytest.approx(reference.pvalue, rel=1e-9)
+    # Hand case: every a below every b (n = m = 5) gives D = 1, and of the C(10, 5) equally
+    # likely orderings only 2 reach D = 1, so p = 2 / 252.
+    stats, p = _ks_two_sample(np.arange(5.0)[:, None], np.arange(5.0, 10.0)[:, None])
+    assert stats[0] == 1.0 and p[0] == pytest.approx(2 / 252, rel=1e-9)
+    # D = 0 (a constant feature, e.g. an image border) means p = 1, never "different".
+    stats, p = _ks_two_sample(np.ones((40, 2)), np.ones((50, 2)))
+    np.testing.assert_array_equal(stats, [0.0, 0.0])
+    np.testing.assert_array_equal(p, [1.0, 1.0])
+
+
+def test_check_shift_with_constant_features_is_not_a_false_alarm():
+    rng = np.random.default_rng(1)
+    a, b = rng.normal(size=(60, 3)), rng.normal(size=(60, 3))
+    a[:, 0] = b[:, 0] = 0.0  # a constant border pixel in both sets
+    report = check_shift(a, b, key=0, n_permutations=100, steps=20)
+    assert report.ks_statistic[0] == 0.0 and report.ks_p_value[0] == 1.0
+    assert not report.different
+
+
+def test_normalizer_from_explicit_statistics():
+    norm = Normalizer(mean=[1.0, 2.0, 3.0], std=[2.0, 0.0, 4.0])
+    np.testing.assert_array_equal(norm.constant_features, [1])  # an explicit 0 is constant
+    out = norm.transform(np.array([[5.0, 7.0, 3.0]]))
+    np.testing.assert_allclose(out, [[2.0, 5.0, 0.0]])  # (5-1)/2, (7-2)/1, (3-3)/4
+    np.testing.assert_allclose(norm.inverse_transform(out), [[5.0, 7.0, 3.0]])
+    np.testing.assert_allclose(norm.inverse_transform(np.zeros((2, 3))), [[1, 2, 3]] * 2)
+    with pytest.raises(ValueError, match=r"feature shape \(1,\) but .* fitted on \(3,\)"):
+        norm.inverse_transform(np.ones((4, 1)))  # not broadcast to 3 features
+
+
 def _images(key, n=6, h=8, w=8, c=3):
     return jax.random.uniform(key, (n, h, w, c))
 
@@ -175,18 +221,74 @@ def test_flip_is_an_exact_mirror_and_crop_a_shift(key):
         )
 
 
-def test_augment_inside_training_and_composition(key):
-    op = augment.for_flat_images(
-        augment.compose(augment.random_flip, augment.gaussian_noise), (4, 4, 1)
+def _angles(key, n, max_degrees):
+    """The documented draw: example i rotates by uniform(split(key, n)[i], ±max_degrees)."""
+    keys = jax.random.split(key, n)
+    return np.array(
+        [float(jax.random.uniform(k, minval=-max_degrees, maxval=max_degrees)) for k in keys]
     )
+
+
+def test_rotation_matches_scipy_and_turns_clockwise_by_the_drawn_angle():
+    size, centre = 15, 7
+    rows, cols = np.mgrid[0:size, 0:size]
+    blob = np.exp(-((rows - centre) ** 2 + (cols - centre - 3) ** 2) / 2.0)  # 3 px right
+    x = np.broadcast_to(np.stack([blob, 2 * blob], -1), (8, size, size, 2)).astype(np.float32)
+    key = jax.random.key(3)
+    out = np.asarray(augment.random_rotation(key, x, max_degrees=90.0))
+    angles = _angles(key, 8, 90.0)
+    assert angles.min() < -30 and angles.max() > 30  # both directions are exercised
+    for image, degrees in zip(out, angles):
+        # scipy turns counter-clockwise (as displayed) for a positive angle.
+        reference = scipy.ndimage.rotate(blob, -degrees, reshape=False, order=1, cval=0.0)
+        np.testing.assert_allclose(image[..., 0], reference, atol=1e-3)
+        np.testing.assert_allclose(image[..., 1], 2 * reference, atol=2e-3)
+        # Closed form: the blob's centre moves from (0, 3) to 3 (sin θ, cos θ) (row, col).
+        mass = image[..., 0].sum()
+        theta = np.deg2rad(degrees)
+        centroid = ((image[..., 0] * rows).sum() / mass, (image[..., 0] * cols).sum() / mass)
+        np.testing.assert_allclose(
+            centroid, (centre + 3 * np.sin(theta), centre + 3 * np.cos(theta)), atol=0.05
+        )
+
+
+def test_gaussian_noise_is_additive_with_the_given_std(key):
+    x = _images(key, n=4, h=32, w=32, c=3)
+    std = 0.3
+    noise = np.asarray(augment.gaussian_noise(jax.random.key(9), x, std=std) - x, np.float64)
+    shifted = augment.gaussian_noise(jax.random.key(9), x + 1.0, std=std) - (x + 1.0)
+    np.testing.assert_allclose(shifted, noise, atol=1e-5)  # independent of the image
+    n = noise[0].size
+    for example in noise:
+        # Sample std of n normals: relative sd 1 / sqrt(2 n); allow 5 sds.
+        assert abs(example.std() / std - 1) < 5 / np.sqrt(2 * n)
+        assert abs(example.mean()) < 5 * std / np.sqrt(n)
+    corr = np.corrcoef(noise.reshape(4, -1))[np.triu_indices(4, 1)]
+    assert np.abs(corr).max() < 5 / np.sqrt(n)  # independent across examples
+
+
+def test_training_applies_augment_to_every_batch(key):
+    # Negating every training batch must train exactly like training on -x (evaluation
+    # sees clean data, so only params are compared); an ignored augment trains on +x.
     x = jax.random.normal(key, (64, 16))
     y = (x[:, 0] > 0).astype(jnp.int32)
-    config = jaxhp.TrainConfig(layer_sizes=(16, 8, 1), steps=20, augment=op)
-    plain = jaxhp.fit(
-        key, jaxhp.HParams(learning_rate=0.1), jaxhp.Data((x, y)), config.replace(augment=None)
+    config = jaxhp.TrainConfig(layer_sizes=(16, 8, 1), steps=20, eval_every=20)
+    hp = jaxhp.HParams(learning_rate=0.1)
+    negated = jaxhp.fit(key, hp, jaxhp.Data((x, y)), config.replace(augment=lambda k, b: -b))
+    on_minus_x = jaxhp.fit(key, hp, jaxhp.Data((-x, y)), config)
+    assert_close(negated.params, on_minus_x.params, rtol=1e-6, atol=1e-7)
+
+
+def test_compose_applies_each_op_with_its_own_key(key):
+    x = _images(key, n=4)
+    op = augment.compose(augment.random_flip, augment.gaussian_noise)
+    k_flip, k_noise = jax.random.split(jax.random.key(2))
+    expected = augment.gaussian_noise(k_noise, augment.random_flip(k_flip, x))
+    np.testing.assert_array_equal(op(jax.random.key(2), x), expected)
+    flat = augment.for_flat_images(op, (8, 8, 3))
+    np.testing.assert_array_equal(
+        flat(jax.random.key(2), x.reshape(4, -1)), np.asarray(expected).reshape(4, -1)
     )
-    augmented = jaxhp.fit(key, jaxhp.HParams(learning_rate=0.1), jaxhp.Data((x, y)), config)
-    assert not np.allclose(plain.params[0].W, augmented.params[0].W)
 
 
 def test_auc_matches_pair_counting():
