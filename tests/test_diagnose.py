@@ -1,25 +1,117 @@
+import warnings
+
 import jax
 import numpy as np
 import pytest
 from conftest import assert_close
 
 import jaxhp
+from jaxhp.diagnose import majority_error
 
 
+# The course's cases (COURSE.md point 3) with their gaps written out by hand.
 @pytest.mark.parametrize(
-    "train, dev, verdict",
+    "train, dev, bias, variance, verdict",
     [
-        (0.01, 0.11, "high variance"),
-        (0.15, 0.16, "high bias"),
-        (0.15, 0.30, "high bias and high variance"),
-        (0.005, 0.01, "fine"),
+        (0.01, 0.11, 0.01, 0.10, "high variance"),
+        (0.15, 0.16, 0.15, 0.01, "high bias"),
+        (0.15, 0.30, 0.15, 0.15, "high bias and high variance"),
+        (0.005, 0.01, 0.005, 0.005, "fine"),
     ],
 )
-def test_course_cases(train, dev, verdict):
+def test_course_cases(train, dev, bias, variance, verdict):
     d = jaxhp.diagnose(train_error=train, dev_error=dev, bayes_error=0.0)
     assert d.verdict == verdict
-    assert d.avoidable_bias == pytest.approx(train)
-    assert d.variance == pytest.approx(dev - train)
+    assert d.avoidable_bias == pytest.approx(bias, abs=1e-12)
+    assert d.variance == pytest.approx(variance, abs=1e-12)
+
+
+def test_human_level_error_as_bayes_error_moves_the_verdict():
+    # Train 8%, dev 12%: against 0% the bias (8%) is high; against a human level of 7.5%
+    # the avoidable bias is 0.5% and only the 4% variance is high.
+    assert jaxhp.diagnose(train_error=0.08, dev_error=0.12, bayes_error=0.0).verdict == (
+        "high bias and high variance"
+    )
+    d = jaxhp.diagnose(train_error=0.08, dev_error=0.12, bayes_error=0.075)
+    assert d.verdict == "high variance"
+    assert d.avoidable_bias == pytest.approx(0.005, abs=1e-12)
+    assert d.variance == pytest.approx(0.04, abs=1e-12)
+
+
+def test_output_states_the_assumed_bayes_error():
+    default = str(jaxhp.diagnose(train_error=0.15, dev_error=0.16))
+    assert "assumed Bayes error 0.00% (the default" in default
+    given = jaxhp.diagnose(train_error=0.15, dev_error=0.16, bayes_error=0.075)
+    assert "assumed Bayes error 7.50%" in str(given) and "the default" not in str(given)
+    assert (
+        given.bayes_error_given
+        and not jaxhp.diagnose(train_error=0.1, dev_error=0.1).bayes_error_given
+    )
+
+
+def test_negative_variance_reads_as_about_zero_with_a_note():
+    d = jaxhp.diagnose(train_error=0.10, dev_error=0.09, bayes_error=0.09)
+    assert d.variance == pytest.approx(-0.01, abs=1e-12)  # the measured gap is kept
+    text = str(d)
+    assert "variance about 0" in text and "-1.00%" not in text
+    assert "dev error is 1.00% below train error" in text
+    assert d.verdict == "fine"
+    mismatch = jaxhp.diagnose(
+        train_error=0.05, train_dev_error=0.08, dev_error=0.06, bayes_error=0.04
+    )
+    assert mismatch.verdict == "high variance"
+    assert "data mismatch about 0" in str(mismatch)
+    assert "dev error is 2.00% below train-dev error" in str(mismatch)
+
+
+def test_bayes_error_above_train_error_warns():
+    with pytest.warns(UserWarning, match="bayes_error 12.00% is above train_error 10.00%"):
+        d = jaxhp.diagnose(train_error=0.10, dev_error=0.11, bayes_error=0.12)
+    assert "avoidable bias about 0" in str(d)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the same call below Bayes error stays quiet
+        jaxhp.diagnose(train_error=0.13, dev_error=0.14, bayes_error=0.12)
+
+
+def test_chance_level_is_diverging_before_any_bias_verdict():
+    # Stuck at chance, the bias reading (49%) would say "use a bigger network".
+    assert jaxhp.diagnose(train_error=0.49, dev_error=0.50).verdict == "high bias"
+    d = jaxhp.diagnose(train_error=0.49, dev_error=0.50, chance_error=0.5)
+    assert d.verdict == "learning rate too high / diverging"
+    assert d.problems == ("diverging",) and len(d.advice) == 1
+    assert "Lower the learning rate" in d.advice[0]
+    assert "bigger" not in str(d) and "not assessed" in str(d)
+    assert "train error 49.00% is at chance level (50.00%)" in str(d)
+    # Three classes (chance 2/3): 60% error has learnt something; 66% has not.
+    three = dict(dev_error=0.7, chance_error=2 / 3)
+    assert jaxhp.diagnose(train_error=0.60, **three).verdict == "high bias and high variance"
+    assert jaxhp.diagnose(train_error=0.66, **three).problems == ("diverging",)
+    # A task whose Bayes error is itself near chance is not a failed run.
+    noisy = jaxhp.diagnose(train_error=0.49, dev_error=0.5, chance_error=0.5, bayes_error=0.485)
+    assert noisy.verdict == "fine"
+
+
+def test_diverged_flag_and_non_finite_costs_give_diverging():
+    d = jaxhp.diagnose(train_error=0.02, dev_error=0.03, diverged=True)
+    assert d.verdict == "learning rate too high / diverging"
+    history = jaxhp.History(
+        step=np.array([10, 20]),
+        train_cost=np.array([0.5, 0.4]),
+        train_accuracy=np.array([0.8, 0.9]),
+        dev_cost=np.array([0.6, np.inf]),
+        dev_accuracy=np.array([0.8, 0.85]),
+    )
+    result = jaxhp.TrainResult(None, None, history, 20, np.bool_(False), 10)
+    assert jaxhp.diagnose(result).problems == ("diverging",)
+    finite = history._replace(dev_cost=np.array([0.6, 0.5]))
+    d = jaxhp.diagnose(result._replace(history=finite))
+    assert d.train_error == pytest.approx(0.1) and d.dev_error == pytest.approx(0.15)
+    assert d.verdict == "high bias and high variance"  # 10% and 5% against Bayes 0
+
+
+def test_majority_error_is_the_chance_level():
+    assert majority_error(np.array([0, 0, 0, 1])) == pytest.approx(0.25)
+    assert majority_error(np.eye(3)[[0, 1, 2, 2, 2]]) == pytest.approx(0.4)
 
 
 def test_recipe_says_more_data_does_not_fix_bias():
@@ -45,7 +137,13 @@ def test_diagnose_a_train_result():
     config = jaxhp.TrainConfig(layer_sizes=(2, 4, 1), steps=50)
     result = jaxhp.fit(jax.random.key(0), jaxhp.HParams(learning_rate=0.3), data, config)
     d = jaxhp.diagnose(result)
-    assert d.train_error == pytest.approx(1 - float(result.history.train_accuracy[-1]))
+    x, y = data.train
+    train_accuracy = np.mean(np.asarray(jaxhp.predict(result.params, x)) == y)
+    assert d.train_error == pytest.approx(1 - train_accuracy, abs=1e-6)
+    # The case: a learning rate of 1000 must not be told to use a bigger network.
+    wild = jaxhp.fit(jax.random.key(0), jaxhp.HParams(learning_rate=1e3), data, config)
+    d = jaxhp.diagnose(wild, chance_error=majority_error(data.dev[1]))
+    assert d.verdict == "learning rate too high / diverging"
 
 
 def test_bad_input():
