@@ -19,6 +19,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from jaxhp import _checks
+from jaxhp.records import History
 
 DIVERGING = "learning rate too high / diverging"
 
@@ -107,7 +108,8 @@ def _error_rate(name: str, value) -> float:
 
 
 def _flag(name: str, value) -> bool:
-    if not (isinstance(value, (bool, np.bool_)) or getattr(value, "dtype", None) == np.bool_):
+    is_bool = isinstance(value, (bool, np.bool_)) or getattr(value, "dtype", None) == np.bool_
+    if not is_bool or np.ndim(value) != 0:
         raise TypeError(f"{name} must be True or False, got {value!r}")
     return bool(value)
 
@@ -115,7 +117,7 @@ def _flag(name: str, value) -> bool:
 def _errors_of(result: Any) -> tuple[float, float, bool]:
     """(train error, dev error, did it diverge) from the last evaluation of a TrainResult."""
     history = getattr(result, "history", None)
-    if not all(hasattr(history, f) for f in ("train_accuracy", "dev_accuracy", "dev_cost")):
+    if not all(hasattr(history, f) for f in History._fields):
         raise TypeError(
             "result must be a jaxhp.TrainResult (or pass train_error= and dev_error=), got "
             f"{type(result).__name__}"
@@ -222,26 +224,19 @@ def diagnose(
     else:
         variance, mismatch = train_dev - train, dev - train_dev
 
-    notes = []
-    # At chance means no learning, unless the task itself is at chance (Bayes error).
-    at_chance = chance is not None and train >= chance - threshold and bayes < chance - threshold
-    if diverged or at_chance:
-        notes.append(
-            "the cost diverged (non-finite or exploding)"
-            if diverged
-            else f"train error {train:.2%} is at chance level ({chance:.2%})"
-        )
-        problems = ["diverging"]
+    failure = _failure(diverged, train, bayes, chance, threshold)
+    if failure is not None:
+        problems, notes = ["diverging"], [failure]
     else:
         problems = _problems(bias, variance, mismatch, threshold)
-        notes += _negative_gap_notes(bias, variance, mismatch)
-    if bias < 0 and problems != ["diverging"]:
-        warnings.warn(
-            f"bayes_error {bayes:.2%} is above train_error {train:.2%}: either the Bayes "
-            "estimate is too high or the model memorises noise; avoidable bias reads as 0",
-            UserWarning,
-            stacklevel=2,
-        )
+        notes = _negative_gap_notes(bias, variance, mismatch)
+        if bias < 0:
+            warnings.warn(
+                f"bayes_error {bayes:.2%} is above train_error {train:.2%}: either the Bayes "
+                "estimate is too high or the model memorises noise; avoidable bias reads as 0",
+                UserWarning,
+                stacklevel=2,
+            )
     return Diagnosis(
         train,
         dev,
@@ -256,6 +251,16 @@ def diagnose(
         tuple(notes),
         bayes_given,
     )
+
+
+def _failure(diverged: bool, train: float, bayes: float, chance, threshold: float):
+    """Why the run did not train (None when it did): it diverged, or its train error is at
+    chance level while the task itself is not (Bayes error below chance)."""
+    if diverged:
+        return "the run diverged (its cost became non-finite)"
+    if chance is not None and train >= chance - threshold and bayes < chance - threshold:
+        return f"train error {train:.2%} is at chance level ({chance:.2%})"
+    return None
 
 
 def _problems(bias: float, variance: float, mismatch: float | None, threshold: float) -> list:

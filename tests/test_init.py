@@ -1,3 +1,4 @@
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -38,15 +39,20 @@ def test_random_scale_is_the_std(key):
 
 def test_zeros_and_shapes(key):
     params = jaxhp.init_mlp(key, (4, 5, 3, 1), scheme="zeros")
-    assert [p.W.shape for p in params] == [(4, 5), (5, 3), (3, 1)]
-    assert [p.b.shape for p in params] == [(5,), (3,), (1,)]
+    chex.assert_shape([p.W for p in params], [(4, 5), (5, 3), (3, 1)])
+    chex.assert_shape([p.b for p in params], [(5,), (3,), (1,)])
     assert all(float(jnp.abs(p.W).sum()) == 0 for p in params)
 
 
 def test_params_are_a_plain_pytree(key):
     params = jaxhp.init_mlp(key, (3, 4, 2), dtype=jnp.float32)
     leaves, treedef = jax.tree_util.tree_flatten(params)
-    assert len(leaves) == 4 and all(leaf.dtype == jnp.float32 for leaf in leaves)
+    assert len(leaves) == 4
+    chex.assert_type(leaves, jnp.float32)
+    with jax.enable_x64(True):
+        chex.assert_type(
+            jax.tree.leaves(jaxhp.init_mlp(key, (3, 4, 2), dtype=jnp.float64)), jnp.float64
+        )
     doubled = jax.tree.map(lambda a: 2 * a, params)
     assert isinstance(doubled[0], jaxhp.Layer)
 

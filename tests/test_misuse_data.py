@@ -21,6 +21,7 @@ MULTI = jaxhp.init_mlp(KEY, (2, 3, 3))
 XB = jnp.ones((4, 2))
 YB = jnp.array([0, 1, 1, 0])
 FLAT_FLIP = augment.for_flat_images(augment.random_flip, (4, 4, 1))
+TINY = jaxhp.TrainConfig(layer_sizes=(2, 3, 1), steps=1)
 NOT_A_RESULT = {"train_error": 0.1, "dev_error": 0.2}
 
 CASES = {
@@ -247,12 +248,24 @@ CASES = {
         ValueError,
         r"x must be 2-D \(m, n_x\), got shape \(2,\)",
     ),
+    "fit list x": (
+        lambda: jaxhp.fit(KEY, jaxhp.HParams(), jaxhp.Data(train=([[1.0, 2.0]], YB[:1])), TINY),
+        TypeError,
+        r"train x must be an array \(m, n_x\), got list",
+    ),
+    "fit 0-row train set": (
+        lambda: jaxhp.fit(
+            KEY, jaxhp.HParams(), jaxhp.Data(train=(jnp.ones((0, 2)), jnp.ones((0,)))), TINY
+        ),
+        ValueError,
+        "train x has 0 rows",
+    ),
     "fit 0-row dev set": (
         lambda: jaxhp.fit(
             KEY,
             jaxhp.HParams(),
             jaxhp.Data(train=(XB, YB), dev=(jnp.ones((0, 2)), jnp.ones((0,)))),
-            jaxhp.TrainConfig(layer_sizes=(2, 3, 1), steps=1),
+            TINY,
         ),
         ValueError,
         "dev x has 0 rows",
