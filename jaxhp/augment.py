@@ -20,9 +20,7 @@ import jax.numpy as jnp
 from jaxhp import _checks
 
 Op = Callable[[jax.Array, jax.Array], jax.Array]
-
-
-PAD_MODES = ("constant", "reflect", "symmetric", "edge", "wrap")
+PAD_MODES = ("constant", "reflect", "symmetric", "edge", "wrap")  # random_crop's jnp.pad modes
 
 
 def _images(x, *, float_only: bool = False) -> jax.Array:
