@@ -1,5 +1,11 @@
 """jaxhp: regularisation, gradient checking and vectorised hyperparameter sweeps in JAX."""
 
+from jaxhp import _cpu
+
+_cpu.split_cpu_by_default()  # before anything starts JAX's backends
+
+# ruff: noqa: E402 - the imports below come after the CPU device default on purpose
+
 from jaxhp import data, datasets, sweep, testing
 from jaxhp.diagnose import Diagnosis, diagnose
 from jaxhp.gradcheck import GradCheckReport, LeafCheck, grad_check

@@ -110,18 +110,23 @@ def train_members(seed, member_seeds, hparams, data, config, *, mesh, width, dro
     )
 
 
-def vmap_width(config: TrainConfig, m_train: int, members_per_device: int) -> int:
-    """How many members one ``vmap`` trains together.
+GROUP_WIDTH = 8  # members per vmap group for course-scale nets
 
-    Course-scale nets (tiny matmuls) gain from batching every member into one set of
-    kernels. Once one member's step is already a large matmul (here, more than 20 MFLOP),
-    XLA's CPU batched matmuls run far below its plain matmul speed (4x slower on B2), so
-    members are trained one after another at full matmul speed instead.
+
+def vmap_width(config: TrainConfig, m_train: int) -> int:
+    """How many members one ``vmap`` trains together: a function of the config alone.
+
+    Course-scale nets (tiny matmuls) gain from batching members into one set of kernels.
+    Once one member's step is already a large matmul (here, more than 20 MFLOP), XLA's CPU
+    batched matmuls run far below its plain matmul speed, so members are trained one after
+    another at full matmul speed instead. The width never depends on the sweep's size, its
+    chunking or the device count: a member's arithmetic (batched matmul shapes, hence
+    rounding) is then the same however the sweep is run, so its results are bit-identical.
     """
     sizes = config.layer_sizes
     batch = config.batch_size or m_train
     step_flops = 6 * batch * sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
-    return 1 if step_flops > 2e7 else max(1, members_per_device)
+    return 1 if step_flops > 2e7 else GROUP_WIDTH
 
 
 def use_cpu_cores(n: int | None = None) -> int:
@@ -185,8 +190,11 @@ def _resolve_devices(devices) -> list:
     return devices
 
 
-def _chunk_size(chunk_size, n_members: int, per_member: int, n_devices: int, budget: int) -> int:
-    """Members per chunk: a multiple of the device count that fits the memory budget."""
+def _chunk_size(
+    chunk_size, n_members: int, per_member: int, n_devices: int, budget: int, width: int
+) -> int:
+    """Members per chunk: a multiple of (device count x vmap width) that fits the budget, so
+    every device trains whole vmap groups (padded with copies of a member)."""
     if chunk_size == "auto":
         fit_budget = max(1, budget // max(1, per_member))
         n_chunks = -(-n_members // fit_budget)
@@ -199,7 +207,8 @@ def _chunk_size(chunk_size, n_members: int, per_member: int, n_devices: int, bud
         size = int(chunk_size)
     else:
         raise ValueError(f"chunk_size must be 'auto' or a positive int, got {chunk_size!r}")
-    return -(-size // n_devices) * n_devices
+    lanes = n_devices * width
+    return -(-size // lanes) * lanes
 
 
 def _describe(value: Any) -> Any:
@@ -434,10 +443,11 @@ def run_sweep(
         multihost_utils.sync_global_devices("jaxhp: checkpoint read")
     pending = np.asarray([i for i in range(n) if i not in done], np.int64)
     mine = dist.assigned(pending, process, n_processes)
-    size = _chunk_size(chunk_size, max(1, len(mine)), per_member, len(devices), memory_budget)
+    width = vmap_width(config, m_train)
+    size = _chunk_size(
+        chunk_size, max(1, len(mine)), per_member, len(devices), memory_budget, width
+    )
     chunks = [mine[i : i + size] for i in range(0, len(mine), size)]
-
-    width = vmap_width(config, m_train, size // len(devices))
     mesh = Mesh(np.asarray(devices), ("members",))
     shared = jax.device_put(shared, NamedSharding(mesh, PartitionSpec()))  # replicated
 

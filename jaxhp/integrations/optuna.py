@@ -1,0 +1,252 @@
+"""Optuna's samplers on vmapped batches: ask ``batch_size`` trials, train them as one sweep.
+
+Optuna evaluates one trial at a time; jaxhp trains many configurations in one compiled
+program. :func:`optimize` joins the two: it asks the study's sampler (TPE, CMA-ES, random,
+...) for a batch of trials, trains the batch with :func:`jaxhp.run_sweep`, and tells Optuna
+each member's dev cost. Optuna's storage, plots and analysis then work on the study as on
+any other.
+
+Contract:
+  - The objective is the dev cost (cross-entropy without the L2 term) at the member's best
+    evaluation, so the study must minimise. Without dev data it is the train cost.
+  - Each trial's user attributes hold ``dev_accuracy``, ``train_accuracy``, ``best_step``,
+    ``stop_step`` and ``diverged``. A diverged member is told as FAIL.
+  - Trials are marked with the user attribute ``jaxhp`` = True. Marked trials left RUNNING
+    by a killed process are trained again on the next call (with the params Optuna stored),
+    so a study in an RDB storage (``sqlite:///study.db``) resumes with nothing lost. Do not
+    run two ``optimize`` calls on one study at the same time: each would re-train the
+    other's running trials.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Mapping
+from typing import Any
+
+from jaxhp import _checks
+from jaxhp.records import Data, HParams, TrainConfig
+from jaxhp.space import Space
+
+MARK = "jaxhp"  # user attribute that marks the trials this module asked for
+
+
+def _optuna():
+    try:
+        import optuna
+    except ImportError as err:  # pragma: no cover - exercised only without the extra
+        raise ImportError(
+            "jaxhp.integrations.optuna needs optuna: pip install 'jaxhp[optuna]'"
+        ) from err
+    return optuna
+
+
+SAMPLERS = ("tpe", "cmaes", "random")
+
+
+def create_study(
+    *,
+    storage: str | None = None,
+    study_name: str | None = None,
+    sampler: str = "tpe",
+    seed: int | None = None,
+):
+    """An Optuna study that minimises the dev cost, created or (with ``storage``) resumed.
+
+    Args:
+      storage: None (in memory) or an RDB URL such as ``sqlite:///study.db``; an existing
+        study of the same name in it is loaded, so a killed run resumes.
+      study_name: the study's name in ``storage`` (Optuna picks one when None).
+      sampler: ``"tpe"``, ``"cmaes"`` or ``"random"``.
+      seed: the sampler's seed.
+
+    Raises:
+      ValueError: an unknown sampler, or a storage that cannot be opened.
+    """
+    optuna = _optuna()
+    _checks.check_choice("sampler", sampler, SAMPLERS)
+    if sampler == "cmaes":
+        try:
+            import cmaes  # noqa: F401 - Optuna's CmaEsSampler needs it at its first sample
+        except ImportError as err:
+            raise ImportError("sampler='cmaes' needs cmaes: pip install 'jaxhp[optuna]'") from err
+    samplers = {
+        "tpe": optuna.samplers.TPESampler,
+        "cmaes": optuna.samplers.CmaEsSampler,
+        "random": optuna.samplers.RandomSampler,
+    }
+    try:
+        return optuna.create_study(
+            storage=storage,
+            study_name=study_name,
+            sampler=samplers[sampler](seed=seed),
+            direction="minimize",
+            load_if_exists=storage is not None,
+        )
+    except Exception as err:  # SQLAlchemy and Optuna raise many kinds; name the URL
+        if storage is None:
+            raise
+        raise ValueError(
+            f"storage {storage!r} cannot be opened ({type(err).__name__}: "
+            f"{str(err).splitlines()[0]}); give an RDB URL such as sqlite:///study.db in a "
+            "writable folder"
+        ) from err
+
+
+def _hparam_names(base: HParams) -> tuple[str, ...]:
+    return tuple(base._fields)
+
+
+def _check_distributions(distributions: Any, names: tuple[str, ...]) -> dict:
+    optuna = _optuna()
+    if not isinstance(distributions, Mapping) or not distributions:
+        raise TypeError(
+            "distributions must be a non-empty dict {hyperparameter name: optuna "
+            f"distribution}}, got {distributions!r}"
+        )
+    checked = {}
+    for name, dist in distributions.items():
+        if name not in names:
+            raise ValueError(
+                f"distributions names {name!r}, which is no hyperparameter; known names: "
+                f"{', '.join(names)} (declare a new one with base=jaxhp.HParams({name}=...))"
+            )
+        if not isinstance(dist, optuna.distributions.BaseDistribution):
+            raise TypeError(
+                f"distributions[{name!r}] must be an optuna distribution (FloatDistribution, "
+                f"IntDistribution, CategoricalDistribution), got {dist!r}"
+            )
+        if isinstance(dist, optuna.distributions.CategoricalDistribution):
+            bad = [c for c in dist.choices if not _is_number(c)]
+            if bad:
+                raise ValueError(
+                    f"distributions[{name!r}] is categorical with non-numeric choices {bad!r}; "
+                    "hyperparameters are numbers (use a static axis for other choices)"
+                )
+        checked[name] = dist
+    return checked
+
+
+def _is_number(value: Any) -> bool:
+    return (
+        isinstance(value, numbers.Real)
+        and not isinstance(value, bool)
+        and math.isfinite(float(value))
+    )
+
+
+def _check_study(study: Any):
+    optuna = _optuna()
+    if not isinstance(study, optuna.Study):
+        raise TypeError(f"study must be an optuna.Study (optuna.create_study(...)), got {study!r}")
+    if len(study.directions) != 1 or study.direction != optuna.study.StudyDirection.MINIMIZE:
+        raise ValueError(
+            "study must minimise a single objective (the dev cost): "
+            "optuna.create_study(direction='minimize')"
+        )
+
+
+def _stale_trials(study, distributions: dict) -> list:
+    """Trials this module asked for that a killed process left RUNNING, as live trials."""
+    optuna = _optuna()
+    running = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+    return [
+        optuna.trial.Trial(study, t._trial_id)
+        for t in running
+        if t.user_attrs.get(MARK) and set(distributions) <= set(t.params)
+    ]
+
+
+def _ask(study, distributions: dict, n: int) -> list:
+    trials = [study.ask(distributions) for _ in range(n)]
+    for trial in trials:
+        trial.set_user_attr(MARK, True)
+    return trials
+
+
+def _tell(study, trials: list, rows: list[dict]):
+    """Each trial's objective (the dev cost at its best evaluation) and its metrics."""
+    fail = _optuna().trial.TrialState.FAIL
+    for trial, row in zip(trials, rows):
+        trial.set_user_attr("dev_accuracy", float(row["best_dev_accuracy"]))
+        trial.set_user_attr("train_accuracy", float(row["train_accuracy"]))
+        trial.set_user_attr("best_step", int(row["best_step"]))
+        trial.set_user_attr("stop_step", int(row["stop_step"]))
+        trial.set_user_attr("diverged", bool(row["diverged"]))
+        value = float(row["best_dev_cost"])
+        if row["diverged"] or not math.isfinite(value):
+            study.tell(trial, state=fail)
+        else:
+            study.tell(trial, value)
+
+
+def optimize(
+    study: Any,
+    distributions: Mapping[str, Any],
+    data: Data,
+    config: TrainConfig,
+    *,
+    n_trials: int,
+    batch_size: int = 16,
+    seed: int = 0,
+    base: HParams | None = None,
+    **sweep_options: Any,
+):
+    """Run ``n_trials`` trials of ``study``, ``batch_size`` at a time, each batch one sweep.
+
+    Args:
+      study: an ``optuna.Study`` that minimises (``direction='minimize'``), with any sampler
+        and storage.
+      distributions: ``{name: optuna distribution}``, e.g. ``{"lambd":
+        FloatDistribution(1e-4, 1, log=True)}``. Names are hyperparameters of ``base``.
+      data: :class:`jaxhp.Data` with dev data (the objective).
+      config: :class:`jaxhp.TrainConfig` shared by every trial.
+      n_trials: trials to complete in this call (trials resumed from a killed run count).
+      batch_size: trials trained together; every batch compiles to the same program (the
+        last one is padded), so only the first batch compiles.
+      seed: base seed of the sweeps; every trial uses member seed 0, so trials differ only
+        in their hyperparameters.
+      base: values of the hyperparameters the distributions leave out (``HParams()``).
+      **sweep_options: passed to :func:`jaxhp.run_sweep` (``devices``, ``memory_budget``, ...).
+
+    Returns:
+      The study.
+
+    Raises:
+      TypeError/ValueError: a study that does not minimise one objective, distributions that
+        are not optuna distributions or name no hyperparameter, categorical choices that are
+        not numbers, ``n_trials`` or ``batch_size`` < 1.
+    """
+    from jaxhp.sweep import run_sweep  # run_sweep imports this package's siblings
+
+    _check_study(study)
+    _checks.check_positive_int("n_trials", n_trials)
+    _checks.check_positive_int("batch_size", batch_size)
+    base = HParams() if base is None else base
+    distributions = _check_distributions(distributions, _hparam_names(base))
+    for option in ("chunk_size", "checkpoint", "progress"):
+        if option in sweep_options:
+            raise ValueError(f"optimize sets run_sweep's {option!r} itself; leave it out")
+
+    queue = _stale_trials(study, distributions)
+    done = 0
+    while done < n_trials:
+        take = min(batch_size, n_trials - done)
+        batch = queue[:take]
+        queue = queue[take:]
+        batch += _ask(study, distributions, take - len(batch))
+        members = [{name: float(t.params[name]) for name in distributions} for t in batch]
+        results = run_sweep(
+            Space(members),
+            data,
+            config,
+            seed=seed,
+            base=base,
+            chunk_size=batch_size,
+            progress=False,
+            **sweep_options,
+        )
+        _tell(study, batch, results.table())
+        done += len(batch)
+    return study

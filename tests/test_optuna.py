@@ -1,0 +1,183 @@
+"""The Optuna bridge: batches of trials trained as sweeps, told back to the study."""
+
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import jaxhp
+from jaxhp.sweep import member_key
+
+optuna = pytest.importorskip("optuna")
+bridge = pytest.importorskip("jaxhp.integrations.optuna")
+Float = optuna.distributions.FloatDistribution
+Categorical = optuna.distributions.CategoricalDistribution
+State = optuna.trial.TrialState
+
+CONFIG = jaxhp.TrainConfig(layer_sizes=(2, 4, 1), steps=30, eval_every=10)
+BASE = jaxhp.HParams(learning_rate=0.1)
+
+
+@pytest.fixture(scope="module")
+def data():
+    x, y = jaxhp.datasets.moons(96, noise=0.2, seed=0)
+    xd, yd = jaxhp.datasets.moons(48, noise=0.2, seed=1)
+    return jaxhp.Data(train=(x, y), dev=(xd, yd))
+
+
+DISTS = {"lambd": Float(1e-3, 1.0, log=True), "learning_rate": Float(0.05, 1.0, log=True)}
+
+
+def _standalone_best_dev_cost(params: dict, data) -> float:
+    hp = BASE._replace(**params)
+    result = jaxhp.fit(member_key(0, 0), hp, data, CONFIG)
+    return float(np.min(np.asarray(result.history.dev_cost)))
+
+
+def test_trials_are_told_their_standalone_dev_cost(data):
+    study = bridge.create_study(sampler="tpe", seed=0)
+    bridge.optimize(study, DISTS, data, CONFIG, n_trials=6, batch_size=4, base=BASE)
+    complete = study.get_trials(states=(State.COMPLETE,))
+    assert len(complete) == 6
+    assert all(set(t.params) == set(DISTS) for t in complete)
+    for trial in complete[3:5]:  # one from each batch (the second one was padded)
+        expected = _standalone_best_dev_cost(trial.params, data)
+        np.testing.assert_allclose(trial.value, expected, rtol=1e-5)
+        assert 0.0 <= trial.user_attrs["dev_accuracy"] <= 1.0
+        assert trial.user_attrs["diverged"] is False
+        assert trial.user_attrs["stop_step"] == CONFIG.steps
+
+
+def test_diverged_trials_are_told_as_fail(data):
+    study = bridge.create_study(sampler="random", seed=0)
+    study.enqueue_trial({"learning_rate": 1e6})
+    study.enqueue_trial({"learning_rate": 0.1})
+    bridge.optimize(
+        study,
+        {"learning_rate": Float(0.01, 1e6, log=True)},
+        data,
+        CONFIG,
+        n_trials=2,
+        batch_size=2,
+        base=BASE,
+    )
+    by_rate = {t.params["learning_rate"]: t for t in study.trials}
+    assert by_rate[1e6].state == State.FAIL
+    assert by_rate[1e6].user_attrs["diverged"] is True
+    assert by_rate[0.1].state == State.COMPLETE
+
+
+def test_trials_left_running_by_a_killed_run_are_trained_again(data):
+    study = bridge.create_study(sampler="random", seed=1)
+    stale = study.ask(DISTS)  # as a killed optimize() leaves it
+    stale.set_user_attr(bridge.MARK, True)
+    foreign = study.ask(DISTS)  # asked by someone else: left alone
+    bridge.optimize(study, DISTS, data, CONFIG, n_trials=1, batch_size=2, base=BASE)
+    states = {t.number: t.state for t in study.trials}
+    assert states == {stale.number: State.COMPLETE, foreign.number: State.RUNNING}
+    expected = _standalone_best_dev_cost(study.trials[stale.number].params, data)
+    np.testing.assert_allclose(study.trials[stale.number].value, expected, rtol=1e-5)
+
+
+def test_sqlite_study_resumes_in_a_second_process(data, tmp_path):
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    study = bridge.create_study(storage=url, study_name="s", seed=0)
+    bridge.optimize(study, DISTS, data, CONFIG, n_trials=2, batch_size=2)
+    script = textwrap.dedent(
+        f"""
+        import jaxhp, optuna
+        from jaxhp.integrations import optuna as bridge
+        F = optuna.distributions.FloatDistribution
+        x, y = jaxhp.datasets.moons(96, noise=0.2, seed=0)
+        xd, yd = jaxhp.datasets.moons(48, noise=0.2, seed=1)
+        data = jaxhp.Data(train=(x, y), dev=(xd, yd))
+        config = jaxhp.TrainConfig(layer_sizes=(2, 4, 1), steps=30, eval_every=10)
+        study = bridge.create_study(storage={url!r}, study_name="s", seed=1)
+        dists = {{"lambd": F(1e-3, 1.0, log=True), "learning_rate": F(0.05, 1.0, log=True)}}
+        bridge.optimize(study, dists, data, config, n_trials=2, batch_size=2)
+        """
+    )
+    subprocess.run([sys.executable, "-c", script], check=True, capture_output=True, timeout=300)
+    resumed = optuna.load_study(study_name="s", storage=url)
+    complete = resumed.get_trials(states=(State.COMPLETE,))
+    assert [t.number for t in complete] == [0, 1, 2, 3]
+    best = min(complete, key=lambda t: t.value)
+    assert resumed.best_trial.number == best.number
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "match"),
+    [
+        (lambda s, d: bridge.optimize(s, {}, d, CONFIG, n_trials=1), TypeError, "distributions"),
+        (
+            lambda s, d: bridge.optimize(s, {"momentum": Float(0, 1)}, d, CONFIG, n_trials=1),
+            ValueError,
+            "'momentum', which is no hyperparameter",
+        ),
+        (
+            lambda s, d: bridge.optimize(s, {"lambd": (0, 1)}, d, CONFIG, n_trials=1),
+            TypeError,
+            r"distributions\['lambd'\] must be an optuna distribution",
+        ),
+        (
+            lambda s, d: bridge.optimize(
+                s, {"lambd": Categorical(["small", "big"])}, d, CONFIG, n_trials=1
+            ),
+            ValueError,
+            "non-numeric choices",
+        ),
+        (
+            lambda s, d: bridge.optimize(s, DISTS, d, CONFIG, n_trials=2, batch_size=0),
+            ValueError,
+            "batch_size must be a positive int, got 0",
+        ),
+        (
+            lambda s, d: bridge.optimize(s, DISTS, d, CONFIG, n_trials=0),
+            ValueError,
+            "n_trials must be a positive int",
+        ),
+        (
+            lambda s, d: bridge.optimize(s, DISTS, d, CONFIG, n_trials=1, chunk_size=4),
+            ValueError,
+            "chunk_size",
+        ),
+        (
+            lambda s, d: bridge.optimize(
+                optuna.create_study(direction="maximize"), DISTS, d, CONFIG, n_trials=1
+            ),
+            ValueError,
+            "study must minimise",
+        ),
+        (lambda s, d: bridge.optimize("study", DISTS, d, CONFIG, n_trials=1), TypeError, "study"),
+        (lambda s, d: bridge.create_study(sampler="grid"), ValueError, "unknown sampler 'grid'"),
+        (
+            lambda s, d: bridge.create_study(storage="sqlite:////no/such/dir/s.db"),
+            ValueError,
+            "storage 'sqlite:////no/such/dir/s.db' cannot be opened",
+        ),
+        (lambda s, d: bridge.create_study(storage="nosuchdb://x"), ValueError, "cannot be opened"),
+    ],
+)
+def test_bad_input_is_refused_before_training(data, call, error, match, monkeypatch):
+    def no_training(*args, **kwargs):
+        raise AssertionError("trained despite bad input")
+
+    monkeypatch.setattr(jaxhp.sweep, "run_sweep", no_training)
+    study = optuna.create_study()
+    with pytest.raises(error, match=match):
+        call(study, data)
+    assert not study.trials
+
+
+def test_without_dev_data_the_objective_is_the_train_cross_entropy(data):
+    study = bridge.create_study(seed=0)
+    train_only = jaxhp.Data(train=data.train)
+    dists = {"lambd": Float(1e-3, 1.0, log=True)}
+    bridge.optimize(study, dists, train_only, CONFIG, n_trials=1, base=BASE)
+    (trial,) = study.trials
+    hp = BASE._replace(lambd=trial.params["lambd"])
+    history = jaxhp.fit(member_key(0, 0), hp, train_only, CONFIG).history
+    # Without dev data the history's dev columns repeat the train cross-entropy.
+    np.testing.assert_allclose(trial.value, np.min(np.asarray(history.dev_cost)), rtol=1e-5)
