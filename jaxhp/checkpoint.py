@@ -115,22 +115,17 @@ def _program_part(config, data, hparams) -> tuple[str, str | None]:
     return hashlib.sha256(text.encode()).hexdigest(), reason
 
 
+def _is_plain(value) -> bool:
+    """Whether a value is plain data (no callable or object whose text is not its identity)."""
+    if isinstance(value, (tuple, list)):
+        return all(_is_plain(v) for v in value)
+    return value is None or isinstance(value, (bool, int, float, str))
+
+
 def _plain_fields(config) -> dict[str, Any]:
-    """The config fields that are plain values (callables and objects left out)."""
-
-    def plain(value):
-        if value is None or isinstance(value, (bool, int, float, str)):
-            return value
-        if isinstance(value, (tuple, list)):
-            items = [plain(v) for v in value]
-            return None if any(v is _OPAQUE for v in items) else items
-        return _OPAQUE
-
-    fields = {f.name: plain(getattr(config, f.name)) for f in dataclasses.fields(config)}
-    return {k: v for k, v in fields.items() if v is not _OPAQUE}
-
-
-_OPAQUE = object()
+    """The config fields that are plain data (callables and other objects left out)."""
+    fields = {f.name: getattr(config, f.name) for f in dataclasses.fields(config)}
+    return {name: value for name, value in fields.items() if _is_plain(value)}
 
 
 def _hash_arrays(digest, arrays) -> None:

@@ -225,20 +225,25 @@ def _spec_of(data, config, **kwargs):
     return checkpoint.sweep_spec(config, data, hparams, seeds, 0, **kwargs)
 
 
-def test_python_callback_needs_a_checkpoint_id(data, tmp_path):
+def test_python_callback_needs_a_checkpoint_id(data, tmp_path, folder):
     def noisy(key, x):
         shape = jax.ShapeDtypeStruct(x.shape, x.dtype)
         return jax.pure_callback(lambda v: v + np.float32(0.1), shape, x)
 
     config = CONFIG.replace(augment=noisy)
     with pytest.raises(ValueError, match=r"calls back into Python.*checkpoint_id="):
-        jaxhp.run_sweep(SPACE, data, config, checkpoint=tmp_path / "ck", progress=False)
+        jaxhp.run_sweep(SPACE, data, config, checkpoint=tmp_path / "cb", progress=False)
     named = _spec_of(data, config, checkpoint_id="noisy-v1")
     assert named.unidentified is None
     assert _spec_of(data, config, checkpoint_id="noisy-v2").digest != named.digest
-    checkpoint.Checkpoint(tmp_path / "ck", named, {})  # opens: the caller named the program
+    # The id stands for the callables only: plain config fields still count.
+    assert _spec_of(data, config.replace(steps=30), checkpoint_id="noisy-v1") != named
+    checkpoint.Checkpoint(tmp_path / "cb", named, {})  # opens: the caller named the program
     with pytest.raises(TypeError, match="checkpoint_id must be a non-empty str, got 3"):
         _spec_of(data, config, checkpoint_id=3)
+    # run_sweep passes the id on: it replaces the lowered program in the identity.
+    with pytest.raises(ValueError, match="differs in the training program"):
+        jaxhp.run_sweep(SPACE, data, CONFIG, checkpoint=folder, checkpoint_id="base")
 
 
 def test_program_text_has_no_addresses_or_paths(data):
