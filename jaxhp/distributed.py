@@ -16,13 +16,14 @@ Timeouts (``Cluster.timeout_s``, default 60 s):
   forever. If process 0 itself dies, the others lose the coordination service and stop the
   same way.
 A re-run with the same arguments, with any number of processes, resumes from the
-checkpoint chunks that every process wrote before the failure.
+checkpoint chunks that every process wrote before the failure. The checkpoint folder must
+be shared: at start-up the processes compare what they see in it (the sweep's identity and
+its finished members) and stop with a clear error when their views differ.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
 import socket
 from typing import NamedTuple
 
@@ -142,6 +143,33 @@ def agree_on_spec(spec: str) -> None:
             )
 
 
+def agree_on_finished(finished, folder) -> None:
+    """All processes must see the same finished members in the checkpoint folder, or they
+    would split different pending sets (training members twice, skipping some, or failing
+    at the gather). Exchange a hash of the sorted finished set and compare.
+
+    It is a collective: it returns on every process only once every process has read the
+    folder, so no chunk is written before all have read it.
+
+    Raises:
+      ValueError: naming the processes whose views differ and how many members each saw.
+    """
+    members = np.asarray(sorted(int(i) for i in finished), np.int64)
+    digest = hashlib.sha256(members.tobytes()).digest()
+    payload = digest + np.int64(len(members)).tobytes()
+    views = allgather_bytes(payload)
+    if any(view != views[0] for view in views):
+        counts = ", ".join(
+            f"process {p} sees {int(np.frombuffer(view[32:], np.int64)[0])}"
+            for p, view in enumerate(views)
+        )
+        raise ValueError(
+            f"processes see different finished members in checkpoint folder {folder} "
+            f"({counts}); every process must read the same shared folder: check that "
+            "it is on a file system all hosts share, wait until it is in sync, then rerun"
+        )
+
+
 def gather_members(members: np.ndarray, arrays: dict[str, np.ndarray], counts: list[int]):
     """All-gather each process's (members, arrays); ``counts`` is every process's member
     count (known to all from the deterministic assignment). Returns member -> arrays."""
@@ -162,19 +190,3 @@ def gather_members(members: np.ndarray, arrays: dict[str, np.ndarray], counts: l
                 member = int(gathered_members[process, row])
                 done.setdefault(member, {})[name] = gathered[process, row]
     return done
-
-
-def is_main_process() -> bool:
-    return jax.process_index() == 0
-
-
-def env_cluster() -> Cluster | None:
-    """A Cluster from ``JAXHP_COORDINATOR``/``JAXHP_NUM_PROCESSES``/``JAXHP_PROCESS_ID``,
-    if set."""
-    if "JAXHP_COORDINATOR" not in os.environ:
-        return None
-    return Cluster(
-        os.environ["JAXHP_COORDINATOR"],
-        int(os.environ["JAXHP_NUM_PROCESSES"]),
-        int(os.environ["JAXHP_PROCESS_ID"]),
-    )

@@ -14,16 +14,10 @@ whatever the sweep's width, order, chunk size or device count.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
-import hashlib
-import json
 import os
 import sys
-import tempfile
 import time
-from pathlib import Path
-from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -32,6 +26,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from jaxhp import _checks, train
 from jaxhp import distributed as dist
+from jaxhp.checkpoint import Checkpoint, sweep_spec
 from jaxhp.records import Data, History, HParams, TrainConfig, TrainResult
 from jaxhp.results import SweepResults
 from jaxhp.space import Space, choice, grid, loguniform, random, refine, uniform
@@ -211,90 +206,6 @@ def _chunk_size(
     return -(-size // lanes) * lanes
 
 
-def _describe(value: Any) -> Any:
-    """A stable, JSON-able description (callables by qualified name) for spec hashing."""
-    if callable(value):
-        return f"{getattr(value, '__module__', '?')}.{getattr(value, '__qualname__', value)}"
-    if isinstance(value, (tuple, list)):
-        return [_describe(v) for v in value]
-    return value
-
-
-def sweep_spec(space: Space, data: Data, config: TrainConfig, seed: int, base: HParams) -> str:
-    """A hash of everything that determines a sweep's results (not how it is run)."""
-    digest = hashlib.sha256()
-    spec = {
-        "members": space.members,
-        "seed": seed,
-        "base": [np.asarray(v).tolist() for v in base],
-        "config": {f.name: _describe(getattr(config, f.name)) for f in dataclasses.fields(config)},
-    }
-    digest.update(json.dumps(spec, sort_keys=True).encode())
-    for pair in (data.train, data.dev):
-        for array in pair or ():
-            array = np.ascontiguousarray(np.asarray(array))
-            digest.update(f"{array.shape}{array.dtype}".encode())
-            digest.update(array.tobytes())
-    return digest.hexdigest()
-
-
-class _Checkpoint:
-    """A folder of finished chunks: ``spec.json`` plus one ``.npz`` per chunk, each written
-    to a temporary file and renamed, so a killed sweep leaves only whole chunks."""
-
-    def __init__(self, path, spec: str, n_members: int, tag: str = ""):
-        self.path = Path(path)
-        self.tag = tag
-        self.path.mkdir(parents=True, exist_ok=True)
-        spec_file = self.path / "spec.json"
-        if spec_file.exists():
-            stored = json.loads(spec_file.read_text())
-            if stored.get("spec") != spec:
-                raise ValueError(
-                    f"checkpoint {self.path} was written by a different sweep (spec hash "
-                    f"{stored.get('spec', '?')[:12]} != {spec[:12]}); use another "
-                    "--checkpoint path or delete it"
-                )
-        else:
-            _atomic_write(spec_file, json.dumps({"spec": spec, "members": n_members}).encode())
-
-    def load(self) -> dict[int, dict[str, np.ndarray]]:
-        """Finished members: index -> that member's result arrays."""
-        done = {}
-        for file in sorted(self.path.glob("chunk-*.npz")):
-            with np.load(file) as chunk:
-                arrays = {k: chunk[k] for k in chunk.files}
-            for row, member in enumerate(arrays.pop("member")):
-                done[int(member)] = {k: v[row] for k, v in arrays.items()}
-        return done
-
-    def save(self, members: np.ndarray, arrays: dict[str, np.ndarray]):
-        name = f"chunk-{self.tag}{int(members[0]):07d}-{len(members)}-{os.getpid()}.npz"
-        buffer = _npz_bytes(member=members, **arrays)
-        _atomic_write(self.path / name, buffer)
-
-
-def _npz_bytes(**arrays) -> bytes:
-    import io
-
-    buffer = io.BytesIO()
-    np.savez(buffer, **arrays)
-    return buffer.getvalue()
-
-
-def _atomic_write(path: Path, payload: bytes):
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(payload)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _flatten(result: TrainResult) -> dict[str, np.ndarray]:
     """The per-member arrays a sweep keeps (params are not kept: refit a member instead)."""
     host = jax.device_get((result.history, result.stop_step, result.best_step, result.diverged))
@@ -367,6 +278,7 @@ def run_sweep(
     memory_budget: int = DEFAULT_MEMORY_BUDGET,
     devices=None,
     checkpoint=None,
+    checkpoint_id: str | None = None,
     progress: bool = True,
     distributed: dist.Cluster | bool | None = None,
 ) -> SweepResults:
@@ -389,7 +301,12 @@ def run_sweep(
       memory_budget: bytes per chunk for the auto chunk size.
       devices: None (all of ``jax.devices()``), a count, or a list of devices.
       checkpoint: a folder; each finished chunk is written there atomically, and a re-run
-        with the same arguments skips the members already finished.
+        with the same arguments skips the members already finished. The folder records
+        what the members compute (see :mod:`jaxhp.checkpoint`); damaged chunks are set
+        aside with a warning and re-trained.
+      checkpoint_id: a name for the training program, needed only when jaxhp cannot
+        identify it from its compiled form (a Python callback inside the optimizer, model
+        or augmentation); change it whenever the program changes.
       progress: show a progress bar (members and chunks) when stderr is a terminal.
       distributed: run over several processes (see :mod:`jaxhp.distributed`): a
         :class:`jaxhp.distributed.Cluster` to join (before any other JAX computation), or
@@ -401,7 +318,8 @@ def run_sweep(
 
     Raises:
       ValueError: an empty space, an out-of-range member (named by index), bad data, a bad
-        chunk size, or a checkpoint written by a different sweep.
+        chunk size, a checkpoint path that is a file, a checkpoint written by a different
+        sweep or jaxhp/JAX version, or a damaged checkpoint spec file.
     """
     started = time.perf_counter()
     if isinstance(distributed, dist.Cluster):
@@ -430,17 +348,15 @@ def run_sweep(
     store = None
     done: dict[int, dict] = {}
     if checkpoint is not None or distributed:
-        spec = sweep_spec(space, shared, config, seed, base)
+        spec = sweep_spec(config, shared, hparams, seeds, seed, checkpoint_id=checkpoint_id)
     if distributed:
-        dist.agree_on_spec(spec)
+        dist.agree_on_spec(spec.digest)
     if checkpoint is not None:
         tag = f"p{process}-" if distributed else ""
-        store = _Checkpoint(checkpoint, spec, n, tag=tag)
-        done = {i: v for i, v in store.load().items() if i < n}
-    if distributed:  # nobody writes a chunk before every process has read the folder
-        from jax.experimental import multihost_utils
-
-        multihost_utils.sync_global_devices("jaxhp: checkpoint read")
+        store = Checkpoint(checkpoint, spec, dict(_flat_shapes(config, shared)), tag=tag)
+        done = store.load()
+    if distributed:  # same pending set everywhere; no chunk written before all have read
+        dist.agree_on_finished(done, checkpoint)
     pending = np.asarray([i for i in range(n) if i not in done], np.int64)
     mine = dist.assigned(pending, process, n_processes)
     width = vmap_width(config, m_train)

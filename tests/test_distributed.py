@@ -175,3 +175,22 @@ def test_processes_with_different_arguments_are_refused(tmp_path):
     assert all(code != 0 for code, _, _ in outs)
     assert any("different sweep arguments" in err for _, _, err in outs)
     assert not (tmp_path / "results.csv").exists()
+
+
+def test_processes_that_see_different_checkpoints_are_stopped(tmp_path):
+    tiny = [*SWEEP[:4], "--layers", "4", "--lambd", "0,1", "--keep-prob", "1"]
+    tiny += ["--steps", "20", "--quiet"]
+    shared = tmp_path / "ck"
+    single = run_one(*tiny, "--checkpoint", str(shared), "--out", str(tmp_path / "one"))
+    assert single.returncode == 0, single.stderr
+
+    def args_of(k):  # process 1 sees an empty folder, as on a file system it does not share
+        folder = shared if k == 0 else tmp_path / "unshared"
+        return [*tiny, "--checkpoint", str(folder), "--out", str(tmp_path / "two")]
+
+    outs = finish(launch(args_of, 2, free_port(), ["--timeout", "20"]), timeout=120)
+    assert all(code != 0 for code, _, _ in outs)
+    for _, _, err in outs:
+        assert "processes see different finished members" in err, err[-3000:]
+        assert "process 0 sees 2, process 1 sees 0" in err
+    assert not (tmp_path / "two" / "results.csv").exists()
