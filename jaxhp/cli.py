@@ -298,7 +298,7 @@ def _installed(name: str) -> str:
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="jaxhp", description=__doc__, formatter_class=_Formatter)
     parser.add_argument("--version", action="version", version=_version())
-    commands = parser.add_subparsers(dest="command", required=True, metavar="{train,sweep}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     train = commands.add_parser(
         "train",
@@ -447,9 +447,12 @@ def _check_file_target(path, flag: str):
     _check_folder(Path(path).absolute().parent, flag)
 
 
-def _check_training(args, config, data):
+def _check_steps(args):
     if args.eval_every is not None and args.eval_every > args.steps:
         raise UsageError(f"--eval-every {args.eval_every} must be <= --steps {args.steps}")
+
+
+def _check_training(args, config, data):
     m_train = len(data.train[0])
     if args.batch_size is not None and args.batch_size > m_train:
         raise UsageError(
@@ -578,6 +581,7 @@ def _train(args) -> int:
         from jaxhp.plot import _pyplot
 
         _pyplot()  # no matplotlib: say so now, not after training
+    _check_steps(args)
     data, n_out, n_classes, source = _load_data(args)
     config = _config(args, data, n_out)
     _check_training(args, config, data)
@@ -845,6 +849,7 @@ def _sweep(args) -> int:
     if args.checkpoint is not None:
         _check_folder(args.checkpoint, "--checkpoint")
     cluster = _start_jax(args)
+    _check_steps(args)
     data, n_out, n_classes, source = _load_data(args)
     config = _config(args, data, n_out)
     _check_training(args, config, data)
@@ -965,11 +970,10 @@ def main(argv: list[str] | None = None) -> int:
         if getattr(args, "config", None) is not None:  # recorded flags first, typed ones win
             args = parser.parse_args([args.command, *_recorded_argv(args.config), *argv[1:]])
         return args.run(args)
-    except Interrupted as stop:
-        print(f"\n{stop}", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    except KeyboardInterrupt:
-        print("\ninterrupted: nothing was saved", file=sys.stderr)
+    except (Interrupted, KeyboardInterrupt) as stop:
+        text = str(stop) if isinstance(stop, Interrupted) else "interrupted: nothing was saved"
+        newline = "\n" if sys.stderr.isatty() else ""  # past the terminal's ^C
+        print(f"{newline}{text}", file=sys.stderr)
         return EXIT_INTERRUPTED
     except (ValueError, TypeError, OSError, ImportError) as err:
         message = " ".join(str(err).split())
