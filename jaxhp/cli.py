@@ -737,6 +737,8 @@ def _replay_argv(args) -> list[str]:
         if action.dest in _NOT_RECORDED or not action.option_strings:
             continue
         value, flag = getattr(args, action.dest), action.option_strings[0]
+        if action.dest == "dataset" and value not in datasets.GENERATORS:
+            value = str(Path(value).absolute())  # a file: found from any folder
         if value is None or value is False:
             continue
         if value is True:
