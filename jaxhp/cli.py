@@ -275,9 +275,9 @@ def _add_data_args(parser: argparse.ArgumentParser):
     model.add_argument(
         "--bayes-error",
         type=_bayes_error,
-        default=0.0,
+        default=None,
         help="the error rate you consider unavoidable (e.g. human error) for the "
-        "bias/variance diagnosis, in [0, 1)",
+        "bias/variance diagnosis, in [0, 1) (default: assume 0, and say so)",
     )
 
 
@@ -519,6 +519,13 @@ def _load_data(args):
     return data, (n_classes if n_classes > 2 else 1), n_classes, source
 
 
+def _chance_error(data) -> float:
+    """The dev error of always guessing the most common dev class."""
+    y = np.asarray(data.dev[1])
+    labels = y.argmax(axis=1) if y.ndim == 2 and y.shape[1] > 1 else y.reshape(len(y))
+    return 1.0 - np.unique(labels, return_counts=True)[1].max() / len(labels)
+
+
 def _split_sizes(data) -> dict:
     return {
         f"m_{part}": 0 if getattr(data, part) is None else len(getattr(data, part)[0])
@@ -637,7 +644,7 @@ def _train(args) -> int:
                 dev_acc,
                 bayes_error=args.bayes_error,
                 diverged=diverged,
-                n_classes=n_classes,
+                chance_error=_chance_error(data),
             )
         ),
     )
@@ -892,7 +899,7 @@ def _sweep(args) -> int:
             "writes the results"
         )
         return 0
-    meta.update(m_train=source["m_train"], m_dev=source["m_dev"], n_classes=n_classes)
+    meta.update(m_train=source["m_train"], m_dev=source["m_dev"], chance_error=_chance_error(data))
     return _report(args, results, _record(args, source, config, space))
 
 

@@ -81,7 +81,9 @@ class SweepResults:
       history: :class:`History` with (N, n_evals) arrays.
       stop_step, best_step: (N,) ints. diverged: (N,) bools.
       meta: how the sweep ran (chunk size, memory estimate, devices, seconds, ...).
-        ``meta["m_dev"]``, when present, sets the dev-set resolution of :meth:`summary`.
+        ``meta["m_dev"]`` / ``meta["m_train"]``, when present, set the resolution of
+        :meth:`summary`; ``meta["chance_error"]`` (the error of guessing the majority dev
+        class) lets the diagnosis call members at chance level "diverging".
       static: per-member values of static axes (e.g. ``layer_sizes``), shown as columns.
     """
 
@@ -256,7 +258,7 @@ class SweepResults:
         return 1.0 / size if size else 0.0
 
     # ---- diagnosis -------------------------------------------------------------------
-    def _diagnosis(self, columns: dict, members, bayes_error: float, threshold: float):
+    def _diagnosis(self, columns: dict, members, bayes_error, threshold: float):
         members = np.atleast_1d(np.asarray(members, np.int64))
         diverged = np.asarray(columns["diverged"], bool)[members]
         live = members[~diverged] if not diverged.all() else members
@@ -266,10 +268,10 @@ class SweepResults:
             bayes_error=bayes_error,
             threshold=threshold,
             diverged=bool(diverged.any()),
-            n_classes=self.meta.get("n_classes"),
+            chance_error=self.meta.get("chance_error"),
         )
 
-    def diagnose(self, bayes_error: float = 0.0, *, threshold: float = 0.02) -> list[dict]:
+    def diagnose(self, bayes_error: float | None = None, *, threshold: float = 0.02) -> list[dict]:
         """The table with each member's error rates, avoidable bias (train − Bayes),
         variance (dev − train) and verdict (see :func:`jaxhp.diagnose`)."""
         columns, rows = self.columns(), self.table()
@@ -284,7 +286,7 @@ class SweepResults:
             )
         return rows
 
-    def diagnosis(self, member, bayes_error: float = 0.0, *, threshold: float = 0.02):
+    def diagnosis(self, member, bayes_error: float | None = None, *, threshold: float = 0.02):
         """The full :class:`jaxhp.diagnose.Diagnosis` (with advice) of one member, or of a
         configuration given as its members (e.g. ``summary()[0]["members"]``: the mean
         error rates of those that did not diverge)."""
@@ -359,15 +361,18 @@ def diagnose_errors(
     train_accuracy: float,
     dev_accuracy: float,
     *,
-    bayes_error: float = 0.0,
+    bayes_error: float | None = None,
     threshold: float = 0.02,
     diverged: bool = False,
-    n_classes: int | None = None,
+    chance_error: float | None = None,
 ):
-    """:func:`jaxhp.diagnose` of accuracies, passing what it can use of whether the run
-    diverged and how many classes there are (chance level)."""
-    extra = {"diverged": diverged, "n_classes": n_classes}
+    """:func:`jaxhp.diagnose` of accuracies, with whether the run diverged and the error of
+    guessing (``chance_error``) when :func:`jaxhp.diagnose` takes them. ``bayes_error``
+    None lets it assume 0 and say so."""
     accepted = inspect.signature(diagnose).parameters
+    if bayes_error is None and accepted["bayes_error"].default is not None:
+        bayes_error = 0.0
+    extra = {"diverged": diverged, "chance_error": chance_error}
     return diagnose(
         train_error=1 - train_accuracy,
         dev_error=1 - dev_accuracy,

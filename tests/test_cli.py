@@ -129,7 +129,9 @@ def test_closed_stdout_is_quiet_and_results_are_still_written(tmp_path, monkeypa
     broken = open(write, "w")  # noqa: SIM115 - closed below
     monkeypatch.setattr(sys, "stdout", broken)
     try:
-        code = main(["sweep", "--lambd", "0", "--keep-prob", "1", *SMALL, "--out", str(tmp_path)])
+        # the same sweep as above: its compiled program is reused
+        argv = ["sweep", "--lambd", "0,1", "--keep-prob", "0.8,1", *SMALL, "--out", str(tmp_path)]
+        code = main(argv)
     finally:
         monkeypatch.undo()
         broken.close()
@@ -291,9 +293,10 @@ def test_sweep_without_matplotlib_still_writes_the_table(tmp_path, capsys, monke
 
 
 def _interruptible(out, checkpoint=None):
-    """A sweep of 72 tiny members in 36 chunks, so Ctrl-C lands mid-sweep."""
+    """A sweep of 16 tiny members in 8 chunks, so Ctrl-C lands mid-sweep."""
     cmd = [sys.executable, "-m", "jaxhp", "sweep", "--n-train", "100", "--n-dev", "40"]
-    cmd += ["--layers", "6", "--steps", "300", "--chunk-size", "2", "--quiet", "--out", str(out)]
+    cmd += ["--lambd", "0,0.1,1,3", "--keep-prob", "0.8,1", "--layers", "6", "--steps", "1000"]
+    cmd += ["--chunk-size", "2", "--quiet", "--out", str(out)]
     return cmd + ([] if checkpoint is None else ["--checkpoint", str(checkpoint)])
 
 
@@ -319,17 +322,17 @@ def test_ctrl_c_with_a_checkpoint_says_what_was_saved_and_resumes(tmp_path):
     lines = err.strip().splitlines()
     assert len(lines) == 1, err
     saved = re.fullmatch(
-        rf"interrupted: (\d+) of 72 members saved in {re.escape(str(checkpoint))}/; "
+        rf"interrupted: (\d+) of 16 members saved in {re.escape(str(checkpoint))}/; "
         "re-run the same command to resume",
         lines[0],
     )
     assert saved, lines[0]
-    assert 2 <= int(saved.group(1)) < 72
+    assert 2 <= int(saved.group(1)) < 16
     assert not (tmp_path / "out" / "results.csv").exists()
     resumed = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr
     assert f"{saved.group(1)} from checkpoint" in resumed.stdout
-    assert len((tmp_path / "out" / "results.csv").read_text().splitlines()) == 73
+    assert len((tmp_path / "out" / "results.csv").read_text().splitlines()) == 17
 
 
 def test_ctrl_c_without_a_checkpoint_says_nothing_was_saved(tmp_path):
