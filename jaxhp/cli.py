@@ -807,6 +807,18 @@ def _recorded_argv(path: Path) -> list[str]:
     return argv
 
 
+def _check_same_file(args, source: dict):
+    """With --config, a data file must be the one the recorded sweep read."""
+    if args.config is None or "sha256" not in source:
+        return
+    recorded = json.loads(Path(args.config).read_text())["config"].get("dataset", {})
+    if recorded.get("sha256") not in (None, source["sha256"]):
+        raise UsageError(
+            f"--config {args.config}: {source['file']} has changed since that sweep read it "
+            "(its sha256 differs); the sweep would not be the same"
+        )
+
+
 class _Progress:
     """Evaluations done, as a bar on stderr when it is a terminal (fed by ``on_eval``)."""
 
@@ -860,6 +872,7 @@ def _sweep(args) -> int:
     cluster = _start_jax(args)
     _check_steps(args)
     data, n_out, n_classes, source = _load_data(args)
+    _check_same_file(args, source)
     config = _config(args, data, n_out)
     _check_training(args, config, data)
     space = _space(args)

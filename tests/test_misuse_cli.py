@@ -1,6 +1,7 @@
 """CLI misuse: each bad command line stops before any training, with one line on stderr that
 names the flag, and exit status 2."""
 
+import json
 import re
 
 import pytest
@@ -96,3 +97,15 @@ def test_bad_command_line_stops_before_training(argv, match, tmp_path, capsys, n
     assert "Traceback" not in err
     assert re.search(match, err), err
     assert not out.exists()  # nothing written
+
+
+def test_config_whose_data_file_changed_is_refused(tmp_path, capsys, no_training):
+    data = tmp_path / "d.csv"
+    data.write_text("".join(f"{i % 7},{i % 3},{i % 2}\n" for i in range(60)))
+    record = {"argv": [f"--dataset={data}", "--steps=5"], "dataset": {"sha256": "0" * 64}}
+    (tmp_path / "results.json").write_text(json.dumps({"config": record}))
+    argv = ["sweep", "--config", str(tmp_path / "results.json"), "--out", str(tmp_path / "o")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1
+    assert "d.csv has changed since that sweep read it" in err
