@@ -886,10 +886,11 @@ def _sweep(args) -> int:
         f"{'-'.join(map(str, config.layer_sizes))}, {config.steps} steps, {config.optimizer}; "
         f"ranked by {args.metric}, ties by {tie_break(args.metric)}",
     )
-    bar = _Progress(n * config.n_evals, enabled=not args.quiet and is_main)
-    options = {"progress": not args.quiet}
-    if "on_eval" in inspect.signature(run_sweep).parameters:  # per-evaluation progress
-        options = {"progress": False, "on_eval": bar}
+    # Per-evaluation progress where run_sweep passes fit's on_eval through; otherwise its
+    # own bar, which moves once per chunk.
+    per_eval = "on_eval" in inspect.signature(run_sweep).parameters
+    bar = _Progress(n * config.n_evals, enabled=per_eval and not args.quiet and is_main)
+    options = {"progress": False, "on_eval": bar} if per_eval else {"progress": not args.quiet}
     try:
         results = run_sweep(
             space,
