@@ -972,8 +972,14 @@ def _format_summary(rows, results, metric: str) -> str:
     lines = [" ".join(header)]
     for rank, row in enumerate(rows, start=1):
         cells = [f"{rank:>4}", *(f"{_num(row[n]):>13}" for n in names), f"{row['seeds']:>5}"]
+        if row["diverged"] == row["seeds"]:
+            cells.append(f"{'every seed diverged':>19}")
+            lines.append(" ".join(cells))
+            continue
         cells += [f"{row[m + '_mean']:>9.4f} ± {row[m + '_std']:<7.4f}" for m in shown]
         cells.append("  yes" if row["within_noise"] else "")
+        if row["diverged"]:
+            cells.append(f"({row['diverged']} seed(s) diverged, not in the mean)")
         lines.append(" ".join(cells))
     return "\n".join(lines)
 

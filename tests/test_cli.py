@@ -348,3 +348,52 @@ def test_ctrl_c_without_a_checkpoint_says_nothing_was_saved(tmp_path):
         "and re-running the same command resumes"
     ]
     assert not (tmp_path / "out").exists()
+
+
+def test_report_names_diverged_members_and_ranks_by_the_metric(tmp_path, capsys):
+    from jaxhp.records import History
+    from jaxhp.results import SweepResults
+
+    # points lambd 0 / 1 / 2, two seeds each; lambd 2 diverged on both seeds, lambd 1 on one
+    acc = np.asarray([[0.8, 0.85], [0.9, 0.9], [0.5, 0.5], [0.7, 0.9], [0.5, 0.5], [0.5, 0.5]])
+    cost = np.asarray(
+        [[0.5, 0.4], [0.3, 0.2], [0.7, np.inf], [0.6, 0.25], [0.7, np.nan]] + [[1, 1]]
+    )
+    n = len(acc)
+    results = SweepResults(
+        hparams=HParams(
+            lambd=np.repeat(np.asarray([0.0, 1.0, 2.0], np.float32), 2),
+            keep_prob=np.ones(n, np.float32),
+            learning_rate=np.full(n, 0.1, np.float32),
+        ),
+        seeds=np.asarray([0, 1] * 3),
+        history=History(
+            step=np.tile(np.asarray([5, 10], np.int32), (n, 1)),
+            train_cost=cost.astype(np.float32),
+            train_accuracy=acc.astype(np.float32),
+            dev_cost=cost.astype(np.float32),
+            dev_accuracy=acc.astype(np.float32),
+        ),
+        stop_step=np.full(n, 10),
+        best_step=np.full(n, 10),
+        diverged=np.asarray([False, False, True, False, True, True]),
+        meta={
+            "members": n,
+            "seconds": 1.0,
+            "chunks_run": 1,
+            "chunk_size": n,
+            "members_from_checkpoint": 0,
+            "m_dev": 40,
+            "m_train": 80,
+        },
+    )
+    args = build_parser().parse_args(["sweep", "--out", str(tmp_path), "--bayes-error", "0.05"])
+    assert cli._report(args, results, {"argv": []}) == 0
+    text = capsys.readouterr().out
+    assert "diverged (flagged, not ranked): members [2, 4, 5]" in text
+    lines = text.splitlines()
+    table = lines[lines.index(next(x for x in lines if x.lstrip().startswith("rank"))) + 1 :][:3]
+    # lambd 1 (0.9, from its one live seed) beats lambd 0 (mean of 0.85 and 0.9 = 0.875)
+    assert table[0].split()[1] == "1" and "(1 seed(s) diverged, not in the mean)" in table[0]
+    assert table[1].split()[1] == "0"
+    assert table[2].split()[1] == "2" and "every seed diverged" in table[2]
