@@ -214,6 +214,7 @@ def _add_data_args(parser: argparse.ArgumentParser):
     data = parser.add_argument_group("data")
     data.add_argument(
         "--dataset",
+        metavar="NAME|FILE",
         default="moons",
         help=f"a built-in dataset ({', '.join(datasets.GENERATORS)}), or a .npz file (arrays "
         "x (m, n_x) and y (m,)) or .csv file (features, then the label in the last column; "
@@ -221,28 +222,36 @@ def _add_data_args(parser: argparse.ArgumentParser):
     )
     data.add_argument(
         "--n-train",
+        metavar="N",
         type=_positive_int,
         default=600,
         help="training examples drawn from a built-in dataset",
     )
     data.add_argument(
         "--n-dev",
+        metavar="N",
         type=_positive_int,
         default=200,
         help="dev examples drawn from a built-in dataset (the dev set ranks members: >= 1)",
     )
     data.add_argument(
         "--noise",
+        metavar="X",
         type=_non_negative,
         default=None,
         help="noise of the built-in dataset (default: the generator's, e.g. 0.25 for moons)",
     )
     data.add_argument(
-        "--data-seed", type=_seed, default=0, help="seed of the data draws or the file's split"
+        "--data-seed",
+        metavar="N",
+        type=_seed,
+        default=0,
+        help="seed of the data draws or the file's split",
     )
     model = parser.add_argument_group("model and training")
     model.add_argument(
         "--layers",
+        metavar="W1,W2",
         type=_layers,
         default="20,3",
         help="hidden layer widths (input and output widths come from the data)",
@@ -252,21 +261,26 @@ def _add_data_args(parser: argparse.ArgumentParser):
     )
     model.add_argument("--init", choices=SCHEMES, default="he", help="weight init scheme")
     model.add_argument("--optimizer", choices=OPTIMIZERS, default="sgd", help="optimiser")
-    model.add_argument("--steps", type=_positive_int, default=2000, help="optimiser updates")
+    model.add_argument(
+        "--steps", metavar="N", type=_positive_int, default=2000, help="optimiser updates"
+    )
     model.add_argument(
         "--batch-size",
+        metavar="N",
         type=_positive_int,
         default=None,
         help="mini-batch rows (default: full batch)",
     )
     model.add_argument(
         "--eval-every",
+        metavar="N",
         type=_positive_int,
         default=None,
         help="steps between evaluations (default: steps // 100)",
     )
     model.add_argument(
         "--patience",
+        metavar="N",
         type=_positive_int,
         default=None,
         help="stop after this many evaluations without a dev-cost improvement, and keep the "
@@ -274,6 +288,7 @@ def _add_data_args(parser: argparse.ArgumentParser):
     )
     model.add_argument(
         "--bayes-error",
+        metavar="X",
         type=_bayes_error,
         default=None,
         help="the error rate you consider unavoidable (e.g. human error) for the "
@@ -338,6 +353,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sweep.add_argument(
         "--config",
+        metavar="FILE",
         type=Path,
         default=None,
         help="re-run the sweep recorded in this results.json (flags given here override it)",
@@ -366,12 +382,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     space.add_argument(
         "--random",
+        metavar="N",
         type=_positive_int,
         default=None,
         help="draw N random points instead of a grid",
     )
     space.add_argument(
         "--seeds",
+        metavar="N",
         type=_positive_int,
         default=2,
         help="seeds per point; the table reports mean ± std over them",
@@ -386,25 +404,41 @@ def build_parser() -> argparse.ArgumentParser:
     run = sweep.add_argument_group("running and outputs")
     run.add_argument(
         "--chunk-size",
+        metavar="N|auto",
         type=_chunk_size,
         default="auto",
         help="members per compiled call, or auto (fits the memory budget)",
     )
     run.add_argument(
         "--checkpoint",
+        metavar="DIR",
         default=None,
         help="folder for finished chunks; re-running the same command resumes from it",
     )
-    run.add_argument("--out", default="jaxhp-out", help="folder for results and plots")
-    run.add_argument("--top", type=_positive_int, default=5, help="configurations to print")
+    run.add_argument(
+        "--out", metavar="DIR", default="jaxhp-out", help="folder for results and plots"
+    )
+    run.add_argument(
+        "--top", metavar="N", type=_positive_int, default=5, help="configurations to print"
+    )
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     cluster = sweep.add_argument_group("several processes or hosts (jax.distributed)")
-    cluster.add_argument("--coordinator", default=None, help="HOST:PORT of process 0")
     cluster.add_argument(
-        "--num-processes", type=_positive_int, default=None, help="processes in the cluster"
+        "--coordinator", metavar="HOST:PORT", default=None, help="HOST:PORT of process 0"
     )
     cluster.add_argument(
-        "--process-id", type=_int_process, default=None, help="this process's id, from 0"
+        "--num-processes",
+        metavar="N",
+        type=_positive_int,
+        default=None,
+        help="processes in the cluster",
+    )
+    cluster.add_argument(
+        "--process-id",
+        metavar="N",
+        type=_int_process,
+        default=None,
+        help="this process's id, from 0",
     )
     cluster.add_argument(
         "--distributed",
@@ -413,6 +447,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     cluster.add_argument(
         "--timeout",
+        metavar="SECONDS",
         type=_positive_int,
         default=60,
         help="seconds to wait for a missing process before failing",
