@@ -227,6 +227,8 @@ def _sweep_cmd(checkpoint, out):
         "0,0.01,0.1,1,3,10",
         "--keep-prob",
         "0.5,0.6,0.7,0.8,0.9,1",
+        "--seeds",
+        "1",
         "--chunk-size",
         "4",
         "--quiet",
