@@ -24,14 +24,14 @@ def tie_break(metric: str) -> str:
     """The column that orders members whose ``metric`` is equal: the dev cost of the same
     evaluation (``best_dev_cost`` for the ``best_*`` metrics), or the dev accuracy when the
     metric is itself that dev cost."""
-    check_metric(metric)
+    _check_metric(metric)
     best = metric.startswith("best_")
     if metric in ("dev_cost", "best_dev_cost"):
         return "best_dev_accuracy" if best else "dev_accuracy"
     return "best_dev_cost" if best else "dev_cost"
 
 
-def check_metric(metric: Any) -> str:
+def _check_metric(metric: Any) -> str:
     if metric not in METRICS:
         raise ValueError(f"unknown metric {metric!r}; allowed: {', '.join(METRICS)}")
     return metric
@@ -164,7 +164,7 @@ class SweepResults:
 
     def _order(self, metric: str) -> list[int]:
         cols = self.columns()
-        primary = _ranking_key(cols[check_metric(metric)], metric)
+        primary = _ranking_key(cols[_check_metric(metric)], metric)
         secondary = _ranking_key(cols[tie_break(metric)], tie_break(metric))
         usable = ~np.asarray(self.diverged, bool) & np.isfinite(primary)
         order = np.lexsort((np.arange(len(self)), secondary, primary))
@@ -215,7 +215,7 @@ class SweepResults:
         Raises:
           ValueError: an unknown metric, or a negative resolution.
         """
-        check_metric(metric)
+        _check_metric(metric)
         if resolution is None:
             resolution = self._resolution(metric)
         elif not (resolution >= 0):
@@ -344,7 +344,7 @@ class SweepResults:
         for axis in (x, y):
             if axis not in cols:
                 raise ValueError(f"unknown axis {axis!r}; allowed: {', '.join(cols)}")
-        check_metric(metric)
+        _check_metric(metric)
         return heatmap(cols[x], cols[y], cols[metric], path, x=x, y=y, metric=metric)
 
     def plot_curves(self, path, *, top: int = 5, metric: str = "dev_accuracy") -> Path:
