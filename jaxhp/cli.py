@@ -1,76 +1,580 @@
-"""The ``jaxhp`` command: ``jaxhp train`` (one run) and ``jaxhp sweep`` (many at once)."""
+"""The ``jaxhp`` command: ``jaxhp train`` (one run) and ``jaxhp sweep`` (many at once).
+
+Every argument is checked before anything trains: a bad one prints one line on stderr and
+exits with status 2. Ctrl-C prints one line saying what was saved and exits with 130.
+"""
 
 from __future__ import annotations
 
 import argparse
+import difflib
+import hashlib
+import inspect
+import json
+import os
+import platform
+import re
 import sys
+import time
+from importlib import metadata
 from pathlib import Path
 
 import numpy as np
 
+import jaxhp
 from jaxhp import datasets
+from jaxhp.init import SCHEMES
+from jaxhp.nn import ACTIVATIONS
+from jaxhp.records import OPTIMIZERS, HParams
+from jaxhp.results import METRICS, diagnose_errors, tie_break
+
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+DEFAULT_LEARNING_RATE = HParams().learning_rate  # one default for the library and the CLI
 
 
-def _int_list(text: str) -> tuple[int, ...]:
+class UsageError(ValueError):
+    """A bad command line, found before any training."""
+
+
+class Interrupted(Exception):
+    """Ctrl-C; the message says what was saved."""
+
+
+# ---- argument types: each error names its flag (argparse prefixes "argument --flag") ----
+def _int(text: str, low: int, what: str) -> int:
     try:
-        return tuple(int(part) for part in text.split(","))
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(f"expected comma-separated ints, got {text!r}") from err
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+    if not low <= value < 2**31:
+        raise argparse.ArgumentTypeError(f"expected {what}, got {value}")
+    return value
 
 
-def _keep_prob(text: str):
-    values = [float(part) for part in text.split(",")]
-    return values[0] if len(values) == 1 else np.asarray(values, np.float32)
+def _positive_int(text: str) -> int:
+    return _int(text, 1, "an int >= 1")
 
 
-def _add_data_args(parser: argparse.ArgumentParser, default_layers: str):
-    parser.add_argument(
-        "--dataset", default="moons", help="built-in name (moons, circles, flower, spirals)"
+def _seed(text: str) -> int:
+    return _int(text, 0, "an int in [0, 2**31)")
+
+
+def _float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not np.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
+def _non_negative(text: str) -> float:
+    value = _float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
+    return value
+
+
+def _positive(text: str) -> float:
+    value = _float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
+    return value
+
+
+def _bayes_error(text: str) -> float:
+    value = _float(text)
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"expected an error rate in [0, 1), got {text!r}")
+    return value
+
+
+def _layers(text: str) -> tuple[int, ...]:
+    try:
+        sizes = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected hidden widths like 20,3, got {text!r}"
+        ) from None
+    if any(n < 1 for n in sizes):
+        raise argparse.ArgumentTypeError(f"widths must be >= 1, got {text!r}")
+    return sizes
+
+
+def _chunk_size(text: str):
+    return "auto" if text == "auto" else _int(text, 1, "'auto' or an int >= 1")
+
+
+def _keep_prob_value(text: str):
+    """One keep_prob: ``0.8``, or one value per hidden layer written ``0.8/0.9``."""
+    try:
+        values = tuple(float(part) for part in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a keep probability in (0, 1] (per hidden layer: 0.8/0.9), got {text!r}"
+        ) from None
+    bad = [v for v in values if not 0 < v <= 1]
+    if bad:
+        raise argparse.ArgumentTypeError(f"keep_prob must be in (0, 1], got {bad[0]}")
+    return values[0] if len(values) == 1 else values
+
+
+def _train_keep_prob(text: str):
+    if "," in text:
+        raise argparse.ArgumentTypeError(
+            f"jaxhp train takes one keep_prob, got {text!r}; write one value per hidden "
+            "layer as 0.8/0.9"
+        )
+    return _keep_prob_value(text)
+
+
+class _Axis:
+    """A sweep axis as typed (kept for the record) and as values or a distribution."""
+
+    def __init__(self, text: str, values):
+        self.text, self.values = text, values
+
+    def __repr__(self) -> str:
+        return self.text
+
+
+def _axis_type(number, *, keep_prob: bool = False):
+    """Parser of a sweep axis: ``a,b,c`` (``0.8/0.9`` = one keep_prob per hidden layer), or
+    ``loguniform:a:b`` / ``uniform:a:b`` for random search."""
+
+    def parse(text: str) -> _Axis:
+        from jaxhp import sweep
+
+        kind, _, rest = text.partition(":")
+        if kind in ("loguniform", "uniform"):
+            try:
+                a, b = (_float(v) for v in rest.split(":"))
+            except (ValueError, argparse.ArgumentTypeError):
+                raise argparse.ArgumentTypeError(
+                    f"expected {kind}:a:b with numbers a < b, got {text!r}"
+                ) from None
+            low = 0.0 if kind == "uniform" and number is _non_negative else None
+            if not (a < b and (a > 0 if low is None else a >= low)) or (keep_prob and b > 1):
+                allowed = "0 <= a < b" if low is not None else "0 < a < b"
+                raise argparse.ArgumentTypeError(
+                    f"{text!r} needs {allowed}{' <= 1' if keep_prob else ''}"
+                )
+            return _Axis(text, getattr(sweep, kind)(a, b))
+        parse_one = _keep_prob_value if keep_prob else number
+        return _Axis(text, [parse_one(part) for part in text.split(",")])
+
+    return parse
+
+
+# ---- the parser --------------------------------------------------------------------------
+class _Formatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Defaults in the help, but not the noise of ``(default: None)`` for flags."""
+
+    def _get_help_string(self, action):
+        if action.default is None or action.default is False:
+            return action.help
+        return super()._get_help_string(action)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors and a "did you mean" for mistyped words."""
+
+    def error(self, message):
+        message = " ".join(message.split())
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}{self._hint(message)}\n")
+
+    def _hint(self, message: str) -> str:
+        choice = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+        if choice:
+            word, options = choice.group(1), re.findall(r"'([^']*)'", choice.group(2))
+        elif message.startswith("unrecognized arguments:"):
+            words = [w for w in message.split(":", 1)[1].split() if w.startswith("-")]
+            if not words:
+                return ""
+            word, options = words[0].split("=")[0], _option_strings(self)
+        else:
+            return ""
+        close = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
+        return f"; did you mean {close[0]}?" if close else ""
+
+
+def _option_strings(parser: argparse.ArgumentParser) -> list[str]:
+    names = []
+    for action in parser._actions:
+        names += [s for s in action.option_strings if s.startswith("--")]
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                names += _option_strings(sub)
+    return names
+
+
+def _add_data_args(parser: argparse.ArgumentParser):
+    data = parser.add_argument_group("data")
+    data.add_argument(
+        "--dataset",
+        metavar="NAME|FILE",
+        default="moons",
+        help=f"a built-in dataset ({', '.join(datasets.GENERATORS)}), or a .npz file (arrays "
+        "x (m, n_x) and y (m,)) or .csv file (features, then the label in the last column; "
+        "a header row is skipped), split train/dev/test by the course's rule",
     )
-    parser.add_argument("--n-train", type=int, default=600)
-    parser.add_argument("--n-dev", type=int, default=200)
-    parser.add_argument("--noise", type=float, default=None)
-    parser.add_argument("--data-seed", type=int, default=0)
-    parser.add_argument(
+    data.add_argument(
+        "--n-train",
+        metavar="N",
+        type=_positive_int,
+        default=600,
+        help="training examples drawn from a built-in dataset",
+    )
+    data.add_argument(
+        "--n-dev",
+        metavar="N",
+        type=_positive_int,
+        default=200,
+        help="dev examples drawn from a built-in dataset (the dev set ranks members: >= 1)",
+    )
+    data.add_argument(
+        "--noise",
+        metavar="X",
+        type=_non_negative,
+        default=None,
+        help="noise of the built-in dataset (default: the generator's, e.g. 0.25 for moons)",
+    )
+    data.add_argument(
+        "--data-seed",
+        metavar="N",
+        type=_seed,
+        default=0,
+        help="seed of the data draws or the file's split",
+    )
+    model = parser.add_argument_group("model and training")
+    model.add_argument(
         "--layers",
-        type=_int_list,
-        default=_int_list(default_layers),
-        help="hidden layer widths, e.g. 20,3 (input and output are inferred)",
+        metavar="W1,W2",
+        type=_layers,
+        default="20,3",
+        help="hidden layer widths (input and output widths come from the data)",
     )
-    parser.add_argument("--activation", default="relu")
-    parser.add_argument("--init", default="he")
-    parser.add_argument("--optimizer", default="sgd")
-    parser.add_argument("--steps", type=int, default=2000)
-    parser.add_argument("--batch-size", type=int, default=None)
-    parser.add_argument("--eval-every", type=int, default=None)
-    parser.add_argument("--patience", type=int, default=None)
+    model.add_argument(
+        "--activation", choices=list(ACTIVATIONS), default="relu", help="hidden activation"
+    )
+    model.add_argument("--init", choices=SCHEMES, default="he", help="weight init scheme")
+    model.add_argument("--optimizer", choices=OPTIMIZERS, default="sgd", help="optimiser")
+    model.add_argument(
+        "--steps", metavar="N", type=_positive_int, default=2000, help="optimiser updates"
+    )
+    model.add_argument(
+        "--batch-size",
+        metavar="N",
+        type=_positive_int,
+        default=None,
+        help="mini-batch rows (default: full batch)",
+    )
+    model.add_argument(
+        "--eval-every",
+        metavar="N",
+        type=_positive_int,
+        default=None,
+        help="steps between evaluations (default: steps // 100)",
+    )
+    model.add_argument(
+        "--patience",
+        metavar="N",
+        type=_positive_int,
+        default=None,
+        help="stop after this many evaluations without a dev-cost improvement, and keep the "
+        "best params (default: no early stopping, keep the last params)",
+    )
+    model.add_argument(
+        "--bayes-error",
+        metavar="X",
+        type=_bayes_error,
+        default=None,
+        help="the error rate you consider unavoidable (e.g. human error) for the "
+        "bias/variance diagnosis, in [0, 1) (default: assume 0, and say so)",
+    )
 
 
+def _version() -> str:
+    return (
+        f"jaxhp {jaxhp.__version__} (jax {_installed('jax')}, jaxlib {_installed('jaxlib')}, "
+        f"Python {platform.python_version()})"
+    )
+
+
+def _installed(name: str) -> str:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="jaxhp", description=__doc__, formatter_class=_Formatter)
+    parser.add_argument("--version", action="version", version=_version())
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    train = commands.add_parser(
+        "train",
+        help="train one configuration",
+        description="Train one configuration, print its history and a bias/variance diagnosis.",
+        formatter_class=_Formatter,
+    )
+    _add_data_args(train)
+    hp = train.add_argument_group("hyperparameters")
+    hp.add_argument("--lambd", type=_non_negative, default=0.0, help="L2 strength λ")
+    hp.add_argument(
+        "--keep-prob",
+        type=_train_keep_prob,
+        default="1.0",
+        help="dropout keep probability in (0, 1], or one per hidden layer: 0.8/0.9",
+    )
+    hp.add_argument(
+        "--learning-rate",
+        "--lr",
+        type=_positive,
+        default=DEFAULT_LEARNING_RATE,
+        help="learning rate (the default is jaxhp.HParams().learning_rate)",
+    )
+    hp.add_argument("--seed", type=_seed, default=0, help="seed of init, dropout and shuffles")
+    out = train.add_argument_group("outputs")
+    out.add_argument("--save", type=Path, default=None, help="write the params to this .npz")
+    out.add_argument("--plot", type=Path, default=None, help="write the cost curve to this PNG")
+    train.set_defaults(run=_train)
+
+    sweep = commands.add_parser(
+        "sweep",
+        help="train a λ × keep_prob × learning-rate sweep as one program",
+        description="Train every member of a grid (or --random draws) as one vmapped program, "
+        "rank the configurations by --metric (mean over seeds) and write results.csv, "
+        "results.json and plots to --out.",
+        formatter_class=_Formatter,
+    )
+    sweep.add_argument(
+        "--config",
+        metavar="FILE",
+        type=Path,
+        default=None,
+        help="re-run the sweep recorded in this results.json (flags given here override it)",
+    )
+    _add_data_args(sweep)
+    space = sweep.add_argument_group("search space")
+    space.add_argument(
+        "--lambd",
+        type=_axis_type(_non_negative),
+        default="0,0.01,0.1,1,3,10",
+        help="λ values a,b,c, or loguniform:a:b / uniform:a:b with --random",
+    )
+    space.add_argument(
+        "--keep-prob",
+        type=_axis_type(None, keep_prob=True),
+        default="0.5,0.6,0.7,0.8,0.9,1.0",
+        help="keep_prob values in (0, 1] (0.8/0.9 = one per hidden layer), or uniform:a:b",
+    )
+    space.add_argument(
+        "--learning-rate",
+        "--lr",
+        type=_axis_type(_positive),
+        default=str(DEFAULT_LEARNING_RATE),
+        help="learning rates, or loguniform:a:b with --random "
+        "(the default is jaxhp.HParams().learning_rate)",
+    )
+    space.add_argument(
+        "--random",
+        metavar="N",
+        type=_positive_int,
+        default=None,
+        help="draw N random points instead of a grid",
+    )
+    space.add_argument(
+        "--seeds",
+        metavar="N",
+        type=_positive_int,
+        default=2,
+        help="seeds per point; the table reports mean ± std over them",
+    )
+    space.add_argument("--seed", type=_seed, default=0, help="base seed of the sweep")
+    space.add_argument(
+        "--metric",
+        choices=METRICS,
+        default="dev_accuracy",
+        help="ranking metric (ties broken by the dev cost of the same evaluation)",
+    )
+    run = sweep.add_argument_group("running and outputs")
+    run.add_argument(
+        "--chunk-size",
+        metavar="N|auto",
+        type=_chunk_size,
+        default="auto",
+        help="members per compiled call, or auto (fits the memory budget)",
+    )
+    run.add_argument(
+        "--checkpoint",
+        metavar="DIR",
+        default=None,
+        help="folder for finished chunks; re-running the same command resumes from it",
+    )
+    run.add_argument(
+        "--out", metavar="DIR", default="jaxhp-out", help="folder for results and plots"
+    )
+    run.add_argument(
+        "--top", metavar="N", type=_positive_int, default=5, help="configurations to print"
+    )
+    run.add_argument("--quiet", action="store_true", help="no progress bar")
+    cluster = sweep.add_argument_group("several processes or hosts (jax.distributed)")
+    cluster.add_argument(
+        "--coordinator", metavar="HOST:PORT", default=None, help="HOST:PORT of process 0"
+    )
+    cluster.add_argument(
+        "--num-processes",
+        metavar="N",
+        type=_positive_int,
+        default=None,
+        help="processes in the cluster",
+    )
+    cluster.add_argument(
+        "--process-id",
+        metavar="N",
+        type=_int_process,
+        default=None,
+        help="this process's id, from 0",
+    )
+    cluster.add_argument(
+        "--distributed",
+        action="store_true",
+        help="join a cluster described by the environment (SLURM, ...)",
+    )
+    cluster.add_argument(
+        "--timeout",
+        metavar="SECONDS",
+        type=_positive_int,
+        default=60,
+        help="seconds to wait for a missing process before failing",
+    )
+    sweep.set_defaults(run=_sweep, parser=sweep)
+    return parser
+
+
+def _int_process(text: str) -> int:
+    return _int(text, 0, "an int >= 0")
+
+
+# ---- checks before training --------------------------------------------------------------
+def _check_folder(path, flag: str) -> Path:
+    """``path`` is a folder we can write into, or one we can create."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"{flag} {path} is a file; give a folder")
+    existing = path if path.exists() else next(p for p in path.absolute().parents if p.exists())
+    if not existing.is_dir():
+        raise UsageError(f"{flag} {path}: {existing} is a file, so the folder cannot be made")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UsageError(f"{flag} {path}: {existing} is not writable")
+    return path
+
+
+def _check_file_target(path, flag: str):
+    if path is None:
+        return
+    if Path(path).is_dir():
+        raise UsageError(f"{flag} {path} is a folder; give a file name")
+    _check_folder(Path(path).absolute().parent, flag)
+
+
+def _check_steps(args):
+    if args.eval_every is not None and args.eval_every > args.steps:
+        raise UsageError(f"--eval-every {args.eval_every} must be <= --steps {args.steps}")
+
+
+def _check_training(args, config, data):
+    m_train = len(data.train[0])
+    if args.batch_size is not None and args.batch_size > m_train:
+        raise UsageError(
+            f"--batch-size {args.batch_size} is larger than the training set ({m_train} rows)"
+        )
+    per_layer = [v for v in _keep_values(args) if isinstance(v, tuple)]
+    for value in per_layer:
+        if len(value) != config.n_hidden:
+            raise UsageError(
+                f"--keep-prob {'/'.join(map(str, value))} has {len(value)} values but --layers "
+                f"has {config.n_hidden} hidden layer(s)"
+            )
+
+
+def _keep_values(args) -> list:
+    kp = args.keep_prob
+    if isinstance(kp, _Axis):
+        return kp.values if isinstance(kp.values, list) else []
+    return [kp]
+
+
+# ---- data and config ---------------------------------------------------------------------
 def _load_data(args):
-    """A built-in dataset by name, or an .npz/.csv file split train/dev/test by the course's
-    rule (stratified, seeded by --data-seed). Returns the Data and the output width."""
-    if args.dataset in datasets.GENERATORS:
+    """A built-in dataset, or an .npz/.csv file split train/dev/test by the course's rule
+    (stratified, seeded by --data-seed). Returns the Data, the output width, the class
+    count, and a record of the source."""
+    name = args.dataset
+    if name in datasets.GENERATORS:
         data = datasets.load(
-            args.dataset,
+            name,
             n_train=args.n_train,
             n_dev=args.n_dev,
             n_test=0,
             noise=args.noise,
             seed=args.data_seed,
         )
-        n_classes = datasets.n_classes(args.dataset)
-    elif args.dataset.endswith((".npz", ".csv")):
+        n_classes = datasets.n_classes(name)
+        source = {
+            "name": name,
+            "n_train": args.n_train,
+            "n_dev": args.n_dev,
+            "noise": args.noise,
+            "data_seed": args.data_seed,
+        }
+    elif name.endswith((".npz", ".csv")):
         from jaxhp.data import load_file, split
 
-        x, y = load_file(args.dataset)
+        x, y = load_file(name)
         data = split(x, y, key=args.data_seed).data()
-        n_classes = int(y.max()) + 1
+        y = np.asarray(y)
+        n_classes = y.shape[1] if y.ndim == 2 else int(y.max()) + 1
+        digest = hashlib.sha256(Path(name).read_bytes()).hexdigest()
+        source = {"file": str(Path(name).absolute()), "sha256": digest, "data_seed": args.data_seed}
     else:
-        raise ValueError(
-            f"--dataset must be one of {', '.join(datasets.GENERATORS)} or an "
-            f".npz/.csv file, got {args.dataset!r}"
+        close = difflib.get_close_matches(name, list(datasets.GENERATORS), n=1)
+        hint = f"; did you mean {close[0]}?" if close else ""
+        raise UsageError(
+            f"--dataset must be one of {', '.join(datasets.GENERATORS)} or an .npz/.csv "
+            f"file, got {name!r}{hint}"
         )
-    return data, n_classes if n_classes > 2 else 1
+    if data.dev is None or len(data.dev[0]) == 0:
+        raise UsageError(f"--dataset {name}: no dev set (too few rows to split)")
+    source.update(_split_sizes(data))
+    return data, (n_classes if n_classes > 2 else 1), n_classes, source
+
+
+def _chance_error(data) -> float:
+    """The dev error of always guessing the most common dev class."""
+    y = np.asarray(data.dev[1])
+    labels = y.argmax(axis=1) if y.ndim == 2 and y.shape[1] > 1 else y.reshape(len(y))
+    return 1.0 - np.unique(labels, return_counts=True)[1].max() / len(labels)
+
+
+def _split_sizes(data) -> dict:
+    return {
+        f"m_{part}": 0 if getattr(data, part) is None else len(getattr(data, part)[0])
+        for part in ("train", "dev", "test")
+    }
+
+
+def _data_line(source: dict, data, n_classes: int) -> str:
+    label = source.get("name") or source["file"]
+    n_x = np.asarray(data.train[0]).shape[1]
+    return (
+        f"data: {label}: {source['m_train']} train, {source['m_dev']} dev, "
+        f"{source['m_test']} test examples; {n_x} features, {n_classes} classes"
+    )
 
 
 def _config(args, data, n_out):
@@ -90,91 +594,138 @@ def _config(args, data, n_out):
     )
 
 
+def _num(value) -> str:
+    if isinstance(value, tuple):
+        return "/".join(_num(v) for v in value)
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def _print(*lines):
+    """Print to stdout; when the reader went away (``| head``), stay quiet and carry on,
+    so the results are still written."""
+    try:
+        print(*lines, sep="\n", flush=True)
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+
+
+# ---- jaxhp train -------------------------------------------------------------------------
 def _train(args) -> int:
     import jax
 
-    from jaxhp.records import HParams
     from jaxhp.train import fit
 
-    data, n_out = _load_data(args)
+    _check_file_target(args.save, "--save")
+    _check_file_target(args.plot, "--plot")
+    if args.plot is not None:
+        from jaxhp.plot import _pyplot
+
+        _pyplot()  # no matplotlib: say so now, not after training
+    _check_steps(args)
+    data, n_out, n_classes, source = _load_data(args)
     config = _config(args, data, n_out)
+    _check_training(args, config, data)
+    keep = (
+        np.asarray(args.keep_prob, np.float32)
+        if isinstance(args.keep_prob, tuple)
+        else (args.keep_prob)
+    )
+    hparams = HParams(lambd=args.lambd, keep_prob=keep, learning_rate=args.learning_rate)
+    kept = "best (lowest dev cost)" if config.restore_best else "last"
+    _print(
+        _data_line(source, data, n_classes),
+        f"hparams: lambd={_num(args.lambd)} keep_prob={_num(args.keep_prob)} "
+        f"learning_rate={_num(args.learning_rate)} seed={args.seed}",
+        f"model: layers {'-'.join(map(str, config.layer_sizes))}, {config.activation}, "
+        f"{config.init} init, {config.optimizer}, {config.steps} steps, evaluated every "
+        f"{config.every}; keeps the {kept} params",
+    )
 
     def progress(record):
-        print(
+        _print(
             f"step {int(record['step']):>6}  train J {float(record['train_cost']):.4f}  "
             f"train acc {float(record['train_accuracy']):.3f}  "
             f"dev cost {float(record['dev_cost']):.4f}  "
-            f"dev acc {float(record['dev_accuracy']):.3f}",
-            flush=True,
+            f"dev acc {float(record['dev_accuracy']):.3f}"
         )
 
-    hparams = HParams(args.lambd, _keep_prob(args.keep_prob), args.learning_rate)
-    result = fit(jax.random.key(args.seed), hparams, data, config, on_eval=progress)
-    jax.effects_barrier()
-    history = jax.device_get(result.history)
-    stop = int(result.stop_step)
+    started = time.perf_counter()
+    try:
+        result = fit(jax.random.key(args.seed), hparams, data, config, on_eval=progress)
+        jax.effects_barrier()
+        history = jax.device_get(result.history)
+    except KeyboardInterrupt:
+        raise Interrupted(
+            "interrupted: nothing was saved (jaxhp train keeps no checkpoint; jaxhp sweep "
+            "--checkpoint DIR keeps finished members and resumes)"
+        ) from None
+    stop, best_step = int(result.stop_step), int(result.best_step)
+    diverged = bool(result.diverged)
     status = (
         "diverged"
-        if bool(result.diverged)
+        if diverged
         else f"stopped early at step {stop}"
         if stop < config.steps
         else f"ran all {stop} steps"
     )
-    print(
-        f"final: train accuracy {history.train_accuracy[-1]:.4f}, "
-        f"dev accuracy {history.dev_accuracy[-1]:.4f} ({status})"
+    train_acc, dev_acc = float(history.train_accuracy[-1]), float(history.dev_accuracy[-1])
+    _print(
+        f"final: train accuracy {train_acc:.4f}, dev accuracy {dev_acc:.4f} ({status})",
+        str(
+            diagnose_errors(
+                train_acc,
+                dev_acc,
+                bayes_error=args.bayes_error,
+                diverged=diverged,
+                chance_error=_chance_error(data),
+            )
+        ),
     )
     if args.save:
-        flat = {}
-        for i, layer in enumerate(result.params):
-            flat[f"W{i + 1}"] = np.asarray(layer.W)
-            flat[f"b{i + 1}"] = np.asarray(layer.b)
-        np.savez(args.save, **flat)
-        print(f"saved params to {args.save}")
+        np.savez(args.save, **_named_leaves(result.params))
+        which = (
+            f"best params (lowest dev cost, step {best_step})"
+            if config.restore_best
+            else (f"last params (step {stop})")
+        )
+        _print(f"saved the {which} to {args.save}")
     if args.plot:
         from jaxhp.plot import plot_cost
 
-        print(f"saved cost curve to {plot_cost(history, args.plot)}")
+        _print(f"saved the cost curve to {plot_cost(history, args.plot)}")
+    _print(f"done in {time.perf_counter() - started:.1f} s: dev accuracy {dev_acc:.4f} ({status})")
     return 0
 
 
-def _axis(text: str, name: str):
-    """A sweep axis: comma-separated values (``a/b`` is a per-layer keep_prob), or
-    ``loguniform:a:b`` / ``uniform:a:b`` for random search."""
-    from jaxhp import sweep
+def _named_leaves(params) -> dict[str, np.ndarray]:
+    """Leaves by name: ``W1``, ``b1``, ... for the course's layer list, else the key path."""
+    import jax
 
-    kind, _, rest = text.partition(":")
-    if kind in ("loguniform", "uniform"):
-        try:
-            a, b = (float(v) for v in rest.split(":"))
-        except ValueError as err:
-            raise ValueError(f"--{name} {text!r}: expected {kind}:a:b") from err
-        return getattr(sweep, kind)(a, b)
-    try:
-        return [
-            tuple(float(p) for p in v.split("/")) if "/" in v else float(v) for v in text.split(",")
-        ]
-    except ValueError as err:
-        raise ValueError(
-            f"--{name} {text!r}: expected comma-separated numbers, or "
-            "loguniform:a:b / uniform:a:b with --random N"
-        ) from err
+    named = {}
+    for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]:
+        name = jax.tree_util.keystr(path)
+        layer = re.fullmatch(r"\[(\d+)\]\.(\w+)", name)
+        named[f"{layer.group(2)}{int(layer.group(1)) + 1}" if layer else name] = np.asarray(leaf)
+    return named
 
 
+# ---- jaxhp sweep -------------------------------------------------------------------------
 def _space(args):
     from jaxhp import sweep
 
     axes = {
-        "lambd": _axis(args.lambd, "lambd"),
-        "keep_prob": _axis(args.keep_prob, "keep-prob"),
-        "learning_rate": _axis(args.learning_rate, "learning-rate"),
+        "lambd": args.lambd.values,
+        "keep_prob": args.keep_prob.values,
+        "learning_rate": args.learning_rate.values,
     }
     if args.random is None:
         for name, values in axes.items():
             if not isinstance(values, list):
-                raise ValueError(
-                    f"--{name.replace('_', '-')} is a distribution; add "
-                    "--random N to draw N members from it"
+                raise UsageError(
+                    f"--{name.replace('_', '-')} {getattr(args, name).text} is a distribution; "
+                    "add --random N to draw N points from it"
                 )
         return sweep.grid(seeds=args.seeds, **axes)
     return sweep.random(args.seed, args.random, seeds=args.seeds, **axes)
@@ -182,8 +733,6 @@ def _space(args):
 
 def _start_jax(args):
     """Before any JAX computation: give every core a device, and join a cluster if asked."""
-    import os
-
     from jaxhp import distributed as dist
     from jaxhp.sweep import use_cpu_cores
 
@@ -207,57 +756,267 @@ def _start_jax(args):
     return cluster
 
 
+_NOT_RECORDED = {
+    "config",
+    "out",
+    "checkpoint",
+    "quiet",
+    "chunk_size",
+    "coordinator",
+    "num_processes",
+    "process_id",
+    "distributed",
+    "timeout",
+    "help",
+    "version",
+}
+
+
+def _replay_argv(args) -> list[str]:
+    """The flags that make this sweep again (every one that shapes its results)."""
+    argv = []
+    for action in args.parser._actions:
+        if action.dest in _NOT_RECORDED or not action.option_strings:
+            continue
+        value, flag = getattr(args, action.dest), action.option_strings[0]
+        if action.dest == "dataset" and value not in datasets.GENERATORS:
+            value = str(Path(value).absolute())  # a file: found from any folder
+        if value is None or value is False:
+            continue
+        if value is True:
+            argv.append(flag)
+        elif isinstance(value, tuple):
+            argv.append(f"{flag}={','.join(map(str, value))}")
+        else:
+            argv.append(f"{flag}={value!r}" if isinstance(value, float) else f"{flag}={value}")
+    return argv
+
+
+def _record(args, source, config, space) -> dict:
+    """results.json's config: what the sweep was, and the flags that re-run it."""
+    return {
+        "command": "sweep",
+        "argv": _replay_argv(args),
+        "dataset": source,
+        "layer_sizes": list(config.layer_sizes),
+        "activation": config.activation,
+        "init": config.init,
+        "optimizer": config.optimizer,
+        "steps": config.steps,
+        "batch_size": config.batch_size,
+        "eval_every": config.every,
+        "patience": config.patience,
+        "search": {
+            "lambd": args.lambd.text,
+            "keep_prob": args.keep_prob.text,
+            "learning_rate": args.learning_rate.text,
+            "random": args.random,
+        },
+        "seeds": args.seeds,
+        "seed": args.seed,
+        "members": len(space),
+        "metric": args.metric,
+        "bayes_error": args.bayes_error,
+        "versions": {
+            "jaxhp": jaxhp.__version__,
+            "jax": _installed("jax"),
+            "jaxlib": _installed("jaxlib"),
+            "numpy": np.__version__,
+            "python": platform.python_version(),
+        },
+    }
+
+
+def _recorded_argv(path: Path) -> list[str]:
+    try:
+        payload = json.loads(Path(path).read_text())
+        argv = payload["config"]["argv"]
+    except FileNotFoundError:
+        raise UsageError(f"--config {path} does not exist") from None
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise UsageError(
+            f"--config {path} is not a results.json written by jaxhp sweep ({err!r})"
+        ) from None
+    if not isinstance(argv, list) or not all(isinstance(a, str) for a in argv):
+        raise UsageError(f"--config {path}: config.argv must be a list of flags")
+    return argv
+
+
+def _check_same_file(args, source: dict):
+    """With --config, a data file must be the one the recorded sweep read."""
+    if args.config is None or "sha256" not in source:
+        return
+    recorded = json.loads(Path(args.config).read_text())["config"].get("dataset", {})
+    if recorded.get("sha256") not in (None, source["sha256"]):
+        raise UsageError(
+            f"--config {args.config}: {source['file']} has changed since that sweep read it "
+            "(its sha256 differs); the sweep would not be the same"
+        )
+
+
+class _Progress:
+    """Evaluations done, as a bar on stderr when it is a terminal (fed by ``on_eval``)."""
+
+    def __init__(self, total: int, enabled: bool):
+        self.bar = None
+        if enabled and sys.stderr.isatty():
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, unit="eval", desc="sweep", file=sys.stderr, leave=False)
+
+    def __call__(self, record):
+        if self.bar is not None:
+            self.bar.update(int(np.size(record["step"])))
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _saved_members(folder) -> int:
+    """How many members a checkpoint folder holds (unreadable files hold none)."""
+    members = set()
+    for file in Path(folder).glob("*.npz"):
+        try:
+            with np.load(file) as chunk:
+                members.update(np.asarray(chunk["member"]).ravel().tolist())
+        except Exception:  # noqa: BLE001 - a damaged or foreign file saves no member
+            continue
+    return len(members)
+
+
+def _interrupted(args, n_members: int) -> Interrupted:
+    if args.checkpoint is None:
+        return Interrupted(
+            "interrupted: nothing was saved; with --checkpoint DIR finished chunks are kept "
+            "and re-running the same command resumes"
+        )
+    saved = _saved_members(args.checkpoint)
+    return Interrupted(
+        f"interrupted: {saved} of {n_members} members saved in {args.checkpoint.rstrip('/')}/; "
+        "re-run the same command to resume"
+    )
+
+
 def _sweep(args) -> int:
     from jaxhp.sweep import run_sweep
 
+    _check_folder(args.out, "--out")
+    if args.checkpoint is not None:
+        _check_folder(args.checkpoint, "--checkpoint")
     cluster = _start_jax(args)
-    data, n_out = _load_data(args)
+    _check_steps(args)
+    data, n_out, n_classes, source = _load_data(args)
+    _check_same_file(args, source)
     config = _config(args, data, n_out)
+    _check_training(args, config, data)
     space = _space(args)
-    results = run_sweep(
-        space,
-        data,
-        config,
-        seed=args.seed,
-        chunk_size=args.chunk_size,
-        checkpoint=args.checkpoint,
-        progress=not args.quiet,
-        distributed=cluster is not None,
+    space.compile(config.n_hidden)  # every member's values are checked now, before training
+    is_main = _is_main() if cluster is not None else True
+    say = _print if is_main else (lambda *lines: None)
+    n = len(space)
+    say(
+        _data_line(source, data, n_classes),
+        f"sweep: {n} members ({n // args.seeds} points × {args.seeds} seeds), layers "
+        f"{'-'.join(map(str, config.layer_sizes))}, {config.steps} steps, {config.optimizer}; "
+        f"ranked by {args.metric}, ties by {tie_break(args.metric)}",
     )
+    # Per-evaluation progress where run_sweep passes fit's on_eval through; otherwise its
+    # own bar, which moves once per chunk.
+    per_eval = "on_eval" in inspect.signature(run_sweep).parameters
+    bar = _Progress(n * config.n_evals, enabled=per_eval and not args.quiet and is_main)
+    options = {"progress": False, "on_eval": bar} if per_eval else {"progress": not args.quiet}
+    try:
+        results = run_sweep(
+            space,
+            data,
+            config,
+            seed=args.seed,
+            chunk_size=args.chunk_size,
+            checkpoint=args.checkpoint,
+            distributed=cluster is not None,
+            **options,
+        )
+    except KeyboardInterrupt:
+        raise _interrupted(args, n) from None
+    finally:
+        bar.close()
     meta = results.meta
-    if meta["processes"] > 1 and not _is_main():
+    if meta["processes"] > 1 and not is_main:
         print(
             f"process trained its {meta['members_this_process']} members; process 0 "
             "writes the results"
         )
         return 0
-    print(
+    meta.update(m_train=source["m_train"], m_dev=source["m_dev"], chance_error=_chance_error(data))
+    return _report(args, results, _record(args, source, config, space))
+
+
+def _report(args, results, record) -> int:
+    meta = results.meta
+    _print(
         f"trained {meta['members']} members in {meta['seconds']:.1f} s "
         f"({meta['chunks_run']} chunk(s) of {meta['chunk_size']}, "
         f"{meta['members_from_checkpoint']} from checkpoint)"
     )
     if results.diverged_members:
-        print(f"diverged (flagged, excluded from the ranking): {results.diverged_members}")
-    print(_format_rows(results.top(args.top)))
-    best = results.best()
-    print(
-        f"\nbest member #{best['member']}: lambd={best['lambd']:.4g} "
-        f"keep_prob={_keep_text(best)} learning_rate={best['learning_rate']:.4g} "
-        f"seed={best['seed']}"
-    )
-    print(results.diagnosis(best["member"], bayes_error=args.bayes_error))
+        _print(f"diverged (flagged, not ranked): members {results.diverged_members}")
+    rows = results.summary(args.metric)
+    best = rows[0]
+    _print(_format_summary(rows[: args.top], results, args.metric), "")
+    mean, std = best[f"{args.metric}_mean"], best[f"{args.metric}_std"]
+    if not np.isfinite(mean):
+        headline = "every member diverged: lower the learning rate"
+        _print(headline)
+    else:
+        noise = max(results._resolution(args.metric), std)
+        others = sum(r["within_noise"] for r in rows) - 1
+        headline = (
+            f"best: {_point(best, results)}: {args.metric} {mean:.4f} ± {std:.4f} over "
+            f"{best['seeds']} seed(s)"
+        )
+        _print(
+            f"{headline}; {others} other point(s) within noise of it (gap < {noise:.4f}: "
+            "the larger of one dev example and the std across seeds)",
+            str(results.diagnosis(best["members"], bayes_error=args.bayes_error)),
+        )
     out = Path(args.out)
     results.to_csv(out / "results.csv")
-    results.to_json(out / "results.json")
-    y_axis = "keep_prob" if "keep_prob" in results.columns() else "keep_prob_1"
+    results.to_json(out / "results.json", config=record)
+    written = "results.csv, results.json"
     try:
-        results.plot_heatmap(out / "heatmap.png", x="lambd", y=y_axis)
-        results.plot_curves(out / "curves.png", top=min(args.top, 5))
+        y_axis = "keep_prob" if "keep_prob" in results.columns() else "keep_prob_1"
+        results.plot_heatmap(out / "heatmap.png", x="lambd", y=y_axis, metric=args.metric)
+        results.plot_curves(out / "curves.png", top=min(args.top, 5), metric=args.metric)
+        written += ", heatmap.png, curves.png"
     except ImportError as err:  # matplotlib is optional: keep the table, say what is missing
-        print(f"wrote results.csv and results.json to {out}/ (no plots: {err})")
-        return 0
-    print(f"wrote results.csv, results.json, heatmap.png and curves.png to {out}/")
+        written += f" (no plots: {err})"
+    _print(f"done: {headline}; wrote {written} to {out}/")
     return 0
+
+
+def _point(row: dict, results) -> str:
+    return " ".join(f"{name}={_num(row[name])}" for name in results.hparam_names())
+
+
+def _format_summary(rows, results, metric: str) -> str:
+    names = results.hparam_names()
+    shown = list(dict.fromkeys((metric, "dev_accuracy", "train_accuracy", "dev_cost")))
+    header = [f"{'rank':>4}", *(f"{n:>13}" for n in names), f"{'seeds':>5}"]
+    header += [f"{m:>19}" for m in shown] + ["  within noise of best"]
+    lines = [" ".join(header)]
+    for rank, row in enumerate(rows, start=1):
+        cells = [f"{rank:>4}", *(f"{_num(row[n]):>13}" for n in names), f"{row['seeds']:>5}"]
+        if row["diverged"] == row["seeds"]:
+            cells.append(f"{'every seed diverged':>19}")
+            lines.append(" ".join(cells))
+            continue
+        cells += [f"{row[m + '_mean']:>9.4f} ± {row[m + '_std']:<7.4f}" for m in shown]
+        cells.append("  yes" if row["within_noise"] else "")
+        if row["diverged"]:
+            cells.append(f"({row['diverged']} seed(s) diverged, not in the mean)")
+        lines.append(" ".join(cells))
+    return "\n".join(lines)
 
 
 def _is_main() -> bool:
@@ -266,94 +1025,24 @@ def _is_main() -> bool:
     return jax.process_index() == 0
 
 
-def _keep_text(row) -> str:
-    if "keep_prob" in row:
-        return f"{row['keep_prob']:.4g}"
-    return "/".join(f"{v:.3g}" for k, v in row.items() if k.startswith("keep_prob_"))
-
-
-def _format_rows(rows) -> str:
-    lines = [
-        f"{'member':>6} {'seed':>4} {'lambd':>9} {'keep_prob':>11} {'lr':>8} "
-        f"{'train acc':>9} {'dev acc':>8} {'dev cost':>9} {'stop':>6}"
-    ]
-    for r in rows:
-        lines.append(
-            f"{r['member']:>6} {r['seed']:>4} {r['lambd']:>9.4g} {_keep_text(r):>11} "
-            f"{r['learning_rate']:>8.4g} {r['train_accuracy']:>9.4f} "
-            f"{r['dev_accuracy']:>8.4f} {r['dev_cost']:>9.4f} {r['stop_step']:>6}"
-        )
-    return "\n".join(lines)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="jaxhp", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
-
-    train = commands.add_parser("train", help="train one configuration on a built-in dataset")
-    _add_data_args(train, "20,3")
-    train.add_argument("--lambd", type=float, default=0.0)
-    train.add_argument(
-        "--keep-prob", default="1.0", help="scalar, or one value per hidden layer: 0.8,0.9"
-    )
-    train.add_argument("--learning-rate", "--lr", type=float, default=0.3)
-    train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--save", type=Path, default=None, help="write params to this .npz")
-    train.add_argument("--plot", type=Path, default=None, help="write the cost curve PNG")
-    train.set_defaults(run=_train)
-
-    sweep = commands.add_parser(
-        "sweep", help="train a lambd x keep_prob x learning-rate sweep in one program"
-    )
-    _add_data_args(sweep, "20,3")
-    sweep.add_argument(
-        "--lambd",
-        default="0,0.01,0.1,1,3,10",
-        help="values a,b,c or loguniform:a:b / uniform:a:b with --random",
-    )
-    sweep.add_argument(
-        "--keep-prob",
-        default="0.5,0.6,0.7,0.8,0.9,1.0",
-        help="values (0.8/0.9 = per hidden layer) or uniform:a:b",
-    )
-    sweep.add_argument("--learning-rate", "--lr", default="0.3", help="values or loguniform:a:b")
-    sweep.add_argument(
-        "--random", type=int, default=None, help="draw N random members instead of a grid"
-    )
-    sweep.add_argument("--seeds", type=int, default=1, help="seeds per point")
-    sweep.add_argument("--seed", type=int, default=0, help="base seed")
-    sweep.add_argument("--chunk-size", default="auto", type=lambda v: v if v == "auto" else int(v))
-    sweep.add_argument("--checkpoint", default=None, help="folder for resumable chunks")
-    sweep.add_argument("--out", default="jaxhp-out", help="folder for results and plots")
-    sweep.add_argument("--top", type=int, default=5, help="members to print")
-    sweep.add_argument("--bayes-error", type=float, default=0.0)
-    sweep.add_argument("--quiet", action="store_true", help="no progress bar")
-    cluster = sweep.add_argument_group("several processes or hosts (jax.distributed)")
-    cluster.add_argument("--coordinator", default=None, help="HOST:PORT of process 0")
-    cluster.add_argument("--num-processes", type=int, default=None)
-    cluster.add_argument("--process-id", type=int, default=None)
-    cluster.add_argument(
-        "--distributed",
-        action="store_true",
-        help="join a cluster described by the environment (SLURM, ...)",
-    )
-    cluster.add_argument(
-        "--timeout",
-        type=int,
-        default=60,
-        help="seconds to wait for a missing process before failing",
-    )
-    sweep.set_defaults(run=_sweep)
-    return parser
-
-
+# ---- entry point -------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     try:
+        if getattr(args, "config", None) is not None:  # recorded flags first, typed ones win
+            args = parser.parse_args([args.command, *_recorded_argv(args.config), *argv[1:]])
         return args.run(args)
-    except (ValueError, TypeError, FileNotFoundError, ImportError) as err:
-        print(f"jaxhp {args.command}: error: {err}", file=sys.stderr)
-        return 2
+    except (Interrupted, KeyboardInterrupt) as stop:
+        text = str(stop) if isinstance(stop, Interrupted) else "interrupted: nothing was saved"
+        newline = "\n" if sys.stderr.isatty() else ""  # past the terminal's ^C
+        print(f"{newline}{text}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except (ValueError, TypeError, OSError, ImportError) as err:
+        message = " ".join(str(err).split())
+        print(f"jaxhp {args.command}: error: {message}", file=sys.stderr)
+        return EXIT_USAGE
 
 
 if __name__ == "__main__":

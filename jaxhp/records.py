@@ -24,7 +24,7 @@ class HParams(NamedTuple):
 
     lambd: Any = 0.0  # L2 strength: lambd / (2 m) * sum ||W||_F^2
     keep_prob: Any = 1.0  # dropout keep probability in (0, 1]; scalar or one per hidden layer
-    learning_rate: Any = 0.01
+    learning_rate: Any = 0.1
 
     def validate(self, *, n_hidden: int | None = None, member: int | None = None) -> HParams:
         """Raise ValueError for out-of-range concrete values; return self."""

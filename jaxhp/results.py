@@ -1,8 +1,9 @@
-"""SweepResults: the per-member table of a sweep, its best members, exports and plots."""
+"""SweepResults: the per-member table of a sweep, its ranking, exports and plots."""
 
 from __future__ import annotations
 
 import csv
+import inspect
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,18 +17,74 @@ from jaxhp.records import History, HParams
 _MAXIMISE = ("train_accuracy", "dev_accuracy", "best_dev_accuracy")
 _MINIMISE = ("train_cost", "dev_cost", "best_dev_cost")
 METRICS = _MAXIMISE + _MINIMISE
+_SUMMARISED = ("train_accuracy", "dev_accuracy", "dev_cost", "best_dev_accuracy", "best_dev_cost")
+
+
+def tie_break(metric: str) -> str:
+    """The column that orders members whose ``metric`` is equal: the dev cost of the same
+    evaluation (``best_dev_cost`` for the ``best_*`` metrics), or the dev accuracy when the
+    metric is itself that dev cost."""
+    _check_metric(metric)
+    best = metric.startswith("best_")
+    if metric in ("dev_cost", "best_dev_cost"):
+        return "best_dev_accuracy" if best else "dev_accuracy"
+    return "best_dev_cost" if best else "dev_cost"
+
+
+def _check_metric(metric: Any) -> str:
+    if metric not in METRICS:
+        raise ValueError(f"unknown metric {metric!r}; allowed: {', '.join(METRICS)}")
+    return metric
+
+
+def short_float(value) -> str:
+    """The shortest decimal text that reads back as the same float32 (``0.3``, not
+    ``0.30000001192092896``); ``nan``/``inf``/``-inf`` for non-finite values."""
+    return str(np.float32(value))
+
+
+def _ranking_key(values: np.ndarray, metric: str) -> np.ndarray:
+    """Smaller is better; NaN last."""
+    values = np.asarray(values, np.float64)
+    keyed = -values if metric in _MAXIMISE else values
+    return np.where(np.isnan(keyed), np.inf, keyed)
 
 
 @dataclass
 class SweepResults:
     """Results of :func:`jaxhp.run_sweep`, one entry per member, in the space's order.
 
+    The table (:meth:`columns`, :meth:`table`, :meth:`to_csv`) has one row per member:
+
+    - ``member``: the member's position in the search space.
+    - ``seed``: the member's seed; its key is ``jaxhp.sweep.member_key(meta["seed"], seed)``.
+    - one column per hyperparameter (``lambd``, ``keep_prob``, ``learning_rate``, ...); a
+      per-layer value becomes ``keep_prob_1``, ``keep_prob_2``, ...; then the static axes.
+    - ``train_cost``: J (cross-entropy + L2 term) on the whole training set, dropout off, at
+      the last evaluation.
+    - ``dev_cost``: dev cross-entropy (no L2 term) at the last evaluation.
+    - ``train_accuracy``, ``dev_accuracy``: at the last evaluation.
+    - ``best_step``: the step of the evaluation whose params are the member's best params
+      (the last dev-cost improvement larger than ``TrainConfig.min_delta``).
+    - ``best_train_accuracy``, ``best_dev_cost``, ``best_dev_accuracy``: that evaluation's
+      values, so they always agree with ``best_step``. NaN when no evaluation improved.
+    - ``stop_step``: updates applied before the member stopped (early stop, divergence).
+    - ``diverged``: its cost became non-finite; such members are never ranked.
+
+    Ranking (:meth:`best`, :meth:`top`, :meth:`summary`): by a declared ``metric``, by
+    default ``dev_accuracy`` (accuracies are maximised, costs minimised), then by the
+    :func:`tie_break` column (the dev cost of the same evaluation), then by member index.
+
     Attributes:
       hparams: :class:`HParams` of numpy arrays with a leading member axis.
-      seeds: (N,) member seeds; member i's key is ``jaxhp.sweep.member_key(seed, seeds[i])``.
+      seeds: (N,) member seeds.
       history: :class:`History` with (N, n_evals) arrays.
       stop_step, best_step: (N,) ints. diverged: (N,) bools.
       meta: how the sweep ran (chunk size, memory estimate, devices, seconds, ...).
+        ``meta["m_dev"]`` / ``meta["m_train"]``, when present, set the resolution of
+        :meth:`summary`; ``meta["chance_error"]`` (the error of guessing the majority dev
+        class) lets the diagnosis call members at chance level "diverging".
+      static: per-member values of static axes (e.g. ``layer_sizes``), shown as columns.
     """
 
     hparams: HParams
@@ -37,67 +94,95 @@ class SweepResults:
     best_step: np.ndarray
     diverged: np.ndarray
     meta: dict[str, Any] = field(default_factory=dict)
+    static: dict[str, list] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.seeds)
 
     # ---- the table -------------------------------------------------------------------
     def _hparam_columns(self) -> dict[str, np.ndarray]:
-        keep = np.asarray(self.hparams.keep_prob)
-        columns = {"lambd": np.asarray(self.hparams.lambd)}
-        if keep.ndim == 1:
-            columns["keep_prob"] = keep
-        else:
-            for layer in range(keep.shape[1]):
-                columns[f"keep_prob_{layer + 1}"] = keep[:, layer]
-        columns["learning_rate"] = np.asarray(self.hparams.learning_rate)
+        columns = {}
+        for name, value in self.hparams._asdict().items():
+            value = np.asarray(value)
+            if value.ndim <= 1:
+                columns[name] = np.broadcast_to(value, (len(self),))
+            else:
+                for layer in range(value.shape[1]):
+                    columns[f"{name}_{layer + 1}"] = value[:, layer]
         return columns
 
-    def _best_index(self) -> np.ndarray:
-        dev_cost = np.where(np.isfinite(self.history.dev_cost), self.history.dev_cost, np.inf)
-        return np.argmin(dev_cost, axis=1)
+    def _static_columns(self) -> dict[str, np.ndarray]:
+        columns = {}
+        for name, values in self.static.items():
+            column = np.empty(len(values), dtype=object)
+            column[:] = [v if np.isscalar(v) else "-".join(map(str, v)) for v in values]
+            columns[name] = column
+        return columns
+
+    def hparam_names(self) -> list[str]:
+        """The columns that define a configuration (hyperparameters and static axes)."""
+        return [*self._hparam_columns(), *self._static_columns()]
+
+    def _best_rows(self) -> tuple[np.ndarray, np.ndarray]:
+        """Each member's history row at ``best_step``, and whether there is one."""
+        dev = np.asarray(self.history.dev_cost)
+        steps = np.broadcast_to(np.asarray(self.history.step), dev.shape)
+        match = steps == np.asarray(self.best_step)[:, None]
+        return np.argmax(match, axis=1), match.any(axis=1)
 
     def columns(self) -> dict[str, np.ndarray]:
-        """The table as columns: name -> (N,) array."""
-        h, rows = self.history, np.arange(len(self))
-        best = self._best_index()
+        """The table as columns: name -> (N,) array (see the class docstring)."""
+        h, members = self.history, np.arange(len(self))
+        row, found = self._best_rows()
+
+        def at_best(values):
+            picked = np.asarray(values)[members, row]
+            return np.where(found, picked, np.asarray(np.nan, picked.dtype))
+
         return {
-            "member": rows,
+            "member": members,
             "seed": np.asarray(self.seeds),
             **self._hparam_columns(),
-            "train_cost": h.train_cost[:, -1],
-            "dev_cost": h.dev_cost[:, -1],
-            "train_accuracy": h.train_accuracy[:, -1],
-            "dev_accuracy": h.dev_accuracy[:, -1],
-            "best_dev_cost": h.dev_cost[rows, best],
-            "best_dev_accuracy": h.dev_accuracy[rows, best],
+            **self._static_columns(),
+            "train_cost": np.asarray(h.train_cost)[:, -1],
+            "dev_cost": np.asarray(h.dev_cost)[:, -1],
+            "train_accuracy": np.asarray(h.train_accuracy)[:, -1],
+            "dev_accuracy": np.asarray(h.dev_accuracy)[:, -1],
             "best_step": np.asarray(self.best_step),
+            "best_train_accuracy": at_best(h.train_accuracy),
+            "best_dev_cost": at_best(h.dev_cost),
+            "best_dev_accuracy": at_best(h.dev_accuracy),
             "stop_step": np.asarray(self.stop_step),
             "diverged": np.asarray(self.diverged),
         }
 
     def table(self) -> list[dict[str, Any]]:
-        """One dict per member with its hparams, seed, final and best metrics, stop step
-        and diverged flag."""
+        """One dict per member (see the class docstring for the columns). float32 values
+        are given as the shortest float that reads back as the stored float32."""
         cols = self.columns()
-        return [{k: v[i].item() for k, v in cols.items()} for i in range(len(self))]
+        return [{k: _plain(v, i) for k, v in cols.items()} for i in range(len(self))]
 
     def _order(self, metric: str) -> list[int]:
-        if metric not in METRICS:
-            raise ValueError(f"unknown metric {metric!r}; allowed: {', '.join(METRICS)}")
-        values = np.asarray(self.columns()[metric], np.float64)
-        usable = ~np.asarray(self.diverged) & np.isfinite(values)
-        keyed = -values if metric in _MAXIMISE else values
-        order = np.lexsort((np.arange(len(self)), keyed))  # ties: lower member index first
+        cols = self.columns()
+        primary = _ranking_key(cols[_check_metric(metric)], metric)
+        secondary = _ranking_key(cols[tie_break(metric)], tie_break(metric))
+        usable = ~np.asarray(self.diverged, bool) & np.isfinite(primary)
+        order = np.lexsort((np.arange(len(self)), secondary, primary))
         return [int(i) for i in order if usable[i]]
 
     def top(self, k: int = 5, *, metric: str = "dev_accuracy") -> list[dict[str, Any]]:
-        """The k best members that did not diverge, best first."""
+        """The k best members that did not diverge, best first (ranked by ``metric``, then
+        by its :func:`tie_break` column, then by member index)."""
         rows = self.table()
         return [rows[i] for i in self._order(metric)[:k]]
 
     def best(self, metric: str = "dev_accuracy") -> dict[str, Any]:
-        """The best member that did not diverge (accuracies maximised, costs minimised)."""
+        """The top member by ``metric`` (then its :func:`tie_break` column), among those
+        that did not diverge.
+
+        Raises:
+          ValueError: for an unknown metric, or when every member diverged.
+        """
         order = self._order(metric)
         if not order:
             raise ValueError("every member of the sweep diverged; lower the learning rate")
@@ -107,15 +192,86 @@ class SweepResults:
     def diverged_members(self) -> list[int]:
         return [int(i) for i in np.flatnonzero(self.diverged)]
 
-    def _diagnosis(self, columns: dict, member: int, bayes_error: float, threshold: float):
-        return diagnose(
-            train_error=1 - float(columns["train_accuracy"][member]),
-            dev_error=1 - float(columns["dev_accuracy"][member]),
+    # ---- configurations across seeds -------------------------------------------------
+    def summary(
+        self, metric: str = "dev_accuracy", *, resolution: float | None = None
+    ) -> list[dict[str, Any]]:
+        """One row per configuration (members that differ only in their seed), best first.
+
+        Each row holds the configuration's columns, ``members``, ``seeds`` (their count),
+        ``diverged`` (how many of them diverged), and for each of ``train_accuracy``,
+        ``dev_accuracy``, ``dev_cost``, ``best_dev_accuracy`` and ``best_dev_cost`` its mean
+        and sample std over the members that did not diverge (``dev_accuracy_mean``,
+        ``dev_accuracy_std``, ...; std 0 with one seed). Rows are ranked by the mean of
+        ``metric``, then by the mean of its :func:`tie_break` column.
+
+        ``within_noise`` marks the rows whose mean ``metric`` differs from the best row's by
+        less than the noise: the larger of the two rows' std across seeds and, for an
+        accuracy, the set's resolution (one example: ``1 / meta["m_dev"]`` for dev
+        accuracies, ``1 / meta["m_train"]`` for train accuracy), or ``resolution`` if given.
+        The best row itself is within noise. ``gap`` is the best mean minus this row's
+        (costs: this row's minus the best), so it is >= 0.
+
+        Raises:
+          ValueError: an unknown metric, or a negative resolution.
+        """
+        _check_metric(metric)
+        if resolution is None:
+            resolution = self._resolution(metric)
+        elif not (resolution >= 0):
+            raise ValueError(f"resolution must be >= 0, got {resolution!r}")
+        cols = self.columns()
+        names = self.hparam_names()
+        groups: dict[tuple, list[int]] = {}
+        for i in range(len(self)):
+            groups.setdefault(tuple(_plain(cols[n], i) for n in names), []).append(i)
+        ok = ~np.asarray(self.diverged, bool)
+        rows = []
+        for key, members in groups.items():
+            live = [i for i in members if ok[i]]
+            row = dict(zip(names, key))
+            row.update(members=members, seeds=len(members), diverged=len(members) - len(live))
+            for name in dict.fromkeys((*_SUMMARISED, metric, tie_break(metric))):
+                values = np.asarray(cols[name], np.float64)[live]
+                values = values[np.isfinite(values)]
+                row[f"{name}_mean"] = float(values.mean()) if values.size else float("nan")
+                row[f"{name}_std"] = float(values.std(ddof=1)) if values.size > 1 else 0.0
+            rows.append(row)
+        primary = _ranking_key([r[f"{metric}_mean"] for r in rows], metric)
+        secondary = _ranking_key([r[f"{tie_break(metric)}_mean"] for r in rows], tie_break(metric))
+        rows = [rows[i] for i in np.lexsort((np.arange(len(rows)), secondary, primary))]
+        best = rows[0]
+        sign = 1.0 if metric in _MAXIMISE else -1.0
+        for row in rows:
+            gap = sign * (best[f"{metric}_mean"] - row[f"{metric}_mean"])
+            noise = max(resolution, best[f"{metric}_std"], row[f"{metric}_std"])
+            row["gap"] = gap
+            # float32 metrics: a gap equal to the noise must not pass for smaller
+            row["within_noise"] = bool(np.isfinite(gap) and gap < noise * (1 - 1e-4))
+        best["within_noise"] = bool(np.isfinite(best[f"{metric}_mean"]))
+        return rows
+
+    def _resolution(self, metric: str) -> float:
+        if "accuracy" not in metric:
+            return 0.0
+        size = self.meta.get("m_train" if metric == "train_accuracy" else "m_dev")
+        return 1.0 / size if size else 0.0
+
+    # ---- diagnosis -------------------------------------------------------------------
+    def _diagnosis(self, columns: dict, members, bayes_error, threshold: float):
+        members = np.atleast_1d(np.asarray(members, np.int64))
+        diverged = np.asarray(columns["diverged"], bool)[members]
+        live = members[~diverged] if not diverged.all() else members
+        return diagnose_errors(
+            float(np.mean(np.asarray(columns["train_accuracy"], np.float64)[live])),
+            float(np.mean(np.asarray(columns["dev_accuracy"], np.float64)[live])),
             bayes_error=bayes_error,
             threshold=threshold,
+            diverged=bool(diverged.any()),
+            chance_error=self.meta.get("chance_error"),
         )
 
-    def diagnose(self, bayes_error: float = 0.0, *, threshold: float = 0.02) -> list[dict]:
+    def diagnose(self, bayes_error: float | None = None, *, threshold: float = 0.02) -> list[dict]:
         """The table with each member's error rates, avoidable bias (train − Bayes),
         variance (dev − train) and verdict (see :func:`jaxhp.diagnose`)."""
         columns, rows = self.columns(), self.table()
@@ -130,29 +286,40 @@ class SweepResults:
             )
         return rows
 
-    def diagnosis(self, member: int, bayes_error: float = 0.0, *, threshold: float = 0.02):
-        """The full :class:`jaxhp.diagnose.Diagnosis` (with advice) of one member."""
+    def diagnosis(self, member, bayes_error: float | None = None, *, threshold: float = 0.02):
+        """The full :class:`jaxhp.diagnose.Diagnosis` (with advice) of one member, or of a
+        configuration given as its members (e.g. ``summary()[0]["members"]``: the mean
+        error rates of those that did not diverge)."""
         return self._diagnosis(self.columns(), member, bayes_error, threshold)
 
     # ---- exports ---------------------------------------------------------------------
     def to_csv(self, path) -> Path:
+        """The table as CSV; float32 values as their shortest round-tripping text."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        rows = self.table()
+        cols = self.columns()
         with path.open("w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
+            writer = csv.writer(f)
+            writer.writerow(cols)
+            for i in range(len(self)):
+                writer.writerow(_cell(v, i) for v in cols.values())
         return path
 
-    def to_json(self, path) -> Path:
-        """The table, the histories and the run's meta data as JSON."""
+    def to_json(self, path, *, config: dict | None = None) -> Path:
+        """The table, the histories, the run's meta data and (when given) the ``config``
+        that reproduces the sweep, as JSON."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         payload = {
+            "config": config or {},
             "meta": self.meta,
             "members": self.table(),
-            "history": {k: np.asarray(v).tolist() for k, v in self.history._asdict().items()},
+            "history": {
+                k: np.vectorize(_plain_float, otypes=[object])(np.asarray(v)).tolist()
+                if np.asarray(v).dtype == np.float32
+                else np.asarray(v).tolist()
+                for k, v in self.history._asdict().items()
+            },
         }
         path.write_text(json.dumps(payload, indent=1))
         return path
@@ -165,7 +332,7 @@ class SweepResults:
             raise ImportError("to_pandas needs pandas: pip install pandas") from err
         return pd.DataFrame(self.columns())
 
-    # ---- plots -----------------------------------------------------------------------
+    # ---- plots (drawn by jaxhp.plot) -------------------------------------------------
     def plot_heatmap(
         self, path, *, x: str = "lambd", y: str = "keep_prob", metric: str = "dev_accuracy"
     ) -> Path:
@@ -177,8 +344,7 @@ class SweepResults:
         for axis in (x, y):
             if axis not in cols:
                 raise ValueError(f"unknown axis {axis!r}; allowed: {', '.join(cols)}")
-        if metric not in METRICS:
-            raise ValueError(f"unknown metric {metric!r}; allowed: {', '.join(METRICS)}")
+        _check_metric(metric)
         return heatmap(cols[x], cols[y], cols[metric], path, x=x, y=y, metric=metric)
 
     def plot_curves(self, path, *, top: int = 5, metric: str = "dev_accuracy") -> Path:
@@ -186,10 +352,50 @@ class SweepResults:
         from jaxhp.plot import curves
 
         rows = self.top(top, metric=metric)
-        labels = [
-            f"#{r['member']} λ={r['lambd']:.3g} kp={r.get('keep_prob', '·')!s:.4} "
-            f"lr={r['learning_rate']:.3g}"
-            for r in rows
-        ]
-        picked = [r["member"] for r in rows]
-        return curves(self.history, picked, labels, path)
+        names = self._hparam_columns()
+        labels = [f"#{r['member']} " + " ".join(f"{n}={r[n]:.3g}" for n in names) for r in rows]
+        return curves(self.history, [r["member"] for r in rows], labels, path)
+
+
+def diagnose_errors(
+    train_accuracy: float,
+    dev_accuracy: float,
+    *,
+    bayes_error: float | None = None,
+    threshold: float = 0.02,
+    diverged: bool = False,
+    chance_error: float | None = None,
+):
+    """:func:`jaxhp.diagnose` of accuracies, with whether the run diverged and the error of
+    guessing (``chance_error``) when :func:`jaxhp.diagnose` takes them. ``bayes_error``
+    None lets it assume 0 and say so."""
+    accepted = inspect.signature(diagnose).parameters
+    if bayes_error is None and accepted["bayes_error"].default is not None:
+        bayes_error = 0.0
+    extra = {"diverged": diverged, "chance_error": chance_error}
+    return diagnose(
+        train_error=1 - train_accuracy,
+        dev_error=1 - dev_accuracy,
+        bayes_error=bayes_error,
+        threshold=threshold,
+        **{k: v for k, v in extra.items() if k in accepted and v is not None},
+    )
+
+
+def _plain_float(value) -> float:
+    return float(short_float(value))
+
+
+def _plain(column: np.ndarray, i: int):
+    """Row i of a column as a plain Python value (float32 as its shortest float)."""
+    value = column[i]
+    if isinstance(value, np.floating) and value.dtype == np.float32:
+        return _plain_float(value)
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _cell(column: np.ndarray, i: int):
+    value = column[i]
+    if isinstance(value, np.floating) and value.dtype == np.float32:
+        return short_float(value)
+    return value.item() if isinstance(value, np.generic) else value

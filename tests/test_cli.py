@@ -1,15 +1,21 @@
-import csv
+import io
+import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import jax
 import numpy as np
 import pytest
 
-from jaxhp.cli import main
+import jaxhp
+from jaxhp import cli
+from jaxhp.cli import build_parser, main
+from jaxhp.records import HParams
 
 SMALL = ["--n-train", "80", "--n-dev", "40", "--layers", "6", "--steps", "60", "--quiet"]
 
@@ -30,6 +36,8 @@ def test_train_command(tmp_path, capsys):
             "100",
             "--n-dev",
             "50",
+            "--bayes-error",
+            "0.05",
             "--save",
             str(tmp_path / "p.npz"),
             "--plot",
@@ -38,22 +46,98 @@ def test_train_command(tmp_path, capsys):
     )
     out = capsys.readouterr().out
     assert code == 0
-    assert out.count("step ") == 2 and "final: train accuracy" in out
+    assert "data: moons: 100 train, 50 dev, 0 test examples" in out
+    # the hparams it used, with the library's default learning rate
+    assert f"hparams: lambd=0.1 keep_prob=0.8 learning_rate={HParams().learning_rate:.4g}" in out
+    assert sum(line.startswith("step ") for line in out.splitlines()) == 2
+    assert "final: train accuracy" in out
+    assert "Bayes error 5.00%" in out and "verdict:" in out
+    assert "saved the last params (step 100)" in out
     with np.load(tmp_path / "p.npz") as params:
         assert params["W1"].shape == (2, 20) and params["b3"].shape == (1,)
     assert (tmp_path / "cost.png").stat().st_size > 1000
 
 
-def test_sweep_command_writes_outputs(tmp_path, capsys):
+def test_one_default_learning_rate_for_library_and_cli():
+    parser = build_parser()
+    assert parser.parse_args(["train"]).learning_rate == HParams().learning_rate
+    assert parser.parse_args(["sweep"]).learning_rate.values == [HParams().learning_rate]
+    assert parser.parse_args(["sweep"]).seeds >= 2
+
+
+def test_sweep_writes_outputs_and_its_config_reruns_it(tmp_path, capsys):
     out_dir = tmp_path / "out"
     code = main(["sweep", "--lambd", "0,1", "--keep-prob", "0.8,1", *SMALL, "--out", str(out_dir)])
     text = capsys.readouterr().out
     assert code == 0
-    assert "trained 4 members" in text and "best member #" in text and "verdict:" in text
+    assert "data: moons: 80 train, 40 dev, 0 test examples" in text
+    assert "sweep: 8 members (4 points × 2 seeds)" in text and "trained 8 members" in text
+    assert "best: lambd=" in text and "verdict:" in text
+    assert text.rstrip().splitlines()[-1].startswith("done: best: ")
     for name in ("results.csv", "results.json", "heatmap.png", "curves.png"):
         assert (out_dir / name).stat().st_size > 0
-    with (out_dir / "results.csv").open() as f:
-        assert len(list(csv.DictReader(f))) == 4
+    table = (out_dir / "results.csv").read_text()
+    assert len(table.splitlines()) == 9
+    config = json.loads((out_dir / "results.json").read_text())["config"]
+    assert config["dataset"]["name"] == "moons" and config["dataset"]["m_dev"] == 40
+    assert config["layer_sizes"] == [2, 6, 1] and config["steps"] == 60
+    assert config["optimizer"] == "sgd" and config["seeds"] == 2
+    assert set(config["versions"]) >= {"jaxhp", "jax", "jaxlib"}
+
+    again = tmp_path / "again"
+    assert main(["sweep", "--config", str(out_dir / "results.json"), "--out", str(again)]) == 0
+    assert (again / "results.csv").read_text() == table
+    assert "sweep: 8 members" in capsys.readouterr().out
+
+
+def test_help_shows_every_option_with_its_default(capsys):
+    parser = build_parser()
+    for command in ("train", "sweep"):
+        with pytest.raises(SystemExit):
+            parser.parse_args([command, "--help"])
+        text = " ".join(capsys.readouterr().out.split())
+        sub = parser._subparsers._group_actions[0].choices[command]
+        for action in sub._actions:
+            assert action.help, action.option_strings
+            if action.default not in (None, False, "==SUPPRESS=="):
+                assert f"(default: {action.default})" in text, action.option_strings
+    assert "{sgd,momentum,adam,rmsprop}" in text and "0.8/0.9" in text
+    with pytest.raises(SystemExit) as stop:
+        parser.parse_args(["--version"])
+    assert stop.value.code == 0
+    assert f"jaxhp {jaxhp.__version__} (jax {jax.__version__}" in capsys.readouterr().out
+
+
+def test_progress_bar_counts_each_evaluation(monkeypatch):
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    monkeypatch.setattr(sys, "stderr", Terminal())
+    bar = cli._Progress(total=12, enabled=True)
+    bar({"step": np.asarray(10)})  # one member's evaluation
+    bar({"step": np.arange(4)})  # a vmapped group of four members
+    assert bar.bar.n == 5
+    bar.close()
+    monkeypatch.setattr(sys, "stderr", io.StringIO())  # not a terminal: no bar
+    assert cli._Progress(total=12, enabled=True).bar is None
+
+
+def test_closed_stdout_is_quiet_and_results_are_still_written(tmp_path, monkeypatch, capsys):
+    read, write = os.pipe()
+    os.close(read)  # the reader went away, as with `| head`
+    broken = open(write, "w")  # noqa: SIM115 - closed below
+    monkeypatch.setattr(sys, "stdout", broken)
+    try:
+        # the same sweep as above: its compiled program is reused
+        argv = ["sweep", "--lambd", "0,1", "--keep-prob", "0.8,1", *SMALL, "--out", str(tmp_path)]
+        code = main(argv)
+    finally:
+        monkeypatch.undo()
+        broken.close()
+    assert code == 0
+    assert "Traceback" not in capsys.readouterr().err
+    assert (tmp_path / "results.csv").exists()
 
 
 def test_random_search_command(tmp_path, capsys):
@@ -127,13 +211,6 @@ def test_sweep_bad_dataset_file(tmp_path, capsys, content, match):
     assert match in capsys.readouterr().err
 
 
-def test_sweep_bad_values_exit_cleanly(tmp_path, capsys):
-    assert main(["sweep", "--keep-prob", "0.5,1.5", *SMALL, "--out", str(tmp_path)]) == 2
-    assert "keep_prob must be in (0, 1], got 1.5" in capsys.readouterr().err
-    assert main(["sweep", "--lambd", "loguniform:0:1", *SMALL, "--out", str(tmp_path)]) == 2
-    assert "--random" in capsys.readouterr().err
-
-
 def _sweep_cmd(checkpoint, out):
     return [
         sys.executable,
@@ -150,6 +227,8 @@ def _sweep_cmd(checkpoint, out):
         "0,0.01,0.1,1,3,10",
         "--keep-prob",
         "0.5,0.6,0.7,0.8,0.9,1",
+        "--seeds",
+        "1",
         "--chunk-size",
         "4",
         "--quiet",
@@ -213,3 +292,110 @@ def test_sweep_without_matplotlib_still_writes_the_table(tmp_path, capsys, monke
     assert code == 0
     assert "no plots: plotting needs matplotlib" in capsys.readouterr().out
     assert (tmp_path / "results.csv").exists() and not (tmp_path / "heatmap.png").exists()
+
+
+def _interruptible(out, checkpoint=None):
+    """A sweep of 16 tiny members in 8 chunks, so Ctrl-C lands mid-sweep."""
+    cmd = [sys.executable, "-m", "jaxhp", "sweep", "--n-train", "100", "--n-dev", "40"]
+    cmd += ["--lambd", "0,0.1,1,3", "--keep-prob", "0.8,1", "--layers", "6", "--steps", "1000"]
+    cmd += ["--chunk-size", "2", "--quiet", "--out", str(out)]
+    return cmd + ([] if checkpoint is None else ["--checkpoint", str(checkpoint)])
+
+
+def _interrupt(cmd, ready, env):
+    """Start cmd, wait until ready(proc) (bounded), send SIGINT, return (code, stdout, stderr)."""
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+    while not ready(proc):
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "the sweep did not start in time"
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    return proc.returncode, out, err
+
+
+def test_ctrl_c_with_a_checkpoint_says_what_was_saved_and_resumes(tmp_path):
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    checkpoint = tmp_path / "ck"
+    cmd = _interruptible(tmp_path / "out", checkpoint)
+    code, _, err = _interrupt(cmd, lambda _: any(checkpoint.glob("chunk-*.npz")), env)
+    assert code == 130 and "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    saved = re.fullmatch(
+        rf"interrupted: (\d+) of 16 members saved in {re.escape(str(checkpoint))}/; "
+        "re-run the same command to resume",
+        lines[0],
+    )
+    assert saved, lines[0]
+    assert 2 <= int(saved.group(1)) < 16
+    assert not (tmp_path / "out" / "results.csv").exists()
+    resumed = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"{saved.group(1)} from checkpoint" in resumed.stdout
+    assert len((tmp_path / "out" / "results.csv").read_text().splitlines()) == 17
+
+
+def test_ctrl_c_without_a_checkpoint_says_nothing_was_saved(tmp_path):
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+
+    def started(proc):  # the start-up lines are printed just before training
+        return proc.stdout.readline().startswith("sweep:")
+
+    code, _, err = _interrupt(_interruptible(tmp_path / "out"), started, env)
+    assert code == 130
+    assert err.strip().splitlines() == [
+        "interrupted: nothing was saved; with --checkpoint DIR finished chunks are kept "
+        "and re-running the same command resumes"
+    ]
+    assert not (tmp_path / "out").exists()
+
+
+def test_report_names_diverged_members_and_ranks_by_the_metric(tmp_path, capsys):
+    from jaxhp.records import History
+    from jaxhp.results import SweepResults
+
+    # points lambd 0 / 1 / 2, two seeds each; lambd 2 diverged on both seeds, lambd 1 on one
+    acc = np.asarray([[0.8, 0.85], [0.9, 0.9], [0.5, 0.5], [0.7, 0.9], [0.5, 0.5], [0.5, 0.5]])
+    cost = np.asarray(
+        [[0.5, 0.4], [0.3, 0.2], [0.7, np.inf], [0.6, 0.25], [0.7, np.nan]] + [[1, 1]]
+    )
+    n = len(acc)
+    results = SweepResults(
+        hparams=HParams(
+            lambd=np.repeat(np.asarray([0.0, 1.0, 2.0], np.float32), 2),
+            keep_prob=np.ones(n, np.float32),
+            learning_rate=np.full(n, 0.1, np.float32),
+        ),
+        seeds=np.asarray([0, 1] * 3),
+        history=History(
+            step=np.tile(np.asarray([5, 10], np.int32), (n, 1)),
+            train_cost=cost.astype(np.float32),
+            train_accuracy=acc.astype(np.float32),
+            dev_cost=cost.astype(np.float32),
+            dev_accuracy=acc.astype(np.float32),
+        ),
+        stop_step=np.full(n, 10),
+        best_step=np.full(n, 10),
+        diverged=np.asarray([False, False, True, False, True, True]),
+        meta={
+            "members": n,
+            "seconds": 1.0,
+            "chunks_run": 1,
+            "chunk_size": n,
+            "members_from_checkpoint": 0,
+            "m_dev": 40,
+            "m_train": 80,
+        },
+    )
+    args = build_parser().parse_args(["sweep", "--out", str(tmp_path), "--bayes-error", "0.05"])
+    assert cli._report(args, results, {"argv": []}) == 0
+    text = capsys.readouterr().out
+    assert "diverged (flagged, not ranked): members [2, 4, 5]" in text
+    lines = text.splitlines()
+    table = lines[lines.index(next(x for x in lines if x.lstrip().startswith("rank"))) + 1 :][:3]
+    # lambd 1 (0.9, from its one live seed) beats lambd 0 (mean of 0.85 and 0.9 = 0.875)
+    assert table[0].split()[1] == "1" and "(1 seed(s) diverged, not in the mean)" in table[0]
+    assert table[1].split()[1] == "0"
+    assert table[2].split()[1] == "2" and "every seed diverged" in table[2]

@@ -1,0 +1,111 @@
+"""CLI misuse: each bad command line stops before any training, with one line on stderr that
+names the flag, and exit status 2."""
+
+import json
+import re
+
+import pytest
+
+import jaxhp.sweep
+import jaxhp.train
+from jaxhp.cli import main
+
+
+@pytest.fixture
+def no_training(monkeypatch):
+    """Training would fail the test: every case must stop before it."""
+
+    def trained(*args, **kwargs):
+        raise AssertionError("training started")
+
+    monkeypatch.setattr(jaxhp.sweep, "run_sweep", trained)
+    monkeypatch.setattr(jaxhp.train, "fit", trained)
+
+
+def _paths(tmp_path):
+    (tmp_path / "a-file").write_text("x")
+    (tmp_path / "bad.npz").write_bytes(b"not a zip file")
+    (tmp_path / "not.json").write_text("{")
+    (tmp_path / "other.json").write_text('{"meta": {}}')
+    return {
+        "FILE": str(tmp_path / "a-file"),
+        "DIR": str(tmp_path),
+        "BADNPZ": str(tmp_path / "bad.npz"),
+        "MISSING": str(tmp_path / "missing.csv"),
+        "NOTJSON": str(tmp_path / "not.json"),
+        "OTHERJSON": str(tmp_path / "other.json"),
+    }
+
+
+CASES = [
+    (["swep"], "invalid choice: 'swep'.*did you mean sweep\\?"),
+    (["sweep", "--stpes", "5"], "unrecognized arguments: --stpes 5; did you mean --steps\\?"),
+    (["sweep", "--activation", "rellu"], "argument --activation: .*did you mean relu\\?"),
+    (["sweep", "--keep-prob", "abc"], "argument --keep-prob: .*got 'abc'"),
+    (["train", "--keep-prob", "abc"], "argument --keep-prob: .*got 'abc'"),
+    (["train", "--keep-prob", "0.8,0.9"], "argument --keep-prob: .*write one value per hidden"),
+    (["sweep", "--keep-prob", "0.5,1.5"], "argument --keep-prob: keep_prob must be in \\(0, 1\\]"),
+    (["sweep", "--keep-prob", "0.8/0.9/0.7"], "--keep-prob 0.8/0.9/0.7 has 3 values but"),
+    (["sweep", "--n-dev", "0"], "argument --n-dev: expected an int >= 1, got 0"),
+    (["train", "--n-dev", "0"], "argument --n-dev: expected an int >= 1, got 0"),
+    (
+        ["sweep", "--bayes-error", "5"],
+        "argument --bayes-error: expected an error rate in \\[0, 1\\)",
+    ),
+    (["sweep", "--bayes-error", "1"], "argument --bayes-error: expected an error rate"),
+    (["sweep", "--out", "FILE"], "--out .*a-file is a file; give a folder"),
+    (["sweep", "--checkpoint", "FILE/ck"], "--checkpoint .*a-file is a file, so the folder"),
+    (["train", "--save", "DIR"], "--save .* is a folder; give a file name"),
+    (["train", "--plot", "FILE/cost.png"], "--plot .*a-file is a file"),
+    (["sweep", "--dataset", "mons"], "--dataset must be one of .*did you mean moons\\?"),
+    (["sweep", "--dataset", "MISSING"], "dataset file .*missing.csv does not exist"),
+    (["sweep", "--dataset", "BADNPZ"], "dataset file .*bad.npz is not a readable .npz"),
+    (["sweep", "--eval-every", "5000"], "--eval-every 5000 must be <= --steps 2000"),
+    (["sweep", "--batch-size", "1000"], "--batch-size 1000 is larger than the training set"),
+    (["sweep", "--lambd", "loguniform:0.1:1"], "--lambd loguniform:0.1:1 is a distribution"),
+    (["sweep", "--lambd", "loguniform:0:1", "--random", "3"], "argument --lambd: .*0 < a < b"),
+    (["sweep", "--lr", "-1"], "argument --learning-rate/--lr: expected a number > 0"),
+    (["train", "--lr", "nan"], "argument --learning-rate/--lr: expected a finite number"),
+    (["sweep", "--seeds", "0"], "argument --seeds: expected an int >= 1"),
+    (["sweep", "--steps", "2.5"], "argument --steps: expected an int >= 1, got '2.5'"),
+    (["sweep", "--chunk-size", "0"], "argument --chunk-size: expected 'auto' or an int"),
+    (["sweep", "--metric", "accuracy"], "argument --metric: invalid choice: 'accuracy'"),
+    (["sweep", "--top", "0"], "argument --top: expected an int >= 1"),
+    (["sweep", "--seed", "-1"], "argument --seed: expected an int in \\[0, 2\\*\\*31\\)"),
+    (["sweep", "--layers", "20,x"], "argument --layers: expected hidden widths like 20,3"),
+    (["sweep", "--process-id", "0"], "give coordinator, num_processes and process_id together"),
+    (["sweep", "--config", "MISSING"], "--config .*missing.csv does not exist"),
+    (["sweep", "--config", "NOTJSON"], "--config .*not.json is not a results.json"),
+    (["sweep", "--config", "OTHERJSON"], "--config .*other.json is not a results.json"),
+]
+
+
+@pytest.mark.parametrize("argv, match", CASES, ids=[" ".join(a) for a, _ in CASES])
+def test_bad_command_line_stops_before_training(argv, match, tmp_path, capsys, no_training):
+    paths = _paths(tmp_path)
+    argv = [next((v + a[len(k) :] for k, v in paths.items() if a.startswith(k)), a) for a in argv]
+    out = tmp_path / "out"
+    if argv[0] == "sweep" and "--out" not in argv:
+        argv += ["--out", str(out)]
+    try:
+        code = main(argv)
+    except SystemExit as stop:  # argparse's own errors
+        code = stop.code
+    err = capsys.readouterr().err
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1, err
+    assert "Traceback" not in err
+    assert re.search(match, err), err
+    assert not out.exists()  # nothing written
+
+
+def test_config_whose_data_file_changed_is_refused(tmp_path, capsys, no_training):
+    data = tmp_path / "d.csv"
+    data.write_text("".join(f"{i % 7},{i % 3},{i % 2}\n" for i in range(60)))
+    record = {"argv": [f"--dataset={data}", "--steps=5"], "dataset": {"sha256": "0" * 64}}
+    (tmp_path / "results.json").write_text(json.dumps({"config": record}))
+    argv = ["sweep", "--config", str(tmp_path / "results.json"), "--out", str(tmp_path / "o")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1
+    assert "d.csv has changed since that sweep read it" in err

@@ -1,0 +1,175 @@
+"""SweepResults without training: tables built by hand, checked against independent code."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from jaxhp import diagnose
+from jaxhp.records import History, HParams
+from jaxhp.results import SweepResults, short_float
+
+
+def _results(dev_acc, dev_cost, *, best_step=None, diverged=None, keep=None, seeds=None, **meta):
+    """A sweep of N members with 3 evaluations at steps 10, 20, 30; the last row holds the
+    given final values."""
+    dev_acc = np.asarray(dev_acc, np.float32)
+    n = len(dev_acc)
+    rng = np.random.default_rng(0)
+    history = History(
+        step=np.tile(np.asarray([10, 20, 30], np.int32), (n, 1)),
+        train_cost=rng.uniform(0.1, 1, (n, 3)).astype(np.float32),
+        train_accuracy=rng.uniform(0.5, 1, (n, 3)).astype(np.float32),
+        dev_cost=np.column_stack([np.full(n, 0.9), np.full(n, 0.8), dev_cost]).astype(np.float32),
+        dev_accuracy=np.column_stack([np.full(n, 0.5), np.full(n, 0.6), dev_acc]).astype(
+            np.float32
+        ),
+    )
+    return SweepResults(
+        hparams=HParams(
+            lambd=np.linspace(0, 1, n, dtype=np.float32),
+            keep_prob=np.ones(n, np.float32) if keep is None else np.asarray(keep, np.float32),
+            learning_rate=np.full(n, 0.1, np.float32),
+        ),
+        seeds=np.zeros(n, np.int64) if seeds is None else np.asarray(seeds),
+        history=history,
+        stop_step=np.full(n, 30),
+        best_step=np.full(n, 30) if best_step is None else np.asarray(best_step),
+        diverged=np.zeros(n, bool) if diverged is None else np.asarray(diverged),
+        meta=meta,
+    )
+
+
+def test_best_and_top_rank_by_the_metric_then_the_dev_cost():
+    rng = np.random.default_rng(1)
+    n = 40
+    acc = rng.choice([0.9, 0.925, 0.95], n)  # many ties, as on a small dev set
+    cost = rng.choice([0.2, 0.3, 0.25], n)  # ties in the tie-break too: member index decides
+    diverged = rng.random(n) < 0.2
+    results = _results(acc, cost, diverged=diverged)
+    acc32, cost32 = acc.astype(np.float32), cost.astype(np.float32)
+    expected = sorted(
+        (i for i in range(n) if not diverged[i]), key=lambda i: (-acc32[i], cost32[i], i)
+    )
+    assert [r["member"] for r in results.top(n)] == expected
+    assert results.best()["member"] == expected[0]
+    by_cost = sorted(
+        (i for i in range(n) if not diverged[i]), key=lambda i: (cost32[i], -acc32[i], i)
+    )
+    assert [r["member"] for r in results.top(5, metric="dev_cost")] == by_cost[:5]
+    with pytest.raises(ValueError, match="unknown metric 'accuracy'; allowed: train_accuracy"):
+        results.best("accuracy")
+
+
+def test_every_member_diverged_is_a_clear_error():
+    results = _results([0.5, 0.5], [0.7, 0.7], diverged=[True, True])
+    with pytest.raises(ValueError, match="every member of the sweep diverged"):
+        results.best()
+
+
+def test_best_columns_are_read_at_best_step():
+    # Member 0: the lowest dev cost is the last row (0.7), but min_delta kept best_step at
+    # 20 (cost 0.8, accuracy 0.6): every best_* column must describe step 20.
+    # Member 1: no evaluation ever improved (best_step 0): the best_* columns are NaN.
+    results = _results([0.9, 0.9], [0.7, 0.7], best_step=[20, 0])
+    cols = results.columns()
+    assert cols["best_step"].tolist() == [20, 0]
+    assert cols["best_dev_cost"][0] == np.float32(0.8)
+    assert cols["best_dev_accuracy"][0] == np.float32(0.6)
+    assert cols["best_train_accuracy"][0] == results.history.train_accuracy[0, 1]
+    assert np.isnan(cols["best_dev_cost"][1]) and np.isnan(cols["best_dev_accuracy"][1])
+    # ranked by the accuracy at best_step, member 1 (NaN) is not ranked at all
+    assert [r["member"] for r in results.top(5, metric="best_dev_accuracy")] == [0]
+
+
+def test_csv_holds_the_shortest_text_that_round_trips_float32(tmp_path):
+    rng = np.random.default_rng(2)
+    values = np.concatenate(
+        [[0.3, 0.1, 1e-30, 123456.78, 0.7, np.float32(2) / 3], rng.uniform(0, 1, 10)]
+    ).astype(np.float32)
+    results = _results(values, values)
+    path = results.to_csv(tmp_path / "r.csv")
+    with path.open() as f:
+        rows = list(csv.DictReader(f))
+    assert rows[0]["dev_accuracy"] == "0.3" and rows[4]["dev_accuracy"] == "0.7"
+    for row, stored in zip(rows, values):
+        text = row["dev_accuracy"]
+        assert np.float32(text) == stored  # reads back exactly
+        digits = len(text.lower().split("e")[0].replace("-", "").replace(".", "").strip("0"))
+        for fewer in range(1, digits):  # no shorter decimal reads back as the same float32
+            assert np.float32(f"{float(stored):.{fewer - 1}e}") != stored, (text, fewer)
+    assert rows[0]["keep_prob"] == "1.0" and rows[0]["learning_rate"] == "0.1"
+    assert short_float(np.float32(np.inf)) == "inf"
+
+
+def test_table_values_read_back_as_the_stored_float32():
+    results = _results([0.3, 0.7], [0.25, 0.2])
+    row = results.table()[0]
+    assert row["dev_accuracy"] == 0.3 and row["learning_rate"] == 0.1  # not 0.30000001192...
+    assert np.float32(row["dev_accuracy"]) == results.history.dev_accuracy[0, -1]
+
+
+def test_summary_means_stds_and_noise_across_seeds():
+    # three configurations (lambd 0, 0.5, 1) x 2 seeds; m_dev = 200, so one example = 0.005
+    acc = [0.90, 0.91, 0.90, 0.905, 0.85, 0.86]
+    cost = [0.30, 0.28, 0.25, 0.26, 0.40, 0.41]
+    results = _results(acc, cost, seeds=[0, 1] * 3, m_dev=200)
+    results.hparams = results.hparams._replace(
+        lambd=np.repeat(np.asarray([0.0, 0.5, 1.0], np.float32), 2)
+    )
+    rows = results.summary()
+    assert [r["lambd"] for r in rows] == [0.0, 0.5, 1.0]
+    a32 = np.asarray(acc, np.float32).astype(np.float64)
+    for row, members in zip(rows, ([0, 1], [2, 3], [4, 5])):
+        assert row["members"] == members and row["seeds"] == 2
+        assert row["dev_accuracy_mean"] == pytest.approx(np.mean(a32[members]))
+        assert row["dev_accuracy_std"] == pytest.approx(np.std(a32[members], ddof=1))
+    # 0.905 vs 0.9025: gap 0.0025 < max(1/200, std) -> within noise; 0.855 is not
+    assert [r["within_noise"] for r in rows] == [True, True, False]
+    # one seed and equal accuracy: the dev cost decides, and the gap of 0 is within noise
+    tied = _results([0.9, 0.9], [0.3, 0.2], m_dev=200)
+    assert [r["members"] for r in tied.summary()] == [[1], [0]]
+    assert all(r["within_noise"] for r in tied.summary())
+    # one dev example apart is not within noise (it is the resolution, not below it)
+    apart = _results([0.9, 0.895], [0.3, 0.2], m_dev=200)
+    assert [r["within_noise"] for r in apart.summary()] == [True, False]
+    assert apart.summary(resolution=0.01)[1]["within_noise"]
+    with pytest.raises(ValueError, match="resolution must be >= 0"):
+        apart.summary(resolution=-1)
+
+
+def test_per_layer_keep_prob_and_static_columns():
+    results = _results([0.9, 0.8], [0.3, 0.4], keep=[[0.8, 0.9], [1.0, 1.0]])
+    results.static = {"layer_sizes": [(2, 4, 4, 1), (2, 8, 8, 1)]}
+    row = results.table()[0]
+    assert (row["keep_prob_1"], row["keep_prob_2"]) == (0.8, 0.9)
+    assert row["layer_sizes"] == "2-4-4-1"
+    assert results.hparam_names() == [
+        "lambd",
+        "keep_prob_1",
+        "keep_prob_2",
+        "learning_rate",
+        "layer_sizes",
+    ]
+
+
+def test_diagnosis_of_a_configuration_uses_its_mean_error_rates():
+    results = _results([0.9, 0.8, 0.7], [0.3, 0.4, 0.5], diverged=[False, False, True])
+    train = results.history.train_accuracy[:2, -1].astype(np.float64)
+    dev = np.asarray([0.9, 0.8], np.float32).astype(np.float64)
+    got = results.diagnosis([0, 1, 2], bayes_error=0.05)
+    want = diagnose(train_error=1 - train.mean(), dev_error=1 - dev.mean(), bayes_error=0.05)
+    assert got.train_error == pytest.approx(want.train_error)
+    assert got.dev_error == pytest.approx(want.dev_error)
+    assert got.bayes_error == 0.05
+
+
+def test_json_holds_the_config_and_short_numbers(tmp_path):
+    results = _results([0.3, 0.7], [0.25, 0.2], m_dev=40)
+    path = results.to_json(tmp_path / "r.json", config={"argv": ["--steps=30"], "steps": 30})
+    text = path.read_text()
+    payload = json.loads(text)
+    assert payload["config"]["steps"] == 30 and payload["meta"]["m_dev"] == 40
+    assert payload["members"][0]["dev_accuracy"] == 0.3
+    assert "0.30000001" not in text and payload["history"]["dev_accuracy"][0][-1] == 0.3
