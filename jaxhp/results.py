@@ -169,27 +169,13 @@ class SweepResults:
     def plot_heatmap(
         self, path, *, x: str = "lambd", y: str = "keep_prob", metric: str = "dev_accuracy"
     ) -> Path:
-        """Mean ``metric`` over members sharing (x, y); a scatter when the axes are not a
-        grid (random search)."""
+        """Mean ``metric`` over members sharing (x, y) (see :func:`jaxhp.plot.heatmap`)."""
         from jaxhp.plot import heatmap
 
-        cols = self.columns()
-        for axis in (x, y):
-            if axis not in cols:
-                raise ValueError(f"unknown axis {axis!r}; allowed: {', '.join(cols)}")
-        if metric not in METRICS:
-            raise ValueError(f"unknown metric {metric!r}; allowed: {', '.join(METRICS)}")
-        return heatmap(cols[x], cols[y], cols[metric], path, x=x, y=y, metric=metric)
+        return heatmap(self, path, x=x, y=y, metric=metric)
 
     def plot_curves(self, path, *, top: int = 5, metric: str = "dev_accuracy") -> Path:
-        """Train and dev cost curves of the ``top`` members."""
+        """Cost and accuracy curves of the ``top`` members (see :func:`jaxhp.plot.curves`)."""
         from jaxhp.plot import curves
 
-        rows = self.top(top, metric=metric)
-        labels = [
-            f"#{r['member']} λ={r['lambd']:.3g} kp={r.get('keep_prob', '·')!s:.4} "
-            f"lr={r['learning_rate']:.3g}"
-            for r in rows
-        ]
-        picked = [r["member"] for r in rows]
-        return curves(self.history, picked, labels, path)
+        return curves(self, path, top=top, metric=metric)
