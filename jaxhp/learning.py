@@ -163,14 +163,19 @@ def init_probe(
             stds.append(jnp.std(a))
         return jnp.mean(a @ readout), jnp.stack(stds)
 
+    @jax.jit  # one compile serves every scheme: the shapes are the same
+    def measure(params):
+        grads, std = jax.grad(run, has_aux=True)(params)
+        return std, jnp.stack([jnp.linalg.norm(layer.W) for layer in grads])
+
     labels, stds, norms = [], [], []
     for entry in schemes:
         name, scale = (entry, None) if isinstance(entry, str) else entry
         labels.append(name if scale is None else f"{name}({scale:g})")
         params = init_mlp(kp, (width,) * (depth + 1), scheme=name, scale=scale)
-        grads, std = jax.grad(run, has_aux=True)(params)
+        std, norm = measure(params)
         stds.append(np.asarray(std))
-        norms.append(np.asarray([jnp.linalg.norm(layer.W) for layer in grads]))
+        norms.append(np.asarray(norm))
     # A signal that overflowed float32 has exploded: report it as inf, never as NaN. Once
     # the forward pass overflowed, the backward pass through it is meaningless (0 or NaN
     # where the true gradient is huge), so every gradient norm of that scheme is inf.
