@@ -4,10 +4,12 @@
 2. A tiny model trained briefly under-fits: high bias (the recipe: a bigger network).
 3. A wide model trained long on 60 rows over-fits: high variance (the recipe: regularise,
    or get more data).
-4. Regularise: one sweep over lambda and keep_prob (3 seeds each) on the same 60 rows picks
-   the configuration with the best mean dev error; the test set, untouched so far, confirms
-   that it generalises better than the unregularised model.
-5. More data: a learning curve of the unregularised wide model.
+4. Regularise: one sweep over lambda and keep_prob (3 seeds each) on the same 60 rows. It
+   narrows the train/dev gap; the configuration with the best mean dev error is then
+   checked on the test set, untouched so far.
+5. More data: a learning curve of a wide model without regularisation. The example ends by
+   saying which cure gained more dev error here (with 60 rows of petals, most of the gap
+   is data the model never saw, so more data wins).
 
 Run: python examples/bias_variance.py [--quick] [--out jaxhp-out/examples/bias_variance]
 """
@@ -68,7 +70,8 @@ def main(argv=None):
 
     verdicts = {}
     tiny = jaxhp.TrainConfig(layer_sizes=(2, 1, 1), steps=300)
-    result = jaxhp.fit(jax.random.key(0), jaxhp.HParams(learning_rate=0.1), jaxhp.Data(train, dev), tiny)
+    data = jaxhp.Data(train, dev)
+    result = jaxhp.fit(jax.random.key(0), jaxhp.HParams(learning_rate=0.1), data, tiny)
     diagnosis = jaxhp.diagnose(result, bayes_error=0.0)
     verdicts["tiny, short (under-fits)"] = diagnosis.verdict
     print(f"== tiny, short (under-fits)\n{diagnosis}\n")
@@ -98,24 +101,32 @@ def main(argv=None):
         print(f"{lam_k:>6.3g} {kp_k:>9.3g} {tr:>9.2%} {dv:>8.2%} {dv - tr:>+8.2%}{mark}")
     chosen = plain._replace(lambd=lam, keep_prob=kp)
     before, after = (test_error(hp, few, wide, test, seeds) for hp in (plain, chosen))
+    variance = dev_err - train_err
     print(
-        f"test error (untouched until now), mean of {seeds} seeds: no regularisation "
-        f"{before:.2%} -> lambd={lam:.3g}, keep_prob={kp:.3g}: {after:.2%}\n"
+        f"regularising cuts the variance from {variance[0]:.1%} to {variance.min():.1%}; the best"
+        f" dev error goes {dev_err[0]:.1%} -> {dev_err[best]:.1%}, and the test error (untouched"
+        f" until now, {seeds} seeds) {before:.1%} -> {after:.1%}\n"
     )
-    verdicts["regularised test error drop"] = before - after
 
-    # More data: the unregularised wide model's learning curve.
+    # More data: the learning curve of a wide model without regularisation.
     curve = jaxhp.learning_curve(
         jax.random.key(0),
         plain,
-        jaxhp.Data(train, dev),
+        data,
         wide.replace(layer_sizes=(2, 64, 64, 1), steps=min(steps, 1500)),
         sizes=np.linspace(30, len(train[0]), 3 if args.quick else 6),
     )
     path = curve.plot(args.out / "learning_curve.png")
     print(
         f"== more data: dev error {[round(float(e), 3) for e in curve.dev_error]} at sizes "
-        f"{curve.sizes.tolist()}; more data helps: {curve.more_data_helps}; plot in {path}"
+        f"{curve.sizes.tolist()}; plot in {path}"
+    )
+    by_data = float(curve.dev_error[0] - curve.dev_error[-1])
+    by_regularising = float(dev_err[0] - dev_err[best])
+    winner = "more data" if by_data > by_regularising else "regularising"
+    print(
+        f"dev error gained: {by_regularising:.1%} by regularising {FEW} rows, {by_data:.1%} by "
+        f"{curve.sizes[0]} -> {curve.sizes[-1]} rows: here {winner} is the better cure"
     )
     return verdicts
 

@@ -17,13 +17,13 @@ from jaxhp import plot
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=15000, help="training steps (15000)")
-    parser.add_argument("--quick", action="store_true", help="3000 steps and a shallow probe")
+    parser.add_argument("--quick", action="store_true", help="6000 steps and a shallow probe")
     parser.add_argument(
         "--out", type=Path, default=Path("jaxhp-out/examples/initialization"), help="figures"
     )
     args = parser.parse_args(argv)
     if args.quick:
-        args.steps = 3000
+        args.steps = 6000
 
     data = jaxhp.datasets.load("circles", n_train=300, n_dev=100, n_test=0, noise=0.05)
     base = jaxhp.TrainConfig(
@@ -59,8 +59,7 @@ def main(argv=None):
     )
     for label, std in zip(probe.schemes, probe.activation_std):
         print(
-            f"probe {label:>12}: activation std layer 1 {std[0]:.3g} -> layer {depth} "
-            f"{std[-1]:.3g}"
+            f"probe {label:>12}: activation std layer 1 {std[0]:.3g} -> layer {depth} {std[-1]:.3g}"
         )
     print(f"probe plot: {probe.plot(args.out / 'init_probe.png')}")
     return accuracies

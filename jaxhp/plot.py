@@ -259,18 +259,24 @@ def _best_point(cells: dict[tuple, _Cell], maximise: bool):
     return list(cells)[min(scored)[2]]
 
 
-def _averaged_over(columns, names, x, y) -> str:
-    """E.g. ``mean ± std over 3 seeds × 2 learning_rate values``."""
-    seeds = len(np.unique(np.asarray(columns["seed"])))
-    parts = [f"{seeds} seed{'s' if seeds > 1 else ''}"]
-    for name in names:
-        if name in (x, y):
-            continue
-        distinct = len({str(v) for v in np.asarray(columns[name]).tolist()})
-        if distinct > 1:
-            parts.append(f"{distinct} {name} values")
-    if len(parts) == 1 and seeds == 1:
-        return "one member per point"
+def _averaged_over(columns, names, x, y, cells) -> str:
+    """What one point averages, e.g. ``mean ± std over 3 seeds × 2 learning_rate values``,
+    counted within the points (a random search has one member per point even though its
+    other axes vary across points)."""
+    others = [n for n in ["seed", *names] if n not in (x, y)]
+    counts = {}
+    for name in others:
+        column = np.asarray(columns[name]).tolist()
+        counts[name] = max(len({str(column[i]) for i in c.members}) for c in cells.values())
+    parts = [
+        f"{n} seed{'s' if n > 1 else ''}" if name == "seed" else f"{n} {name} values"
+        for name, n in counts.items()
+        if n > 1 or name == "seed"
+    ]
+    if all(n == 1 for n in counts.values()):
+        varying = [n for n in others if n != "seed" and len(set(map(str, columns[n]))) > 1]
+        also = f" ({', '.join(varying)} also varies)" if varying else ""
+        return f"one member per point{also}"
     return "mean ± std over " + " × ".join(parts)
 
 
@@ -328,15 +334,17 @@ def heatmap_figure(
     ax.set_xlabel(x)
     ax.set_ylabel(y)
     ax.set_title(
-        f"{metric} by {x} and {y}\n{_averaged_over(columns, names, x, y)};"
+        f"{metric} by {x} and {y}\n{_averaged_over(columns, names, x, y, cells)};"
         f" diverged members excluded",
         fontsize=10,
     )
-    fig.legend(handles=_heatmap_legend(as_grid), loc="outside lower center", ncols=2, fontsize=8)
+    handles = _heatmap_legend(as_grid, best is not None, any(c.n_diverged for c in cells.values()))
+    if handles:
+        fig.legend(handles=handles, loc="outside lower center", ncols=2, fontsize=8)
     return fig
 
 
-def _heatmap_legend(as_grid: bool) -> list:
+def _heatmap_legend(as_grid: bool, has_best: bool, has_diverged: bool) -> list:
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
@@ -346,7 +354,7 @@ def _heatmap_legend(as_grid: bool) -> list:
     else:
         best = Line2D([], [], ls="", marker="*", ms=14, mfc="none", mec="red", label="best mean")
         diverged = Line2D([], [], ls="", marker="x", c="red", label="has diverged members")
-    return [best, diverged]
+    return [best] * has_best + [diverged] * has_diverged
 
 
 def _colour_norm(cells):
@@ -480,11 +488,15 @@ def learning_curve_figure(curve):
     ax = fig.subplots()
     ax.plot(curve.sizes, curve.train_error, "o--", label="train error")
     ax.plot(curve.sizes, curve.dev_error, "o-", label="dev error")
-    ax.axhline(curve.diagnosis.bayes_error, color="grey", ls=":", label="Bayes error (assumed)")
+    bayes = curve.diagnosis.bayes_error
+    ax.axhline(bayes, color="grey", ls=":", lw=2, label=f"Bayes error (assumed {bayes:.3g})")
     ax.set_xlabel("training examples")
     ax.set_ylabel("error rate (1 − accuracy)")
-    ax.set_ylim(bottom=0)
-    ax.set_title(f"learning curve: {curve.diagnosis.verdict}")
+    ax.set_ylim(bottom=-0.005)
+    ax.set_title(
+        f"learning curve; at {int(curve.sizes[-1])} examples: {curve.diagnosis.verdict}",
+        fontsize=10,
+    )
     ax.legend()
     return fig
 
@@ -531,6 +543,7 @@ def init_probe_figure(probe):
         (right, "‖dW‖ (Frobenius) of the layer"),
     ):
         ax.set_yscale("log")
+        ax.xaxis.get_major_locator().set_params(integer=True)
         ax.set_xlabel("layer")
         ax.set_ylabel(f"{quantity} (log scale)")
     left.set_title("forward: activation scale per layer", fontsize=10, pad=16)

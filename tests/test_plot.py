@@ -2,7 +2,6 @@
 
 import itertools
 
-import jax
 import matplotlib
 import numpy as np
 import pytest
@@ -220,8 +219,9 @@ def test_curves_legend_uses_significant_digits_and_labels_both_costs():
 
 @pytest.mark.parametrize(
     "value, text",
-    [(np.float32(0.7), "0.7"), (0.30000001192092896, "0.3"), (1e-5, "1e-05"), (123456.0, "1.23e+05"),
-     (np.inf, "inf"), (np.nan, "nan"), (3, "3"), ((0.8, np.float32(0.9)), "0.8/0.9")],
+    [(np.float32(0.7), "0.7"), (0.30000001192092896, "0.3"), (1e-5, "1e-05"),
+     (123456.0, "1.23e+05"), (np.inf, "inf"), (np.nan, "nan"), (3, "3"),
+     ((0.8, np.float32(0.9)), "0.8/0.9")],
 )  # fmt: skip
 def test_format_number(value, text):
     assert plot.format_number(value) == text
