@@ -216,16 +216,25 @@ def _axis_values(column) -> tuple[np.ndarray, bool]:
 
 
 class _Cell:
-    """The members sharing one (x, y) point, summarised."""
+    """The members sharing one (x, y) point, summarised. Members that share the other
+    configuration columns too (differing only by seed) form a group; the cell shows the
+    best group's mean ± std over its seeds, so a bad learning rate does not drag a good
+    (x, y) down. Diverged and non-finite members are left out of every mean."""
 
-    def __init__(self, members, values, diverged):
+    def __init__(self, members, groups, values, diverged, maximise: bool):
         self.members = members
-        usable = ~diverged[members] & np.isfinite(values[members])
-        kept = values[members][usable]
         self.n = len(members)
         self.n_diverged = int(diverged[members].sum())
-        self.mean = float(kept.mean()) if kept.size else np.nan
-        self.std = float(kept.std(ddof=1)) if kept.size > 1 else np.nan
+        self.mean = self.std = np.nan
+        for group in dict.fromkeys(groups[members].tolist()):
+            in_group = members[groups[members] == group]
+            kept = values[in_group][~diverged[in_group] & np.isfinite(values[in_group])]
+            if kept.size == 0:
+                continue
+            mean = float(kept.mean())
+            if np.isnan(self.mean) or (mean > self.mean if maximise else mean < self.mean):
+                self.mean = mean
+                self.std = float(kept.std(ddof=1)) if kept.size > 1 else np.nan
         nonfinite = values[members][~np.isfinite(values[members])]
         self.nonfinite = "nan" if np.isnan(nonfinite).any() else ("inf" if nonfinite.size else "")
 
@@ -240,11 +249,21 @@ class _Cell:
         return "\n".join(lines)
 
 
-def _cells(xs, ys, values, diverged) -> dict[tuple, _Cell]:
+def _cells(xs, ys, groups, values, diverged, maximise) -> dict[tuple, _Cell]:
     points: dict[tuple, list[int]] = {}
     for i, point in enumerate(zip(xs.tolist(), ys.tolist())):
         points.setdefault(point, []).append(i)
-    return {p: _Cell(np.asarray(m), values, diverged) for p, m in points.items()}
+    return {
+        p: _Cell(np.asarray(m), groups, values, diverged, maximise) for p, m in points.items()
+    }
+
+
+def _groups(columns, names, x, y) -> np.ndarray:
+    """An id per member for its configuration apart from x, y and the seed."""
+    others = [n for n in names if n not in (x, y)]
+    keys = [tuple(str(columns[n][i]) for n in others) for i in range(len(columns["seed"]))]
+    ids = {key: k for k, key in enumerate(dict.fromkeys(keys))}
+    return np.asarray([ids[key] for key in keys])
 
 
 def _best_point(cells: dict[tuple, _Cell], maximise: bool):
@@ -259,25 +278,24 @@ def _best_point(cells: dict[tuple, _Cell], maximise: bool):
     return list(cells)[min(scored)[2]]
 
 
-def _averaged_over(columns, names, x, y, cells) -> str:
-    """What one point averages, e.g. ``mean ± std over 3 seeds × 2 learning_rate values``,
-    counted within the points (a random search has one member per point even though its
-    other axes vary across points)."""
-    others = [n for n in ["seed", *names] if n not in (x, y)]
-    counts = {}
-    for name in others:
+def _what_a_point_shows(columns, names, x, y, cells) -> str:
+    """E.g. ``best of 2 learning_rate values, mean ± std over 3 seeds``, counted within the
+    points (a random search has one member per point although its other axes vary)."""
+    seed = np.asarray(columns["seed"]).tolist()
+    seeds = max(len({seed[i] for i in c.members}) for c in cells.values())
+    best_of = []
+    for name in (n for n in names if n not in (x, y)):
         column = np.asarray(columns[name]).tolist()
-        counts[name] = max(len({str(column[i]) for i in c.members}) for c in cells.values())
-    parts = [
-        f"{n} seed{'s' if n > 1 else ''}" if name == "seed" else f"{n} {name} values"
-        for name, n in counts.items()
-        if n > 1 or name == "seed"
-    ]
-    if all(n == 1 for n in counts.values()):
-        varying = [n for n in others if n != "seed" and len(set(map(str, columns[n]))) > 1]
-        also = f" ({', '.join(varying)} also varies)" if varying else ""
-        return f"one member per point{also}"
-    return "mean ± std over " + " × ".join(parts)
+        count = max(len({str(column[i]) for i in c.members}) for c in cells.values())
+        if count > 1:
+            best_of.append(f"{count} {name} values")
+    if seeds == 1 and not best_of:
+        varying = [n for n in names if n not in (x, y) and len(set(map(str, columns[n]))) > 1]
+        return "one member per point" + (f" ({', '.join(varying)} also varies)" if varying else "")
+    parts = [f"best of {' × '.join(best_of)}"] if best_of else []
+    if seeds > 1:
+        parts.append(f"mean ± std over {seeds} seeds")
+    return ", ".join(parts)
 
 
 def _scale_for(values: np.ndarray) -> tuple[str, dict]:
@@ -297,8 +315,9 @@ def heatmap_figure(
     """``metric`` per (x, y) point of a sweep: a grid of cells, or, when the points do not
     form a small full grid (random search), a scatter on log axes coloured by the metric.
 
-    Each cell shows the mean and std of its members that did not diverge (the title says
-    which axes and seeds are averaged); the best cell is outlined in red; cells with
+    Each cell shows, for the best setting of the other swept columns (e.g. the learning
+    rate), the mean and std over seeds of its members that did not diverge; the title says
+    what was picked and averaged. The best cell is outlined in red; cells with
     diverged members are hatched and say how many.
 
     Args:
@@ -317,8 +336,8 @@ def heatmap_figure(
     ys, y_numeric = _axis_values(columns[y])
     values = np.asarray(columns[metric], np.float64)
     diverged = np.asarray(columns["diverged"], bool)
-    cells = _cells(xs, ys, values, diverged)
     maximise = _maximise(metric)
+    cells = _cells(xs, ys, _groups(columns, names, x, y), values, diverged, maximise)
     best = _best_point(cells, maximise)
     ux, uy = np.unique(xs), np.unique(ys)
     full_grid = len(cells) == len(ux) * len(uy)
@@ -334,7 +353,7 @@ def heatmap_figure(
     ax.set_xlabel(x)
     ax.set_ylabel(y)
     ax.set_title(
-        f"{metric} by {x} and {y}\n{_averaged_over(columns, names, x, y, cells)};"
+        f"{metric} by {x} and {y}\n{_what_a_point_shows(columns, names, x, y, cells)};"
         f" diverged members excluded",
         fontsize=10,
     )
