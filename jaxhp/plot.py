@@ -253,9 +253,7 @@ def _cells(xs, ys, groups, values, diverged, maximise) -> dict[tuple, _Cell]:
     points: dict[tuple, list[int]] = {}
     for i, point in enumerate(zip(xs.tolist(), ys.tolist())):
         points.setdefault(point, []).append(i)
-    return {
-        p: _Cell(np.asarray(m), groups, values, diverged, maximise) for p, m in points.items()
-    }
+    return {p: _Cell(np.asarray(m), groups, values, diverged, maximise) for p, m in points.items()}
 
 
 def _groups(columns, names, x, y) -> np.ndarray:
