@@ -604,9 +604,13 @@ def decision_boundary_figure(
     ax = fig.subplots()
     levels = np.arange(int(max(z.max(), y.max())) + 2) - 0.5
     ax.contourf(gx, gy, z, levels=levels, alpha=0.35, cmap="coolwarm")
-    ax.scatter(
+    points = ax.scatter(
         x[:, 0], x[:, 1], c=y, cmap="coolwarm", vmin=levels[0], vmax=levels[-1], s=12, ec="k",
         lw=0.3,
+    )  # fmt: skip
+    ax.legend(
+        *points.legend_elements(), title="label", fontsize=8, loc="upper left",
+        bbox_to_anchor=(1.01, 1),
     )  # fmt: skip
     ax.set_xlabel("x₁")
     ax.set_ylabel("x₂")
