@@ -1,40 +1,29 @@
 """The course's initialisation comparison on circles: zeros, large random (x10) and He,
 with decision-boundary plots, plus the init probe of a 50-layer ReLU net.
 
-Run: python examples/initialization.py [--steps 15000] [--out init-out]
+Run: python examples/initialization.py [--quick] [--out jaxhp-out/examples/initialization]
 """
 
 import argparse
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 import jaxhp
-
-
-def plot_boundary(params, x, y, title, path):
-    from jaxhp.plot import _pyplot, _save
-
-    plt = _pyplot()
-    xs = np.asarray(x)
-    lo, hi = xs.min(axis=0) - 0.3, xs.max(axis=0) + 0.3
-    gx, gy = np.meshgrid(np.linspace(lo[0], hi[0], 200), np.linspace(lo[1], hi[1], 200))
-    grid = jnp.asarray(np.column_stack([gx.ravel(), gy.ravel()]), jnp.float32)
-    z = np.asarray(jaxhp.predict(params, grid)).reshape(gx.shape)
-    fig, ax = plt.subplots(figsize=(4.5, 4))
-    ax.contourf(gx, gy, z, alpha=0.3, cmap="coolwarm")
-    ax.scatter(xs[:, 0], xs[:, 1], c=np.asarray(y), cmap="coolwarm", s=8)
-    ax.set_title(title)
-    return _save(fig, path)
+from jaxhp import plot
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--steps", type=int, default=15000)
-    parser.add_argument("--out", type=Path, default=Path("init-out"))
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=15000, help="training steps (15000)")
+    parser.add_argument("--quick", action="store_true", help="6000 steps and a shallow probe")
+    parser.add_argument(
+        "--out", type=Path, default=Path("jaxhp-out/examples/initialization"), help="figures"
+    )
     args = parser.parse_args(argv)
+    if args.quick:
+        args.steps = 6000
 
     data = jaxhp.datasets.load("circles", n_train=300, n_dev=100, n_test=0, noise=0.05)
     base = jaxhp.TrainConfig(
@@ -53,22 +42,25 @@ def main(argv=None):
         train_acc = float(result.history.train_accuracy[-1])
         dev_acc = float(result.history.dev_accuracy[-1])
         accuracies[label] = (train_acc, dev_acc)
-        path = plot_boundary(
-            result.params,
+        fig = plot.decision_boundary_figure(
+            lambda g, params=result.params: np.asarray(jaxhp.predict(params, g)),
             *data.train,
-            f"{label}: train {train_acc:.2f}",
-            args.out / f"boundary_{init}.png",
+            title=f"{label} init: train {train_acc:.2f}, test {dev_acc:.2f}",
         )
+        path = plot.save(fig, args.out / f"boundary_{init}.png")
         print(
             f"{label:>10}: cost {float(result.history.train_cost[-1]):.4f}, train accuracy "
             f"{train_acc:.3f}, test accuracy {dev_acc:.3f}  ({path})"
         )
 
+    depth = 20 if args.quick else 50
     probe = jaxhp.init_probe(
-        jax.random.key(0), 50, 256, schemes=("he", "lecun", ("random", 0.01), ("random", 1.0))
+        jax.random.key(0), depth, 256, schemes=("he", "lecun", ("random", 0.01), ("random", 1.0))
     )
     for label, std in zip(probe.schemes, probe.activation_std):
-        print(f"probe {label:>12}: activation std layer 1 {std[0]:.3g} -> layer 50 {std[-1]:.3g}")
+        print(
+            f"probe {label:>12}: activation std layer 1 {std[0]:.3g} -> layer {depth} {std[-1]:.3g}"
+        )
     print(f"probe plot: {probe.plot(args.out / 'init_probe.png')}")
     return accuracies
 

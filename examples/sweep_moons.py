@@ -1,9 +1,9 @@
 """A coarse grid, then a random log-uniform search refined around the best members.
 
-Two moons, MLP [2, 20, 3, 1], full-batch gradient descent. Saves the grid's heatmap and
-prints the best member with its bias/variance reading.
+Two moons, MLP [2, 20, 3, 1], full-batch gradient descent. Saves the grid's heatmap, the
+random search's log-scale scatter and prints the best member with its bias/variance reading.
 
-Run: python examples/sweep_moons.py [--steps 2000] [--out sweep-out]
+Run: python examples/sweep_moons.py [--quick] [--out jaxhp-out/examples/sweep_moons]
 """
 
 import argparse
@@ -16,17 +16,25 @@ from jaxhp import sweep
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--steps", type=int, default=2000)
-    parser.add_argument("--out", type=Path, default=Path("sweep-out"))
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=2000, help="training steps (2000)")
+    parser.add_argument("--quick", action="store_true", help="200 steps: a smoke run")
+    parser.add_argument(
+        "--out", type=Path, default=Path("jaxhp-out/examples/sweep_moons"), help="figures"
+    )
     args = parser.parse_args(argv)
+    if args.quick:
+        args.steps = 200
 
     data = jaxhp.datasets.load("moons", n_train=600, n_dev=200, n_test=200, noise=0.25)
     config = jaxhp.TrainConfig(layer_sizes=(2, 20, 3, 1), steps=args.steps)
 
     # 1. A coarse grid over lambd x keep_prob.
     coarse = sweep.grid(
-        lambd=list(np.logspace(-3, 1, 6)), keep_prob=[0.6, 0.7, 0.8, 0.9, 1.0], learning_rate=[0.3]
+        lambd=list(np.logspace(-3, 1, 5)),
+        keep_prob=[0.6, 0.8, 1.0],
+        learning_rate=[0.3],
+        seeds=2,
     )
     grid_results = jaxhp.run_sweep(coarse, data, config, progress=False)
     heatmap = grid_results.plot_heatmap(args.out / "heatmap.png")
@@ -44,6 +52,8 @@ def main(argv=None):
         learning_rate=sweep.loguniform(0.03, 1.0),
     )
     random_results = jaxhp.run_sweep(space, data, config, progress=False)
+    scatter = random_results.plot_heatmap(args.out / "random_search.png")
+    print(f"random search: {len(random_results)} members; scatter in {scatter}")
 
     # 3. Coarse to fine: a smaller box around the best random members.
     fine = sweep.refine(random_results, top=4, shrink=0.3, n=24, key=1)
@@ -52,8 +62,8 @@ def main(argv=None):
     best = max((random_results.best(), fine_results.best()), key=lambda row: row["dev_accuracy"])
     source = fine_results if best in fine_results.table() else random_results
     print(
-        f"best member: lambd={best['lambd']:.4g} keep_prob={best['keep_prob']:.3f} "
-        f"learning_rate={best['learning_rate']:.4g} -> train accuracy "
+        f"best member: lambd={best['lambd']:.3g} keep_prob={best['keep_prob']:.3g} "
+        f"learning_rate={best['learning_rate']:.3g} -> train accuracy "
         f"{best['train_accuracy']:.3f}, dev accuracy {best['dev_accuracy']:.3f}"
     )
     print(source.diagnosis(best["member"], bayes_error=0.02))

@@ -114,7 +114,8 @@ class InitProbe(NamedTuple):
       activation_std: (S, depth) std of each layer's activations over a N(0, 1) batch.
       grad_norm: (S, depth) Frobenius norm of each layer's weight gradient for a random
         linear read-out of the last layer.
-      Values that overflowed float32 (an exploding signal) are reported as inf.
+      Values that overflowed float32 (an exploding signal) are reported as inf, and so is
+      every gradient norm of a scheme whose forward pass overflowed.
     """
 
     schemes: tuple[str, ...]
@@ -122,6 +123,8 @@ class InitProbe(NamedTuple):
     grad_norm: np.ndarray
 
     def plot(self, path):
+        """Save the probe as a PNG (see :func:`jaxhp.plot.plot_init_probe`): inf, NaN and
+        values that underflowed to 0 are marked and labelled at the panel's edge."""
         from jaxhp.plot import plot_init_probe
 
         return plot_init_probe(self, path)
@@ -160,14 +163,23 @@ def init_probe(
             stds.append(jnp.std(a))
         return jnp.mean(a @ readout), jnp.stack(stds)
 
+    @jax.jit  # one compile serves every scheme: the shapes are the same
+    def measure(params):
+        grads, std = jax.grad(run, has_aux=True)(params)
+        return std, jnp.stack([jnp.linalg.norm(layer.W) for layer in grads])
+
     labels, stds, norms = [], [], []
     for entry in schemes:
         name, scale = (entry, None) if isinstance(entry, str) else entry
         labels.append(name if scale is None else f"{name}({scale:g})")
         params = init_mlp(kp, (width,) * (depth + 1), scheme=name, scale=scale)
-        grads, std = jax.grad(run, has_aux=True)(params)
+        std, norm = measure(params)
         stds.append(np.asarray(std))
-        norms.append(np.asarray([jnp.linalg.norm(layer.W) for layer in grads]))
-    # A signal that overflowed float32 has exploded: report it as inf, never as NaN.
-    stds, norms = (np.where(np.isfinite(a), a, np.inf) for a in (np.stack(stds), np.stack(norms)))
-    return InitProbe(tuple(labels), stds, norms)
+        norms.append(np.asarray(norm))
+    # A signal that overflowed float32 has exploded: report it as inf, never as NaN. Once
+    # the forward pass overflowed, the backward pass through it is meaningless (0 or NaN
+    # where the true gradient is huge), so every gradient norm of that scheme is inf.
+    stds, norms = np.stack(stds), np.stack(norms)
+    exploded = ~np.isfinite(stds).all(axis=1, keepdims=True)
+    norms = np.where(exploded | ~np.isfinite(norms), np.inf, norms)
+    return InitProbe(tuple(labels), np.where(np.isfinite(stds), stds, np.inf), norms)

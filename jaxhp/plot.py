@@ -1,126 +1,618 @@
-"""Matplotlib figures, written to PNG. matplotlib is an optional dependency (``jaxhp[plot]``)."""
+"""Matplotlib figures of runs, sweeps and probes. matplotlib is optional (``jaxhp[plot]``).
+
+Each ``*_figure`` function returns a :class:`matplotlib.figure.Figure` (built without
+pyplot, so no global state and no display are involved); the matching ``plot_*`` /
+``heatmap`` / ``curves`` function saves it as a PNG and returns the path.
+
+Conventions shared by every figure:
+- every axis is labelled, and numbers use three significant digits of the stored float32
+  (``0.7``, never ``0.699999988``);
+- a non-finite value is drawn as a marker at the edge of the axis, annotated ``inf`` or
+  ``nan`` (never clipped to a tiny floor that reads as "vanishing");
+- text drawn on a colour is black or white, whichever contrasts more (WCAG luminance).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from jaxhp.records import History
 
+# Short names for legends; other hyperparameters keep their own name.
+_SHORT = {"lambd": "λ", "keep_prob": "kp", "learning_rate": "lr"}
+# Above this relative luminance black text contrasts more than white (WCAG 2:
+# (L + 0.05) / 0.05 == 1.05 / (L + 0.05) at L = sqrt(0.0525) - 0.05).
+_LUMINANCE_SPLIT = float(np.sqrt(1.05 * 0.05) - 0.05)
+_MAX_GRID_SIDE = 12  # more distinct values than this on an axis: draw a scatter
+_HATCH = "///"
+
 
 def _pyplot():
+    """matplotlib's Figure class, or an ImportError that says how to install it."""
     try:
-        import matplotlib
+        import matplotlib  # noqa: F401
+        from matplotlib.figure import Figure
     except ImportError as err:  # pragma: no cover - depends on the environment
         raise ImportError("plotting needs matplotlib: pip install 'jaxhp[plot]'") from err
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    return Figure
 
 
-def _save(fig, path) -> Path:
+def _figure(**kwargs):
+    return _pyplot()(**kwargs)
+
+
+def save(fig, path) -> Path:
+    """Write ``fig`` as a PNG at ``path`` (parent folders are created); return the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110, bbox_inches="tight")
-    _pyplot().close(fig)
     return path
 
 
-def plot_cost(history: History, path, *, title: str = "cost") -> Path:
-    """Train and dev cost against step, saved as a PNG at ``path``."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6, 4))
+# ---- small pieces -------------------------------------------------------------------------
+def format_number(value: Any) -> str:
+    """Three significant digits of a stored float32: ``0.7`` for 0.699999988, ``1e-05``,
+    ``inf``, ``nan``; ints as ints; per-layer tuples joined with ``/``."""
+    if isinstance(value, (tuple, list, np.ndarray)) and np.ndim(value) == 1:
+        return "/".join(format_number(v) for v in value)
+    if isinstance(value, (bool, np.bool_, str)):
+        return str(value)
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    return f"{float(np.float32(value)):.3g}"
+
+
+def member_label(row: Mapping[str, Any], names: Sequence[str]) -> str:
+    """``#3 λ=0.1 kp=0.7 lr=0.3``: a member's index and its configuration columns."""
+    parts = [f"{_SHORT.get(n, n)}={format_number(row[n])}" for n in names if n in row]
+    return " ".join([f"#{row['member']}", *parts])
+
+
+def relative_luminance(colour) -> float:
+    """WCAG 2 relative luminance of a matplotlib colour, in [0, 1]."""
+    from matplotlib.colors import to_rgb
+
+    rgb = np.asarray(to_rgb(colour))
+    linear = np.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
+    return float(linear @ np.array([0.2126, 0.7152, 0.0722]))
+
+
+def text_colour(background) -> str:
+    """``"black"`` or ``"white"``: the text colour that contrasts more with ``background``."""
+    return "black" if relative_luminance(background) > _LUMINANCE_SPLIT else "white"
+
+
+def _mark_nonfinite(ax, x, values, colour) -> None:
+    """Draw the first non-finite value of a series at the top edge of ``ax``, labelled."""
+    values = np.asarray(values, np.float64)
+    bad = np.flatnonzero(~np.isfinite(values))
+    if bad.size == 0:
+        return
+    i = int(bad[0])
+    word = "nan" if np.isnan(values[i]) else ("inf" if values[i] > 0 else "-inf")
+    top = ax.get_xaxis_transform()  # x in data units, y in axes units
+    ax.plot([x[i]], [1.0], marker="^", color=colour, ms=8, transform=top, clip_on=False)
+    ax.annotate(
+        word,
+        (x[i], 1.0),
+        xycoords=top,
+        xytext=(0, 6),
+        textcoords="offset points",
+        ha="center",
+        color=colour,
+        fontsize=8,
+        fontweight="bold",
+    )
+
+
+def _finite_or_nan(values) -> np.ndarray:
+    values = np.asarray(values, np.float64)
+    return np.where(np.isfinite(values), values, np.nan)
+
+
+# ---- one training run ---------------------------------------------------------------------
+_TRAIN_J = "train J = cross-entropy + L2 term"
+_DEV_CE = "dev cross-entropy"
+
+
+def _draw_run(cost_ax, acc_ax, steps, history: History, member, colour, label=None) -> None:
+    """Cost (log scale) and accuracy of one run: train dashed, dev solid."""
+
+    def row(values):
+        values = np.asarray(values)
+        return values[member] if member is not None else values
+
+    train_cost, dev_cost = row(history.train_cost), row(history.dev_cost)
+    cost_ax.plot(steps, _finite_or_nan(dev_cost), color=colour, label=label)
+    cost_ax.plot(steps, _finite_or_nan(train_cost), color=colour, ls="--", lw=1)
+    acc_ax.plot(steps, row(history.dev_accuracy), color=colour, label=label)
+    acc_ax.plot(steps, row(history.train_accuracy), color=colour, ls="--", lw=1)
+    for series in (dev_cost, train_cost):
+        _mark_nonfinite(cost_ax, steps, series, colour)
+
+
+def _label_run_axes(cost_ax, acc_ax) -> None:
+    from matplotlib.lines import Line2D
+
+    cost_ax.set_yscale("log")
+    cost_ax.set_xlabel("step")
+    cost_ax.set_ylabel("cost (log scale)")
+    cost_ax.set_title("cost: the train J includes the L2 term, the dev cost does not", fontsize=9)
+    acc_ax.set_xlabel("step")
+    acc_ax.set_ylabel("accuracy")
+    acc_ax.set_title("accuracy (dropout off): train and dev are comparable", fontsize=9)
+    styles = [
+        Line2D([], [], color="black", label=_DEV_CE),
+        Line2D([], [], color="black", ls="--", lw=1, label=_TRAIN_J),
+    ]
+    cost_ax.legend(handles=styles, fontsize=8, loc="upper right")
+
+
+def cost_figure(history: History, *, title: str = "training run"):
+    """Cost and accuracy of one run against step (train dashed, dev solid)."""
+    fig = _figure(figsize=(11, 4), layout="constrained")
+    cost_ax, acc_ax = fig.subplots(1, 2)
     steps = np.asarray(history.step)
-    ax.plot(steps, np.asarray(history.train_cost), label="train J (with L2)")
-    ax.plot(steps, np.asarray(history.dev_cost), label="dev cross-entropy")
-    ax.set_xlabel("step")
-    ax.set_ylabel("cost")
-    ax.set_title(title)
-    ax.legend()
-    return _save(fig, path)
+    _draw_run(cost_ax, acc_ax, steps, history, None, "C0")
+    _label_run_axes(cost_ax, acc_ax)
+    acc_ax.legend(
+        handles=[
+            _line("black", "-", "dev accuracy"),
+            _line("black", "--", "train accuracy"),
+        ],
+        fontsize=8,
+    )
+    fig.suptitle(title)
+    return fig
 
 
-def heatmap(xs, ys, values, path, *, x: str, y: str, metric: str) -> Path:
-    """Mean of ``values`` per (x, y) cell; a colour scatter when there are too many distinct
-    values for a grid (random search). Log-scaled axes for positive log-spread values."""
-    plt = _pyplot()
-    xs, ys, values = (np.asarray(a, np.float64) for a in (xs, ys, values))
+def _line(colour, style, label):
+    from matplotlib.lines import Line2D
+
+    return Line2D([], [], color=colour, ls=style, label=label)
+
+
+def plot_cost(history: History, path, *, title: str = "training run") -> Path:
+    """Save :func:`cost_figure` as a PNG at ``path``."""
+    return save(cost_figure(history, title=title), path)
+
+
+# ---- sweeps -------------------------------------------------------------------------------
+def _config_names(results) -> list[str]:
+    """The table columns that define a configuration (hyperparameters and static axes)."""
+    if hasattr(results, "hparam_names"):
+        return list(results.hparam_names())
+    fields = set(results.hparams._fields)
+    names = [c for c in results.columns() if c in fields or c.rsplit("_", 1)[0] in fields]
+    return names + list(getattr(results, "static", {}) or {})
+
+
+def _maximise(metric: str) -> bool:
+    return "cost" not in metric
+
+
+def _check_names(results, *, x=None, y=None, metric=None) -> tuple[dict, list[str]]:
+    columns, names = results.columns(), _config_names(results)
+    for arg, value in (("x", x), ("y", y)):
+        if value is not None and value not in names:
+            raise ValueError(f"{arg}={value!r} is not a swept column; allowed: {', '.join(names)}")
+    if metric is not None:
+        numeric = [c for c in columns if "cost" in c or "accuracy" in c]
+        if metric not in numeric:
+            raise ValueError(f"unknown metric {metric!r}; allowed: {', '.join(numeric)}")
+    return columns, names
+
+
+def _axis_values(column) -> tuple[np.ndarray, bool]:
+    """The column as floats when numeric (True), else as strings (False)."""
+    try:
+        return np.asarray(column, np.float64), True
+    except (TypeError, ValueError):
+        return np.asarray([str(v) for v in column]), False
+
+
+class _Cell:
+    """The members sharing one (x, y) point, summarised. Members that share the other
+    configuration columns too (differing only by seed) form a group; the cell shows the
+    best group's mean ± std over its seeds, so a bad learning rate does not drag a good
+    (x, y) down. Diverged and non-finite members are left out of every mean."""
+
+    def __init__(self, members, groups, values, diverged, maximise: bool):
+        self.members = members
+        self.n = len(members)
+        self.n_diverged = int(diverged[members].sum())
+        self.mean = self.std = np.nan
+        for group in dict.fromkeys(groups[members].tolist()):
+            in_group = members[groups[members] == group]
+            kept = values[in_group][~diverged[in_group] & np.isfinite(values[in_group])]
+            if kept.size == 0:
+                continue
+            mean = float(kept.mean())
+            if np.isnan(self.mean) or (mean > self.mean if maximise else mean < self.mean):
+                self.mean = mean
+                self.std = float(kept.std(ddof=1)) if kept.size > 1 else np.nan
+        nonfinite = values[members][~np.isfinite(values[members])]
+        self.nonfinite = "nan" if np.isnan(nonfinite).any() else ("inf" if nonfinite.size else "")
+
+    def text(self) -> str:
+        if np.isnan(self.mean):
+            return "diverged" if self.n_diverged else (self.nonfinite or "no data")
+        lines = [f"{self.mean:.3f}"]
+        if not np.isnan(self.std):
+            lines.append(f"± {self.std:.3f}")
+        if self.n_diverged:
+            lines.append(f"{self.n_diverged}/{self.n} diverged")
+        return "\n".join(lines)
+
+
+def _cells(xs, ys, groups, values, diverged, maximise) -> dict[tuple, _Cell]:
+    points: dict[tuple, list[int]] = {}
+    for i, point in enumerate(zip(xs.tolist(), ys.tolist())):
+        points.setdefault(point, []).append(i)
+    return {p: _Cell(np.asarray(m), groups, values, diverged, maximise) for p, m in points.items()}
+
+
+def _groups(columns, names, x, y) -> np.ndarray:
+    """An id per member for its configuration apart from x, y and the seed."""
+    others = [n for n in names if n not in (x, y)]
+    keys = [tuple(str(columns[n][i]) for n in others) for i in range(len(columns["seed"]))]
+    ids = {key: k for k, key in enumerate(dict.fromkeys(keys))}
+    return np.asarray([ids[key] for key in keys])
+
+
+def _best_point(cells: dict[tuple, _Cell], maximise: bool):
+    """The point with the best mean (ties: smaller std, then first in order), or None."""
+    scored = [
+        (-c.mean if maximise else c.mean, np.nan_to_num(c.std), k)
+        for k, (p, c) in enumerate(cells.items())
+        if not np.isnan(c.mean)
+    ]
+    if not scored:
+        return None
+    return list(cells)[min(scored)[2]]
+
+
+def _what_a_point_shows(columns, names, x, y, cells) -> str:
+    """E.g. ``best of 2 learning_rate values, mean ± std over 3 seeds``, counted within the
+    points (a random search has one member per point although its other axes vary)."""
+    seed = np.asarray(columns["seed"]).tolist()
+    seeds = max(len({seed[i] for i in c.members}) for c in cells.values())
+    best_of = []
+    for name in (n for n in names if n not in (x, y)):
+        column = np.asarray(columns[name]).tolist()
+        count = max(len({str(column[i]) for i in c.members}) for c in cells.values())
+        if count > 1:
+            best_of.append(f"{count} {name} values")
+    if seeds == 1 and not best_of:
+        varying = [n for n in names if n not in (x, y) and len(set(map(str, columns[n]))) > 1]
+        return "one member per point" + (f" ({', '.join(varying)} also varies)" if varying else "")
+    parts = [f"best of {' × '.join(best_of)}"] if best_of else []
+    if seeds > 1:
+        parts.append(f"mean ± std over {seeds} seeds")
+    return ", ".join(parts)
+
+
+def _scale_for(values: np.ndarray) -> tuple[str, dict]:
+    """``log`` for positive values spread over a decade or more, ``symlog`` when a 0 sits
+    among such values, else ``linear``."""
+    positive = values[values > 0]
+    if positive.size < 2 or (values < 0).any() or positive.max() / positive.min() < 10:
+        return "linear", {}
+    if positive.size == values.size:
+        return "log", {}
+    return "symlog", {"linthresh": float(positive.min())}
+
+
+def heatmap_figure(
+    results, *, x: str = "lambd", y: str = "keep_prob", metric: str = "dev_accuracy"
+):
+    """``metric`` per (x, y) point of a sweep: a grid of cells, or, when the points do not
+    form a small full grid (random search), a scatter on log axes coloured by the metric.
+
+    Each cell shows, for the best setting of the other swept columns (e.g. the learning
+    rate), the mean and std over seeds of its members that did not diverge; the title says
+    what was picked and averaged. The best cell is outlined in red; cells with
+    diverged members are hatched and say how many.
+
+    Args:
+      results: a :class:`jaxhp.SweepResults`.
+      x, y: configuration columns of ``results.columns()`` for the two axes.
+      metric: the column to colour by (accuracies: higher is better; costs: lower).
+
+    Returns:
+      A matplotlib Figure.
+
+    Raises:
+      ValueError: ``x``, ``y`` or ``metric`` is not a column of the sweep.
+    """
+    columns, names = _check_names(results, x=x, y=y, metric=metric)
+    xs, x_numeric = _axis_values(columns[x])
+    ys, y_numeric = _axis_values(columns[y])
+    values = np.asarray(columns[metric], np.float64)
+    diverged = np.asarray(columns["diverged"], bool)
+    maximise = _maximise(metric)
+    cells = _cells(xs, ys, _groups(columns, names, x, y), values, diverged, maximise)
+    best = _best_point(cells, maximise)
     ux, uy = np.unique(xs), np.unique(ys)
-    fig, ax = plt.subplots(figsize=(6.5, 5))
-    if len(ux) * len(uy) <= 400 and len(ux) <= 20 and len(uy) <= 20:
-        grid = np.full((len(uy), len(ux)), np.nan)
-        for j, yv in enumerate(uy):
-            for i, xv in enumerate(ux):
-                cell = values[(xs == xv) & (ys == yv)]
-                cell = cell[np.isfinite(cell)]
-                if cell.size:
-                    grid[j, i] = cell.mean()
-        image = ax.imshow(grid, origin="lower", aspect="auto", cmap="viridis")
-        ax.set_xticks(range(len(ux)), [f"{v:.3g}" for v in ux], rotation=45)
-        ax.set_yticks(range(len(uy)), [f"{v:.3g}" for v in uy])
-        for j in range(len(uy)):
-            for i in range(len(ux)):
-                if np.isfinite(grid[j, i]):
-                    ax.text(
-                        i, j, f"{grid[j, i]:.3f}", ha="center", va="center", fontsize=7, color="w"
-                    )
-    else:
-        image = ax.scatter(xs, ys, c=values, cmap="viridis", s=25)
-        for axis_values, set_scale in ((xs, ax.set_xscale), (ys, ax.set_yscale)):
-            positive = axis_values[axis_values > 0]
-            if positive.size == axis_values.size and positive.max() / positive.min() > 50:
-                set_scale("log")
-    fig.colorbar(image, ax=ax, label=metric)
+    full_grid = len(cells) == len(ux) * len(uy)
+    small = len(ux) <= _MAX_GRID_SIDE and len(uy) <= _MAX_GRID_SIDE
+    as_grid = (full_grid and small) or not (x_numeric and y_numeric)
+
+    fig = _figure(figsize=(7, 5.5), layout="constrained")
+    ax = fig.subplots()
+    draw = _draw_grid if as_grid else _draw_scatter
+    image = draw(ax, cells, ux, uy, best, _colour_norm(cells))
+    direction = "higher" if maximise else "lower"
+    fig.colorbar(image, ax=ax, label=f"{metric} ({direction} is better)")
     ax.set_xlabel(x)
     ax.set_ylabel(y)
-    ax.set_title(f"{metric} by {x} and {y}")
-    return _save(fig, path)
+    ax.set_title(
+        f"{metric} by {x} and {y}\n{_what_a_point_shows(columns, names, x, y, cells)};"
+        f" diverged members excluded",
+        fontsize=10,
+    )
+    handles = _heatmap_legend(as_grid, best is not None, any(c.n_diverged for c in cells.values()))
+    if handles:
+        fig.legend(handles=handles, loc="outside lower center", ncols=2, fontsize=8)
+    return fig
 
 
-def curves(history: History, members, labels, path) -> Path:
-    """Train (dashed) and dev (solid) cost curves of the chosen sweep members."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    steps = np.asarray(history.step)
-    for i, (member, label) in enumerate(zip(members, labels)):
-        colour = f"C{i % 10}"
+def _heatmap_legend(as_grid: bool, has_best: bool, has_diverged: bool) -> list:
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    if as_grid:
+        best = Patch(fill=False, ec="red", lw=2, label="best mean")
+        diverged = Patch(fc="lightgrey", ec="black", hatch=_HATCH, label="has diverged members")
+    else:
+        best = Line2D([], [], ls="", marker="*", ms=14, mfc="none", mec="red", label="best mean")
+        diverged = Line2D([], [], ls="", marker="x", c="red", label="has diverged members")
+    return [best] * has_best + [diverged] * has_diverged
+
+
+def _colour_norm(cells):
+    from matplotlib.colors import Normalize
+
+    means = np.asarray([c.mean for c in cells.values()])
+    means = means[np.isfinite(means)]
+    if means.size == 0:
+        return Normalize(0, 1)
+    lo, hi = float(means.min()), float(means.max())
+    return Normalize(lo, hi) if hi > lo else Normalize(lo - 0.5, hi + 0.5)
+
+
+def _cmap():
+    import matplotlib
+
+    return matplotlib.colormaps["viridis"].with_extremes(bad="lightgrey")
+
+
+def _draw_grid(ax, cells, ux, uy, best, norm):
+    from matplotlib.patches import Rectangle
+
+    cmap = _cmap()
+    grid = np.full((len(uy), len(ux)), np.nan)
+    where = {}
+    for (xv, yv), cell in cells.items():
+        i, j = int(np.searchsorted(ux, xv)), int(np.searchsorted(uy, yv))
+        grid[j, i] = cell.mean
+        where[(xv, yv)] = (i, j)
+    image = ax.imshow(grid, origin="lower", aspect="auto", cmap=cmap, norm=norm)
+    x_ticks = [_tick(v) for v in ux]
+    ax.set_xticks(range(len(ux)), x_ticks, rotation=45 if max(map(len, x_ticks)) > 5 else 0)
+    ax.set_yticks(range(len(uy)), [_tick(v) for v in uy])
+    for point, cell in cells.items():
+        i, j = where[point]
+        face = cmap(norm(cell.mean)) if np.isfinite(cell.mean) else cmap.get_bad()
+        ink = text_colour(face)
+        ax.text(i, j, cell.text(), ha="center", va="center", fontsize=8, color=ink)
+        if cell.n_diverged:
+            ax.add_patch(
+                Rectangle(
+                    (i - 0.5, j - 0.5), 1, 1, fill=False, hatch=_HATCH, ec=ink, lw=0,
+                    alpha=0.35, gid="diverged",
+                )
+            )  # fmt: skip
+    if best is not None:
+        i, j = where[best]
+        ax.add_patch(
+            Rectangle(
+                (i - 0.5, j - 0.5), 1, 1, fill=False, ec="red", lw=3, gid="best"
+            )
+        )  # fmt: skip
+    return image
+
+
+def _tick(value) -> str:
+    return value if isinstance(value, str) else format_number(value)
+
+
+def _draw_scatter(ax, cells, ux, uy, best, norm):
+    points = np.asarray(list(cells), np.float64)
+    means = np.asarray([c.mean for c in cells.values()])
+    ok = np.isfinite(means)
+    image = ax.scatter(
+        points[ok, 0], points[ok, 1], c=means[ok], cmap=_cmap(), norm=norm, s=40, ec="k", lw=0.3
+    )
+    some = np.asarray([c.n_diverged > 0 for c in cells.values()])
+    if some.any():
+        ax.scatter(
+            points[some, 0], points[some, 1], marker="x", c="red", s=60, lw=1.5,
+            gid="diverged",
+        )  # fmt: skip
+    if best is not None:
+        ax.scatter(
+            [best[0]], [best[1]], marker="*", s=400, facecolors="none", edgecolors="red",
+            lw=2, gid="best",
+        )  # fmt: skip
+    for values, set_scale in ((points[:, 0], ax.set_xscale), (points[:, 1], ax.set_yscale)):
+        scale, options = _scale_for(values)
+        set_scale(scale, **options)
+    return image
+
+
+def heatmap(
+    results, path, *, x: str = "lambd", y: str = "keep_prob", metric: str = "dev_accuracy"
+) -> Path:
+    """Save :func:`heatmap_figure` as a PNG at ``path``."""
+    return save(heatmap_figure(results, x=x, y=y, metric=metric), path)
+
+
+def curves_figure(results, *, top: int = 5, metric: str = "dev_accuracy"):
+    """Cost and accuracy curves of the ``top`` members by ``metric`` (diverged members are
+    never ranked): train dashed, dev solid, one colour per member.
+
+    Args:
+      results: a :class:`jaxhp.SweepResults`.
+      top: how many members to draw.
+      metric: the ranking metric (as for ``results.top``).
+
+    Returns:
+      A matplotlib Figure.
+    """
+    _, names = _check_names(results, metric=metric)
+    rows = results.top(top, metric=metric)
+    fig = _figure(figsize=(11, 4.5), layout="constrained")
+    cost_ax, acc_ax = fig.subplots(1, 2)
+    steps = np.asarray(results.history.step)
+    for i, row in enumerate(rows):
+        member = row["member"]
         step = steps[member] if steps.ndim == 2 else steps
-        ax.plot(step, np.asarray(history.dev_cost)[member], color=colour, label=label)
-        ax.plot(step, np.asarray(history.train_cost)[member], color=colour, ls="--", lw=0.8)
-    ax.set_xlabel("step")
-    ax.set_ylabel("cost (solid: dev, dashed: train J)")
-    ax.set_title("cost curves of the best members")
-    ax.legend(fontsize=7)
-    return _save(fig, path)
+        label = member_label(row, names)
+        _draw_run(cost_ax, acc_ax, step, results.history, member, f"C{i % 10}", label)
+    _label_run_axes(cost_ax, acc_ax)
+    if rows:
+        acc_ax.legend(fontsize=7, title=f"top {len(rows)} by {metric}", title_fontsize=8)
+    else:
+        acc_ax.text(0.5, 0.5, "every member diverged", ha="center", transform=acc_ax.transAxes)
+    fig.suptitle("curves of the best members (train dashed, dev solid)")
+    return fig
+
+
+def curves(results, path, *, top: int = 5, metric: str = "dev_accuracy") -> Path:
+    """Save :func:`curves_figure` as a PNG at ``path``."""
+    return save(curves_figure(results, top=top, metric=metric), path)
+
+
+# ---- learning curve, init probe, decision boundary ---------------------------------------
+def learning_curve_figure(curve):
+    """Train and dev error against training-set size, with the diagnosis in the title."""
+    fig = _figure(figsize=(6, 4), layout="constrained")
+    ax = fig.subplots()
+    ax.plot(curve.sizes, curve.train_error, "o--", label="train error")
+    ax.plot(curve.sizes, curve.dev_error, "o-", label="dev error")
+    bayes = curve.diagnosis.bayes_error
+    ax.axhline(bayes, color="grey", ls=":", lw=2, label=f"Bayes error (assumed {bayes:.3g})")
+    ax.set_xlabel("training examples")
+    ax.set_ylabel("error rate (1 − accuracy)")
+    ax.set_ylim(bottom=-0.005)
+    ax.set_title(
+        f"learning curve; at {int(curve.sizes[-1])} examples: {curve.diagnosis.verdict}",
+        fontsize=10,
+    )
+    ax.legend()
+    return fig
 
 
 def plot_learning_curve(curve, path) -> Path:
-    """Train and dev error against training-set size, with the diagnosis in the title."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot(curve.sizes, curve.train_error, "o-", label="train error")
-    ax.plot(curve.sizes, curve.dev_error, "o-", label="dev error")
-    ax.axhline(curve.diagnosis.bayes_error, color="grey", ls=":", label="Bayes error")
-    ax.set_xlabel("training examples")
-    ax.set_ylabel("error")
-    ax.set_title(f"learning curve: {curve.diagnosis.verdict}")
-    ax.legend()
-    return _save(fig, path)
+    """Save :func:`learning_curve_figure` as a PNG at ``path``."""
+    return save(learning_curve_figure(curve), path)
+
+
+def _log_series(ax, layers, values, colour, label) -> None:
+    """A positive series on a log axis; inf/nan marked at the top edge, exact zeros (an
+    underflow) at the bottom edge, each labelled."""
+    values = np.asarray(values, np.float64)
+    shown = np.where(np.isfinite(values) & (values > 0), values, np.nan)
+    ax.plot(layers, shown, marker=".", color=colour, label=label)
+    _mark_nonfinite(ax, layers, values, colour)
+    zeros = np.flatnonzero(values == 0)
+    if zeros.size:
+        i = int(zeros[0])
+        bottom = ax.get_xaxis_transform()
+        ax.plot([layers[i]], [0.0], marker="v", color=colour, ms=8, transform=bottom, clip_on=False)
+        ax.annotate(
+            "0", (layers[i], 0.0), xycoords=bottom, xytext=(0, 6), textcoords="offset points",
+            ha="center", color=colour, fontsize=8, fontweight="bold",
+        )  # fmt: skip
+
+
+def init_probe_figure(probe):
+    """Activation std and weight-gradient norm per layer (log scale), one line per scheme.
+
+    A value that overflowed (inf) or is NaN is marked at the top of its panel with that
+    word; one that underflowed to 0 at the bottom with ``0``.
+    """
+    fig = _figure(figsize=(11, 4.2), layout="constrained")
+    left, right = fig.subplots(1, 2)
+    layers = np.arange(1, np.asarray(probe.activation_std).shape[1] + 1)
+    for k, (label, std, grad) in enumerate(
+        zip(probe.schemes, probe.activation_std, probe.grad_norm)
+    ):
+        _log_series(left, layers, std, f"C{k % 10}", label)
+        _log_series(right, layers, grad, f"C{k % 10}", label)
+    for ax, quantity in (
+        (left, "std of the layer's activations"),
+        (right, "‖dW‖ (Frobenius) of the layer"),
+    ):
+        ax.set_yscale("log")
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.set_xlabel("layer")
+        ax.set_ylabel(f"{quantity} (log scale)")
+    left.set_title("forward: activation scale per layer", fontsize=10, pad=16)
+    right.set_title("backward: weight-gradient norm per layer", fontsize=10, pad=16)
+    left.legend(fontsize=8, title="init scheme", title_fontsize=8)
+    fig.suptitle("▲ inf / nan: the signal overflowed float32;  ▼ 0: it underflowed", fontsize=9)
+    return fig
 
 
 def plot_init_probe(probe, path) -> Path:
-    """Activation std and gradient norm per layer (log scale), one line per scheme."""
-    plt = _pyplot()
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
-    layers = np.arange(1, probe.activation_std.shape[1] + 1)
-    for label, std, grad in zip(probe.schemes, probe.activation_std, probe.grad_norm):
-        left.semilogy(layers, np.maximum(std, 1e-45), label=label)
-        right.semilogy(layers, np.maximum(grad, 1e-45), label=label)
-    left.set_title("activation std per layer")
-    right.set_title("weight-gradient norm per layer")
-    for ax in (left, right):
-        ax.set_xlabel("layer")
-        ax.legend(fontsize=8)
-    return _save(fig, path)
+    """Save :func:`init_probe_figure` as a PNG at ``path``."""
+    return save(init_probe_figure(probe), path)
+
+
+def decision_boundary_figure(
+    predict: Callable[[np.ndarray], Any], x, y, *, title: str = "", resolution: int = 200
+):
+    """A 2-D classifier's predicted regions with the labelled points on top.
+
+    Args:
+      predict: maps (k, 2) float32 points to (k,) predicted labels, e.g.
+        ``lambda g: jaxhp.predict(params, g)``.
+      x: (m, 2) points; y: (m,) int labels.
+      title: the axes title.
+      resolution: grid points per side.
+
+    Returns:
+      A matplotlib Figure.
+    """
+    x, y = np.asarray(x), np.asarray(y).reshape(-1)
+    if x.ndim != 2 or x.shape[1] != 2:
+        raise ValueError(f"x must be (m, 2) points, got shape {x.shape}")
+    pad = 0.1 * (x.max(axis=0) - x.min(axis=0))
+    lo, hi = x.min(axis=0) - pad, x.max(axis=0) + pad
+    gx, gy = np.meshgrid(
+        np.linspace(lo[0], hi[0], resolution), np.linspace(lo[1], hi[1], resolution)
+    )
+    points = np.column_stack([gx.ravel(), gy.ravel()]).astype(np.float32)
+    z = np.asarray(predict(points)).reshape(gx.shape)
+    fig = _figure(figsize=(4.8, 4.2), layout="constrained")
+    ax = fig.subplots()
+    levels = np.arange(int(max(z.max(), y.max())) + 2) - 0.5
+    ax.contourf(gx, gy, z, levels=levels, alpha=0.35, cmap="coolwarm")
+    points = ax.scatter(
+        x[:, 0], x[:, 1], c=y, cmap="coolwarm", vmin=levels[0], vmax=levels[-1], s=12, ec="k",
+        lw=0.3,
+    )  # fmt: skip
+    ax.legend(
+        *points.legend_elements(), title="label", fontsize=8, loc="upper left",
+        bbox_to_anchor=(1.01, 1),
+    )  # fmt: skip
+    ax.set_xlabel("x₁")
+    ax.set_ylabel("x₂")
+    ax.set_title(title, fontsize=10)
+    return fig

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import inspect
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -336,25 +335,16 @@ class SweepResults:
     def plot_heatmap(
         self, path, *, x: str = "lambd", y: str = "keep_prob", metric: str = "dev_accuracy"
     ) -> Path:
-        """Mean ``metric`` over members sharing (x, y); a scatter when the axes are not a
-        grid (random search)."""
+        """Mean ``metric`` over members sharing (x, y) (see :func:`jaxhp.plot.heatmap`)."""
         from jaxhp.plot import heatmap
 
-        cols = self.columns()
-        for axis in (x, y):
-            if axis not in cols:
-                raise ValueError(f"unknown axis {axis!r}; allowed: {', '.join(cols)}")
-        _check_metric(metric)
-        return heatmap(cols[x], cols[y], cols[metric], path, x=x, y=y, metric=metric)
+        return heatmap(self, path, x=x, y=y, metric=metric)
 
     def plot_curves(self, path, *, top: int = 5, metric: str = "dev_accuracy") -> Path:
-        """Train and dev cost curves of the ``top`` members."""
+        """Cost and accuracy curves of the ``top`` members (see :func:`jaxhp.plot.curves`)."""
         from jaxhp.plot import curves
 
-        rows = self.top(top, metric=metric)
-        names = self._hparam_columns()
-        labels = [f"#{r['member']} " + " ".join(f"{n}={r[n]:.3g}" for n in names) for r in rows]
-        return curves(self.history, [r["member"] for r in rows], labels, path)
+        return curves(self, path, top=top, metric=metric)
 
 
 def diagnose_errors(
@@ -367,18 +357,14 @@ def diagnose_errors(
     chance_error: float | None = None,
 ):
     """:func:`jaxhp.diagnose` of accuracies, with whether the run diverged and the error of
-    guessing (``chance_error``) when :func:`jaxhp.diagnose` takes them. ``bayes_error``
-    None lets it assume 0 and say so."""
-    accepted = inspect.signature(diagnose).parameters
-    if bayes_error is None and accepted["bayes_error"].default is not None:
-        bayes_error = 0.0
-    extra = {"diverged": diverged, "chance_error": chance_error}
+    guessing (``chance_error``). ``bayes_error`` None lets it assume 0 and say so."""
     return diagnose(
         train_error=1 - train_accuracy,
         dev_error=1 - dev_accuracy,
         bayes_error=bayes_error,
         threshold=threshold,
-        **{k: v for k, v in extra.items() if k in accepted and v is not None},
+        diverged=diverged,
+        chance_error=chance_error,
     )
 
 

@@ -1,52 +1,119 @@
+import ast
+import inspect
 import re
 import runpy
-import sys
+import types
 from pathlib import Path
+
+import pytest
 
 import jaxhp
 
 ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = sorted((ROOT / "examples").glob("*.py"))
+PINNED = [
+    "Data",
+    "Diagnosis",
+    "GradCheckReport",
+    "HParams",
+    "History",
+    "Layer",
+    "LeafCheck",
+    "SweepResults",
+    "TrainConfig",
+    "TrainResult",
+    "TrainState",
+    "accuracy",
+    "cross_entropy",
+    "data",
+    "datasets",
+    "diagnose",
+    "dropout",
+    "dropout_mask",
+    "fit",
+    "forward",
+    "grad_check",
+    "init_mlp",
+    "init_probe",
+    "init_state",
+    "l2_penalty",
+    "learning_curve",
+    "loss",
+    "make_update_step",
+    "predict",
+    "run_sweep",
+    "sweep",
+    "testing",
+]
+
+
+def surface_problems(package: types.ModuleType) -> list[str]:
+    """What is wrong with a package's public surface: a name in ``__all__`` that the package
+    lacks (``from package import *`` would fail), or a public non-module attribute missing
+    from ``__all__`` (an export nobody pinned). Submodules reached by import are allowed."""
+    exported = set(package.__all__)
+    problems = [f"{name} is in __all__ but not defined" for name in exported - set(vars(package))]
+    for name, value in vars(package).items():
+        if name.startswith("_") or name in exported or isinstance(value, types.ModuleType):
+            continue
+        problems.append(f"{name} is public but not in __all__")
+    return sorted(problems)
 
 
 def test_public_api_is_pinned():
-    assert sorted(jaxhp.__all__) == sorted(
-        [
-            "Data",
-            "Diagnosis",
-            "GradCheckReport",
-            "HParams",
-            "History",
-            "Layer",
-            "LeafCheck",
-            "SweepResults",
-            "TrainConfig",
-            "TrainResult",
-            "TrainState",
-            "accuracy",
-            "cross_entropy",
-            "data",
-            "datasets",
-            "diagnose",
-            "dropout",
-            "dropout_mask",
-            "fit",
-            "forward",
-            "grad_check",
-            "init_mlp",
-            "init_probe",
-            "init_state",
-            "l2_penalty",
-            "learning_curve",
-            "loss",
-            "make_update_step",
-            "predict",
-            "run_sweep",
-            "sweep",
-            "testing",
-        ]
+    assert sorted(jaxhp.__all__) == sorted(PINNED)
+    assert surface_problems(jaxhp) == []
+    namespace = {}
+    exec("from jaxhp import *", namespace)
+    assert sorted(set(namespace) - {"__builtins__"}) == sorted(PINNED)
+
+
+def test_surface_check_sees_a_missing_and_an_unpinned_name():
+    fake = types.ModuleType("fake")
+    fake.__all__ = ["fit", "gone"]
+    fake.fit = lambda: None
+    fake.extra = lambda: None  # public, not pinned
+    fake.helper_module = types  # a submodule: fine
+    assert surface_problems(fake) == [
+        "extra is public but not in __all__",
+        "gone is in __all__ but not defined",
+    ]
+
+
+def private_uses(source: str) -> list[str]:
+    """jaxhp names an example reaches that are private (a leading underscore anywhere in the
+    dotted path): ``from jaxhp.plot import _save``, ``import jaxhp._checks``,
+    ``jaxhp.plot._pyplot()``."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("jaxhp"):
+            found += [f"{node.module}.{a.name}" for a in node.names]
+            found += [node.module] if "._" in node.module else []
+        elif isinstance(node, ast.Import):
+            found += [a.name for a in node.names if a.name.startswith("jaxhp")]
+        elif isinstance(node, ast.Attribute) and node.attr.startswith("_"):
+            root = node.value
+            while isinstance(root, ast.Attribute):
+                root = root.value
+            if isinstance(root, ast.Name) and root.id in ("jaxhp", "plot", "sweep", "data"):
+                found.append(f"{ast.unparse(node)}")
+    return sorted({name for name in found if any(p.startswith("_") for p in name.split("."))})
+
+
+def test_private_use_check_sees_each_kind():
+    source = (
+        "import jaxhp._checks\n"
+        "from jaxhp.plot import _pyplot, save\n"
+        "from jaxhp import plot\n"
+        "plot._save(1, 2)\n"
+        "jaxhp.sweep.member_key(0, 1)\n"
     )
-    for name in jaxhp.__all__:
-        assert hasattr(jaxhp, name), name
+    assert private_uses(source) == ["jaxhp._checks", "jaxhp.plot._pyplot", "plot._save"]
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
+def test_example_uses_only_the_public_api(path):
+    assert private_uses(path.read_text()) == []
 
 
 def test_readme_starts_with_the_two_commands():
@@ -66,33 +133,61 @@ def test_readme_quickstart_runs(capsys):
     assert "dev accuracy" in out and "grad_check mode=full" in out and "great" in out
 
 
-def test_gradient_checking_example_flags_exactly_the_course_bugs(capsys):
-    namespace = runpy.run_path(str(ROOT / "examples" / "gradient_checking.py"))
-    flagged, fixed_difference = namespace["main"]()
-    assert flagged == ["W2", "b1"]
-    assert fixed_difference < 1e-7
+def test_example_outputs_are_gitignored():
+    ignored = (ROOT / ".gitignore").read_text().split()
+    assert "/jaxhp-out/" in ignored
 
 
-def test_sweep_example_runs(tmp_path, capsys):
-    namespace = runpy.run_path(str(ROOT / "examples" / "sweep_moons.py"))
-    best = namespace["main"](["--steps", "200", "--out", str(tmp_path)])
-    assert (tmp_path / "heatmap.png").stat().st_size > 1000
-    assert 0.5 < best["dev_accuracy"] <= 1.0
-    assert "verdict:" in capsys.readouterr().out
-    assert sys.modules.get("jaxhp") is not None
+# Lines each example must print (regular expressions, one per line, in any order).
+EXPECTED_OUTPUT = {
+    "regularization": [
+        r"^none +\d\.\d{3} ± \d\.\d{3} +\d\.\d{3} ± \d\.\d{3}$",
+        r"^L2 +\d\.\d{3} ± \d\.\d{3} +\d\.\d{3} ± \d\.\d{3}$",
+        r"^dropout +\d\.\d{3} ± \d\.\d{3} +\d\.\d{3} ± \d\.\d{3}$",
+    ],
+    "bias_variance": [
+        r"== tiny[^=]*verdict: high bias\n",
+        r"over-fits\)\n[^=]*verdict: high variance\n",
+    ],
+    "sweep_moons": [r"verdict:"],
+    "initialization": [r"^ +He: .*test accuracy"],
+    "gradient_checking": [r"."],
+}
+# Files each example must write under its output folder.
+EXPECTED_FILES = {
+    "regularization": ["boundary_none.png", "boundary_L2.png", "boundary_dropout.png"],
+    "bias_variance": ["learning_curve.png"],
+    "sweep_moons": ["heatmap.png", "random_search.png"],
+    "initialization": ["init_probe.png", "boundary_he.png"],
+}
 
 
-def test_bias_variance_example_diagnoses_both_failure_modes(tmp_path, capsys):
-    namespace = runpy.run_path(str(ROOT / "examples" / "bias_variance.py"))
-    verdicts = namespace["main"](["--out", str(tmp_path), "--steps", "1500"])
-    assert verdicts["tiny, short (under-fits)"] == "high bias"
-    assert verdicts["wide, long, no regularisation (over-fits)"] == "high variance"
-    assert (tmp_path / "learning_curve.png").exists()
+# What each example's main returns, checked after its run (the course's results).
+EXPECTED_RESULT = {
+    "gradient_checking": lambda r: r[0] == ["W2", "b1"] and r[1] < 1e-7,
+    "initialization": lambda r: (
+        abs(r["zeros"][0] - 0.5) <= 0.05 and r["He"][0] > r["random x10"][0]
+    ),
+    "sweep_moons": lambda r: 0.5 < r["dev_accuracy"] <= 1.0,
+}
 
 
-def test_initialization_example_reproduces_the_course_ordering(tmp_path, capsys):
-    namespace = runpy.run_path(str(ROOT / "examples" / "initialization.py"))
-    accuracies = namespace["main"](["--steps", "6000", "--out", str(tmp_path)])
-    assert abs(accuracies["zeros"][0] - 0.5) <= 0.05
-    assert accuracies["He"][0] > accuracies["random x10"][0]
-    assert (tmp_path / "init_probe.png").exists()
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
+def test_example_runs_and_writes_only_under_its_output_folder(path, tmp_path, monkeypatch, capsys):
+    """Every example's main, in its quick mode when it has one, run from a fresh folder:
+    it prints and returns what it promises and writes only under jaxhp-out/examples/<name>/."""
+    monkeypatch.chdir(tmp_path)
+    main = runpy.run_path(str(path))["main"]
+    if inspect.signature(main).parameters:
+        result = main(["--quick"] if "--quick" in path.read_text() else [])
+    else:
+        result = main()
+    out = capsys.readouterr().out
+    for pattern in EXPECTED_OUTPUT.get(path.stem, [r"\S"]):
+        assert re.search(pattern, out, re.M), (pattern, out)
+    assert EXPECTED_RESULT.get(path.stem, lambda r: True)(result), result
+    folder = tmp_path / "jaxhp-out" / "examples" / path.stem
+    written = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert [p for p in written if not p.is_relative_to(folder)] == []
+    for name in EXPECTED_FILES.get(path.stem, []):
+        assert (folder / name).read_bytes()[:4] == b"\x89PNG"

@@ -1,0 +1,299 @@
+"""The figures' content: what a user reads off them, checked on the matplotlib objects."""
+
+import itertools
+
+import matplotlib
+import numpy as np
+import pytest
+
+import jaxhp
+from jaxhp import plot
+from jaxhp.learning import InitProbe, LearningCurve
+from jaxhp.records import History, HParams
+from jaxhp.results import SweepResults
+
+matplotlib.use("Agg")
+
+N_EVALS = 4
+
+
+def make_results(lambd, keep_prob, learning_rate, seeds, dev_accuracy, diverged=None):
+    """A SweepResults built from per-member arrays, without training."""
+    n = len(lambd)
+    diverged = np.zeros(n, bool) if diverged is None else np.asarray(diverged)
+    steps = np.tile(np.arange(1, N_EVALS + 1) * 10, (n, 1))
+    dev_cost = np.linspace(0.7, 0.3, N_EVALS)[None, :] + 0.01 * np.arange(n)[:, None]
+    accuracy = np.tile(np.asarray(dev_accuracy, np.float64)[:, None], (1, N_EVALS))
+    history = History(steps, dev_cost + 0.05, accuracy + 0.02, dev_cost, accuracy)
+    hparams = HParams(
+        lambd=np.asarray(lambd, np.float32),
+        keep_prob=np.asarray(keep_prob, np.float32),
+        learning_rate=np.asarray(learning_rate, np.float32),
+    )
+    last = np.full(n, steps[0, -1])
+    return SweepResults(hparams, np.asarray(seeds), history, last, last, diverged)
+
+
+LAMBDS, KEEPS, RATES, SEEDS = [0.0, 0.1, 1.0], [0.8, 1.0], [0.1, 0.3], [0, 1, 2]
+
+
+@pytest.fixture
+def grid_results():
+    """3 lambd x 2 keep_prob cells, each averaging 2 learning rates x 3 seeds."""
+    rows = list(itertools.product(LAMBDS, KEEPS, RATES, SEEDS))
+    lambd, keep, rate, seed = (np.asarray(c) for c in zip(*rows))
+    rng = np.random.default_rng(0)
+    accuracy = 0.6 + 0.1 * lambd + 0.2 * keep + 0.01 * rng.standard_normal(len(rows))
+    diverged = (lambd == 0.0) & (keep == 0.8) & (rate == 0.3) & (seed == 1)
+    diverged |= (lambd == 1.0) & (keep == 1.0) & (seed == 2)
+    accuracy[diverged] = 0.5  # what a diverged member reports: chance level
+    return make_results(lambd, keep, rate, seed, accuracy, diverged)
+
+
+def cell_members(results, i, j):
+    """Members of the cell at column i (lambd) and row j (keep_prob), by the test's own
+    reading of the table."""
+    cols = results.columns()
+    return (np.isclose(cols["lambd"], LAMBDS[i])) & np.isclose(cols["keep_prob"], KEEPS[j])
+
+
+def expected_cells(results, metric="dev_accuracy", best=max):
+    """Independent per cell: the best learning rate's mean and std over its non-diverged
+    seeds, and the cell's diverged count."""
+    cols = results.columns()
+    cells = {}
+    for i, j in itertools.product(range(len(LAMBDS)), range(len(KEEPS))):
+        members = cell_members(results, i, j)
+        stats = []
+        for rate in RATES:
+            group = members & np.isclose(cols["learning_rate"], rate) & ~cols["diverged"]
+            kept = cols[metric][group]
+            stats.append((kept.mean(), kept.std(ddof=1)))
+        mean, std = best(stats, key=lambda ms: ms[0])
+        cells[i, j] = (mean, std, int(cols["diverged"][members].sum()))
+    return cells
+
+
+def texts_at(ax):
+    return {(round(t.get_position()[0]), round(t.get_position()[1])): t for t in ax.texts}
+
+
+def patches(ax, gid):
+    return [p for p in ax.patches if p.get_gid() == gid]
+
+
+def test_heatmap_marks_the_best_cell_and_shows_mean_and_std(grid_results):
+    fig = plot.heatmap_figure(grid_results, x="lambd", y="keep_prob", metric="dev_accuracy")
+    ax = fig.axes[0]
+    cells = expected_cells(grid_results)
+    best = max(cells, key=lambda c: cells[c][0])
+    (marker,) = patches(ax, "best")
+    assert marker.get_xy() == (best[0] - 0.5, best[1] - 0.5)
+    texts = texts_at(ax)
+    for cell, (mean, std, _) in cells.items():
+        lines = texts[cell].get_text().split("\n")
+        assert lines[0] == f"{mean:.3f}" and lines[1] == f"± {std:.3f}"
+    assert "best of 2 learning_rate values, mean ± std over 3 seeds" in ax.get_title()
+    assert ax.get_xlabel() == "lambd" and ax.get_ylabel() == "keep_prob"
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["0", "0.1", "1"]
+    assert "dev_accuracy (higher is better)" in fig.axes[1].get_ylabel()
+
+
+def test_heatmap_best_cell_follows_the_metric_direction(grid_results):
+    # Costs are minimised: the best learning rate and the best cell have the lowest cost.
+    fig = plot.heatmap_figure(grid_results, metric="dev_cost")
+    cells = expected_cells(grid_results, "dev_cost", min)
+    best = min(cells, key=lambda c: cells[c][0])
+    (marker,) = patches(fig.axes[0], "best")
+    assert marker.get_xy() == (best[0] - 0.5, best[1] - 0.5)
+    assert texts_at(fig.axes[0])[best].get_text().startswith(f"{cells[best][0]:.3f}")
+
+
+def test_heatmap_hatches_exactly_the_cells_with_diverged_members(grid_results):
+    ax = plot.heatmap_figure(grid_results).axes[0]
+    cells = expected_cells(grid_results)
+    hatched = {(round(p.get_x() + 0.5), round(p.get_y() + 0.5)) for p in patches(ax, "diverged")}
+    assert hatched == {c for c, (_, _, n) in cells.items() if n} == {(0, 0), (2, 1)}
+    assert all(p.get_hatch() for p in patches(ax, "diverged"))
+    assert texts_at(ax)[0, 0].get_text().endswith("1/6 diverged")
+    assert texts_at(ax)[2, 1].get_text().endswith("2/6 diverged")
+    assert "diverged" not in texts_at(ax)[1, 1].get_text()
+
+
+def wcag_contrast(rgb_a, rgb_b):
+    """WCAG 2 contrast ratio, written out from the standard's definition."""
+
+    def luminance(rgb):
+        channels = []
+        for c in rgb[:3]:
+            channels.append(c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4)
+        r, g, b = channels
+        return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+    hi, lo = sorted((luminance(rgb_a), luminance(rgb_b)), reverse=True)
+    return (hi + 0.05) / (lo + 0.05)
+
+
+def test_heatmap_text_uses_the_colour_with_more_contrast(grid_results):
+    from matplotlib.colors import to_rgb
+
+    ax = plot.heatmap_figure(grid_results).axes[0]
+    image = ax.images[0]
+    grid = image.get_array()
+    used = set()
+    for (i, j), text in texts_at(ax).items():
+        background = image.cmap(image.norm(grid[j, i]))
+        ink = to_rgb(text.get_color())
+        other = (1.0, 1.0, 1.0) if ink == (0.0, 0.0, 0.0) else (0.0, 0.0, 0.0)
+        assert ink in ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
+        assert wcag_contrast(ink, background) >= wcag_contrast(other, background)
+        used.add(ink)
+    assert len(used) == 2  # viridis runs dark to light: both inks are exercised
+
+
+@pytest.mark.parametrize(
+    "colour, luminance",
+    [("white", 1.0), ("black", 0.0), ("red", 0.2126), ((0.5, 0.5, 0.5), 0.21404)],
+)
+def test_relative_luminance_matches_the_wcag_values(colour, luminance):
+    assert plot.relative_luminance(colour) == pytest.approx(luminance, abs=1e-4)
+
+
+@pytest.mark.parametrize("colour, ink", [("yellow", "black"), ("navy", "white")])
+def test_text_colour_on_known_backgrounds(colour, ink):
+    assert plot.text_colour(colour) == ink
+
+
+def random_search(lambd):
+    n = len(lambd)
+    keep = np.linspace(0.5, 1.0, n)
+    accuracy = 0.9 - 0.05 * np.abs(np.log10(np.maximum(lambd, 1e-4)) + 1)
+    diverged = np.zeros(n, bool)
+    diverged[2] = True
+    return make_results(lambd, keep, np.full(n, 0.1), np.zeros(n, int), accuracy, diverged)
+
+
+def test_random_search_is_a_log_scatter_coloured_by_the_metric():
+    lambd = np.geomspace(1e-3, 10.0, 15)
+    results = random_search(lambd)
+    fig = plot.heatmap_figure(results)
+    ax = fig.axes[0]
+    assert not ax.images  # no categorical grid
+    assert ax.get_xscale() == "log" and ax.get_yscale() == "linear"
+    points = ax.collections[0]
+    ok = ~results.diverged
+    np.testing.assert_allclose(points.get_offsets()[:, 0], lambd[ok].astype(np.float32))
+    np.testing.assert_allclose(
+        points.get_array(), results.columns()["dev_accuracy"][ok], rtol=1e-12
+    )
+    (crossed,) = [c for c in ax.collections if c.get_gid() == "diverged"]
+    np.testing.assert_allclose(crossed.get_offsets()[0], [lambd[2], 0.5 + 0.5 * 2 / 14], 1e-6)
+    (best,) = [c for c in ax.collections if c.get_gid() == "best"]
+    top = np.argmax(np.where(ok, results.columns()["dev_accuracy"], -1))
+    np.testing.assert_allclose(best.get_offsets()[0], [lambd[top], 0.5 + 0.5 * top / 14], 1e-6)
+    assert "one member per point" in ax.get_title()
+
+
+def test_random_search_with_a_zero_lambda_uses_symlog():
+    lambd = np.concatenate([[0.0], np.geomspace(1e-3, 10.0, 14)])
+    ax = plot.heatmap_figure(random_search(lambd)).axes[0]
+    assert ax.get_xscale() == "symlog"
+
+
+def test_heatmap_rejects_unknown_names(grid_results):
+    with pytest.raises(ValueError, match=r"x='lr' is not a swept column; allowed: lambd"):
+        plot.heatmap_figure(grid_results, x="lr")
+    with pytest.raises(ValueError, match=r"unknown metric 'accuracy'"):
+        plot.heatmap_figure(grid_results, metric="accuracy")
+
+
+def test_curves_legend_uses_significant_digits_and_labels_both_costs():
+    keep = np.float32(0.7)
+    assert float(keep) != 0.7  # the stored value is 0.699999988...
+    results = make_results([0.0013], [keep], [0.3], [0], [0.9])
+    fig = plot.curves_figure(results, top=1)
+    cost_ax, acc_ax = fig.axes
+    assert [t.get_text() for t in acc_ax.get_legend().get_texts()] == ["#0 λ=0.0013 kp=0.7 lr=0.3"]
+    legend = [t.get_text() for t in cost_ax.get_legend().get_texts()]
+    assert legend == ["dev cross-entropy", "train J = cross-entropy + L2 term"]
+    for ax in fig.axes:
+        assert ax.get_xlabel() == "step" and ax.get_ylabel()
+
+
+@pytest.mark.parametrize(
+    "value, text",
+    [(np.float32(0.7), "0.7"), (0.30000001192092896, "0.3"), (1e-5, "1e-05"),
+     (123456.0, "1.23e+05"), (np.inf, "inf"), (np.nan, "nan"), (3, "3"),
+     ((0.8, np.float32(0.9)), "0.8/0.9")],
+)  # fmt: skip
+def test_format_number(value, text):
+    assert plot.format_number(value) == text
+
+
+def annotations(ax):
+    return sorted(t.get_text() for t in ax.texts)
+
+
+def test_cost_plot_shows_inf_and_nan_where_they_happen():
+    inf_at, nan_at = 3, 2
+    train = np.array([0.7, 0.5, 0.4, np.inf, np.inf])
+    dev = np.array([0.7, 0.6, np.nan, np.nan, np.nan])
+    steps = np.arange(5) * 10
+    history = History(steps, train, np.full(5, 0.8), dev, np.full(5, 0.7))
+    fig = plot.cost_figure(history)
+    cost_ax = fig.axes[0]
+    assert annotations(cost_ax) == ["inf", "nan"]
+    where = {t.get_text(): t.xy[0] for t in cost_ax.texts}
+    assert where == {"inf": steps[inf_at], "nan": steps[nan_at]}
+    for ax in fig.axes:
+        assert ax.get_xlabel() and ax.get_ylabel()
+
+
+def test_init_probe_plot_labels_overflow_and_underflow_instead_of_a_floor():
+    probe = InitProbe(
+        ("he", "big", "tiny"),
+        np.array([[1.0, 1.1, 0.9], [10.0, 1e20, np.inf], [1e-3, 1e-30, 0.0]]),
+        np.array([[2.0, 2.0, 2.0], [np.inf, np.inf, np.inf], [1e-3, np.nan, 0.0]]),
+    )
+    fig = plot.init_probe_figure(probe)
+    left, right = fig.axes
+    assert annotations(left) == ["0", "inf"]
+    assert annotations(right) == ["0", "inf", "nan"]
+    for ax in (left, right):
+        assert ax.get_xlabel() == "layer" and ax.get_ylabel()
+        assert ax.get_yscale() == "log"
+        for line in ax.get_lines():
+            if line.get_label().startswith("_"):  # the edge markers, in axes coordinates
+                continue
+            y = np.asarray(line.get_ydata(), np.float64)
+            assert not np.any(y[np.isfinite(y)] < 1e-40)  # nothing drawn at a tiny floor
+
+
+def test_init_probe_reports_every_gradient_of_an_exploded_net_as_inf(key):
+    probe = jaxhp.init_probe(key, 20, 8, schemes=("he", ("random", 100.0)), n=16)
+    he, exploded = probe.activation_std
+    assert np.isfinite(he).all() and np.isinf(exploded[-1])
+    assert np.isfinite(probe.grad_norm[0]).all() and np.isinf(probe.grad_norm[1]).all()
+
+
+def test_learning_curve_and_decision_boundary_axes_are_labelled():
+    diagnosis = jaxhp.diagnose(train_error=0.05, dev_error=0.15, bayes_error=0.0)
+    curve = LearningCurve(
+        np.array([10, 20, 40]), np.array([0.0, 0.02, 0.05]), np.array([0.3, 0.2, 0.15]),
+        None, diagnosis, True,
+    )  # fmt: skip
+    x = np.array([[-1.0, 0.0], [1.0, 0.5], [0.5, -1.0]])
+    boundary = plot.decision_boundary_figure(
+        lambda g: (g[:, 0] > 0).astype(int), x, np.array([0, 1, 1]), title="none"
+    )
+    for fig in (plot.learning_curve_figure(curve), boundary):
+        for ax in fig.axes:
+            assert ax.get_xlabel() and ax.get_ylabel() and ax.get_title()
+
+
+def test_heatmap_and_curves_write_pngs(grid_results, tmp_path):
+    for path in (
+        grid_results.plot_heatmap(tmp_path / "h.png"),
+        grid_results.plot_curves(tmp_path / "c.png", top=3),
+    ):
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
