@@ -192,7 +192,6 @@ def forward(
     key: jax.Array | None = None,
     keep_prob: Any = 1.0,
     activation: str = "relu",
-    mask_words: jax.Array | None = None,
 ) -> jax.Array:
     """Logits of an MLP for batch-first inputs.
 
@@ -208,8 +207,6 @@ def forward(
         unless ``mask_words`` are given.
       keep_prob: scalar or one value per hidden layer, in (0, 1]; may be traced (vmap).
         ``keep_prob=1`` is exactly the identity and needs no key.
-      mask_words: the masks' (n_hidden, 2) uint32 words instead of a key
-        (``layer_words(key, n_hidden)`` is what a key gives).
       activation: ``"relu"``, ``"tanh"``, ``"sigmoid"`` or ``"leaky_relu"``.
 
     Returns:
@@ -222,16 +219,23 @@ def forward(
     n_hidden = len(params) - 1
     _checks.check_keep_prob(keep_prob, n_hidden=n_hidden)
     use_dropout = n_hidden > 0 and not _dropout_is_off(keep_prob)
-    if use_dropout and key is None and mask_words is None:
+    if use_dropout and key is None:
         raise ValueError(
             "dropout with keep_prob < 1 needs a PRNG key: call "
             "forward(params, x, key=jax.random.key(0), keep_prob=...) with a fresh key per "
             "step, or pass keep_prob=1.0 to turn dropout off"
         )
+    words = layer_words(key, n_hidden) if use_dropout else None
+    return _forward(params, x, words, keep_prob, activation)
+
+
+def _forward(params: Params, x: jax.Array, words, keep_prob: Any, activation: str):
+    """:func:`forward` with the masks' (n_hidden, 2) words given (None: no dropout)."""
+    n_hidden = len(params) - 1
+    use_dropout = words is not None and n_hidden > 0 and not _dropout_is_off(keep_prob)
     g = ACTIVATIONS[activation]
     if use_dropout:
         kp = jnp.broadcast_to(jnp.asarray(keep_prob, jnp.float32), (n_hidden,))
-        words = layer_words(key, n_hidden) if mask_words is None else mask_words
     # Narrow layers run units first: (units, m) activations put the long examples axis
     # where the vector units run along it (2.2x faster steps on B1's 20/3/1 units).
     narrow = _narrow(params)

@@ -279,19 +279,16 @@ class TrainConfig:
             )
         if self.model is not None:
             if self.layer_sizes is not None:
-                raise ValueError(
-                    "give either model= or layer_sizes= (the MLP shorthand), not both"
-                )
-            if not (callable(getattr(self.model, "init", None))
-                    and callable(getattr(self.model, "apply", None))):
+                raise ValueError("give either model= or layer_sizes= (the MLP shorthand), not both")
+            if not (
+                callable(getattr(self.model, "init", None))
+                and callable(getattr(self.model, "apply", None))
+            ):
                 raise TypeError(
-                    f"model must be a jaxhp.Model(init, apply) of two functions, got "
-                    f"{self.model!r}"
+                    f"model must be a jaxhp.Model(init, apply) of two functions, got {self.model!r}"
                 )
         else:
-            object.__setattr__(
-                self, "layer_sizes", _checks.check_layer_sizes(self.layer_sizes)
-            )
+            object.__setattr__(self, "layer_sizes", _checks.check_layer_sizes(self.layer_sizes))
         if self.steps is None:
             raise ValueError("steps is required: TrainConfig(..., steps=1000)")
         _checks.check_positive_int("steps", self.steps)

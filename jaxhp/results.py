@@ -28,6 +28,7 @@ class SweepResults:
       history: :class:`History` with (N, n_evals) arrays.
       stop_step, best_step: (N,) ints. diverged: (N,) bools.
       meta: how the sweep ran (chunk size, memory estimate, devices, seconds, ...).
+      static: static axis name -> per-member values (e.g. ``layer_sizes``), shown as columns.
     """
 
     hparams: HParams
@@ -37,6 +38,7 @@ class SweepResults:
     best_step: np.ndarray
     diverged: np.ndarray
     meta: dict[str, Any] = field(default_factory=dict)
+    static: dict[str, list] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.seeds)
@@ -51,6 +53,10 @@ class SweepResults:
             for layer in range(keep.shape[1]):
                 columns[f"keep_prob_{layer + 1}"] = keep[:, layer]
         columns["learning_rate"] = np.asarray(self.hparams.learning_rate)
+        for name in self.hparams._fields[3:]:
+            columns[name] = np.asarray(getattr(self.hparams, name))
+        for name, values in self.static.items():
+            columns[name] = np.asarray([str(v) if isinstance(v, tuple) else v for v in values])
         return columns
 
     def _best_index(self) -> np.ndarray:

@@ -388,9 +388,7 @@ def check_inputs(hparams: HParams, data: Data, config: TrainConfig) -> Data:
             if pair is not None:
                 _check_model_xy(pair[0], pair[1], n_out, name)
     if data.dev is not None and data.dev[0].shape[1:] != x.shape[1:]:
-        raise ValueError(
-            f"dev x has example shape {data.dev[0].shape[1:]}, train x {x.shape[1:]}"
-        )
+        raise ValueError(f"dev x has example shape {data.dev[0].shape[1:]}, train x {x.shape[1:]}")
     m = x.shape[0]
     if len(data.train) == 3:
         _checks.check_weights(data.train[2], m)
@@ -595,9 +593,7 @@ def _evaluations(run: _Run, carry: _Carry, on_eval):
     config = run.config
     n_evals = config.n_evals
     shapes = jax.eval_shape(lambda params: evaluate(run, params), carry.state.params)
-    empty = History(
-        jnp.zeros(n_evals, jnp.int32), *(jnp.zeros(n_evals, s.dtype) for s in shapes)
-    )
+    empty = History(jnp.zeros(n_evals, jnp.int32), *(jnp.zeros(n_evals, s.dtype) for s in shapes))
 
     def body(loop):
         carry, chunk, history = loop

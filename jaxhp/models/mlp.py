@@ -9,7 +9,7 @@ import jax.numpy as jnp
 from jaxhp import _checks
 from jaxhp.init import SCHEMES, init_mlp
 from jaxhp.models._model import Model
-from jaxhp.nn import ACTIVATIONS, forward, layer_words
+from jaxhp.nn import ACTIVATIONS, _forward, layer_words
 
 
 def mlp(
@@ -56,11 +56,9 @@ def _mlp(sizes, activation, init, init_scale, dtype) -> Model:
 
     def apply(params, x, *, key=None, hparams=None):
         if key is None or hparams is None:  # evaluation: dropout off
-            return forward(params, x, activation=activation)
+            return _forward(params, x, None, 1.0, activation)
+        _checks.check_keep_prob(hparams.keep_prob, n_hidden=n_hidden)
         # One cheap hash of the key per layer (no threefry call): see jaxhp.nn.layer_words.
-        words = layer_words(key, n_hidden) if n_hidden else None
-        return forward(
-            params, x, keep_prob=hparams.keep_prob, activation=activation, mask_words=words
-        )
+        return _forward(params, x, layer_words(key, n_hidden), hparams.keep_prob, activation)
 
     return Model(init_params, apply)
