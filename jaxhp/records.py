@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import numbers
 import re
@@ -147,6 +148,8 @@ class HParams:
             raise AttributeError(name)
         names = object.__getattribute__(self, "_names")
         if name in names:
+            if _READ_LOGS:
+                _READ_LOGS[-1].add(name)
             return object.__getattribute__(self, "_values")[names.index(name)]
         raise AttributeError(
             f"HParams has no hyperparameter {name!r}; it has {', '.join(names)}. Sweep it "
@@ -186,9 +189,10 @@ class HParams:
         lambd must be >= 0, keep_prob in (0, 1] (one value per hidden layer when a vector),
         learning_rate > 0, and every other value finite.
         """
-        _checks.check_lambd(self.lambd, member=member)
-        _checks.check_keep_prob(self.keep_prob, n_hidden=n_hidden, member=member)
-        _checks.check_learning_rate(self.learning_rate, member=member)
+        values = self._asdict()  # not attribute reads: those are what read_names records
+        _checks.check_lambd(values["lambd"], member=member)
+        _checks.check_keep_prob(values["keep_prob"], n_hidden=n_hidden, member=member)
+        _checks.check_learning_rate(values["learning_rate"], member=member)
         where = "" if member is None else f" (member {member} of the sweep)"
         for name, value in self._asdict().items():
             if value is None:
@@ -199,6 +203,21 @@ class HParams:
             if not np.isfinite(array).all():
                 raise ValueError(f"hyperparameter {name} must be finite, got {value!r}{where}")
         return self
+
+
+_READ_LOGS: list[set[str]] = []
+
+
+@contextlib.contextmanager
+def read_names():
+    """Record the HParams names read by attribute inside the block (by a model's apply, an
+    optimizer factory, the loss); yields the set. Used to find swept names nothing reads."""
+    names: set[str] = set()
+    _READ_LOGS.append(names)
+    try:
+        yield names
+    finally:
+        _READ_LOGS.pop()
 
 
 def _flatten_with_keys(hp: HParams):

@@ -23,6 +23,7 @@ import os
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -33,7 +34,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from jaxhp import _checks, train
 from jaxhp import distributed as dist
-from jaxhp.records import Data, History, HParams, TrainConfig, TrainResult
+from jaxhp.records import Data, History, HParams, TrainConfig, TrainResult, read_names
 from jaxhp.results import SweepResults
 from jaxhp.space import (
     Space,
@@ -443,6 +444,34 @@ def _check_group(config, data, hparams, members, static) -> Data:
         raise type(err)(f"member {first} of the sweep ({static}): {err}") from err
 
 
+def _check_names_are_read(space: Space, hparams: HParams, data: Data, config: TrainConfig):
+    """A swept name that nothing reads is a typo (error) or an axis that does nothing (a
+    course name: warning), e.g. keep_prob for a model without dropout."""
+    swept = dict.fromkeys(
+        k for m in space.members for k in m if k != "seed" and k not in space.static_axes()
+    )
+    if not swept:
+        return
+    member_hp = jax.tree.map(lambda v: np.asarray(v)[0], hparams)
+    with read_names() as read:
+        jax.eval_shape(lambda: train.fit(jax.random.key(0), member_hp, data, config))
+    for name in swept:
+        if name in read:
+            continue
+        known = ", ".join(map(repr, sorted(read))) or "none"
+        if name in ("lambd", "keep_prob", "learning_rate"):
+            warnings.warn(
+                f"the sweep's axis {name!r} does nothing: neither the model, the optimizer "
+                f"nor the loss reads it (they read {known})",
+                stacklevel=4,
+            )
+        else:
+            raise ValueError(
+                f"unknown axis {name!r}: neither the model, the optimizer nor the loss reads "
+                f"it (they read {known}); check its spelling"
+            )
+
+
 def _plan(
     space, data, config, *, seed, base, chunk_size, memory_budget, devices, checkpoint, distributed
 ) -> _Plan:
@@ -475,6 +504,7 @@ def _plan(
         )
         for key, (group_config, members) in configs.items()
     ]
+    _check_names_are_read(space, hparams, checked[0][0], checked[0][1])
     host = _host_data(checked[0][0], config)
     n = len(space)
 
