@@ -52,8 +52,10 @@ def _number(value: Any, name: str = "value"):
 
 def _static(value: Any, name: str):
     """Static axis values must be hashable (lists become tuples)."""
-    if isinstance(value, (list, np.ndarray)):
-        value = tuple(np.asarray(value).tolist())
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    if isinstance(value, (list, tuple)):
+        value = tuple(_static(v, name) for v in value)
     if isinstance(value, np.generic):
         value = value.item()
     try:

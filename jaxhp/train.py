@@ -375,13 +375,14 @@ def check_inputs(hparams: HParams, data: Data, config: TrainConfig) -> Data:
     hparams = HParams.coerce(hparams).validate(n_hidden=config.n_hidden)
     data = _as_data(data)
     x = data.train[0]
+    for name, pair in (("train x", data.train), ("dev x", data.dev)):
+        if pair is not None and (pair[0].ndim < 1 or pair[0].shape[0] == 0):
+            raise ValueError(f"{name} must have at least one row, got shape {pair[0].shape}")
     if config.layer_sizes is not None:
         sizes = config.layer_sizes
         for name, pair in (("train x", data.train), ("dev x", data.dev)):
             if pair is not None:
                 _checks.check_xy(pair[0], pair[1], n_in=sizes[0], n_out=sizes[-1], name=name)
-        if x.shape[0] == 0:
-            raise ValueError("train x must have at least one row, got shape (0, ...)")
     else:
         n_out = _output_width(config, hparams, x)
         for name, pair in (("train x", data.train), ("dev x", data.dev)):

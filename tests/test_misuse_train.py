@@ -148,7 +148,7 @@ def test_l2_matching_no_leaf_warns(data):
 def test_augment_that_changes_the_batch_shape(data):
     config = MLP.replace(augment=lambda key, x: x[:, :1])
     with pytest.raises(
-        ValueError, match=r"augment must return a batch of the same shape \(20, 2\)"
+        ValueError, match=r"same shape and dtype \(20, 2\) float32, got \(20, 1\)"
     ):
         jaxhp.fit(0, jaxhp.HParams(), data, config)
 
@@ -217,7 +217,7 @@ def test_update_step_single_output_column_labels(key):
             TypeError,
             "axis 'momentum': values must be numbers",
         ),
-        (lambda: sweep.grid(layer_sizes=[[2, [3]]]), TypeError, "static axis 'layer_sizes'"),
+        (lambda: sweep.grid(layer_sizes=[{"a": 1}]), TypeError, "static axis 'layer_sizes'"),
         (
             lambda: sweep.random(0, 3, momentum=sweep.one_minus_loguniform(0.9, 1.0)),
             ValueError,
