@@ -147,9 +147,7 @@ def test_l2_matching_no_leaf_warns(data):
 
 def test_augment_that_changes_the_batch_shape(data):
     config = MLP.replace(augment=lambda key, x: x[:, :1])
-    with pytest.raises(
-        ValueError, match=r"same shape and dtype \(20, 2\) float32, got \(20, 1\)"
-    ):
+    with pytest.raises(ValueError, match=r"same shape and dtype \(20, 2\) float32, got \(20, 1\)"):
         jaxhp.fit(0, jaxhp.HParams(), data, config)
 
 
