@@ -77,13 +77,14 @@ def test_streams_of_two_keys_are_not_shifted_copies():
 
 
 def test_training_steps_draw_independent_masks(key):
-    """fit's per-step words (a hash of the run's words and the step) give masks that are
-    independent across steps and layers."""
-    from jaxhp.nn import _mask_from_words, step_mask_words
+    """fit's per-step keys (a hash of the run's key data and the step, wrapped as a key) give
+    the MLP masks that are independent across steps and layers."""
+    from jaxhp.nn import _mask_from_words, layer_words, step_mask_words
 
-    base = jaxhp.nn.layer_words(key, 2)
+    base = jax.random.key_data(key)
     shape, p = (300, 100), 0.5
-    words = [step_mask_words(base, t) for t in (0, 1, 2, 1000)]
+    step_keys = [jax.random.wrap_key_data(step_mask_words(base, t)) for t in (0, 1, 2, 1000)]
+    words = [layer_words(k, 2) for k in step_keys]
     masks = [np.asarray(_mask_from_words(w[l], shape, p)) for w in words for l in (0, 1)]
     for i in range(len(masks)):
         assert abs(masks[i].mean() - p) < binomial_bound(masks[i].size, p)
