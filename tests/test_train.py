@@ -281,7 +281,7 @@ def test_diverged_evaluation_is_never_the_best():
     metrics = _Metrics(jnp.array(jnp.inf), jnp.array(0.5), jnp.array(0.1), jnp.array(0.9))
     carry = _bookkeeping(config, start, after, metrics)
     assert bool(carry.diverged) and not bool(carry.active)
-    assert float(carry.best_cost) == 0.9 and int(carry.best_step) == 5
+    assert float(carry.best_cost) == np.float32(0.9) and int(carry.best_step) == 5
     np.testing.assert_array_equal(carry.best_params, [7.0, 7.0])
     np.testing.assert_array_equal(carry.state.params, [0.0, 0.0])
     assert int(carry.updates) == 5
