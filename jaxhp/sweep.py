@@ -450,8 +450,10 @@ def _check_names_are_read(space: Space, hparams: HParams, data: Data, config: Tr
     swept = dict.fromkeys(
         k for m in space.members for k in m if k != "seed" and k not in space.static_axes()
     )
-    if not swept:
-        return
+    course = ("lambd", "keep_prob", "learning_rate")
+    builtin_mlp = config.model is None and isinstance(config.optimizer, str)
+    if not swept or (builtin_mlp and set(swept) <= set(course)):
+        return  # the layer_sizes MLP, the loss and the built-in optimizers read all three
     member_hp = jax.tree.map(lambda v: np.asarray(v)[0], hparams)
     with read_names() as read:
         jax.eval_shape(lambda: train.fit(jax.random.key(0), member_hp, data, config))
@@ -459,7 +461,7 @@ def _check_names_are_read(space: Space, hparams: HParams, data: Data, config: Tr
         if name in read:
             continue
         known = ", ".join(map(repr, sorted(read))) or "none"
-        if name in ("lambd", "keep_prob", "learning_rate"):
+        if name in course:
             warnings.warn(
                 f"the sweep's axis {name!r} does nothing: neither the model, the optimizer "
                 f"nor the loss reads it (they read {known})",
