@@ -145,3 +145,16 @@ def test_mlp_model_equals_layer_sizes_shorthand():
     assert short.resolved_model is full.model  # cached: one program for both
     hp = jaxhp.HParams(keep_prob=0.8, learning_rate=0.3)
     assert_close(jaxhp.fit(0, hp, data, short), jaxhp.fit(0, hp, data, full), rtol=0)
+
+
+def test_learning_curve_of_a_user_model(images):
+    """Each size of the curve equals a fit on that prefix of the training set (dropout masks
+    are indexed by row, so a prefix of rows sees a prefix of the masks)."""
+    config = jaxhp.TrainConfig(model=CNN, steps=4, eval_every=2)
+    hp = {"keep_prob": 0.8, "learning_rate": 0.2}
+    curve = jaxhp.learning_curve(jax.random.key(2), hp, images, config, [12, 48])
+    x, y = images.train
+    prefix = jaxhp.fit(jax.random.key(2), hp, jaxhp.Data((x[:12], y[:12]), images.dev), config)
+    assert_close(
+        jax.tree.map(lambda a: a[0], curve.results.history), prefix.history, rtol=1e-5, atol=1e-6
+    )
