@@ -6,17 +6,18 @@ _cpu.split_cpu_by_default()  # before anything starts JAX's backends
 
 # ruff: noqa: E402 - the imports below come after the CPU device default on purpose
 
-from jaxhp import data, datasets, sweep, testing
+from jaxhp import data, datasets, models, sweep, testing
 from jaxhp.diagnose import Diagnosis, diagnose
 from jaxhp.gradcheck import GradCheckReport, LeafCheck, grad_check
 from jaxhp.init import Layer, init_mlp
 from jaxhp.learning import init_probe, learning_curve
 from jaxhp.losses import accuracy, cross_entropy, l2_penalty, loss, predict
+from jaxhp.models import Model
 from jaxhp.nn import dropout, dropout_mask, forward
 from jaxhp.records import Data, History, HParams, TrainConfig, TrainResult
 from jaxhp.results import SweepResults
 from jaxhp.sweep import run_sweep
-from jaxhp.train import TrainState, fit, init_state, make_update_step
+from jaxhp.train import TrainState, fit, init_state, l2_leaves, make_update_step, model_loss
 
 __version__ = "0.1.0"
 
@@ -28,6 +29,7 @@ __all__ = [
     "History",
     "Layer",
     "LeafCheck",
+    "Model",
     "SweepResults",
     "TrainConfig",
     "TrainResult",
@@ -45,10 +47,13 @@ __all__ = [
     "init_probe",
     "init_mlp",
     "init_state",
+    "l2_leaves",
     "l2_penalty",
     "learning_curve",
     "loss",
     "make_update_step",
+    "model_loss",
+    "models",
     "predict",
     "run_sweep",
     "sweep",

@@ -185,7 +185,7 @@ def sweep_spec(
     members = hashlib.sha256()
     members.update(json.dumps({"names": list(hparams._fields), "seed": int(seed)}).encode())
     members.update(json.dumps(static or {}, sort_keys=True).encode())
-    _hash_arrays(members, [*hparams, np.asarray(seeds, np.int64)])
+    _hash_arrays(members, [*hparams._asdict().values(), np.asarray(seeds, np.int64)])
 
     parts = {
         "program": program.hexdigest(),
@@ -272,7 +272,7 @@ class Checkpoint:
       path: the folder (created if missing).
       spec: the sweep's :class:`SweepSpec`.
       expected: name -> (shape, dtype) of each per-member array a chunk holds (without the
-        member axis).
+        member axis; a None length accepts any).
       tag: inserted in chunk names (e.g. ``"p1-"``: chunks written by process 1).
 
     Raises:
@@ -344,7 +344,11 @@ class Checkpoint:
             return f"member indices outside [0, {self.spec.n_members})"
         for name, (shape, dtype) in self.expected.items():
             got = arrays[name]
-            if got.shape != (len(members), *shape) or got.dtype != dtype:
+            fits = len(got.shape) == len(shape) + 1 and all(
+                want is None or have == want
+                for have, want in zip(got.shape, (len(members), *shape))
+            )
+            if not fits or got.dtype != dtype:
                 return (
                     f"{name} has shape {got.shape} and dtype {got.dtype}, expected "
                     f"{(len(members), *shape)} {dtype}"

@@ -1,14 +1,22 @@
 """Search spaces: grids, random draws, products, unions, seeds and coarse-to-fine refinement.
 
-A :class:`Space` is an ordered list of members; a member is a dict over the axes
-``lambd``, ``keep_prob`` (a float, or a tuple with one value per hidden layer),
-``learning_rate`` and ``seed``. Axes a member leaves out take ``run_sweep``'s ``base``
-values (``HParams()`` defaults) and seed 0. Following the course, prefer random search to
-grids, and sample ``learning_rate`` and ``lambd`` on a log scale (:func:`loguniform`).
+A :class:`Space` is an ordered list of members; a member is a dict of axes:
+- hyperparameters, any name: ``lambd``, ``keep_prob`` (a float, or a tuple with one value
+  per hidden layer), ``learning_rate``, ``momentum``, ``b2``, ... (traced values);
+- static axes, named after a :class:`jaxhp.TrainConfig` field (``layer_sizes``,
+  ``batch_size``, ``activation``, ``optimizer`` by name, ``steps``, ...): ``run_sweep``
+  compiles one program per distinct combination;
+- ``seed`` (an int).
+
+Axes a member leaves out take ``run_sweep``'s ``base`` values (``HParams()`` defaults), the
+config's fields and seed 0. Following the course, prefer random search to grids, sample
+``learning_rate`` and ``lambd`` on a log scale (:func:`loguniform`) and a β near 1 (momentum,
+Adam's b2) through 1 − β on a log scale (:func:`one_minus_loguniform`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 from collections.abc import Sequence
@@ -18,23 +26,60 @@ import jax
 import numpy as np
 
 from jaxhp import _checks
-from jaxhp.records import HParams
+from jaxhp.records import HParams, TrainConfig
 
-AXES = ("lambd", "keep_prob", "learning_rate", "seed")
+STATIC_AXES = tuple(f.name for f in dataclasses.fields(TrainConfig))
 LOG_AXES = ("lambd", "learning_rate")  # refined on a log scale when positive
 
 
 def _check_axes(names):
     for name in names:
-        if name not in AXES:
-            raise ValueError(f"unknown axis {name!r}; allowed: {', '.join(map(repr, AXES))}")
+        if not (isinstance(name, str) and name.isidentifier()):
+            raise ValueError(f"axis names must be identifiers, got {name!r}")
 
 
-def _number(value: Any):
-    """Members hold plain Python numbers (tuples for per-layer keep_prob)."""
+def _number(value: Any, name: str = "value"):
+    """Hyperparameter values are plain Python floats (tuples for per-layer values)."""
     if isinstance(value, (tuple, list, np.ndarray)) and np.ndim(value) == 1:
-        return tuple(float(v) for v in value)
+        return tuple(_number(v, name) for v in value)
+    if isinstance(value, (bool, str, bytes)) or not isinstance(value, (int, float, np.number)):
+        raise TypeError(
+            f"axis {name!r}: values must be numbers (or per-layer tuples), got "
+            f"{type(value).__name__} {value!r}"
+        )
     return float(value)
+
+
+def _static(value: Any, name: str):
+    """Static axis values must be hashable (lists become tuples)."""
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    if isinstance(value, (list, tuple)):
+        value = tuple(_static(v, name) for v in value)
+    if isinstance(value, np.generic):
+        value = value.item()
+    try:
+        hash(value)
+    except TypeError as err:
+        raise TypeError(f"static axis {name!r}: value {value!r} is not hashable") from err
+    return value
+
+
+def _seed(value: Any, member: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise ValueError(
+            f"seed must be an int >= 0, got {value!r} (member {member} of the sweep); seeds "
+            "are never rounded"
+        )
+    return int(value)
+
+
+def _value(name: str, value: Any, member: int):
+    if name == "seed":
+        return _seed(value, member)
+    if name in STATIC_AXES:
+        return _static(value, name)
+    return _number(value, name)
 
 
 class uniform(NamedTuple):  # noqa: N801 - reads like a distribution in user code
@@ -58,6 +103,21 @@ class loguniform(NamedTuple):  # noqa: N801
         return np.exp(np.log(self.a) + u * (np.log(self.b) - np.log(self.a)))
 
 
+class one_minus_loguniform(NamedTuple):  # noqa: N801
+    """β in [a, b] with 1 − β log-uniform on [1 − b, 1 − a]: for β near 1 (momentum, Adam's
+    b1/b2), where 0.9 → 0.99 matters as much as 0.99 → 0.999. Needs 0 <= a < b < 1.
+
+    Example:
+      >>> space = random(0, 16, momentum=one_minus_loguniform(0.9, 0.999))
+    """
+
+    a: float
+    b: float
+
+    def sample(self, key, n: int) -> np.ndarray:
+        return 1.0 - loguniform(1.0 - self.b, 1.0 - self.a).sample(key, n)
+
+
 class choice(NamedTuple):  # noqa: N801
     """Uniform choice among ``values`` (floats, or per-layer tuples for keep_prob)."""
 
@@ -69,7 +129,12 @@ class choice(NamedTuple):  # noqa: N801
 
 
 def _check_distribution(name: str, dist: Any):
-    if isinstance(dist, (uniform, loguniform)):
+    if isinstance(dist, one_minus_loguniform):
+        if not (0 <= dist.a < dist.b < 1):
+            raise ValueError(
+                f"{name}: one_minus_loguniform needs 0 <= a < b < 1, got a={dist.a}, b={dist.b}"
+            )
+    elif isinstance(dist, (uniform, loguniform)):
         if not (math.isfinite(dist.a) and math.isfinite(dist.b) and dist.a < dist.b):
             raise ValueError(
                 f"{name}: {type(dist).__name__} needs finite a < b, got a={dist.a}, b={dist.b}"
@@ -81,7 +146,8 @@ def _check_distribution(name: str, dist: Any):
             raise ValueError(f"{name}: choice needs at least one value")
     else:
         raise TypeError(
-            f"{name}: expected uniform(a, b), loguniform(a, b), choice([...]) "
+            f"{name}: expected uniform(a, b), loguniform(a, b), one_minus_loguniform(a, b), "
+            "choice([...]) "
             f"or a constant, got {dist!r}"
         )
 
@@ -100,7 +166,7 @@ class Space:
         for m in members:
             _check_axes(m)
         self.members: list[dict] = [
-            {k: _number(v) if k != "seed" else int(v) for k, v in m.items()} for m in members
+            {k: _value(k, v, i) for k, v in m.items()} for i, m in enumerate(members)
         ]
 
     def __len__(self) -> int:
@@ -131,26 +197,65 @@ class Space:
             raise ValueError("this space already has a seed axis")
         return Space([{**m, "seed": s} for m in self.members for s in range(seeds)])
 
-    def compile(self, n_hidden: int, base: HParams | None = None):
+    def static_axes(self) -> tuple[str, ...]:
+        """The static axes (TrainConfig fields) some member sets, in order of appearance."""
+        names = dict.fromkeys(k for m in self.members for k in m if k in STATIC_AXES)
+        return tuple(names)
+
+    def compile(self, n_hidden: int | None = None, base: HParams | None = None, *, member_ids=None):
         """Batched :class:`HParams` (numpy, leading member axis) and int seeds (N,).
 
-        Every member is validated; an error names the member and the offending value.
-        keep_prob becomes (N,) when all members give a scalar, else (N, n_hidden).
+        Static axes are left out (``run_sweep`` groups members by them first). Every member
+        is validated; an error names the member and the offending value. keep_prob becomes
+        (N,) when all members give a scalar, else (N, n_hidden).
+
+        Raises:
+          ValueError: an empty space, an out-of-range value (naming the member), or a
+            member without a value for an axis that others sweep and ``base`` lacks.
         """
         if len(self) == 0:
             raise ValueError("the search space is empty: give at least one member")
-        base = HParams() if base is None else base
+        ids = list(range(len(self))) if member_ids is None else [int(i) for i in member_ids]
+        base = HParams() if base is None else HParams.coerce(base, name="base")
+        names = list(base._fields)
+        for m in self.members:
+            names += [k for k in m if k not in names and k != "seed" and k not in STATIC_AXES]
         columns = {}
-        for axis, default in zip(HParams._fields, base):
-            columns[axis] = [m.get(axis, _number(np.asarray(default).tolist())) for m in self]
+        for name in names:
+            default = (
+                _number(np.asarray(getattr(base, name)).tolist(), name)
+                if name in base._fields
+                else None
+            )
+            column = []
+            for i, m in enumerate(self.members):
+                if name not in m and default is None:
+                    raise ValueError(
+                        f"member {ids[i]} of the sweep has no value for {name!r}, which other "
+                        f"members sweep; give it a default: base=HParams({name}=...)"
+                    )
+                column.append(m.get(name, default))
+            columns[name] = column
         keep = columns["keep_prob"]
         per_layer = any(isinstance(v, tuple) for v in keep)
+        if per_layer and n_hidden is None:
+            n_hidden = max(len(v) for v in keep if isinstance(v, tuple))
         if per_layer:
             keep = [v if isinstance(v, tuple) else (v,) * n_hidden for v in keep]
         wrong_width = [len(v) != n_hidden for v in keep] if per_layer else [False]
         lambd = np.asarray(columns["lambd"], np.float64)
         rate = np.asarray(columns["learning_rate"], np.float64)
         kp = np.asarray(keep, np.float64) if not any(wrong_width) else np.ones(len(self))
+        others = {}
+        for name in names:
+            if name in ("lambd", "keep_prob", "learning_rate"):
+                continue
+            try:
+                others[name] = np.asarray(columns[name], np.float64)
+            except ValueError as err:
+                raise ValueError(
+                    f"axis {name!r} mixes scalars and tuples of different lengths"
+                ) from err
         # Vectorised range checks; the first offending member is then validated on its
         # own, so the error names it and its value exactly as HParams.validate words it.
         bad = (
@@ -159,18 +264,21 @@ class Space:
             | ~(np.isfinite(rate) & (rate > 0))
             | ~((kp > 0) & (kp <= 1)).reshape(len(self), -1).all(axis=1)
         )
+        for values in others.values():
+            bad = bad | ~np.isfinite(values).reshape(len(self), -1).all(axis=1)
         if bad.any():
             i = int(np.argmax(bad))
-            HParams(*(columns[a][i] for a in HParams._fields)).validate(n_hidden=n_hidden, member=i)
+            HParams(**{a: columns[a][i] for a in names}).validate(n_hidden=n_hidden, member=ids[i])
         hparams = HParams(
             lambd=lambd.astype(np.float32),
             keep_prob=kp.astype(np.float32),
             learning_rate=rate.astype(np.float32),
+            **{name: values.astype(np.float32) for name, values in others.items()},
         )
         seeds = np.asarray([m.get("seed", 0) for m in self.members], np.int64)
         if (seeds < 0).any():
             i = int(np.argmax(seeds < 0))
-            raise ValueError(f"seed must be >= 0, got {seeds[i]} (member {i} of the sweep)")
+            raise ValueError(f"seed must be >= 0, got {seeds[i]} (member {ids[i]} of the sweep)")
         return hparams, seeds
 
     def __iter__(self):
@@ -182,10 +290,19 @@ def grid(*, seeds: int = 1, **axes: Sequence) -> Space:
 
     Args:
       seeds: replicate every point with seeds 0..seeds-1.
-      **axes: ``lambd=[...]``, ``keep_prob=[...]`` (values or per-layer tuples),
-        ``learning_rate=[...]``.
+      **axes: any hyperparameter (``lambd=[...]``, ``keep_prob=[...]`` with values or
+        per-layer tuples, ``momentum=[...]``, ...) or static axis (``layer_sizes=[...]``,
+        ``batch_size=[...]``, ...).
+
+    Raises:
+      ValueError: an empty axis, or ``seed=[...]`` (use ``seeds=N``).
     """
     _check_axes(axes)
+    if "seed" in axes:
+        raise ValueError(
+            f"grid(seed={axes['seed']!r}) is not an axis: use seeds=N for seeds 0..N-1, or "
+            "Space([{'seed': s, ...}, ...]) for chosen seeds"
+        )
     for name, values in axes.items():
         if isinstance(values, (str, bytes)) or not isinstance(values, Sequence | np.ndarray):
             raise TypeError(f"grid axis {name!r} needs a list of values, got {values!r}")
@@ -203,17 +320,21 @@ def random(key: Any, n: int, *, seeds: int = 1, **dists: Any) -> Space:
       key: PRNG key or int seed.
       n: number of points (before seed replication).
       seeds: replicate every point with seeds 0..seeds-1.
-      **dists: e.g. ``lambd=loguniform(1e-4, 10)``, ``keep_prob=uniform(0.5, 1.0)``.
+      **dists: e.g. ``lambd=loguniform(1e-4, 10)``, ``keep_prob=uniform(0.5, 1.0)``,
+        ``momentum=one_minus_loguniform(0.8, 0.999)``; static axes take a list (choice).
     """
     _check_axes(dists)
     _checks.check_positive_int("n", n)
+    if "seed" in dists:
+        raise ValueError("random(seed=...) is not an axis: use seeds=N for seeds 0..N-1")
     key = jax.random.key(key) if isinstance(key, int) else key
     columns = {}
     for k, (name, dist) in zip(jax.random.split(key, max(1, len(dists))), dists.items()):
-        if isinstance(dist, (list, tuple)) and not isinstance(dist, (uniform, loguniform, choice)):
+        distributions = (uniform, loguniform, one_minus_loguniform, choice)
+        if isinstance(dist, (list, tuple)) and not isinstance(dist, distributions):
             dist = choice(tuple(dist))
-        if isinstance(dist, (int, float)):
-            columns[name] = [float(dist)] * n
+        if isinstance(dist, (int, float)) or name in STATIC_AXES and not isinstance(dist, choice):
+            columns[name] = [dist] * n
             continue
         _check_distribution(name, dist)
         columns[name] = list(dist.sample(k, n))
@@ -233,10 +354,11 @@ def refine(
 ) -> Space:
     """A coarse-to-fine random space around the ``top`` members of a finished sweep.
 
-    Each numeric axis that varied in the sweep is sampled uniformly in a box centred on one
-    of the top members (cycling through them), ``shrink`` times the width of the range the
-    sweep covered; ``lambd`` and ``learning_rate`` use a log scale when all values are
-    positive. keep_prob is clipped to (0, 1], lambd to >= 0.
+    Each hyperparameter that varied in the sweep is sampled uniformly in a box centred on
+    one of the top members (cycling through them), ``shrink`` times the width of the range
+    the sweep covered; ``lambd`` and ``learning_rate`` use a log scale when all values are
+    positive. keep_prob is clipped to (0, 1], lambd to >= 0, other names to the range the
+    sweep covered. Static axes keep the centre member's value.
 
     Args:
       results: a :class:`jaxhp.SweepResults`.
@@ -260,7 +382,7 @@ def refine(
     hp = results.hparams
     centres = [row["member"] for row in best]
     points = [{} for _ in range(n)]
-    for axis in HParams._fields:
+    for axis in hp._fields:
         values = np.asarray(getattr(hp, axis), np.float64)
         if values.ndim > 1 or np.ptp(values) == 0:  # per-layer or constant: keep as is
             for j, point in enumerate(points):
@@ -278,5 +400,10 @@ def refine(
                 v = float(np.clip(v, 1e-3, 1.0))
             elif axis == "lambd":
                 v = max(0.0, v)
+            elif axis not in LOG_AXES:  # other names stay in the range the sweep covered
+                v = float(np.clip(v, values.min(), values.max()))
             point[axis] = float(v)
+    for axis, values in getattr(results, "static", {}).items():
+        for j, point in enumerate(points):
+            point[axis] = values[centres[j % len(centres)]]
     return Space(points).with_seeds(seeds)

@@ -1,10 +1,11 @@
 """Vectorised hyperparameter sweeps: ``vmap(fit)`` over members, in chunks, over devices.
 
-The whole trick is :func:`train_members`: ``vmap(fit)`` over (key, hparams) with the data
+The whole trick is :func:`_train_members`: ``vmap(fit)`` over (key, hparams) with the data
 and config shared, inside a ``shard_map`` so each device trains its share of the members.
-Everything else here is bookkeeping around it: turning a search space into batched HParams, sizing
-chunks to a memory budget, sharding the member axis over devices, checkpointing finished
-chunks, and collecting the results.
+``run_sweep`` reads as plan → run → gather: :func:`_plan` groups the members by their
+static axes (one TrainConfig, hence one compiled program, per group), validates them and
+sizes the chunks; :func:`_run` trains the pending chunks (checkpointing each); and
+:func:`_gather` assembles one results table.
 
 Reproducibility guarantee. Member i is trained by ``fit(member_key(seed, seeds[i]),
 hparams[i], data, config)``; its key depends on its own seed only, never on its position.
@@ -18,6 +19,8 @@ import functools
 import os
 import sys
 import time
+import warnings
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -27,24 +30,32 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from jaxhp import _checks, train
 from jaxhp import distributed as dist
 from jaxhp.checkpoint import Checkpoint, sweep_spec
-from jaxhp.records import Data, History, HParams, TrainConfig, TrainResult
+from jaxhp.records import Data, History, HParams, TrainConfig, TrainResult, read_names
 from jaxhp.results import SweepResults
-from jaxhp.space import Space, choice, grid, loguniform, random, refine, uniform
+from jaxhp.space import (
+    Space,
+    choice,
+    grid,
+    loguniform,
+    one_minus_loguniform,
+    random,
+    refine,
+    uniform,
+)
 
 __all__ = [
     "Space",
     "choice",
     "grid",
     "loguniform",
+    "one_minus_loguniform",
     "random",
     "refine",
     "uniform",
     "member_key",
     "run_sweep",
     "estimate_member_bytes",
-    "train_members",
     "use_cpu_cores",
-    "vmap_width",
 ]
 
 DEFAULT_MEMORY_BUDGET = 2 * 2**30  # bytes for one chunk's live member state
@@ -95,7 +106,7 @@ def sweep_program(mesh: Mesh):
     return _CPU_PROGRAM if mesh.devices.flat[0].platform == "cpu" else _PROGRAM
 
 
-def train_members(seed, member_seeds, hparams, data, config, *, mesh, width, dropout=True):
+def _train_members(seed, member_seeds, hparams, data, config, *, mesh, width, dropout=True):
     """The sweep program: each device of ``mesh`` trains its share of the member axis
     (``shard_map``), ``width`` members at a time in one ``vmap(fit)``; data is replicated.
     Member i is ``fit(member_key(seed, member_seeds[i]), hparams[i], data, config)``; the
@@ -108,17 +119,20 @@ def train_members(seed, member_seeds, hparams, data, config, *, mesh, width, dro
 GROUP_WIDTH = 8  # members per vmap group for course-scale nets
 
 
-def vmap_width(config: TrainConfig, m_train: int) -> int:
+def _vmap_width(config: TrainConfig, m_train: int) -> int:
     """How many members one ``vmap`` trains together: a function of the config alone.
 
     Course-scale nets (tiny matmuls) gain from batching members into one set of kernels.
     Once one member's step is already a large matmul (here, more than 20 MFLOP), XLA's CPU
     batched matmuls run far below its plain matmul speed, so members are trained one after
-    another at full matmul speed instead. The width never depends on the sweep's size, its
-    chunking or the device count: a member's arithmetic (batched matmul shapes, hence
-    rounding) is then the same however the sweep is run, so its results are bit-identical.
+    another at full matmul speed instead. A model other than the ``layer_sizes`` MLP is
+    batched. The width never depends on the sweep's size, its chunking or the device
+    count: a member's arithmetic (batched matmul shapes, hence rounding) is then the same
+    however the sweep is run, so its results are bit-identical.
     """
     sizes = config.layer_sizes
+    if sizes is None:
+        return GROUP_WIDTH
     batch = config.batch_size or m_train
     step_flops = 6 * batch * sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
     return 1 if step_flops > 2e7 else GROUP_WIDTH
@@ -155,14 +169,26 @@ def member_key(seed: int, member_seed: int) -> jax.Array:
     return jax.random.fold_in(jax.random.key(seed), member_seed)
 
 
-def estimate_member_bytes(config: TrainConfig, m_train: int, m_dev: int) -> int:
+def estimate_member_bytes(
+    config: TrainConfig, m_train: int, m_dev: int, *, example_shape: tuple = ()
+) -> int:
     """An upper estimate of one member's live memory during training, in bytes.
 
     Counts 8 copies of the parameters (params, grads, best params, optimiser moments and
     the selects around them), 4 per unit of one batch's activations (pre-activation,
     activation, dropout mask and gradient) and 2 per unit of an evaluation over the train
-    and dev sets. The dataset itself is shared by all members and not counted.
+    and dev sets. The dataset itself is shared by all members and not counted. For a model
+    other than the ``layer_sizes`` MLP the activations are not known: they are taken as 16
+    values per input value of ``example_shape`` (a rough guess; set ``chunk_size`` when it
+    matters).
     """
+    if config.layer_sizes is None:
+        params = jax.eval_shape(config.resolved_model.init, jax.random.key(0))
+        n_params = sum(leaf.size for leaf in jax.tree.leaves(params))
+        units = 16 * int(np.prod(example_shape, dtype=np.int64))
+        batch = config.batch_size or m_train
+        itemsize = jnp.dtype(config.dtype).itemsize
+        return itemsize * (8 * n_params + 4 * batch * units + 2 * (m_train + m_dev) * units)
     sizes = config.layer_sizes
     n_params = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
     units = sum(sizes[1:])
@@ -174,6 +200,13 @@ def estimate_member_bytes(config: TrainConfig, m_train: int, m_dev: int) -> int:
 def _resolve_devices(devices) -> list:
     if devices is None:
         return jax.local_devices()
+    if isinstance(devices, (str, bytes)) or not isinstance(devices, (int, list, tuple)):
+        raise TypeError(
+            f"devices must be None, a count or a list of jax devices (e.g. "
+            f"jax.devices('cpu')), got {devices!r}"
+        )
+    if isinstance(devices, bool):
+        raise TypeError(f"devices must be None, a count or a list of jax devices, got {devices!r}")
     if isinstance(devices, int):
         available = jax.local_devices()
         if not 1 <= devices <= len(available):
@@ -182,6 +215,8 @@ def _resolve_devices(devices) -> list:
     devices = list(devices)
     if not devices:
         raise ValueError("devices is empty")
+    if not all(isinstance(d, jax.Device) for d in devices):
+        raise TypeError(f"devices must hold jax devices (jax.devices()), got {devices!r}")
     return devices
 
 
@@ -215,11 +250,9 @@ def _flatten(result: TrainResult) -> dict[str, np.ndarray]:
     return arrays
 
 
-def _flat_shapes(config: TrainConfig, data: Data):
+def _flat_shapes(config: TrainConfig, data: Data, hparams: HParams):
     """Name, (shape, dtype) of each per-member array ``_flatten`` produces."""
-    shapes = jax.eval_shape(
-        lambda: train.fit(jax.random.key(0), HParams(0.0, 1.0, 0.1), data, config)
-    )
+    shapes = jax.eval_shape(lambda: train.fit(jax.random.key(0), hparams, data, config))
     for field, leaf in shapes.history._asdict().items():
         yield f"history_{field}", (leaf.shape, leaf.dtype)
     for field in _RESULT_FIELDS:
@@ -249,11 +282,11 @@ def _train_chunk(members, size, seeds, hparams, seed, shared, config, mesh, widt
     members' result arrays and how many members each device held."""
     padded = np.concatenate([members, np.full(size - len(members), members[0])])
     member_seeds = np.asarray(seeds[padded], np.int32)
-    chunk_hparams = HParams(*(np.asarray(v)[padded] for v in hparams))
+    chunk_hparams = jax.tree.map(lambda v: np.asarray(v)[padded], hparams)
     dropout = not bool(np.all(chunk_hparams.keep_prob == 1.0))
     by_member = NamedSharding(mesh, PartitionSpec("members"))
     member_seeds, chunk_hparams = jax.device_put((member_seeds, chunk_hparams), by_member)
-    result = train_members(
+    result = _train_members(
         np.int32(seed),
         member_seeds,
         chunk_hparams,
@@ -265,6 +298,333 @@ def _train_chunk(members, size, seeds, hparams, seed, shared, config, mesh, widt
     )
     shard_counts = [s.data.shape[0] for s in result.stop_step.addressable_shards]
     return {k: v[: len(members)] for k, v in _flatten(result).items()}, shard_counts
+
+
+class _Group(NamedTuple):
+    """Members that share their static values, hence one config and one program."""
+
+    static: dict[str, Any]  # the static axes' values
+    config: TrainConfig
+    members: np.ndarray  # indices into the space (all of the group's members)
+    mine: np.ndarray  # the pending members this process trains
+    pending: np.ndarray  # the group's pending members (all processes)
+    size: int  # members per chunk
+    width: int  # members per vmap
+    per_member: int  # estimated bytes
+
+
+class _Plan(NamedTuple):
+    n: int
+    seed: int
+    seeds: np.ndarray
+    hparams: HParams  # numpy, (N, ...) leaves
+    static: dict[str, list]  # static axis -> per-member values
+    groups: list[_Group]
+    data: Data  # validated, host arrays
+    devices: list
+    store: Checkpoint | None
+    done: dict[int, dict]
+    n_processes: int
+    process: int
+
+
+def _group_configs(space: Space, config: TrainConfig) -> dict[tuple, tuple[TrainConfig, list]]:
+    """Static values -> (the group's config, its member indices), in order of appearance."""
+    axes = space.static_axes()
+    groups: dict[tuple, tuple[TrainConfig, list]] = {}
+    for i, member in enumerate(space.members):
+        values = tuple(member.get(a, getattr(config, a)) for a in axes)
+        if values not in groups:
+            static = dict(zip(axes, values))
+            try:
+                group_config = config.replace(**static) if static else config
+            except (TypeError, ValueError) as err:
+                raise type(err)(
+                    f"member {i} of the sweep has an invalid static value {static}: {err}"
+                ) from err
+            groups[values] = (group_config, [])
+        groups[values][1].append(i)
+    return groups
+
+
+def _check_group(config, data, hparams, members, static) -> Data:
+    """Validate the data and a member's hparams against the group's config."""
+    first = int(members[0])
+    member_hp = jax.tree.map(lambda v: np.asarray(v)[first], hparams)
+    keep = np.asarray(hparams.keep_prob)
+    if keep.ndim == 2 and config.n_hidden is not None and keep.shape[1] != config.n_hidden:
+        raise ValueError(
+            f"keep_prob has {keep.shape[1]} values but the network has {config.n_hidden} "
+            f"hidden layer(s) (member {first} of the sweep)"
+        )
+    if not static:
+        return train.check_inputs(member_hp, data, config)
+    try:
+        return train.check_inputs(member_hp, data, config)
+    except (TypeError, ValueError) as err:
+        raise type(err)(f"member {first} of the sweep ({static}): {err}") from err
+
+
+def _check_names_are_read(space: Space, hparams: HParams, data: Data, config: TrainConfig):
+    """A swept name that nothing reads is a typo (error) or an axis that does nothing (a
+    course name: warning), e.g. keep_prob for a model without dropout."""
+    swept = dict.fromkeys(
+        k for m in space.members for k in m if k != "seed" and k not in space.static_axes()
+    )
+    course = ("lambd", "keep_prob", "learning_rate")
+    builtin_mlp = config.model is None and isinstance(config.optimizer, str)
+    if not swept or (builtin_mlp and set(swept) <= set(course)):
+        return  # the layer_sizes MLP, the loss and the built-in optimizers read all three
+    member_hp = jax.tree.map(lambda v: np.asarray(v)[0], hparams)
+    with read_names() as read:
+        jax.eval_shape(lambda: train.fit(jax.random.key(0), member_hp, data, config))
+    for name in swept:
+        if name in read:
+            continue
+        known = ", ".join(map(repr, sorted(read))) or "none"
+        if name in course:
+            warnings.warn(
+                f"the sweep's axis {name!r} does nothing: neither the model, the optimizer "
+                f"nor the loss reads it (they read {known})",
+                stacklevel=4,
+            )
+        else:
+            raise ValueError(
+                f"unknown axis {name!r}: neither the model, the optimizer nor the loss reads "
+                f"it (they read {known}); check its spelling"
+            )
+
+
+def _expected_arrays(configs: list, host: Data, hparams: HParams) -> dict[str, tuple]:
+    """Name -> (shape, dtype) of each per-member array a checkpoint chunk holds; a length
+    that differs between static groups (a ``steps`` axis) is None: any length."""
+    first_hp = jax.tree.map(lambda v: np.asarray(v)[0], hparams)
+    shapes = [dict(_flat_shapes(c, _host_data(host, c), first_hp)) for c in configs]
+    expected = {}
+    for name, (shape, dtype) in shapes[0].items():
+        others = [s[name][0] for s in shapes[1:]]
+        expected[name] = (
+            tuple(d if all(o[i] == d for o in others) else None for i, d in enumerate(shape)),
+            dtype,
+        )
+    return expected
+
+
+def _plan(
+    space,
+    data,
+    config,
+    *,
+    seed,
+    base,
+    chunk_size,
+    memory_budget,
+    devices,
+    checkpoint,
+    checkpoint_id,
+    distributed,
+) -> _Plan:
+    """Validate everything, group the members by static values, read the checkpoint and
+    size each group's chunks; nothing is compiled yet."""
+    if not isinstance(space, Space):
+        raise TypeError(f"space must be a jaxhp.sweep.Space (grid, random, ...), got {space!r}")
+    if not isinstance(config, TrainConfig):
+        raise TypeError(f"config must be a jaxhp.TrainConfig, got {type(config).__name__}")
+    if (
+        isinstance(memory_budget, bool)
+        or not isinstance(memory_budget, (int, float))
+        or not (memory_budget > 0)
+    ):
+        raise ValueError(f"memory_budget must be a number of bytes > 0, got {memory_budget!r}")
+    n_processes, process = (jax.process_count(), jax.process_index()) if distributed else (1, 0)
+    base = HParams() if base is None else HParams.coerce(base, name="base")
+    _checks.check_int32_seeds("seed", seed)
+    configs = _group_configs(space, config)
+    n_hidden = config.n_hidden if "layer_sizes" not in space.static_axes() else None
+    hparams, seeds = space.compile(n_hidden, base)
+    _checks.check_int32_seeds("each member's seed", seeds)
+    devices = _resolve_devices(devices)
+    checked = [
+        (
+            _check_group(group_config, data, hparams, members, dict(zip(space.static_axes(), key))),
+            group_config,
+            key,
+            members,
+        )
+        for key, (group_config, members) in configs.items()
+    ]
+    _check_names_are_read(space, hparams, checked[0][0], checked[0][1])
+    host = _host_data(checked[0][0], config)
+    n = len(space)
+
+    store, done = None, {}
+    if checkpoint is not None or distributed:
+        group_of = np.zeros(n, np.int64)  # which static group (hence program) each member is in
+        for number, (*_, members) in enumerate(checked):
+            group_of[members] = number
+        spec = sweep_spec(
+            [group_config for _, group_config, _, _ in checked],
+            host,
+            hparams,
+            seeds,
+            seed,
+            static={"group": group_of.tolist()},
+            checkpoint_id=checkpoint_id,
+        )
+    if distributed:
+        dist.agree_on_spec(spec.digest)
+    if checkpoint is not None:
+        tag = f"p{process}-" if distributed else ""
+        expected = _expected_arrays([c for _, c, _, _ in checked], host, hparams)
+        store = Checkpoint(checkpoint, spec, expected, tag=tag)
+        done = store.load()
+    if distributed:  # same pending set everywhere; no chunk written before all have read
+        dist.agree_on_finished(done, checkpoint)
+
+    m_train = host.train[0].shape[0]
+    m_dev = 0 if host.dev is None else host.dev[0].shape[0]
+    groups = []
+    for _, group_config, key, members in checked:
+        members = np.asarray(members, np.int64)
+        pending = np.asarray([i for i in members if i not in done], np.int64)
+        mine = dist.assigned(pending, process, n_processes)
+        per_member = estimate_member_bytes(
+            group_config, m_train, m_dev, example_shape=host.train[0].shape[1:]
+        )
+        width = _vmap_width(group_config, m_train)
+        size = _chunk_size(
+            chunk_size, max(1, len(mine)), per_member, len(devices), memory_budget, width
+        )
+        static = dict(zip(space.static_axes(), key))
+        groups.append(_Group(static, group_config, members, mine, pending, size, width, per_member))
+    static_columns = {
+        axis: [m.get(axis, getattr(config, axis)) for m in space.members]
+        for axis in space.static_axes()
+    }
+    return _Plan(
+        n,
+        seed,
+        seeds,
+        hparams,
+        static_columns,
+        groups,
+        checked[0][0],
+        devices,
+        store,
+        done,
+        n_processes,
+        process,
+    )
+
+
+def _run(plan: _Plan, progress: bool) -> list:
+    """Train every group's pending chunks (one compiled program per group and chunk shape);
+    fills ``plan.done``; returns each device's member count of the last chunk."""
+    mesh = Mesh(np.asarray(plan.devices), ("members",))
+    chunks = [
+        (group, group.mine[i : i + group.size])
+        for group in plan.groups
+        for i in range(0, len(group.mine), group.size)
+    ]
+    bar = _progress_bar(progress and plan.process == 0, plan.n, len(chunks))
+    if bar is not None:
+        bar.update(len(plan.done))
+    shard_counts = None
+    shared_by_config = {}
+    for number, (group, members) in enumerate(chunks, start=1):
+        if group.config not in shared_by_config:  # replicated on every device
+            host = _host_data(plan.data, group.config)
+            shared_by_config[group.config] = jax.device_put(
+                host, NamedSharding(mesh, PartitionSpec())
+            )
+        arrays, shard_counts = _train_chunk(
+            members,
+            group.size,
+            plan.seeds,
+            plan.hparams,
+            plan.seed,
+            shared_by_config[group.config],
+            group.config,
+            mesh,
+            group.width,
+        )
+        if plan.store is not None:
+            plan.store.save(members, arrays)
+        for row, member in enumerate(members):
+            plan.done[int(member)] = {k: v[row] for k, v in arrays.items()}
+        if bar is not None:
+            bar.update(len(members))
+            bar.set_postfix(chunk=f"{number}/{len(chunks)}")
+    if bar is not None:
+        bar.close()
+    return shard_counts
+
+
+def _gather_processes(plan: _Plan):
+    """Every process receives the members the others trained (per group: equal shapes)."""
+    for group in plan.groups:
+        counts = [
+            len(dist.assigned(group.pending, p, plan.n_processes)) for p in range(plan.n_processes)
+        ]
+        first_hp = jax.tree.map(lambda v: np.asarray(v)[int(group.members[0])], plan.hparams)
+        local = {
+            k: np.stack([plan.done[int(i)][k] for i in group.mine])
+            if len(group.mine)
+            else np.zeros((0, *shape), kind)
+            for k, (shape, kind) in _flat_shapes(
+                group.config, _host_data(plan.data, group.config), first_hp
+            )
+        }
+        plan.done.update(dist.gather_members(group.mine, local, counts))
+
+
+def _pad_history(arrays: list[np.ndarray]) -> np.ndarray:
+    """Stack per-member histories; shorter ones (fewer evaluations, e.g. a static ``steps``
+    axis) repeat their last row, as a stopped run's history does."""
+    longest = max(a.shape[0] for a in arrays)
+    return np.stack([np.concatenate([a, np.repeat(a[-1:], longest - len(a), 0)]) for a in arrays])
+
+
+def _gather(plan: _Plan, shard_counts, started: float, memory_budget) -> SweepResults:
+    """One results table in the space's order."""
+    done = plan.done
+    stacked = {}
+    for k in done[0]:
+        column = [done[i][k] for i in range(plan.n)]
+        stacked[k] = _pad_history(column) if k.startswith("history_") else np.stack(column)
+    history = History(**{f: stacked[f"history_{f}"] for f in History._fields})
+    groups = plan.groups
+    mine = sum(len(g.mine) for g in groups)
+    pending = sum(len(g.pending) for g in groups)
+    largest = max(groups, key=lambda g: g.size)
+    meta = {
+        "members": plan.n,
+        "chunk_size": largest.size,
+        "vmap_width": largest.width,
+        "chunks_run": sum(-(-len(g.mine) // g.size) for g in groups),
+        "members_from_checkpoint": plan.n - pending,
+        "memory_per_member_bytes": max(g.per_member for g in groups),
+        "memory_budget_bytes": memory_budget,
+        "chunk_memory_estimate_bytes": max(g.per_member * g.size for g in groups),
+        "devices": [str(d) for d in plan.devices],
+        "members_per_device": shard_counts,
+        "seed": plan.seed,
+        "processes": plan.n_processes,
+        "members_this_process": mine,
+        "programs": len(groups),
+        "l2_leaves": train.l2_leaves(groups[0].config),
+        "seconds": time.perf_counter() - started,
+    }
+    return SweepResults(
+        hparams=jax.tree.map(np.asarray, plan.hparams),
+        seeds=plan.seeds,
+        history=history,
+        stop_step=stacked["stop_step"],
+        best_step=stacked["best_step"],
+        diverged=stacked["diverged"].astype(bool),
+        meta=meta,
+        static=plan.static,
+    )
 
 
 def run_sweep(
@@ -282,24 +642,29 @@ def run_sweep(
     progress: bool = True,
     distributed: dist.Cluster | bool | None = None,
 ) -> SweepResults:
-    """Train every member of ``space`` with one compiled ``vmap(fit)`` program.
+    """Train every member of ``space`` with compiled ``vmap(fit)`` programs.
 
-    Members run in chunks of equal shape (the last one padded), so the sweep compiles once
-    per chunk shape, never per value. With several devices the member axis of each chunk is
-    sharded over a 1-D mesh (``NamedSharding``); the data is replicated, never copied per
-    member.
+    Members are grouped by their static axes (``TrainConfig`` fields such as
+    ``layer_sizes`` or ``batch_size``); each group is one config and one compiled program.
+    Within a group members run in chunks of equal shape (the last one padded), so a group
+    compiles once per chunk shape, never per value. With several devices the member axis
+    of each chunk is sharded over a 1-D mesh (``NamedSharding``); the data is replicated,
+    never copied per member. Member i equals ``fit(member_key(seed, seeds[i]), hparams[i],
+    data, config.replace(**static values of i))``.
 
     Args:
       space: a :class:`Space` (``jaxhp.sweep.grid``, ``random``, ``refine``, ...).
       data: :class:`jaxhp.Data`, shared by all members.
-      config: static :class:`jaxhp.TrainConfig`, shared by all members.
+      config: static :class:`jaxhp.TrainConfig`, shared by all members (static axes
+        replace its fields per group).
       seed: base seed; member keys are ``member_key(seed, member_seed)``.
-      base: values of the axes a member leaves out (``HParams()`` defaults when None).
+      base: values of the hyperparameters a member leaves out (``HParams()`` defaults
+        when None); a dict of name -> value is accepted.
       chunk_size: members per compiled call, or ``"auto"``: as many as fit
         ``memory_budget`` by :func:`estimate_member_bytes`, balanced across chunks.
         Rounded up to a multiple of the device count.
-      memory_budget: bytes per chunk for the auto chunk size.
-      devices: None (all of ``jax.devices()``), a count, or a list of devices.
+      memory_budget: bytes (> 0) per chunk for the auto chunk size.
+      devices: None (all local devices), a count, or a list of jax devices.
       checkpoint: a folder; each finished chunk is written there atomically, and a re-run
         with the same arguments skips the members already finished. The folder records
         what the members compute (see :mod:`jaxhp.checkpoint`); damaged chunks are set
@@ -314,12 +679,15 @@ def run_sweep(
         members on its local devices; every process returns the full results.
 
     Returns:
-      :class:`jaxhp.SweepResults`; ``meta`` states the chunk size and memory estimate.
+      :class:`jaxhp.SweepResults`; ``static`` holds the static axes' per-member values,
+      ``meta`` the chunk size, memory estimate, number of programs and L2 leaves.
 
     Raises:
-      ValueError: an empty space, an out-of-range member (named by index), bad data, a bad
-        chunk size, a checkpoint path that is a file, a checkpoint written by a different
-        sweep or jaxhp/JAX version, or a damaged checkpoint spec file.
+      ValueError: an empty space, an out-of-range member or invalid static value (named by
+        index), bad data, a bad chunk size or memory budget, a checkpoint path that is a
+        file, a checkpoint written by a different sweep or jaxhp/JAX version, or a damaged
+        checkpoint spec file.
+      TypeError: a space, config, base or devices of the wrong type.
     """
     started = time.perf_counter()
     if isinstance(distributed, dist.Cluster):
@@ -329,95 +697,20 @@ def run_sweep(
             "distributed=True needs jaxhp.distributed.initialize(Cluster(...)) "
             "first, or pass distributed=Cluster(...)"
         )
-    n_processes, process = (jax.process_count(), jax.process_index()) if distributed else (1, 0)
-    if not isinstance(space, Space):
-        raise TypeError(f"space must be a jaxhp.sweep.Space (grid, random, ...), got {space!r}")
-    data = Data(*data) if not isinstance(data, Data) else data
-    base = HParams() if base is None else HParams(*base)
-    hparams, seeds = space.compile(config.n_hidden, base)
-    _checks.check_int32_seeds("seed", seed)
-    _checks.check_int32_seeds("each member's seed", seeds)
-    data = train.check_inputs(HParams(*(np.asarray(v)[0] for v in hparams)), data, config)
-    shared = _host_data(data, config)
-    n = len(space)
-    m_train = shared.train[0].shape[0]
-    m_dev = 0 if shared.dev is None else shared.dev[0].shape[0]
-    devices = _resolve_devices(devices)
-    per_member = estimate_member_bytes(config, m_train, m_dev)
-
-    store = None
-    done: dict[int, dict] = {}
-    if checkpoint is not None or distributed:
-        spec = sweep_spec(config, shared, hparams, seeds, seed, checkpoint_id=checkpoint_id)
-    if distributed:
-        dist.agree_on_spec(spec.digest)
-    if checkpoint is not None:
-        tag = f"p{process}-" if distributed else ""
-        store = Checkpoint(checkpoint, spec, dict(_flat_shapes(config, shared)), tag=tag)
-        done = store.load()
-    if distributed:  # same pending set everywhere; no chunk written before all have read
-        dist.agree_on_finished(done, checkpoint)
-    pending = np.asarray([i for i in range(n) if i not in done], np.int64)
-    mine = dist.assigned(pending, process, n_processes)
-    width = vmap_width(config, m_train)
-    size = _chunk_size(
-        chunk_size, max(1, len(mine)), per_member, len(devices), memory_budget, width
+    plan = _plan(
+        space,
+        data,
+        config,
+        seed=seed,
+        base=base,
+        chunk_size=chunk_size,
+        memory_budget=memory_budget,
+        devices=devices,
+        checkpoint=checkpoint,
+        checkpoint_id=checkpoint_id,
+        distributed=bool(distributed),
     )
-    chunks = [mine[i : i + size] for i in range(0, len(mine), size)]
-    mesh = Mesh(np.asarray(devices), ("members",))
-    shared = jax.device_put(shared, NamedSharding(mesh, PartitionSpec()))  # replicated
-
-    bar = _progress_bar(progress and process == 0, n, len(chunks))
-    if bar is not None:
-        bar.update(len(done))
-    shard_counts = None
-    for number, members in enumerate(chunks, start=1):
-        arrays, shard_counts = _train_chunk(
-            members, size, seeds, hparams, seed, shared, config, mesh, width
-        )
-        if store is not None:
-            store.save(members, arrays)
-        for row, member in enumerate(members):
-            done[int(member)] = {k: v[row] for k, v in arrays.items()}
-        if bar is not None:
-            bar.update(len(members))
-            bar.set_postfix(chunk=f"{number}/{len(chunks)}")
-    if bar is not None:
-        bar.close()
+    shard_counts = _run(plan, progress)
     if distributed:
-        counts = [len(dist.assigned(pending, p, n_processes)) for p in range(n_processes)]
-        local = {
-            k: np.stack([done[int(i)][k] for i in mine])
-            if len(mine)
-            else np.zeros((0, *shape), kind)
-            for k, (shape, kind) in _flat_shapes(config, shared)
-        }
-        done.update(dist.gather_members(mine, local, counts))
-
-    stacked = {k: np.stack([done[i][k] for i in range(n)]) for k in done[0]}
-    history = History(**{f: stacked[f"history_{f}"] for f in History._fields})
-    meta = {
-        "members": n,
-        "chunk_size": size,
-        "vmap_width": width,
-        "chunks_run": len(chunks),
-        "members_from_checkpoint": n - len(pending),
-        "memory_per_member_bytes": per_member,
-        "memory_budget_bytes": memory_budget,
-        "chunk_memory_estimate_bytes": per_member * size,
-        "devices": [str(d) for d in devices],
-        "members_per_device": shard_counts,
-        "seed": seed,
-        "processes": n_processes,
-        "members_this_process": len(mine),
-        "seconds": time.perf_counter() - started,
-    }
-    return SweepResults(
-        hparams=HParams(*(np.asarray(v) for v in hparams)),
-        seeds=seeds,
-        history=history,
-        stop_step=stacked["stop_step"],
-        best_step=stacked["best_step"],
-        diverged=stacked["diverged"].astype(bool),
-        meta=meta,
-    )
+        _gather_processes(plan)
+    return _gather(plan, shard_counts, started, memory_budget)

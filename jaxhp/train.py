@@ -1,137 +1,473 @@
-"""The update step and ``fit``: a whole training run as one compiled loop.
+"""The update step and ``fit``: a whole training run as one compiled loop, for any Model.
 
 ``fit`` is pure and traceable, so a sweep is literally ``vmap(fit)`` over ``(key, hparams)``
-with the data shared (``in_axes=None``). Its structure::
+with the data shared (``in_axes=None``). It reads as one flow of small pure pieces::
 
-    while active, over evaluations             (history: one row per evaluation)
-      └─ scan over eval_every steps
-           └─ update step
-      evaluate (dropout off) → divergence rollback, early-stopping bookkeeping
+    fit: prepare → init → while active (one history row per evaluation):
+           train_chunk   scan of eval_every update steps (batch, augment, step key, update)
+           evaluate      costs and accuracies, dropout off
+           _bookkeeping  divergence rollback, best params, early stopping
 """
 
 from __future__ import annotations
 
 import functools
+import inspect
+import re
+import warnings
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from jaxhp import _checks
-from jaxhp.init import Params, init_mlp
-from jaxhp.losses import cross_entropy, l2_penalty, logits_accuracy, targets
-from jaxhp.nn import forward, layer_words, step_mask_words
+from jaxhp.losses import cross_entropy, logits_accuracy, targets
+from jaxhp.models import Model
+from jaxhp.nn import step_mask_words
 from jaxhp.records import Data, History, HParams, TrainConfig, TrainResult
+
+Params = Any
+
+_BUILTIN_OPTIMIZERS: dict[str, Callable[[HParams], optax.GradientTransformation]] = {
+    "sgd": lambda hp: optax.sgd(hp.learning_rate),
+    "momentum": lambda hp: optax.sgd(hp.learning_rate, momentum=0.9),
+    "adam": lambda hp: optax.adam(hp.learning_rate),
+    "rmsprop": lambda hp: optax.rmsprop(hp.learning_rate),
+}
 
 
 class TrainState(NamedTuple):
-    """Parameters and optimiser state; the learning rate lives in ``opt_state.hyperparams``."""
+    """Parameters and optimiser state."""
 
     params: Params
     opt_state: Any
 
 
-def make_optimizer(config: TrainConfig) -> optax.GradientTransformation:
-    """The config's optimiser, wrapped in ``optax.inject_hyperparams`` so the learning rate is
-    state (a traced value) rather than a constant baked into the compiled program."""
-    builtin = {
-        "sgd": optax.sgd,
-        "momentum": functools.partial(optax.sgd, momentum=0.9),
-        "adam": optax.adam,
-        "rmsprop": optax.rmsprop,
-    }
-    if callable(config.optimizer):
-        user_factory = config.optimizer
+# ---- the optimiser ------------------------------------------------------------------------
+class _ReadLog:
+    """Stands in for HParams and records which names a factory reads (an ``hp`` factory
+    reads some; a ``lambda lr: ...`` factory reads none)."""
 
-        def factory(learning_rate):
-            return user_factory(learning_rate)
-    else:
-        factory = builtin[config.optimizer]
-    return optax.inject_hyperparams(factory)(learning_rate=0.0)
+    def __init__(self, hparams: HParams):
+        self._hparams = hparams
+        self.reads: list[str] = []
+
+    def __getattr__(self, name):
+        if not name.startswith("_"):
+            self.reads.append(name)
+        return getattr(self._hparams, name)
 
 
-def init_state(params: Params, config: TrainConfig) -> TrainState:
-    """A :class:`TrainState` for ``params`` with fresh optimiser state."""
-    return TrainState(params=params, opt_state=make_optimizer(config).init(params))
-
-
-def _with_learning_rate(opt_state, learning_rate):
-    hyper = dict(opt_state.hyperparams)
-    hyper["learning_rate"] = jnp.asarray(learning_rate, hyper["learning_rate"].dtype)
-    return opt_state._replace(hyperparams=hyper)
-
-
-def _update(
-    config: TrainConfig,
-    m: Any,
-    state: TrainState,
-    x,
-    y,
-    hparams: HParams,
-    weights=None,
-    *,
-    key=None,
-    mask_words=None,
-):
-    """One optimiser step on the batch (x, y); m is the training-set size for the L2 term.
-    Dropout masks come from ``key`` or from ``mask_words`` (see :func:`jaxhp.forward`)."""
-    optimizer = make_optimizer(config)
-
-    def cost(params):  # jaxhp.loss on prepared inputs
-        logits = forward(
-            params,
-            x,
-            key=key,
-            keep_prob=hparams.keep_prob,
-            activation=config.activation,
-            mask_words=mask_words,
+def _check_factory_signature(factory: Callable):
+    try:
+        parameters = inspect.signature(factory).parameters.values()
+    except (TypeError, ValueError):  # builtins without a signature: just try them
+        return
+    positional = [
+        p
+        for p in parameters
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL)
+    ]
+    if not positional:
+        raise TypeError(
+            f"optimizer factory {factory!r} takes no argument; write it as "
+            "lambda hp: optax.sgd(hp.learning_rate, momentum=hp.momentum) "
+            "(or lambda lr: optax.sgd(lr))"
         )
-        return cross_entropy(logits, y, weights) + l2_penalty(params, hparams.lambd, m)
 
-    # fit never reads the value, so XLA drops J's softplus/logsumexp there (~15% of B1).
+
+def _checked(result: Any, factory: Callable) -> optax.GradientTransformation:
+    if not isinstance(result, optax.GradientTransformation):
+        raise TypeError(
+            f"optimizer factory {factory!r} must return an optax.GradientTransformation, got "
+            f"{type(result).__name__} {result!r}"
+        )
+    return result
+
+
+def _call_factory(factory: Callable, hparams: HParams) -> optax.GradientTransformation:
+    """``factory(hparams)`` when the factory reads attributes of its argument, else
+    ``factory(hparams.learning_rate)`` (a ``lambda lr: ...`` factory)."""
+    _check_factory_signature(factory)
+    probe = _ReadLog(hparams)
+    try:
+        result = factory(probe)
+        failure = None
+    except Exception as err:  # noqa: BLE001 - an lr-factory may fail on an HParams
+        result, failure = None, err
+    if probe.reads:
+        if failure is not None:
+            raise failure
+        return _checked(result, factory)
+    return _checked(factory(hparams.learning_rate), factory)
+
+
+def make_optimizer(
+    config: TrainConfig, hparams: HParams | None = None
+) -> optax.GradientTransformation:
+    """The config's optimiser for one member's ``hparams`` (traced values inside ``fit``:
+    changing them never recompiles).
+
+    Raises:
+      TypeError: a factory that takes no argument or returns no GradientTransformation.
+      AttributeError: a factory that reads a name ``hparams`` does not have.
+    """
+    hparams = HParams() if hparams is None else HParams.coerce(hparams)
+    if callable(config.optimizer):
+        return _call_factory(config.optimizer, hparams)
+    return _BUILTIN_OPTIMIZERS[config.optimizer](hparams)
+
+
+def init_state(params: Params, config: TrainConfig, hparams: HParams | None = None) -> TrainState:
+    """A :class:`TrainState` for ``params`` with fresh optimiser state (for a factory that
+    reads extra names, pass the ``hparams`` it reads)."""
+    return TrainState(params=params, opt_state=make_optimizer(config, hparams).init(params))
+
+
+# ---- the loss of a model ------------------------------------------------------------------
+def _l2_choices(params: Params, l2) -> list[tuple[str, Any, bool]]:
+    """(name, leaf, penalised) for every leaf of params."""
+    rows = []
+    for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]:
+        name = jax.tree_util.keystr(path)
+        is_float = jnp.issubdtype(jnp.result_type(leaf), jnp.floating)
+        if l2 is None:
+            chosen = is_float and jnp.ndim(leaf) >= 2
+        elif isinstance(l2, str):
+            chosen = is_float and re.search(l2, name) is not None
+        else:
+            chosen = is_float and bool(l2(name, leaf))
+        rows.append((name, leaf, chosen))
+    return rows
+
+
+def l2_leaves(config: TrainConfig, params: Params | None = None) -> list[str]:
+    """Names (``jax.tree_util.keystr`` paths) of the leaves the L2 term covers.
+
+    Args:
+      config: its ``l2`` field chooses (default: float leaves with ndim >= 2).
+      params: the params to look at; None uses the shapes of ``config``'s model's init.
+    """
+    if params is None:
+        params = jax.eval_shape(config.resolved_model.init, jax.random.key(0))
+    return [name for name, _, chosen in _l2_choices(params, config.l2) if chosen]
+
+
+def l2_term(params: Params, lambd: Any, m: Any, l2=None) -> jax.Array:
+    """``lambd / (2 m) * sum ||leaf||_F^2`` over the leaves ``l2`` chooses (see
+    :class:`TrainConfig`; default: float leaves with ndim >= 2)."""
+    chosen = [leaf for _, leaf, on in _l2_choices(params, l2) if on]
+    squares = sum((jnp.sum(leaf**2) for leaf in chosen), jnp.zeros(()))
+    return lambd / (2 * m) * squares
+
+
+def model_loss(
+    config: TrainConfig,
+    params: Params,
+    x: jax.Array,
+    y: jax.Array,
+    *,
+    hparams: HParams | None = None,
+    key: jax.Array | None = None,
+    m: Any = None,
+    weights: jax.Array | None = None,
+) -> jax.Array:
+    """``J = CE(apply(params, x), y) + lambd / (2 m) * sum ||leaf||^2`` for the config's model.
+
+    The cross-entropy is sigmoid/BCE for one logit and softmax for k; the L2 sum runs over
+    the leaves ``config.l2`` chooses (:func:`l2_leaves`). This is what ``fit`` minimises.
+
+    Args:
+      config: gives the model and the L2 leaves.
+      params: the model's params.
+      x: (m, ...) inputs. y: (m,), (m, 1) or (m, k) labels as for :func:`jaxhp.fit`.
+      hparams: the member's :class:`HParams` (lambd is read from it).
+      key: dropout key (None: dropout off).
+      m: the L2 term's m; None uses the rows of x (sum(weights) with weights).
+      weights: optional (m,) per-example weights.
+
+    Returns:
+      Scalar cost.
+    """
+    hparams = HParams() if hparams is None else HParams.coerce(hparams)
+    logits = config.resolved_model.apply(params, x, key=key, hparams=hparams)
+    _check_label_shape(jnp.shape(y), logits.shape[0], logits.shape[-1], "y")
+    t = targets(jnp.asarray(y), logits.shape[-1], logits.dtype)
+    if m is None:
+        m = x.shape[0] if weights is None else jnp.sum(weights)
+    return cross_entropy(logits, t, weights) + l2_term(params, hparams.lambd, m, config.l2)
+
+
+def _check_label_shape(y_shape, m: int, n_out: int, name: str):
+    """Labels must fit an output layer of n_out units (shapes only: works on tracers)."""
+    if len(y_shape) not in (1, 2) or y_shape[0] != m:
+        raise ValueError(
+            f"labels {name} must have shape ({m},), ({m}, 1) or ({m}, {n_out}) for {m} "
+            f"examples and {n_out} output(s), got {tuple(y_shape)}"
+        )
+    if len(y_shape) == 2 and y_shape[1] not in (1, n_out):
+        allowed = "(m,) or (m, 1)" if n_out == 1 else f"(m,) class ids or (m, {n_out}) one-hot"
+        raise ValueError(
+            f"labels {name} have shape {tuple(y_shape)}, which does not fit {n_out} "
+            f"output(s): use {allowed}"
+        )
+
+
+def _update(run_model: Model, config: TrainConfig, m, state, x, t, weights, hparams, key):
+    """One optimiser step on the batch (x, t); m is the training-set size for the L2 term."""
+    optimizer = make_optimizer(config, hparams)
+
+    def cost(params):
+        logits = run_model.apply(params, x, key=key, hparams=hparams)
+        return cross_entropy(logits, t, weights) + l2_term(params, hparams.lambd, m, config.l2)
+
+    # fit never reads the value, so XLA drops J's softplus/logsumexp there.
     value, grads = jax.value_and_grad(cost)(state.params)
-    opt_state = _with_learning_rate(state.opt_state, hparams.learning_rate)
-    updates, opt_state = optimizer.update(grads, opt_state, state.params)
+    updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     metrics = {"loss": value, "grad_norm": optax.tree.norm(grads)}
     return TrainState(params, opt_state), metrics
 
 
+def _check_key(key: Any, name: str = "key"):
+    if key is None:
+        return
+    dtype = getattr(key, "dtype", None)
+    if dtype is None or not (
+        jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key) or dtype == jnp.uint32
+    ):
+        raise TypeError(
+            f"{name} must be a PRNG key such as jax.random.key(0) (or None for no dropout), "
+            f"got {type(key).__name__} {key!r}"
+        )
+
+
 def make_update_step(config: TrainConfig, *, m: int | None = None) -> Callable:
     """A jit-compiled ``step(state, x, y, key, hparams) -> (state, metrics)``.
 
-    The step computes ``J`` (:func:`jaxhp.loss` with ``hparams``' lambd and keep_prob and
-    dropout keyed by ``key``), its gradient, and one optax update at
-    ``hparams.learning_rate``. All hparams are traced: changing them does not recompile.
+    The step computes ``J`` (:func:`model_loss` with ``hparams``' lambd, the model's dropout
+    keyed by ``key``), its gradient, and one optax update from the config's optimiser built
+    with ``hparams``. All hparams are traced: changing them does not recompile. Labels are
+    converted exactly as in :func:`fit`: (m,) or (m, 1) 0/1 for one output, (m,) class ids
+    or (m, k) one-hot for k outputs.
 
     Args:
-      config: static settings (activation, optimiser, ...).
+      config: static settings (model, optimiser, l2 leaves, ...).
       m: training-set size for the L2 term; ``None`` uses the batch's row count.
 
     Returns:
       The jitted step. ``metrics`` holds ``loss`` and ``grad_norm``. Build its first
-      ``state`` with :func:`init_state`.
+      ``state`` with :func:`init_state`. ``key`` may be None (no dropout).
+
+    Raises:
+      ValueError: labels whose shape does not fit the output layer (at the first call).
+      TypeError: a key that is not a PRNG key.
     """
+    model = config.resolved_model
 
     @jax.jit
     def step(state: TrainState, x, y, key, hparams: HParams):
+        hparams = HParams.coerce(hparams)
+        _check_key(key)
+        logits = jax.eval_shape(
+            lambda p: model.apply(p, x, key=None, hparams=hparams), state.params
+        )
+        _check_label_shape(y.shape, x.shape[0], logits.shape[-1], "y")
+        t = targets(y, logits.shape[-1], logits.dtype)
         batch_m = x.shape[0] if m is None else m
-        return _update(config, batch_m, state, x, y, HParams(*hparams), key=key)
+        return _update(model, config, batch_m, state, x, t, None, hparams, key)
 
     return step
 
 
+# ---- inputs -------------------------------------------------------------------------------
+def _as_array(value: Any, name: str):
+    if isinstance(value, (list, tuple)):
+        value = np.asarray(value)
+    if not hasattr(value, "shape") or not hasattr(value, "dtype"):
+        raise TypeError(f"{name} must be an array (numpy or jax), got {type(value).__name__}")
+    return value
+
+
+def _as_data(data: Any) -> Data:
+    if not isinstance(data, Data):
+        if not isinstance(data, (tuple, list)):
+            raise TypeError(
+                f"data must be jaxhp.Data(train=(x, y), dev=(x, y)), got {type(data).__name__}"
+            )
+        data = Data(*data)
+    if data.train is None:
+        raise ValueError("data.train is required: Data(train=(x, y), dev=(x, y))")
+
+    def arrays(pair, name):
+        if pair is None:
+            return None
+        if not isinstance(pair, (tuple, list)) or len(pair) not in (2, 3):
+            raise ValueError(f"{name} must be a pair (x, y) (train may add weights w)")
+        return tuple(_as_array(a, f"{name}[{i}]") for i, a in enumerate(pair))
+
+    return Data(arrays(data.train, "data.train"), arrays(data.dev, "data.dev"), data.test)
+
+
+def _check_model_xy(x, y, n_out: int, name: str):
+    if x.ndim < 1 or x.shape[0] == 0:
+        raise ValueError(f"{name} must have at least one row, got shape {x.shape}")
+    _check_label_shape(y.shape, x.shape[0], n_out, f"for {name}")
+    if _checks.is_concrete((x, y)):
+        _checks.check_finite_rows(x, name)
+        _checks.check_labels(np.asarray(y), n_out, name=name)
+
+
+def _output_width(config: TrainConfig, hparams: HParams, x) -> int:
+    """Shape-check the model on x (init and apply, traced abstractly); return n_out."""
+    model = config.resolved_model
+    params = jax.eval_shape(model.init, jax.random.key(0))
+    leaves = jax.tree.leaves(params)
+    if not any(jnp.issubdtype(leaf.dtype, jnp.floating) for leaf in leaves):
+        raise ValueError(
+            f"model.init returned no float leaves to train (got {jax.tree.structure(params)}); "
+            "init(key) must return a pytree of float arrays"
+        )
+    spec = jax.ShapeDtypeStruct(x.shape, jnp.dtype(config.dtype))
+    logits = jax.eval_shape(
+        lambda p, x: model.apply(p, x, key=jax.random.key(0), hparams=hparams), params, spec
+    )
+    if len(logits.shape) != 2 or logits.shape[0] != x.shape[0]:
+        raise ValueError(
+            f"model.apply must return logits of shape (m, n_out) = ({x.shape[0]}, n_out) for "
+            f"x of shape {tuple(x.shape)}, got {tuple(logits.shape)}"
+        )
+    chosen = l2_leaves(config, params)
+    if not chosen:
+        names = [name for name, _, _ in _l2_choices(params, None)] or ["(none)"]
+        warnings.warn(
+            f"TrainConfig(l2={config.l2!r}) matches no parameter leaf, so lambd has no "
+            f"effect; the leaves are {', '.join(names[:8])}",
+            stacklevel=3,
+        )
+    return logits.shape[1]
+
+
+def _check_augment(config: TrainConfig, x):
+    if config.augment is None:
+        return
+    batch = jax.ShapeDtypeStruct((config.batch_size or x.shape[0], *x.shape[1:]), config.dtype)
+    out = jax.eval_shape(config.augment, jax.random.key(0), batch)
+    if getattr(out, "shape", None) != batch.shape or out.dtype != batch.dtype:
+        raise ValueError(
+            f"augment must return a batch of the same shape and dtype {batch.shape} "
+            f"{batch.dtype}, got {getattr(out, 'shape', out)} {getattr(out, 'dtype', '')}"
+        )
+
+
+def check_inputs(hparams: HParams, data: Data, config: TrainConfig) -> Data:
+    """Validate concrete inputs before anything is compiled; returns ``data`` as a Data.
+
+    Checks the hyperparameters, the data's shapes and values, that the model's logits fit
+    the labels, the optimiser factory and ``augment``. Array values are only checked when
+    concrete (not inside a caller's jit/vmap).
+    """
+    if not isinstance(config, TrainConfig):
+        raise TypeError(f"config must be a jaxhp.TrainConfig, got {type(config).__name__}")
+    hparams = HParams.coerce(hparams).validate(n_hidden=config.n_hidden)
+    data = _as_data(data)
+    x = data.train[0]
+    for name, pair in (("train x", data.train), ("dev x", data.dev)):
+        if pair is not None and (pair[0].ndim < 1 or pair[0].shape[0] == 0):
+            raise ValueError(f"{name} must have at least one row, got shape {pair[0].shape}")
+    if config.layer_sizes is not None:
+        sizes = config.layer_sizes
+        for name, pair in (("train x", data.train), ("dev x", data.dev)):
+            if pair is not None:
+                _checks.check_xy(pair[0], pair[1], n_in=sizes[0], n_out=sizes[-1], name=name)
+    else:
+        n_out = _output_width(config, hparams, x)
+        for name, pair in (("train x", data.train), ("dev x", data.dev)):
+            if pair is not None:
+                _check_model_xy(pair[0], pair[1], n_out, name)
+    if data.dev is not None and data.dev[0].shape[1:] != x.shape[1:]:
+        raise ValueError(f"dev x has example shape {data.dev[0].shape[1:]}, train x {x.shape[1:]}")
+    m = x.shape[0]
+    if len(data.train) == 3:
+        _checks.check_weights(data.train[2], m)
+    if config.batch_size is not None and config.batch_size > m:
+        raise ValueError(
+            f"batch_size must be <= the number of training examples ({m}), got {config.batch_size}"
+        )
+    make_optimizer(config, hparams)
+    _check_augment(config, x)
+    return data
+
+
+def _as_key(key: Any) -> jax.Array:
+    """A typed PRNG key; a Python int is taken as a seed."""
+    if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
+        return jax.random.key(int(key))
+    _check_key(key)
+    if key is None:
+        raise TypeError("key must be a PRNG key such as jax.random.key(0), got None")
+    if key.dtype == jnp.uint32:  # a legacy jax.random.PRNGKey
+        return jax.random.wrap_key_data(key)
+    return key
+
+
+def _n_out(config: TrainConfig, hparams: HParams, x) -> int:
+    if config.layer_sizes is not None:
+        return config.layer_sizes[-1]
+    model = config.resolved_model
+    params = jax.eval_shape(model.init, jax.random.key(0))
+    return jax.eval_shape(lambda p: model.apply(p, x, key=None, hparams=hparams), params).shape[-1]
+
+
+def _prepare(hparams: HParams, data: Data, config: TrainConfig):
+    """Validate (when concrete) and cast; returns hparams, (x, t), (x_dev, t_dev) or None,
+    and the training weights or None."""
+    data = check_inputs(hparams, data, config)
+    hparams = HParams.coerce(hparams)
+    # Python numbers stay concrete under jit: keep_prob=1.0 then skips the masks entirely.
+    hparams = jax.tree.map(lambda v: v if isinstance(v, (int, float)) else jnp.asarray(v), hparams)
+    dtype = jnp.dtype(config.dtype)
+    n_out = _n_out(config, hparams, jnp.asarray(data.train[0], dtype))
+    sets = [
+        None
+        if pair is None
+        else (jnp.asarray(pair[0], dtype), targets(jnp.asarray(pair[1]), n_out, dtype))
+        for pair in (data.train, data.dev)
+    ]
+    weights = jnp.asarray(data.train[2], dtype) if len(data.train) == 3 else None
+    return hparams, sets[0], sets[1], weights
+
+
+# ---- the pieces of a run ------------------------------------------------------------------
 def _shuffle(key: jax.Array, n: int) -> jax.Array:
     """A random permutation of range(n) by one stable sort of n random 32-bit keys (ties,
     ~n²/2**33 expected pairs, keep their order). ``jax.random.permutation`` sorts two or
-    more times; on XLA:CPU each sort of 16k rows costs ~4 ms (7% of B2 went to shuffles)."""
+    more times."""
     return jnp.argsort(jax.random.bits(key, (n,), jnp.uint32), stable=True)
 
 
 def _select(pred, on_true, on_false):
     return jax.tree.map(lambda a, b: jnp.where(pred, a, b), on_true, on_false)
+
+
+class _Run(NamedTuple):
+    """What every step of one run reads (fixed for the run)."""
+
+    config: TrainConfig
+    model: Model
+    hparams: HParams
+    x: jax.Array
+    t: jax.Array
+    weights: jax.Array | None
+    dev: tuple | None
+    m: Any  # the L2 term's training-set size
+    shuffle_key: jax.Array
+    augment_key: jax.Array
+    mask_base: jax.Array  # key data of the training key; each step's key is a hash of it
+    key_impl: Any
 
 
 class _Carry(NamedTuple):
@@ -146,22 +482,129 @@ class _Carry(NamedTuple):
     bad_evals: jax.Array  # evaluations since the last improvement
 
 
-def _evaluations(eval_chunk, carry: _Carry, metric_shapes, n_evals: int):
-    """Run ``eval_chunk`` for chunks 0, 1, ... while the run is active; the history has one
-    row per chunk, rows after the last run chunk repeating it.
+class _Metrics(NamedTuple):
+    train_cost: jax.Array
+    train_accuracy: jax.Array
+    dev_cost: jax.Array
+    dev_accuracy: jax.Array
+
+
+def _batch(run: _Run, perm, step):
+    """The step's mini-batch (x, t, weights) and the epoch's permutation."""
+    rows = run.x.shape[0]
+    batch = run.config.batch_size or rows
+    if batch == rows:
+        return run.x, run.t, run.weights, perm
+    per_epoch = rows // batch
+    epoch, within = step // per_epoch, step % per_epoch
+    perm = jax.lax.cond(
+        within == 0,
+        lambda: _shuffle(jax.random.fold_in(run.shuffle_key, epoch), rows),
+        lambda: perm,
+    )
+    picked = jax.lax.dynamic_slice_in_dim(perm, within * batch, batch)
+    weights = None if run.weights is None else run.weights[picked]
+    return run.x[picked], run.t[picked], weights, perm
+
+
+def _step_key(run: _Run, step) -> jax.Array:
+    """The step's dropout key: a hash of the run's key data and the step (no threefry)."""
+    return jax.random.wrap_key_data(step_mask_words(run.mask_base, step), impl=run.key_impl)
+
+
+def _train_step(run: _Run, carry: _Carry, step: jax.Array):
+    xb, tb, wb, perm = _batch(run, carry.perm, step)
+    if run.config.augment is not None:
+        xb = run.config.augment(jax.random.fold_in(run.augment_key, step), xb)
+    skip = None
+    if wb is not None:  # a batch whose weights sum to 0 makes no update
+        skip = jnp.sum(wb) <= 0
+        wb = jnp.where(skip, jnp.ones_like(wb), wb)
+    state, _ = _update(
+        run.model, run.config, run.m, carry.state, xb, tb, wb, run.hparams, _step_key(run, step)
+    )
+    if run.config.n_evals * run.config.every != run.config.steps:  # ragged last chunk
+        beyond = step >= run.config.steps
+        skip = beyond if skip is None else skip | beyond
+    if skip is not None:
+        state = _select(skip, carry.state, state)
+    return carry._replace(state=state, perm=perm), None
+
+
+def train_chunk(run: _Run, carry: _Carry, chunk: jax.Array) -> _Carry:
+    """``eval_every`` update steps of chunk ``chunk`` (a ``lax.scan``)."""
+    every = run.config.every
+    steps = chunk * every + jnp.arange(every)
+    carry = jax.lax.scan(functools.partial(_train_step, run), carry, steps)[0]
+    done = jnp.minimum((chunk + 1) * every, run.config.steps)
+    return carry._replace(updates=done.astype(carry.updates.dtype))
+
+
+def evaluate(run: _Run, params: Params) -> _Metrics:
+    """Train cost J (with the L2 term) and accuracy, dev cross-entropy and accuracy, dropout
+    off. Without dev data the dev fields repeat the train cross-entropy and accuracy."""
+
+    def costs(x, t, weights=None):
+        logits = run.model.apply(params, x, key=None, hparams=run.hparams)
+        return cross_entropy(logits, t, weights), logits_accuracy(logits, t, weights)
+
+    train_ce, train_acc = costs(run.x, run.t, run.weights)
+    train_cost = train_ce + l2_term(params, run.hparams.lambd, run.m, run.config.l2)
+    if run.dev is None:
+        return _Metrics(train_cost, train_acc, train_ce, train_acc)
+    dev_cost, dev_acc = costs(*run.dev)
+    return _Metrics(train_cost, train_acc, dev_cost, dev_acc)
+
+
+def _bookkeeping(config: TrainConfig, start: _Carry, carry: _Carry, metrics: _Metrics) -> _Carry:
+    """Divergence rollback, best params and early stopping after one evaluation.
+
+    A non-finite train or dev cost (non-finite params make the L2 term so) rolls the run back
+    to the chunk's start, whose costs were finite, and stops it; such an evaluation never
+    counts as an improvement, so ``best_cost`` always belongs to ``best_params``.
+    """
+    diverged = ~(jnp.isfinite(metrics.train_cost) & jnp.isfinite(metrics.dev_cost))
+    state = _select(diverged, start.state, carry.state)
+    updates = jnp.where(diverged, start.updates, carry.updates)
+    improved = ~diverged & (metrics.dev_cost < carry.best_cost - config.min_delta)
+    bad_evals = jnp.where(improved, 0, carry.bad_evals + 1)
+    active = carry.active & ~diverged
+    if config.patience is not None:
+        active = active & (bad_evals < config.patience)
+    return carry._replace(
+        state=state,
+        updates=updates,
+        active=active,
+        diverged=diverged,
+        best_params=_select(improved, state.params, carry.best_params),
+        best_cost=jnp.where(improved, metrics.dev_cost, carry.best_cost),
+        best_step=jnp.where(improved, updates, carry.best_step),
+        bad_evals=bad_evals,
+    )
+
+
+def _evaluations(run: _Run, carry: _Carry, on_eval):
+    """Run chunks 0, 1, ... while the run is active; the history has one row per chunk,
+    rows after the last run chunk repeating it.
 
     A while loop rather than a scan of ``cond``s: a stopped run (under vmap: once every run
-    has stopped) skips its remaining chunks, and XLA:CPU runs the vmapped steps ~25% faster
-    than under a batched ``cond`` (B1).
+    has stopped) skips its remaining chunks, and XLA:CPU runs vmapped steps faster than
+    under a batched ``cond``.
     """
-    empty = History(
-        jnp.zeros(n_evals, jnp.int32),
-        *(jnp.zeros(n_evals, shape.dtype) for shape in metric_shapes),
-    )
+    config = run.config
+    n_evals = config.n_evals
+    shapes = jax.eval_shape(lambda params: evaluate(run, params), carry.state.params)
+    empty = History(jnp.zeros(n_evals, jnp.int32), *(jnp.zeros(n_evals, s.dtype) for s in shapes))
 
     def body(loop):
         carry, chunk, history = loop
-        carry, record = eval_chunk(carry, chunk)
+        start = carry
+        carry = train_chunk(run, carry, chunk)
+        metrics = evaluate(run, carry.state.params)
+        carry = _bookkeeping(config, start, carry, metrics)
+        record = History(jnp.minimum((chunk + 1) * config.every, config.steps), *metrics)
+        if on_eval is not None:
+            jax.debug.callback(lambda r: on_eval(r._asdict()), record)
         history = jax.tree.map(lambda h, r: h.at[chunk].set(r), history, record)
         return carry, chunk + 1, history
 
@@ -170,48 +613,10 @@ def _evaluations(eval_chunk, carry: _Carry, metric_shapes, n_evals: int):
 
     carry, done, history = jax.lax.while_loop(running, body, (carry, jnp.int32(0), empty))
     last_run = jnp.minimum(jnp.arange(n_evals), done - 1)
-    return carry, jax.tree.map(lambda h: h[last_run], history)
-
-
-def check_inputs(hparams: HParams, data: Data, config: TrainConfig) -> Data:
-    """Validate concrete inputs before anything is compiled; returns ``data`` as a Data.
-
-    Array values are only checked when concrete (not inside a caller's jit/vmap).
-    """
-    if not isinstance(data, Data):
-        data = Data(*data)
-    HParams(*hparams).validate(n_hidden=config.n_hidden)
-    sizes = config.layer_sizes
-    if data.train is None:
-        raise ValueError("data.train is required: Data(train=(x, y), dev=(x, y))")
-    for name, pair in (("train x", data.train), ("dev x", data.dev)):
-        if pair is not None:
-            _checks.check_xy(pair[0], pair[1], n_in=sizes[0], n_out=sizes[-1], name=name)
-    m = data.train[0].shape[0]
-    if len(data.train) == 3:
-        _checks.check_weights(data.train[2], m)
-    if config.batch_size is not None and config.batch_size > m:
-        raise ValueError(
-            f"batch_size must be <= the number of training examples ({m}), got {config.batch_size}"
-        )
-    return data
-
-
-def _prepare(hparams: HParams, data: Data, config: TrainConfig):
-    """Validate (when concrete) and cast; returns hparams, (x, t), (x_dev, t_dev) or None,
-    and the training weights or None."""
-    data = check_inputs(hparams, data, config)
-    # Python numbers stay concrete under jit: keep_prob=1.0 then skips the masks entirely.
-    hparams = HParams(*(v if isinstance(v, (int, float)) else jnp.asarray(v) for v in hparams))
-    n_out, dtype = config.layer_sizes[-1], jnp.dtype(config.dtype)
-    sets = [
-        None
-        if pair is None
-        else (jnp.asarray(pair[0], dtype), targets(jnp.asarray(pair[1]), n_out, dtype))
-        for pair in (data.train, data.dev)
-    ]
-    weights = jnp.asarray(data.train[2], dtype) if len(data.train) == 3 else None
-    return hparams, sets[0], sets[1], weights
+    history = jax.tree.map(lambda h: h[last_run], history)
+    # Rows after a stop repeat the last evaluation, at the steps they stand for.
+    steps = jnp.minimum((jnp.arange(n_evals, dtype=jnp.int32) + 1) * config.every, config.steps)
+    return carry, history._replace(step=steps)
 
 
 def fit(
@@ -222,30 +627,40 @@ def fit(
     *,
     on_eval: Callable[[dict], None] | None = None,
 ) -> TrainResult:
-    """Initialise and train an MLP; pure, jittable and vmappable over ``(key, hparams)``.
+    """Initialise and train a model; pure, jittable and vmappable over ``(key, hparams)``.
 
-    The key is split into init, training, shuffle and augmentation keys; step ``t`` uses
-    ``step_mask_words(layer_words(training_key, n_hidden), t)`` for its dropout masks and
-    epoch ``e`` uses ``fold_in(shuffle_key, e)`` for its shuffle (one sort of random keys).
-    Hence a result depends only on ``(key, hparams, data, config)``, never on how runs are
-    batched.
+    The key is split into init, training, shuffle and augmentation keys. Step ``t`` hands
+    the model's ``apply`` the key ``wrap_key_data(step_mask_words(key_data(training_key),
+    t))`` (a hash, no threefry call; :func:`jaxhp.dropout` hashes it again, cheaply), and
+    epoch ``e`` uses ``fold_in(shuffle_key, e)`` for its shuffle. Hence a result depends
+    only on ``(key, hparams, data, config)``, never on how runs are batched.
+
+    The loss is :func:`model_loss`: the cross-entropy of the logits plus
+    ``lambd / (2 m) * sum ||leaf||^2`` over the leaves ``config.l2`` chooses (by default the
+    float leaves with ndim >= 2; :func:`l2_leaves` lists them), with m the training-set size.
 
     Early stopping: after each evaluation, the dev cost (train cost without dev data) is
     compared with the best so far; after ``config.patience`` evaluations without an
     improvement larger than ``config.min_delta`` the updates freeze. Divergence is checked at
-    each evaluation: when the train or dev cost is non-finite (NaN/inf params make the L2
-    term so), the run returns to the params of the previous evaluation (whose costs were
-    finite; the initial params for the first), stops and is flagged ``diverged``. The
-    history row of that evaluation keeps the non-finite cost, showing where it blew up.
-    Checking per evaluation rather than per step keeps the step itself lean.
+    each evaluation: when the train or dev cost is non-finite, the run returns to the params
+    of the previous evaluation (the initial params for the first), stops and is flagged
+    ``diverged``. The history row of that evaluation keeps the non-finite cost.
+
+    Checks: every argument is validated in Python before anything is compiled. Inside your
+    own ``jax.jit``/``vmap`` of ``fit`` the hyperparameters and data are tracers whose values
+    cannot be checked (``keep_prob=0`` would train silently): validate them first with
+    :func:`check_inputs`, or call ``fit`` outside your jit (``run_sweep`` validates every
+    member up front).
 
     Args:
-      key: PRNG key.
-      hparams: :class:`HParams` with scalar leaves (keep_prob may be per hidden layer).
+      key: PRNG key (a Python int is taken as a seed).
+      hparams: :class:`HParams` (or a dict of name -> value) with scalar leaves (keep_prob
+        may be per hidden layer); the model's apply and the optimizer factory read them.
       data: :class:`Data`; ``train`` is required, ``dev`` is used for history and stopping.
         ``train`` may be ``(x, y, w)`` with per-example weights w >= 0: costs and accuracy
-        become weighted means and the L2 term's m becomes sum(w).
-      config: static :class:`TrainConfig`.
+        become weighted means and the L2 term's m becomes sum(w). A mini-batch whose
+        weights sum to 0 makes no update (the step still counts).
+      config: static :class:`TrainConfig` (``layer_sizes=`` or ``model=``).
       on_eval: optional host callback, called with a dict of the metrics after each
         evaluation (via ``jax.debug.callback``; for progress display).
 
@@ -255,123 +670,46 @@ def fit(
     Raises:
       ValueError: for out-of-range hyperparameters, bad data shapes, non-finite inputs,
         labels that do not fit the output layer, or ``batch_size`` larger than the data.
+      TypeError: a string hyperparameter, a key that is not a key, a bad optimizer factory.
 
     Example:
       >>> x, y = jaxhp.datasets.moons(200, noise=0.2, seed=0)
       >>> config = TrainConfig(layer_sizes=(2, 16, 1), steps=500)
       >>> result = fit(jax.random.key(0), HParams(learning_rate=0.5), Data((x, y)), config)
     """
+    key = _as_key(key)
     hparams, (x, t), dev, weights = _prepare(hparams, data, config)
-    rows = x.shape[0]
-    m = rows if weights is None else jnp.sum(weights)  # the L2 term's training-set size
-    batch = config.batch_size or rows
-    per_epoch = rows // batch
-    every, n_evals = config.every, config.n_evals
-    ragged = n_evals * every != config.steps  # the last chunk runs past `steps`
-    dtype = jnp.dtype(config.dtype)
-
+    model = config.resolved_model
     init_key, train_key, shuffle_key, augment_key = jax.random.split(key, 4)
-    params = init_mlp(
-        init_key, config.layer_sizes, scheme=config.init, scale=config.init_scale, dtype=dtype
+    params = model.init(init_key)
+    run = _Run(
+        config=config,
+        model=model,
+        hparams=hparams,
+        x=x,
+        t=t,
+        weights=weights,
+        dev=dev,
+        m=x.shape[0] if weights is None else jnp.sum(weights),
+        shuffle_key=shuffle_key,
+        augment_key=augment_key,
+        mask_base=jax.random.key_data(train_key),
+        key_impl=jax.random.key_impl(train_key),
     )
-    state = init_state(params, config)
-    mask_base = layer_words(train_key, config.n_hidden)
-
-    def train_step(carry: _Carry, step: jax.Array):
-        perm = carry.perm
-        wb = weights
-        if batch == rows:
-            xb, tb = x, t
-        else:
-            epoch, within = step // per_epoch, step % per_epoch
-            perm = jax.lax.cond(
-                within == 0,
-                lambda: _shuffle(jax.random.fold_in(shuffle_key, epoch), rows),
-                lambda: carry.perm,
-            )
-            picked = jax.lax.dynamic_slice_in_dim(perm, within * batch, batch)
-            xb, tb = x[picked], t[picked]
-            wb = None if weights is None else weights[picked]
-        if config.augment is not None:
-            xb = config.augment(jax.random.fold_in(augment_key, step), xb)
-        words = step_mask_words(mask_base, step)
-        new_state, _ = _update(config, m, carry.state, xb, tb, hparams, wb, mask_words=words)
-        if ragged:  # the last chunk runs past `steps`: freeze there
-            on = step < config.steps
-            new_state = _select(on, new_state, carry.state)
-            updates = carry.updates + on.astype(jnp.int32)
-            return carry._replace(state=new_state, perm=perm, updates=updates), None
-        return carry._replace(state=new_state, perm=perm, updates=carry.updates + 1), None
-
-    def evaluate(params):
-        def costs(x, t, weights=None):  # one forward pass per set
-            logits = forward(params, x, activation=config.activation)
-            return cross_entropy(logits, t, weights), logits_accuracy(logits, t, weights)
-
-        train_ce, train_acc = costs(x, t, weights)
-        train_cost = train_ce + l2_penalty(params, hparams.lambd, m)
-        if dev is None:
-            return train_cost, train_acc, train_ce, train_acc
-        dev_cost, dev_acc = costs(*dev)
-        return train_cost, train_acc, dev_cost, dev_acc
-
-    def eval_chunk(carry: _Carry, chunk: jax.Array):
-        steps = chunk * every + jnp.arange(every)
-        start = carry
-        carry = jax.lax.scan(train_step, carry, steps)[0]
-        params = carry.state.params
-        train_cost, train_acc, dev_cost, dev_acc = evaluate(params)
-        # Divergence: a non-finite cost (non-finite params make the L2 term so) rolls the
-        # run back to this chunk's start, whose costs were finite, and stops it.
-        diverged = ~(jnp.isfinite(train_cost) & jnp.isfinite(dev_cost))
-        carry = carry._replace(
-            state=_select(diverged, start.state, carry.state),
-            updates=jnp.where(diverged, start.updates, carry.updates),
-        )
-        params = carry.state.params
-        improved = dev_cost < carry.best_cost - config.min_delta
-        bad_evals = jnp.where(improved, 0, carry.bad_evals + 1)
-        active = carry.active & ~diverged
-        if config.patience is not None:
-            active = active & (bad_evals < config.patience)
-        carry = carry._replace(
-            active=active,
-            diverged=diverged,
-            best_params=_select(improved, params, carry.best_params),
-            best_cost=jnp.where(improved, dev_cost, carry.best_cost),
-            best_step=jnp.where(improved, carry.updates, carry.best_step),
-            bad_evals=bad_evals,
-        )
-        record = History(
-            step=jnp.minimum((chunk + 1) * every, config.steps),
-            train_cost=train_cost,
-            train_accuracy=train_acc,
-            dev_cost=dev_cost,
-            dev_accuracy=dev_acc,
-        )
-        if on_eval is not None:
-            jax.debug.callback(lambda r: on_eval(r._asdict()), record)
-        return carry, record
-
     carry = _Carry(
-        state=state,
-        perm=jnp.arange(rows),
+        state=init_state(params, config, hparams),
+        perm=jnp.arange(x.shape[0]),
         active=jnp.array(True),
         updates=jnp.array(0, jnp.int32),
         diverged=jnp.array(False),
         best_params=params,
-        best_cost=jnp.array(jnp.inf, dtype),
+        best_cost=jnp.array(jnp.inf, jnp.dtype(config.dtype)),
         best_step=jnp.array(0, jnp.int32),
         bad_evals=jnp.array(0, jnp.int32),
     )
-    carry, history = _evaluations(eval_chunk, carry, jax.eval_shape(evaluate, params), n_evals)
-    # Rows after a stop repeat the last evaluation, at the steps they stand for.
-    history = history._replace(
-        step=jnp.minimum((jnp.arange(n_evals, dtype=jnp.int32) + 1) * every, config.steps)
-    )
-    final = carry.state.params
+    carry, history = _evaluations(run, carry, on_eval)
     return TrainResult(
-        params=carry.best_params if config.restore_best else final,
+        params=carry.best_params if config.restore_best else carry.state.params,
         best_params=carry.best_params,
         history=history,
         stop_step=carry.updates,

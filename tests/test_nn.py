@@ -77,13 +77,14 @@ def test_streams_of_two_keys_are_not_shifted_copies():
 
 
 def test_training_steps_draw_independent_masks(key):
-    """fit's per-step words (a hash of the run's words and the step) give masks that are
-    independent across steps and layers."""
-    from jaxhp.nn import _mask_from_words, step_mask_words
+    """fit's per-step keys (a hash of the run's key data and the step, wrapped as a key) give
+    the MLP masks that are independent across steps and layers."""
+    from jaxhp.nn import _mask_from_words, layer_words, step_mask_words
 
-    base = jaxhp.nn.layer_words(key, 2)
+    base = jax.random.key_data(key)
     shape, p = (300, 100), 0.5
-    words = [step_mask_words(base, t) for t in (0, 1, 2, 1000)]
+    step_keys = [jax.random.wrap_key_data(step_mask_words(base, t)) for t in (0, 1, 2, 1000)]
+    words = [layer_words(k, 2) for k in step_keys]
     masks = [np.asarray(_mask_from_words(w[l], shape, p)) for w in words for l in (0, 1)]
     for i in range(len(masks)):
         assert abs(masks[i].mean() - p) < binomial_bound(masks[i].size, p)
@@ -108,25 +109,78 @@ def test_keep_prob_one_is_identity_and_needs_no_key(key):
     assert_close(traced, jax.jit(jaxhp.forward)(params, x), rtol=0)
 
 
+def _numpy_forward(params, x, masks, keep_probs):
+    """A NumPy reference: ReLU hidden layers, inverted dropout with the given masks."""
+    a = np.asarray(x, np.float64)
+    for layer, mask, p in zip(params[:-1], masks, keep_probs):
+        a = np.maximum(a @ np.asarray(layer.W, np.float64) + np.asarray(layer.b, np.float64), 0)
+        a = a * np.asarray(mask) / p
+    return a @ np.asarray(params[-1].W, np.float64) + np.asarray(params[-1].b, np.float64)
+
+
 def test_dropout_hits_hidden_layers_only(key):
-    # With one hidden unit layer of width 1 and keep_prob tiny, output = b_out whenever the
-    # hidden unit is dropped; the input itself is never masked.
+    # One hidden unit and a non-zero output bias: a dropped hidden unit gives exactly b_out,
+    # a kept one b_out + W2 * a1 / p. Output-layer dropout would also give 0s.
     params = jaxhp.init_mlp(key, (2, 1, 1))
+    params = (params[0], params[1]._replace(W=jnp.full((1, 1), 1.3), b=jnp.full((1,), 0.37)))
     x = jnp.ones((1000, 2))
     out = np.asarray(jaxhp.forward(params, x, key=key, keep_prob=0.5, activation="sigmoid"))
+    a1 = 1 / (1 + np.exp(-(np.asarray(params[0].W).sum() + float(params[0].b[0]))))
     values = np.unique(np.round(out, 5))
-    assert len(values) == 2  # dropped -> b, kept -> b + W2 * a1 / p
+    np.testing.assert_allclose(values, [0.37, 0.37 + 1.3 * a1 / 0.5], rtol=1e-5)
 
 
-def test_per_layer_keep_prob(key):
-    params = jaxhp.init_mlp(key, (3, 50, 50, 1))
-    x = jnp.ones((200, 3))
-    # keep_prob 1 on layer 0 means layer 0 is untouched; compare its activations.
-    logits_a = jaxhp.forward(params, x, key=key, keep_prob=jnp.array([1.0, 0.5]))
-    logits_b = jaxhp.forward(params, x, key=key, keep_prob=jnp.array([0.5, 0.5]))
-    assert not np.allclose(logits_a, logits_b)
+@pytest.mark.parametrize("sizes", [(3, 50, 50, 1), (3, 80, 70, 2)])  # narrow and wide layouts
+def test_per_layer_dropout_matches_numpy_and_layer_masks(key, sizes):
+    """Both layouts (units-first for <= 64 units, batch-first above) apply exactly the masks
+    of layer_masks, per-layer keep_prob included."""
+    params = jaxhp.init_mlp(key, sizes)
+    params = [layer._replace(b=layer.b + 0.1) for layer in params]
+    x = jax.random.normal(jax.random.key(1), (40, 3))
+    keep = [0.6, 0.9]
+    masks = layer_masks(key, 40, sizes[1:-1], jnp.array(keep))
+    logits = jaxhp.forward(params, x, key=key, keep_prob=jnp.array(keep))
+    expected = _numpy_forward(params, x, masks, keep)
+    np.testing.assert_allclose(logits, expected, rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError, match="2 hidden"):
         jaxhp.forward(params, x, key=key, keep_prob=jnp.array([0.5, 0.5, 0.5]))
+
+
+@pytest.mark.parametrize("dtype", [jnp.int32, jnp.bfloat16, jnp.float32])
+def test_forward_keeps_keep_prob_in_float32_for_any_input_dtype(key, dtype):
+    """Integer or bf16 inputs (issue #11 item 7): keep_prob 0.8 stays 0.8, the masks are those
+    of layer_masks, and the result matches the float64 reference."""
+    params = jaxhp.init_mlp(key, (3, 16, 1))
+    x = jnp.round(3 * jax.random.normal(jax.random.key(2), (30, 3))).astype(dtype)
+    masks = layer_masks(key, 30, (16,), 0.8)
+    logits = jaxhp.forward(params, x, key=key, keep_prob=0.8)
+    expected = _numpy_forward(params, np.asarray(x.astype(jnp.float32)), masks, [0.8])
+    np.testing.assert_allclose(np.asarray(logits, np.float64), expected, rtol=1e-5, atol=1e-5)
+    out = np.asarray(jaxhp.dropout(key, jnp.ones((200, 100), dtype), 0.8), np.float64)
+    np.testing.assert_allclose(out[out > 0], 1 / 0.8, rtol=1e-6)  # also bf16: 1.25 is exact
+    assert abs((out > 0).mean() - 0.8) < binomial_bound(out.size, 0.8)
+
+
+def test_keys_one_bit_apart_give_independent_masks():
+    """The key hash avalanches: keys whose data differ in a single bit (any word, any bit)
+    give masks as unrelated as independent ones."""
+    base = np.array([0x12345678, 0x9ABCDEF0], np.uint32)
+    mask = np.asarray(jaxhp.dropout_mask(jax.random.wrap_key_data(base), (200, 100), 0.5))
+    for word, bit in [(0, 0), (0, 31), (1, 0), (1, 17)]:
+        flipped = base.copy()
+        flipped[word] ^= np.uint32(1 << bit)
+        other = np.asarray(jaxhp.dropout_mask(jax.random.wrap_key_data(flipped), (200, 100), 0.5))
+        assert _joint_keep_fraction_ok(mask, other, 0.5), (word, bit)
+    zero = jax.random.wrap_key_data(np.zeros(2, np.uint32))
+    one = jax.random.wrap_key_data(np.array([0, 1], np.uint32))
+    a, b = (np.asarray(jaxhp.dropout_mask(k, (200, 100), 0.5)) for k in (zero, one))
+    assert _joint_keep_fraction_ok(a, b, 0.5)
+
+
+def test_dropout_without_key_or_at_keep_prob_one_is_identity(key):
+    a = jax.random.normal(key, (4, 5))
+    assert jaxhp.dropout(None, a, 0.5) is a
+    assert jaxhp.dropout(key, a, 1.0) is a
 
 
 def test_vmap_over_keep_prob(key):

@@ -259,8 +259,8 @@ def test_sharded_sweep_over_four_devices():
 def test_vmap_width_batches_small_nets_and_serialises_big_ones():
     small = jaxhp.TrainConfig(layer_sizes=(2, 20, 3, 1), steps=10)
     big = jaxhp.TrainConfig(layer_sizes=(784, 256, 256, 10), steps=10, batch_size=256)
-    assert sweep.vmap_width(small, 1000) == sweep.GROUP_WIDTH  # 6 * 1000 * 103 flops per step
-    assert sweep.vmap_width(big, 16384) == 1  # 6 * 256 * 268,800 flops per step
+    assert sweep._vmap_width(small, 1000) == sweep.GROUP_WIDTH  # 6 * 1000 * 103 flops/step
+    assert sweep._vmap_width(big, 16384) == 1  # 6 * 256 * 268,800 flops per step
 
 
 def test_use_cpu_cores_refuses_once_jax_has_started():

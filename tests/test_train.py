@@ -60,6 +60,19 @@ def test_learning_rate_change_does_not_recompile(key):
     assert step._cache_size() == 1
 
 
+def _stop_step(dev_costs, patience, every, min_delta=0.0):
+    """The early-stopping rule re-implemented over a full run's dev costs."""
+    best, bad = np.inf, 0
+    for i, cost in enumerate(dev_costs):
+        if cost < best - min_delta:
+            best, bad = cost, 0
+        else:
+            bad += 1
+        if bad >= patience:
+            return (i + 1) * every
+    return len(dev_costs) * every
+
+
 def test_early_stopping_and_restore_best():
     # Tiny noisy training set and a big net: the dev cost turns up, so training stops.
     data = jaxhp.datasets.load("moons", n_train=24, n_dev=200, n_test=0, noise=0.45)
@@ -71,8 +84,13 @@ def test_early_stopping_and_restore_best():
         patience=5,
         restore_best=True,
     )
-    result = jaxhp.fit(jax.random.key(0), jaxhp.HParams(learning_rate=0.01), data, config)
-    assert int(result.stop_step) < config.steps
+    hp = jaxhp.HParams(learning_rate=0.01)
+    result = jaxhp.fit(jax.random.key(0), hp, data, config)
+    # The exact stop step, from the rule applied to the history of a run without stopping.
+    full = jaxhp.fit(jax.random.key(0), hp, data, config.replace(patience=None))
+    expected_stop = _stop_step(np.asarray(full.history.dev_cost), 5, 40)
+    assert expected_stop < config.steps
+    assert int(result.stop_step) == expected_stop
     best = float(jnp.min(result.history.dev_cost))
     x_dev, y_dev = data.dev
     dev_cost_of_returned = float(jaxhp.loss(result.params, x_dev, y_dev))
@@ -196,14 +214,77 @@ def test_bad_data(moons):
         jaxhp.fit(jax.random.key(0), hp, jaxhp.Data((x, y), (x, y + 1)), config)
 
 
-def test_custom_optimizer_factory(moons):
-    import optax
+def test_custom_optimizer_factory_is_used(moons):
+    """A factory of the learning rate and one of the member's hparams both give exactly the
+    built-in momentum optimizer's run; plain SGD gives another."""
+    config = jaxhp.TrainConfig(layer_sizes=(2, 8, 1), steps=20, eval_every=10)
+    hp = jaxhp.HParams(learning_rate=0.05, momentum=0.9)
 
+    def run(optimizer):
+        return jaxhp.fit(0, hp, moons, config.replace(optimizer=optimizer)).history.train_cost
+
+    builtin = run("momentum")
+    np.testing.assert_allclose(run(lambda lr: optax.sgd(lr, momentum=0.9)), builtin, rtol=1e-6)
+    by_hparams = run(lambda hp: optax.sgd(hp.learning_rate, momentum=hp.momentum))
+    np.testing.assert_allclose(by_hparams, builtin, rtol=1e-6)
+    assert not np.allclose(run("sgd"), builtin, rtol=1e-4)
+
+
+def test_momentum_from_hparams_is_traced_not_recompiled(moons):
     config = jaxhp.TrainConfig(
-        layer_sizes=(2, 8, 1), steps=200, optimizer=lambda lr: optax.adamw(lr, weight_decay=0.0)
+        layer_sizes=(2, 4, 1),
+        steps=4,
+        optimizer=lambda hp: optax.sgd(hp.learning_rate, momentum=hp.momentum),
     )
-    result = jaxhp.fit(jax.random.key(0), jaxhp.HParams(learning_rate=0.01), moons, config)
-    assert float(result.history.dev_accuracy[-1]) > 0.8
+    run = jax.jit(lambda m: jaxhp.fit(0, jaxhp.HParams(momentum=m), moons, config))
+    costs = [run(m).history.train_cost[-1] for m in (0.0, 0.5, 0.9)]
+    assert run._cache_size() == 1
+    assert len(set(np.round(np.asarray(costs), 7))) == 3
+
+
+def test_batch_with_zero_weight_makes_no_update():
+    """Issue #11 item 6: with batch_size 1 and weights (1, 0, 0, 0) three of the four steps
+    see a zero-weight batch and leave the params alone; the one step on row 0 is plain SGD."""
+    x = jnp.array([[0.5, -1.0], [1.0, 2.0], [-0.3, 0.4], [2.0, 0.1]])
+    y = jnp.array([1.0, 0.0, 1.0, 0.0])
+    w = jnp.array([1.0, 0.0, 0.0, 0.0])
+    config = jaxhp.TrainConfig(layer_sizes=(2, 3, 1), steps=4, batch_size=1)
+    hp = jaxhp.HParams(learning_rate=0.5)
+    result = jaxhp.fit(jax.random.key(0), hp, jaxhp.Data((x, y, w)), config)
+    assert not bool(result.diverged)
+    params0 = jaxhp.init_mlp(jax.random.split(jax.random.key(0), 4)[0], (2, 3, 1))
+    grads = jax.grad(jaxhp.loss)(params0, x[:1], y[:1])
+    expected = jax.tree.map(lambda p, g: p - 0.5 * g, params0, grads)
+    assert_close(result.params, expected, rtol=1e-5, atol=1e-7)
+
+
+def test_diverged_evaluation_is_never_the_best():
+    """Issue #11 item 8: a train cost that overflows while the dev cost stays finite rolls
+    back and stops, and the best cost stays that of the best params."""
+    from jaxhp.train import _bookkeeping, _Carry, _Metrics
+
+    config = jaxhp.TrainConfig(layer_sizes=(2, 1), steps=10)
+    start = _Carry(
+        state=jaxhp.train.TrainState(jnp.zeros(2), ()),
+        perm=jnp.arange(3),
+        active=jnp.array(True),
+        updates=jnp.array(5),
+        diverged=jnp.array(False),
+        best_params=jnp.full(2, 7.0),
+        best_cost=jnp.array(0.9),
+        best_step=jnp.array(5),
+        bad_evals=jnp.array(0),
+    )
+    after = start._replace(
+        state=jaxhp.train.TrainState(jnp.full(2, jnp.inf), ()), updates=jnp.array(10)
+    )
+    metrics = _Metrics(jnp.array(jnp.inf), jnp.array(0.5), jnp.array(0.1), jnp.array(0.9))
+    carry = _bookkeeping(config, start, after, metrics)
+    assert bool(carry.diverged) and not bool(carry.active)
+    assert float(carry.best_cost) == np.float32(0.9) and int(carry.best_step) == 5
+    np.testing.assert_array_equal(carry.best_params, [7.0, 7.0])
+    np.testing.assert_array_equal(carry.state.params, [0.0, 0.0])
+    assert int(carry.updates) == 5
 
 
 def test_epoch_shuffle_is_a_uniform_permutation():

@@ -1,0 +1,262 @@
+"""Bad input to the engine (HParams, Model, TrainConfig, fit, make_update_step, spaces,
+run_sweep): a clear error naming the argument, before any training starts."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import jaxhp
+from jaxhp import sweep
+
+MLP = jaxhp.TrainConfig(layer_sizes=(2, 3, 1), steps=2)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return jaxhp.datasets.load("moons", n_train=20, n_dev=10, n_test=0, noise=0.2)
+
+
+def _linear(n_out=1, *, logits_shape=None, reads=None, params=None):
+    """A user model: logits = x @ w (+ optional reads of hparams)."""
+
+    def init(key):
+        if params is not None:
+            return params
+        return {"w": jax.random.normal(key, (2, n_out))}
+
+    def apply(p, x, *, key, hparams):
+        if reads is not None:
+            getattr(hparams, reads)
+        out = x @ p["w"]
+        return out if logits_shape is None else jnp.zeros(logits_shape(x))
+
+    return jaxhp.Model(init, apply)
+
+
+# ---- HParams ------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "make, error, match",
+    [
+        (lambda: jaxhp.HParams(learning_rate="0.3"), TypeError, r"learning_rate='0.3' \(str\)"),
+        (lambda: jaxhp.HParams(momentum={"a": 1}), TypeError, r"momentum=.*must be a number"),
+        (lambda: jaxhp.HParams(0.1, 1.0, 0.1, 0.9), TypeError, "at most 3 positional"),
+        (lambda: jaxhp.HParams(0.1, lambd=0.2), TypeError, "'lambd' both by position"),
+        (lambda: jaxhp.HParams()._replace(momentum=0.9), ValueError, "no 'momentum' to replace"),
+        (lambda: jaxhp.HParams().momentum, AttributeError, "no hyperparameter 'momentum'"),
+        (lambda: jaxhp.HParams(flag=True), TypeError, "flag=True"),
+    ],
+)
+def test_bad_hparams_values(make, error, match):
+    with pytest.raises(error, match=match):
+        make()
+
+
+def test_hparams_as_dict_is_accepted_and_equal(data):
+    as_dict = jaxhp.fit(0, {"lambd": 0.1, "learning_rate": 0.2}, data, MLP)
+    as_record = jaxhp.fit(0, jaxhp.HParams(lambd=0.1, learning_rate=0.2), data, MLP)
+    np.testing.assert_array_equal(as_dict.history.train_cost, as_record.history.train_cost)
+    with pytest.raises(TypeError, match="hparams must be a jaxhp.HParams or a dict"):
+        jaxhp.fit(0, "lr=0.1", data, MLP)
+
+
+def test_int_key_is_a_seed_and_other_keys_are_refused(data):
+    by_int = jaxhp.fit(3, jaxhp.HParams(), data, MLP)
+    by_key = jaxhp.fit(jax.random.key(3), jaxhp.HParams(), data, MLP)
+    np.testing.assert_array_equal(by_int.history.train_cost, by_key.history.train_cost)
+    with pytest.raises(TypeError, match="key must be a PRNG key"):
+        jaxhp.fit("0", jaxhp.HParams(), data, MLP)
+    with pytest.raises(TypeError, match="key must be a PRNG key"):
+        jaxhp.dropout(jnp.array([1.5, 2.0]), jnp.ones(3), 0.5)
+
+
+# ---- optimizer factories ------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "factory, error, match",
+    [
+        (lambda: optax.sgd(0.1), TypeError, "takes no argument"),
+        (lambda lr: "sgd", TypeError, r"must return an optax.GradientTransformation, got str"),
+        (
+            lambda hp: optax.sgd(hp.learning_rate, hp.momentum),
+            AttributeError,
+            "no hyperparameter 'momentum'",
+        ),
+    ],
+)
+def test_bad_optimizer_factory(data, factory, error, match):
+    with pytest.raises(error, match=match):
+        jaxhp.fit(0, jaxhp.HParams(), data, MLP.replace(optimizer=factory))
+
+
+# ---- TrainConfig and models ---------------------------------------------------------------
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        ({"steps": 3}, ValueError, "needs a model"),
+        (
+            {"layer_sizes": (2, 1), "model": _linear(), "steps": 3},
+            ValueError,
+            "either model= or layer_sizes=",
+        ),
+        ({"model": "cnn", "steps": 3}, TypeError, r"model must be a jaxhp.Model\(init, apply\)"),
+        ({"layer_sizes": (2, 1)}, ValueError, "steps is required"),
+        ({"layer_sizes": (2, 1), "steps": 3, "l2": 5}, TypeError, "l2 must be None, a regular"),
+        ({"layer_sizes": (2, 1), "steps": 3, "l2": "["}, ValueError, "l2 must be a valid regular"),
+        ({"layer_sizes": (2, 1), "steps": 3, "min_delta": "0"}, ValueError, "min_delta must be"),
+    ],
+)
+def test_bad_train_config(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        jaxhp.TrainConfig(**kwargs)
+
+
+@pytest.mark.parametrize(
+    "model, match",
+    [
+        (
+            _linear(logits_shape=lambda x: (x.shape[0], 1, 1)),
+            r"must return logits of shape \(m, n_out\)",
+        ),
+        (
+            _linear(logits_shape=lambda x: (3, 1)),
+            r"must return logits of shape \(m, n_out\) = \(20",
+        ),
+        (_linear(params={"step": jnp.zeros((), jnp.int32)}), "no float leaves"),
+        (_linear(reads="dropout_rate"), "no hyperparameter 'dropout_rate'; it has lambd"),
+    ],
+)
+def test_bad_model(data, model, match):
+    with pytest.raises((ValueError, AttributeError), match=match):
+        jaxhp.fit(0, jaxhp.HParams(), data, jaxhp.TrainConfig(model=model, steps=1))
+
+
+def test_model_with_too_few_logits_for_the_labels():
+    x = np.random.default_rng(0).normal(size=(12, 2)).astype(np.float32)
+    y = np.arange(12) % 3  # three classes, two logits
+    config = jaxhp.TrainConfig(model=_linear(n_out=2), steps=1)
+    with pytest.raises(ValueError, match=r"class ids in \[0, 2\), got 2"):
+        jaxhp.fit(0, jaxhp.HParams(), jaxhp.Data((x, y)), config)
+
+
+def test_l2_matching_no_leaf_warns(data):
+    config = jaxhp.TrainConfig(model=_linear(), steps=1, l2="bias")
+    with pytest.warns(UserWarning, match=r"l2='bias'.*matches no parameter leaf.*\['w'\]"):
+        jaxhp.fit(0, jaxhp.HParams(lambd=0.1), data, config)
+
+
+def test_augment_that_changes_the_batch_shape(data):
+    config = MLP.replace(augment=lambda key, x: x[:, :1])
+    with pytest.raises(ValueError, match=r"same shape and dtype \(20, 2\) float32, got \(20, 1\)"):
+        jaxhp.fit(0, jaxhp.HParams(), data, config)
+
+
+def test_zero_rows_and_non_array_data(data):
+    x, y = data.train
+    with pytest.raises(ValueError, match="train x must have at least one row"):
+        jaxhp.fit(0, jaxhp.HParams(), jaxhp.Data((x[:0], y[:0])), MLP)
+    with pytest.raises(TypeError, match="data must be jaxhp.Data"):
+        jaxhp.fit(0, jaxhp.HParams(), "moons", MLP)
+
+
+# ---- make_update_step labels (issue #11 item 4) -------------------------------------------
+def test_update_step_label_shapes(key):
+    x = jax.random.normal(key, (3, 2))
+    config = jaxhp.TrainConfig(layer_sizes=(2, 4, 3), steps=1)
+    state = jaxhp.init_state(jaxhp.init_mlp(key, (2, 4, 3)), config)
+    step = jaxhp.make_update_step(config)
+    hp = jaxhp.HParams(learning_rate=0.5)
+    ids = jnp.array([2, 0, 1])  # m == k == 3: class ids, not one-hot rows
+    by_ids, _ = step(state, x, ids, None, hp)
+    by_one_hot, _ = step(state, x, jax.nn.one_hot(ids, 3), None, hp)
+    by_column, _ = step(state, x, ids[:, None], None, hp)
+    expected = jax.tree.map(
+        lambda p, g: p - 0.5 * g, state.params, jax.grad(jaxhp.loss)(state.params, x, ids)
+    )
+    for got in (by_ids, by_one_hot, by_column):
+        for a, b in zip(jax.tree.leaves(got.params), jax.tree.leaves(expected)):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+    with pytest.raises(ValueError, match=r"labels y have shape \(3, 2\), which does not fit 3"):
+        step(state, x, jnp.zeros((3, 2)), None, hp)
+    with pytest.raises(ValueError, match=r"labels y must have shape \(3,\), \(3, 1\)"):
+        step(state, x, jnp.zeros(4), None, hp)
+
+
+def test_update_step_single_output_column_labels(key):
+    x = jax.random.normal(key, (5, 2))
+    y = jnp.array([0.0, 1.0, 1.0, 0.0, 1.0])
+    config = jaxhp.TrainConfig(layer_sizes=(2, 3, 1), steps=1)
+    state = jaxhp.init_state(jaxhp.init_mlp(key, (2, 3, 1)), config)
+    step = jaxhp.make_update_step(config)
+    flat, metrics = step(state, x, y, None, jaxhp.HParams())
+    column, column_metrics = step(state, x, y[:, None], None, jaxhp.HParams())
+    np.testing.assert_allclose(column_metrics["loss"], jaxhp.loss(state.params, x, y), rtol=1e-6)
+    np.testing.assert_allclose(metrics["loss"], column_metrics["loss"], rtol=1e-6)
+    with pytest.raises(TypeError, match="key must be a PRNG key"):
+        step(state, x, y, 7, jaxhp.HParams(keep_prob=0.5))
+
+
+# ---- spaces and run_sweep -----------------------------------------------------------------
+@pytest.mark.parametrize(
+    "make, error, match",
+    [
+        (
+            lambda: sweep.grid(seed=[0, 1]),
+            ValueError,
+            r"grid\(seed=\[0, 1\]\) is not an axis: use seeds=N",
+        ),
+        (
+            lambda: sweep.Space([{"seed": 0.5}]),
+            ValueError,
+            r"seed must be an int >= 0, got 0.5 \(member 0",
+        ),
+        (
+            lambda: sweep.grid(momentum=["0.9"]),
+            TypeError,
+            "axis 'momentum': values must be numbers",
+        ),
+        (lambda: sweep.grid(layer_sizes=[{"a": 1}]), TypeError, "static axis 'layer_sizes'"),
+        (
+            lambda: sweep.random(0, 3, momentum=sweep.one_minus_loguniform(0.9, 1.0)),
+            ValueError,
+            "0 <= a < b < 1",
+        ),
+        (
+            lambda: (sweep.grid(momentum=[0.9]) + sweep.grid(lambd=[0.1])).compile(1),
+            ValueError,
+            r"member 1 of the sweep has no value for 'momentum'.*base=HParams\(momentum=",
+        ),
+    ],
+)
+def test_bad_space(make, error, match):
+    with pytest.raises(error, match=match):
+        make()
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        ({"devices": "cpu"}, TypeError, "devices must be None, a count or a list of jax devices"),
+        ({"memory_budget": 0}, ValueError, "memory_budget must be a number of bytes > 0, got 0"),
+        ({"memory_budget": -5}, ValueError, "memory_budget must be .* got -5"),
+        ({"base": "lr"}, TypeError, "base must be a jaxhp.HParams or a dict"),
+    ],
+)
+def test_bad_run_sweep_arguments(data, kwargs, error, match):
+    with pytest.raises(error, match=match):
+        jaxhp.run_sweep(sweep.grid(lambd=[0.0]), data, MLP, progress=False, **kwargs)
+
+
+def test_swept_name_that_nothing_reads(data):
+    config = MLP.replace(optimizer=lambda hp: optax.sgd(hp.learning_rate, momentum=hp.momentum))
+    space = sweep.grid(momentm=[0.5, 0.9])
+    with pytest.raises(ValueError, match=r"unknown axis 'momentm'.*'momentum'"):
+        jaxhp.run_sweep(space, data, config, base={"momentum": 0.0}, progress=False)
+    with pytest.raises(AttributeError, match=r"no hyperparameter 'momentum'.*base=HParams"):
+        jaxhp.run_sweep(sweep.grid(lambd=[0.0]), data, config, progress=False)
+
+
+def test_keep_prob_axis_for_a_model_without_dropout_warns(data):
+    config = jaxhp.TrainConfig(model=_linear(), steps=1)
+    with pytest.warns(UserWarning, match="axis 'keep_prob' does nothing"):
+        jaxhp.run_sweep(sweep.grid(keep_prob=[0.5]), data, config, progress=False)

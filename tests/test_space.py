@@ -1,0 +1,69 @@
+"""Search spaces over any hyperparameter name, static axes, and the β-near-1 distribution."""
+
+import numpy as np
+import pytest
+from scipy import stats
+
+import jaxhp
+from jaxhp import sweep
+
+
+def test_one_minus_loguniform_samples_one_minus_beta_log_uniformly():
+    beta = np.array(
+        [
+            m["momentum"]
+            for m in sweep.random(0, 4000, momentum=sweep.one_minus_loguniform(0.9, 0.999))
+        ]
+    )
+    assert beta.min() >= 0.9 and beta.max() <= 0.999
+    # log10(1 - beta) is uniform on [-3, -1]: one decade each for 0.9-0.99 and 0.99-0.999.
+    assert stats.kstest(np.log10(1 - beta), stats.uniform(loc=-3, scale=2).cdf).pvalue > 1e-3
+    assert abs(np.mean(beta > 0.99) - 0.5) < 5 * np.sqrt(0.25 / 4000)
+
+
+def test_any_name_compiles_with_base_defaults():
+    space = sweep.grid(momentum=[0.0, 0.9], b2=[0.99, 0.999])
+    hp, seeds = space.compile(1, jaxhp.HParams(learning_rate=0.3))
+    assert hp._fields == ("lambd", "keep_prob", "learning_rate", "momentum", "b2")
+    np.testing.assert_allclose(hp.momentum, [0.0, 0.0, 0.9, 0.9])
+    np.testing.assert_allclose(hp.b2, [0.99, 0.999, 0.99, 0.999], rtol=1e-7)
+    np.testing.assert_allclose(hp.learning_rate, 0.3)
+    np.testing.assert_array_equal(seeds, 0)
+
+
+def test_static_axes_are_kept_as_given_and_left_out_of_hparams():
+    space = sweep.grid(layer_sizes=[[2, 4, 1], (2, 8, 1)], batch_size=[16], lambd=[0.1])
+    assert space.static_axes() == ("layer_sizes", "batch_size")
+    assert space.members[0]["layer_sizes"] == (2, 4, 1)
+    hp, _ = space.compile(1)
+    assert hp._fields == ("lambd", "keep_prob", "learning_rate")
+
+
+def test_refine_samples_new_names_in_range_and_keeps_static_values():
+    n = 6
+    history = jaxhp.History(*(np.tile(np.linspace(0.1, 0.9, n)[:, None], (1, 2)) for _ in range(5)))
+    results = jaxhp.SweepResults(
+        hparams=jaxhp.HParams(
+            lambd=np.zeros(n),
+            keep_prob=np.ones(n),
+            learning_rate=np.full(n, 0.1),
+            momentum=np.linspace(0.5, 0.95, n),
+        ),
+        seeds=np.zeros(n, int),
+        history=history,
+        stop_step=np.full(n, 2),
+        best_step=np.full(n, 2),
+        diverged=np.zeros(n, bool),
+        static={"layer_sizes": [(2, 4, 1)] * 3 + [(2, 8, 1)] * 3},
+    )
+    space = sweep.refine(results, top=1, n=20, shrink=0.5)
+    momentum = np.array([m["momentum"] for m in space])
+    # The best member (highest dev accuracy) is the last: momentum 0.95, layer_sizes (2, 8, 1).
+    assert momentum.min() >= 0.95 - 0.5 * 0.45 / 2 - 1e-9 and momentum.max() <= 0.95
+    assert {m["layer_sizes"] for m in space} == {(2, 8, 1)}
+
+
+@pytest.mark.parametrize("bad", [0.5, "1", True])
+def test_member_seed_must_be_an_int(bad):
+    with pytest.raises(ValueError, match="seed must be an int >= 0"):
+        sweep.Space([{"lambd": 0.1, "seed": bad}])
