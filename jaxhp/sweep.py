@@ -223,22 +223,20 @@ def _resolve_devices(devices) -> list:
 def _chunk_size(
     chunk_size, n_members: int, per_member: int, n_devices: int, budget: int, width: int
 ) -> int:
-    """Members per chunk: a multiple of (device count x vmap width) that fits the budget, so
-    every device trains whole vmap groups (padded with copies of a member)."""
+    """Members per chunk, a multiple of the device count. ``"auto"`` fits the budget and
+    rounds up to whole vmap groups on every device (``n_devices * width``)."""
     if chunk_size == "auto":
         fit_budget = max(1, budget // max(1, per_member))
         n_chunks = -(-n_members // fit_budget)
         size = -(-n_members // n_chunks)  # balance chunks so padding stays small
-    elif (
+        return -(-size // (n_devices * width)) * n_devices * width
+    if (
         isinstance(chunk_size, (int, np.integer))
         and not isinstance(chunk_size, bool)
         and chunk_size > 0
     ):
-        size = int(chunk_size)
-    else:
-        raise ValueError(f"chunk_size must be 'auto' or a positive int, got {chunk_size!r}")
-    lanes = n_devices * width
-    return -(-size // lanes) * lanes
+        return -(-int(chunk_size) // n_devices) * n_devices
+    raise ValueError(f"chunk_size must be 'auto' or a positive int, got {chunk_size!r}")
 
 
 def _flatten(result: TrainResult) -> dict[str, np.ndarray]:
@@ -277,12 +275,30 @@ def _host_data(data: Data, config: TrainConfig) -> Data:
     return Data(train=(np.asarray(data.train[0], dtype), *map(np.asarray, data.train[1:])), dev=dev)
 
 
+def _lanes(members: np.ndarray, size: int, n_devices: int, width: int):
+    """Spread a chunk's members over the devices, each device's share padded to whole vmap
+    groups of ``width`` (copies of the first member). The lane count depends only on the
+    chunk size, so a short last chunk reuses the compiled program.
+
+    Returns:
+      the member index of every lane, the lanes holding real members (in ``members``'
+      order), and each device's count of real members.
+    """
+    shares = np.array_split(members, n_devices)
+    per_device = -(-size // n_devices // width) * width
+    lanes = np.concatenate(
+        [np.concatenate([s, np.full(per_device - len(s), members[0])]) for s in shares]
+    )
+    real = np.concatenate([d * per_device + np.arange(len(s)) for d, s in enumerate(shares)])
+    return lanes, real, [len(s) for s in shares]
+
+
 def _train_chunk(members, size, seeds, hparams, seed, shared, config, mesh, width):
-    """Train one chunk (padded to ``size`` with copies of its first member); returns the
-    members' result arrays and how many members each device held."""
-    padded = np.concatenate([members, np.full(size - len(members), members[0])])
-    member_seeds = np.asarray(seeds[padded], np.int32)
-    chunk_hparams = jax.tree.map(lambda v: np.asarray(v)[padded], hparams)
+    """Train one chunk of at most ``size`` members; returns the members' result arrays and
+    how many members each device trained."""
+    lanes, real, counts = _lanes(members, size, mesh.devices.size, width)
+    member_seeds = np.asarray(seeds[lanes], np.int32)
+    chunk_hparams = jax.tree.map(lambda v: np.asarray(v)[lanes], hparams)
     dropout = not bool(np.all(chunk_hparams.keep_prob == 1.0))
     by_member = NamedSharding(mesh, PartitionSpec("members"))
     member_seeds, chunk_hparams = jax.device_put((member_seeds, chunk_hparams), by_member)
@@ -296,8 +312,7 @@ def _train_chunk(members, size, seeds, hparams, seed, shared, config, mesh, widt
         width=width,
         dropout=dropout,
     )
-    shard_counts = [s.data.shape[0] for s in result.stop_step.addressable_shards]
-    return {k: v[: len(members)] for k, v in _flatten(result).items()}, shard_counts
+    return {k: v[real] for k, v in _flatten(result).items()}, counts
 
 
 class _Group(NamedTuple):

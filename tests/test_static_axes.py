@@ -27,9 +27,7 @@ def test_layer_sizes_axis_one_program_per_value(data):
     results = jaxhp.run_sweep(space, data, CONFIG, progress=False)
     assert results.meta["programs"] == 2
     assert results.static == {"layer_sizes": [sizes[0]] * 2 + [sizes[1]] * 2}
-    assert [row["layer_sizes"] for row in results.table()] == ["(2, 4, 1)"] * 2 + [
-        "(2, 6, 3, 1)"
-    ] * 2
+    assert [row["layer_sizes"] for row in results.table()] == ["2-4-1"] * 2 + ["2-6-3-1"] * 2
     for i in range(4):
         single = _standalone(
             results, i, data, CONFIG.replace(layer_sizes=results.static["layer_sizes"][i])
