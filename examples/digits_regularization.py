@@ -1,6 +1,6 @@
 """What L2 and dropout do: a CNN on 8x8 handwritten digits, swept over lambd x keep_prob.
 
-A small training set (300 images) and a roomy CNN (conv 3x3x16 -> max pool -> dropout ->
+A small training set (150 images) and a roomy CNN (conv 3x3x16 -> max pool -> dropout ->
 dense 64 -> dropout -> dense 10) overfit without regularisation: train accuracy near 1, dev
 accuracy well below. Each row of the table is one member of a single compiled sweep; read
 the train - dev gap (variance) shrink as lambd grows or keep_prob falls, until too much of
@@ -28,11 +28,11 @@ def main(argv=None):
         space = sweep.grid(lambd=[0.0, 3.0], keep_prob=[0.5, 1.0], learning_rate=[0.05])
         steps = 30
     else:
-        data = jaxhp.datasets.load("digits", n_train=300, n_dev=800, n_test=0)
+        data = jaxhp.datasets.load("digits", n_train=150, n_dev=800, n_test=0)
         space = sweep.grid(
-            lambd=[0.0, 0.3, 3.0, 10.0, 30.0], keep_prob=[0.5, 0.7, 1.0], learning_rate=[0.05]
+            lambd=[0.0, 0.3, 1.0, 3.0, 10.0], keep_prob=[0.5, 0.7, 1.0], learning_rate=[0.05]
         )
-        steps = 2000
+        steps = 1500
     cnn = models.cnn((8, 8, 1), channels=(16,), dense=(64, 10))
     config = jaxhp.TrainConfig(
         model=cnn, steps=steps, batch_size=50, optimizer="momentum", eval_every=steps

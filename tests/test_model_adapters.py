@@ -412,6 +412,8 @@ def test_hparams_read_finds_keep_prob(kind):
     assert read == {"keep_prob"}
     cnn = models.cnn((4, 4, 1), channels=(2,), dense=(2,))
     assert models.hparams_read(cnn, jnp.zeros((2, 4, 4, 1)), jaxhp.HParams()) == {"keep_prob"}
+    no_dropout = models.cnn((4, 4, 1), channels=(), dense=(2,))  # no hidden layer to drop
+    assert models.hparams_read(no_dropout, jnp.zeros((2, 4, 4, 1)), jaxhp.HParams()) == set()
 
 
 def test_keep_prob_axis_over_a_module_without_dropout_warns():

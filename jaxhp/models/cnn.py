@@ -143,17 +143,18 @@ def cnn(
 
     def apply(params, x, *, key=None, hparams=None):
         a = x.reshape((x.shape[0], *input_shape))
-        keep = None if key is None else _keep_probs(hparams, n_dropout, a.dtype)
+        train = key is not None and n_dropout > 0  # else keep_prob is never read
+        keep = _keep_probs(hparams, n_dropout, a.dtype) if train else None
         for i, layer in enumerate(params["conv"]):
             z = _conv(a, layer.W, padding) + layer.b.reshape(1, 1, 1, -1)
             a = _pool(jax.nn.relu(z), pool_size, pool)
-            if key is not None:
+            if train:
                 a = dropout(jax.random.fold_in(key, i), a, keep[i])
         a = a.reshape(a.shape[0], -1)
         *hidden, out = params["dense"]
         for j, layer in enumerate(hidden, start=len(params["conv"])):
             a = jax.nn.relu(a @ layer.W + layer.b[None, :])
-            if key is not None:
+            if train:
                 a = dropout(jax.random.fold_in(key, j), a, keep[j])
         return a @ out.W + out.b[None, :]
 
