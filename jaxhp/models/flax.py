@@ -30,7 +30,6 @@ import jax.numpy as jnp
 
 from jaxhp.models._adapter import call_keywords, import_extra, is_factory
 from jaxhp.models._model import Model
-from jaxhp.records import HParams
 
 
 def from_flax(module: Any, sample_x: Any = None) -> Model:
@@ -72,6 +71,8 @@ def _from_linen(module, sample_x) -> Model:
             f"from_flax needs sample_x for the linen module {type(module).__name__}: a batch of "
             "inputs like the training data, e.g. from_flax(module, x_train[:1])"
         )
+    from jaxhp.records import HParams  # here: jaxhp.records imports jaxhp.models
+
     sample = jnp.asarray(sample_x)[:1]
     keywords = call_keywords(type(module).__call__)
 
