@@ -1,9 +1,8 @@
 """models.cnn against a NumPy re-implementation; the Flax (linen, NNX) and Equinox adapters
-against the same networks written in NumPy; dropout statistics; hparams reads."""
+against the same networks written in NumPy; dropout statistics."""
 
 import functools
 import sys
-import warnings
 
 import equinox as eqx
 import flax.linen as nn
@@ -389,52 +388,6 @@ def test_equinox_batched_module(key):
         np.asarray(x) @ np.asarray(w),
         rtol=1e-5,
     )
-
-
-# ---- which hparams apply reads --------------------------------------------------------
-class NoDropout(nn.Module):
-    @nn.compact
-    def __call__(self, x):
-        return nn.Dense(3)(x)
-
-
-class ReadsMomentum(nn.Module):
-    @nn.compact
-    def __call__(self, x, *, key=None, hparams=None):
-        scale = 1.0 if key is None else hparams.momentum  # init runs with key=None
-        return nn.Dense(3)(x) * scale
-
-
-@pytest.mark.parametrize("kind", KINDS)
-def test_hparams_read_finds_keep_prob(kind):
-    model = make_model(kind)
-    read = models.hparams_read(model, jnp.zeros((2, 4)), jaxhp.HParams())
-    assert read == {"keep_prob"}
-    cnn = models.cnn((4, 4, 1), channels=(2,), dense=(2,))
-    assert models.hparams_read(cnn, jnp.zeros((2, 4, 4, 1)), jaxhp.HParams()) == {"keep_prob"}
-    no_dropout = models.cnn((4, 4, 1), channels=(), dense=(2,))  # no hidden layer to drop
-    assert models.hparams_read(no_dropout, jnp.zeros((2, 4, 4, 1)), jaxhp.HParams()) == set()
-
-
-def test_keep_prob_axis_over_a_module_without_dropout_warns():
-    model = models.from_flax(NoDropout(), jnp.zeros((1, 4)))
-    with pytest.warns(UserWarning, match="axis 'keep_prob' does nothing.*never reads"):
-        read = models.check_hparams_read(model, jnp.zeros((2, 4)), jaxhp.HParams(), ["keep_prob"])
-    assert read == frozenset()
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")  # a module with dropout: no warning
-        models.check_hparams_read(
-            make_model("linen"), jnp.zeros((2, 4)), jaxhp.HParams(), ["keep_prob"]
-        )
-
-
-def test_unknown_hparam_read_by_apply_is_named():
-    model = models.from_flax(ReadsMomentum(), jnp.zeros((1, 4)))
-    with pytest.raises(
-        ValueError,
-        match="reads hparams.momentum, but .* provide only lambd, keep_prob, learning_rate",
-    ):
-        models.hparams_read(model, jnp.zeros((2, 4)), jaxhp.HParams())
 
 
 # ---- bad modules -----------------------------------------------------------------------

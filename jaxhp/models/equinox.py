@@ -18,7 +18,7 @@ examples. Dropout reads its keep probability from the hparams::
             return self.out(h)
 
 ``eqx.nn.Dropout`` takes a static ``p``, so a swept keep_prob cannot reach it;
-:func:`jaxhp.models.check_hparams_read` warns when a keep_prob axis does nothing. Params are
+``run_sweep`` warns when a swept keep_prob axis does nothing. Params are
 the module's float arrays (``eqx.partition(module, eqx.is_inexact_array)``), a pytree shaped
 like the module; everything else stays fixed.
 """

@@ -15,7 +15,7 @@ reads its keep probability from the hparams and its randomness from the key::
 
 A second dropout in the same call uses ``jax.random.fold_in(key, 1)``. linen's
 ``nn.Dropout`` and NNX's ``nnx.Dropout`` take a static rate, so a swept keep_prob cannot
-reach them; :func:`jaxhp.models.check_hparams_read` warns when a keep_prob axis does nothing.
+reach them; ``run_sweep`` warns when a swept keep_prob axis does nothing.
 Params are the module's ``"params"`` collection (linen) or its ``nnx.Param`` state (NNX):
 float arrays only, a pytree that ``jax.grad`` and ``vmap`` take as it is.
 """
