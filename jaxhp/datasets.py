@@ -1,9 +1,10 @@
-"""Small deterministic 2-D datasets from the course and its classics.
+"""Small deterministic datasets: the course's 2-D classics and scikit-learn's 8x8 digits.
 
-Each generator takes ``n``, ``noise`` and ``seed`` and returns ``(x, y)``: x (n, 2) float32,
-y (n,) int32. The same arguments always give the same arrays (NumPy's PCG64 generator).
-:func:`load` draws train, dev and test as independent samples of one distribution, so dev
-and test match by construction.
+Each 2-D generator takes ``n``, ``noise`` and ``seed`` and returns ``(x, y)``: x (n, 2)
+float32, y (n,) int32. The same arguments always give the same arrays (NumPy's PCG64
+generator). :func:`digits` returns real images, NHWC. :func:`load` gives either as
+:class:`jaxhp.Data`; for a generator, train, dev and test are independent samples of one
+distribution, so dev and test match by construction.
 """
 
 from __future__ import annotations
@@ -85,35 +86,98 @@ def spirals(n: int = 300, *, noise: float = 0.2, classes: int = 3, seed: int = 0
     return _finish(np.concatenate(xs), np.concatenate(ys), rng)
 
 
+def digits():
+    """scikit-learn's bundled 8x8 handwritten digits: 1,797 real images in 10 classes.
+
+    Returns:
+      ``(x, y)``: x (1797, 8, 8, 1) float32 NHWC, the 0..16 pixel values divided by 16 so
+      they lie in [0, 1]; y (1797,) int32 labels 0..9. Rows keep scikit-learn's order.
+
+    Raises:
+      ImportError: scikit-learn is not installed (``pip install 'jaxhp[data]'``).
+    """
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError as err:
+        raise ImportError(
+            "the digits dataset needs scikit-learn: pip install 'jaxhp[data]'"
+        ) from err
+    bunch = load_digits()
+    x = (bunch.images / 16.0).astype(np.float32)[..., None]
+    return x, bunch.target.astype(np.int32)
+
+
 GENERATORS = {"moons": moons, "circles": circles, "flower": flower, "spirals": spirals}
+IMAGES = {"digits": digits}
+NAMES = (*GENERATORS, *IMAGES)
+_DIGITS_SIZES = (1197, 300, 300)
+_GENERATOR_SIZES = (600, 200, 200)
 
 
 def n_classes(name: str) -> int:
     """Number of classes a built-in dataset has (its default)."""
-    return 3 if name == "spirals" else 2
+    return {"spirals": 3, "digits": 10}.get(name, 2)
 
 
 def load(
     name: str,
     *,
-    n_train: int = 600,
-    n_dev: int = 200,
-    n_test: int = 200,
+    n_train: int | None = None,
+    n_dev: int | None = None,
+    n_test: int | None = None,
     noise: float | None = None,
     seed: int = 0,
 ) -> Data:
-    """A built-in dataset as :class:`jaxhp.Data` with independent train/dev/test samples.
+    """A built-in dataset as :class:`jaxhp.Data`.
 
     Args:
-      name: one of ``moons``, ``circles``, ``flower``, ``spirals``.
-      n_train, n_dev, n_test: sizes (``n_test=0`` leaves ``test`` as None).
-      noise: the generator's noise (its default when None).
-      seed: base seed; the three sets use ``seed``, ``seed + 1`` and ``seed + 2``.
+      name: one of ``moons``, ``circles``, ``flower``, ``spirals`` (2-D points) or
+        ``digits`` (8x8 images, NHWC, needs the ``[data]`` extra).
+      n_train, n_dev, n_test: sizes (``0`` leaves ``dev`` or ``test`` as None). Defaults:
+        600, 200, 200 for the generators; 1197, 300, 300 for digits.
+      noise: the generator's noise (its default when None); digits have none.
+      seed: for a generator, the three sets use ``seed``, ``seed + 1`` and ``seed + 2``;
+        for digits, the seed of the shuffle that deals the images into the three sets.
+
+    Raises:
+      ValueError: an unknown name (the message lists the allowed ones), ``noise`` for
+        digits, or digits sizes that add up to more than its 1,797 images.
     """
-    _checks.check_choice("dataset", name, tuple(GENERATORS))
+    _checks.check_choice("dataset", name, NAMES)
+    if name in IMAGES:
+        return _load_images(name, (n_train, n_dev, n_test), noise, seed)
+    n_train, n_dev, n_test = _sizes((n_train, n_dev, n_test), _GENERATOR_SIZES)
     make = GENERATORS[name]
     kwargs = {} if noise is None else {"noise": noise}
     train = make(n_train, seed=seed, **kwargs)
     dev = make(n_dev, seed=seed + 1, **kwargs) if n_dev else None
     test = make(n_test, seed=seed + 2, **kwargs) if n_test else None
     return Data(train=train, dev=dev, test=test)
+
+
+def _sizes(sizes, defaults) -> tuple[int, int, int]:
+    return tuple(default if size is None else size for size, default in zip(sizes, defaults))
+
+
+def _load_images(name: str, sizes, noise, seed: int) -> Data:
+    if noise is not None:
+        raise ValueError(f"the {name} dataset has no noise parameter, got noise={noise!r}")
+    n_train, n_dev, n_test = _sizes(sizes, _DIGITS_SIZES)
+    _checks.check_positive_int("n_train", n_train)
+    for size_name, size in (("n_dev", n_dev), ("n_test", n_test)):
+        if not (isinstance(size, int) and size >= 0):
+            raise ValueError(f"{size_name} must be an int >= 0, got {size!r}")
+    x, y = IMAGES[name]()
+    total = n_train + n_dev + n_test
+    if total > len(y):
+        raise ValueError(
+            f"n_train + n_dev + n_test = {total} exceeds the {len(y)} images of {name}"
+        )
+    order = _rng(seed).permutation(len(y))
+    cuts = np.cumsum([n_train, n_dev, n_test])
+    train, dev, test = (order[start:stop] for start, stop in zip((0, *cuts[:2]), cuts))
+    return Data(
+        train=(x[train], y[train]),
+        dev=(x[dev], y[dev]) if n_dev else None,
+        test=(x[test], y[test]) if n_test else None,
+    )

@@ -1,0 +1,81 @@
+"""Equinox modules as :class:`jaxhp.models.Model` pairs.
+
+The contract: the module's ``__call__`` takes an input and, optionally, the keywords ``key``
+and ``hparams`` that ``Model.apply`` receives. ``key`` is a PRNG key while training and None
+when evaluating; ``hparams`` is the member's :class:`jaxhp.HParams`. By Equinox convention a
+module maps one example (``per_example=True``): the adapter vmaps it over the batch and hands
+each example its own key from ``jax.random.split(key, m)``, so masks differ across
+examples. Dropout reads its keep probability from the hparams::
+
+    class Net(eqx.Module):
+        hidden: eqx.nn.Linear
+        out: eqx.nn.Linear
+
+        def __call__(self, x, *, key=None, hparams=None):
+            h = jax.nn.relu(self.hidden(x))
+            if key is not None:
+                h = jaxhp.dropout(key, h, hparams.keep_prob)
+            return self.out(h)
+
+``eqx.nn.Dropout`` takes a static ``p``, so a swept keep_prob cannot reach it;
+``run_sweep`` warns when a swept keep_prob axis does nothing. Params are
+the module's float arrays (``eqx.partition(module, eqx.is_inexact_array)``), a pytree shaped
+like the module; everything else stays fixed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+
+from jaxhp.models._adapter import call_keywords, import_extra, is_factory
+from jaxhp.models._model import Model
+
+
+def from_equinox(module: Any, *, per_example: bool = True) -> Model:
+    """An Equinox module as a :class:`Model`.
+
+    Args:
+      module: an ``eqx.Module``, whose current params ``init`` returns for every key; or a
+        function ``key -> eqx.Module`` (e.g. ``lambda key: eqx.nn.MLP(64, 10, 32, 2,
+        key=key)``), so each seed gets its own init.
+      per_example: True when the module maps one example (Equinox's convention; the
+        adapter vmaps it over the batch), False when it takes the whole batch (m, ...).
+
+    Returns:
+      A :class:`Model`.
+
+    Raises:
+      ImportError: equinox is not installed (``pip install 'jaxhp[equinox]'``).
+      TypeError: ``module`` is neither an ``eqx.Module`` nor a function returning one.
+      ValueError: the module has no float arrays to train.
+    """
+    eqx = import_extra("equinox", "equinox", "from_equinox")
+    factory = module if is_factory(module, eqx.Module) else None
+    template = module if factory is None else factory(jax.random.key(0))
+    if not isinstance(template, eqx.Module):
+        raise TypeError(
+            f"from_equinox takes an eqx.Module or a function key -> eqx.Module, got {template!r}"
+        )
+    params, static = eqx.partition(template, eqx.is_inexact_array)
+    if not jax.tree.leaves(params):
+        raise ValueError(f"the Equinox module {type(template).__name__} has no float arrays")
+    keywords = call_keywords(type(template).__call__)
+    takes_key = "key" in keywords(True, None)
+
+    def init(key):
+        if factory is None:
+            return params
+        return eqx.partition(factory(key), eqx.is_inexact_array)[0]
+
+    def apply(params, x, *, key=None, hparams=None):
+        net = eqx.combine(params, static)
+        if not per_example:
+            return net(x, **keywords(key, hparams))
+        if key is None or not takes_key:
+            return jax.vmap(lambda example: net(example, **keywords(None, hparams)))(x)
+        keys = jax.random.split(key, x.shape[0])
+        return jax.vmap(lambda example, k: net(example, **keywords(k, hparams)))(x, keys)
+
+    return Model(init=init, apply=apply)
