@@ -7,6 +7,7 @@ _cpu.split_cpu_by_default()  # before anything starts JAX's backends
 # ruff: noqa: E402 - the imports below come after the CPU device default on purpose
 
 from jaxhp import data, datasets, models, sweep, testing
+from jaxhp.cache import enable_compilation_cache
 from jaxhp.diagnose import Diagnosis, diagnose
 from jaxhp.gradcheck import GradCheckReport, LeafCheck, grad_check
 from jaxhp.init import Layer, init_mlp
@@ -41,6 +42,7 @@ __all__ = [
     "diagnose",
     "dropout",
     "dropout_mask",
+    "enable_compilation_cache",
     "fit",
     "forward",
     "grad_check",
@@ -59,3 +61,12 @@ __all__ = [
     "sweep",
     "testing",
 ]
+
+
+def __getattr__(name: str):
+    # jaxhp.optuna needs the optional optuna extra, so it is imported on first use only.
+    if name == "optuna":
+        import importlib
+
+        return importlib.import_module("jaxhp.integrations.optuna")
+    raise AttributeError(f"module 'jaxhp' has no attribute {name!r}")

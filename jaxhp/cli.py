@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import difflib
 import hashlib
-import inspect
 import json
 import os
 import platform
@@ -23,6 +22,7 @@ import numpy as np
 
 import jaxhp
 from jaxhp import datasets
+from jaxhp.cache import compile_stats, default_cache_dir, enable_compilation_cache
 from jaxhp.init import SCHEMES
 from jaxhp.nn import ACTIVATIONS
 from jaxhp.records import OPTIMIZERS, HParams
@@ -422,6 +422,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--top", metavar="N", type=_positive_int, default=5, help="configurations to print"
     )
     run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="do not use the persistent compilation cache (default: on, in $JAXHP_CACHE_DIR "
+        "or ~/.cache/jaxhp/xla)",
+    )
     cluster = sweep.add_argument_group("several processes or hosts (jax.distributed)")
     cluster.add_argument(
         "--coordinator", metavar="HOST:PORT", default=None, help="HOST:PORT of process 0"
@@ -732,9 +738,8 @@ def _space(args):
 
 
 def _start_jax(args):
-    """Before any JAX computation: give every core a device, and join a cluster if asked."""
+    """Before any JAX computation: turn the compilation cache on, join a cluster if asked."""
     from jaxhp import distributed as dist
-    from jaxhp.sweep import use_cpu_cores
 
     cluster = None
     if args.coordinator or args.num_processes is not None or args.process_id is not None:
@@ -743,20 +748,16 @@ def _start_jax(args):
         cluster = dist.Cluster(timeout_s=args.timeout)
     if cluster is not None:
         dist.validate(cluster)
-    chosen = "JAX_NUM_CPU_DEVICES" in os.environ or "device_count" in os.environ.get(
-        "XLA_FLAGS", ""
-    )
-    if not chosen and os.environ.get("JAX_PLATFORMS", "cpu") == "cpu":
-        try:
-            use_cpu_cores()
-        except RuntimeError:
-            pass  # JAX already started in this process (e.g. main() called from Python)
+    # importing jaxhp already gave every core a CPU device (unless the user chose)
+    if not args.no_cache:
+        enable_compilation_cache()
     if cluster is not None:
         dist.initialize(cluster)
     return cluster
 
 
 _NOT_RECORDED = {
+    "no_cache",
     "config",
     "out",
     "checkpoint",
@@ -865,8 +866,8 @@ class _Progress:
             self.bar = tqdm(total=total, unit="eval", desc="sweep", file=sys.stderr, leave=False)
 
     def __call__(self, record):
-        if self.bar is not None:
-            self.bar.update(int(np.size(record["step"])))
+        if self.bar is not None:  # a sweep's records weigh its padding lanes out
+            self.bar.update(float(np.size(record["step"]) * record.get("weight", 1.0)))
 
     def close(self):
         if self.bar is not None:
@@ -921,22 +922,22 @@ def _sweep(args) -> int:
         f"{'-'.join(map(str, config.layer_sizes))}, {config.steps} steps, {config.optimizer}; "
         f"ranked by {args.metric}, ties by {tie_break(args.metric)}",
     )
-    # Per-evaluation progress where run_sweep passes fit's on_eval through; otherwise its
-    # own bar, which moves once per chunk.
-    per_eval = "on_eval" in inspect.signature(run_sweep).parameters
-    bar = _Progress(n * config.n_evals, enabled=per_eval and not args.quiet and is_main)
-    options = {"progress": False, "on_eval": bar} if per_eval else {"progress": not args.quiet}
+    # The bar moves per evaluation (run_sweep feeds it while a chunk trains); without a
+    # terminal there is no bar, and no callback in the compiled program either.
+    bar = _Progress(n * config.n_evals, enabled=not args.quiet and is_main)
     try:
-        results = run_sweep(
-            space,
-            data,
-            config,
-            seed=args.seed,
-            chunk_size=args.chunk_size,
-            checkpoint=args.checkpoint,
-            distributed=cluster is not None,
-            **options,
-        )
+        with compile_stats() as compiled:
+            results = run_sweep(
+                space,
+                data,
+                config,
+                seed=args.seed,
+                chunk_size=args.chunk_size,
+                checkpoint=args.checkpoint,
+                distributed=cluster is not None,
+                progress=False,
+                on_eval=bar if bar.bar is not None else None,
+            )
     except KeyboardInterrupt:
         raise _interrupted(args, n) from None
     finally:
@@ -949,6 +950,11 @@ def _sweep(args) -> int:
         )
         return 0
     meta.update(m_train=source["m_train"], m_dev=source["m_dev"], chance_error=_chance_error(data))
+    meta.update(
+        compile_seconds=round(compiled.total_s, 3),
+        compile_cache_hits=compiled.cache_hits,
+        compile_cache=None if args.no_cache else str(default_cache_dir()),
+    )
     return _report(args, results, _record(args, source, config, space))
 
 
@@ -957,7 +963,8 @@ def _report(args, results, record) -> int:
     _print(
         f"trained {meta['members']} members in {meta['seconds']:.1f} s "
         f"({meta['chunks_run']} chunk(s) of {meta['chunk_size']}, "
-        f"{meta['members_from_checkpoint']} from checkpoint)"
+        f"{meta['members_from_checkpoint']} from checkpoint); compiling took "
+        f"{meta['compile_seconds']:.1f} s ({_cache_words(meta)})"
     )
     if results.diverged_members:
         _print(f"diverged (flagged, not ranked): members {results.diverged_members}")
@@ -993,6 +1000,13 @@ def _report(args, results, record) -> int:
         written += f" (no plots: {err})"
     _print(f"done: {headline}; wrote {written} to {out}/")
     return 0
+
+
+def _cache_words(meta: dict) -> str:
+    if meta["compile_cache"] is None:
+        return "compilation cache off"
+    hits = meta["compile_cache_hits"]
+    return f"{hits} program(s) from the cache" if hits else "cache miss: later runs reuse it"
 
 
 def _point(row: dict, results) -> str:

@@ -20,6 +20,7 @@ import os
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
@@ -62,7 +63,25 @@ DEFAULT_MEMORY_BUDGET = 2 * 2**30  # bytes for one chunk's live member state
 _RESULT_FIELDS = ("stop_step", "best_step", "diverged")
 
 
-def _train_block(seed, member_seeds, hparams, data, config, *, width: int, dropout: bool):
+class _Reporting:
+    """Where a reporting sweep program's evaluations go: the caller's ``on_eval`` and the
+    share of the running chunk's lanes that hold real members (the rest are padding)."""
+
+    listener: Callable[[dict], None] | None = None
+    real_share: float = 1.0
+
+
+def _dispatch_eval(record: dict):
+    """The one callback a reporting sweep program holds (so every caller's program is the
+    same compiled one). Each lane's evaluation is passed on with ``weight``, the chunk's
+    share of real lanes: the weights of a chunk's evaluations add up to its real ones."""
+    if _Reporting.listener is not None:
+        _Reporting.listener({**record, "weight": _Reporting.real_share})
+
+
+def _train_block(
+    seed, member_seeds, hparams, data, config, *, width: int, dropout: bool, report: bool
+):
     """Train a block of members on one device: ``vmap(fit)`` over groups of ``width``
     members (``lax.map`` runs the groups one after another inside the same program)."""
     keys = jax.vmap(lambda s: member_key(seed, s))(member_seeds)
@@ -71,15 +90,19 @@ def _train_block(seed, member_seeds, hparams, data, config, *, width: int, dropo
         key, hp = member
         if not dropout:  # a concrete keep_prob of 1 lets forward() skip the masks
             hp = hp._replace(keep_prob=1.0)
-        return train.fit(key, hp, data, config)
+        return train.fit(key, hp, data, config, on_eval=_dispatch_eval if report else None)
 
     if width == 1:  # no vmap at all: a batch axis of 1 still gets slow batched matmuls
         return jax.lax.map(fit_member, (keys, hparams))
     return jax.lax.map(fit_member, (keys, hparams), batch_size=width)
 
 
-def _sweep_program(seed, member_seeds, hparams, data, config, *, mesh, width, dropout=True):
-    block = functools.partial(_train_block, config=config, width=width, dropout=dropout)
+def _sweep_program(
+    seed, member_seeds, hparams, data, config, *, mesh, width, dropout=True, report=False
+):
+    block = functools.partial(
+        _train_block, config=config, width=width, dropout=dropout, report=report
+    )
     by_member, replicated = PartitionSpec("members"), PartitionSpec()
     return jax.shard_map(
         block,
@@ -90,7 +113,7 @@ def _sweep_program(seed, member_seeds, hparams, data, config, *, mesh, width, dr
     )(seed, member_seeds, hparams, data)
 
 
-_STATIC = ("mesh", "width", "dropout")
+_STATIC = ("mesh", "width", "dropout", "report")
 # LLVM at -O1 instead of -O2 on XLA:CPU: B1's sweep compiles in 1.4 s instead of 2.2 s and
 # runs at the same speed (B1 and B2 measured; XLA's matmuls are library calls either way).
 _CPU_PROGRAM = jax.jit(
@@ -106,13 +129,23 @@ def sweep_program(mesh: Mesh):
     return _CPU_PROGRAM if mesh.devices.flat[0].platform == "cpu" else _PROGRAM
 
 
-def _train_members(seed, member_seeds, hparams, data, config, *, mesh, width, dropout=True):
+def _train_members(
+    seed, member_seeds, hparams, data, config, *, mesh, width, dropout=True, report=False
+):
     """The sweep program: each device of ``mesh`` trains its share of the member axis
     (``shard_map``), ``width`` members at a time in one ``vmap(fit)``; data is replicated.
     Member i is ``fit(member_key(seed, member_seeds[i]), hparams[i], data, config)``; the
     keys are made inside the program (no separate compile for them)."""
     return sweep_program(mesh)(
-        seed, member_seeds, hparams, data, config, mesh=mesh, width=width, dropout=dropout
+        seed,
+        member_seeds,
+        hparams,
+        data,
+        config,
+        mesh=mesh,
+        width=width,
+        dropout=dropout,
+        report=report,
     )
 
 
@@ -293,10 +326,11 @@ def _lanes(members: np.ndarray, size: int, n_devices: int, width: int):
     return lanes, real, [len(s) for s in shares]
 
 
-def _train_chunk(members, size, seeds, hparams, seed, shared, config, mesh, width):
+def _train_chunk(members, size, seeds, hparams, seed, shared, config, mesh, width, report):
     """Train one chunk of at most ``size`` members; returns the members' result arrays and
     how many members each device trained."""
     lanes, real, counts = _lanes(members, size, mesh.devices.size, width)
+    _Reporting.real_share = len(members) / len(lanes)
     member_seeds = np.asarray(seeds[lanes], np.int32)
     chunk_hparams = jax.tree.map(lambda v: np.asarray(v)[lanes], hparams)
     dropout = not bool(np.all(chunk_hparams.keep_prob == 1.0))
@@ -311,6 +345,7 @@ def _train_chunk(members, size, seeds, hparams, seed, shared, config, mesh, widt
         mesh=mesh,
         width=width,
         dropout=dropout,
+        report=report,
     )
     return {k: v[real] for k, v in _flatten(result).items()}, counts
 
@@ -532,7 +567,7 @@ def _plan(
     )
 
 
-def _run(plan: _Plan, progress: bool) -> list:
+def _run(plan: _Plan, progress: bool, report: bool) -> list:
     """Train every group's pending chunks (one compiled program per group and chunk shape);
     fills ``plan.done``; returns each device's member count of the last chunk."""
     mesh = Mesh(np.asarray(plan.devices), ("members",))
@@ -562,6 +597,7 @@ def _run(plan: _Plan, progress: bool) -> list:
             group.config,
             mesh,
             group.width,
+            report,
         )
         if plan.store is not None:
             plan.store.save(members, arrays)
@@ -655,6 +691,7 @@ def run_sweep(
     checkpoint=None,
     checkpoint_id: str | None = None,
     progress: bool = True,
+    on_eval: Callable[[dict], None] | None = None,
     distributed: dist.Cluster | bool | None = None,
 ) -> SweepResults:
     """Train every member of ``space`` with compiled ``vmap(fit)`` programs.
@@ -688,6 +725,11 @@ def run_sweep(
         identify it from its compiled form (a Python callback inside the optimizer, model
         or augmentation); change it whenever the program changes.
       progress: show a progress bar (members and chunks) when stderr is a terminal.
+      on_eval: optional host function called after each evaluation of each vmap lane
+        while a chunk trains, with a dict of its metrics (``step``, costs, accuracies)
+        and ``weight``: the chunk's share of lanes holding real members, so the weights
+        add up to the members' evaluations (for progress display). The program then
+        holds one host callback; the results are the same.
       distributed: run over several processes (see :mod:`jaxhp.distributed`): a
         :class:`jaxhp.distributed.Cluster` to join (before any other JAX computation), or
         True once ``jaxhp.distributed.initialize`` has run. Each process trains a block of
@@ -725,7 +767,11 @@ def run_sweep(
         checkpoint_id=checkpoint_id,
         distributed=bool(distributed),
     )
-    shard_counts = _run(plan, progress)
+    _Reporting.listener = on_eval
+    try:
+        shard_counts = _run(plan, progress, report=on_eval is not None)
+    finally:
+        _Reporting.listener = None
     if distributed:
         _gather_processes(plan)
     return _gather(plan, shard_counts, started, memory_budget)
