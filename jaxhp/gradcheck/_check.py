@@ -61,11 +61,24 @@ CHECKS = ("vjp", "jvp")
 DEFAULT_MEMORY_BUDGET = 256 * 2**20  # bytes of live evaluations per vmapped chunk
 # grad_check's own keywords; any other keyword goes to f.
 OPTIONS = (
-    "kwargs", "grad_fn", "mode", "check", "order", "eps", "n_directions", "direction_key",
-    "tol", "memory_budget",
+    "kwargs",
+    "grad_fn",
+    "mode",
+    "check",
+    "order",
+    "eps",
+    "n_directions",
+    "direction_key",
+    "tol",
+    "memory_budget",
 )
-_DEFAULTS = {"mode": "full", "check": "vjp", "order": 1, "n_directions": 8,
-             "memory_budget": DEFAULT_MEMORY_BUDGET}
+_DEFAULTS = {
+    "mode": "full",
+    "check": "vjp",
+    "order": 1,
+    "n_directions": 8,
+    "memory_budget": DEFAULT_MEMORY_BUDGET,
+}
 
 
 def verdict(difference: float) -> str:
@@ -329,7 +342,8 @@ def _split_keywords(f, kwargs, f_keywords: dict, options: dict) -> dict:
     sig = _signature(f)
     if sig is not None:
         named = {
-            n for n, q in sig.parameters.items()
+            n
+            for n, q in sig.parameters.items()
             if q.kind in (q.KEYWORD_ONLY, q.POSITIONAL_OR_KEYWORD)
         }
         clash = sorted(n for n in named & set(options) if _given(n, options[n]))
@@ -381,8 +395,9 @@ def _validate(mode, check, order, eps, n_directions, tol, memory_budget, grad_fn
             raise ValueError(f"eps must be finite, got {eps!r}")
     if isinstance(n_directions, bool) or not isinstance(n_directions, int) or n_directions <= 0:
         raise ValueError(f"n_directions must be a positive int, got {n_directions!r}")
-    if tol is not None and (isinstance(tol, bool) or not isinstance(tol, (int, float))
-                            or not (0 < tol < 1)):
+    if tol is not None and (
+        isinstance(tol, bool) or not isinstance(tol, (int, float)) or not (0 < tol < 1)
+    ):
         raise ValueError(f"tol must be a number in (0, 1), got {tol!r}")
     if isinstance(memory_budget, bool) or not isinstance(memory_budget, int) or memory_budget <= 0:
         raise ValueError(f"memory_budget must be a positive int of bytes, got {memory_budget!r}")
@@ -428,10 +443,18 @@ def _custom_vjp_names(jaxpr) -> list[str]:
     found = []
     for eqn in jaxpr.eqns:
         if eqn.primitive.name.startswith("custom_vjp"):
-            found.append(str(eqn.params.get("name", "custom_vjp")))
+            found.append(_rule_name(eqn))
         for sub in _kinks_sub_jaxprs(eqn):
             found += _custom_vjp_names(sub)
     return found
+
+
+def _rule_name(eqn) -> str:
+    """The name of the function a custom_vjp rule belongs to, as its debug info has it."""
+    call = eqn.params.get("call_jaxpr")
+    info = getattr(getattr(call, "jaxpr", call), "debug_info", None)
+    source = getattr(info, "func_src_info", None) or "custom_vjp"
+    return source.split(" ")[0]
 
 
 def _kinks_sub_jaxprs(eqn):
@@ -593,9 +616,17 @@ def grad_check(
       'great'
     """
     _validate(mode, check, order, eps, n_directions, tol, memory_budget, grad_fn)
-    options = {"grad_fn": grad_fn, "mode": mode, "check": check, "order": order, "eps": eps,
-               "n_directions": n_directions, "direction_key": direction_key, "tol": tol,
-               "memory_budget": memory_budget}
+    options = {
+        "grad_fn": grad_fn,
+        "mode": mode,
+        "check": check,
+        "order": order,
+        "eps": eps,
+        "n_directions": n_directions,
+        "direction_key": direction_key,
+        "tol": tol,
+        "memory_budget": memory_budget,
+    }
     f_kwargs = _split_keywords(f, kwargs, f_keywords, options)
     _check_call(f, params, args, f_kwargs)
     key = jax.random.key(0) if direction_key is None else direction_key
@@ -610,8 +641,15 @@ def grad_check(
         else:
             leaves, diff = _check_directions(p, n_directions, key)
     return GradCheckReport(
-        tuple(leaves), diff, _overall_verdict(p, leaves, diff), mode, p.tol, p,
-        p.precision, check, order,
+        tuple(leaves),
+        diff,
+        _overall_verdict(p, leaves, diff),
+        mode,
+        p.tol,
+        p,
+        p.precision,
+        check,
+        order,
     )
 
 
@@ -638,9 +676,12 @@ def _relative_difference(numeric: np.ndarray, analytic: np.ndarray, floor: float
 
 
 def _not_finite(p: _Problem, i: int, numeric, n_checked: int, index=None) -> LeafCheck:
-    where = "" if index is None else f" (first at coordinate {list(index)})"
+    where = "" if index is None else f" (first at coordinate {[int(k) for k in index]})"
     return LeafCheck(
-        path=p.names[i], shape=p.shapes[i], difference=float("nan"), verdict="not finite",
+        path=p.names[i],
+        shape=p.shapes[i],
+        difference=float("nan"),
+        verdict="not finite",
         n_checked=n_checked,
         note=f"f is not finite at θ ± ε for leaf {p.names[i]}{where}; the gradient cannot be "
         "checked there (try a smaller eps or move θ away from the singularity)",
@@ -670,8 +711,14 @@ def _judge_coordinates(p: _Problem, i: int, numeric: np.ndarray, analytic: np.nd
         verdict_, extra = _with_taylor(verdict_, order)
         note = "; ".join(s for s in (note, extra) if s)
     check = LeafCheck(
-        path=p.names[i], shape=p.shapes[i], difference=diff, verdict=verdict_, n_checked=n,
-        kinks=kinks, taylor_order=order, note=note,
+        path=p.names[i],
+        shape=p.shapes[i],
+        difference=diff,
+        verdict=verdict_,
+        n_checked=n,
+        kinks=kinks,
+        taylor_order=order,
+        note=note,
     )
     if n == 0:
         return check, numeric
@@ -718,8 +765,10 @@ def _set_aside_kinks(p: _Problem, i: int, numeric, analytic):
         start += len(batch)
         directions = np.zeros((len(batch), len(p.grad)))
         directions[np.arange(len(batch)), p.offsets[i] + batch] = 1.0
-        flags, values = (np.asarray(a) for a in _crossing_program(
-            p.leaves, p.arrays, directions, steps, spec=p.spec))
+        flags, values = (
+            np.asarray(a)
+            for a in _crossing_program(p.leaves, p.arrays, directions, steps, spec=p.spec)
+        )
         plain = False
         for c, crossed, vals in zip(batch, flags, values):
             if not (crossed[0] or crossed[1]):
@@ -818,7 +867,10 @@ def _check_directions(p: _Problem, n_directions: int, key):
             continue
         num_parts.append(num)
         ana_parts.append(ana)
-    num, ana = np.concatenate(num_parts or [np.zeros(0)]), np.concatenate(ana_parts or [np.zeros(0)])
+    num, ana = (
+        np.concatenate(num_parts or [np.zeros(0)]),
+        np.concatenate(ana_parts or [np.zeros(0)]),
+    )
     if not np.all(np.isfinite(num)):
         return leaves, float("nan")
     floor = max(_noise_floor(p, i, n_directions) for i in range(len(p.names)))
@@ -835,8 +887,11 @@ def _judge_directions(p: _Problem, i: int, numeric, analytic, blocks, keys) -> L
         return _not_finite(p, i, numeric, n)
     diff = _relative_difference(numeric, analytic, _noise_floor(p, i, n))
     check = LeafCheck(
-        path=p.names[i], shape=p.shapes[i], difference=diff,
-        verdict=p.precision.verdict(diff), n_checked=n,
+        path=p.names[i],
+        shape=p.shapes[i],
+        difference=diff,
+        verdict=p.precision.verdict(diff),
+        n_checked=n,
     )
     if diff <= p.tol:
         return check

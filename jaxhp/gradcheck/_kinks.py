@@ -21,13 +21,19 @@ from jaxhp.perturb import _bind, _read, _sub_jaxpr
 
 _SIGN_OF_DIFFERENCE = frozenset({"max", "min"})
 _SIGN_OF_INPUT = frozenset({"abs", "sign"})
-_RESULT = frozenset({"lt", "le", "gt", "ge", "eq", "ne", "floor", "ceil", "round", "argmax",
-                     "argmin"})
+_RESULT = frozenset(
+    {"lt", "le", "gt", "ge", "eq", "ne", "floor", "ceil", "round", "argmax", "argmin"}
+)
 _AT_EXTREME = frozenset({"reduce_max", "reduce_min", "cummax", "cummin"})
 
 # Primitives whose branch records make f piecewise (reported by name in errors).
-PIECEWISE = _SIGN_OF_DIFFERENCE | _SIGN_OF_INPUT | _RESULT | _AT_EXTREME | {
-    "clamp", "sort", "top_k", "convert_element_type", "select_n"}
+PIECEWISE = (
+    _SIGN_OF_DIFFERENCE
+    | _SIGN_OF_INPUT
+    | _RESULT
+    | _AT_EXTREME
+    | {"clamp", "sort", "top_k", "convert_element_type", "select_n"}
+)
 
 
 def _sign(x):
@@ -92,7 +98,11 @@ def _scan(eqn, ins) -> tuple[list, list]:
     """A scan whose body also returns its branch records, stacked over the steps."""
     body = eqn.params["jaxpr"]
     n_consts, n_carry = eqn.params["num_consts"], eqn.params["num_carry"]
-    consts, carry, xs = ins[:n_consts], ins[n_consts : n_consts + n_carry], ins[n_consts + n_carry :]
+    consts, carry, xs = (
+        ins[:n_consts],
+        ins[n_consts : n_consts + n_carry],
+        ins[n_consts + n_carry :],
+    )
 
     def step(carry, x):
         outs, records = run(body.jaxpr, body.consts, [*consts, *carry, *x])

@@ -106,9 +106,7 @@ class GradCheckReport(NamedTuple):
 
     @property
     def failing(self) -> list[LeafCheck]:
-        return [
-            c for c in self.ranked if c.verdict in SEVERE or not c.difference <= self.tol
-        ]
+        return [c for c in self.ranked if c.verdict in SEVERE or not c.difference <= self.tol]
 
     @property
     def kinks(self) -> dict[str, tuple[Kink, ...]]:

@@ -54,8 +54,12 @@ def _second_program(leaves, arrays, directions, steps, *, spec, check):
 
 def _primitive_named(error: Exception) -> str:
     text = str(error)
-    for pattern in (r"rule for '([\w\-]+)'", r"for primitive '?([\w\-]+)'?", r"lax\.(\w+)",
-                    r"(while_loop|pure_callback|io_callback|fori_loop)"):
+    for pattern in (
+        r"rule for '([\w\-]+)'",
+        r"for primitive '?([\w\-]+)'?",
+        r"lax\.(\w+)",
+        r"(while_loop|pure_callback|io_callback|fori_loop)",
+    ):
         found = re.search(pattern, text)
         if found:
             return found.group(1)
@@ -83,8 +87,12 @@ def check_second_order(p, mode: str, check: str, n_directions: int, key):
         steps += [p.eps[i]] * len(block)
     directions, owners = np.concatenate(rows), np.asarray(owners)
     try:
-        numeric, analytic, kinks = (np.asarray(a) for a in _second_program(
-            p.leaves, p.arrays, directions, np.asarray(steps), spec=p.spec, check=check))
+        numeric, analytic, kinks = (
+            np.asarray(a)
+            for a in _second_program(
+                p.leaves, p.arrays, directions, np.asarray(steps), spec=p.spec, check=check
+            )
+        )
     except (NotImplementedError, TypeError, ValueError) as error:
         raise ValueError(
             f"order=2: the gradient of f is not differentiable in mode {check!r} (primitive "
@@ -96,19 +104,34 @@ def check_second_order(p, mode: str, check: str, n_directions: int, key):
         keep = mine & ~kinks
         num, ana = numeric[keep].ravel(), analytic[keep].ravel()
         if not np.all(np.isfinite(numeric[mine])):
-            leaves.append(LeafCheck(p.names[i], p.shapes[i], float("nan"), "not finite",
-                                    int(mine.sum()), note=f"the gradient of f is not finite "
-                                    f"at θ ± ε for leaf {p.names[i]}"))
+            leaves.append(
+                LeafCheck(
+                    p.names[i],
+                    p.shapes[i],
+                    float("nan"),
+                    "not finite",
+                    int(mine.sum()),
+                    note=f"the gradient of f is not finite at θ ± ε for leaf {p.names[i]}",
+                )
+            )
             continue
-        floor = 100 * p.precision.u * (1 + np.abs(p.grad).max()) / p.eps[i] * math.sqrt(
-            max(1, num.size))
+        floor = (
+            100
+            * p.precision.u
+            * (1 + np.abs(p.grad).max())
+            / p.eps[i]
+            * math.sqrt(max(1, num.size))
+        )
         gap = np.linalg.norm(num - ana)
         denominator = np.linalg.norm(num) + np.linalg.norm(ana)
         diff = float(gap / denominator) if denominator > floor else float(gap > floor)
         n_kinks = int((mine & kinks).sum())
         note = f"{n_kinks} directions cross a kink and are left out" if n_kinks else ""
-        leaves.append(LeafCheck(p.names[i], p.shapes[i], diff, p.precision.verdict(diff),
-                                int(mine.sum()), note=note))
+        leaves.append(
+            LeafCheck(
+                p.names[i], p.shapes[i], diff, p.precision.verdict(diff), int(mine.sum()), note=note
+            )
+        )
         num_all.append(num)
         ana_all.append(ana)
     num, ana = np.concatenate(num_all or [np.zeros(0)]), np.concatenate(ana_all or [np.zeros(0)])
