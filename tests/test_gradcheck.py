@@ -185,8 +185,10 @@ def test_no_false_alarms(name, f, params, args, mode):
     if mode == "full":  # jaxhp's own difference agrees with an independent NumPy one
         worst = report.worst
         np.testing.assert_allclose(
-            worst.numeric, _numpy_difference(f, params, args, worst.path, worst.worst_index),
-            rtol=1e-6, atol=1e-9,
+            worst.numeric,
+            _numpy_difference(f, params, args, worst.path, worst.worst_index),
+            rtol=1e-6,
+            atol=1e-9,
         )
 
 
@@ -565,7 +567,10 @@ def test_dropout_key_reaches_f_not_the_checker():
     with jax.enable_x64(True):
         expected = jaxhp.loss(
             jax.tree.map(lambda a: a.astype(jnp.float64), params),
-            x.astype(jnp.float64), y, key=k, keep_prob=0.8,
+            x.astype(jnp.float64),
+            y,
+            key=k,
+            keep_prob=0.8,
         )
     np.testing.assert_allclose(report.problem.value, float(expected), rtol=1e-12)
     no_dropout = float(jaxhp.loss(params, x, y))
