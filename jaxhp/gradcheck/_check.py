@@ -880,10 +880,10 @@ def _check_directions(p: _Problem, n_directions: int, key):
 
 
 def _judge_directions(p: _Problem, i: int, numeric, analytic, blocks, keys) -> LeafCheck:
-    """Leaf i from its directional derivatives. Above tol: if a direction's ±ε step
-    crosses a kink, the leaf is re-checked coordinate by coordinate (kinks set aside);
-    otherwise the Taylor test along the worst direction decides between "bug" and
-    "disputed"."""
+    """Leaf i from its directional derivatives. Above tol: if the worst direction's ±ε
+    step crosses a kink, the leaf is re-checked coordinate by coordinate (kinks set aside);
+    otherwise the discrepancy is no kink's, and the Taylor test along that direction
+    decides between "bug" and "disputed"."""
     n = len(numeric)
     if not np.all(np.isfinite(numeric)):
         return _not_finite(p, i, numeric, n)
@@ -897,20 +897,19 @@ def _judge_directions(p: _Problem, i: int, numeric, analytic, blocks, keys) -> L
     )
     if diff <= p.tol:
         return check
-    lo = np.asarray([b[0] for b in blocks])
-    hi = np.asarray([b[1] for b in blocks])
-    directions = np.asarray(_unit_directions(len(p.grad), lo, hi, keys))
+    worst = int(np.argmax(np.abs(numeric - analytic)))
+    lo, hi = blocks[worst]
+    direction = np.asarray(
+        _unit_directions(len(p.grad), np.asarray([lo]), np.asarray([hi]), keys[worst : worst + 1])
+    )
     h = p.eps[i]
-    flags, _ = _crossing_program(p.leaves, p.arrays, directions, np.asarray([h, -h]), spec=p.spec)
+    flags, _ = _crossing_program(p.leaves, p.arrays, direction, np.asarray([h, -h]), spec=p.spec)
     if np.any(np.asarray(flags)):
         size = math.prod(p.shapes[i])
         coords = _coordinates(p, {i: np.arange(size)})[i]
         judged, _ = _judge_coordinates(p, i, coords, p.grad[p.offsets[i] : p.offsets[i] + size])
         return judged
-    worst = int(np.argmax(np.abs(numeric - analytic)))
-    lo_i = p.offsets[i]
-    d = directions[worst][lo_i : lo_i + math.prod(p.shapes[i])]
-    order = _taylor_order(p, i, d)
+    order = _taylor_order(p, i, direction[0][lo:hi])
     verdict_, note = _with_taylor(check.verdict, order)
     return check._replace(verdict=verdict_, taylor_order=order, note=note)
 
