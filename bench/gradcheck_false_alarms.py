@@ -8,10 +8,11 @@ Planted bugs: hand-written backprops with mistakes, wrong custom_vjp/custom_jvp 
 1.5x gradient in float32 code, and a bug next to a kink.
 
 Each tool checks the same inputs (params upcast to float64 where the tool allows; functions
-that compute in float32 inside still do): jaxhp.grad_check (alarm: ``not report.passed``),
-jax.test_util.check_grads (order 1, reverse mode; alarm: AssertionError) and, when torch is
-importable, torch.autograd.gradcheck on a torch.autograd.Function that calls the JAX
-function forward and the gradient under test backward (alarm: False or an error).
+that compute in float32 inside still do): jaxhp.grad_check in "full" and "directions" mode
+(alarm: ``not report.passed``), jax.test_util.check_grads (order 1, reverse mode; alarm:
+AssertionError) and, when torch is importable, torch.autograd.gradcheck on a
+torch.autograd.Function that calls the JAX function forward and the gradient under test
+backward (alarm: False or an error).
 
 Run: python bench/gradcheck_false_alarms.py [--quick]
 """
@@ -438,8 +439,8 @@ def _float64(tree):
     )
 
 
-def run_jaxhp(case: Case) -> dict:
-    report = jaxhp.grad_check(case.f, case.params, *case.args, grad_fn=case.grad_fn)
+def run_jaxhp(case: Case, mode: str = "full") -> dict:
+    report = jaxhp.grad_check(case.f, case.params, *case.args, grad_fn=case.grad_fn, mode=mode)
     return {
         "alarm": not report.passed,
         "verdict": report.verdict,
@@ -501,7 +502,11 @@ def main(argv=None):
         import torch
     except ImportError:
         torch = None
-    tools = {"jaxhp": run_jaxhp, "jax check_grads": run_check_grads}
+    tools = {
+        "jaxhp": run_jaxhp,
+        "jaxhp directions": functools.partial(run_jaxhp, mode="directions"),
+        "jax check_grads": run_check_grads,
+    }
     if torch is not None:
         tools["torch gradcheck"] = functools.partial(run_torch, torch=torch)
     rows = []
