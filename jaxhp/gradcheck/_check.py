@@ -52,7 +52,7 @@ from jax.tree_util import keystr
 
 from jaxhp import perturb
 from jaxhp.gradcheck import _kinks
-from jaxhp.gradcheck._precision import COURSE_BANDS, Precision, working_precision
+from jaxhp.gradcheck._precision import COURSE_BANDS, Precision, _sub_jaxprs, working_precision
 from jaxhp.gradcheck._report import SEVERE, GradCheckReport, Kink, LeafCheck
 
 BANDS = COURSE_BANDS
@@ -444,7 +444,7 @@ def _custom_vjp_names(jaxpr) -> list[str]:
     for eqn in jaxpr.eqns:
         if eqn.primitive.name.startswith("custom_vjp"):
             found.append(_rule_name(eqn))
-        for sub in _kinks_sub_jaxprs(eqn):
+        for sub in _sub_jaxprs(eqn):
             found += _custom_vjp_names(sub)
     return found
 
@@ -455,12 +455,6 @@ def _rule_name(eqn) -> str:
     info = getattr(getattr(call, "jaxpr", call), "debug_info", None)
     source = getattr(info, "func_src_info", None) or "custom_vjp"
     return source.split(" ")[0]
-
-
-def _kinks_sub_jaxprs(eqn):
-    from jaxhp.gradcheck._precision import _sub_jaxprs
-
-    return _sub_jaxprs(eqn)
 
 
 def _prepare(f, params, args, kwargs, grad_fn, eps, tol, check, memory_budget) -> _Problem:
