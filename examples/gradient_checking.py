@@ -3,7 +3,8 @@
 The network is the course's [4, 5, 3, 1] (ReLU, ReLU, sigmoid) with params named W1..b3.
 The backward pass below carries the course's two planted bugs: dW2 is doubled and db1 uses
 4/m instead of 1/m. grad_check names exactly those leaves; with the bugs fixed every leaf
-is below 1e-7.
+is below 1e-7. Last, a network whose ReLUs sit exactly on their kink (an all-zero example
+and zero biases) shows the kinks listed apart instead of a false "bug".
 
 Run: python examples/gradient_checking.py
 """
@@ -72,6 +73,12 @@ def main():
     )
     print("After the fix:")
     print(fixed)
+
+    zero_row = x.at[0].set(0.0)
+    on_kinks = {**params, "b1": jnp.zeros(5), "b2": jnp.zeros(3)}
+    kinked = jaxhp.grad_check(cost, on_kinks, zero_row, y)
+    print("\nReLUs on their kink (zero row, zero biases):")
+    print(kinked)
     return flagged, fixed.difference
 
 

@@ -8,23 +8,32 @@ from typing import Any
 from jaxhp.gradcheck import GradCheckReport, grad_check
 
 
-def assert_grads_close(
-    f: Callable, params: Any, *args, tol: float = 1e-5, **kwargs
-) -> GradCheckReport:
+def assert_grads_close(f: Callable, params: Any, *args, **options) -> GradCheckReport:
     """Assert that a gradient matches centred finite differences (see :func:`grad_check`).
 
-    Takes the arguments of :func:`jaxhp.grad_check` (``grad_fn``, ``mode``, ``eps``, ...).
-    Passes when every leaf's relative difference is at most ``tol`` (default 1e-5, the
-    course's "check" band). On failure the AssertionError message holds the per-leaf table
-    and the worst coordinate (located by bisection in ``"directions"`` mode).
+    Takes the arguments of :func:`jaxhp.grad_check` as they are: f's own arguments after
+    ``params`` (its keywords in ``kwargs={...}``), and the checker's options (``grad_fn``,
+    ``mode``, ``check``, ``order``, ``eps``, ``tol``, ...). Passes when the report passes:
+    every leaf's relative difference is at most ``tol`` (default: the "check" band of f's
+    working precision) once kinks are set aside, and no leaf is "bug", "disputed" or
+    "not finite".
 
     Returns:
       The report, for further assertions.
+
+    Raises:
+      AssertionError: the check failed. The message is the report in the same words:
+        precision and bands, the per-leaf table with kinks and Taylor orders, the notes
+        that explain each verdict, and the worst coordinate (located by bisection in
+        ``"directions"`` mode).
     """
-    report = grad_check(f, params, *args, tol=tol, **kwargs)
+    report = grad_check(f, params, *args, **options)
     if not report.passed:
-        message = [f"gradient check failed (tol {tol:.0e}):", str(report)]
-        if report.mode == "directions":
-            message.append(report.locate().worst_line())
+        failing = ", ".join(f"{c.path} ({c.verdict})" for c in report.failing)
+        message = [f"gradient check failed (tol {report.tol:.1e}) at {failing}:", str(report)]
+        worst = report.worst
+        if report.mode == "directions" and worst.worst_index is None and report.order == 1:
+            if worst.verdict != "not finite":
+                message.append(report.locate().worst_line())
         raise AssertionError("\n".join(message))
     return report

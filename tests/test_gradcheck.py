@@ -182,14 +182,32 @@ def test_no_false_alarms(name, f, params, args, mode):
     report = jaxhp.grad_check(f, params, *args, mode=mode)
     assert report.difference < 1e-7, str(report)
     assert all(c.verdict == "great" for c in report.leaves), str(report)
-    # Cross-check: jax's own checker agrees that the gradient is right.
+    if mode == "full":  # jaxhp's own difference agrees with an independent NumPy one
+        worst = report.worst
+        np.testing.assert_allclose(
+            worst.numeric,
+            _numpy_difference(f, params, args, worst.path, worst.worst_index),
+            rtol=1e-6,
+            atol=1e-9,
+        )
+
+
+def _numpy_difference(f, params, args, path, index, h=1e-6):
+    """(J(θ + h e) - J(θ - h e)) / 2h at one coordinate, perturbed with NumPy in float64."""
     with jax.enable_x64(True):
-        params64 = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), params)
+        flat, tree = jax.tree_util.tree_flatten_with_path(params)
+        names = [jaxhp.gradcheck.path_name(q) for q, _ in flat]
+        leaves = [np.asarray(leaf, np.float64) for _, leaf in flat]
         args64 = jax.tree.map(
-            lambda a: jnp.asarray(a, jnp.float64) if jnp.issubdtype(a.dtype, jnp.floating) else a,
+            lambda a: np.asarray(a, np.float64) if jnp.issubdtype(a.dtype, jnp.floating) else a,
             args,
         )
-        check_grads(lambda p: f(p, *args64), (params64,), order=1, modes=("rev",))
+        values = []
+        for sign in (1, -1):
+            moved = [leaf.copy() for leaf in leaves]
+            moved[names.index(path)][index] += sign * h
+            values.append(float(f(jax.tree.unflatten(tree, moved), *args64)))
+    return (values[0] - values[1]) / (2 * h)
 
 
 def _with_gradient(f, grad_fn):
@@ -289,7 +307,7 @@ def test_bad_input(problem):
 
 
 def test_repeated_checks_reuse_compiled_programs(problem):
-    from jaxhp import gradcheck
+    from jaxhp.gradcheck import _check as gradcheck
 
     params, args = problem
     jaxhp.grad_check(cost, params, *args, grad_fn=backward)
@@ -328,3 +346,250 @@ def test_unhashable_arguments_are_accepted():
         f, params, _Settings(3.0), power=3, grad_fn=lambda p, s, power: {"w": jnp.cos(p["w"])}
     )
     assert wrong.verdict == "bug"
+
+
+# --- issue 16: kinks, precision, Taylor, forward mode, second order ----------------------
+
+
+def _zero_row_problem():
+    """The issue's ReLU case: He init, zero biases, one all-zero example row, so that
+    example's hidden pre-activations are exactly 0 (the kink of relu)."""
+    params = jaxhp.init_mlp(jax.random.key(0), (3, 4, 1))
+    x = jax.random.normal(jax.random.key(1), (6, 3)).at[2].set(0.0)
+    y = jnp.array([0, 1, 1, 0, 1, 0])
+    return params, x, y
+
+
+def _numpy_relu_loss(W1, b1, W2, b2, x, y):
+    """Binary cross-entropy of the (3, 4, 1) relu net, in NumPy float64."""
+    z = (np.maximum(x @ W1 + b1, 0.0) @ W2 + b2)[:, 0]
+    return np.mean(np.logaddexp(0.0, z) - y * z)
+
+
+@pytest.mark.parametrize("mode", ["full", "directions"])
+def test_relu_kink_is_listed_not_called_a_bug(mode):
+    params, x, y = _zero_row_problem()
+    report = jaxhp.grad_check(jaxhp.loss, params, x, y, mode=mode)
+    assert report.passed and report.verdict != "bug", str(report)
+    b1 = next(c for c in report.leaves if c.path == "[0].b")
+    # Independent reference: with x[2] = 0 and b1 = 0, every hidden unit sits on its kink
+    # for that example, and only b1 moves it (W1 multiplies zeros).
+    assert sorted(k.index for k in b1.kinks) == [(0,), (1,), (2,), (3,)], str(report)
+    assert report.kinks.keys() == {"[0].b"}
+    assert "kink [0].b[" in str(report) and "precision float64" in str(report)
+    a = [np.asarray(v, np.float64) for v in (params[0].W, params[0].b, params[1].W, params[1].b)]
+    xs, ys = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    h = report.problem.eps[1]
+    for kink in b1.kinks:
+        moved = a[1].copy()
+        moved[kink.index] += h
+        right = (_numpy_relu_loss(a[0], moved, a[2], a[3], xs, ys) - report.problem.value) / h
+        np.testing.assert_allclose(kink.right, right, rtol=1e-6)
+        assert kink.matches == "left"  # jax's relu has derivative 0 at 0
+
+
+def test_bug_next_to_a_kink_is_still_caught():
+    params, x, y = _zero_row_problem()
+    # Two units on the kink (bias 0), two off it; the bug is in an off-kink coordinate.
+    params = (params[0]._replace(b=jnp.array([0.0, 0.0, 0.3, -0.2])), params[1])
+
+    def wrong(p, x, y):
+        g = jax.grad(jaxhp.loss)(p, x, y)
+        return (g[0]._replace(b=g[0].b.at[2].add(0.5)), g[1])
+
+    report = jaxhp.grad_check(jaxhp.loss, params, x, y, grad_fn=wrong)
+    b1 = next(c for c in report.leaves if c.path == "[0].b")
+    assert b1.verdict == "bug" and b1.worst_index == (2,), str(report)
+    assert {k.index for k in b1.kinks} <= {(0,), (1,)}
+    assert b1.taylor_order is not None and b1.taylor_order < 1.5
+    assert all(c.verdict == "great" for c in report.leaves if c.path != "[0].b")
+
+
+def _mixed_precision_loss(p, x):
+    return jnp.sum(jnp.tanh(x.astype(jnp.float32) @ p["W"].astype(jnp.float32)) ** 2)
+
+
+@pytest.mark.parametrize("mode", ["full", "directions"])
+def test_float32_loss_passes_and_a_1_5x_gradient_fails(mode):
+    params = {"W": jax.random.normal(jax.random.key(2), (3, 2))}
+    x = jax.random.normal(jax.random.key(3), (5, 3))
+    report = jaxhp.grad_check(_mixed_precision_loss, params, x, mode=mode)
+    assert report.passed, str(report)
+    assert report.precision.dtype == "float32" and "precision float32" in str(report)
+    rms = float(np.sqrt(np.mean(np.square(np.asarray(params["W"], np.float64)))))
+    np.testing.assert_allclose(report.problem.eps[0], 2.0 ** (-23 / 3) * max(1.0, rms))
+
+    def closed_form(p, x):  # d/dW sum tanh(xW)^2 = x^T (2 t (1 - t^2)), times 1.5
+        t = np.tanh(np.asarray(x, np.float64) @ np.asarray(p["W"], np.float64))
+        return {"W": 1.5 * np.asarray(x, np.float64).T @ (2 * t * (1 - t**2))}
+
+    wrong = jaxhp.grad_check(_mixed_precision_loss, params, x, grad_fn=closed_form, mode=mode)
+    assert wrong.verdict == "bug" and wrong.worst.path == "W", str(wrong)
+    np.testing.assert_allclose(wrong.worst.difference, 0.5 / 2.5, rtol=1e-2)  # |1.5-1|/2.5
+    assert abs(wrong.worst.taylor_order - 1.0) < 0.2
+
+
+@pytest.mark.parametrize("bug", ["scaled_dW", "bias_normalisation", "no_relu_derivative"])
+def test_planted_bugs_are_caught_in_float32_code(problem, bug):
+    params, args = problem
+
+    def cost32(p, *a):
+        return cost(jax.tree.map(lambda w: w.astype(jnp.float32), p), *a)
+
+    report = jaxhp.grad_check(cost32, params, *args, grad_fn=functools.partial(backward, bug=bug))
+    assert report.precision.dtype == "float32"
+    assert report.verdict == "bug" and report.worst.path in MUTATIONS[bug], str(report)
+    untouched = [c for c in report.leaves if c.path not in MUTATIONS[bug]]
+    assert all(c.difference <= report.tol for c in untouched), str(report)
+    correct = jaxhp.grad_check(cost32, params, *args, grad_fn=backward)
+    assert correct.passed, str(correct)
+
+
+@jax.custom_vjp
+def _softplus_wrong(x):
+    return jnp.logaddexp(x, 0.0)
+
+
+_softplus_wrong.defvjp(
+    lambda x: (jnp.logaddexp(x, 0.0), x),
+    lambda x, g: (g * jax.nn.sigmoid(2 * x),),  # wrong: the derivative is sigmoid(x)
+)
+
+
+@pytest.mark.parametrize("dtype", [jnp.float64, jnp.float32])
+def test_wrong_custom_vjp_is_caught_at_its_leaf(dtype):
+    def f(p, x):
+        return jnp.sum(_softplus_wrong((x @ p["w"]).astype(dtype))) + jnp.sum(p["v"] ** 2)
+
+    params = {"w": jnp.array([[0.5, -1.0], [0.3, 0.8]]), "v": jnp.array([0.1, 2.0])}
+    report = jaxhp.grad_check(f, params, jnp.array([[1.0, 2.0], [-0.5, 0.4]]))
+    assert report.precision.dtype == jnp.dtype(dtype).name
+    by_path = {c.path: c for c in report.leaves}
+    assert by_path["w"].verdict == "bug" and by_path["v"].verdict == "great", str(report)
+    assert by_path["w"].taylor_order < 1.5
+
+
+@jax.custom_jvp
+def _cube(x):
+    return x**3
+
+
+@_cube.defjvp
+def _cube_jvp(primals, tangents):
+    (x,), (t,) = primals, tangents
+    return x**3, 2 * x**2 * t  # wrong: 3 x^2
+
+
+@jax.custom_jvp
+def _square(x):
+    return x**2
+
+
+@_square.defjvp
+def _square_jvp(primals, tangents):
+    (x,), (t,) = primals, tangents
+    return x**2, 2 * x * t
+
+
+def test_jvp_checks_forward_mode_rules():
+    p = jnp.array([0.5, -1.5, 2.0])
+    good = jaxhp.grad_check(lambda p: jnp.sum(_square(p)), p, check="jvp")
+    assert good.passed and good.check == "jvp", str(good)
+    bad = jaxhp.grad_check(lambda p: jnp.sum(_cube(p)), p, check="jvp")
+    assert bad.verdict == "bug", str(bad)
+    # closed form: the analytic side is the rule's 2 x^2, the numeric one d/dx x^3 = 3 x^2
+    np.testing.assert_allclose(bad.worst.analytic, 2 * float(p[2]) ** 2, rtol=1e-12)
+    np.testing.assert_allclose(bad.worst.numeric, 3 * float(p[2]) ** 2, rtol=1e-8)
+
+
+@jax.custom_vjp
+def _sin_first_order_only(x):
+    return jnp.sin(x)
+
+
+_sin_first_order_only.defvjp(
+    lambda x: (jnp.sin(x), x),
+    lambda x, g: (g * jax.lax.stop_gradient(jnp.cos(x)),),  # right value, no derivative
+)
+
+
+@pytest.mark.parametrize("check", ["vjp", "jvp"])
+def test_second_order_matches_the_closed_form_hessian(check):
+    def f(p):  # Hessian diag(6 p) + the coupling of p0 p1: closed form below
+        return jnp.sum(p**3) + p[0] * p[1]
+
+    p = jnp.array([0.5, -1.5, 2.0])
+    report = jaxhp.grad_check(f, p, order=2, check=check)
+    assert report.passed and report.order == 2, str(report)
+
+
+def test_second_order_catches_a_rule_without_second_derivative():
+    p = jnp.array([0.3, 1.0, -0.7])
+
+    def f(p):
+        return jnp.sum(_sin_first_order_only(p))
+
+    assert jaxhp.grad_check(f, p).passed  # first order is right
+    report = jaxhp.grad_check(f, p, order=2)
+    assert report.verdict == "bug", str(report)
+
+
+def test_not_finite_at_perturbed_points_names_the_leaf():
+    params = {"a": jnp.array([1.0, 2.0]), "s": jnp.array([1.0, 1e-7])}
+    report = jaxhp.grad_check(lambda p: jnp.sum(p["a"] ** 2) + jnp.sum(jnp.log(p["s"])), params)
+    s = next(c for c in report.leaves if c.path == "s")
+    assert s.verdict == "not finite" and not report.passed
+    assert "f is not finite at θ ± ε for leaf s" in str(report)
+    assert next(c for c in report.leaves if c.path == "a").verdict == "great"
+
+
+def test_huge_eps_warns_and_is_not_called_a_bug():
+    with pytest.warns(UserWarning, match="eps=1000.0 is far from"):
+        report = jaxhp.grad_check(lambda p: jnp.sum(jnp.sin(p)), jnp.array([0.3, 1.0]), eps=1e3)
+    assert report.verdict == "disputed" and "order" in str(report)
+
+
+def test_taylor_order_of_closed_form_remainders():
+    from jaxhp.gradcheck._check import remainder_order
+
+    hs = 0.5 ** np.arange(20)
+    exact = np.exp(0.3 + hs)  # f = exp, θ = 0.3, d = 1: right slope e^0.3, wrong 2 e^0.3
+    value = np.exp(0.3)
+    assert abs(remainder_order(hs, exact, value, value, 2.2e-16) - 2) < 0.05
+    assert abs(remainder_order(hs, exact, value, 2 * value, 2.2e-16) - 1) < 0.05
+
+
+def test_dropout_key_reaches_f_not_the_checker():
+    params = jaxhp.init_mlp(jax.random.key(0), (3, 6, 1))
+    x, y = jax.random.normal(jax.random.key(1), (8, 3)), jnp.arange(8) % 2
+    k = jax.random.key(5)
+    report = jaxhp.grad_check(jaxhp.loss, params, x, y, key=k, keep_prob=0.8)
+    with jax.enable_x64(True):
+        expected = jaxhp.loss(
+            jax.tree.map(lambda a: a.astype(jnp.float64), params),
+            x.astype(jnp.float64),
+            y,
+            key=k,
+            keep_prob=0.8,
+        )
+    np.testing.assert_allclose(report.problem.value, float(expected), rtol=1e-12)
+    no_dropout = float(jaxhp.loss(params, x, y))
+    assert abs(report.problem.value - no_dropout) > 1e-6  # the mask did change J
+    spelled = jaxhp.grad_check(jaxhp.loss, params, x, y, kwargs={"key": k, "keep_prob": 0.8})
+    assert spelled.problem.value == report.problem.value
+
+
+def test_torch_gradcheck_agrees_where_installed():
+    torch = pytest.importorskip("torch")
+    w = np.array([[0.5, -1.0], [0.3, 0.8]])
+    x = np.array([[1.0, 2.0], [-0.5, 0.4]])
+
+    def f(p):
+        return jnp.sum(jnp.tanh(x @ p) ** 2)
+
+    report = jaxhp.grad_check(f, jnp.asarray(w))
+    t = torch.tensor(w, dtype=torch.float64, requires_grad=True)
+    tx = torch.tensor(x, dtype=torch.float64)
+    assert torch.autograd.gradcheck(lambda p: torch.sum(torch.tanh(tx @ p) ** 2), (t,))
+    assert torch.autograd.gradgradcheck(lambda p: torch.sum(torch.tanh(tx @ p) ** 2), (t,))
+    assert report.passed and jaxhp.grad_check(f, jnp.asarray(w), order=2).passed

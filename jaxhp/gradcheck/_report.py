@@ -1,0 +1,174 @@
+"""The records a gradient check returns and how they print."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+from jaxhp.gradcheck._precision import Precision
+
+# Verdicts that fail a leaf whatever its difference, worst first.
+SEVERE = ("not finite", "bug", "disputed")
+
+
+class Kink(NamedTuple):
+    """A coordinate whose ±ε step crosses a kink of f, with its one-sided re-check.
+
+    ``left = (J(θ) - J(θ - h e)) / h`` and ``right = (J(θ + h e) - J(θ)) / h`` at the
+    step h of the leaf; ``matches`` says which one-sided derivative the analytic value
+    equals (to the precision's resolution): "right", "left", "both", or "neither".
+    """
+
+    index: tuple[int, ...]
+    analytic: float
+    left: float
+    right: float
+    matches: str
+
+    def line(self, path: str) -> str:
+        return (
+            f"kink {path}{list(self.index)}: analytic {self.analytic:.6e}, one-sided left "
+            f"{self.left:.6e}, right {self.right:.6e} (matches {self.matches})"
+        )
+
+
+class LeafCheck(NamedTuple):
+    """The check of one leaf. ``worst_index`` and the values there are None in directions
+    mode until :meth:`GradCheckReport.locate` narrows the leaf down.
+
+    ``kinks`` lists the coordinates (or, in directions mode, nothing: the leaf is then
+    re-checked coordinate by coordinate) left out of ``difference`` because their ±ε step
+    crosses a kink. ``taylor_order`` is the measured order of the Taylor remainder along
+    the leaf's worst direction (2 for a right gradient, 1 for a wrong one), measured only
+    when the difference is above ``tol``. ``note`` explains a verdict in words.
+    """
+
+    path: str
+    shape: tuple[int, ...]
+    difference: float
+    verdict: str
+    n_checked: int  # coordinates (full) or directions (directions mode)
+    worst_index: tuple[int, ...] | None = None
+    analytic: float | None = None
+    numeric: float | None = None
+    kinks: tuple[Kink, ...] = ()
+    taylor_order: float | None = None
+    note: str = ""
+
+    def worst_line(self) -> str:
+        """``worst coordinate: W2[3, 1]: analytic ..., numeric ...`` (once it is known)."""
+        return (
+            f"worst coordinate: {self.path}{list(self.worst_index)}: analytic "
+            f"{self.analytic:.6e}, numeric {self.numeric:.6e}"
+        )
+
+
+class GradCheckReport(NamedTuple):
+    """Result of :func:`grad_check`. ``str(report)`` is a table, worst leaf first.
+
+    Attributes:
+      leaves: one :class:`LeafCheck` per leaf, in tree order.
+      difference: the overall relative difference (kink coordinates left out).
+      verdict: the worst leaf's "not finite", "bug" or "disputed", else the band of
+        ``difference`` for the working precision.
+      mode: ``"full"`` or ``"directions"``.
+      tol: the pass bound used.
+      precision: the working :class:`~jaxhp.gradcheck.Precision` of f.
+      check: ``"vjp"`` (reverse mode or ``grad_fn``) or ``"jvp"`` (forward mode).
+      order: 1 (gradient) or 2 (Hessian-vector products).
+      passed: True when no leaf is "not finite" or "bug" or "disputed" and every leaf and
+        the overall number are at most ``tol``.
+    """
+
+    leaves: tuple[LeafCheck, ...]
+    difference: float
+    verdict: str
+    mode: str
+    tol: float
+    problem: Any
+    precision: Precision | None = None
+    check: str = "vjp"
+    order: int = 1
+
+    @property
+    def passed(self) -> bool:
+        if any(c.verdict in SEVERE for c in self.leaves):
+            return False
+        return self.difference <= self.tol and all(c.difference <= self.tol for c in self.leaves)
+
+    @property
+    def ranked(self) -> list[LeafCheck]:
+        """Leaves sorted worst first (not finite first)."""
+        return sorted(self.leaves, key=_badness)
+
+    @property
+    def worst(self) -> LeafCheck:
+        return self.ranked[0]
+
+    @property
+    def failing(self) -> list[LeafCheck]:
+        return [c for c in self.ranked if c.verdict in SEVERE or not c.difference <= self.tol]
+
+    @property
+    def kinks(self) -> dict[str, tuple[Kink, ...]]:
+        """The kink coordinates found, by leaf."""
+        return {c.path: c.kinks for c in self.leaves if c.kinks}
+
+    def locate(self, leaf: str | None = None, *, top: int = 4, key=None) -> LeafCheck:
+        """Narrow a leaf down to its worst coordinate (see :func:`jaxhp.gradcheck.locate`)."""
+        from jaxhp.gradcheck._check import locate
+
+        return locate(self, leaf, top=top, key=key)
+
+    def __str__(self) -> str:
+        return format_report(self)
+
+
+def _badness(c: LeafCheck):
+    severe = SEVERE.index(c.verdict) if c.verdict in SEVERE else len(SEVERE)
+    diff = c.difference if c.difference == c.difference else float("inf")
+    return (severe, -diff)
+
+
+def _taylor(order: float | None) -> str:
+    return "" if order is None else f"{order:.2f}"
+
+
+def format_report(report: GradCheckReport) -> str:
+    """The per-leaf table: precision, bands, kinks and Taylor orders in words."""
+    p, prec = report.problem, report.precision
+    lines = [
+        f"grad_check mode={report.mode}  check={report.check}  order={report.order}  "
+        f"J={p.value:.6g}  overall difference {report.difference:.2e} ({report.verdict})",
+    ]
+    if prec is not None:
+        bands = ", ".join(f"{name} <= {bound:.0e}" for bound, name in prec.bands)
+        lines.append(
+            f"precision {prec.dtype} (u={prec.u:.1e}): eps = {p.eps_rule}, resolution "
+            f"{prec.resolution:.1e}; bands {bands}, bug above; tol {report.tol:.1e}"
+        )
+    lines.append(
+        f"{'leaf':<16}{'shape':<14}{'checked':>8}  {'difference':>10}  {'verdict':<11}"
+        f"{'kinks':>5}  {'taylor':>6}  {'worst index':<14}{'analytic':>12}  {'numeric':>12}"
+    )
+    for c in report.ranked:
+        index = "" if c.worst_index is None else str(c.worst_index)
+        ana = "" if c.analytic is None else f"{c.analytic:.5e}"
+        num = "" if c.numeric is None else f"{c.numeric:.5e}"
+        lines.append(
+            f"{c.path:<16}{str(c.shape):<14}{c.n_checked:>8}  {c.difference:>10.2e}  "
+            f"{c.verdict:<11}{len(c.kinks):>5}  {_taylor(c.taylor_order):>6}  "
+            f"{index:<14}{ana:>12}  {num:>12}"
+        )
+    for c in report.ranked:
+        if c.note:
+            lines.append(f"{c.path}: {c.note}")
+        for kink in c.kinks[:5]:
+            lines.append(kink.line(c.path))
+        if len(c.kinks) > 5:
+            lines.append(f"... and {len(c.kinks) - 5} more kinks in {c.path}")
+    worst = report.worst
+    if worst.worst_index is not None:
+        lines.append(worst.worst_line())
+    elif report.mode == "directions" and not report.passed:
+        lines.append(f"call report.locate({worst.path!r}) to find its worst coordinate")
+    return "\n".join(lines)
