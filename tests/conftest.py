@@ -15,3 +15,12 @@ def assert_close(actual, expected, *, rtol, atol=0.0):
     """The one tolerance helper: two pytrees of the same structure agree leaf by leaf to
     rtol/atol (chex names the first leaf that differs)."""
     chex.assert_trees_all_close(actual, expected, rtol=rtol, atol=atol)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_compilation_cache(tmp_path_factory):
+    """`jaxhp sweep` caches compiled programs (in this process and in the subprocesses the
+    tests start); keep that cache inside the test session's temporary folder."""
+    import os
+
+    os.environ["JAXHP_CACHE_DIR"] = str(tmp_path_factory.mktemp("xla-cache"))

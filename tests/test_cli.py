@@ -399,3 +399,25 @@ def test_report_names_diverged_members_and_ranks_by_the_metric(tmp_path, capsys)
     assert table[0].split()[1] == "1" and "(1 seed(s) diverged, not in the mean)" in table[0]
     assert table[1].split()[1] == "0"
     assert table[2].split()[1] == "2" and "every seed diverged" in table[2]
+
+
+def test_second_sweep_loads_its_program_from_the_cache_and_no_cache_turns_it_off(tmp_path):
+    env = {**os.environ, "JAXHP_CACHE_DIR": str(tmp_path / "cache"), "JAX_PLATFORMS": "cpu"}
+    args = [sys.executable, "-m", "jaxhp", "sweep", "--lambd", "0,1", "--keep-prob", "1"]
+    args += [*SMALL, "--seeds", "1", "--quiet"]
+
+    def sweep(*extra):
+        done = subprocess.run(
+            [*args, *extra, "--out", str(tmp_path / "out")],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        return done.stdout
+
+    assert "cache miss: later runs reuse it" in sweep()
+    assert any((tmp_path / "cache").iterdir())
+    assert re.search(r"compiling took [\d.]+ s \([1-9]\d* program\(s\) from the cache\)", sweep())
+    assert "compilation cache off" in sweep("--no-cache")
