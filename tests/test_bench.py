@@ -10,7 +10,17 @@ import pytest
 BENCH = Path(__file__).resolve().parents[1] / "bench"
 
 
-@pytest.mark.parametrize("script", ["sweep.py", "gradcheck.py", "memory.py", "optuna_bridge.py", "b4_cnn.py"])
+SCRIPTS = [
+    "sweep.py",
+    "gradcheck.py",
+    "gradcheck_false_alarms.py",
+    "memory.py",
+    "optuna_bridge.py",
+    "b4_cnn.py",
+]
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
 def test_benchmark_runs_quick(script):
     done = subprocess.run(
         [sys.executable, script, "--quick"], cwd=BENCH, capture_output=True, text=True, timeout=600
