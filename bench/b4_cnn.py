@@ -354,7 +354,7 @@ def main(argv=None):
         )
     )
     print("accuracy vs plain JAX:", result["accuracy_vs_plain_jax"])
-    print("wrote", write("b4", result, quick=args.quick))
+    print("wrote", write("b4_cnn", result, quick=args.quick))
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ the train - dev gap (variance) shrink as lambd grows or keep_prob falls, until t
 either costs train accuracy too (bias). Needs scikit-learn for the digits
 (``pip install 'jaxhp[data]'``).
 
-Run: python examples/digits_regularization.py [--quick] [--out jaxhp-out/examples]
+Run: python examples/digits_regularization.py [--quick] [--out jaxhp-out/examples/digits_regularization]
 """
 
 import argparse
@@ -20,7 +20,9 @@ from jaxhp import models, sweep
 def main(argv=None):
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="a tiny run for tests")
-    parser.add_argument("--out", type=Path, default=Path("jaxhp-out/examples"))
+    parser.add_argument(
+        "--out", type=Path, default=Path("jaxhp-out/examples/digits_regularization")
+    )
     args = parser.parse_args(argv)
 
     if args.quick:
@@ -54,7 +56,7 @@ def main(argv=None):
         f"keep_prob={best['keep_prob']:g}"
     )
     args.out.mkdir(parents=True, exist_ok=True)
-    print(f"table in {results.to_csv(args.out / 'digits_regularization.csv')}")
+    print(f"table in {results.to_csv(args.out / 'results.csv')}")
     return rows
 
 

@@ -963,8 +963,7 @@ def _report(args, results, record) -> int:
     _print(
         f"trained {meta['members']} members in {meta['seconds']:.1f} s "
         f"({meta['chunks_run']} chunk(s) of {meta['chunk_size']}, "
-        f"{meta['members_from_checkpoint']} from checkpoint); compiling took "
-        f"{meta['compile_seconds']:.1f} s ({_cache_words(meta)})"
+        f"{meta['members_from_checkpoint']} from checkpoint){_cache_words(meta)}"
     )
     if results.diverged_members:
         _print(f"diverged (flagged, not ranked): members {results.diverged_members}")
@@ -1003,10 +1002,15 @@ def _report(args, results, record) -> int:
 
 
 def _cache_words(meta: dict) -> str:
+    if "compile_seconds" not in meta:
+        return ""
     if meta["compile_cache"] is None:
-        return "compilation cache off"
-    hits = meta["compile_cache_hits"]
-    return f"{hits} program(s) from the cache" if hits else "cache miss: later runs reuse it"
+        cache = "compilation cache off"
+    elif meta["compile_cache_hits"]:
+        cache = f"{meta['compile_cache_hits']} program(s) from the cache"
+    else:
+        cache = "cache miss: later runs reuse it"
+    return f"; compiling took {meta['compile_seconds']:.1f} s ({cache})"
 
 
 def _point(row: dict, results) -> str:

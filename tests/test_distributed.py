@@ -108,9 +108,10 @@ def test_two_processes_equal_one(tmp_path):
     for code, _out, err in outs:
         assert code == 0, err
     assert "process 0 writes the results" in outs[1][1]
-    assert_same_table(
-        read_table(tmp_path / "one" / "results.csv"), read_table(tmp_path / "two" / "results.csv")
-    )
+    # bit-identical members: the two tables are the same text
+    one = (tmp_path / "one" / "results.csv").read_text()
+    assert one.count("\n") > 10
+    assert (tmp_path / "two" / "results.csv").read_text() == one
 
 
 def test_killed_process_is_named_and_rerun_resumes(tmp_path):
@@ -179,7 +180,7 @@ def test_processes_with_different_arguments_are_refused(tmp_path):
 
 def test_processes_that_see_different_checkpoints_are_stopped(tmp_path):
     tiny = [*SWEEP[:4], "--layers", "4", "--lambd", "0,1", "--keep-prob", "1"]
-    tiny += ["--steps", "20", "--quiet"]
+    tiny += ["--steps", "20", "--seeds", "1", "--quiet"]
     shared = tmp_path / "ck"
     single = run_one(*tiny, "--checkpoint", str(shared), "--out", str(tmp_path / "one"))
     assert single.returncode == 0, single.stderr
