@@ -915,6 +915,10 @@ def _sweep(args) -> int:
     space.compile(config.n_hidden)  # every member's values are checked now, before training
     is_main = _is_main() if cluster is not None else True
     say = _print if is_main else (lambda *lines: None)
+    if args.checkpoint is not None and Path(args.checkpoint).is_dir():
+        saved = _saved_members(args.checkpoint)
+        if saved:
+            say(f"resuming: {saved} member(s) already saved in {args.checkpoint}/")
     n = len(space)
     say(
         _data_line(source, data, n_classes),

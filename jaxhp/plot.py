@@ -276,6 +276,16 @@ def _best_point(cells: dict[tuple, _Cell], maximise: bool):
     return list(cells)[min(scored)[2]]
 
 
+def _table_best_point(results, metric: str, xs, ys):
+    """The point of the table's best configuration (``results.summary``: the metric's mean
+    over seeds, ties broken by the dev cost), so the plot and the table agree."""
+    rows = results.summary(metric) if hasattr(results, "summary") else []
+    if not rows or not np.isfinite(rows[0][f"{metric}_mean"]):
+        return None
+    member = int(np.atleast_1d(rows[0]["members"])[0])
+    return (xs.tolist()[member], ys.tolist()[member])
+
+
 def _what_a_point_shows(columns, names, x, y, cells) -> str:
     """E.g. ``best of 2 learning_rate values, mean ± std over 3 seeds``, counted within the
     points (a random search has one member per point although its other axes vary)."""
@@ -336,7 +346,9 @@ def heatmap_figure(
     diverged = np.asarray(columns["diverged"], bool)
     maximise = _maximise(metric)
     cells = _cells(xs, ys, _groups(columns, names, x, y), values, diverged, maximise)
-    best = _best_point(cells, maximise)
+    best = _table_best_point(results, metric, xs, ys)
+    if best is None:
+        best = _best_point(cells, maximise)
     ux, uy = np.unique(xs), np.unique(ys)
     full_grid = len(cells) == len(ux) * len(uy)
     small = len(ux) <= _MAX_GRID_SIDE and len(uy) <= _MAX_GRID_SIDE
@@ -462,9 +474,24 @@ def heatmap(
     return save(heatmap_figure(results, x=x, y=y, metric=metric), path)
 
 
+def _top_configurations(results, top: int, metric: str) -> list[dict]:
+    """The table rows of the best seed of each of the ``top`` best configurations."""
+    if not hasattr(results, "summary"):
+        return results.top(top, metric=metric)
+    table, order = results.table(), results.top(len(results), metric=metric)
+    rank = {row["member"]: k for k, row in enumerate(order)}
+    picked = []
+    for row in results.summary(metric)[:top]:
+        live = [m for m in np.atleast_1d(row["members"]).tolist() if m in rank]
+        if live:
+            picked.append(table[min(live, key=rank.get)])
+    return picked
+
+
 def curves_figure(results, *, top: int = 5, metric: str = "dev_accuracy"):
-    """Cost and accuracy curves of the ``top`` members by ``metric`` (diverged members are
-    never ranked): train dashed, dev solid, one colour per member.
+    """Cost and accuracy curves of the ``top`` configurations by ``metric`` (the table's
+    ranking; diverged members are never ranked), each drawn by its best seed: train dashed,
+    dev solid, one colour per configuration.
 
     Args:
       results: a :class:`jaxhp.SweepResults`.
@@ -475,7 +502,7 @@ def curves_figure(results, *, top: int = 5, metric: str = "dev_accuracy"):
       A matplotlib Figure.
     """
     _, names = _check_names(results, metric=metric)
-    rows = results.top(top, metric=metric)
+    rows = _top_configurations(results, top, metric)
     fig = _figure(figsize=(11, 4.5), layout="constrained")
     cost_ax, acc_ax = fig.subplots(1, 2)
     steps = np.asarray(results.history.step)
@@ -486,10 +513,11 @@ def curves_figure(results, *, top: int = 5, metric: str = "dev_accuracy"):
         _draw_run(cost_ax, acc_ax, step, results.history, member, f"C{i % 10}", label)
     _label_run_axes(cost_ax, acc_ax)
     if rows:
-        acc_ax.legend(fontsize=7, title=f"top {len(rows)} by {metric}", title_fontsize=8)
+        title = f"top {len(rows)} configurations by {metric} (best seed of each)"
+        acc_ax.legend(fontsize=7, title=title, title_fontsize=8)
     else:
         acc_ax.text(0.5, 0.5, "every member diverged", ha="center", transform=acc_ax.transAxes)
-    fig.suptitle("curves of the best members (train dashed, dev solid)")
+    fig.suptitle("curves of the best configurations (train dashed, dev solid)")
     return fig
 
 

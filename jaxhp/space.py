@@ -285,6 +285,13 @@ class Space:
         return iter(self.members)
 
 
+def _seeded(space: Space, seeds: int) -> Space:
+    """``space`` with a seed axis when ``seeds`` > 1. One seed adds no axis (members then
+    take seed 0), so such spaces combine with ``*``."""
+    _checks.check_positive_int("seeds", seeds)
+    return space.with_seeds(seeds) if seeds > 1 else space
+
+
 def grid(*, seeds: int = 1, **axes: Sequence) -> Space:
     """The Cartesian product of the axes' values (the first axis varies slowest).
 
@@ -310,7 +317,7 @@ def grid(*, seeds: int = 1, **axes: Sequence) -> Space:
             raise ValueError(f"grid axis {name!r} is empty: the search space would be empty")
     names = list(axes)
     points = [dict(zip(names, combo)) for combo in itertools.product(*axes.values())]
-    return Space(points).with_seeds(seeds)
+    return _seeded(Space(points), seeds)
 
 
 def random(key: Any, n: int, *, seeds: int = 1, **dists: Any) -> Space:
@@ -339,7 +346,7 @@ def random(key: Any, n: int, *, seeds: int = 1, **dists: Any) -> Space:
         _check_distribution(name, dist)
         columns[name] = list(dist.sample(k, n))
     points = [{name: columns[name][i] for name in columns} for i in range(n)]
-    return Space(points).with_seeds(seeds)
+    return _seeded(Space(points), seeds)
 
 
 def refine(
@@ -406,4 +413,4 @@ def refine(
     for axis, values in getattr(results, "static", {}).items():
         for j, point in enumerate(points):
             point[axis] = values[centres[j % len(centres)]]
-    return Space(points).with_seeds(seeds)
+    return _seeded(Space(points), seeds)

@@ -441,7 +441,9 @@ def _check_names_are_read(space: Space, hparams: HParams, data: Data, config: Tr
         else:
             raise ValueError(
                 f"unknown axis {name!r}: neither the model, the optimizer nor the loss reads "
-                f"it (they read {known}); check its spelling"
+                f"it (they read {known}); check its spelling, or use a model or optimizer "
+                f"that reads hparams.{name} (e.g. optimizer=lambda hp: optax.sgd("
+                "hp.learning_rate, momentum=hp.momentum))"
             )
 
 
@@ -545,6 +547,9 @@ def _plan(
         size = _chunk_size(
             chunk_size, max(1, len(mine)), per_member, len(devices), memory_budget, width
         )
+        if checkpoint is not None and chunk_size == "auto":
+            # one vmap group per device per chunk: an interrupted sweep keeps most of its work
+            size = min(size, len(devices) * width)
         static = dict(zip(space.static_axes(), key))
         groups.append(_Group(static, group_config, members, mine, pending, size, width, per_member))
     static_columns = {
@@ -650,6 +655,8 @@ def _gather(plan: _Plan, shard_counts, started: float, memory_budget) -> SweepRe
     largest = max(groups, key=lambda g: g.size)
     meta = {
         "members": plan.n,
+        "m_train": plan.data.train[0].shape[0],
+        "m_dev": 0 if plan.data.dev is None else plan.data.dev[0].shape[0],
         "chunk_size": largest.size,
         "vmap_width": largest.width,
         "chunks_run": sum(-(-len(g.mine) // g.size) for g in groups),

@@ -3,7 +3,6 @@ its standalone fit. These need the open engine (``TrainConfig(model=...)``, issu
 skip without it."""
 
 import dataclasses
-import runpy
 import warnings
 from pathlib import Path
 
@@ -146,10 +145,3 @@ def test_keep_prob_axis_over_a_module_without_dropout_warns(features):
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a lambd axis is read by the loss: no warning
         jaxhp.run_sweep(sweep.grid(lambd=[0.0, 1.0]), features, config, progress=False)
-
-
-def test_digits_regularization_example_runs(tmp_path):
-    namespace = runpy.run_path(str(ROOT / "examples" / "digits_regularization.py"))
-    rows = namespace["main"](["--quick", "--out", str(tmp_path)])
-    assert len(rows) == 4 and (tmp_path / "digits_regularization.csv").exists()
-    assert all(0.0 <= row["dev_accuracy"] <= 1.0 for row in rows)

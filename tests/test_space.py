@@ -67,3 +67,16 @@ def test_refine_samples_new_names_in_range_and_keeps_static_values():
 def test_member_seed_must_be_an_int(bad):
     with pytest.raises(ValueError, match="seed must be an int >= 0"):
         sweep.Space([{"lambd": 0.1, "seed": bad}])
+
+
+def test_spaces_of_one_seed_combine_with_a_product():
+    from jaxhp import sweep
+
+    space = sweep.grid(lambd=[0.0, 1.0]) * sweep.random(
+        0, 3, momentum=sweep.one_minus_loguniform(0.8, 0.99)
+    )
+    assert len(space) == 6
+    assert all(set(m) == {"lambd", "momentum"} for m in space.members)
+    _, seeds = space.compile(1)
+    assert list(seeds) == [0] * 6  # no seed axis: every member takes seed 0
+    assert len(sweep.grid(lambd=[0.0], seeds=2) * sweep.grid(keep_prob=[0.5, 1.0])) == 4
