@@ -7,7 +7,7 @@ the train - dev gap (variance) shrink as lambd grows or keep_prob falls, until t
 either costs train accuracy too (bias). Needs scikit-learn for the digits
 (``pip install 'jaxhp[data]'``).
 
-Run: python examples/digits_regularization.py [--quick] [--out jaxhp-out/examples/digits_regularization]
+Run: python examples/digits_regularization.py [--quick] [--out DIR]
 """
 
 import argparse
