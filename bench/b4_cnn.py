@@ -22,7 +22,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from common import scaled, skipped, table, timed, write
+from common import (
+    accuracy_agreement,
+    import_torch,
+    scaled,
+    skipped,
+    table,
+    timed,
+    timed_sweep,
+    write,
+)
 
 import jaxhp
 from jaxhp import sweep
@@ -115,13 +124,7 @@ def jaxhp_row(w):
             for i, (lam, kp, mu) in enumerate(w["configs"])
         ]
     )
-    out = {}
-
-    def run():
-        out["results"] = jaxhp.run_sweep(space, w["data"], config, progress=False)
-
-    timing = timed(run)
-    return timing, np.asarray(out["results"].history.dev_accuracy[:, -1])
+    return timed_sweep(space, w["data"], config)
 
 
 def plain_jax_trainer(w):
@@ -178,14 +181,6 @@ def plain_jax_row(w):
     return timed(run), np.asarray(out["acc"])
 
 
-def _torch():
-    try:
-        import torch
-    except ImportError:
-        return None
-    return torch
-
-
 def _torch_data(torch, w):
     x, y = w["data"].train
     x_dev, y_dev = w["data"].dev
@@ -199,7 +194,7 @@ def _torch_data(torch, w):
 
 
 def torch_sequential_row(w, n_configs: int):
-    torch = _torch()
+    torch = import_torch()
     if torch is None:
         return skipped("torch not installed"), None
     F = torch.nn.functional
@@ -238,7 +233,7 @@ def torch_sequential_row(w, n_configs: int):
 
 
 def torch_vmap_row(w):
-    torch = _torch()
+    torch = import_torch()
     if torch is None:
         return skipped("torch not installed"), None
     from torch.func import grad, vmap
@@ -284,20 +279,6 @@ def torch_vmap_row(w):
             accs[:] = (z.argmax(-1) == y_dev).float().mean(1).tolist()
 
     return timed(run, repeats=3), np.asarray(accs)
-
-
-def accuracy_agreement(a: np.ndarray, b: np.ndarray, n_dev: int) -> dict:
-    """Per-member dev accuracies of two rows that train the same models agree within
-    binomial noise: the mean difference within 3 standard errors."""
-    p = np.clip((a + b) / 2, 1e-3, 1 - 1e-3)
-    mean_se = np.sqrt(np.sum(2 * p * (1 - p) / n_dev)) / len(a)
-    diff = a - b
-    return {
-        "mean_jaxhp": float(a.mean()),
-        "mean_peer": float(b.mean()),
-        "max_abs_diff": float(np.abs(diff).max()),
-        "agree": bool(abs(diff.mean()) <= 3 * mean_se + 0.005),
-    }
 
 
 def run(quick: bool) -> dict:

@@ -14,6 +14,8 @@ import statistics
 import time
 from pathlib import Path
 
+import numpy as np
+
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -104,3 +106,42 @@ def write(name: str, payload: dict, *, quick: bool) -> Path:
     }
     path.write_text(json.dumps(payload, indent=1))
     return path
+
+
+def timed_sweep(space, data, config) -> tuple[dict, np.ndarray]:
+    """:func:`timed` for one jaxhp sweep; also returns each member's final dev accuracy."""
+    import jaxhp
+
+    out = {}
+
+    def run():
+        out["results"] = jaxhp.run_sweep(space, data, config, progress=False)
+
+    timing = timed(run)
+    return timing, np.asarray(out["results"].history.dev_accuracy[:, -1])
+
+
+def import_torch():
+    """torch, or None where it is not installed (the torch rows are then skipped)."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    return torch
+
+
+def accuracy_agreement(a: np.ndarray, b: np.ndarray, n_dev: int) -> dict:
+    """Do two rows train the same models? Members differ only through their random draws,
+    so per-member dev accuracies should agree within binomial noise: the mean over members
+    within 3 standard errors of the mean difference."""
+    diff = a - b
+    p = np.clip((a + b) / 2, 1e-3, 1 - 1e-3)
+    per_member_se = np.sqrt(2 * p * (1 - p) / n_dev)
+    mean_se = np.sqrt(np.sum(per_member_se**2)) / len(a)
+    return {
+        "mean_jaxhp": float(a.mean()),
+        "mean_peer": float(b.mean()),
+        "mean_abs_diff": float(np.abs(diff).mean()),
+        "max_abs_diff": float(np.abs(diff).max()),
+        "agree": bool(abs(diff.mean()) <= 3 * mean_se + 0.005),
+    }

@@ -21,7 +21,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from common import scaled, skipped, table, timed, write
+from common import (
+    accuracy_agreement,
+    import_torch,
+    scaled,
+    skipped,
+    table,
+    timed,
+    timed_sweep,
+    write,
+)
 
 import jaxhp
 from jaxhp import sweep
@@ -76,14 +85,7 @@ def jaxhp_row(w, *, keep_prob_one: bool = False):
         {"lambd": lam, "keep_prob": 1.0 if keep_prob_one else kp, "learning_rate": lr, "seed": i}
         for i, (lam, kp, lr) in enumerate(w["configs"])
     ]
-    space = sweep.Space(members)
-    out = {}
-
-    def run():
-        out["results"] = jaxhp.run_sweep(space, w["data"], config, progress=False)
-
-    timing = timed(run)
-    return timing, np.asarray(out["results"].history.dev_accuracy[:, -1])
+    return timed_sweep(sweep.Space(members), w["data"], config)
 
 
 def _plain_jax_trainer(w):
@@ -186,14 +188,6 @@ def naive_row(w, n_configs: int):
     return scaled(timing, len(w["configs"]) / len(configs))
 
 
-def _torch():
-    try:
-        import torch
-    except ImportError:
-        return None
-    return torch
-
-
 def _torch_data(torch, w):
     x, y = (torch.as_tensor(np.asarray(a)) for a in w["data"].train)
     x_dev, y_dev = (torch.as_tensor(np.asarray(a)) for a in w["data"].dev)
@@ -201,7 +195,7 @@ def _torch_data(torch, w):
 
 
 def torch_sequential_row(w, n_configs: int):
-    torch = _torch()
+    torch = import_torch()
     if torch is None:
         return skipped("torch not installed"), None
     x, y, x_dev, y_dev = _torch_data(torch, w)
@@ -252,7 +246,7 @@ def torch_sequential_row(w, n_configs: int):
 
 
 def torch_vmap_row(w):
-    torch = _torch()
+    torch = import_torch()
     if torch is None:
         return skipped("torch not installed"), None
     from torch.func import grad, vmap
@@ -313,21 +307,6 @@ def flops(w) -> float:
 
 
 # ----------------------------------------------------------------------------------------
-def accuracy_agreement(a: np.ndarray, b: np.ndarray, n_dev: int) -> dict:
-    """Do two rows train the same models? Members differ only through their random draws,
-    so per-member dev accuracies should agree within binomial noise: the mean over members
-    within 3 standard errors of the mean difference."""
-    diff = a - b
-    p = np.clip((a + b) / 2, 1e-3, 1 - 1e-3)
-    per_member_se = np.sqrt(2 * p * (1 - p) / n_dev)
-    mean_se = np.sqrt(np.sum(per_member_se**2)) / len(a)
-    return {
-        "mean_jaxhp": float(a.mean()),
-        "mean_peer": float(b.mean()),
-        "mean_abs_diff": float(np.abs(diff).mean()),
-        "max_abs_diff": float(np.abs(diff).max()),
-        "agree": bool(abs(diff.mean()) <= 3 * mean_se + 0.005),
-    }
 
 
 def run_b1(quick: bool) -> dict:
