@@ -20,7 +20,7 @@ from common import table, write
 CHILD = textwrap.dedent("""
     import json, resource, sys, time
     import jax, numpy as np, jaxhp
-    from jaxhp import sweep
+    from jaxhp import _programs, sweep
     n, steps, mode = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
     x, y = jaxhp.datasets.moons(1000, noise=0.25, seed=0)
     xd, yd = jaxhp.datasets.moons(1000, noise=0.25, seed=1)
@@ -33,7 +33,7 @@ CHILD = textwrap.dedent("""
         hp, seeds = space.compile(config.n_hidden)
         mesh = jax.sharding.Mesh(np.asarray(jax.local_devices()[:1]), ("members",))
         start = time.perf_counter()
-        program = sweep.sweep_program(mesh)
+        program = _programs.sweep_program(mesh)
         program.lower(np.int32(0), np.asarray(seeds, np.int32), jaxhp.HParams(*hp), data,
                       config, mesh=mesh, width=n, dropout=True).compile()
         print(json.dumps({"compile_s": time.perf_counter() - start}))

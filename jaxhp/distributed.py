@@ -170,6 +170,22 @@ def agree_on_finished(finished, folder) -> None:
         )
 
 
+def agree_on_survivors(survivors, rung: int) -> None:
+    """All processes must continue the same members into a halving rung. Each ranks the
+    same gathered costs, so they agree unless a process computed differently; compare.
+
+    Raises:
+      RuntimeError: naming the rung, when the survivor sets differ.
+    """
+    members = np.asarray(sorted(int(i) for i in survivors), np.int64)
+    views = allgather_bytes(hashlib.sha256(members.tobytes()).digest())
+    if any(view != views[0] for view in views):
+        raise RuntimeError(
+            f"processes chose different survivors for halving rung {rung}; the processes "
+            "must run the same jaxhp, JAX and hardware to rank members identically"
+        )
+
+
 def gather_members(members: np.ndarray, arrays: dict[str, np.ndarray], counts: list[int]):
     """All-gather each process's (members, arrays); ``counts`` is every process's member
     count (known to all from the deterministic assignment). Returns member -> arrays."""

@@ -526,6 +526,67 @@ def curves(results, path, *, top: int = 5, metric: str = "dev_accuracy") -> Path
     return save(curves_figure(results, top=top, metric=metric), path)
 
 
+def rungs_figure(results):
+    """Successive halving at a glance: every member's dev cost against step, each line
+    ending where the member stopped, coloured by the last rung it reached; dotted lines
+    mark the rungs, labelled with how many members entered each.
+
+    Args:
+      results: :class:`jaxhp.SweepResults` of a sweep run with ``schedule=halving(...)``.
+
+    Raises:
+      ValueError: results without rungs (a full sweep).
+    """
+    if getattr(results, "rung", None) is None or "rungs" not in results.meta:
+        raise ValueError("rungs_figure needs the results of a halving sweep (schedule=halving())")
+    rungs = results.meta["rungs"]
+    fig = _figure(figsize=(8, 4.5), layout="constrained")
+    ax = fig.subplots()
+    cmap = _cmap()
+    colours = [cmap(k / max(1, len(rungs) - 1)) for k in range(len(rungs))]
+    steps = np.asarray(results.history.step)
+    dev = _finite_or_nan(results.history.dev_cost)
+    reached = np.asarray(results.rung)
+    for member in np.argsort(reached, kind="stable"):  # the survivors drawn last, on top
+        step = steps[member] if steps.ndim == 2 else steps
+        shown = step <= results.stop_step[member]
+        k = reached[member]
+        line = dev[member][shown]
+        ax.plot(step[shown], line, color=colours[k], lw=0.8 + 0.5 * k, alpha=0.8)
+        ax.plot(step[shown][-1:], line[-1:], "o", color=colours[k], ms=3)  # where it stopped
+    ax.set_yscale("log")
+    for k, rung in enumerate(rungs):
+        ax.axvline(rung["step"], color="grey", ls=":", lw=1)
+        ax.annotate(
+            f"rung {k}: {rung['members']} members",
+            (rung["step"], 0.02),
+            xycoords=("data", "axes fraction"),
+            ha="right",
+            va="bottom",
+            fontsize=8,
+            rotation=90,
+        )
+    ax.legend(
+        handles=[_line(colours[k], "-", f"stopped at rung {k}") for k in range(len(rungs))],
+        fontsize=8,
+        loc="upper right",
+    )
+    ax.set_xlabel("step")
+    ax.set_ylabel("dev cross-entropy (log scale)")
+    trained = int(np.sum(results.stop_step))
+    ax.set_title(
+        f"successive halving: {len(results)} members, {trained:,} member-steps "
+        f"(a full sweep: {len(results) * int(rungs[-1]['step']):,})",
+        fontsize=9,
+    )
+    return fig
+
+
+def rungs(results, path) -> Path:
+    """Save :func:`rungs_figure` as a PNG at ``path``."""
+    return save(rungs_figure(results), path)
+
+
 # ---- learning curve, init probe, decision boundary ---------------------------------------
 def learning_curve_figure(curve):
     """Train and dev error against training-set size, with the diagnosis in the title."""

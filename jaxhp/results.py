@@ -69,10 +69,14 @@ class SweepResults:
       values, so they always agree with ``best_step``. NaN when no evaluation improved.
     - ``stop_step``: updates applied before the member stopped (early stop, divergence).
     - ``diverged``: its cost became non-finite; such members are never ranked.
+    - ``rung`` (successive halving only): the last rung the member trained in, from 0;
+      ``stop_step`` is then the steps it trained.
 
     Ranking (:meth:`best`, :meth:`top`, :meth:`summary`): by a declared ``metric``, by
     default ``dev_accuracy`` (accuracies are maximised, costs minimised), then by the
     :func:`tie_break` column (the dev cost of the same evaluation), then by member index.
+    After successive halving, members that reached a later rung rank first (a member
+    stopped at an early rung was measured after fewer steps).
 
     Attributes:
       hparams: :class:`HParams` of numpy arrays with a leading member axis.
@@ -84,6 +88,8 @@ class SweepResults:
         :meth:`summary`; ``meta["chance_error"]`` (the error of guessing the majority dev
         class) lets the diagnosis call members at chance level "diverging".
       static: per-member values of static axes (e.g. ``layer_sizes``), shown as columns.
+      rung: (N,) ints, each member's last halving rung (None for a full sweep);
+        ``meta["rungs"]`` then lists each rung's ``step``, ``evaluation`` and ``members``.
     """
 
     hparams: HParams
@@ -94,6 +100,7 @@ class SweepResults:
     diverged: np.ndarray
     meta: dict[str, Any] = field(default_factory=dict)
     static: dict[str, list] = field(default_factory=dict)
+    rung: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.seeds)
@@ -153,6 +160,7 @@ class SweepResults:
             "best_dev_accuracy": at_best(h.dev_accuracy),
             "stop_step": np.asarray(self.stop_step),
             "diverged": np.asarray(self.diverged),
+            **({} if self.rung is None else {"rung": np.asarray(self.rung)}),
         }
 
     def table(self) -> list[dict[str, Any]]:
@@ -166,8 +174,12 @@ class SweepResults:
         primary = _ranking_key(cols[_check_metric(metric)], metric)
         secondary = _ranking_key(cols[tie_break(metric)], tie_break(metric))
         usable = ~np.asarray(self.diverged, bool) & np.isfinite(primary)
-        order = np.lexsort((np.arange(len(self)), secondary, primary))
+        order = np.lexsort((np.arange(len(self)), secondary, primary, -self._rungs()))
         return [int(i) for i in order if usable[i]]
+
+    def _rungs(self) -> np.ndarray:
+        """Each member's halving rung (0 for every member of a full sweep)."""
+        return np.zeros(len(self), np.int64) if self.rung is None else np.asarray(self.rung)
 
     def top(self, k: int = 5, *, metric: str = "dev_accuracy") -> list[dict[str, Any]]:
         """The k best members that did not diverge, best first (ranked by ``metric``, then
@@ -211,6 +223,11 @@ class SweepResults:
         The best row itself is within noise. ``gap`` is the best mean minus this row's
         (costs: this row's minus the best), so it is >= 0.
 
+        After successive halving, a row summarises its members at their highest ``rung``
+        (also a column), and rows from later rungs rank first; a row from an earlier rung
+        than the best row's has ``gap`` NaN and is not within noise (it was measured
+        after fewer steps).
+
         Raises:
           ValueError: an unknown metric, or a negative resolution.
         """
@@ -225,11 +242,15 @@ class SweepResults:
         for i in range(len(self)):
             groups.setdefault(tuple(_plain(cols[n], i) for n in names), []).append(i)
         ok = ~np.asarray(self.diverged, bool)
+        rung = self._rungs()
         rows = []
         for key, members in groups.items():
-            live = [i for i in members if ok[i]]
+            top_rung = max(rung[i] for i in members)
+            live = [i for i in members if ok[i] and rung[i] == top_rung]
             row = dict(zip(names, key))
-            row.update(members=members, seeds=len(members), diverged=len(members) - len(live))
+            row.update(members=members, seeds=len(members), diverged=int((~ok[members]).sum()))
+            if self.rung is not None:
+                row["rung"] = int(top_rung)
             for name in dict.fromkeys((*_SUMMARISED, metric, tie_break(metric))):
                 values = np.asarray(cols[name], np.float64)[live]
                 values = values[np.isfinite(values)]
@@ -238,12 +259,15 @@ class SweepResults:
             rows.append(row)
         primary = _ranking_key([r[f"{metric}_mean"] for r in rows], metric)
         secondary = _ranking_key([r[f"{tie_break(metric)}_mean"] for r in rows], tie_break(metric))
-        rows = [rows[i] for i in np.lexsort((np.arange(len(rows)), secondary, primary))]
+        reached = [-r.get("rung", 0) for r in rows]
+        rows = [rows[i] for i in np.lexsort((np.arange(len(rows)), secondary, primary, reached))]
         best = rows[0]
         sign = 1.0 if metric in _MAXIMISE else -1.0
         for row in rows:
             gap = sign * (best[f"{metric}_mean"] - row[f"{metric}_mean"])
             noise = max(resolution, best[f"{metric}_std"], row[f"{metric}_std"])
+            if row.get("rung", 0) < best.get("rung", 0):
+                gap = float("nan")  # measured after fewer steps: not comparable
             row["gap"] = gap
             # float32 metrics: a gap equal to the noise must not pass for smaller
             row["within_noise"] = bool(np.isfinite(gap) and gap < noise * (1 - 1e-4))
@@ -339,6 +363,13 @@ class SweepResults:
         from jaxhp.plot import heatmap
 
         return heatmap(self, path, x=x, y=y, metric=metric)
+
+    def plot_rungs(self, path) -> Path:
+        """Every member's dev cost and the rungs of a halving sweep (see
+        :func:`jaxhp.plot.rungs_figure`)."""
+        from jaxhp.plot import rungs
+
+        return rungs(self, path)
 
     def plot_curves(self, path, *, top: int = 5, metric: str = "dev_accuracy") -> Path:
         """Cost and accuracy curves of the ``top`` members (see :func:`jaxhp.plot.curves`)."""

@@ -15,7 +15,6 @@ whatever the sweep's width, order, chunk size or device count.
 
 from __future__ import annotations
 
-import functools
 import os
 import sys
 import time
@@ -30,8 +29,19 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from jaxhp import _checks, train
 from jaxhp import distributed as dist
+from jaxhp import halving as successive_halving
+from jaxhp._programs import (
+    _RESULT_FIELDS,
+    _flatten,
+    _host_data,
+    _lanes,
+    _Reporting,
+    _train_members,
+    member_key,
+)
 from jaxhp.checkpoint import Checkpoint, sweep_spec
-from jaxhp.records import Data, History, HParams, TrainConfig, TrainResult, read_names
+from jaxhp.halving import Halving, halving
+from jaxhp.records import Data, History, HParams, TrainConfig, read_names
 from jaxhp.results import SweepResults
 from jaxhp.space import (
     Space,
@@ -45,6 +55,8 @@ from jaxhp.space import (
 )
 
 __all__ = [
+    "Halving",
+    "halving",
     "Space",
     "choice",
     "grid",
@@ -60,93 +72,6 @@ __all__ = [
 ]
 
 DEFAULT_MEMORY_BUDGET = 2 * 2**30  # bytes for one chunk's live member state
-_RESULT_FIELDS = ("stop_step", "best_step", "diverged")
-
-
-class _Reporting:
-    """Where a reporting sweep program's evaluations go: the caller's ``on_eval`` and the
-    share of the running chunk's lanes that hold real members (the rest are padding)."""
-
-    listener: Callable[[dict], None] | None = None
-    real_share: float = 1.0
-
-
-def _dispatch_eval(record: dict):
-    """The one callback a reporting sweep program holds (so every caller's program is the
-    same compiled one). Each lane's evaluation is passed on with ``weight``, the chunk's
-    share of real lanes: the weights of a chunk's evaluations add up to its real ones."""
-    if _Reporting.listener is not None:
-        _Reporting.listener({**record, "weight": _Reporting.real_share})
-
-
-def _train_block(
-    seed, member_seeds, hparams, data, config, *, width: int, dropout: bool, report: bool
-):
-    """Train a block of members on one device: ``vmap(fit)`` over groups of ``width``
-    members (``lax.map`` runs the groups one after another inside the same program)."""
-    keys = jax.vmap(lambda s: member_key(seed, s))(member_seeds)
-
-    def fit_member(member):
-        key, hp = member
-        if not dropout:  # a concrete keep_prob of 1 lets forward() skip the masks
-            hp = hp._replace(keep_prob=1.0)
-        return train.fit(key, hp, data, config, on_eval=_dispatch_eval if report else None)
-
-    if width == 1:  # no vmap at all: a batch axis of 1 still gets slow batched matmuls
-        return jax.lax.map(fit_member, (keys, hparams))
-    return jax.lax.map(fit_member, (keys, hparams), batch_size=width)
-
-
-def _sweep_program(
-    seed, member_seeds, hparams, data, config, *, mesh, width, dropout=True, report=False
-):
-    block = functools.partial(
-        _train_block, config=config, width=width, dropout=dropout, report=report
-    )
-    by_member, replicated = PartitionSpec("members"), PartitionSpec()
-    return jax.shard_map(
-        block,
-        mesh=mesh,
-        in_specs=(replicated, by_member, by_member, replicated),
-        out_specs=by_member,
-        check_vma=False,
-    )(seed, member_seeds, hparams, data)
-
-
-_STATIC = ("mesh", "width", "dropout", "report")
-# LLVM at -O1 instead of -O2 on XLA:CPU: B1's sweep compiles in 1.4 s instead of 2.2 s and
-# runs at the same speed (B1 and B2 measured; XLA's matmuls are library calls either way).
-_CPU_PROGRAM = jax.jit(
-    _sweep_program,
-    static_argnames=_STATIC,
-    compiler_options={"xla_backend_optimization_level": 1},
-)
-_PROGRAM = jax.jit(_sweep_program, static_argnames=_STATIC)
-
-
-def sweep_program(mesh: Mesh):
-    """The jitted sweep program for ``mesh``'s platform (``.lower`` it to inspect)."""
-    return _CPU_PROGRAM if mesh.devices.flat[0].platform == "cpu" else _PROGRAM
-
-
-def _train_members(
-    seed, member_seeds, hparams, data, config, *, mesh, width, dropout=True, report=False
-):
-    """The sweep program: each device of ``mesh`` trains its share of the member axis
-    (``shard_map``), ``width`` members at a time in one ``vmap(fit)``; data is replicated.
-    Member i is ``fit(member_key(seed, member_seeds[i]), hparams[i], data, config)``; the
-    keys are made inside the program (no separate compile for them)."""
-    return sweep_program(mesh)(
-        seed,
-        member_seeds,
-        hparams,
-        data,
-        config,
-        mesh=mesh,
-        width=width,
-        dropout=dropout,
-        report=report,
-    )
 
 
 GROUP_WIDTH = 8  # members per vmap group for course-scale nets
@@ -195,11 +120,6 @@ def use_cpu_cores(n: int | None = None) -> int:
             f"JAX has already started with {jax.device_count()} device(s)"
         ) from err
     return n
-
-
-def member_key(seed: int, member_seed: int) -> jax.Array:
-    """The PRNG key of a member: ``fold_in(key(seed), member_seed)``."""
-    return jax.random.fold_in(jax.random.key(seed), member_seed)
 
 
 def estimate_member_bytes(
@@ -272,15 +192,6 @@ def _chunk_size(
     raise ValueError(f"chunk_size must be 'auto' or a positive int, got {chunk_size!r}")
 
 
-def _flatten(result: TrainResult) -> dict[str, np.ndarray]:
-    """The per-member arrays a sweep keeps (params are not kept: refit a member instead)."""
-    host = jax.device_get((result.history, result.stop_step, result.best_step, result.diverged))
-    history, *rest = host
-    arrays = {f"history_{k}": np.asarray(v) for k, v in history._asdict().items()}
-    arrays.update({k: np.asarray(v) for k, v in zip(_RESULT_FIELDS, rest)})
-    return arrays
-
-
 def _flat_shapes(config: TrainConfig, data: Data, hparams: HParams):
     """Name, (shape, dtype) of each per-member array ``_flatten`` produces."""
     shapes = jax.eval_shape(lambda: train.fit(jax.random.key(0), hparams, data, config))
@@ -299,31 +210,6 @@ def _progress_bar(enabled: bool, total: int, n_chunks: int):
     except ImportError:  # pragma: no cover - tqdm is a dependency
         return None
     return tqdm(total=total, unit="member", desc=f"sweep ({n_chunks} chunks)", file=sys.stderr)
-
-
-def _host_data(data: Data, config: TrainConfig) -> Data:
-    """Train and dev sets as host arrays, inputs in the config's dtype (test is not used)."""
-    dtype = np.dtype(config.dtype)
-    dev = None if data.dev is None else (np.asarray(data.dev[0], dtype), np.asarray(data.dev[1]))
-    return Data(train=(np.asarray(data.train[0], dtype), *map(np.asarray, data.train[1:])), dev=dev)
-
-
-def _lanes(members: np.ndarray, size: int, n_devices: int, width: int):
-    """Spread a chunk's members over the devices, each device's share padded to whole vmap
-    groups of ``width`` (copies of the first member). The lane count depends only on the
-    chunk size, so a short last chunk reuses the compiled program.
-
-    Returns:
-      the member index of every lane, the lanes holding real members (in ``members``'
-      order), and each device's count of real members.
-    """
-    shares = np.array_split(members, n_devices)
-    per_device = -(-size // n_devices // width) * width
-    lanes = np.concatenate(
-        [np.concatenate([s, np.full(per_device - len(s), members[0])]) for s in shares]
-    )
-    real = np.concatenate([d * per_device + np.arange(len(s)) for d, s in enumerate(shares)])
-    return lanes, real, [len(s) for s in shares]
 
 
 def _train_chunk(members, size, seeds, hparams, seed, shared, config, mesh, width, report):
@@ -447,6 +333,27 @@ def _check_names_are_read(space: Space, hparams: HParams, data: Data, config: Tr
             )
 
 
+def _check_schedule(schedule, configs: list, n: int, data: Data):
+    """A halving schedule needs one rung layout for every group, and a rung on an
+    evaluation (checked by ``halving.rungs``)."""
+    if not isinstance(schedule, Halving):
+        raise TypeError(
+            f"schedule must be None or jaxhp.sweep.halving(eta, min_steps), got {schedule!r}"
+        )
+    layouts = {(c.steps, c.every) for c in configs}
+    if len(layouts) > 1:
+        raise ValueError(
+            "halving needs the same steps and eval_every in every static group (rungs are "
+            f"shared), got (steps, eval_every) = {sorted(layouts)}"
+        )
+    successive_halving.rungs(schedule, n, configs[0].steps, configs[0].every)
+    if data.dev is None:
+        warnings.warn(
+            "halving without dev data ranks the members at each rung by their training cost",
+            stacklevel=4,
+        )
+
+
 def _expected_arrays(configs: list, host: Data, hparams: HParams) -> dict[str, tuple]:
     """Name -> (shape, dtype) of each per-member array a checkpoint chunk holds; a length
     that differs between static groups (a ``steps`` axis) is None: any length."""
@@ -475,6 +382,7 @@ def _plan(
     checkpoint,
     checkpoint_id,
     distributed,
+    schedule=None,
 ) -> _Plan:
     """Validate everything, group the members by static values, read the checkpoint and
     size each group's chunks; nothing is compiled yet."""
@@ -506,6 +414,8 @@ def _plan(
         for key, (group_config, members) in configs.items()
     ]
     _check_names_are_read(space, hparams, checked[0][0], checked[0][1])
+    if schedule is not None:
+        _check_schedule(schedule, [c for _, c, _, _ in checked], len(space), checked[0][0])
     host = _host_data(checked[0][0], config)
     n = len(space)
 
@@ -520,7 +430,7 @@ def _plan(
             hparams,
             seeds,
             seed,
-            static={"group": group_of.tolist()},
+            static={"group": group_of.tolist(), "schedule": list(schedule or ())},
             checkpoint_id=checkpoint_id,
         )
     if distributed:
@@ -641,7 +551,9 @@ def _pad_history(arrays: list[np.ndarray]) -> np.ndarray:
     return np.stack([np.concatenate([a, np.repeat(a[-1:], longest - len(a), 0)]) for a in arrays])
 
 
-def _gather(plan: _Plan, shard_counts, started: float, memory_budget) -> SweepResults:
+def _gather(
+    plan: _Plan, shard_counts, started: float, memory_budget, rungs: dict | None = None
+) -> SweepResults:
     """One results table in the space's order."""
     done = plan.done
     stacked = {}
@@ -673,7 +585,11 @@ def _gather(plan: _Plan, shard_counts, started: float, memory_budget) -> SweepRe
         "l2_leaves": train.l2_leaves(groups[0].config),
         "seconds": time.perf_counter() - started,
     }
+    if rungs is not None:
+        meta["rungs"] = rungs["rungs"]
+        meta["lane_steps"] = rungs["lane_steps"]
     return SweepResults(
+        rung=None if rungs is None else rungs["rung"],
         hparams=jax.tree.map(np.asarray, plan.hparams),
         seeds=plan.seeds,
         history=history,
@@ -700,6 +616,7 @@ def run_sweep(
     progress: bool = True,
     on_eval: Callable[[dict], None] | None = None,
     distributed: dist.Cluster | bool | None = None,
+    schedule: Halving | None = None,
 ) -> SweepResults:
     """Train every member of ``space`` with compiled ``vmap(fit)`` programs.
 
@@ -741,6 +658,16 @@ def run_sweep(
         :class:`jaxhp.distributed.Cluster` to join (before any other JAX computation), or
         True once ``jaxhp.distributed.initialize`` has run. Each process trains a block of
         members on its local devices; every process returns the full results.
+      schedule: None (every member trains all ``config.steps``) or
+        :func:`halving` ``(eta, min_steps)``: successive halving. All members train to the
+        first rung; at each rung they are ranked by dev cost (train cost without dev
+        data) and the best ``1/eta`` continue from where they stopped, up to
+        ``config.steps``. Each call of the compiled program then trains one vmap group per
+        device (``chunk_size`` and ``memory_budget`` are not used), so the survivors of
+        every rung fill whole groups and one program serves all rungs. With
+        ``checkpoint``, each rung's progress is saved, and a re-run resumes within the
+        rung it stopped in. Results then have ``rung`` (each member's last rung) and
+        ``meta["rungs"]``.
 
     Returns:
       :class:`jaxhp.SweepResults`; ``static`` holds the static axes' per-member values,
@@ -773,12 +700,18 @@ def run_sweep(
         checkpoint=checkpoint,
         checkpoint_id=checkpoint_id,
         distributed=bool(distributed),
+        schedule=schedule,
     )
     _Reporting.listener = on_eval
+    rungs = None
     try:
-        shard_counts = _run(plan, progress, report=on_eval is not None)
+        if schedule is None:
+            shard_counts = _run(plan, progress, report=on_eval is not None)
+        else:
+            rungs = successive_halving.train_rungs(plan, schedule, report=on_eval is not None)
+            shard_counts = None
     finally:
         _Reporting.listener = None
-    if distributed:
+    if distributed and schedule is None:
         _gather_processes(plan)
-    return _gather(plan, shard_counts, started, memory_budget)
+    return _gather(plan, shard_counts, started, memory_budget, rungs)

@@ -3,10 +3,14 @@
 ``fit`` is pure and traceable, so a sweep is literally ``vmap(fit)`` over ``(key, hparams)``
 with the data shared (``in_axes=None``). It reads as one flow of small pure pieces::
 
-    fit: prepare → init → while active (one history row per evaluation):
+    fit: _start (prepare, init) → _advance: while active (one history row per evaluation):
            train_chunk   scan of eval_every update steps (batch, augment, step key, update)
            evaluate      costs and accuracies, dropout off
            _bookkeeping  divergence rollback, best params, early stopping
+         → _finish (the TrainResult)
+
+Successive halving (:mod:`jaxhp.halving`) runs the same pieces, ``_advance`` in several
+calls up to each rung.
 """
 
 from __future__ import annotations
@@ -583,21 +587,36 @@ def _bookkeeping(config: TrainConfig, start: _Carry, carry: _Carry, metrics: _Me
     )
 
 
-def _evaluations(run: _Run, carry: _Carry, on_eval):
-    """Run chunks 0, 1, ... while the run is active; the history has one row per chunk,
-    rows after the last run chunk repeating it.
+class _Progress(NamedTuple):
+    """A run between evaluations: its carry, the history rows so far and their count.
+    Successive halving keeps one per member between rungs."""
+
+    carry: _Carry
+    history: History  # (n_evals,) rows; rows from ``done`` on are not written yet
+    done: jax.Array  # evaluations run so far
+
+
+def _begin(run: _Run, carry: _Carry) -> _Progress:
+    """The progress of a run before its first evaluation."""
+    n_evals = run.config.n_evals
+    shapes = jax.eval_shape(lambda params: evaluate(run, params), carry.state.params)
+    empty = History(jnp.zeros(n_evals, jnp.int32), *(jnp.zeros(n_evals, s.dtype) for s in shapes))
+    return _Progress(carry, empty, jnp.int32(0))
+
+
+def _advance(run: _Run, progress: _Progress, until, on_eval=None) -> _Progress:
+    """Run chunks ``progress.done``, ... while the run is active, up to evaluation ``until``
+    (traced or not: the loop body is the same, so a run advanced in several calls equals
+    one advanced in one).
 
     A while loop rather than a scan of ``cond``s: a stopped run (under vmap: once every run
     has stopped) skips its remaining chunks, and XLA:CPU runs vmapped steps faster than
     under a batched ``cond``.
     """
     config = run.config
-    n_evals = config.n_evals
-    shapes = jax.eval_shape(lambda params: evaluate(run, params), carry.state.params)
-    empty = History(jnp.zeros(n_evals, jnp.int32), *(jnp.zeros(n_evals, s.dtype) for s in shapes))
 
-    def body(loop):
-        carry, chunk, history = loop
+    def body(progress):
+        carry, chunk = progress.carry, progress.done
         start = carry
         carry = train_chunk(run, carry, chunk)
         metrics = evaluate(run, carry.state.params)
@@ -605,18 +624,67 @@ def _evaluations(run: _Run, carry: _Carry, on_eval):
         record = History(jnp.minimum((chunk + 1) * config.every, config.steps), *metrics)
         if on_eval is not None:
             jax.debug.callback(lambda r: on_eval(r._asdict()), record)
-        history = jax.tree.map(lambda h, r: h.at[chunk].set(r), history, record)
-        return carry, chunk + 1, history
+        history = jax.tree.map(lambda h, r: h.at[chunk].set(r), progress.history, record)
+        return _Progress(carry, history, chunk + 1)
 
-    def running(loop):
-        return loop[0].active & (loop[1] < n_evals)
+    def running(progress):
+        return progress.carry.active & (progress.done < until)
 
-    carry, done, history = jax.lax.while_loop(running, body, (carry, jnp.int32(0), empty))
-    last_run = jnp.minimum(jnp.arange(n_evals), done - 1)
-    history = jax.tree.map(lambda h: h[last_run], history)
-    # Rows after a stop repeat the last evaluation, at the steps they stand for.
+    return jax.lax.while_loop(running, body, progress)
+
+
+def _finish(config: TrainConfig, progress: _Progress) -> TrainResult:
+    """The result of a run that stopped (or was stopped) after ``progress.done``
+    evaluations: history rows after the last one repeat it, at the steps they stand for,
+    as a run that stopped early reads."""
+    n_evals = config.n_evals
+    carry = progress.carry
+    last_run = jnp.minimum(jnp.arange(n_evals), progress.done - 1)
+    history = jax.tree.map(lambda h: h[last_run], progress.history)
     steps = jnp.minimum((jnp.arange(n_evals, dtype=jnp.int32) + 1) * config.every, config.steps)
-    return carry, history._replace(step=steps)
+    return TrainResult(
+        params=carry.best_params if config.restore_best else carry.state.params,
+        best_params=carry.best_params,
+        history=history._replace(step=steps),
+        stop_step=carry.updates,
+        diverged=carry.diverged,
+        best_step=carry.best_step,
+    )
+
+
+def _start(key: jax.Array, hparams: HParams, data: Data, config: TrainConfig):
+    """Validate and cast the inputs, initialise the model: a run and its first carry."""
+    key = _as_key(key)
+    hparams, (x, t), dev, weights = _prepare(hparams, data, config)
+    model = config.resolved_model
+    init_key, train_key, shuffle_key, augment_key = jax.random.split(key, 4)
+    params = model.init(init_key)
+    run = _Run(
+        config=config,
+        model=model,
+        hparams=hparams,
+        x=x,
+        t=t,
+        weights=weights,
+        dev=dev,
+        m=x.shape[0] if weights is None else jnp.sum(weights),
+        shuffle_key=shuffle_key,
+        augment_key=augment_key,
+        mask_base=jax.random.key_data(train_key),
+        key_impl=jax.random.key_impl(train_key),
+    )
+    carry = _Carry(
+        state=init_state(params, config, hparams),
+        perm=jnp.arange(x.shape[0]),
+        active=jnp.array(True),
+        updates=jnp.array(0, jnp.int32),
+        diverged=jnp.array(False),
+        best_params=params,
+        best_cost=jnp.array(jnp.inf, jnp.dtype(config.dtype)),
+        best_step=jnp.array(0, jnp.int32),
+        bad_evals=jnp.array(0, jnp.int32),
+    )
+    return run, carry
 
 
 def fit(
@@ -677,42 +745,6 @@ def fit(
       >>> config = TrainConfig(layer_sizes=(2, 16, 1), steps=500)
       >>> result = fit(jax.random.key(0), HParams(learning_rate=0.5), Data((x, y)), config)
     """
-    key = _as_key(key)
-    hparams, (x, t), dev, weights = _prepare(hparams, data, config)
-    model = config.resolved_model
-    init_key, train_key, shuffle_key, augment_key = jax.random.split(key, 4)
-    params = model.init(init_key)
-    run = _Run(
-        config=config,
-        model=model,
-        hparams=hparams,
-        x=x,
-        t=t,
-        weights=weights,
-        dev=dev,
-        m=x.shape[0] if weights is None else jnp.sum(weights),
-        shuffle_key=shuffle_key,
-        augment_key=augment_key,
-        mask_base=jax.random.key_data(train_key),
-        key_impl=jax.random.key_impl(train_key),
-    )
-    carry = _Carry(
-        state=init_state(params, config, hparams),
-        perm=jnp.arange(x.shape[0]),
-        active=jnp.array(True),
-        updates=jnp.array(0, jnp.int32),
-        diverged=jnp.array(False),
-        best_params=params,
-        best_cost=jnp.array(jnp.inf, jnp.dtype(config.dtype)),
-        best_step=jnp.array(0, jnp.int32),
-        bad_evals=jnp.array(0, jnp.int32),
-    )
-    carry, history = _evaluations(run, carry, on_eval)
-    return TrainResult(
-        params=carry.best_params if config.restore_best else carry.state.params,
-        best_params=carry.best_params,
-        history=history,
-        stop_step=carry.updates,
-        diverged=carry.diverged,
-        best_step=carry.best_step,
-    )
+    run, carry = _start(key, hparams, data, config)
+    progress = _advance(run, _begin(run, carry), config.n_evals, on_eval)
+    return _finish(config, progress)
