@@ -84,6 +84,13 @@ def _positive(text: str) -> float:
     return value
 
 
+def _eta(text: str) -> float:
+    value = _float(text)
+    if not value > 1:
+        raise argparse.ArgumentTypeError(f"expected a reduction factor > 1 (e.g. 3), got {text!r}")
+    return value
+
+
 def _bayes_error(text: str) -> float:
     value = _float(text)
     if not 0 <= value < 1:
@@ -400,6 +407,23 @@ def build_parser() -> argparse.ArgumentParser:
         choices=METRICS,
         default="dev_accuracy",
         help="ranking metric (ties broken by the dev cost of the same evaluation)",
+    )
+    search = sweep.add_argument_group("successive halving")
+    search.add_argument(
+        "--halving",
+        metavar="ETA",
+        type=_eta,
+        default=None,
+        help="train every member to --min-steps, keep the best 1/ETA by dev cost, train "
+        "those ETA times longer, ... up to --steps (all in compiled programs)",
+    )
+    search.add_argument(
+        "--min-steps",
+        metavar="N",
+        type=_positive_int,
+        default=None,
+        help="the first rung, a multiple of --eval-every (default: about one member "
+        "reaches --steps)",
     )
     run = sweep.add_argument_group("running and outputs")
     run.add_argument(
@@ -815,6 +839,9 @@ def _record(args, source, config, space) -> dict:
         },
         "seeds": args.seeds,
         "seed": args.seed,
+        "halving": None
+        if args.halving is None
+        else {"eta": args.halving, "min_steps": args.min_steps},
         "members": len(space),
         "metric": args.metric,
         "bayes_error": args.bayes_error,
@@ -913,6 +940,7 @@ def _sweep(args) -> int:
     _check_training(args, config, data)
     space = _space(args)
     space.compile(config.n_hidden)  # every member's values are checked now, before training
+    schedule, rungs = _schedule(args, config, len(space))
     is_main = _is_main() if cluster is not None else True
     say = _print if is_main else (lambda *lines: None)
     if args.checkpoint is not None and Path(args.checkpoint).is_dir():
@@ -925,10 +953,12 @@ def _sweep(args) -> int:
         f"sweep: {n} members ({n // args.seeds} points × {args.seeds} seeds), layers "
         f"{'-'.join(map(str, config.layer_sizes))}, {config.steps} steps, {config.optimizer}; "
         f"ranked by {args.metric}, ties by {tie_break(args.metric)}",
+        *_rung_lines(args, rungs),
     )
     # The bar moves per evaluation (run_sweep feeds it while a chunk trains); without a
     # terminal there is no bar, and no callback in the compiled program either.
-    bar = _Progress(n * config.n_evals, enabled=not args.quiet and is_main)
+    evaluations = n * config.n_evals if rungs is None else _rung_evaluations(rungs)
+    bar = _Progress(evaluations, enabled=not args.quiet and is_main)
     try:
         with compile_stats() as compiled:
             results = run_sweep(
@@ -941,6 +971,7 @@ def _sweep(args) -> int:
                 distributed=cluster is not None,
                 progress=False,
                 on_eval=bar if bar.bar is not None else None,
+                schedule=schedule,
             )
     except KeyboardInterrupt:
         raise _interrupted(args, n) from None
@@ -962,12 +993,58 @@ def _sweep(args) -> int:
     return _report(args, results, _record(args, source, config, space))
 
 
+def _schedule(args, config, n_members: int):
+    """The halving schedule and its rungs (None, None without --halving); a rung that
+    misses an evaluation is refused now, before training."""
+    from jaxhp import halving
+
+    if args.halving is None:
+        if args.min_steps is not None:
+            raise UsageError("--min-steps needs --halving ETA (e.g. --halving 3)")
+        return None, None
+    schedule = halving.halving(args.halving, args.min_steps)
+    try:
+        return schedule, halving.rungs(schedule, n_members, config.steps, config.every)
+    except ValueError as err:
+        text = str(err).replace("min_steps=", "--min-steps ").replace("min_steps", "--min-steps")
+        raise UsageError(text.replace("the config's steps", "--steps")) from None
+
+
+def _rung_lines(args, rungs) -> list[str]:
+    if rungs is None:
+        return []
+    steps = ", ".join(f"{r.step} ({r.members})" for r in rungs)
+    return [f"successive halving, eta {_num(args.halving)}: rungs at step (members) {steps}"]
+
+
+def _rung_evaluations(rungs) -> int:
+    """Evaluations a halving run makes (its members do not stop early)."""
+    total, previous = 0, 0
+    for rung in rungs:
+        total += rung.members * (rung.evaluation - previous)
+        previous = rung.evaluation
+    return total
+
+
+def _trained_words(meta: dict, results) -> str:
+    if "rungs" not in meta:
+        return (
+            f"({meta['chunks_run']} chunk(s) of {meta['chunk_size']}, "
+            f"{meta['members_from_checkpoint']} from checkpoint)"
+        )
+    trained = int(np.sum(results.stop_step))
+    full = meta["members"] * meta["rungs"][-1]["step"]
+    return (
+        f"(successive halving: {trained:,} member-steps, {trained / full:.0%} of a full "
+        f"sweep's {full:,})"
+    )
+
+
 def _report(args, results, record) -> int:
     meta = results.meta
     _print(
         f"trained {meta['members']} members in {meta['seconds']:.1f} s "
-        f"({meta['chunks_run']} chunk(s) of {meta['chunk_size']}, "
-        f"{meta['members_from_checkpoint']} from checkpoint){_cache_words(meta)}"
+        f"{_trained_words(meta, results)}{_cache_words(meta)}"
     )
     if results.diverged_members:
         _print(f"diverged (flagged, not ranked): members {results.diverged_members}")
@@ -999,6 +1076,9 @@ def _report(args, results, record) -> int:
         results.plot_heatmap(out / "heatmap.png", x="lambd", y=y_axis, metric=args.metric)
         results.plot_curves(out / "curves.png", top=min(args.top, 5), metric=args.metric)
         written += ", heatmap.png, curves.png"
+        if results.rung is not None:
+            results.plot_rungs(out / "rungs.png")
+            written += ", rungs.png"
     except ImportError as err:  # matplotlib is optional: keep the table, say what is missing
         written += f" (no plots: {err})"
     _print(f"done: {headline}; wrote {written} to {out}/")
@@ -1024,11 +1104,14 @@ def _point(row: dict, results) -> str:
 def _format_summary(rows, results, metric: str) -> str:
     names = results.hparam_names()
     shown = list(dict.fromkeys((metric, "dev_accuracy", "train_accuracy", "dev_cost")))
+    rungs = results.rung is not None
     header = [f"{'rank':>4}", *(f"{n:>13}" for n in names), f"{'seeds':>5}"]
+    header += [f"{'rung':>4}"] if rungs else []
     header += [f"{m:>19}" for m in shown] + ["  within noise of best"]
     lines = [" ".join(header)]
     for rank, row in enumerate(rows, start=1):
         cells = [f"{rank:>4}", *(f"{_num(row[n]):>13}" for n in names), f"{row['seeds']:>5}"]
+        cells += [f"{row['rung']:>4}"] if rungs else []
         if row["diverged"] == row["seeds"]:
             cells.append(f"{'every seed diverged':>19}")
             lines.append(" ".join(cells))

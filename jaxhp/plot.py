@@ -362,8 +362,9 @@ def heatmap_figure(
     fig.colorbar(image, ax=ax, label=f"{metric} ({direction} is better)")
     ax.set_xlabel(x)
     ax.set_ylabel(y)
+    halving = " (halving: at each member's last rung)" if "rung" in columns else ""
     ax.set_title(
-        f"{metric} by {x} and {y}\n{_what_a_point_shows(columns, names, x, y, cells)};"
+        f"{metric}{halving} by {x} and {y}\n{_what_a_point_shows(columns, names, x, y, cells)};"
         f" diverged members excluded",
         fontsize=10,
     )

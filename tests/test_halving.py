@@ -1,0 +1,235 @@
+"""Successive halving: rung arithmetic, survivors equal to the full sweep's members, stopped
+members not trained further, one program for every rung, resume per rung, bad input.
+
+The reference for who survives is the full sweep itself: its history at each rung's
+evaluation, ranked by dev cost with NumPy."""
+
+import math
+
+import numpy as np
+import pytest
+
+import jaxhp
+from jaxhp import _programs, halving, sweep
+
+CONFIG = jaxhp.TrainConfig(layer_sizes=(2, 6, 1), steps=45, eval_every=5)
+SPACE = sweep.random(
+    3,
+    10,
+    lambd=sweep.loguniform(1e-3, 1.0),
+    keep_prob=sweep.uniform(0.6, 1.0),
+    learning_rate=sweep.loguniform(0.05, 1.0),
+)
+SCHEDULE = sweep.halving(eta=3, min_steps=5)  # rungs at 5, 15, 45 steps: 10, 3, 1 members
+
+
+@pytest.fixture(scope="module")
+def data():
+    return jaxhp.datasets.load("moons", n_train=64, n_dev=48, n_test=0, noise=0.3)
+
+
+@pytest.fixture(scope="module")
+def full(data):
+    return jaxhp.run_sweep(SPACE, data, CONFIG, progress=False)
+
+
+@pytest.fixture(scope="module")
+def halved(data):
+    return jaxhp.run_sweep(SPACE, data, CONFIG, progress=False, schedule=SCHEDULE)
+
+
+# ---- rung arithmetic ----------------------------------------------------------------------
+def test_rungs_of_the_issue_workload():
+    got = halving.rungs(sweep.halving(3, 100), 81, 2700, 100)
+    assert [(r.step, r.evaluation, r.members) for r in got] == [
+        (100, 1, 81),
+        (300, 3, 27),
+        (900, 9, 9),
+        (2700, 27, 3),
+    ]
+    # 81*100 + 27*200 + 9*600 + 3*1800, by hand
+    assert halving.member_steps(got) == 24_300
+
+
+def test_rungs_round_up_to_evaluations_and_end_at_steps():
+    # eta 2.5 from 100 with an evaluation every 50: 100, 250, 625 -> 650, 1562.5 -> 1600,
+    # then 3906.25 is past the end: the last rung is the config's 2000 steps.
+    got = halving.rungs(sweep.halving(2.5, 100), 20, 2000, 50)
+    assert [r.step for r in got] == [100, 250, 650, 1600, 2000]
+    assert [r.members for r in got] == [20, 8, 3, 1, 1]  # floor(n / 2.5), at least 1
+
+
+def test_default_first_rung_lets_about_one_member_reach_the_end():
+    # 27 members, eta 3: s = 3 halvings, so the first rung is 2700 / 27 = 100 steps.
+    got = halving.rungs(sweep.halving(3), 27, 2700, 50)
+    assert [(r.step, r.members) for r in got] == [(100, 27), (300, 9), (900, 3), (2700, 1)]
+
+
+def test_ranking_puts_non_finite_costs_last_and_breaks_ties_by_train_cost():
+    dev = np.array([0.5, np.nan, 0.2, 0.5, np.inf])
+    train = np.array([0.4, 0.1, 0.9, 0.3, 0.1])
+    assert halving.rank(dev, train).tolist() == [2, 3, 0, 1, 4]
+
+
+# ---- the engine against the full sweep ----------------------------------------------------
+def _expected_survivors(full, rungs):
+    """Who enters each rung, ranked from the full sweep's own history."""
+    entrants = np.arange(len(full))
+    out = [entrants]
+    for rung, following in zip(rungs, rungs[1:]):
+        row = rung["evaluation"] - 1
+        dev = full.history.dev_cost[entrants, row]
+        train = full.history.train_cost[entrants, row]
+        dev = np.where(np.isfinite(dev), dev, np.inf)
+        order = np.lexsort((np.arange(len(entrants)), train, dev))
+        entrants = np.sort(entrants[order[: following["members"]]])
+        out.append(entrants)
+    return out
+
+
+def test_survivors_are_the_full_sweeps_best_and_equal_its_members(full, halved):
+    rungs = halved.meta["rungs"]
+    assert [r["members"] for r in rungs] == [10, 3, 1]
+    expected = _expected_survivors(full, rungs)
+    for k, entrants in enumerate(expected):
+        np.testing.assert_array_equal(np.flatnonzero(halved.rung >= k), entrants)
+    last = expected[-1]
+    for field in full.history._fields:  # same program, same lanes: bit for bit
+        np.testing.assert_array_equal(
+            getattr(halved.history, field)[last], getattr(full.history, field)[last]
+        )
+    for field in ("stop_step", "best_step", "diverged"):
+        np.testing.assert_array_equal(getattr(halved, field)[last], getattr(full, field)[last])
+
+
+def test_stopped_members_train_no_further_than_their_rung(full, halved):
+    rungs = halved.meta["rungs"]
+    for member in range(len(full)):
+        k = int(halved.rung[member])
+        rung = rungs[k]
+        row = rung["evaluation"] - 1
+        # the steps it trained: its rung's, unless it stopped earlier in the full run too
+        assert halved.stop_step[member] == min(rung["step"], full.stop_step[member])
+        # its history up to the rung is the full run's; after it, rows repeat the rung's
+        for field in ("dev_cost", "train_cost", "dev_accuracy"):
+            got, want = getattr(halved.history, field)[member], getattr(full.history, field)[member]
+            np.testing.assert_array_equal(got[: row + 1], want[: row + 1])
+            np.testing.assert_array_equal(got[row + 1 :], np.repeat(want[row], len(got) - row - 1))
+
+
+def test_one_advance_program_serves_every_rung(data, halved):
+    program = _programs._ADVANCE["cpu"]
+    before = program._cache_size()
+    again = jaxhp.run_sweep(SPACE, data, CONFIG, progress=False, schedule=sweep.halving(2, 5))
+    assert len(again.meta["rungs"]) == 5  # other rungs and survivor counts: no new program
+    assert program._cache_size() == before
+    # ... and the count does see a new program: another config compiles one more
+    jaxhp.run_sweep(SPACE, data, CONFIG.replace(steps=40), progress=False, schedule=SCHEDULE)
+    assert program._cache_size() == before + 1
+
+
+def test_lanes_and_table(full, halved):
+    n_devices = len(halved.meta["devices"])
+    lanes = n_devices * 8  # one vmap group per device per call
+    calls = [math.ceil(r["members"] / lanes) for r in halved.meta["rungs"]]
+    steps = [5, 10, 30]  # each rung's new steps
+    assert halved.meta["lane_steps"] == sum(c * lanes * s for c, s in zip(calls, steps))
+    assert halved.columns()["rung"].tolist() == halved.rung.tolist()
+    assert "rung" not in full.columns()
+    # members that reached the last rung rank first, whatever their metric
+    assert halved.best("dev_accuracy")["rung"] == 2
+    assert halved.summary()[0]["rung"] == 2
+
+
+# ---- resume ---------------------------------------------------------------------------------
+class _Stop(Exception):
+    pass
+
+
+def test_resume_per_rung_retrains_nothing_finished(data, halved, tmp_path, monkeypatch):
+    folder = tmp_path / "ck"
+    calls, interrupt = [], [True]
+    real_advance = halving._advance
+
+    def counted(plan, trainer, members, states, until, *args):
+        calls.append((until, len(members)))
+        if until == 3 and interrupt[0]:  # rung 1 (evaluation 3) has started: stop the run
+            raise _Stop
+        return real_advance(plan, trainer, members, states, until, *args)
+
+    monkeypatch.setattr(halving, "_advance", counted)
+    with pytest.raises(_Stop):
+        jaxhp.run_sweep(SPACE, data, CONFIG, progress=False, schedule=SCHEDULE, checkpoint=folder)
+    assert [u for u, _ in calls] == [1, 3]  # rung 0 finished and saved, rung 1 cut short
+    calls.clear()
+    interrupt[0] = False
+    resumed = jaxhp.run_sweep(
+        SPACE, data, CONFIG, progress=False, schedule=SCHEDULE, checkpoint=folder
+    )
+    assert [u for u, _ in calls] == [3, 9]  # rung 0 was read back, not trained again
+    for field in resumed.history._fields:
+        np.testing.assert_array_equal(
+            getattr(resumed.history, field), getattr(halved.history, field)
+        )
+    np.testing.assert_array_equal(resumed.rung, halved.rung)
+    np.testing.assert_array_equal(resumed.stop_step, halved.stop_step)
+    calls.clear()
+    jaxhp.run_sweep(SPACE, data, CONFIG, progress=False, schedule=SCHEDULE, checkpoint=folder)
+    assert calls == []  # everything finished: nothing trains
+
+
+def test_a_halving_checkpoint_never_serves_another_schedule_or_a_full_sweep(data, tmp_path):
+    folder = tmp_path / "ck"
+    small = sweep.grid(lambd=[0.0, 0.1, 1.0])
+    jaxhp.run_sweep(small, data, CONFIG, progress=False, schedule=SCHEDULE, checkpoint=folder)
+    for schedule in (sweep.halving(2, 5), None):
+        with pytest.raises(ValueError, match="different sweep"):
+            jaxhp.run_sweep(
+                small, data, CONFIG, progress=False, schedule=schedule, checkpoint=folder
+            )
+
+
+# ---- bad input ------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "kwargs, kind, words",
+    [
+        ({"eta": 1}, ValueError, "eta must be a number > 1"),
+        ({"eta": 0.5}, ValueError, "got 0.5"),
+        ({"eta": float("nan")}, ValueError, "eta must be"),
+        ({"eta": True}, TypeError, "eta must be"),
+        ({"eta": "3"}, TypeError, "got '3'"),
+        ({"min_steps": 0}, ValueError, "min_steps must be a positive int"),
+        ({"min_steps": -5}, ValueError, "got -5"),
+        ({"min_steps": 2.5}, TypeError, "min_steps must be"),
+    ],
+)
+def test_bad_schedules_are_refused(kwargs, kind, words):
+    with pytest.raises(kind, match=words):
+        sweep.halving(**kwargs)
+
+
+@pytest.mark.parametrize(
+    "schedule, kind, words",
+    [
+        (sweep.halving(3, 50), ValueError, r"min_steps must be <= the config's steps \(45\)"),
+        (sweep.halving(3, 7), ValueError, "min_steps=7 does not fall on an evaluation.*5 or 10"),
+        ((3, 5), TypeError, "schedule must be None or jaxhp.sweep.halving"),
+    ],
+)
+def test_bad_schedules_for_the_config_fail_before_training(data, schedule, kind, words):
+    with pytest.raises(kind, match=words):
+        jaxhp.run_sweep(SPACE, data, CONFIG, progress=False, schedule=schedule)
+
+
+def test_halving_needs_one_rung_layout_for_every_static_group(data):
+    space = sweep.grid(lambd=[0.0, 0.1], steps=[45, 30])
+    with pytest.raises(ValueError, match=r"same steps and eval_every.*\(30, 5\), \(45, 5\)"):
+        jaxhp.run_sweep(space, data, CONFIG, progress=False, schedule=SCHEDULE)
+
+
+def test_halving_without_dev_data_says_it_ranks_by_train_cost(data):
+    train_only = jaxhp.Data(train=data.train)
+    with pytest.warns(UserWarning, match="ranks the members at each rung by their training"):
+        jaxhp.run_sweep(
+            sweep.grid(lambd=[0.0, 1.0]), train_only, CONFIG, progress=False, schedule=SCHEDULE
+        )
