@@ -114,6 +114,21 @@ def test_two_processes_equal_one(tmp_path):
     assert (tmp_path / "two" / "results.csv").read_text() == one
 
 
+def test_two_processes_agree_on_halving_survivors(tmp_path):
+    halving = [*SWEEP, "--halving", "3", "--min-steps", "6"]
+    single = run_one(*halving, "--out", str(tmp_path / "one"), timeout=240)
+    assert single.returncode == 0, single.stderr
+    outs = finish(launch(lambda k: [*halving, "--out", str(tmp_path / "two")], 2, free_port()))
+    for code, _out, err in outs:
+        assert code == 0, err
+    one = read_table(tmp_path / "one" / "results.csv")
+    rungs = [int(row["rung"]) for row in one]
+    assert rungs.count(3) == 1 and rungs.count(0) == 20  # 30 members: 30, 10, 3, 1
+    assert (tmp_path / "two" / "results.csv").read_text() == (
+        tmp_path / "one" / "results.csv"
+    ).read_text()
+
+
 def test_killed_process_is_named_and_rerun_resumes(tmp_path):
     slow = [*SWEEP[:-3], "--steps", "1500", "--chunk-size", "2", "--quiet"]
     checkpoint = tmp_path / "ck"

@@ -233,3 +233,29 @@ def test_halving_without_dev_data_says_it_ranks_by_train_cost(data):
         jaxhp.run_sweep(
             sweep.grid(lambd=[0.0, 1.0]), train_only, CONFIG, progress=False, schedule=SCHEDULE
         )
+
+
+# ---- the command ----------------------------------------------------------------------------
+def test_the_sweep_command_halves_and_records_it(tmp_path, capsys):
+    import csv
+    import json
+
+    from jaxhp.cli import main
+
+    out = tmp_path / "out"
+    argv = ["sweep", "--n-train", "64", "--n-dev", "48", "--layers", "6", "--lambd", "0,0.1,1"]
+    argv += ["--keep-prob", "0.8,1", "--seeds", "1", "--steps", "30", "--eval-every", "5"]
+    argv += ["--halving", "2", "--min-steps", "10", "--quiet", "--no-cache", "--out", str(out)]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "rungs at step (members) 10 (6), 20 (3), 30 (1)" in printed
+    with open(out / "results.csv") as f:
+        rows = list(csv.DictReader(f))
+    rungs = sorted(int(r["rung"]) for r in rows)
+    assert rungs == [0, 0, 0, 1, 1, 2]
+    assert {int(r["stop_step"]) for r in rows if r["rung"] == "2"} <= {30}
+    assert all(int(r["stop_step"]) <= 10 for r in rows if r["rung"] == "0")
+    assert (out / "rungs.png").read_bytes()[:4] == b"\x89PNG"
+    recorded = json.loads((out / "results.json").read_text())["config"]
+    assert recorded["halving"] == {"eta": 2.0, "min_steps": 10}
+    assert "--halving=2.0" in recorded["argv"] and "--min-steps=10" in recorded["argv"]

@@ -58,6 +58,18 @@ CASES = [
     (["train", "--save", "DIR"], "--save .* is a folder; give a file name"),
     (["train", "--plot", "FILE/cost.png"], "--plot .*a-file is a file"),
     (["sweep", "--dataset", "mons"], "--dataset must be one of .*did you mean moons\\?"),
+    (["sweep", "--halving", "1"], "argument --halving: expected a reduction factor > 1"),
+    (["sweep", "--halving", "x"], "argument --halving: .*'x'"),
+    (["sweep", "--min-steps", "10"], "--min-steps needs --halving ETA"),
+    (["sweep", "--halving", "3", "--min-steps", "0"], "argument --min-steps: expected an int"),
+    (
+        ["sweep", "--halving", "3", "--steps", "100", "--eval-every", "10", "--min-steps", "15"],
+        "--min-steps 15 does not fall on an evaluation .*every 10 steps.*e.g. 10 or 20",
+    ),
+    (
+        ["sweep", "--halving", "3", "--steps", "100", "--min-steps", "200"],
+        "--min-steps must be <= --steps \\(100\\), got 200",
+    ),
     (["sweep", "--dataset", "MISSING"], "dataset file .*missing.csv does not exist"),
     (["sweep", "--dataset", "BADNPZ"], "dataset file .*bad.npz is not a readable .npz"),
     (["sweep", "--eval-every", "5000"], "--eval-every 5000 must be <= --steps 2000"),
