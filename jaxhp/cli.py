@@ -1054,18 +1054,22 @@ def _sweep(args) -> int:
         compile_cache_hits=compiled.cache_hits,
         compile_cache=None if args.no_cache else str(default_cache_dir()),
     )
-    trained = (
+    return _report(args, results, _record(args, source, config, space))
+
+
+def _sweep_trained(meta: dict) -> str:
+    return (
         f"trained {meta['members']} members in {meta['seconds']:.1f} s "
         f"({meta['chunks_run']} chunk(s) of {meta['chunk_size']}, "
         f"{meta['members_from_checkpoint']} from checkpoint){_cache_words(meta)}"
     )
-    return _report(args, results, _record(args, source, config, space), trained)
 
 
-def _report(args, results, record, trained: str) -> int:
-    """Print ``trained``, the ranked table, the best configuration and its diagnosis;
-    write results.csv, results.json and the plots to --out."""
-    _print(trained)
+def _report(args, results, record, trained: str | None = None) -> int:
+    """Print what was trained (``trained``; by default a sweep's line), the ranked table,
+    the best configuration and its diagnosis; write results.csv, results.json and the
+    plots to --out."""
+    _print(_sweep_trained(results.meta) if trained is None else trained)
     if results.diverged_members:
         _print(f"diverged (flagged, not ranked): members {results.diverged_members}")
     rows = results.summary(args.metric)
