@@ -3,8 +3,8 @@
 Each device trains its share of a call's member lanes, ``width`` members at a time in one
 ``vmap``; the data is replicated. A member's key is made inside the program from the
 sweep's seed and its own seed, so it never depends on its lane. Three programs use this
-layout: the whole run (:func:`sweep_program`), and successive halving's first progress
-(``_BEGIN``) and its advance to a rung (``_ADVANCE``, the rung a traced argument).
+layout: the whole run (:func:`sweep_program`) and successive halving's advance to a rung
+(``_ADVANCE``, the rung a traced argument).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import functools
 from collections.abc import Callable
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, PartitionSpec
 
@@ -67,24 +68,18 @@ def _train_block(
     return _per_member(one, seed, member_seeds, hparams, None, width=width, dropout=dropout)
 
 
-def _begin_block(seed, member_seeds, hparams, data, config, *, width, dropout):
-    """Successive halving: each member's progress before its first evaluation."""
-
-    def one(key, hp, _):
-        return train._begin(*train._start(key, hp, data, config))
-
-    return _per_member(one, seed, member_seeds, hparams, None, width=width, dropout=dropout)
-
-
 def _advance_block(
-    seed, member_seeds, hparams, data, progress, until, config, *, width, dropout, report
+    seed, member_seeds, hparams, data, progress, until, fresh, config, *, width, dropout, report
 ):
-    """Successive halving: advance each member's progress up to evaluation ``until``
-    (traced, so every rung reuses this program)."""
+    """Successive halving: advance each member's progress up to evaluation ``until``, from
+    its start when ``fresh`` (then ``progress`` is a placeholder). Both are traced, so one
+    program serves every rung."""
     on_eval = _dispatch_eval if report else None
 
     def one(key, hp, member_progress):
-        run, _ = train._start(key, hp, data, config)
+        run, carry = train._start(key, hp, data, config)
+        begun = train._begin(run, carry)
+        member_progress = jax.tree.map(lambda a, b: jnp.where(fresh, a, b), begun, member_progress)
         return train._advance(run, member_progress, until, on_eval)
 
     return _per_member(one, seed, member_seeds, hparams, progress, width=width, dropout=dropout)
@@ -126,20 +121,20 @@ def sweep_program(mesh: Mesh):
     return _CPU_PROGRAM if mesh.devices.flat[0].platform == "cpu" else _PROGRAM
 
 
-def _begin_program(seed, member_seeds, hparams, data, config, *, mesh, width, dropout):
-    block = functools.partial(_begin_block, config=config, width=width, dropout=dropout)
-    by_member, replicated = PartitionSpec("members"), PartitionSpec()
-    return jax.shard_map(
-        block,
-        mesh=mesh,
-        in_specs=(replicated, by_member, by_member, replicated),
-        out_specs=by_member,
-        check_vma=False,
-    )(seed, member_seeds, hparams, data)
-
-
 def _advance_program(
-    seed, member_seeds, hparams, data, progress, until, config, *, mesh, width, dropout, report
+    seed,
+    member_seeds,
+    hparams,
+    data,
+    progress,
+    until,
+    fresh,
+    config,
+    *,
+    mesh,
+    width,
+    dropout,
+    report,
 ):
     block = functools.partial(
         _advance_block, config=config, width=width, dropout=dropout, report=report
@@ -148,13 +143,10 @@ def _advance_program(
     return jax.shard_map(
         block,
         mesh=mesh,
-        in_specs=(replicated, by_member, by_member, replicated, by_member, replicated),
+        in_specs=(replicated, by_member, by_member, replicated, by_member, replicated, replicated),
         out_specs=by_member,
         check_vma=False,
-    )(seed, member_seeds, hparams, data, progress, until)
-
-
-_BEGIN = jax.jit(_begin_program, static_argnames=("mesh", "width", "dropout"))
+    )(seed, member_seeds, hparams, data, progress, until, fresh)
 
 
 _ADVANCE = {

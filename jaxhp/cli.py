@@ -1,4 +1,5 @@
-"""The ``jaxhp`` command: ``jaxhp train`` (one run) and ``jaxhp sweep`` (many at once).
+"""The ``jaxhp`` command: ``jaxhp train`` (one run), ``jaxhp sweep`` (many at once) and
+``jaxhp tune`` (Optuna's sampler picks them, batch by batch).
 
 Every argument is checked before anything trains: a bad one prints one line on stderr and
 exits with status 2. Ctrl-C prints one line saying what was saved and exits with 130.
@@ -439,19 +440,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="folder for finished chunks; re-running the same command resumes from it",
     )
-    run.add_argument(
-        "--out", metavar="DIR", default="jaxhp-out", help="folder for results and plots"
-    )
-    run.add_argument(
-        "--top", metavar="N", type=_positive_int, default=5, help="configurations to print"
-    )
-    run.add_argument("--quiet", action="store_true", help="no progress bar")
-    run.add_argument(
-        "--no-cache",
-        action="store_true",
-        help="do not use the persistent compilation cache (default: on, in $JAXHP_CACHE_DIR "
-        "or ~/.cache/jaxhp/xla)",
-    )
+    _add_output_args(run)
     cluster = sweep.add_argument_group("several processes or hosts (jax.distributed)")
     cluster.add_argument(
         "--coordinator", metavar="HOST:PORT", default=None, help="HOST:PORT of process 0"
@@ -483,7 +472,102 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds to wait for a missing process before failing",
     )
     sweep.set_defaults(run=_sweep, parser=sweep)
+    _add_tune(commands)
     return parser
+
+
+def _add_output_args(group):
+    group.add_argument(
+        "--out", metavar="DIR", default="jaxhp-out", help="folder for results and plots"
+    )
+    group.add_argument(
+        "--top", metavar="N", type=_positive_int, default=5, help="configurations to print"
+    )
+    group.add_argument("--quiet", action="store_true", help="no progress bar")
+    group.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="do not use the persistent compilation cache (default: on, in $JAXHP_CACHE_DIR "
+        "or ~/.cache/jaxhp/xla)",
+    )
+
+
+TUNE_SAMPLERS = ("tpe", "cmaes", "random")  # jaxhp.integrations.optuna.SAMPLERS (no optuna)
+DEFAULT_STUDY_NAME = "jaxhp-tune"
+
+
+def _add_tune(commands):
+    tune = commands.add_parser(
+        "tune",
+        help="let an Optuna sampler pick the configurations, trained in vmapped batches",
+        description="Ask an Optuna sampler (TPE, CMA-ES or random) for --batch trials at a "
+        "time, train each batch as one vmapped program, and tell Optuna every trial's dev "
+        "cost (at its best evaluation), until the study holds --trials finished trials. "
+        "Write results.csv, results.json and plots to --out, as jaxhp sweep does. With "
+        "--storage the study is kept in a database, and re-running the same command "
+        "resumes it. Needs optuna: pip install 'jaxhp[optuna]'.",
+        formatter_class=_Formatter,
+    )
+    _add_data_args(tune)
+    space = tune.add_argument_group("search space (one value: fixed; a,b,c: a choice)")
+    space.add_argument(
+        "--lambd",
+        type=_axis_type(_non_negative),
+        default="loguniform:1e-4:10",
+        help="L2 strength λ: loguniform:a:b, uniform:a:b, choices a,b,c or one value",
+    )
+    space.add_argument(
+        "--keep-prob",
+        type=_axis_type(None, keep_prob=True),
+        default="uniform:0.5:1",
+        help="dropout keep probability in (0, 1]: uniform:a:b, choices a,b,c, or one value "
+        "(0.8/0.9 = one fixed value per hidden layer)",
+    )
+    space.add_argument(
+        "--learning-rate",
+        "--lr",
+        type=_axis_type(_positive),
+        default="loguniform:0.01:1",
+        help="learning rate: loguniform:a:b, uniform:a:b, choices a,b,c or one value",
+    )
+    study = tune.add_argument_group("the study")
+    study.add_argument(
+        "--trials",
+        metavar="N",
+        type=_positive_int,
+        required=True,
+        help="finished trials the study should hold (a resumed study trains only the rest)",
+    )
+    study.add_argument(
+        "--batch",
+        metavar="B",
+        type=_positive_int,
+        required=True,
+        help="trials asked and trained together as one compiled program",
+    )
+    study.add_argument("--sampler", choices=TUNE_SAMPLERS, default="tpe", help="Optuna sampler")
+    study.add_argument(
+        "--storage",
+        metavar="URL",
+        default=None,
+        help="keep the study in this database, e.g. sqlite:///study.db; re-running the same "
+        "command resumes it (default: in memory, lost at exit)",
+    )
+    study.add_argument(
+        "--study-name",
+        metavar="NAME",
+        default=DEFAULT_STUDY_NAME,
+        help="the study's name in --storage",
+    )
+    study.add_argument("--seed", type=_seed, default=0, help="seed of the sampler and training")
+    study.add_argument(
+        "--metric",
+        choices=METRICS,
+        default="best_dev_cost",
+        help="ranking metric of the printed table (the study itself minimises best_dev_cost)",
+    )
+    _add_output_args(tune.add_argument_group("outputs"))
+    tune.set_defaults(run=_tune, parser=tune)
 
 
 def _int_process(text: str) -> int:
@@ -820,17 +904,7 @@ def _replay_argv(args) -> list[str]:
 def _record(args, source, config, space) -> dict:
     """results.json's config: what the sweep was, and the flags that re-run it."""
     return {
-        "command": "sweep",
-        "argv": _replay_argv(args),
-        "dataset": source,
-        "layer_sizes": list(config.layer_sizes),
-        "activation": config.activation,
-        "init": config.init,
-        "optimizer": config.optimizer,
-        "steps": config.steps,
-        "batch_size": config.batch_size,
-        "eval_every": config.every,
-        "patience": config.patience,
+        **_run_record(args, source, config),
         "search": {
             "lambd": args.lambd.text,
             "keep_prob": args.keep_prob.text,
@@ -845,13 +919,34 @@ def _record(args, source, config, space) -> dict:
         "members": len(space),
         "metric": args.metric,
         "bayes_error": args.bayes_error,
-        "versions": {
-            "jaxhp": jaxhp.__version__,
-            "jax": _installed("jax"),
-            "jaxlib": _installed("jaxlib"),
-            "numpy": np.__version__,
-            "python": platform.python_version(),
-        },
+        "versions": _versions(),
+    }
+
+
+def _run_record(args, source, config) -> dict:
+    """What any command's results were trained on, and the flags that train them again."""
+    return {
+        "command": args.command,
+        "argv": _replay_argv(args),
+        "dataset": source,
+        "layer_sizes": list(config.layer_sizes),
+        "activation": config.activation,
+        "init": config.init,
+        "optimizer": config.optimizer,
+        "steps": config.steps,
+        "batch_size": config.batch_size,
+        "eval_every": config.every,
+        "patience": config.patience,
+    }
+
+
+def _versions() -> dict:
+    return {
+        "jaxhp": jaxhp.__version__,
+        "jax": _installed("jax"),
+        "jaxlib": _installed("jaxlib"),
+        "numpy": np.__version__,
+        "python": platform.python_version(),
     }
 
 
@@ -1040,12 +1135,18 @@ def _trained_words(meta: dict, results) -> str:
     )
 
 
-def _report(args, results, record) -> int:
-    meta = results.meta
-    _print(
+def _sweep_trained(meta: dict, results) -> str:
+    return (
         f"trained {meta['members']} members in {meta['seconds']:.1f} s "
         f"{_trained_words(meta, results)}{_cache_words(meta)}"
     )
+
+
+def _report(args, results, record, trained: str | None = None) -> int:
+    """Print what was trained (``trained``; by default a sweep's line), the ranked table,
+    the best configuration and its diagnosis; write results.csv, results.json and the
+    plots to --out."""
+    _print(_sweep_trained(results.meta, results) if trained is None else trained)
     if results.diverged_members:
         _print(f"diverged (flagged, not ranked): members {results.diverged_members}")
     rows = results.summary(args.metric)
@@ -1083,6 +1184,208 @@ def _report(args, results, record) -> int:
         written += f" (no plots: {err})"
     _print(f"done: {headline}; wrote {written} to {out}/")
     return 0
+
+
+# ---- jaxhp tune --------------------------------------------------------------------------
+def _optuna_bridge():
+    """jaxhp.integrations.optuna, or a usage error that says how to get optuna."""
+    try:
+        import optuna  # noqa: F401
+    except ImportError:
+        raise UsageError("jaxhp tune needs optuna: pip install 'jaxhp[optuna]'") from None
+    from jaxhp.integrations import optuna as bridge
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # our lines say what it would
+    return bridge
+
+
+_TUNED = ("lambd", "keep_prob", "learning_rate")
+
+
+def _tune_space(args) -> tuple[dict, HParams]:
+    """The search flags as Optuna distributions (ranges, choices), and the fixed values."""
+    import optuna
+
+    from jaxhp import space
+
+    distributions, fixed = {}, {}
+    for name in _TUNED:
+        axis, flag = getattr(args, name), "--" + name.replace("_", "-")
+        values = axis.values
+        if isinstance(values, (space.uniform, space.loguniform)):
+            log = isinstance(values, space.loguniform)
+            distributions[name] = optuna.distributions.FloatDistribution(
+                values.a, values.b, log=log
+            )
+        elif len(values) == 1:
+            one = values[0]
+            fixed[name] = np.asarray(one, np.float32) if isinstance(one, tuple) else one
+        elif any(isinstance(v, tuple) for v in values):
+            raise UsageError(
+                f"{flag} {axis.text}: per-layer values (0.8/0.9) can be one fixed value in "
+                "jaxhp tune, not a choice"
+            )
+        else:
+            distributions[name] = optuna.distributions.CategoricalDistribution(values)
+    if not distributions:
+        raise UsageError(
+            "--lambd, --keep-prob and --learning-rate are all fixed: give at least one a "
+            "range (loguniform:a:b, uniform:a:b) or choices a,b,c"
+        )
+    return distributions, HParams(**fixed)
+
+
+def _tune_record(args, source, config) -> dict:
+    return {
+        **_run_record(args, source, config),
+        "search": {name: getattr(args, name).text for name in _TUNED},
+        "trials": args.trials,
+        "batch": args.batch,
+        "sampler": args.sampler,
+        "storage": args.storage,
+        "study_name": args.study_name if args.storage else None,
+        "seed": args.seed,
+        "metric": args.metric,
+        "bayes_error": args.bayes_error,
+        "versions": _versions(),
+    }
+
+
+_STUDY_ATTR = "jaxhp_tune"  # the study's user attribute: what its trials were trained on
+_SHAPES_TRIALS = (
+    "dataset",
+    "layer_sizes",
+    "activation",
+    "init",
+    "optimizer",
+    "steps",
+    "batch_size",
+    "eval_every",
+    "patience",
+    "search",
+    "seed",
+)
+
+
+def _check_same_study(study, record: dict, args):
+    """A resumed study must have been tuned with the same data, model and search space:
+    its trials and the new ones go into one table and one sampler."""
+    mine = json.loads(json.dumps({k: record[k] for k in _SHAPES_TRIALS}))
+    theirs = study.user_attrs.get(_STUDY_ATTR)
+    if theirs is None:
+        study.set_user_attr(_STUDY_ATTR, mine)
+        return
+    for key in _SHAPES_TRIALS:
+        if theirs.get(key) != mine[key]:
+            raise UsageError(
+                f"--study-name {args.study_name} in --storage {args.storage} was tuned with "
+                f"other settings ({key}: {theirs.get(key)!r} there, {mine[key]!r} here); "
+                "give the same flags to resume it, or another --study-name"
+            )
+
+
+def _open_study(args, bridge):
+    """The study: new, or (with --storage) resumed; its sampler's seed moves on with the
+    finished trials, so a resumed random sampler does not repeat the first run's draws."""
+    try:
+        study = bridge.create_study(
+            storage=args.storage,
+            study_name=args.study_name if args.storage else None,
+            sampler=args.sampler,
+            seed=args.seed,
+        )
+    except ValueError as err:
+        raise UsageError(f"--storage {args.storage}: {err}") from None
+    finished = len(bridge.finished_trials(study))
+    if finished:
+        study.sampler = bridge.make_sampler(args.sampler, args.seed + finished)
+    return study
+
+
+def _tune_interrupted(args, bridge, study) -> Interrupted:
+    if args.storage is None:
+        return Interrupted(
+            "interrupted: nothing was saved; with --storage sqlite:///study.db finished "
+            "trials are kept and re-running the same command resumes"
+        )
+    finished = len(bridge.finished_trials(study))
+    return Interrupted(
+        f"interrupted: {finished} of {args.trials} trials finished in study "
+        f"{args.study_name!r} ({args.storage}); re-run the same command to resume"
+    )
+
+
+def _tune(args) -> int:
+    bridge = _optuna_bridge()
+    _check_folder(args.out, "--out")
+    _check_steps(args)
+    data, n_out, n_classes, source = _load_data(args)
+    config = _config(args, data, n_out)
+    _check_training(args, config, data)
+    distributions, base = _tune_space(args)
+    record = _tune_record(args, source, config)
+    study = _open_study(args, bridge)
+    _check_same_study(study, record, args)
+    finished = len(bridge.finished_trials(study))
+    stale = len(bridge.stale_trials(study, distributions))
+    if finished or stale:
+        again = f"; {stale} left running by a killed run are trained again" if stale else ""
+        _print(
+            f"resuming study {args.study_name!r} in {args.storage}: {finished} of "
+            f"{args.trials} trials finished{again}"
+        )
+    todo = max(0, args.trials - finished)
+    if not args.no_cache:
+        enable_compilation_cache()
+    _print(
+        _data_line(source, data, n_classes),
+        f"tune: {todo} trial(s) to train in batches of {args.batch}, {args.sampler} sampler "
+        f"over {', '.join(distributions)}; layers {'-'.join(map(str, config.layer_sizes))}, "
+        f"{config.steps} steps, {config.optimizer}; ranked by {args.metric}, ties by "
+        f"{tie_break(args.metric)}",
+    )
+    bar = _Progress(todo * config.n_evals, enabled=not args.quiet)
+    started = time.perf_counter()
+    try:
+        with compile_stats() as compiled:
+            if todo:
+                bridge.optimize(
+                    study,
+                    distributions,
+                    data,
+                    config,
+                    n_trials=todo,
+                    batch_size=args.batch,
+                    seed=args.seed,
+                    base=base,
+                    keep_history=True,
+                    on_eval=bar if bar.bar is not None else None,
+                )
+    except KeyboardInterrupt:
+        raise _tune_interrupted(args, bridge, study) from None
+    finally:
+        bar.close()
+    seconds = time.perf_counter() - started
+    results = bridge.study_results(study, config, base=base)
+    results.meta.update(
+        m_train=source["m_train"],
+        m_dev=source["m_dev"],
+        chance_error=_chance_error(data),
+        seconds=seconds,
+        trials_trained=todo,
+        study_name=study.study_name,
+        storage=args.storage,
+        sampler=args.sampler,
+        compile_seconds=round(compiled.total_s, 3),
+        compile_cache_hits=compiled.cache_hits,
+        compile_cache=None if args.no_cache else str(default_cache_dir()),
+    )
+    trained = (
+        f"trained {todo} trial(s) in {seconds:.1f} s ({-(-todo // args.batch)} batch(es) of "
+        f"{args.batch}); the study holds {len(results)} finished trial(s)"
+        f"{_cache_words(results.meta) if todo else ''}"
+    )
+    return _report(args, results, record, trained)
 
 
 def _cache_words(meta: dict) -> str:

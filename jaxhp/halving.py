@@ -201,25 +201,27 @@ def _advance(plan, trainer: _Trainer, members, states, until: int, mesh, report:
     seeds = np.asarray(plan.seeds[lanes], np.int32)
     hparams = jax.tree.map(lambda v: np.asarray(v)[lanes], plan.hparams)
     seeds, hparams = jax.device_put((seeds, hparams), by_member)
-    seed = np.int32(plan.seed)
-    static = {"mesh": mesh, "width": trainer.width, "dropout": trainer.dropout}
-    if states is None:
-        progress = _programs._BEGIN(seed, seeds, hparams, trainer.shared, trainer.config, **static)
+    fresh = states is None
+    if fresh:  # a placeholder: the program starts these members itself
+        leaves = [np.zeros((len(lanes), *shape), dtype) for shape, dtype in trainer.shapes.values()]
     else:
         rows = [states[int(m)] for m in lanes]
         leaves = [np.stack([row[name] for row in rows]) for name in trainer.shapes]
-        progress = jax.device_put(jax.tree.unflatten(trainer.treedef, leaves), by_member)
+    progress = jax.device_put(jax.tree.unflatten(trainer.treedef, leaves), by_member)
     platform = "cpu" if mesh.devices.flat[0].platform == "cpu" else "other"
     progress = _programs._ADVANCE[platform](
-        seed,
+        np.int32(plan.seed),
         seeds,
         hparams,
         trainer.shared,
         progress,
         np.int32(until),
+        np.bool_(fresh),
         trainer.config,
+        mesh=mesh,
+        width=trainer.width,
+        dropout=trainer.dropout,
         report=report,
-        **static,
     )
     leaves = jax.device_get(jax.tree.leaves(progress))
     return dict(zip(trainer.shapes, (np.asarray(leaf)[real] for leaf in leaves)))

@@ -10,7 +10,8 @@ Contract:
   - The objective is the dev cost (cross-entropy without the L2 term) at the member's best
     evaluation, so the study must minimise. Without dev data it is the train cost.
   - Each trial's user attributes hold ``dev_accuracy``, ``train_accuracy``, ``best_step``,
-    ``stop_step`` and ``diverged``. A diverged member is told as FAIL.
+    ``stop_step`` and ``diverged`` (and, with ``keep_history=True``, ``history``: its
+    evaluations, which :func:`study_results` reads back). A diverged member is told as FAIL.
   - Trials are marked with the user attribute ``jaxhp`` = True. Marked trials left RUNNING
     by a killed process are trained again on the next call (with the params Optuna stored),
     so a study in an RDB storage (``sqlite:///study.db``) resumes with nothing lost. Do not
@@ -25,8 +26,11 @@ import numbers
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
+
 from jaxhp import _checks
-from jaxhp.records import Data, HParams, TrainConfig
+from jaxhp.records import Data, History, HParams, TrainConfig
+from jaxhp.results import SweepResults
 from jaxhp.space import Space
 
 MARK = "jaxhp"  # user attribute that marks the trials this module asked for
@@ -71,16 +75,11 @@ def create_study(
             import cmaes  # noqa: F401 - Optuna's CmaEsSampler needs it at its first sample
         except ImportError as err:
             raise ImportError("sampler='cmaes' needs cmaes: pip install 'jaxhp[optuna]'") from err
-    samplers = {
-        "tpe": optuna.samplers.TPESampler,
-        "cmaes": optuna.samplers.CmaEsSampler,
-        "random": optuna.samplers.RandomSampler,
-    }
     try:
         return optuna.create_study(
             storage=storage,
             study_name=study_name,
-            sampler=samplers[sampler](seed=seed),
+            sampler=make_sampler(sampler, seed),
             direction="minimize",
             load_if_exists=storage is not None,
         )
@@ -92,6 +91,18 @@ def create_study(
             f"{str(err).splitlines()[0]}); give an RDB URL such as sqlite:///study.db in a "
             "writable folder"
         ) from err
+
+
+def make_sampler(name: str, seed: int | None = None):
+    """Optuna's sampler called ``name`` (one of :data:`SAMPLERS`), seeded."""
+    optuna = _optuna()
+    _checks.check_choice("sampler", name, SAMPLERS)
+    samplers = {
+        "tpe": optuna.samplers.TPESampler,
+        "cmaes": optuna.samplers.CmaEsSampler,
+        "random": optuna.samplers.RandomSampler,
+    }
+    return samplers[name](seed=seed)
 
 
 def _hparam_names(base: HParams) -> tuple[str, ...]:
@@ -147,7 +158,7 @@ def _check_study(study: Any):
         )
 
 
-def _stale_trials(study, distributions: dict) -> list:
+def stale_trials(study, distributions: Mapping[str, Any]) -> list:
     """Trials this module asked for that a killed process left RUNNING, as live trials."""
     optuna = _optuna()
     running = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
@@ -165,15 +176,18 @@ def _ask(study, distributions: dict, n: int) -> list:
     return trials
 
 
-def _tell(study, trials: list, rows: list[dict]):
+def _tell(study, trials: list, results: SweepResults, keep_history: bool):
     """Each trial's objective (the dev cost at its best evaluation) and its metrics."""
     fail = _optuna().trial.TrialState.FAIL
-    for trial, row in zip(trials, rows):
+    for i, (trial, row) in enumerate(zip(trials, results.table())):
         trial.set_user_attr("dev_accuracy", float(row["best_dev_accuracy"]))
         trial.set_user_attr("train_accuracy", float(row["train_accuracy"]))
         trial.set_user_attr("best_step", int(row["best_step"]))
         trial.set_user_attr("stop_step", int(row["stop_step"]))
         trial.set_user_attr("diverged", bool(row["diverged"]))
+        if keep_history:  # float32 -> float -> JSON -> float32 reads back exactly
+            history = {k: np.asarray(v[i]).tolist() for k, v in results.history._asdict().items()}
+            trial.set_user_attr("history", history)
         value = float(row["best_dev_cost"])
         if row["diverged"] or not math.isfinite(value):
             study.tell(trial, state=fail)
@@ -191,6 +205,7 @@ def optimize(
     batch_size: int = 16,
     seed: int = 0,
     base: HParams | None = None,
+    keep_history: bool = False,
     **sweep_options: Any,
 ):
     """Run ``n_trials`` trials of ``study``, ``batch_size`` at a time, each batch one sweep.
@@ -208,6 +223,8 @@ def optimize(
       seed: base seed of the sweeps; every trial uses member seed 0, so trials differ only
         in their hyperparameters.
       base: values of the hyperparameters the distributions leave out (``HParams()``).
+      keep_history: also store each trial's evaluations (user attribute ``history``), so
+        that :func:`study_results` can rebuild the full results table from the study.
       **sweep_options: passed to :func:`jaxhp.run_sweep` (``devices``, ``memory_budget``, ...).
 
     Returns:
@@ -229,7 +246,7 @@ def optimize(
         if option in sweep_options:
             raise ValueError(f"optimize sets run_sweep's {option!r} itself; leave it out")
 
-    queue = _stale_trials(study, distributions)
+    queue = stale_trials(study, distributions)
     done = 0
     while done < n_trials:
         take = min(batch_size, n_trials - done)
@@ -247,6 +264,66 @@ def optimize(
             progress=False,
             **sweep_options,
         )
-        _tell(study, batch, results.table())
+        _tell(study, batch, results, keep_history)
         done += len(batch)
     return study
+
+
+def finished_trials(study) -> list:
+    """The trials :func:`optimize` asked for and told (COMPLETE or FAIL), by number."""
+    optuna = _optuna()
+    states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL)
+    return [t for t in study.get_trials(deepcopy=False, states=states) if t.user_attrs.get(MARK)]
+
+
+def study_results(study, config: TrainConfig, *, base: HParams | None = None) -> SweepResults:
+    """The study's trials as a :class:`jaxhp.SweepResults` table, one member per trial.
+
+    Only the trials that :func:`optimize` told with ``keep_history=True`` can be rebuilt
+    (they carry their evaluations); the ``trial`` column gives each member's trial number.
+    Every member has seed 0, as in :func:`optimize`.
+
+    Args:
+      study: the ``optuna.Study``.
+      config: the :class:`jaxhp.TrainConfig` the trials were trained with (its hidden layer
+        count shapes a per-layer keep_prob).
+      base: the values of the hyperparameters the trials did not sample, as given to
+        :func:`optimize`.
+
+    Raises:
+      ValueError: when no trial of the study carries its history.
+    """
+    _check_study(study)
+    trials = [t for t in finished_trials(study) if "history" in t.user_attrs]
+    if not trials:
+        raise ValueError(
+            "the study has no trial told by optimize(..., keep_history=True); nothing to tabulate"
+        )
+    base = HParams() if base is None else base
+    members = [{k: float(v) for k, v in t.params.items()} for t in trials]
+    hparams, seeds = Space(members).compile(config.n_hidden, base)
+    attrs = [t.user_attrs for t in trials]
+    history = History(
+        **{
+            name: np.stack([np.asarray(a["history"][name], dtype) for a in attrs])
+            for name, dtype in _history_dtypes(config).items()
+        }
+    )
+    # The trial number is a configuration column: each trial is one row of the summary.
+    return SweepResults(
+        hparams=hparams,
+        seeds=np.zeros_like(seeds),
+        history=history,
+        stop_step=np.asarray([a["stop_step"] for a in attrs], np.int32),
+        best_step=np.asarray([a["best_step"] for a in attrs], np.int32),
+        diverged=np.asarray([a["diverged"] for a in attrs], bool),
+        meta={"members": len(trials), "seed": 0},
+        static={"trial": [t.number for t in trials]},
+    )
+
+
+def _history_dtypes(config: TrainConfig) -> dict:
+    """The dtypes a sweep's history has: int32 steps, metrics in the config's dtype."""
+    return {
+        name: np.int32 if name == "step" else np.dtype(config.dtype) for name in History._fields
+    }

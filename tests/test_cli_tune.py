@@ -1,0 +1,192 @@
+"""``jaxhp tune``: Optuna's sampler over vmapped batches, from the command line."""
+
+import csv
+import re
+import sys
+
+import numpy as np
+import pytest
+
+import jaxhp
+import jaxhp.sweep
+from jaxhp.cli import main
+from jaxhp.sweep import member_key
+
+optuna = pytest.importorskip("optuna")
+State = optuna.trial.TrialState
+
+TINY = ["--n-train", "100", "--n-dev", "40", "--layers", "4", "--steps", "30"]
+TINY += ["--eval-every", "10", "--quiet"]
+
+
+def _tune(tmp_path, *flags, trials=4):
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    argv = ["tune", "--trials", str(trials), "--batch", "2", "--storage", url, *TINY]
+    return main([*argv, "--out", str(tmp_path / "out"), *flags]), url
+
+
+def _rows(tmp_path) -> list[dict]:
+    with (tmp_path / "out" / "results.csv").open() as f:
+        return list(csv.DictReader(f))
+
+
+def _standalone_best_dev_cost(params: dict) -> float:
+    """The trial trained alone by jaxhp.fit, on the data the CLI draws."""
+    data = jaxhp.datasets.load("moons", n_train=100, n_dev=40, n_test=0, seed=0)
+    config = jaxhp.TrainConfig(layer_sizes=(2, 4, 1), steps=30, eval_every=10)
+    result = jaxhp.fit(member_key(0, 0), jaxhp.HParams(**params), data, config)
+    return float(np.min(np.asarray(result.history.dev_cost)))
+
+
+def test_tune_writes_the_study_as_a_sweep_table(tmp_path, capsys):
+    code, url = _tune(tmp_path, "--keep-prob", "0.9", "--learning-rate", "0.1,0.5")
+    text = capsys.readouterr().out
+    assert code == 0
+    assert (
+        "tune: 4 trial(s) to train in batches of 2, tpe sampler over lambd, learning_rate" in text
+    )
+    assert text.rstrip().splitlines()[-1].startswith("done: best: ")
+    for name in ("results.csv", "results.json", "heatmap.png", "curves.png"):
+        assert (tmp_path / "out" / name).stat().st_size > 0
+
+    study = optuna.load_study(study_name="jaxhp-tune", storage=url)
+    trials = {t.number: t for t in study.get_trials(states=(State.COMPLETE,))}
+    rows = _rows(tmp_path)
+    assert sorted(int(r["trial"]) for r in rows) == sorted(trials) == [0, 1, 2, 3]
+    for row in rows:
+        trial = trials[int(row["trial"])]
+        assert float(row["lambd"]) == pytest.approx(trial.params["lambd"], rel=1e-6)
+        assert 1e-4 <= trial.params["lambd"] <= 10
+        assert trial.params["learning_rate"] in (0.1, 0.5)  # a choice, not a range
+        assert float(row["keep_prob"]) == pytest.approx(0.9)  # fixed: not in the study
+        assert "keep_prob" not in trial.params
+        assert float(row["best_dev_cost"]) == pytest.approx(trial.value, rel=1e-6)
+    best = min(rows, key=lambda r: float(r["best_dev_cost"]))
+    assert float(best["best_dev_cost"]) == pytest.approx(study.best_value, rel=1e-6)
+    assert int(best["trial"]) == study.best_trial.number
+    expected = _standalone_best_dev_cost({**study.best_trial.params, "keep_prob": 0.9})
+    assert study.best_value == pytest.approx(expected, rel=1e-5)
+
+
+def test_a_second_run_resumes_the_study_without_retraining(tmp_path, capsys, monkeypatch):
+    code, url = _tune(tmp_path, trials=2)
+    assert code == 0
+    first = {t.number: t for t in optuna.load_study(study_name="jaxhp-tune", storage=url).trials}
+    # a killed run leaves its batch RUNNING: the next run trains it again
+    study = optuna.load_study(study_name="jaxhp-tune", storage=url)
+    killed = study.ask(first[0].distributions)
+    killed.set_user_attr("jaxhp", True)
+
+    trained = []
+    run_sweep = jaxhp.sweep.run_sweep
+
+    def counting(space, *args, **kwargs):
+        trained.append(len(space))
+        return run_sweep(space, *args, **kwargs)
+
+    monkeypatch.setattr(jaxhp.sweep, "run_sweep", counting)
+    capsys.readouterr()
+    code, _ = _tune(tmp_path, trials=4)
+    text = capsys.readouterr().out
+    assert code == 0
+    assert (
+        "resuming study 'jaxhp-tune' in sqlite:///" in text.splitlines()[0]
+        and "2 of 4 trials finished; 1 left running by a killed run are trained again" in text
+    )
+    assert trained == [2]  # the killed trial and one new one; trials 0 and 1 are kept
+    resumed = optuna.load_study(study_name="jaxhp-tune", storage=url)
+    assert [t.state for t in resumed.trials] == [State.COMPLETE] * 4
+    for number in (0, 1):
+        assert resumed.trials[number].datetime_complete == first[number].datetime_complete
+    assert sorted(int(r["trial"]) for r in _rows(tmp_path)) == [0, 1, 2, 3]
+
+    capsys.readouterr()
+    code, _ = _tune(tmp_path, trials=4)  # nothing left: the table is written again
+    assert code == 0 and "tune: 0 trial(s) to train" in capsys.readouterr().out
+    assert trained == [2]
+
+
+def test_ctrl_c_says_how_to_resume(tmp_path, capsys, monkeypatch):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(jaxhp.sweep, "run_sweep", interrupted)
+    code, _ = _tune(tmp_path)
+    assert code == 130
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("interrupted: 0 of 4 trials finished in study 'jaxhp-tune'")
+    assert err.endswith("re-run the same command to resume")
+
+
+@pytest.fixture
+def no_training(monkeypatch):
+    def trained(*args, **kwargs):
+        raise AssertionError("training started")
+
+    monkeypatch.setattr(jaxhp.sweep, "run_sweep", trained)
+
+
+BAD = [
+    (["--batch", "0"], "argument --batch: expected an int >= 1, got 0"),
+    (["--trials", "0"], "argument --trials: expected an int >= 1, got 0"),
+    (["--sampler", "tpee"], "argument --sampler: invalid choice: 'tpee'.*did you mean tpe\\?"),
+    (
+        ["--storage", "sqlite:///TMP/no/such/folder/s.db"],
+        "--storage sqlite:///.*/no/such/folder/s.db: .*cannot be opened",
+    ),
+    (["--storage", "not a url"], "--storage not a url: .*cannot be opened"),
+    (
+        ["--layers", "4,3", "--keep-prob", "0.8/0.9,0.7/0.6"],
+        "--keep-prob 0.8/0.9,0.7/0.6: per-layer values",
+    ),
+    (
+        ["--lambd", "0", "--keep-prob", "1", "--learning-rate", "0.1"],
+        "--lambd, --keep-prob and --learning-rate are all fixed",
+    ),
+    (["--lambd", "loguniform:0:1"], "argument --lambd: 'loguniform:0:1' needs 0 < a < b"),
+]
+
+
+@pytest.mark.parametrize(("flags", "message"), BAD)
+def test_bad_input_exits_2_with_one_line(tmp_path, capsys, no_training, flags, message):
+    flags = [f.replace("TMP", str(tmp_path)) for f in flags]
+    argv = ["tune", "--trials", "4", "--batch", "2", *TINY, "--out", str(tmp_path / "o")]
+    try:
+        code = main([*argv, *flags])
+    except SystemExit as stop:  # argparse's own errors
+        code = stop.code
+    err = capsys.readouterr().err
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1, err
+    assert re.search(message, err), err
+    assert not (tmp_path / "o").exists()  # nothing written
+
+
+def test_without_optuna_it_says_how_to_install_it(tmp_path, capsys, no_training, monkeypatch):
+    monkeypatch.setitem(sys.modules, "optuna", None)  # import optuna raises ImportError
+    assert main(["tune", "--trials", "4", "--batch", "2", *TINY]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "jaxhp tune: error: jaxhp tune needs optuna: pip install 'jaxhp[optuna]'"
+
+
+def test_a_stored_study_of_other_settings_is_not_mixed_in(tmp_path, capsys, monkeypatch):
+    code, _ = _tune(tmp_path, trials=2)
+    assert code == 0
+    monkeypatch.setattr(jaxhp.sweep, "run_sweep", lambda *a, **k: pytest.fail("trained"))
+    capsys.readouterr()
+    code, _ = _tune(tmp_path, "--steps", "20")  # a later flag wins
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "--study-name jaxhp-tune in --storage sqlite:///" in err
+    assert "(steps: 30 there, 20 here)" in err
+
+
+def test_help_names_the_study_flags_and_the_extra(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["tune", "--help"])
+    assert exit_.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    for flag in ("--trials N", "--batch B", "--sampler", "--storage URL", "--study-name NAME"):
+        assert flag in text
+    assert "pip install 'jaxhp[optuna]'" in text
+    assert "(default: loguniform:1e-4:10)" in text
