@@ -157,6 +157,7 @@ EXPECTED_OUTPUT = {
     "sweep_moons": [r"verdict:"],
     "initialization": [r"^ +He: .*test accuracy"],
     "gradient_checking": [r"."],
+    "halving_refine": [r"^coarse random \+ halving +9 +210 ", r"the grid's best dev accuracy"],
 }
 # Files each example must write under its output folder.
 EXPECTED_FILES = {
@@ -164,6 +165,7 @@ EXPECTED_FILES = {
     "bias_variance": ["learning_curve.png"],
     "sweep_moons": ["heatmap.png", "random_search.png"],
     "initialization": ["init_probe.png", "boundary_he.png"],
+    "halving_refine": ["coarse_rungs.png", "fine_rungs.png"],
 }
 
 
@@ -174,6 +176,8 @@ EXPECTED_RESULT = {
         abs(r["zeros"][0] - 0.5) <= 0.05 and r["He"][0] > r["random x10"][0]
     ),
     "sweep_moons": lambda r: 0.5 < r["dev_accuracy"] <= 1.0,
+    # quick: 8 x 90 steps; 9 x 10 + 3 x 20 + 1 x 60; 3 x 10 + 1 x 20 + 1 x 60
+    "halving_refine": lambda r: r["member_steps"] == [720, 210, 110],
 }
 
 
