@@ -85,40 +85,23 @@ def _advance_block(
     return _per_member(one, seed, member_seeds, hparams, progress, width=width, dropout=dropout)
 
 
+def _on_devices(block, mesh: Mesh, by_member: tuple[bool, ...], *args):
+    """``block`` on each device of ``mesh``: arguments marked in ``by_member`` are split
+    along the member axis, the others replicated; the outputs are split by member."""
+    specs = tuple(PartitionSpec("members") if split else PartitionSpec() for split in by_member)
+    return jax.shard_map(
+        block, mesh=mesh, in_specs=specs, out_specs=PartitionSpec("members"), check_vma=False
+    )(*args)
+
+
 def _sweep_program(
     seed, member_seeds, hparams, data, config, *, mesh, width, dropout=True, report=False
 ):
     block = functools.partial(
         _train_block, config=config, width=width, dropout=dropout, report=report
     )
-    by_member, replicated = PartitionSpec("members"), PartitionSpec()
-    return jax.shard_map(
-        block,
-        mesh=mesh,
-        in_specs=(replicated, by_member, by_member, replicated),
-        out_specs=by_member,
-        check_vma=False,
-    )(seed, member_seeds, hparams, data)
-
-
-_STATIC = ("mesh", "width", "dropout", "report")
-
-
-# LLVM at -O1 instead of -O2 on XLA:CPU: B1's sweep compiles in 1.4 s instead of 2.2 s and
-# runs at the same speed (B1 and B2 measured; XLA's matmuls are library calls either way).
-_CPU_PROGRAM = jax.jit(
-    _sweep_program,
-    static_argnames=_STATIC,
-    compiler_options={"xla_backend_optimization_level": 1},
-)
-
-
-_PROGRAM = jax.jit(_sweep_program, static_argnames=_STATIC)
-
-
-def sweep_program(mesh: Mesh):
-    """The jitted sweep program for ``mesh``'s platform (``.lower`` it to inspect)."""
-    return _CPU_PROGRAM if mesh.devices.flat[0].platform == "cpu" else _PROGRAM
+    split = (False, True, True, False)
+    return _on_devices(block, mesh, split, seed, member_seeds, hparams, data)
 
 
 def _advance_program(
@@ -139,24 +122,40 @@ def _advance_program(
     block = functools.partial(
         _advance_block, config=config, width=width, dropout=dropout, report=report
     )
-    by_member, replicated = PartitionSpec("members"), PartitionSpec()
-    return jax.shard_map(
-        block,
-        mesh=mesh,
-        in_specs=(replicated, by_member, by_member, replicated, by_member, replicated, replicated),
-        out_specs=by_member,
-        check_vma=False,
-    )(seed, member_seeds, hparams, data, progress, until, fresh)
+    split = (False, True, True, False, True, False, False)
+    args = (seed, member_seeds, hparams, data, progress, until, fresh)
+    return _on_devices(block, mesh, split, *args)
 
 
-_ADVANCE = {
-    platform: jax.jit(
-        _advance_program,
-        static_argnames=_STATIC,
-        compiler_options=options,
-    )
-    for platform, options in (("cpu", {"xla_backend_optimization_level": 1}), ("other", None))
-}
+_STATIC = ("mesh", "width", "dropout", "report")
+# LLVM at -O1 instead of -O2 on XLA:CPU: B1's sweep compiles in 1.4 s instead of 2.2 s and
+# runs at the same speed (B1 and B2 measured; XLA's matmuls are library calls either way).
+_CPU_OPTIONS = {"xla_backend_optimization_level": 1}
+
+
+def _by_platform(program) -> dict:
+    return {
+        "cpu": jax.jit(program, static_argnames=_STATIC, compiler_options=_CPU_OPTIONS),
+        "other": jax.jit(program, static_argnames=_STATIC),
+    }
+
+
+_SWEEP = _by_platform(_sweep_program)
+_ADVANCE = _by_platform(_advance_program)
+
+
+def _platform(mesh: Mesh) -> str:
+    return "cpu" if mesh.devices.flat[0].platform == "cpu" else "other"
+
+
+def sweep_program(mesh: Mesh):
+    """The jitted sweep program for ``mesh``'s platform (``.lower`` it to inspect)."""
+    return _SWEEP[_platform(mesh)]
+
+
+def advance_program(mesh: Mesh):
+    """The jitted halving program (advance members to a rung) for ``mesh``'s platform."""
+    return _ADVANCE[_platform(mesh)]
 
 
 def _train_members(

@@ -208,8 +208,7 @@ def _advance(plan, trainer: _Trainer, members, states, until: int, mesh, report:
         rows = [states[int(m)] for m in lanes]
         leaves = [np.stack([row[name] for row in rows]) for name in trainer.shapes]
     progress = jax.device_put(jax.tree.unflatten(trainer.treedef, leaves), by_member)
-    platform = "cpu" if mesh.devices.flat[0].platform == "cpu" else "other"
-    progress = _programs._ADVANCE[platform](
+    progress = _programs.advance_program(mesh)(
         np.int32(plan.seed),
         seeds,
         hparams,

@@ -17,6 +17,7 @@ SCRIPTS = [
     "memory.py",
     "optuna_bridge.py",
     "b4_cnn.py",
+    "halving.py",
 ]
 
 
