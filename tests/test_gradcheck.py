@@ -388,6 +388,37 @@ def test_relu_kink_is_listed_not_called_a_bug(mode):
         assert kink.matches == "left"  # jax's relu has derivative 0 at 0
 
 
+@pytest.mark.parametrize("mode", ["full", "directions"])
+def test_a_bug_at_a_kink_coordinate_is_caught(mode):
+    params, x, y = _zero_row_problem()
+
+    def wrong(p, x, y):  # b1[0] sits on its kink; its one-sided slopes are about 0.18 and 0.32
+        g = jax.grad(jaxhp.loss)(p, x, y)
+        return (g[0]._replace(b=g[0].b.at[0].add(5.0)), g[1])
+
+    report = jaxhp.grad_check(jaxhp.loss, params, x, y, grad_fn=wrong, mode=mode)
+    assert not report.passed and report.verdict == "bug", str(report)
+    assert report.ranked[0].path == "[0].b"
+    kink = next(k for k in report.ranked[0].kinks if k.index == (0,))
+    low, high = sorted((kink.left, kink.right))
+    assert kink.matches == "neither" and not low <= kink.analytic <= high
+    assert "outside their one-sided derivatives" in report.ranked[0].note
+
+
+def test_a_subgradient_between_the_one_sided_slopes_is_not_a_bug():
+    # relu(θ) + 2 relu(-θ): at θ = 0 jax's derivative is 0 + 0, between the one-sided slopes
+    # -2 and +1 (a valid subgradient), while the centred difference there is -0.5.
+    def f(p):
+        return jnp.sum(jax.nn.relu(p["a"]) + 2 * jax.nn.relu(-p["a"])) + jnp.sum(p["b"] ** 2)
+
+    theta = {"a": jnp.array([0.0, 1.5, -2.0]), "b": jnp.array([0.7])}
+    report = jaxhp.grad_check(f, theta)
+    assert report.passed, str(report)
+    (kink,) = report.kinks["a"]
+    assert kink.index == (0,) and (kink.left, kink.right) == pytest.approx((-2.0, 1.0))
+    assert kink.analytic == 0.0 and kink.matches == "neither"
+
+
 def test_bug_next_to_a_kink_is_still_caught():
     params, x, y = _zero_row_problem()
     # Two units on the kink (bias 0), two off it; the bug is in an off-kink coordinate.
