@@ -997,7 +997,12 @@ class _Progress:
 
 
 def _saved_members(folder) -> int:
-    """How many members a checkpoint folder holds (unreadable files hold none)."""
+    """How many members a checkpoint folder holds (unreadable files hold none); for a
+    halving sweep, how many members' progress its latest rung holds."""
+    rungs = sorted(Path(folder).glob("rung*-group*"), key=lambda p: int(p.name[4:].split("-")[0]))
+    if rungs:
+        latest = int(rungs[-1].name[4:].split("-")[0])
+        return sum(_saved_members(p) for p in rungs if p.name.startswith(f"rung{latest}-"))
     members = set()
     for file in Path(folder).glob("*.npz"):
         try:
@@ -1015,9 +1020,11 @@ def _interrupted(args, n_members: int) -> Interrupted:
             "and re-running the same command resumes"
         )
     saved = _saved_members(args.checkpoint)
+    what = f"{saved} of {n_members} members saved"
+    if getattr(args, "halving", None) is not None:
+        what = f"the progress of {saved} member(s) at the latest rung saved"
     return Interrupted(
-        f"interrupted: {saved} of {n_members} members saved in {args.checkpoint.rstrip('/')}/; "
-        "re-run the same command to resume"
+        f"interrupted: {what} in {args.checkpoint.rstrip('/')}/; re-run the same command to resume"
     )
 
 
@@ -1040,7 +1047,12 @@ def _sweep(args) -> int:
     say = _print if is_main else (lambda *lines: None)
     if args.checkpoint is not None and Path(args.checkpoint).is_dir():
         saved = _saved_members(args.checkpoint)
-        if saved:
+        if saved and schedule is not None:
+            say(
+                f"resuming: the progress of {saved} member(s) at the latest rung is saved in "
+                f"{args.checkpoint}/"
+            )
+        elif saved:
             say(f"resuming: {saved} member(s) already saved in {args.checkpoint}/")
     n = len(space)
     say(

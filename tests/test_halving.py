@@ -246,6 +246,7 @@ def test_the_sweep_command_halves_and_records_it(tmp_path, capsys):
     argv = ["sweep", "--n-train", "64", "--n-dev", "48", "--layers", "6", "--lambd", "0,0.1,1"]
     argv += ["--keep-prob", "0.8,1", "--seeds", "1", "--steps", "30", "--eval-every", "5"]
     argv += ["--halving", "2", "--min-steps", "10", "--quiet", "--no-cache", "--out", str(out)]
+    argv += ["--checkpoint", str(tmp_path / "ck")]
     assert main(argv) == 0
     printed = capsys.readouterr().out
     assert "rungs at step (members) 10 (6), 20 (3), 30 (1)" in printed
@@ -259,3 +260,6 @@ def test_the_sweep_command_halves_and_records_it(tmp_path, capsys):
     recorded = json.loads((out / "results.json").read_text())["config"]
     assert recorded["halving"] == {"eta": 2.0, "min_steps": 10}
     assert "--halving=2.0" in recorded["argv"] and "--min-steps=10" in recorded["argv"]
+    # a re-run resumes, and counts what the latest rung saved: its one member
+    assert main(argv) == 0
+    assert "resuming: the progress of 1 member(s) at the latest rung" in capsys.readouterr().out
