@@ -1,16 +1,18 @@
 """Vectorised hyperparameter sweeps: ``vmap(fit)`` over members, in chunks, over devices.
 
-The whole trick is :func:`_train_members`: ``vmap(fit)`` over (key, hparams) with the data
-and config shared, inside a ``shard_map`` so each device trains its share of the members.
-``run_sweep`` reads as plan → run → gather: :func:`_plan` groups the members by their
-static axes (one TrainConfig, hence one compiled program, per group), validates them and
-sizes the chunks; :func:`_run` trains the pending chunks (checkpointing each); and
-:func:`_gather` assembles one results table.
+The compiled programs live in :mod:`jaxhp._programs`: ``vmap(fit)`` over (key, hparams)
+with the data and config shared, inside a ``shard_map`` so each device trains its share of
+the members. ``run_sweep`` reads as plan → run → gather: :func:`_plan` groups the members
+by their static axes (one TrainConfig, hence one compiled program, per group), validates
+them and sizes the chunks; :func:`_run` trains the pending chunks (checkpointing each), or
+:func:`jaxhp.halving.train_rungs` trains them rung by rung; and :func:`_gather` assembles
+one results table.
 
 Reproducibility guarantee. Member i is trained by ``fit(member_key(seed, seeds[i]),
 hparams[i], data, config)``; its key depends on its own seed only, never on its position.
-Its results equal that standalone ``fit`` to float rounding (tested to 1e-6 relative on CPU)
-whatever the sweep's width, order, chunk size or device count.
+Its results are bit-identical whatever the sweep's width, order, chunk size or device count
+(the vmap width depends on the config alone), and equal that standalone ``fit`` to float
+rounding.
 """
 
 from __future__ import annotations
