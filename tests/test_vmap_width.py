@@ -53,7 +53,9 @@ def test_a_model_without_convolutions_keeps_the_group_width():
 def test_a_convolution_nested_in_jit_or_cond_is_found():
     jitted = _model(lambda p, x: jax.jit(_conv)(x, p["k"]))
     in_cond = _model(
-        lambda p, x: jax.lax.cond(x.sum() > 0, _conv, lambda a, k: a * k.sum(), x, p["k"])
+        lambda p, x: jax.lax.cond(
+            x.sum() > 0, _conv, lambda a, k: jax.numpy.concatenate([a, a], -1) * k.sum(), x, p["k"]
+        )
     )
     assert _width(jitted) == 1
     assert _width(in_cond) == 1
