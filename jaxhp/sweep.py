@@ -79,23 +79,60 @@ DEFAULT_MEMORY_BUDGET = 2 * 2**30  # bytes for one chunk's live member state
 GROUP_WIDTH = 8  # members per vmap group for course-scale nets
 
 
-def _vmap_width(config: TrainConfig, m_train: int) -> int:
+def _vmap_width(config: TrainConfig, m_train: int, example_shape: tuple | None = None) -> int:
     """How many members one ``vmap`` trains together: a function of the config alone.
 
     Course-scale nets (tiny matmuls) gain from batching members into one set of kernels.
     Once one member's step is already a large matmul (here, more than 20 MFLOP), XLA's CPU
     batched matmuls run far below its plain matmul speed, so members are trained one after
     another at full matmul speed instead. A model other than the ``layer_sizes`` MLP is
-    batched. The width never depends on the sweep's size, its chunking or the device
-    count: a member's arithmetic (batched matmul shapes, hence rounding) is then the same
-    however the sweep is run, so its results are bit-identical.
+    batched, unless it convolves on the CPU (:func:`_convolves`, given the shape of one
+    example): ``vmap`` turns a convolution whose inputs and kernels both differ per member
+    into a grouped convolution, which XLA:CPU runs slower per member than one convolution
+    after another (its kernel gradient most of all). The width never depends on the
+    sweep's size, its chunking or the device count: a member's arithmetic (batched shapes,
+    hence rounding) is then the same however the sweep is run, so its results are
+    bit-identical.
     """
     sizes = config.layer_sizes
     if sizes is None:
+        on_cpu = jax.default_backend() == "cpu"
+        if on_cpu and example_shape is not None and _convolves(config, example_shape):
+            return 1
         return GROUP_WIDTH
     batch = config.batch_size or m_train
     step_flops = 6 * batch * sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
     return 1 if step_flops > 2e7 else GROUP_WIDTH
+
+
+def _convolves(config: TrainConfig, example_shape: tuple) -> bool:
+    """Does the model's evaluation pass on examples of ``example_shape`` run a convolution?
+    Traced abstractly (no arithmetic) with the default :class:`HParams`; a model whose
+    evaluation reads another hyperparameter counts as one without convolutions."""
+    model = config.resolved_model
+    params = jax.eval_shape(model.init, jax.random.key(0))
+    x = jax.ShapeDtypeStruct((1, *example_shape), jnp.dtype(config.dtype))
+    try:
+        jaxpr = jax.make_jaxpr(lambda p, xb: model.apply(p, xb, key=None, hparams=HParams()))(
+            params, x
+        )
+    except AttributeError:  # hparams.<name> beyond lambd, keep_prob, learning_rate
+        return False
+    return _has_primitive(jaxpr.jaxpr, "conv_general_dilated")
+
+
+def _has_primitive(jaxpr, name: str) -> bool:
+    """Whether ``jaxpr`` or any jaxpr nested in its equations (jit, cond, scan, custom
+    derivatives) applies the primitive ``name``."""
+    for eqn in jaxpr.eqns:
+        if eqn.primitive.name == name:
+            return True
+        for value in eqn.params.values():
+            for sub in value if isinstance(value, (tuple, list)) else (value,):
+                inner = getattr(sub, "jaxpr", sub)  # a ClosedJaxpr holds its Jaxpr
+                if hasattr(inner, "eqns") and _has_primitive(inner, name):
+                    return True
+    return False
 
 
 def use_cpu_cores(n: int | None = None) -> int:
@@ -455,7 +492,7 @@ def _plan(
         per_member = estimate_member_bytes(
             group_config, m_train, m_dev, example_shape=host.train[0].shape[1:]
         )
-        width = _vmap_width(group_config, m_train)
+        width = _vmap_width(group_config, m_train, host.train[0].shape[1:])
         size = _chunk_size(
             chunk_size, max(1, len(mine)), per_member, len(devices), memory_budget, width
         )

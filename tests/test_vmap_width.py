@@ -1,0 +1,106 @@
+"""The vmap width rule for models other than the layer_sizes MLP: convolving models are
+trained one member at a time on the CPU, others in groups of GROUP_WIDTH."""
+
+import jax
+import numpy as np
+
+import jaxhp
+from jaxhp import sweep
+from jaxhp.models import Model, cnn
+
+SHAPE = (4, 4, 1)  # one example: 4x4 pixels, one channel
+
+
+def _conv(x, w):
+    return jax.lax.conv_general_dilated(
+        x, w, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")
+    )
+
+
+def _model(body) -> Model:
+    """A two-class model over SHAPE examples whose hidden map is ``body(params, x)``."""
+
+    def init(key):
+        k1, k2 = jax.random.split(key)
+        return {"k": jax.random.normal(k1, (3, 3, 1, 2)), "w": jax.random.normal(k2, (32, 2))}
+
+    def apply(params, x, *, key, hparams):
+        a = jax.nn.relu(body(params, x))
+        if key is not None:
+            a = jaxhp.dropout(key, a, hparams.keep_prob)
+        return a.reshape(a.shape[0], -1) @ params["w"]
+
+    return Model(init, apply)
+
+
+def _width(model: Model, example_shape=SHAPE) -> int:
+    config = jaxhp.TrainConfig(model=model, steps=4, batch_size=8)
+    return sweep._vmap_width(config, 16, example_shape)
+
+
+def _dense_body(params, x):  # same parameter shapes, a matmul instead of a convolution
+    return x.reshape(x.shape[0], 16, 1) * params["k"].reshape(1, 9, 2).sum(1, keepdims=True)
+
+
+def test_a_convolving_model_is_trained_one_member_at_a_time():
+    assert _width(_model(lambda p, x: _conv(x, p["k"]))) == 1
+
+
+def test_a_model_without_convolutions_keeps_the_group_width():
+    assert _width(_model(_dense_body)) == sweep.GROUP_WIDTH
+
+
+def test_a_convolution_nested_in_jit_or_cond_is_found():
+    jitted = _model(lambda p, x: jax.jit(_conv)(x, p["k"]))
+    in_cond = _model(
+        lambda p, x: jax.lax.cond(
+            x.sum() > 0, _conv, lambda a, k: jax.numpy.concatenate([a, a], -1) * k.sum(), x, p["k"]
+        )
+    )
+    assert _width(jitted) == 1
+    assert _width(in_cond) == 1
+
+
+def test_jaxhp_cnn_convolves():
+    model = cnn((6, 6, 1), channels=(2,), dense=(3,))
+    assert _width(model, (6, 6, 1)) == 1
+
+
+def test_without_an_example_shape_or_with_unknown_hparams_the_group_width_stays():
+    conv = _model(lambda p, x: _conv(x, p["k"]))
+    assert _width(conv, None) == sweep.GROUP_WIDTH
+
+    def apply(params, x, *, key, hparams):  # reads a name HParams() does not have
+        return conv.apply(params, x, key=key, hparams=hparams) * hparams.temperature
+
+    assert _width(Model(conv.init, apply)) == sweep.GROUP_WIDTH
+
+
+def test_the_mlp_rule_is_unchanged():
+    small = jaxhp.TrainConfig(layer_sizes=(2, 20, 3, 1), steps=10)
+    big = jaxhp.TrainConfig(layer_sizes=(784, 256, 256, 10), steps=10, batch_size=256)
+    assert sweep._vmap_width(small, 1000, (2,)) == sweep.GROUP_WIDTH
+    assert sweep._vmap_width(big, 16384, (784,)) == 1
+
+
+def test_a_convolving_members_results_do_not_depend_on_the_sweep_around_it():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(16, *SHAPE)).astype(np.float32)
+    y = (x.sum(axis=(1, 2, 3)) > 0).astype(np.int32)
+    data = jaxhp.Data((x[:12], y[:12]), (x[12:], y[12:]))
+    config = jaxhp.TrainConfig(
+        model=_model(lambda p, x: _conv(x, p["k"])), steps=6, batch_size=4, eval_every=3
+    )
+    members = [
+        {"keep_prob": kp, "learning_rate": 0.1, "seed": s}
+        for kp, s in ((0.8, 0), (1.0, 1), (0.6, 2))
+    ]
+
+    def dev_cost(space_members):
+        res = sweep.run_sweep(sweep.Space(space_members), data, config, progress=False)
+        return np.asarray(res.history.dev_cost).view(np.uint32)
+
+    together = dev_cost(members)
+    alone = np.concatenate([dev_cost([m]) for m in members])
+    assert np.isfinite(together.view(np.float32)).all()
+    assert np.array_equal(together, alone)
