@@ -79,7 +79,12 @@ DEFAULT_MEMORY_BUDGET = 2 * 2**30  # bytes for one chunk's live member state
 GROUP_WIDTH = 8  # members per vmap group for course-scale nets
 
 
-def _vmap_width(config: TrainConfig, m_train: int, example_shape: tuple | None = None) -> int:
+def _vmap_width(
+    config: TrainConfig,
+    m_train: int,
+    example_shape: tuple | None = None,
+    hparams: HParams | None = None,
+) -> int:
     """How many members one ``vmap`` trains together: a function of the config alone.
 
     Course-scale nets (tiny matmuls) gain from batching members into one set of kernels.
@@ -97,7 +102,7 @@ def _vmap_width(config: TrainConfig, m_train: int, example_shape: tuple | None =
     sizes = config.layer_sizes
     if sizes is None:
         on_cpu = jax.default_backend() == "cpu"
-        if on_cpu and example_shape is not None and _convolves(config, example_shape):
+        if on_cpu and example_shape is not None and _convolves(config, example_shape, hparams):
             return 1
         return GROUP_WIDTH
     batch = config.batch_size or m_train
@@ -105,18 +110,19 @@ def _vmap_width(config: TrainConfig, m_train: int, example_shape: tuple | None =
     return 1 if step_flops > 2e7 else GROUP_WIDTH
 
 
-def _convolves(config: TrainConfig, example_shape: tuple) -> bool:
+def _convolves(config: TrainConfig, example_shape: tuple, hparams: HParams | None) -> bool:
     """Does the model's evaluation pass on examples of ``example_shape`` run a convolution?
-    Traced abstractly (no arithmetic) with the default :class:`HParams`; a model whose
-    evaluation reads another hyperparameter counts as one without convolutions."""
+    Traced abstractly (no arithmetic) with ``hparams`` (one member's: only their names
+    matter), or the default :class:`HParams`."""
     model = config.resolved_model
+    hparams = HParams() if hparams is None else hparams
     params = jax.eval_shape(model.init, jax.random.key(0))
     x = jax.ShapeDtypeStruct((1, *example_shape), jnp.dtype(config.dtype))
     try:
-        jaxpr = jax.make_jaxpr(lambda p, xb: model.apply(p, xb, key=None, hparams=HParams()))(
+        jaxpr = jax.make_jaxpr(lambda p, xb: model.apply(p, xb, key=None, hparams=hparams))(
             params, x
         )
-    except AttributeError:  # hparams.<name> beyond lambd, keep_prob, learning_rate
+    except AttributeError:  # a name the hparams lack: the model is checked elsewhere
         return False
     return _has_primitive(jaxpr.jaxpr, "conv_general_dilated")
 
@@ -492,7 +498,8 @@ def _plan(
         per_member = estimate_member_bytes(
             group_config, m_train, m_dev, example_shape=host.train[0].shape[1:]
         )
-        width = _vmap_width(group_config, m_train, host.train[0].shape[1:])
+        first_hp = jax.tree.map(lambda v: np.asarray(v)[int(members[0])], hparams)
+        width = _vmap_width(group_config, m_train, host.train[0].shape[1:], first_hp)
         size = _chunk_size(
             chunk_size, max(1, len(mine)), per_member, len(devices), memory_budget, width
         )
