@@ -307,7 +307,7 @@ def _crossing_program(leaves, arrays, directions, steps, *, spec):
 def _taylor_program(leaves, arrays, direction, hs, *, spec):
     theta, unravel = ravel_pytree(list(leaves))
     return jax.lax.map(
-        lambda h: spec.call(unravel(theta + h * direction), arrays), hs, batch_size=8
+        lambda h: spec.call(unravel(theta + h * direction), arrays), hs, batch_size=_TAYLOR_BLOCK
     )
 
 
@@ -812,6 +812,7 @@ def _kink(p: _Problem, i: int, c: int, analytic: float, left: float, right: floa
 
 # Steps h = scale * 4^-k down to ~1e-9 scale: 15 evaluations cover float64's useful range.
 _TAYLOR_STEPS = 15
+_TAYLOR_BLOCK = 5  # steps evaluated per call (divides _TAYLOR_STEPS: one compiled shape)
 
 
 def _taylor_order(p: _Problem, i: int, direction: np.ndarray) -> float | None:
@@ -827,16 +828,29 @@ def _taylor_order(p: _Problem, i: int, direction: np.ndarray) -> float | None:
     d /= norm
     scale = max(1.0, _rms(p.leaves[i]))
     hs = scale * 0.25 ** np.arange(_TAYLOR_STEPS, dtype=np.float64)
-    values = np.asarray(_taylor_program(p.leaves, p.arrays, d, hs, spec=p.spec))
     slope = float(p.grad @ d)
+    # The fit needs the 3 smallest steps whose remainder stands above the noise: evaluate
+    # from the smallest steps up, a block at a time, until 3 are found (a wrong gradient's
+    # remainder usually stands above the noise at every step: one block).
+    values = np.full(_TAYLOR_STEPS, np.nan)
+    for stop in range(_TAYLOR_STEPS, 0, -_TAYLOR_BLOCK):
+        block = slice(stop - _TAYLOR_BLOCK, stop)
+        values[block] = np.asarray(_taylor_program(p.leaves, p.arrays, d, hs[block], spec=p.spec))
+        if len(_above_noise(hs, values, p.value, slope, p.precision.u)[0]) >= 3:
+            break
     return remainder_order(hs, values, p.value, slope, p.precision.u)
+
+
+def _above_noise(hs, values, value, slope, u):
+    """Indices of the steps whose remainder stands above rounding noise, and remainders."""
+    r = np.abs(values - value - hs * slope)
+    noise = 1e3 * u * np.maximum(abs(value), np.abs(values))
+    return np.nonzero(np.isfinite(r) & (r > noise))[0], r
 
 
 def remainder_order(hs, values, value, slope, u) -> float | None:
     """The fitted log-log slope of the Taylor remainder (see :func:`_taylor_order`)."""
-    r = np.abs(values - value - hs * slope)
-    noise = 1e3 * u * np.maximum(abs(value), np.abs(values))
-    valid = np.nonzero(np.isfinite(r) & (r > noise))[0]
+    valid, r = _above_noise(hs, values, value, slope, u)
     if len(valid) < 3:
         return None
     use = valid[-3:]
