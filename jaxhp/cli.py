@@ -1111,7 +1111,9 @@ def _schedule(args, config, n_members: int):
         return None, None
     schedule = halving.halving(args.halving, args.min_steps)
     try:
-        return schedule, halving.rungs(schedule, n_members, config.steps, config.every)
+        points = max(1, n_members // args.seeds)
+        rungs = halving.rungs(schedule, points, config.steps, config.every, seeds=args.seeds)
+        return schedule, rungs
     except ValueError as err:
         text = str(err).replace("min_steps=", "--min-steps ").replace("min_steps", "--min-steps")
         raise UsageError(text.replace("the config's steps", "--steps")) from None

@@ -1,8 +1,9 @@
 """Successive halving: train every member a little, keep the best 1/eta, train those longer.
 
 ``run_sweep(space, data, config, schedule=halving(eta=3, min_steps=100))`` trains all
-members to the first rung (``min_steps``), ranks them by dev cost, and lets the top
-``1/eta`` continue to the next rung (``min_steps * eta``), and so on up to ``config.steps``.
+members to the first rung (``min_steps``), ranks the configurations by their mean dev cost
+over seeds, and lets the top ``1/eta`` (all their seeds) continue to the next rung
+(``min_steps * eta``), and so on up to ``config.steps``.
 A member that continues does so from exactly where it stopped (params, optimiser state,
 key stream, early-stopping state), so a member that survives every rung has the same
 history as in a full sweep. Stopped members cost nothing after their rung: the survivors
@@ -45,11 +46,12 @@ class Halving(NamedTuple):
 
 class Rung(NamedTuple):
     """One rung: its members train up to ``step`` (evaluation ``evaluation``, counted from
-    1); ``members`` of them enter it."""
+    1); ``points`` configurations enter it, ``members`` members (all their seeds)."""
 
     step: int
     evaluation: int
     members: int
+    points: int
 
 
 def halving(eta: float = 3, min_steps: int | None = None) -> Halving:
@@ -82,14 +84,17 @@ def _survivors(n: int, eta: float) -> int:
     return max(1, math.floor(n / eta + 1e-9))
 
 
-def rungs(schedule: Halving, n_members: int, steps: int, every: int) -> list[Rung]:
-    """The rungs of ``schedule`` for ``n_members`` members of a config with ``steps`` steps
-    and an evaluation every ``every`` steps.
+def rungs(
+    schedule: Halving, n_points: int, steps: int, every: int, *, seeds: int = 1
+) -> list[Rung]:
+    """The rungs of ``schedule`` for ``n_points`` configurations of ``seeds`` seeds each
+    (a configuration's seeds are kept or dropped together), with ``steps`` steps and an
+    evaluation every ``every`` steps.
 
     Rung k ends at ``min_steps * eta**k`` steps (rounded up to the next evaluation), the
-    last one at ``steps``; ``n_k = max(1, floor(n_{k-1} / eta))`` members enter it. Without
-    ``min_steps``, it is ``steps / eta**s`` rounded down to an evaluation, with
-    ``s = floor(log_eta(n_members))`` (so that about one member reaches the end).
+    last one at ``steps``; ``n_k = max(1, floor(n_{k-1} / eta))`` configurations enter it.
+    Without ``min_steps``, it is ``steps / eta**s`` rounded down to an evaluation, with
+    ``s = floor(log_eta(n_points))`` (so that about one configuration reaches the end).
 
     Raises:
       ValueError: ``min_steps`` > ``steps`` or not on an evaluation (a multiple of
@@ -97,7 +102,7 @@ def rungs(schedule: Halving, n_members: int, steps: int, every: int) -> list[Run
     """
     eta = schedule.eta
     if schedule.min_steps is None:
-        s = math.floor(math.log(max(n_members, 1)) / math.log(eta) + 1e-9)
+        s = math.floor(math.log(max(n_points, 1)) / math.log(eta) + 1e-9)
         first = max(every, int(steps / eta**s) // every * every)
     else:
         first = schedule.min_steps
@@ -118,20 +123,33 @@ def rungs(schedule: Halving, n_members: int, steps: int, every: int) -> list[Run
         if end >= steps:
             break
         k += 1
-    out, n = [], n_members
+    out, n = [], n_points
     for end in ends:
         evaluation = -(-end // every)  # the last evaluation is at ``steps`` even if ragged
-        out.append(Rung(end, evaluation, n))
+        out.append(Rung(end, evaluation, n * seeds, n))
         n = _survivors(n, eta)
     return out
 
 
 def rank(dev_cost: np.ndarray, train_cost: np.ndarray) -> np.ndarray:
-    """Positions of members best first: by dev cost at the rung (non-finite last), then by
-    train cost, then by position."""
+    """Positions best first: by dev cost at the rung (non-finite last), then by train
+    cost, then by position."""
     dev = np.where(np.isfinite(dev_cost), dev_cost, np.inf)
     train = np.where(np.isfinite(train_cost), train_cost, np.inf)
     return np.lexsort((np.arange(len(dev)), train, dev))
+
+
+def point_costs(points: np.ndarray, dev: np.ndarray, train: np.ndarray):
+    """Each configuration's mean dev and train cost over its seeds (non-finite: inf), in
+    the order of ``np.unique(points)``."""
+    unique, inverse = np.unique(points, return_inverse=True)
+    means = []
+    for costs in (dev, train):
+        finite = np.where(np.isfinite(costs), costs, np.inf)
+        total = np.zeros(len(unique))
+        np.add.at(total, inverse, finite)
+        means.append(total / np.bincount(inverse))
+    return unique, means[0], means[1]
 
 
 def member_steps(rung_list: list[Rung]) -> int:
@@ -280,7 +298,9 @@ def train_rungs(plan, schedule: Halving, *, report: bool) -> dict[str, Any]:
     member's last rung, the rungs, and the lane-steps the programs ran."""
     mesh = Mesh(np.asarray(plan.devices), ("members",))
     config = plan.groups[0].config
-    schedule_rungs = rungs(schedule, plan.n, config.steps, config.every)
+    n_points = len(np.unique(plan.points))
+    seeds = max(1, round(plan.n / n_points))
+    schedule_rungs = rungs(schedule, n_points, config.steps, config.every, seeds=seeds)
     trainers = [_trainer(plan, group, mesh) for group in plan.groups]
     trainer_of = {int(m): t for t in trainers for m in t.members}
     entrants = np.arange(plan.n)
@@ -298,8 +318,9 @@ def train_rungs(plan, schedule: Halving, *, report: bool) -> dict[str, Any]:
         last_rung[entrants] = k
         if k + 1 < len(schedule_rungs):
             costs = np.array([_at_rung(trainer_of[int(m)], states[int(m)]) for m in entrants])
-            best = rank(costs[:, 0], costs[:, 1])[: schedule_rungs[k + 1].members]
-            entrants = np.sort(entrants[best])
+            points, dev, train_cost = point_costs(plan.points[entrants], costs[:, 0], costs[:, 1])
+            kept = points[rank(dev, train_cost)[: schedule_rungs[k + 1].points]]
+            entrants = entrants[np.isin(plan.points[entrants], kept)]
             if plan.n_processes > 1:
                 dist.agree_on_survivors(entrants, k + 1)
     for trainer in trainers:

@@ -307,6 +307,14 @@ class _Plan(NamedTuple):
     done: dict[int, dict]
     n_processes: int
     process: int
+    points: np.ndarray  # each member's configuration: members that differ only in seed share it
+
+
+def _points(space: Space) -> np.ndarray:
+    """Each member's configuration number (in order of appearance); seeds share it."""
+    numbers: dict[tuple, int] = {}
+    keys = [tuple(sorted((k, repr(v)) for k, v in m.items() if k != "seed")) for m in space.members]
+    return np.asarray([numbers.setdefault(key, len(numbers)) for key in keys], np.int64)
 
 
 def _group_configs(space: Space, config: TrainConfig) -> dict[tuple, tuple[TrainConfig, list]]:
@@ -391,7 +399,7 @@ def _check_schedule(schedule, configs: list, n: int, data: Data):
             "halving needs the same steps and eval_every in every static group (rungs are "
             f"shared), got (steps, eval_every) = {sorted(layouts)}"
         )
-    successive_halving.rungs(schedule, n, configs[0].steps, configs[0].every)
+    successive_halving.rungs(schedule, n, configs[0].steps, configs[0].every)  # n >= points
     if data.dev is None:
         warnings.warn(
             "halving without dev data ranks the members at each rung by their training cost",
@@ -525,6 +533,7 @@ def _plan(
         done,
         n_processes,
         process,
+        _points(space),
     )
 
 

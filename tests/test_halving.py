@@ -263,3 +263,23 @@ def test_the_sweep_command_halves_and_records_it(tmp_path, capsys):
     # a re-run resumes, and counts what the latest rung saved: its one member
     assert main(argv) == 0
     assert "resuming: the progress of 1 member(s) at the latest rung" in capsys.readouterr().out
+
+
+def test_a_configurations_seeds_are_kept_or_dropped_together(data):
+    space = sweep.random(
+        5,
+        6,
+        seeds=2,
+        lambd=sweep.loguniform(1e-3, 1.0),
+        learning_rate=sweep.loguniform(0.05, 1.0),
+    )
+    full = jaxhp.run_sweep(space, data, CONFIG, progress=False)
+    halved = jaxhp.run_sweep(space, data, CONFIG, progress=False, schedule=SCHEDULE)
+    assert [(r["points"], r["members"]) for r in halved.meta["rungs"]] == [(6, 12), (2, 4), (1, 2)]
+    # seeds vary fastest: members 2p and 2p + 1 are configuration p
+    np.testing.assert_array_equal(halved.rung[0::2], halved.rung[1::2])
+    # reference: the full sweep's mean dev cost over the two seeds at evaluation 1 (step 5)
+    mean_dev = full.history.dev_cost[:, 0].reshape(6, 2).mean(axis=1)
+    best_two = np.sort(np.argsort(mean_dev, kind="stable")[:2])
+    np.testing.assert_array_equal(np.flatnonzero(halved.rung[0::2] >= 1), best_two)
+    assert halved.summary()[0]["seeds"] == 2 and halved.summary()[0]["rung"] == 2
