@@ -511,7 +511,8 @@ def curves_figure(results, *, top: int = 5, metric: str = "dev_accuracy"):
         member = row["member"]
         step = steps[member] if steps.ndim == 2 else steps
         label = member_label(row, names)
-        _draw_run(cost_ax, acc_ax, step, results.history, member, f"C{i % 10}", label)
+        history = _trained_part(results.history, member, step, row)
+        _draw_run(cost_ax, acc_ax, step[: len(history.step)], history, None, f"C{i % 10}", label)
     _label_run_axes(cost_ax, acc_ax)
     if rows:
         title = f"top {len(rows)} configurations by {metric} (best seed of each)"
@@ -520,6 +521,20 @@ def curves_figure(results, *, top: int = 5, metric: str = "dev_accuracy"):
         acc_ax.text(0.5, 0.5, "every member diverged", ha="center", transform=acc_ax.transAxes)
     fig.suptitle("curves of the best configurations (train dashed, dev solid)")
     return fig
+
+
+def _trained_part(history: History, member: int, steps: np.ndarray, row: dict) -> History:
+    """A member's history rows up to its last evaluation (rows after an early stop or a
+    halving rung repeat it); a diverged member keeps its rows, the non-finite one too."""
+    rows = len(steps)
+    if not row["diverged"]:
+        rows = int(np.searchsorted(steps, row["stop_step"], side="left")) + 1
+        rows = min(max(rows, 1), len(steps))
+    def part(values):
+        values = np.asarray(values)
+        return (values[member] if values.ndim == 2 else values)[:rows]
+
+    return History(*(part(h) for h in history))
 
 
 def curves(results, path, *, top: int = 5, metric: str = "dev_accuracy") -> Path:

@@ -220,6 +220,15 @@ def test_curves_legend_uses_significant_digits_and_labels_both_costs():
         assert ax.get_xlabel() == "step" and ax.get_ylabel()
 
 
+def test_curves_end_where_each_member_stopped():
+    results = make_results([0.0, 0.1], [1.0, 1.0], [0.3, 0.3], [0, 0], [0.9, 0.8])
+    results.stop_step[1] = 20  # stopped at its second evaluation (steps 10, 20, 30, 40)
+    fig = plot.curves_figure(results, top=2)
+    cost_ax, _ = fig.axes
+    ends = sorted(max(line.get_xdata()) for line in cost_ax.get_lines())
+    assert ends == [20, 20, 40, 40]  # dev and train line of each member
+
+
 @pytest.mark.parametrize(
     "value, text",
     [(np.float32(0.7), "0.7"), (0.30000001192092896, "0.3"), (1e-5, "1e-05"),
