@@ -588,6 +588,15 @@ def _check_folder(path, flag: str) -> Path:
     return path
 
 
+def _make_folder(path, flag: str) -> None:
+    """Create an output folder once every check has passed, before training: one that
+    cannot be made (``/proc/x``) fails now rather than after the sweep."""
+    try:
+        Path(path).mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UsageError(f"{flag} {path} cannot be created ({err.strerror})") from None
+
+
 def _check_file_target(path, flag: str):
     if path is None:
         return
@@ -1065,6 +1074,8 @@ def _sweep(args) -> int:
     # The bar moves per evaluation (run_sweep feeds it while a chunk trains); without a
     # terminal there is no bar, and no callback in the compiled program either.
     evaluations = n * config.n_evals if rungs is None else _rung_evaluations(rungs)
+    if is_main:
+        _make_folder(args.out, "--out")
     bar = _Progress(evaluations, enabled=not args.quiet and is_main)
     try:
         with compile_stats() as compiled:
@@ -1358,6 +1369,7 @@ def _tune(args) -> int:
         f"{config.steps} steps, {config.optimizer}; ranked by {args.metric}, ties by "
         f"{tie_break(args.metric)}",
     )
+    _make_folder(args.out, "--out")
     bar = _Progress(todo * config.n_evals, enabled=not args.quiet)
     started = time.perf_counter()
     try:
