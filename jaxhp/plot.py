@@ -530,6 +530,7 @@ def _trained_part(history: History, member: int, steps: np.ndarray, row: dict) -
     if not row["diverged"]:
         rows = int(np.searchsorted(steps, row["stop_step"], side="left")) + 1
         rows = min(max(rows, 1), len(steps))
+
     def part(values):
         values = np.asarray(values)
         return (values[member] if values.ndim == 2 else values)[:rows]

@@ -405,6 +405,21 @@ def test_a_bug_at_a_kink_coordinate_is_caught(mode):
     assert "outside their one-sided derivatives" in report.ranked[0].note
 
 
+def test_directions_overall_difference_keeps_a_buggy_leaf_that_crossed_a_kink():
+    def f(p):
+        return jnp.sum(jnp.abs(p["b"])) + jnp.sum(p["w"] ** 2)
+
+    def wrong(p):  # the gradient of b negated: [-1, -1] against the true [1 (at 0+), 1]
+        g = jax.grad(f)(p)
+        return {"b": -g["b"], "w": g["w"]}
+
+    theta = {"b": jnp.array([0.0, 2.0]), "w": jnp.array([0.5, -1.0, 0.3])}
+    report = jaxhp.grad_check(f, theta, grad_fn=wrong, mode="directions")
+    b = next(c for c in report.leaves if c.path == "b")
+    assert b.verdict == "bug" and b.kinks, str(report)
+    assert report.difference >= b.difference > report.tol and not report.passed
+
+
 def test_a_subgradient_between_the_one_sided_slopes_is_not_a_bug():
     # relu(θ) + 2 relu(-θ): at θ = 0 jax's derivative is 0 + 0, between the one-sided slopes
     # -2 and +1 (a valid subgradient), while the centred difference there is -0.5.
