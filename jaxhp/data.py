@@ -237,15 +237,12 @@ def load_file(path) -> tuple[np.ndarray, np.ndarray]:
             x, y = f["x"], f["y"]
     elif path.suffix == ".csv":
         with path.open(newline="") as f:
-            rows = [r for r in csv.reader(f) if r]
+            rows = [(number, r) for number, r in enumerate(csv.reader(f), start=1) if r]
         try:
-            float(rows[0][0])
+            float(rows[0][1][0])
         except (ValueError, IndexError):
             rows = rows[1:]  # header
-        try:
-            table = np.asarray(rows, np.float64)
-        except ValueError as err:
-            raise ValueError(f"dataset file {path} is malformed: {err}") from err
+        table = _csv_table(path, rows)
         if table.ndim != 2 or table.shape[1] < 2:
             raise ValueError(
                 f"dataset file {path} needs at least one feature column and a label column"
@@ -259,9 +256,43 @@ def load_file(path) -> tuple[np.ndarray, np.ndarray]:
             f"dataset file {path}: x must be (m, n_x) with m = len(y) > 0, got "
             f"x {x.shape} and y {np.shape(y)}"
         )
-    if np.any(np.asarray(y) != np.round(y)):
+    y = np.asarray(y)
+    if y.ndim != 1:
+        raise ValueError(
+            f"dataset file {path}: y must hold one class id per row, shape ({len(x)},), got "
+            f"shape {y.shape}; for one-hot labels save y.argmax(axis=1)"
+        )
+    if np.any(y != np.round(y)):
         raise ValueError(f"dataset file {path}: labels must be integer class ids")
-    return x, np.asarray(y).astype(np.int32)
+    present = np.unique(y).astype(np.int64)
+    if present[0] != 0 or present[-1] != len(present) - 1:
+        shown = ", ".join(map(str, present[:8])) + (", ..." if len(present) > 8 else "")
+        raise ValueError(
+            f"dataset file {path}: labels must be the class ids 0, 1, ..., k-1 with every "
+            f"class present, got {shown}; relabel them (e.g. np.unique(y, return_inverse=True))"
+        )
+    return x, y.astype(np.int32)
+
+
+def _csv_table(path: Path, rows: list) -> np.ndarray:
+    """The numeric table of a CSV's (line number, cells) rows; a bad row is named."""
+    if not rows:
+        raise ValueError(f"dataset file {path} has no data rows")
+    width = len(rows[0][1])
+    for number, cells in rows:
+        if len(cells) != width:
+            raise ValueError(
+                f"dataset file {path} line {number} has {len(cells)} columns, the first data "
+                f"row has {width}"
+            )
+        for cell in cells:
+            try:
+                float(cell)
+            except ValueError:
+                raise ValueError(
+                    f"dataset file {path} line {number}: {cell!r} is not a number"
+                ) from None
+    return np.asarray([cells for _, cells in rows], np.float64)
 
 
 class Normalizer:

@@ -4,6 +4,7 @@ names the flag, and exit status 2."""
 import json
 import re
 
+import numpy as np
 import pytest
 
 import jaxhp.sweep
@@ -25,12 +26,21 @@ def no_training(monkeypatch):
 def _paths(tmp_path):
     (tmp_path / "a-file").write_text("x")
     (tmp_path / "bad.npz").write_bytes(b"not a zip file")
+    (tmp_path / "labels12.csv").write_text("0.1,0.2,1\n0.3,0.4,2\n" * 20)
+    (tmp_path / "cell.csv").write_text("a,b,y\n0.1,0.2,0\n0.3,,1\n")
+    (tmp_path / "ragged.csv").write_text("0.1,0.2,0\n0.3,1\n")
+    x = np.zeros((40, 2), np.float32)
+    np.savez(tmp_path / "onehot.npz", x=x, y=np.eye(2, dtype=np.int32)[np.arange(40) % 2])
     (tmp_path / "not.json").write_text("{")
     (tmp_path / "other.json").write_text('{"meta": {}}')
     return {
         "FILE": str(tmp_path / "a-file"),
         "DIR": str(tmp_path),
         "BADNPZ": str(tmp_path / "bad.npz"),
+        "LABELS12": str(tmp_path / "labels12.csv"),
+        "CELL": str(tmp_path / "cell.csv"),
+        "RAGGED": str(tmp_path / "ragged.csv"),
+        "ONEHOT": str(tmp_path / "onehot.npz"),
         "MISSING": str(tmp_path / "missing.csv"),
         "NOTJSON": str(tmp_path / "not.json"),
         "OTHERJSON": str(tmp_path / "other.json"),
@@ -73,6 +83,16 @@ CASES = [
     ),
     (["sweep", "--dataset", "MISSING"], "dataset file .*missing.csv does not exist"),
     (["sweep", "--dataset", "BADNPZ"], "dataset file .*bad.npz is not a readable .npz"),
+    (
+        ["sweep", "--dataset", "LABELS12"],
+        "labels12.csv: labels must be the class ids 0, 1, .*got 1, 2",
+    ),
+    (["sweep", "--dataset", "CELL"], "cell.csv line 3: '' is not a number"),
+    (["sweep", "--dataset", "RAGGED"], "ragged.csv line 2 has 2 columns, the first data row has 3"),
+    (
+        ["sweep", "--dataset", "ONEHOT"],
+        r"onehot.npz: y must hold one class id per row, shape \(40,\)",
+    ),
     (["sweep", "--eval-every", "5000"], "--eval-every 5000 must be <= --steps 2000"),
     (["sweep", "--batch-size", "1000"], "--batch-size 1000 is larger than the training set"),
     (["sweep", "--lambd", "loguniform:0.1:1"], "--lambd loguniform:0.1:1 is a distribution"),
