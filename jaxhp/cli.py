@@ -1190,7 +1190,7 @@ def _report(args, results, record, trained: str | None = None) -> int:
         )
         _print(
             f"{headline}; {others} other point(s) within noise of it (gap < {noise:.4f}: "
-            "the larger of one dev example and the std across seeds)",
+            f"{_noise_words(args.metric, best['seeds'])})",
             str(results.diagnosis(best["members"], bayes_error=args.bayes_error)),
         )
     out = Path(args.out)
@@ -1412,6 +1412,16 @@ def _tune(args) -> int:
         f"{_cache_words(results.meta) if todo else ''}"
     )
     return _report(args, results, record, trained)
+
+
+def _noise_words(metric: str, seeds: int) -> str:
+    """What the within-noise threshold is made of, for this metric and seed count."""
+    example = "one example" if metric == "train_accuracy" else "one dev example"
+    if "accuracy" in metric:
+        return f"the larger of {example} and the std across seeds" if seeds > 1 else example
+    if seeds > 1:
+        return "the std across seeds"
+    return "one seed gives no noise estimate for a cost: rerun with --seeds 2 or more"
 
 
 def _cache_words(meta: dict) -> str:

@@ -142,3 +142,15 @@ def test_config_whose_data_file_changed_is_refused(tmp_path, capsys, no_training
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1
     assert "d.csv has changed since that sweep read it" in err
+
+
+def test_noise_words_say_what_the_threshold_is_made_of():
+    from jaxhp.cli import _noise_words
+
+    assert (
+        _noise_words("dev_accuracy", 2) == "the larger of one dev example and the std across seeds"
+    )
+    assert _noise_words("dev_accuracy", 1) == "one dev example"
+    assert _noise_words("train_accuracy", 3).startswith("the larger of one example")
+    assert _noise_words("best_dev_cost", 2) == "the std across seeds"
+    assert "--seeds 2" in _noise_words("best_dev_cost", 1)
