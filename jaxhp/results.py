@@ -244,11 +244,14 @@ class SweepResults:
         ok = ~np.asarray(self.diverged, bool)
         rung = self._rungs()
         rows = []
+        seed_of = np.asarray(self.seeds)
         for key, members in groups.items():
-            top_rung = max(rung[i] for i in members)
-            live = [i for i in members if ok[i] and rung[i] == top_rung]
+            # a random search over a list can draw a point twice with the same seed: one run
+            distinct = list({int(seed_of[i]): i for i in reversed(members)}.values())[::-1]
+            top_rung = max(rung[i] for i in distinct)
+            live = [i for i in distinct if ok[i] and rung[i] == top_rung]
             row = dict(zip(names, key))
-            row.update(members=members, seeds=len(members), diverged=int((~ok[members]).sum()))
+            row.update(members=members, seeds=len(distinct), diverged=int((~ok[distinct]).sum()))
             if self.rung is not None:
                 row["rung"] = int(top_rung)
             for name in dict.fromkeys((*_SUMMARISED, metric, tie_break(metric))):

@@ -173,3 +173,26 @@ def test_json_holds_the_config_and_short_numbers(tmp_path):
     assert payload["config"]["steps"] == 30 and payload["meta"]["m_dev"] == 40
     assert payload["members"][0]["dev_accuracy"] == 0.3
     assert "0.30000001" not in text and payload["history"]["dev_accuracy"][0][-1] == 0.3
+
+
+def test_a_point_drawn_twice_with_the_same_seed_counts_as_one_seed():
+    # members 0 and 1: the same configuration and seed (a random draw over a list repeated)
+    n = 3
+    history = History(
+        np.tile(np.arange(1, 3) * 10, (n, 1)),
+        np.ones((n, 2)),
+        np.ones((n, 2)),
+        np.array([[0.5, 0.4], [0.5, 0.4], [0.6, 0.5]]),
+        np.array([[0.8, 0.9], [0.8, 0.9], [0.7, 0.8]]),
+    )
+    results = SweepResults(
+        HParams(lambd=np.array([1.0, 1.0, 0.0], np.float32)),
+        np.array([0, 0, 0]),
+        history,
+        np.full(n, 20),
+        np.full(n, 20),
+        np.zeros(n, bool),
+    )
+    rows = results.summary()
+    assert [(r["members"], r["seeds"]) for r in rows] == [([0, 1], 1), ([2], 1)]
+    assert rows[0]["dev_accuracy_mean"] == pytest.approx(0.9) and rows[0]["dev_accuracy_std"] == 0
