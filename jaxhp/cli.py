@@ -1134,7 +1134,13 @@ def _rung_lines(args, rungs) -> list[str]:
     if rungs is None:
         return []
     steps = ", ".join(f"{r.step} ({r.members})" for r in rungs)
-    return [f"successive halving, eta {_num(args.halving)}: rungs at step (members) {steps}"]
+    lines = [f"successive halving, eta {_num(args.halving)}: rungs at step (members) {steps}"]
+    if len(rungs) == 1:
+        lines.append(
+            "note: one rung, so halving stops no member; lower --min-steps (or --halving) "
+            "to get several rungs"
+        )
+    return lines
 
 
 def _rung_evaluations(rungs) -> int:
