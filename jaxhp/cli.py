@@ -1056,13 +1056,11 @@ def _sweep(args) -> int:
     say = _print if is_main else (lambda *lines: None)
     if args.checkpoint is not None and Path(args.checkpoint).is_dir():
         saved = _saved_members(args.checkpoint)
-        if saved and schedule is not None:
-            say(
-                f"resuming: the progress of {saved} member(s) at the latest rung is saved in "
-                f"{args.checkpoint}/"
-            )
-        elif saved:
-            say(f"resuming: {saved} member(s) already saved in {args.checkpoint}/")
+        what = f"{saved} member(s)"
+        if schedule is not None:
+            what = f"the progress of {saved} member(s) at its latest rung"
+        if saved:  # the folder's identity is checked before training: never another sweep's
+            say(f"resuming: {args.checkpoint}/ holds {what}, reused if it is this sweep's")
     n = len(space)
     say(
         _data_line(source, data, n_classes),

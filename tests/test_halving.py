@@ -262,7 +262,7 @@ def test_the_sweep_command_halves_and_records_it(tmp_path, capsys):
     assert "--halving=2.0" in recorded["argv"] and "--min-steps=10" in recorded["argv"]
     # a re-run resumes, and counts what the latest rung saved: its one member
     assert main(argv) == 0
-    assert "resuming: the progress of 1 member(s) at the latest rung" in capsys.readouterr().out
+    assert "holds the progress of 1 member(s) at its latest rung" in capsys.readouterr().out
 
 
 def test_a_configurations_seeds_are_kept_or_dropped_together(data):
