@@ -588,13 +588,21 @@ def _check_folder(path, flag: str) -> Path:
     return path
 
 
-def _make_folder(path, flag: str) -> None:
+def _make_folder(path, flag: str) -> bool:
     """Create an output folder once every check has passed, before training: one that
-    cannot be made (``/proc/x``) fails now rather than after the sweep."""
+    cannot be made (``/proc/x``) fails now rather than after the sweep. Returns whether
+    it was made here (so that an interrupted run can remove it while it is empty)."""
+    made = not Path(path).exists()
     try:
         Path(path).mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise UsageError(f"{flag} {path} cannot be created ({err.strerror})") from None
+    return made
+
+
+def _remove_if_empty(path, made: bool) -> None:
+    if made and Path(path).is_dir() and not any(Path(path).iterdir()):
+        Path(path).rmdir()
 
 
 def _check_file_target(path, flag: str):
@@ -1072,8 +1080,7 @@ def _sweep(args) -> int:
     # The bar moves per evaluation (run_sweep feeds it while a chunk trains); without a
     # terminal there is no bar, and no callback in the compiled program either.
     evaluations = n * config.n_evals if rungs is None else _rung_evaluations(rungs)
-    if is_main:
-        _make_folder(args.out, "--out")
+    made = _make_folder(args.out, "--out") if is_main else False
     bar = _Progress(evaluations, enabled=not args.quiet and is_main)
     try:
         with compile_stats() as compiled:
@@ -1090,6 +1097,7 @@ def _sweep(args) -> int:
                 schedule=schedule,
             )
     except KeyboardInterrupt:
+        _remove_if_empty(args.out, made)
         raise _interrupted(args, n) from None
     finally:
         bar.close()
@@ -1373,7 +1381,7 @@ def _tune(args) -> int:
         f"{config.steps} steps, {config.optimizer}; ranked by {args.metric}, ties by "
         f"{tie_break(args.metric)}",
     )
-    _make_folder(args.out, "--out")
+    made = _make_folder(args.out, "--out")
     bar = _Progress(todo * config.n_evals, enabled=not args.quiet)
     started = time.perf_counter()
     try:
@@ -1392,6 +1400,7 @@ def _tune(args) -> int:
                     on_eval=bar if bar.bar is not None else None,
                 )
     except KeyboardInterrupt:
+        _remove_if_empty(args.out, made)
         raise _tune_interrupted(args, bridge, study) from None
     finally:
         bar.close()

@@ -192,7 +192,7 @@ def test_sweep_from_files(tmp_path, capsys):
         (None, "does not exist"),
         (b"not a zip file", "not a readable .npz"),
         ("npz-missing-y", "must hold arrays 'x' and 'y'"),
-        ("csv-bad", "malformed"),
+        ("csv-bad", "d.csv line 2: 'oops' is not a number"),
     ],
 )
 def test_sweep_bad_dataset_file(tmp_path, capsys, content, match):
