@@ -318,6 +318,14 @@ def _installed(name: str) -> str:
         return "not installed"
 
 
+def _add_course_axes(group, *, defaults: tuple, helps: tuple) -> None:
+    """--lambd, --keep-prob and --learning-rate (alias --lr), which sweep and tune share."""
+    flags = (("--lambd",), ("--keep-prob",), ("--learning-rate", "--lr"))
+    kinds = (_axis_type(_non_negative), _axis_type(None, keep_prob=True), _axis_type(_positive))
+    for names, kind, default, text in zip(flags, kinds, defaults, helps):
+        group.add_argument(*names, type=kind, default=default, help=text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="jaxhp", description=__doc__, formatter_class=_Formatter)
     parser.add_argument("--version", action="version", version=_version())
@@ -368,25 +376,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_data_args(sweep)
     space = sweep.add_argument_group("search space")
-    space.add_argument(
-        "--lambd",
-        type=_axis_type(_non_negative),
-        default="0,0.01,0.1,1,3,10",
-        help="λ values a,b,c, or loguniform:a:b / uniform:a:b with --random",
-    )
-    space.add_argument(
-        "--keep-prob",
-        type=_axis_type(None, keep_prob=True),
-        default="0.5,0.6,0.7,0.8,0.9,1.0",
-        help="keep_prob values in (0, 1] (0.8/0.9 = one per hidden layer), or uniform:a:b",
-    )
-    space.add_argument(
-        "--learning-rate",
-        "--lr",
-        type=_axis_type(_positive),
-        default=str(DEFAULT_LEARNING_RATE),
-        help="learning rates, or loguniform:a:b with --random "
-        "(the default is jaxhp.HParams().learning_rate)",
+    _add_course_axes(
+        space,
+        defaults=("0,0.01,0.1,1,3,10", "0.5,0.6,0.7,0.8,0.9,1.0", str(DEFAULT_LEARNING_RATE)),
+        helps=(
+            "λ values a,b,c, or loguniform:a:b / uniform:a:b with --random",
+            "keep_prob values in (0, 1] (0.8/0.9 = one per hidden layer), or uniform:a:b",
+            "learning rates, or loguniform:a:b with --random "
+            "(the default is jaxhp.HParams().learning_rate)",
+        ),
     )
     space.add_argument(
         "--random",
@@ -510,25 +508,15 @@ def _add_tune(commands):
     )
     _add_data_args(tune)
     space = tune.add_argument_group("search space (one value: fixed; a,b,c: a choice)")
-    space.add_argument(
-        "--lambd",
-        type=_axis_type(_non_negative),
-        default="loguniform:1e-4:10",
-        help="L2 strength λ: loguniform:a:b, uniform:a:b, choices a,b,c or one value",
-    )
-    space.add_argument(
-        "--keep-prob",
-        type=_axis_type(None, keep_prob=True),
-        default="uniform:0.5:1",
-        help="dropout keep probability in (0, 1]: uniform:a:b, choices a,b,c, or one value "
-        "(0.8/0.9 = one fixed value per hidden layer)",
-    )
-    space.add_argument(
-        "--learning-rate",
-        "--lr",
-        type=_axis_type(_positive),
-        default="loguniform:0.01:1",
-        help="learning rate: loguniform:a:b, uniform:a:b, choices a,b,c or one value",
+    _add_course_axes(
+        space,
+        defaults=("loguniform:1e-4:10", "uniform:0.5:1", "loguniform:0.01:1"),
+        helps=(
+            "L2 strength λ: loguniform:a:b, uniform:a:b, choices a,b,c or one value",
+            "dropout keep probability in (0, 1]: uniform:a:b, choices a,b,c, or one value "
+            "(0.8/0.9 = one fixed value per hidden layer)",
+            "learning rate: loguniform:a:b, uniform:a:b, choices a,b,c or one value",
+        ),
     )
     study = tune.add_argument_group("the study")
     study.add_argument(
