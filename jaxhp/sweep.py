@@ -32,6 +32,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from jaxhp import _checks, train
 from jaxhp import distributed as dist
 from jaxhp import halving as successive_halving
+from jaxhp._conv import has_primitive
 from jaxhp._programs import (
     _RESULT_FIELDS,
     _flatten,
@@ -92,10 +93,10 @@ def _vmap_width(
     batched matmuls run far below its plain matmul speed, so members are trained one after
     another at full matmul speed instead. A model other than the ``layer_sizes`` MLP is
     batched, unless it convolves on the CPU (:func:`_convolves`, given the shape of one
-    example): ``vmap`` turns a convolution whose inputs and kernels both differ per member
-    into a grouped convolution, which XLA:CPU runs slower per member than one convolution
-    after another (its kernel gradient most of all). The width never depends on the
-    sweep's size, its chunking or the device count: a member's arithmetic (batched shapes,
+    example): jaxhp computes its convolutions as patch x kernel matmuls there
+    (:mod:`jaxhp._conv`), and with every member's patches and kernels different, batched
+    matmuls run slower per member than one member after another. The width never depends
+    on the sweep's size, its chunking or the device count: a member's arithmetic (batched shapes,
     hence rounding) is then the same however the sweep is run, so its results are
     bit-identical.
     """
@@ -124,21 +125,7 @@ def _convolves(config: TrainConfig, example_shape: tuple, hparams: HParams | Non
         )
     except AttributeError:  # a name the hparams lack: the model is checked elsewhere
         return False
-    return _has_primitive(jaxpr.jaxpr, "conv_general_dilated")
-
-
-def _has_primitive(jaxpr, name: str) -> bool:
-    """Whether ``jaxpr`` or any jaxpr nested in its equations (jit, cond, scan, custom
-    derivatives) applies the primitive ``name``."""
-    for eqn in jaxpr.eqns:
-        if eqn.primitive.name == name:
-            return True
-        for value in eqn.params.values():
-            for sub in value if isinstance(value, (tuple, list)) else (value,):
-                inner = getattr(sub, "jaxpr", sub)  # a ClosedJaxpr holds its Jaxpr
-                if hasattr(inner, "eqns") and _has_primitive(inner, name):
-                    return True
-    return False
+    return has_primitive(jaxpr.jaxpr, "conv_general_dilated")
 
 
 def use_cpu_cores(n: int | None = None) -> int:

@@ -28,6 +28,7 @@ import numpy as np
 import optax
 
 from jaxhp import _checks
+from jaxhp._conv import for_training
 from jaxhp.losses import cross_entropy, logits_accuracy, targets
 from jaxhp.models import Model
 from jaxhp.nn import step_mask_words
@@ -270,7 +271,7 @@ def make_update_step(config: TrainConfig, *, m: int | None = None) -> Callable:
       ValueError: labels whose shape does not fit the output layer (at the first call).
       TypeError: a key that is not a PRNG key.
     """
-    model = config.resolved_model
+    model = _training_model(config)
 
     @jax.jit
     def step(state: TrainState, x, y, key, hparams: HParams):
@@ -652,11 +653,19 @@ def _finish(config: TrainConfig, progress: _Progress) -> TrainResult:
     )
 
 
+def _training_model(config: TrainConfig) -> Model:
+    """The model trained: a ``model=`` computes its convolutions as matmuls on the CPU
+    (the same arithmetic, rounded differently; see :mod:`jaxhp._conv`)."""
+    if config.model is None:
+        return config.resolved_model
+    return for_training(config.model)
+
+
 def _start(key: jax.Array, hparams: HParams, data: Data, config: TrainConfig):
     """Validate and cast the inputs, initialise the model: a run and its first carry."""
     key = _as_key(key)
     hparams, (x, t), dev, weights = _prepare(hparams, data, config)
-    model = config.resolved_model
+    model = _training_model(config)
     init_key, train_key, shuffle_key, augment_key = jax.random.split(key, 4)
     params = model.init(init_key)
     run = _Run(

@@ -1,5 +1,6 @@
-"""The vmap width rule for models other than the layer_sizes MLP: convolving models are
-trained one member at a time on the CPU, others in groups of GROUP_WIDTH."""
+"""The vmap width rule for models other than the layer_sizes MLP: convolving models (their
+convolutions computed as matmuls, jaxhp._conv) are trained one member at a time on the
+CPU, others in groups of GROUP_WIDTH."""
 
 import jax
 import numpy as np
