@@ -170,3 +170,63 @@ def test_fit_trains_a_convolving_model_without_convolutions_on_the_cpu(digits_sm
 @pytest.fixture(scope="module")
 def digits_small():
     return jaxhp.datasets.load("digits", n_train=64, n_dev=32, n_test=0, seed=0)
+
+
+def _framework_conv_model(kind) -> Model:
+    """A convolution from each framework jaxhp adapts, on 6x6 single-channel images."""
+    import equinox as eqx
+    import flax.linen as nn
+    from flax import nnx
+
+    if kind == "linen":
+
+        class Linen(nn.Module):
+            @nn.compact
+            def __call__(self, x, *, key=None, hparams=None):
+                return nn.Conv(3, (3, 3), strides=(2, 2))(x).reshape(len(x), -1)
+
+        return jaxhp.models.from_flax(Linen(), jnp.zeros((1, 6, 6, 1)))
+    if kind == "nnx":
+
+        class NNX(nnx.Module):
+            def __init__(self, rngs):
+                self.conv = nnx.Conv(1, 3, (3, 3), padding="VALID", rngs=rngs)
+
+            def __call__(self, x, *, key=None, hparams=None):
+                return self.conv(x).reshape(len(x), -1)
+
+        return jaxhp.models.from_flax(lambda key: NNX(nnx.Rngs(key)))
+
+    class Eqx(eqx.Module):
+        conv: eqx.nn.Conv2d
+
+        def __init__(self, key):
+            self.conv = eqx.nn.Conv2d(1, 3, 3, padding=1, key=key)
+
+        def __call__(self, x, *, key=None, hparams=None):  # one (6, 6, 1) example
+            return self.conv(jnp.transpose(x, (2, 0, 1))).reshape(-1)
+
+    return jaxhp.models.from_equinox(lambda key: Eqx(key))
+
+
+@pytest.mark.parametrize("kind", ["linen", "nnx", "equinox"])
+def test_framework_convolutions_become_matmuls_with_the_same_values_and_gradients(kind):
+    model = _framework_conv_model(kind)
+    fast = _conv.convolutions_as_matmuls(model)
+    params = model.init(jax.random.key(0))
+    x = jnp.asarray(np.random.default_rng(3).normal(size=(4, 6, 6, 1)), jnp.float32)
+
+    def loss(m):
+        return lambda p: jnp.sum(m.apply(p, x, key=None, hparams=jaxhp.HParams()) ** 2)
+
+    np.testing.assert_allclose(
+        fast.apply(params, x, key=None, hparams=jaxhp.HParams()),
+        model.apply(params, x, key=None, hparams=jaxhp.HParams()),
+        rtol=1e-5,
+        atol=1e-6,
+    )
+    expected = jax.grad(loss(model))(params)
+    for got, want in zip(jax.tree.leaves(jax.grad(loss(fast))(params)), jax.tree.leaves(expected)):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+    program = jax.make_jaxpr(jax.grad(loss(fast)))(params)
+    assert not _conv.has_primitive(program.jaxpr, "conv_general_dilated")
