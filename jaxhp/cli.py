@@ -404,8 +404,9 @@ def build_parser() -> argparse.ArgumentParser:
     space.add_argument(
         "--metric",
         choices=METRICS,
-        default="dev_accuracy",
-        help="ranking metric (ties broken by the dev cost of the same evaluation)",
+        default=None,
+        help="ranking metric (ties broken by the dev cost of the same evaluation); default "
+        "dev_accuracy, or with --patience best_dev_accuracy (that of the params kept)",
     )
     search = sweep.add_argument_group("successive halving")
     search.add_argument(
@@ -1041,6 +1042,8 @@ def _sweep(args) -> int:
         _check_folder(args.checkpoint, "--checkpoint")
     cluster = _start_jax(args)
     _check_steps(args)
+    if args.metric is None:  # rank by the accuracy of the params each member keeps
+        args.metric = "best_dev_accuracy" if args.patience is not None else "dev_accuracy"
     data, n_out, n_classes, source = _load_data(args)
     _check_same_file(args, source)
     config = _config(args, data, n_out)

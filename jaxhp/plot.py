@@ -317,9 +317,7 @@ def _scale_for(values: np.ndarray) -> tuple[str, dict]:
     return "symlog", {"linthresh": float(positive.min())}
 
 
-def heatmap_figure(
-    results, *, x: str = "lambd", y: str = "keep_prob", metric: str = "dev_accuracy"
-):
+def heatmap_figure(results, *, x: str = "lambd", y: str = "keep_prob", metric: str | None = None):
     """``metric`` per (x, y) point of a sweep: a grid of cells, or, when the points do not
     form a small full grid (random search), a scatter on log axes coloured by the metric.
 
@@ -331,7 +329,8 @@ def heatmap_figure(
     Args:
       results: a :class:`jaxhp.SweepResults`.
       x, y: configuration columns of ``results.columns()`` for the two axes.
-      metric: the column to colour by (accuracies: higher is better; costs: lower).
+      metric: the column to colour by (accuracies: higher is better; costs: lower);
+        default: ``results.default_metric``.
 
     Returns:
       A matplotlib Figure.
@@ -339,6 +338,7 @@ def heatmap_figure(
     Raises:
       ValueError: ``x``, ``y`` or ``metric`` is not a column of the sweep.
     """
+    metric = metric or _default_metric(results)
     columns, names = _check_names(results, x=x, y=y, metric=metric)
     xs, x_numeric = _axis_values(columns[x])
     ys, y_numeric = _axis_values(columns[y])
@@ -469,10 +469,14 @@ def _draw_scatter(ax, cells, ux, uy, best, norm):
 
 
 def heatmap(
-    results, path, *, x: str = "lambd", y: str = "keep_prob", metric: str = "dev_accuracy"
+    results, path, *, x: str = "lambd", y: str = "keep_prob", metric: str | None = None
 ) -> Path:
     """Save :func:`heatmap_figure` as a PNG at ``path``."""
     return save(heatmap_figure(results, x=x, y=y, metric=metric), path)
+
+
+def _default_metric(results) -> str:
+    return getattr(results, "default_metric", "dev_accuracy")
 
 
 def _top_configurations(results, top: int, metric: str) -> list[dict]:
@@ -489,7 +493,7 @@ def _top_configurations(results, top: int, metric: str) -> list[dict]:
     return picked
 
 
-def curves_figure(results, *, top: int = 5, metric: str = "dev_accuracy"):
+def curves_figure(results, *, top: int = 5, metric: str | None = None):
     """Cost and accuracy curves of the ``top`` configurations by ``metric`` (the table's
     ranking; diverged members are never ranked), each drawn by its best seed: train dashed,
     dev solid, one colour per configuration.
@@ -497,11 +501,13 @@ def curves_figure(results, *, top: int = 5, metric: str = "dev_accuracy"):
     Args:
       results: a :class:`jaxhp.SweepResults`.
       top: how many members to draw.
-      metric: the ranking metric (as for ``results.top``).
+      metric: the ranking metric (as for ``results.top``; default
+        ``results.default_metric``).
 
     Returns:
       A matplotlib Figure.
     """
+    metric = metric or _default_metric(results)
     _, names = _check_names(results, metric=metric)
     rows = _top_configurations(results, top, metric)
     fig = _figure(figsize=(11, 4.5), layout="constrained")
@@ -538,7 +544,7 @@ def _trained_part(history: History, member: int, steps: np.ndarray, row: dict) -
     return History(*(part(h) for h in history))
 
 
-def curves(results, path, *, top: int = 5, metric: str = "dev_accuracy") -> Path:
+def curves(results, path, *, top: int = 5, metric: str | None = None) -> Path:
     """Save :func:`curves_figure` as a PNG at ``path``."""
     return save(curves_figure(results, top=top, metric=metric), path)
 

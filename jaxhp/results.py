@@ -73,7 +73,7 @@ class SweepResults:
       ``stop_step`` is then the steps it trained.
 
     Ranking (:meth:`best`, :meth:`top`, :meth:`summary`): by a declared ``metric``, by
-    default ``dev_accuracy`` (accuracies are maximised, costs minimised), then by the
+    default :attr:`default_metric` (accuracies are maximised, costs minimised), then by the
     :func:`tie_break` column (the dev cost of the same evaluation), then by member index.
     After successive halving, members that reached a later rung rank first (a member
     stopped at an early rung was measured after fewer steps).
@@ -181,20 +181,28 @@ class SweepResults:
         """Each member's halving rung (0 for every member of a full sweep)."""
         return np.zeros(len(self), np.int64) if self.rung is None else np.asarray(self.rung)
 
-    def top(self, k: int = 5, *, metric: str = "dev_accuracy") -> list[dict[str, Any]]:
+    @property
+    def default_metric(self) -> str:
+        """The dev accuracy of the params each member keeps: ``best_dev_accuracy`` when the
+        sweep restored its best params (``meta["restore_best"]``, as early stopping does),
+        else ``dev_accuracy`` (the last evaluation's)."""
+        return "best_dev_accuracy" if self.meta.get("restore_best") else "dev_accuracy"
+
+    def top(self, k: int = 5, *, metric: str | None = None) -> list[dict[str, Any]]:
         """The k best members that did not diverge, best first (ranked by ``metric``, then
         by its :func:`tie_break` column, then by member index)."""
+        metric = metric or self.default_metric
         rows = self.table()
         return [rows[i] for i in self._order(metric)[:k]]
 
-    def best(self, metric: str = "dev_accuracy") -> dict[str, Any]:
+    def best(self, metric: str | None = None) -> dict[str, Any]:
         """The top member by ``metric`` (then its :func:`tie_break` column), among those
         that did not diverge.
 
         Raises:
           ValueError: for an unknown metric, or when every member diverged.
         """
-        order = self._order(metric)
+        order = self._order(metric or self.default_metric)
         if not order:
             raise ValueError("every member of the sweep diverged; lower the learning rate")
         return self.table()[order[0]]
@@ -205,7 +213,7 @@ class SweepResults:
 
     # ---- configurations across seeds -------------------------------------------------
     def summary(
-        self, metric: str = "dev_accuracy", *, resolution: float | None = None
+        self, metric: str | None = None, *, resolution: float | None = None
     ) -> list[dict[str, Any]]:
         """One row per configuration (members that differ only in their seed), best first.
 
@@ -231,7 +239,7 @@ class SweepResults:
         Raises:
           ValueError: an unknown metric, or a negative resolution.
         """
-        _check_metric(metric)
+        metric = _check_metric(metric or self.default_metric)
         if resolution is None:
             resolution = self._resolution(metric)
         elif not (resolution >= 0):
@@ -360,7 +368,7 @@ class SweepResults:
 
     # ---- plots (drawn by jaxhp.plot) -------------------------------------------------
     def plot_heatmap(
-        self, path, *, x: str = "lambd", y: str = "keep_prob", metric: str = "dev_accuracy"
+        self, path, *, x: str = "lambd", y: str = "keep_prob", metric: str | None = None
     ) -> Path:
         """Mean ``metric`` over members sharing (x, y) (see :func:`jaxhp.plot.heatmap`)."""
         from jaxhp.plot import heatmap
@@ -374,7 +382,7 @@ class SweepResults:
 
         return rungs(self, path)
 
-    def plot_curves(self, path, *, top: int = 5, metric: str = "dev_accuracy") -> Path:
+    def plot_curves(self, path, *, top: int = 5, metric: str | None = None) -> Path:
         """Cost and accuracy curves of the ``top`` members (see :func:`jaxhp.plot.curves`)."""
         from jaxhp.plot import curves
 

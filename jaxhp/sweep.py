@@ -625,6 +625,7 @@ def _gather(
         "members_this_process": mine,
         "programs": len(groups),
         "l2_leaves": train.l2_leaves(groups[0].config),
+        "restore_best": groups[0].config.restore_best,
         "seconds": time.perf_counter() - started,
     }
     if rungs is not None:

@@ -1,3 +1,4 @@
+import csv
 import io
 import json
 import os
@@ -88,6 +89,24 @@ def test_sweep_writes_outputs_and_its_config_reruns_it(tmp_path, capsys):
     assert main(["sweep", "--config", str(out_dir / "results.json"), "--out", str(again)]) == 0
     assert (again / "results.csv").read_text() == table
     assert "sweep: 8 members" in capsys.readouterr().out
+
+
+def test_with_patience_the_table_ranks_by_the_accuracy_of_the_params_kept(tmp_path, capsys):
+    """Early stopping keeps each member's best params, so the default ranking is the dev
+    accuracy at the best evaluation; the best configuration is recomputed from the CSV."""
+    out_dir = tmp_path / "out"
+    args = ["sweep", "--lambd", "0,1", "--keep-prob", "0.7,1", *SMALL, "--out", str(out_dir)]
+    assert main([*args, "--eval-every", "10", "--patience", "1", "--seeds", "1"]) == 0
+    text = capsys.readouterr().out
+    assert "ranked by best_dev_accuracy, ties by best_dev_cost" in text
+    with open(out_dir / "results.csv") as f:
+        rows = list(csv.DictReader(f))
+    accuracy = np.array([float(r["best_dev_accuracy"]) for r in rows])
+    cost = np.array([float(r["best_dev_cost"]) for r in rows])
+    top = rows[np.lexsort((np.arange(len(rows)), cost, -accuracy))[0]]
+    best_line = next(line for line in text.splitlines() if line.startswith("best: "))
+    assert f"lambd={float(top['lambd']):g}" in best_line
+    assert f"best_dev_accuracy {float(top['best_dev_accuracy']):.4f}" in best_line
 
 
 def test_help_shows_every_option_with_its_default(capsys):

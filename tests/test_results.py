@@ -196,3 +196,16 @@ def test_a_point_drawn_twice_with_the_same_seed_counts_as_one_seed():
     rows = results.summary()
     assert [(r["members"], r["seeds"]) for r in rows] == [([0, 1], 1), ([2], 1)]
     assert rows[0]["dev_accuracy_mean"] == pytest.approx(0.9) and rows[0]["dev_accuracy_std"] == 0
+
+
+def test_the_default_ranking_follows_the_params_kept():
+    """Member 0 ends best (0.9 at step 30) but its best dev cost was at step 10 (0.5
+    there); member 1's best is its last evaluation (0.8). Kept params: the last ones rank
+    member 0 first; the best ones (early stopping) rank member 1 first."""
+    last = _results([0.9, 0.8], [0.7, 0.3], best_step=[10, 30])
+    restored = _results([0.9, 0.8], [0.7, 0.3], best_step=[10, 30], restore_best=True)
+    assert (last.default_metric, restored.default_metric) == ("dev_accuracy", "best_dev_accuracy")
+    assert last.best()["member"] == 0
+    assert restored.best()["member"] == 1
+    assert [row["member"] for row in restored.top(2)] == [1, 0]
+    assert restored.summary()[0]["members"] == [1]
