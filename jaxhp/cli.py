@@ -1103,6 +1103,7 @@ def _sweep(args) -> int:
     meta.update(
         compile_seconds=round(compiled.total_s, 3),
         compile_cache_hits=compiled.cache_hits,
+        compile_cache_misses=compiled.cache_misses,
         compile_cache=None if args.no_cache else str(default_cache_dir()),
     )
     return _report(args, results, _record(args, source, config, space))
@@ -1408,6 +1409,7 @@ def _tune(args) -> int:
         sampler=args.sampler,
         compile_seconds=round(compiled.total_s, 3),
         compile_cache_hits=compiled.cache_hits,
+        compile_cache_misses=compiled.cache_misses,
         compile_cache=None if args.no_cache else str(default_cache_dir()),
     )
     trained = (
@@ -1433,10 +1435,12 @@ def _cache_words(meta: dict) -> str:
         return ""
     if meta["compile_cache"] is None:
         cache = "compilation cache off"
-    elif meta["compile_cache_hits"]:
-        cache = f"{meta['compile_cache_hits']} program(s) from the cache"
-    else:
+    elif not meta["compile_cache_hits"]:
         cache = "cache miss: later runs reuse it"
+    else:  # a changed sweep can find its small programs in the cache but not its main one
+        cache = f"{meta['compile_cache_hits']} program(s) from the cache"
+        if meta["compile_cache_misses"]:
+            cache += f", {meta['compile_cache_misses']} compiled (later runs reuse them)"
     return f"; compiling took {meta['compile_seconds']:.1f} s ({cache})"
 
 

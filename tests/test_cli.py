@@ -439,4 +439,7 @@ def test_second_sweep_loads_its_program_from_the_cache_and_no_cache_turns_it_off
     assert "cache miss: later runs reuse it" in sweep()
     assert any((tmp_path / "cache").iterdir())
     assert re.search(r"compiling took [\d.]+ s \([1-9]\d* program\(s\) from the cache\)", sweep())
+    # more steps: a new main program, compiled, while the small ones come from the cache
+    mixed = r"[1-9]\d* program\(s\) from the cache, [1-9]\d* compiled \(later runs reuse them\)"
+    assert re.search(mixed, sweep("--steps", "70"))
     assert "compilation cache off" in sweep("--no-cache")
