@@ -477,7 +477,6 @@ class _Run(NamedTuple):
 
 class _Carry(NamedTuple):
     state: TrainState
-    perm: jax.Array  # current epoch's shuffle (mini-batch mode only)
     active: jax.Array  # False once stopped early or diverged
     updates: jax.Array  # updates applied so far
     diverged: jax.Array
@@ -494,22 +493,56 @@ class _Metrics(NamedTuple):
     dev_accuracy: jax.Array
 
 
-def _batch(run: _Run, perm, step):
-    """The step's mini-batch (x, t, weights) and the epoch's permutation."""
+_MAX_SHUFFLE_TABLE = 1 << 24  # row indices (64 MiB of int32) per member and chunk
+
+
+class _Shuffles(NamedTuple):
+    """The permutations of the epochs ``first``, ``first + 1``, ... (one row each)."""
+
+    first: jax.Array
+    perms: jax.Array
+
+
+def _epochs(run: _Run) -> tuple[int, int] | None:
+    """(steps per epoch, batch rows) in mini-batch mode; None for full batches."""
     rows = run.x.shape[0]
     batch = run.config.batch_size or rows
-    if batch == rows:
-        return run.x, run.t, run.weights, perm
-    per_epoch = rows // batch
-    epoch, within = step // per_epoch, step % per_epoch
-    perm = jax.lax.cond(
-        within == 0,
-        lambda: _shuffle(jax.random.fold_in(run.shuffle_key, epoch), rows),
-        lambda: perm,
-    )
-    picked = jax.lax.dynamic_slice_in_dim(perm, within * batch, batch)
+    return None if batch == rows else (rows // batch, batch)
+
+
+def _shuffles(run: _Run, first_step, n_epochs: int) -> _Shuffles:
+    """The shuffles of the ``n_epochs`` epochs from the one holding ``first_step``."""
+    first = first_step // _epochs(run)[0]
+    keys = jax.vmap(lambda e: jax.random.fold_in(run.shuffle_key, e))(first + jnp.arange(n_epochs))
+    return _Shuffles(first, jax.vmap(lambda k: _shuffle(k, run.x.shape[0]))(keys))
+
+
+def _chunk_shuffles(run: _Run, first_step) -> _Shuffles | None:
+    """The shuffles of every epoch that a chunk starting at ``first_step`` reaches; None
+    for full batches, or when that table would pass ``_MAX_SHUFFLE_TABLE`` entries (each
+    step then shuffles its own epoch).
+
+    Made once per chunk rather than at each epoch's first step: under ``vmap`` the step
+    is batched, and a per-step ``lax.cond`` on the epoch boundary becomes a select that
+    sorts at every step. Epoch ``e``'s permutation is the same either way.
+    """
+    if _epochs(run) is None:
+        return None
+    n_epochs = (run.config.every - 1) // _epochs(run)[0] + 2
+    if n_epochs * run.x.shape[0] > _MAX_SHUFFLE_TABLE:
+        return None
+    return _shuffles(run, first_step, n_epochs)
+
+
+def _batch(run: _Run, shuffles: _Shuffles | None, step):
+    """The step's mini-batch (x, t, weights)."""
+    if shuffles is None:
+        return run.x, run.t, run.weights
+    per_epoch, batch = _epochs(run)
+    perm = shuffles.perms[step // per_epoch - shuffles.first]
+    picked = jax.lax.dynamic_slice_in_dim(perm, step % per_epoch * batch, batch)
     weights = None if run.weights is None else run.weights[picked]
-    return run.x[picked], run.t[picked], weights, perm
+    return run.x[picked], run.t[picked], weights
 
 
 def _step_key(run: _Run, step) -> jax.Array:
@@ -517,8 +550,10 @@ def _step_key(run: _Run, step) -> jax.Array:
     return jax.random.wrap_key_data(step_mask_words(run.mask_base, step), impl=run.key_impl)
 
 
-def _train_step(run: _Run, carry: _Carry, step: jax.Array):
-    xb, tb, wb, perm = _batch(run, carry.perm, step)
+def _train_step(run: _Run, shuffles: _Shuffles | None, carry: _Carry, step: jax.Array):
+    if shuffles is None and _epochs(run) is not None:  # a chunk too long for one table
+        shuffles = _shuffles(run, step, 1)
+    xb, tb, wb = _batch(run, shuffles, step)
     if run.config.augment is not None:
         xb = run.config.augment(jax.random.fold_in(run.augment_key, step), xb)
     skip = None
@@ -533,14 +568,15 @@ def _train_step(run: _Run, carry: _Carry, step: jax.Array):
         skip = beyond if skip is None else skip | beyond
     if skip is not None:
         state = _select(skip, carry.state, state)
-    return carry._replace(state=state, perm=perm), None
+    return carry._replace(state=state), None
 
 
 def train_chunk(run: _Run, carry: _Carry, chunk: jax.Array) -> _Carry:
     """``eval_every`` update steps of chunk ``chunk`` (a ``lax.scan``)."""
     every = run.config.every
     steps = chunk * every + jnp.arange(every)
-    carry = jax.lax.scan(functools.partial(_train_step, run), carry, steps)[0]
+    shuffles = _chunk_shuffles(run, steps[0])
+    carry = jax.lax.scan(functools.partial(_train_step, run, shuffles), carry, steps)[0]
     done = jnp.minimum((chunk + 1) * every, run.config.steps)
     return carry._replace(updates=done.astype(carry.updates.dtype))
 
@@ -684,7 +720,6 @@ def _start(key: jax.Array, hparams: HParams, data: Data, config: TrainConfig):
     )
     carry = _Carry(
         state=init_state(params, config, hparams),
-        perm=jnp.arange(x.shape[0]),
         active=jnp.array(True),
         updates=jnp.array(0, jnp.int32),
         diverged=jnp.array(False),
