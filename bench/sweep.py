@@ -2,12 +2,16 @@
 
 Rows (B1): jaxhp sweep; plain JAX + optax sequential (one jit(lax.scan) per config, looped
 in Python); naive JAX (a jitted step called per step, per config); PyTorch sequential;
-torch.func.vmap over all configs; the jaxhp sweep with keep_prob = 1 (the dropout floor).
+torch.func.vmap over all configs; the same two PyTorch rows with their step under
+torch.compile; the jaxhp sweep with keep_prob = 1 (the dropout floor).
 Every row is timed from a cold JAX cache, so "first" includes compilation; "median" is
 the median of the timed repeats after it. Slow peers may run on a subset of the configs
 and be scaled to the full sweep; the table says so.
 
-Run: python bench/sweep.py [--quick] [--only b1|b2]
+The torch.compile rows start from empty inductor caches, so "first" includes the whole
+compile. --quick only traces them with Dynamo (backend "eager"); inductor takes a minute.
+
+Run: python bench/sweep.py [--quick] [--only b1|b2] [--compile-mode MODE]
 """
 
 from __future__ import annotations
@@ -34,6 +38,11 @@ from common import (
 
 import jaxhp
 from jaxhp import sweep
+
+# torch.compile mode of the compiled PyTorch rows: the fastest steady time measured on B1
+# here (see bench/results/sweep.json); reduce-overhead only adds CUDA graphs, so on the CPU
+# it is the default mode.
+COMPILE_MODE = "default"
 
 
 # ----------------------------------------------------------------------------------------
@@ -194,6 +203,26 @@ def _torch_data(torch, w):
     return x, y, x_dev, y_dev
 
 
+def _torch_he_layers(torch, sizes):
+    """The MLP's layers with He init, drawn from torch's global generator."""
+    layers = [torch.nn.Linear(a, b) for a, b in zip(sizes, sizes[1:])]
+    for layer in layers:
+        torch.nn.init.kaiming_normal_(layer.weight, nonlinearity="relu")
+        torch.nn.init.zeros_(layer.bias)
+    return layers
+
+
+def _torch_dev_accuracy(torch, weights, x_dev, y_dev, binary):
+    """Dev accuracy of the MLP given as [W1, b1, W2, b2, ...] in nn.Linear layout."""
+    with torch.no_grad():
+        a = x_dev
+        for i in range(0, len(weights) - 2, 2):
+            a = torch.relu(torch.nn.functional.linear(a, weights[i], weights[i + 1]))
+        z = torch.nn.functional.linear(a, weights[-2], weights[-1])
+        pred = (z[:, 0] > 0).long() if binary else z.argmax(1)
+        return float((pred == y_dev.long()).float().mean())
+
+
 def torch_sequential_row(w, n_configs: int):
     torch = import_torch()
     if torch is None:
@@ -205,10 +234,7 @@ def torch_sequential_row(w, n_configs: int):
 
     def train_one(i, lam, kp, lr):
         torch.manual_seed(i)
-        layers = [torch.nn.Linear(a, b) for a, b in zip(sizes, sizes[1:])]
-        for layer in layers:
-            torch.nn.init.kaiming_normal_(layer.weight, nonlinearity="relu")
-            torch.nn.init.zeros_(layer.bias)
+        layers = _torch_he_layers(torch, sizes)
         params = [p for layer in layers for p in layer.parameters()]
         opt = torch.optim.SGD(params, lr=lr)
         for _t in range(w["steps"]):
@@ -229,13 +255,7 @@ def torch_sequential_row(w, n_configs: int):
             opt.zero_grad()
             (ce + l2).backward()
             opt.step()
-        with torch.no_grad():
-            a = x_dev
-            for layer in layers[:-1]:
-                a = torch.relu(layer(a))
-            z = layers[-1](a)
-            pred = (z[:, 0] > 0).long() if binary else z.argmax(1)
-            return float((pred == y_dev.long()).float().mean())
+        return _torch_dev_accuracy(torch, params, x_dev, y_dev, binary)
 
     def run():
         accs.clear()
@@ -245,10 +265,97 @@ def torch_sequential_row(w, n_configs: int):
     return scaled(timing, len(w["configs"]) / len(configs)), np.asarray(accs)
 
 
-def torch_vmap_row(w):
+def _one_line(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {lines[0] if lines else ''}"
+
+
+def timed_compiled(torch, build, *, quick, mode):
+    """:func:`timed` for ``build(compile_)()``, where ``compile_`` is torch.compile bound to
+    the first backend that builds: inductor, else aot_eager (inductor needs a C++
+    compiler). Each try starts from empty Dynamo and inductor caches, so the first call
+    pays the whole compile, as in a fresh process on a fresh machine. Quick runs only
+    trace with Dynamo (the eager backend) and repeat once: inductor takes a minute.
+    Returns the timing and why the backends tried before it failed."""
+    from torch._inductor.utils import fresh_cache
+
+    backends, repeats = (("eager",), 1) if quick else (("inductor", "aot_eager"), 3)
+    failures = []
+    for backend in backends:
+        options = {"backend": backend, "fullgraph": True}
+        if backend == "inductor":
+            options["mode"] = mode
+        torch._dynamo.reset()
+        try:
+            with fresh_cache():
+                timing = timed(build(functools.partial(torch.compile, **options)), repeats=repeats)
+        except torch._dynamo.exc.BackendCompilerFailed as error:
+            failures.append(f"{backend}: {_one_line(error)}")
+            continue
+        finally:
+            torch._dynamo.reset()
+        return {**timing, "compile_backend": backend, "compile_mode": options.get("mode")}, failures
+    raise RuntimeError("no torch.compile backend could build: " + "; ".join(failures))
+
+
+def torch_compiled_sequential_row(w, n_configs: int, *, quick, mode):
+    """The PyTorch sequential row with each training step compiled: forward, backward and
+    the SGD update in one graph (torch.func.grad), hyperparameters passed as tensors so
+    that every config reuses that graph instead of recompiling for each value."""
     torch = import_torch()
     if torch is None:
         return skipped("torch not installed"), None
+    x, y, x_dev, y_dev = _torch_data(torch, w)
+    sizes, m, binary = w["sizes"], x.shape[0], w["sizes"][-1] == 1
+    y = y.float() if binary else y.long()
+    configs = w["configs"][:n_configs]
+    accs = []
+
+    def loss(params, xb, yb, lam, kp):
+        a = xb
+        for i in range(0, len(params) - 2, 2):
+            a = torch.relu(torch.nn.functional.linear(a, params[i], params[i + 1]))
+            a = a * (torch.rand_like(a) < kp) / kp  # inverted dropout with a tensor keep_prob
+        z = torch.nn.functional.linear(a, params[-2], params[-1])
+        if binary:
+            ce = torch.nn.functional.binary_cross_entropy_with_logits(z[:, 0], yb)
+        else:
+            ce = torch.nn.functional.cross_entropy(z, yb)
+        return ce + lam / (2 * m) * sum((W**2).sum() for W in params[::2])
+
+    def step(params, xb, yb, lam, kp, lr):
+        grads = torch.func.grad(loss)(params, xb, yb, lam, kp)
+        return [p - lr * g for p, g in zip(params, grads)]
+
+    def build(compile_):
+        compiled_step = compile_(step)
+
+        def train_one(i, lam, kp, lr):
+            torch.manual_seed(i)
+            layers = _torch_he_layers(torch, sizes)
+            params = [p.detach() for layer in layers for p in layer.parameters()]
+            hparams = [torch.tensor(v) for v in (lam, kp, lr)]
+            for _t in range(w["steps"]):
+                if w["batch"] is None:
+                    xb, yb = x, y
+                else:
+                    rows = torch.randperm(m)[: w["batch"]]
+                    xb, yb = x[rows], y[rows]
+                params = compiled_step(params, xb, yb, *hparams)
+            return _torch_dev_accuracy(torch, params, x_dev, y_dev, binary)
+
+        def run():
+            accs[:] = [train_one(i, *c) for i, c in enumerate(configs)]
+
+        return run
+
+    timing, failures = timed_compiled(torch, build, quick=quick, mode=mode)
+    timing = scaled(timing, len(w["configs"]) / len(configs))
+    return {**timing, "compile_failures": failures}, np.asarray(accs)
+
+
+def _torch_vmap_trainer(torch, w, compile_):
+    """One run of all configs at once under torch.func.vmap, the step wrapped by compile_."""
     from torch.func import grad, vmap
 
     x, y, x_dev, y_dev = _torch_data(torch, w)
@@ -267,6 +374,12 @@ def torch_vmap_row(w):
         return ce + lam / (2 * m) * sum((params[2 * i] ** 2).sum() for i in range(len(sizes) - 1))
 
     grads = vmap(grad(loss), randomness="different")
+
+    def step(params, lam, kp, lr):
+        g = grads(params, lam, kp)
+        return [p - lr.view(-1, *[1] * (p.dim() - 1)) * gp for p, gp in zip(params, g)]
+
+    step = compile_(step)
     accs = []
 
     def run():
@@ -275,8 +388,7 @@ def torch_vmap_row(w):
         for a, b in zip(sizes, sizes[1:]):
             params += [torch.randn(n, a, b) * (2.0 / a) ** 0.5, torch.zeros(n, b)]
         for _ in range(w["steps"]):
-            g = grads(params, lam, kp)
-            params = [p - lr.view(-1, *[1] * (p.dim() - 1)) * gp for p, gp in zip(params, g)]
+            params = step(params, lam, kp, lr)
         with torch.no_grad():
             a = x_dev.expand(n, *x_dev.shape)
             for i in range(len(sizes) - 2):
@@ -284,7 +396,32 @@ def torch_vmap_row(w):
             z = a @ params[-2] + params[-1][:, None]
             accs[:] = ((z[..., 0] > 0).long() == y_dev.long()).float().mean(1).tolist()
 
+    return run, accs
+
+
+def torch_vmap_row(w):
+    torch = import_torch()
+    if torch is None:
+        return skipped("torch not installed"), None
+    run, accs = _torch_vmap_trainer(torch, w, lambda step: step)
     return timed(run, repeats=3), np.asarray(accs)
+
+
+def torch_compiled_vmap_row(w, *, quick, mode):
+    torch = import_torch()
+    if torch is None:
+        return skipped("torch not installed"), None
+    out = {}
+
+    def build(compile_):
+        run, out["accs"] = _torch_vmap_trainer(torch, w, compile_)
+        return run
+
+    try:
+        timing, failures = timed_compiled(torch, build, quick=quick, mode=mode)
+    except torch._dynamo.exc.TorchDynamoException as error:  # Dynamo cannot trace it
+        return skipped(f"torch.compile failed: {_one_line(error)}"), None
+    return {**timing, "compile_failures": failures}, np.asarray(out["accs"])
 
 
 def matmul_peak() -> float:
@@ -309,7 +446,17 @@ def flops(w) -> float:
 # ----------------------------------------------------------------------------------------
 
 
-def run_b1(quick: bool) -> dict:
+def _compile_note(timing: dict) -> str:
+    if "skipped" in timing:
+        return ""
+    where = f"backend={timing['compile_backend']!r}"
+    if timing["compile_mode"]:
+        where += f", mode={timing['compile_mode']!r}"
+    fallbacks = "".join(f"; {f}" for f in timing["compile_failures"])
+    return f"fullgraph step, {where}, cold caches{fallbacks}"
+
+
+def run_b1(quick: bool, compile_mode: str = COMPILE_MODE) -> dict:
     w = b1_workload(quick)
     rows = []
 
@@ -337,9 +484,18 @@ def run_b1(quick: bool) -> dict:
     add("PyTorch sequential", t_torch, f"{n_torch} configs, scaled to {len(w['configs'])}")
     t_vmap, _ = torch_vmap_row(w)
     add("torch.func.vmap", t_vmap, "randomness='different'")
+    n_compiled = 1 if quick else n_torch  # quick runs only check that the step traces
+    t_seq_c, _ = torch_compiled_sequential_row(w, n_compiled, quick=quick, mode=compile_mode)
+    add(
+        "PyTorch sequential + torch.compile",
+        t_seq_c,
+        f"{n_compiled} configs, scaled to {len(w['configs'])}; {_compile_note(t_seq_c)}",
+    )
+    t_vmap_c, _ = torch_compiled_vmap_row(w, quick=quick, mode=compile_mode)
+    add("torch.compile over torch.func.vmap", t_vmap_c, _compile_note(t_vmap_c))
     t_floor, _ = jaxhp_row(w, keep_prob_one=True)
     add("jaxhp sweep, keep_prob = 1 (floor)", t_floor, "no dropout masks")
-    base = rows[0]
+    base, floor = rows[0], rows[-1]
     for row in rows:
         if "first_s" in row:
             row["x_vs_jaxhp_first"] = row["first_s"] / base["first_s"]
@@ -348,8 +504,8 @@ def run_b1(quick: bool) -> dict:
     return {
         "rows": rows,
         "accuracy_vs_plain_jax": agreement,
-        "dropout_overhead_first": base["first_s"] / rows[-1].get("first_s", np.nan),
-        "dropout_overhead_median": base["median_s"] / rows[-1].get("median_s", np.nan),
+        "dropout_overhead_first": base["first_s"] / floor.get("first_s", np.nan),
+        "dropout_overhead_median": base["median_s"] / floor.get("median_s", np.nan),
         "configs": len(w["configs"]),
         "steps": w["steps"],
     }
@@ -391,13 +547,33 @@ def main(argv=None):
         action="store_true",
         help="do not split the CPU into one JAX device per core",
     )
+    parser.add_argument(
+        "--compile-mode",
+        default=COMPILE_MODE,
+        choices=["default", "reduce-overhead", "max-autotune-no-cudagraphs", "max-autotune"],
+        help=f"torch.compile mode of the compiled PyTorch rows (default {COMPILE_MODE!r})",
+    )
+    parser.add_argument(
+        "--torch-threads",
+        type=int,
+        default=None,
+        help="intra-op threads of the PyTorch rows (default: torch's, one per core); on a "
+        "loaded machine, spinning OpenMP threads can slow small ops many times over",
+    )
     args = parser.parse_args(argv)
+    if args.torch_threads is not None and args.torch_threads < 1:
+        parser.error(f"--torch-threads must be at least 1, got {args.torch_threads}")
     if not args.one_device and os.environ.get("JAX_PLATFORMS", "cpu") == "cpu":
         try:  # jaxhp shards members over devices; peers run on the default device
             sweep.use_cpu_cores()
         except RuntimeError:
             pass  # JAX already started (e.g. under pytest): measure with what there is
     payload = {"jaxhp_devices": jax.device_count()}
+    torch = import_torch()
+    if torch is not None:
+        if args.torch_threads is not None:
+            torch.set_num_threads(args.torch_threads)
+        payload["torch_threads"] = torch.get_num_threads()
     columns = [
         ("row", "row"),
         ("first_s", "first (s, with compile)"),
@@ -407,7 +583,7 @@ def main(argv=None):
         ("note", "note"),
     ]
     if args.only in (None, "b1"):
-        b1 = run_b1(args.quick)
+        b1 = run_b1(args.quick, args.compile_mode)
         payload["B1"] = b1
         print(f"## B1: {b1['configs']} configs x {b1['steps']} steps\n")
         print(table(b1["rows"], columns))
