@@ -46,7 +46,7 @@ CHANNELS, N_CLASSES = 8, 10
 def workload(quick: bool) -> dict:
     data = jaxhp.datasets.load("digits", n_train=1200, n_dev=597, n_test=0, seed=0)
     if quick:
-        lambdas, keeps, momenta = [0.0, 1.0], [0.7, 1.0], [0.9]
+        lambdas, keeps, momenta = [0.0, 1.0], [0.7], [0.9]
     else:
         lambdas, keeps, momenta = [0.0, 0.3, 1.0, 3.0], [0.5, 0.7, 0.85, 1.0], [0.0, 0.9]
     configs = [
@@ -56,8 +56,9 @@ def workload(quick: bool) -> dict:
         "data": data,
         "configs": configs,
         "learning_rate": 0.05,
-        "steps": 20 if quick else 300,
+        "steps": 5 if quick else 300,
         "batch": 100,
+        "repeats": 1 if quick else 3,  # timed repeats of the torch rows
     }
 
 
@@ -228,7 +229,7 @@ def torch_sequential_row(w, n_configs: int):
     def run():
         accs[:] = [train_one(i, *c) for i, c in enumerate(configs)]
 
-    timing = timed(run, repeats=3)
+    timing = timed(run, repeats=w["repeats"])
     return scaled(timing, len(w["configs"]) / len(configs)), np.asarray(accs)
 
 
@@ -278,7 +279,7 @@ def torch_vmap_row(w):
             z = vmap(lambda p: forward(p, x_dev).flatten(1) @ p[2] + p[3])(params)
             accs[:] = (z.argmax(-1) == y_dev).float().mean(1).tolist()
 
-    return timed(run, repeats=3), np.asarray(accs)
+    return timed(run, repeats=w["repeats"]), np.asarray(accs)
 
 
 def run(quick: bool) -> dict:
@@ -294,7 +295,7 @@ def run(quick: bool) -> dict:
     add("jaxhp sweep", t_jaxhp, "one compiled program")
     t_plain, acc_plain = plain_jax_row(w)
     add("plain JAX+optax sequential", t_plain, "jit(lax.scan), compiled once, per config")
-    n_torch = 2 if quick else 8
+    n_torch = 1 if quick else 8
     t_torch, _ = torch_sequential_row(w, n_torch)
     add("PyTorch sequential", t_torch, f"{n_torch} configs, scaled to {len(w['configs'])}")
     t_vmap, _ = torch_vmap_row(w)
@@ -315,7 +316,7 @@ def run(quick: bool) -> dict:
 
 def main(argv=None):
     parser = argparse.ArgumentParser()
-    parser.add_argument("--quick", action="store_true", help="4 configs, 20 steps")
+    parser.add_argument("--quick", action="store_true", help="2 configs, 5 steps")
     args = parser.parse_args(argv)
     result = run(args.quick)
     print(f"## B4: user CNN on digits ({result['configs']} configs, {result['steps']} steps)")

@@ -493,11 +493,12 @@ def run_torch(case: Case, torch) -> dict:
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="a few cases only (smoke run)")
+    parser.add_argument("--quick", action="store_true", help="two cases only (smoke run)")
     options = parser.parse_args(argv)
     cases = suite()
     if options.quick:
-        cases = [c for c in cases if not c.bug][:3] + [c for c in cases if c.bug][:2]
+        # the last planted bug is in the first case's function: it reuses its compiles
+        cases = [c for c in cases if not c.bug][:1] + [c for c in cases if c.bug][-1:]
     try:
         import torch
     except ImportError:

@@ -39,9 +39,9 @@ def workload(quick: bool) -> dict:
     xd, yd = jaxhp.datasets.moons(300, noise=0.3, seed=1)
     return {
         "data": jaxhp.Data(train=(x, y), dev=(xd, yd)),
-        "config": jaxhp.TrainConfig(layer_sizes=(2, 24, 8, 1), steps=100 if quick else 2700),
-        "trials": 8 if quick else 48,
-        "batch": 4 if quick else 16,
+        "config": jaxhp.TrainConfig(layer_sizes=(2, 24, 8, 1), steps=30 if quick else 2700),
+        "trials": 4 if quick else 48,
+        "batch": 2 if quick else 16,
         "distributions": {
             "lambd": Float(1e-4, 10.0, log=True),
             "keep_prob": Float(0.5, 1.0),

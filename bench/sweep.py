@@ -51,7 +51,7 @@ COMPILE_MODE = "default"
 def b1_workload(quick: bool):
     x, y = jaxhp.datasets.moons(1000, noise=0.25, seed=0)
     x_dev, y_dev = jaxhp.datasets.moons(1000, noise=0.25, seed=1)
-    n = 3 if quick else 8
+    n = 2 if quick else 8
     lambdas = np.logspace(-3, 1, n)
     keep = np.linspace(0.5, 1.0, n)
     configs = [(float(lam), float(kp), 0.3) for lam in lambdas for kp in keep]
@@ -59,15 +59,16 @@ def b1_workload(quick: bool):
         "name": "B1",
         "data": jaxhp.Data(train=(x, y), dev=(x_dev, y_dev)),
         "sizes": (2, 20, 3, 1),
-        "steps": 100 if quick else 2000,
+        "steps": 20 if quick else 2000,
         "batch": None,
         "configs": configs,
+        "repeats": 1 if quick else 3,  # timed repeats of the slow peer rows
     }
 
 
 def b2_workload(quick: bool):
     rng = np.random.default_rng(0)
-    m, n_x, k = (1024, 64, 10) if quick else (16384, 784, 10)
+    m, n_x, k = (256, 16, 10) if quick else (16384, 784, 10)
     teacher = rng.normal(size=(n_x, k))
     x = rng.normal(size=(m + 2048, n_x)).astype(np.float32)
     y = np.argmax(x @ teacher + rng.normal(size=(m + 2048, k)), axis=1).astype(np.int32)
@@ -76,8 +77,8 @@ def b2_workload(quick: bool):
     return {
         "name": "B2",
         "data": jaxhp.Data(train=(x[:m], y[:m]), dev=(x[m:], y[m:])),
-        "sizes": (n_x, 64, 64, k) if quick else (n_x, 256, 256, k),
-        "steps": 20 if quick else 200,
+        "sizes": (n_x, 16, 16, k) if quick else (n_x, 256, 256, k),
+        "steps": 5 if quick else 200,
         "batch": 256,
         "configs": [(float(lam), 0.8, 0.1) for lam in lambdas],
     }
@@ -193,7 +194,7 @@ def naive_row(w, n_configs: int):
                 params = step(params, jax.random.fold_in(jax.random.key(i), t), lam, kp, lr)
             jax.block_until_ready(params)
 
-    timing = timed(run, repeats=3)
+    timing = timed(run, repeats=w["repeats"])
     return scaled(timing, len(w["configs"]) / len(configs))
 
 
@@ -261,7 +262,7 @@ def torch_sequential_row(w, n_configs: int):
         accs.clear()
         accs.extend(train_one(i, *c) for i, c in enumerate(configs))
 
-    timing = timed(run, repeats=3)
+    timing = timed(run, repeats=w["repeats"])
     return scaled(timing, len(w["configs"]) / len(configs)), np.asarray(accs)
 
 
@@ -404,7 +405,7 @@ def torch_vmap_row(w):
     if torch is None:
         return skipped("torch not installed"), None
     run, accs = _torch_vmap_trainer(torch, w, lambda step: step)
-    return timed(run, repeats=3), np.asarray(accs)
+    return timed(run, repeats=w["repeats"]), np.asarray(accs)
 
 
 def torch_compiled_vmap_row(w, *, quick, mode):
@@ -424,16 +425,16 @@ def torch_compiled_vmap_row(w, *, quick, mode):
     return {**timing, "compile_failures": failures}, np.asarray(out["accs"])
 
 
-def matmul_peak() -> float:
-    """Best float32 GFLOP/s of a jitted 2048 x 2048 matmul on this machine."""
-    a = jnp.ones((2048, 2048), jnp.float32)
+def matmul_peak(n: int = 2048) -> float:
+    """Best float32 GFLOP/s of a jitted n x n matmul on this machine."""
+    a = jnp.ones((n, n), jnp.float32)
     f = jax.jit(lambda a, b: a @ b)
     f(a, a).block_until_ready()
     best = 0.0
     for _ in range(10):
         start = time.perf_counter()
         f(a, a).block_until_ready()
-        best = max(best, 2 * 2048**3 / (time.perf_counter() - start) / 1e9)
+        best = max(best, 2 * n**3 / (time.perf_counter() - start) / 1e9)
     return best
 
 
@@ -479,7 +480,7 @@ def run_b1(quick: bool, compile_mode: str = COMPILE_MODE) -> dict:
         naive_row(w, n_naive),
         f"{n_naive} configs, scaled to {len(w['configs'])}",
     )
-    n_torch = 2 if quick else 8
+    n_torch = 1 if quick else 8
     t_torch, _ = torch_sequential_row(w, n_torch)
     add("PyTorch sequential", t_torch, f"{n_torch} configs, scaled to {len(w['configs'])}")
     t_vmap, _ = torch_vmap_row(w)
@@ -513,7 +514,7 @@ def run_b1(quick: bool, compile_mode: str = COMPILE_MODE) -> dict:
 
 def run_b2(quick: bool) -> dict:
     w = b2_workload(quick)
-    peak = matmul_peak()
+    peak = matmul_peak(256 if quick else 2048)
     jax.clear_caches()
     t_jaxhp, acc_jaxhp = jaxhp_row(w)
     jax.clear_caches()
