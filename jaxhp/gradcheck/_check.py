@@ -848,12 +848,14 @@ def _taylor_order(p: _Problem, i: int, direction: np.ndarray, smallest=None) -> 
     Steps are evaluated from the smallest up, a block at a time, until 3 stand above the
     noise: all smaller steps have been evaluated by then, so the order is the one that
     evaluating every step would give."""
-    norm = np.linalg.norm(direction)
+    # Elementwise sums, not a BLAS dot: on these long vectors a threaded BLAS call can
+    # stall for milliseconds while XLA's threads hold the cores.
+    norm = math.sqrt(float(np.sum(np.square(direction))))
     if not norm > 0:
         return None
     d = direction / norm
     hs = _taylor_steps(p, i)
-    slope = float(p.grad @ d)
+    slope = float(np.sum(p.grad * d))
     values = np.full(_TAYLOR_STEPS, np.nan)
     for stop in range(_TAYLOR_STEPS, 0, -_TAYLOR_BLOCK):
         block = slice(stop - _TAYLOR_BLOCK, stop)
