@@ -220,6 +220,7 @@ def _batch_sizes(traced, leaves: list, budget: int) -> list[int]:
 
 def _map(fn, xs, chunk: int):
     """``lax.map`` in vmapped chunks, or one by one (no batch axis at all) for chunk 1."""
+    chunk = min(chunk, jax.tree.leaves(xs)[0].shape[0])
     return jax.lax.map(fn, xs) if chunk == 1 else jax.lax.map(fn, xs, batch_size=chunk)
 
 
@@ -300,9 +301,7 @@ def _crossing_program(leaves, arrays, directions, steps, *, spec):
 
 def _values_along(spec, arrays, theta, unravel, direction, hs, chunk: int):
     """J(θ + h d) for each step h, in vmapped chunks (one by one for a costly J)."""
-    return _map(
-        lambda h: spec.call(unravel(theta + h * direction), arrays), hs, min(chunk, len(hs))
-    )
+    return _map(lambda h: spec.call(unravel(theta + h * direction), arrays), hs, chunk)
 
 
 @functools.partial(jax.jit, static_argnames=("spec", "chunk"))
@@ -312,17 +311,16 @@ def _taylor_program(leaves, arrays, direction, hs, *, spec, chunk):
 
 
 @functools.partial(jax.jit, static_argnames=("spec", "chunk"))
-def _worst_direction_program(leaves, arrays, lo, hi, key, h, hs, *, spec, chunk):
+def _worst_direction_program(leaves, arrays, lo, hi, key, steps, hs, *, spec, chunk):
     """A disagreeing leaf's second opinion in one dispatch, along the direction v of
-    (lo, hi, key): does J take another branch at θ ± h v; v; and J(θ + s v) for the Taylor
-    steps ``hs`` (the smallest block, which settles a wrong gradient at once)."""
+    (lo, hi, key): does J take another branch at θ + s v for any of ``steps`` (±ε); v; and
+    J(θ + h v) for the Taylor steps ``hs`` (the smallest block, which settles a wrong
+    gradient at once). The steps are mapped, so f is traced once per use (compile time)."""
     theta, unravel = ravel_pytree(list(leaves))
     v = _unit_direction(theta.size, lo, hi, key)
     crossed = _kinks.crossing(lambda *ls: spec.call(ls, arrays), list(leaves))
-    kink = crossed(jax.tree.leaves(unravel(theta + h * v))) | crossed(
-        jax.tree.leaves(unravel(theta - h * v))
-    )
-    return kink, v, _values_along(spec, arrays, theta, unravel, v, hs, chunk)
+    flags = _map(lambda s: crossed(jax.tree.leaves(unravel(theta + s * v))), steps, chunk)
+    return jnp.any(flags), v, _values_along(spec, arrays, theta, unravel, v, hs, chunk)
 
 
 # --- arguments -----------------------------------------------------------------------
@@ -969,7 +967,7 @@ def _judge_directions(p: _Problem, i: int, numeric, analytic, blocks, keys) -> L
             lo,
             hi,
             keys[worst],
-            p.eps[i],
+            np.asarray([p.eps[i], -p.eps[i]]),
             hs[-_TAYLOR_BLOCK:],
             spec=p.spec,
             chunk=p.chunk,
