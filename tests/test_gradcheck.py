@@ -595,6 +595,17 @@ def test_huge_eps_warns_and_is_not_called_a_bug():
     assert report.verdict == "disputed" and "order" in str(report)
 
 
+def test_huge_eps_in_directions_mode_is_disputed_with_order_2():
+    # sin is smooth: along any direction d, J(θ + h d) - J(θ) - h <g, d> = -h² Σ sin(θ) d² / 2
+    # + O(h³), so the remainder falls like h², although eps=1e3 ruins the difference.
+    with pytest.warns(UserWarning, match="eps=1000.0 is far from"):
+        report = jaxhp.grad_check(
+            lambda p: jnp.sum(jnp.sin(p)), jnp.array([0.3, 1.0, -0.7]), eps=1e3, mode="directions"
+        )
+    assert report.verdict == "disputed", str(report)
+    assert abs(report.worst.taylor_order - 2.0) < 0.1
+
+
 def test_taylor_order_of_closed_form_remainders():
     from jaxhp.gradcheck._check import remainder_order
 

@@ -220,6 +220,7 @@ def _batch_sizes(traced, leaves: list, budget: int) -> list[int]:
 
 def _map(fn, xs, chunk: int):
     """``lax.map`` in vmapped chunks, or one by one (no batch axis at all) for chunk 1."""
+    chunk = min(chunk, jax.tree.leaves(xs)[0].shape[0])
     return jax.lax.map(fn, xs) if chunk == 1 else jax.lax.map(fn, xs, batch_size=chunk)
 
 
@@ -243,27 +244,22 @@ def _coordinates(p: _Problem, wanted: dict[int, np.ndarray]) -> dict[int, np.nda
     return {k: np.asarray(out[k]).reshape(-1)[: len(wanted[k])] for k in wanted}
 
 
-def _unit_directions(theta_size, lo, hi, keys):
-    index = jnp.arange(theta_size)
-
-    def one(lo, hi, key):
-        inside = (index >= lo) & (index < hi)
-        v = jnp.where(inside, jax.random.normal(key, (theta_size,), jnp.float64), 0.0)
-        return v / jnp.linalg.norm(v)
-
-    return jax.vmap(one)(lo, hi, keys)
+def _unit_direction(size: int, lo, hi, key):
+    """The random unit direction of ``key`` over ``size`` flat parameters, zero outside
+    [lo, hi). Traced inside the programs that use it, so each draws the same vector."""
+    index = jnp.arange(size)
+    inside = (index >= lo) & (index < hi)
+    v = jnp.where(inside, jax.random.normal(key, (size,), jnp.float64), 0.0)
+    return v / jnp.linalg.norm(v)
 
 
 @functools.partial(jax.jit, static_argnames=("spec", "chunk"))
 def _directions_program(leaves, arrays, grad, eps_of, lo, hi, keys, *, spec, chunk):
     theta, unravel = ravel_pytree(list(leaves))
-    index = jnp.arange(theta.size)
 
     def one(args):
         lo, hi, key = args
-        inside = (index >= lo) & (index < hi)
-        v = jnp.where(inside, jax.random.normal(key, theta.shape, jnp.float64), 0.0)
-        v = v / jnp.linalg.norm(v)
+        v = _unit_direction(theta.size, lo, hi, key)
         h = eps_of[lo]
         plus = spec.call(unravel(theta + h * v), arrays)
         minus = spec.call(unravel(theta - h * v), arrays)
@@ -303,12 +299,28 @@ def _crossing_program(leaves, arrays, directions, steps, *, spec):
     return flags.reshape(n, k), values.reshape(n, k)
 
 
-@functools.partial(jax.jit, static_argnames="spec")
-def _taylor_program(leaves, arrays, direction, hs, *, spec):
+def _values_along(spec, arrays, theta, unravel, direction, hs, chunk: int):
+    """J(θ + h d) for each step h, in vmapped chunks (one by one for a costly J)."""
+    return _map(lambda h: spec.call(unravel(theta + h * direction), arrays), hs, chunk)
+
+
+@functools.partial(jax.jit, static_argnames=("spec", "chunk"))
+def _taylor_program(leaves, arrays, direction, hs, *, spec, chunk):
     theta, unravel = ravel_pytree(list(leaves))
-    return jax.lax.map(
-        lambda h: spec.call(unravel(theta + h * direction), arrays), hs, batch_size=_TAYLOR_BLOCK
-    )
+    return _values_along(spec, arrays, theta, unravel, direction, hs, chunk)
+
+
+@functools.partial(jax.jit, static_argnames=("spec", "chunk"))
+def _worst_direction_program(leaves, arrays, lo, hi, key, steps, hs, *, spec, chunk):
+    """A disagreeing leaf's second opinion in one dispatch, along the direction v of
+    (lo, hi, key): does J take another branch at θ + s v for any of ``steps`` (±ε); v; and
+    J(θ + h v) for the Taylor steps ``hs`` (the smallest block, which settles a wrong
+    gradient at once). The steps are mapped, so f is traced once per use (compile time)."""
+    theta, unravel = ravel_pytree(list(leaves))
+    v = _unit_direction(theta.size, lo, hi, key)
+    crossed = _kinks.crossing(lambda *ls: spec.call(ls, arrays), list(leaves))
+    flags = _map(lambda s: crossed(jax.tree.leaves(unravel(theta + s * v))), steps, chunk)
+    return jnp.any(flags), v, _values_along(spec, arrays, theta, unravel, v, hs, chunk)
 
 
 # --- arguments -----------------------------------------------------------------------
@@ -708,7 +720,8 @@ def _judge_coordinates(p: _Problem, i: int, numeric: np.ndarray, analytic: np.nd
             )
     verdict_ = p.precision.verdict(diff)
     if diff > p.tol:
-        gap = analytic - numeric
+        gap = np.zeros(len(p.grad))
+        gap[p.offsets[i] : p.offsets[i] + n] = analytic - numeric
         order = _taylor_order(p, i, gap)
         verdict_, extra = _with_taylor(verdict_, order)
         note = "; ".join(s for s in (note, extra) if s)
@@ -812,30 +825,44 @@ def _kink(p: _Problem, i: int, c: int, analytic: float, left: float, right: floa
 
 # Steps h = scale * 4^-k down to ~1e-9 scale: 15 evaluations cover float64's useful range.
 _TAYLOR_STEPS = 15
-_TAYLOR_BLOCK = 5  # steps evaluated per call (divides _TAYLOR_STEPS: one compiled shape)
+# Steps evaluated per call, from the smallest up (divides _TAYLOR_STEPS: one compiled shape).
+# The fit needs 3, and a wrong gradient's remainder usually stands above the noise at every
+# step, so one block of 3 settles it.
+_TAYLOR_BLOCK = 3
 
 
-def _taylor_order(p: _Problem, i: int, direction: np.ndarray) -> float | None:
+def _taylor_steps(p: _Problem, i: int) -> np.ndarray:
+    scale = max(1.0, _rms(p.leaves[i]))
+    return scale * 0.25 ** np.arange(_TAYLOR_STEPS, dtype=np.float64)
+
+
+def _taylor_order(p: _Problem, i: int, direction: np.ndarray, smallest=None) -> float | None:
     """Order of ``r(h) = |J(θ + h d) - J(θ) - h <g, d>|`` as h shrinks, along ``direction``
-    (flat over leaf i, normalised here), fitted on the smallest steps whose remainder stands
-    above rounding noise (1000 u max(|J|, |J(θ + h d)|)). None when fewer than 3 do."""
-    d = np.zeros(len(p.grad))
-    lo = p.offsets[i]
-    d[lo : lo + len(direction)] = direction
-    norm = np.linalg.norm(d)
+    (flat over all params, nonzero on leaf i only; normalised here), fitted on the 3
+    smallest steps whose remainder stands above rounding noise (1000 u max(|J|,
+    |J(θ + h d)|)). None when fewer than 3 do. ``smallest``: J at the smallest block of
+    steps when already evaluated.
+
+    Steps are evaluated from the smallest up, a block at a time, until 3 stand above the
+    noise: all smaller steps have been evaluated by then, so the order is the one that
+    evaluating every step would give."""
+    # Elementwise sums, not a BLAS dot: on these long vectors a threaded BLAS call can
+    # stall for milliseconds while XLA's threads hold the cores.
+    norm = math.sqrt(float(np.sum(np.square(direction))))
     if not norm > 0:
         return None
-    d /= norm
-    scale = max(1.0, _rms(p.leaves[i]))
-    hs = scale * 0.25 ** np.arange(_TAYLOR_STEPS, dtype=np.float64)
-    slope = float(p.grad @ d)
-    # The fit needs the 3 smallest steps whose remainder stands above the noise: evaluate
-    # from the smallest steps up, a block at a time, until 3 are found (a wrong gradient's
-    # remainder usually stands above the noise at every step: one block).
+    d = direction / norm
+    hs = _taylor_steps(p, i)
+    slope = float(np.sum(p.grad * d))
     values = np.full(_TAYLOR_STEPS, np.nan)
     for stop in range(_TAYLOR_STEPS, 0, -_TAYLOR_BLOCK):
         block = slice(stop - _TAYLOR_BLOCK, stop)
-        values[block] = np.asarray(_taylor_program(p.leaves, p.arrays, d, hs[block], spec=p.spec))
+        if stop == _TAYLOR_STEPS and smallest is not None:
+            values[block] = smallest
+        else:
+            values[block] = np.asarray(
+                _taylor_program(p.leaves, p.arrays, d, hs[block], spec=p.spec, chunk=p.chunk)
+            )
         if len(_above_noise(hs, values, p.value, slope, p.precision.u)[0]) >= 3:
             break
     return remainder_order(hs, values, p.value, slope, p.precision.u)
@@ -931,17 +958,27 @@ def _judge_directions(p: _Problem, i: int, numeric, analytic, blocks, keys) -> L
         return check
     worst = int(np.argmax(np.abs(numeric - analytic)))
     lo, hi = blocks[worst]
-    direction = np.asarray(
-        _unit_directions(len(p.grad), np.asarray([lo]), np.asarray([hi]), keys[worst : worst + 1])
+    hs = _taylor_steps(p, i)
+    kink, direction, smallest = (
+        np.asarray(a)
+        for a in _worst_direction_program(
+            p.leaves,
+            p.arrays,
+            lo,
+            hi,
+            keys[worst],
+            np.asarray([p.eps[i], -p.eps[i]]),
+            hs[-_TAYLOR_BLOCK:],
+            spec=p.spec,
+            chunk=p.chunk,
+        )
     )
-    h = p.eps[i]
-    flags, _ = _crossing_program(p.leaves, p.arrays, direction, np.asarray([h, -h]), spec=p.spec)
-    if np.any(np.asarray(flags)):
+    if kink:
         size = math.prod(p.shapes[i])
         coords = _coordinates(p, {i: np.arange(size)})[i]
         judged, _ = _judge_coordinates(p, i, coords, p.grad[p.offsets[i] : p.offsets[i] + size])
         return judged
-    order = _taylor_order(p, i, direction[0][lo:hi])
+    order = _taylor_order(p, i, direction, smallest)
     verdict_, note = _with_taylor(check.verdict, order)
     return check._replace(verdict=verdict_, taylor_order=order, note=note)
 
