@@ -566,6 +566,8 @@ def _int_process(text: str) -> int:
 # ---- checks before training --------------------------------------------------------------
 def _check_folder(path, flag: str) -> Path:
     """``path`` is a folder we can write into, or one we can create."""
+    if not str(path).strip():  # Path("") is the current folder: its files would be overwritten
+        raise UsageError(f"{flag} is empty; give a folder")
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise UsageError(f"{flag} {path} is a file; give a folder")

@@ -268,8 +268,9 @@ class TrainConfig:
       model: a :class:`jaxhp.Model` (``init(key) -> params``, ``apply(params, x, *, key,
         hparams) -> logits``).
       l2: which parameter leaves the L2 term ``lambd / (2 m) * sum ||leaf||^2`` covers:
-        None (default) for every float leaf with ``ndim >= 2`` (weight matrices and conv
-        kernels, not biases or norm scales); a regular expression searched in each leaf's
+        None (default) for every float leaf with ``ndim >= 2`` whose name does not end in
+        ``bias`` (weight matrices and conv kernels, not biases, Equinox's (C, 1, 1) conv
+        biases included, or norm scales); a regular expression searched in each leaf's
         name (``jax.tree_util.keystr`` of its path, e.g. ``"[0].W"``); or a function
         ``f(name, leaf) -> bool``. :func:`jaxhp.train.l2_leaves` lists the chosen leaves.
     """
@@ -313,6 +314,12 @@ class TrainConfig:
         _checks.check_positive_int("steps", self.steps)
         _checks.check_choice("activation", self.activation, tuple(ACTIVATIONS))
         _checks.check_choice("init scheme", self.init, SCHEMES)
+        if hasattr(self.optimizer, "init") and hasattr(self.optimizer, "update"):
+            raise TypeError(
+                "optimizer must be a name or a factory of the member's hparams, got an optax "
+                "transformation (its learning rate would be fixed): write e.g. "
+                "optimizer=lambda hp: optax.adam(hp.learning_rate)"
+            )
         if not callable(self.optimizer):
             _checks.check_choice("optimizer", self.optimizer, OPTIMIZERS)
         _checks.check_positive_int("batch_size", self.batch_size, allow_none=True)

@@ -139,8 +139,8 @@ def _l2_choices(params: Params, l2) -> list[tuple[str, Any, bool]]:
     for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]:
         name = jax.tree_util.keystr(path)
         is_float = jnp.issubdtype(jnp.result_type(leaf), jnp.floating)
-        if l2 is None:
-            chosen = is_float and jnp.ndim(leaf) >= 2
+        if l2 is None:  # Equinox keeps a conv bias as (C, 1, 1): a bias by its name
+            chosen = is_float and jnp.ndim(leaf) >= 2 and not _named_bias(name)
         elif isinstance(l2, str):
             chosen = is_float and re.search(l2, name) is not None
         else:
@@ -149,11 +149,16 @@ def _l2_choices(params: Params, l2) -> list[tuple[str, Any, bool]]:
     return rows
 
 
+def _named_bias(name: str) -> bool:
+    return name.rstrip("]'\"").endswith("bias")
+
+
 def l2_leaves(config: TrainConfig, params: Params | None = None) -> list[str]:
     """Names (``jax.tree_util.keystr`` paths) of the leaves the L2 term covers.
 
     Args:
-      config: its ``l2`` field chooses (default: float leaves with ndim >= 2).
+      config: its ``l2`` field chooses (default: float leaves with ndim >= 2, not named
+        ``bias``).
       params: the params to look at; None uses the shapes of ``config``'s model's init.
     """
     if params is None:
@@ -163,7 +168,7 @@ def l2_leaves(config: TrainConfig, params: Params | None = None) -> list[str]:
 
 def l2_term(params: Params, lambd: Any, m: Any, l2=None) -> jax.Array:
     """``lambd / (2 m) * sum ||leaf||_F^2`` over the leaves ``l2`` chooses (see
-    :class:`TrainConfig`; default: float leaves with ndim >= 2)."""
+    :class:`TrainConfig`; default: float leaves with ndim >= 2, not named ``bias``)."""
     chosen = [leaf for _, leaf, on in _l2_choices(params, l2) if on]
     squares = sum((jnp.sum(leaf**2) for leaf in chosen), jnp.zeros(()))
     return lambd / (2 * m) * squares
@@ -749,7 +754,8 @@ def fit(
 
     The loss is :func:`model_loss`: the cross-entropy of the logits plus
     ``lambd / (2 m) * sum ||leaf||^2`` over the leaves ``config.l2`` chooses (by default the
-    float leaves with ndim >= 2; :func:`l2_leaves` lists them), with m the training-set size.
+    float leaves with ndim >= 2 not named ``bias``; :func:`l2_leaves` lists them), with m
+    the training-set size.
 
     Early stopping: after each evaluation, the dev cost (train cost without dev data) is
     compared with the best so far; after ``config.patience`` evaluations without an
@@ -789,6 +795,22 @@ def fit(
       >>> config = TrainConfig(layer_sizes=(2, 16, 1), steps=500)
       >>> result = fit(jax.random.key(0), HParams(learning_rate=0.5), Data((x, y)), config)
     """
+    if any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves((key, hparams, data))):
+        return _fit(key, hparams, data, config, on_eval)  # inside the caller's jit or vmap
+    # Called with values: check them here, then run one compiled program per config, so
+    # that new hyperparameter values or data of the same shapes never recompile.
+    data = check_inputs(hparams, data, config)
+    hparams = HParams.coerce(hparams)
+    no_dropout = all(bool(np.all(np.asarray(v) == 1.0)) for v in jax.tree.leaves(hparams.keep_prob))
+    return _fit_compiled(_as_key(key), hparams, data, config, on_eval, no_dropout)
+
+
+def _fit(key, hparams, data, config, on_eval, no_dropout: bool = False) -> TrainResult:
+    if no_dropout:  # a concrete keep_prob of 1 lets the model skip its masks
+        hparams = HParams.coerce(hparams)._replace(keep_prob=1.0)
     run, carry = _start(key, hparams, data, config)
     progress = _advance(run, _begin(run, carry), config.n_evals, on_eval)
     return _finish(config, progress)
+
+
+_fit_compiled = jax.jit(_fit, static_argnames=("config", "on_eval", "no_dropout"))

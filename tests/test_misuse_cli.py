@@ -64,6 +64,7 @@ CASES = [
     ),
     (["sweep", "--bayes-error", "1"], "argument --bayes-error: expected an error rate"),
     (["sweep", "--out", "FILE"], "--out .*a-file is a file; give a folder"),
+    (["sweep", "--out", ""], "--out is empty; give a folder"),
     (["sweep", "--out", "/proc/jaxhp-out"], "--out /proc/jaxhp-out cannot be created"),
     (["sweep", "--checkpoint", "FILE/ck"], "--checkpoint .*a-file is a file, so the folder"),
     (["train", "--save", "DIR"], "--save .* is a folder; give a file name"),

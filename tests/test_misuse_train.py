@@ -260,3 +260,10 @@ def test_keep_prob_axis_for_a_model_without_dropout_warns(data):
     config = jaxhp.TrainConfig(model=_linear(), steps=1)
     with pytest.warns(UserWarning, match="axis 'keep_prob' does nothing"):
         jaxhp.run_sweep(sweep.grid(keep_prob=[0.5]), data, config, progress=False)
+
+
+def test_an_optax_transformation_as_optimizer_names_the_factory_form():
+    import optax
+
+    with pytest.raises(TypeError, match=r"optimizer=lambda hp: optax.adam\(hp.learning_rate\)"):
+        jaxhp.TrainConfig(layer_sizes=(2, 1), steps=10, optimizer=optax.adam(1e-3))

@@ -454,3 +454,24 @@ def test_missing_extra_names_it(monkeypatch, blocked, call, match):
     monkeypatch.setitem(sys.modules, blocked, None)  # import of it now raises ImportError
     with pytest.raises(ImportError, match=match):
         call()
+
+
+def test_l2_leaves_of_an_equinox_cnn_leave_out_its_conv_bias():
+    """eqx.nn.Conv2d keeps its bias as (C, 1, 1): ndim 3, yet a bias, so not penalised."""
+
+    class Net(eqx.Module):
+        conv: eqx.nn.Conv2d
+        out: eqx.nn.Linear
+
+        def __init__(self, key):
+            k1, k2 = jax.random.split(key)
+            self.conv = eqx.nn.Conv2d(1, 2, 3, padding=1, key=k1)
+            self.out = eqx.nn.Linear(32, 3, key=k2)
+
+        def __call__(self, x, *, key=None, hparams=None):
+            return self.out(self.conv(x.transpose(2, 0, 1)).reshape(-1))
+
+    config = jaxhp.TrainConfig(model=models.from_equinox(lambda key: Net(key)), steps=1)
+    params = config.model.init(jax.random.key(0))
+    assert params.conv.bias.shape == (2, 1, 1)
+    assert jaxhp.l2_leaves(config) == [".conv.weight", ".out.weight"]
