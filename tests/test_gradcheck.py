@@ -606,6 +606,24 @@ def test_huge_eps_in_directions_mode_is_disputed_with_order_2():
     assert abs(report.worst.taylor_order - 2.0) < 0.1
 
 
+def test_directions_chunk_follows_the_shapes_of_each_check():
+    # Evaluations per vmapped chunk = memory_budget // bytes one evaluation accesses. With
+    # 1000 rows, reading x alone (800 kB) exceeds the 512 kB budget: one at a time. With 10
+    # rows an evaluation accesses well under 256 kB: two or more. A later check of the same
+    # f must not reuse the cost of other shapes.
+    def f(p, x):
+        return jnp.sum(jnp.tanh(x * p[None, :]))
+
+    p = jnp.linspace(-1.0, 1.0, 100)
+    chunks = [
+        jaxhp.grad_check(
+            f, p, jnp.ones((m, 100)), mode="directions", memory_budget=2**19
+        ).problem.chunk
+        for m in (10, 1000, 10)
+    ]
+    assert chunks[0] >= 2 and chunks[1] == 1 and chunks[2] == chunks[0], chunks
+
+
 def test_taylor_order_of_closed_form_remainders():
     from jaxhp.gradcheck._check import remainder_order
 

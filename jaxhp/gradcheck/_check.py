@@ -186,20 +186,37 @@ def _forward_gradient(leaves, arrays, *, spec):
 _BIG_EVALUATION_FLOPS = 5e6  # above this one evaluation already keeps the cores busy
 
 
-def _chunk_size(traced, leaves: list, budget: int) -> int:
+_COSTS: dict = {}  # (spec, shapes and dtypes) -> (flops, bytes) of one evaluation
+_MAX_COSTS = 256
+
+
+def _evaluation_cost(traced, spec: _Spec, leaves: list, arrays: tuple) -> tuple[float, int]:
+    """XLA's cost model of one evaluation of f: flops and bytes accessed, read from the
+    lowered program (no compile). Kept per function and shapes: lowering again on every
+    check costs tens of milliseconds."""
+    key = (spec, tuple((tuple(a.shape), str(a.dtype)) for a in (*leaves, *arrays)))
+    if key not in _COSTS:
+        try:
+            cost = traced.lower().cost_analysis()
+            cost = cost[0] if isinstance(cost, list) else cost
+            found = float(cost.get("flops", 0.0)), int(cost.get("bytes accessed", 0))
+        except Exception:  # noqa: BLE001 - the cost model is best effort on some backends
+            found = 0.0, 0
+        if len(_COSTS) >= _MAX_COSTS:
+            _COSTS.clear()
+        _COSTS[key] = found
+    return _COSTS[key]
+
+
+def _chunk_size(cost: tuple[float, int], leaves: list, budget: int) -> int:
     """Whole-function evaluations per vmapped chunk so that their live memory fits
-    ``budget`` bytes (directions mode and locate).
+    ``budget`` bytes (directions mode and locate), from one evaluation's ``cost``.
 
     Returns 1 (evaluate one after another inside one compiled loop, no vmap) when a single
     evaluation costs more than ~5 MFLOP: XLA's CPU batched matmuls then run slower than
     its plain ones.
     """
-    try:  # XLA's cost model of one evaluation, read from the lowered program (no compile)
-        cost = traced.lower().cost_analysis()
-        cost = cost[0] if isinstance(cost, list) else cost
-        flops, per_eval = float(cost.get("flops", 0.0)), int(cost.get("bytes accessed", 0))
-    except Exception:  # noqa: BLE001 - the cost model is best effort on some backends
-        flops, per_eval = 0.0, 0
+    flops, per_eval = cost
     if flops > _BIG_EVALUATION_FLOPS:
         return 1
     n_params = sum(leaf.size for leaf in leaves)
@@ -527,7 +544,7 @@ def _prepare(f, params, args, kwargs, grad_fn, eps, tol, check, memory_budget) -
         shapes=shapes,
         offsets=offsets,
         eps=steps,
-        chunk=_chunk_size(traced, leaves, memory_budget),
+        chunk=_chunk_size(_evaluation_cost(traced, spec, leaves, arrays), leaves, memory_budget),
         batch=_batch_sizes(traced, leaves, memory_budget),
         precision=precision,
         tol=precision.tol if tol is None else float(tol),
