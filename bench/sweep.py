@@ -224,6 +224,14 @@ def _torch_dev_accuracy(torch, weights, x_dev, y_dev, binary):
         return float((pred == y_dev.long()).float().mean())
 
 
+def _torch_batch(torch, x, y, batch):
+    """The whole set, or a random mini-batch of ``batch`` rows (drawn without replacement)."""
+    if batch is None:
+        return x, y
+    rows = torch.randperm(x.shape[0])[:batch]
+    return x[rows], y[rows]
+
+
 def torch_sequential_row(w, n_configs: int):
     torch = import_torch()
     if torch is None:
@@ -239,11 +247,7 @@ def torch_sequential_row(w, n_configs: int):
         params = [p for layer in layers for p in layer.parameters()]
         opt = torch.optim.SGD(params, lr=lr)
         for _t in range(w["steps"]):
-            if w["batch"] is None:
-                xb, yb = x, y
-            else:
-                rows = torch.randperm(m)[: w["batch"]]
-                xb, yb = x[rows], y[rows]
+            xb, yb = _torch_batch(torch, x, y, w["batch"])
             a = xb
             for layer in layers[:-1]:
                 a = torch.nn.functional.dropout(torch.relu(layer(a)), p=1 - kp, training=True)
@@ -337,11 +341,7 @@ def torch_compiled_sequential_row(w, n_configs: int, *, quick, mode):
             params = [p.detach() for layer in layers for p in layer.parameters()]
             hparams = [torch.tensor(v) for v in (lam, kp, lr)]
             for _t in range(w["steps"]):
-                if w["batch"] is None:
-                    xb, yb = x, y
-                else:
-                    rows = torch.randperm(m)[: w["batch"]]
-                    xb, yb = x[rows], y[rows]
+                xb, yb = _torch_batch(torch, x, y, w["batch"])
                 params = compiled_step(params, xb, yb, *hparams)
             return _torch_dev_accuracy(torch, params, x_dev, y_dev, binary)
 
