@@ -1180,6 +1180,8 @@ def _report(args, results, record, trained: str | None = None) -> int:
     _print(_sweep_trained(results.meta, results) if trained is None else trained)
     if results.diverged_members:
         _print(f"diverged (flagged, not ranked): members {results.diverged_members}")
+    if args.metric is None:  # as the library ranks: by the accuracy of the kept params
+        args.metric = results.default_metric
     rows = results.summary(args.metric)
     best = rows[0]
     _print(_format_summary(rows[: args.top], results, args.metric), "")
