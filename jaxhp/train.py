@@ -795,6 +795,22 @@ def fit(
       >>> config = TrainConfig(layer_sizes=(2, 16, 1), steps=500)
       >>> result = fit(jax.random.key(0), HParams(learning_rate=0.5), Data((x, y)), config)
     """
+    if any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves((key, hparams, data))):
+        return _fit(key, hparams, data, config, on_eval)  # inside the caller's jit or vmap
+    # Called with values: check them here, then run one compiled program per config, so
+    # that new hyperparameter values or data of the same shapes never recompile.
+    data = check_inputs(hparams, data, config)
+    hparams = HParams.coerce(hparams)
+    no_dropout = all(bool(np.all(np.asarray(v) == 1.0)) for v in jax.tree.leaves(hparams.keep_prob))
+    return _fit_compiled(_as_key(key), hparams, data, config, on_eval, no_dropout)
+
+
+def _fit(key, hparams, data, config, on_eval, no_dropout: bool = False) -> TrainResult:
+    if no_dropout:  # a concrete keep_prob of 1 lets the model skip its masks
+        hparams = HParams.coerce(hparams)._replace(keep_prob=1.0)
     run, carry = _start(key, hparams, data, config)
     progress = _advance(run, _begin(run, carry), config.n_evals, on_eval)
     return _finish(config, progress)
+
+
+_fit_compiled = jax.jit(_fit, static_argnames=("config", "on_eval", "no_dropout"))
