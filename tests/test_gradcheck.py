@@ -475,19 +475,19 @@ def test_float32_loss_passes_and_a_1_5x_gradient_fails(mode):
     assert abs(wrong.worst.taylor_order - 1.0) < 0.2
 
 
+def _cost32(p, *a):  # one function for every case below, so they share compiled programs
+    return cost(jax.tree.map(lambda w: w.astype(jnp.float32), p), *a)
+
+
 @pytest.mark.parametrize("bug", ["scaled_dW", "bias_normalisation", "no_relu_derivative"])
 def test_planted_bugs_are_caught_in_float32_code(problem, bug):
     params, args = problem
-
-    def cost32(p, *a):
-        return cost(jax.tree.map(lambda w: w.astype(jnp.float32), p), *a)
-
-    report = jaxhp.grad_check(cost32, params, *args, grad_fn=functools.partial(backward, bug=bug))
+    report = jaxhp.grad_check(_cost32, params, *args, grad_fn=functools.partial(backward, bug=bug))
     assert report.precision.dtype == "float32"
     assert report.verdict == "bug" and report.worst.path in MUTATIONS[bug], str(report)
     untouched = [c for c in report.leaves if c.path not in MUTATIONS[bug]]
     assert all(c.difference <= report.tol for c in untouched), str(report)
-    correct = jaxhp.grad_check(cost32, params, *args, grad_fn=backward)
+    correct = jaxhp.grad_check(_cost32, params, *args, grad_fn=backward)
     assert correct.passed, str(correct)
 
 
