@@ -2,8 +2,6 @@ import chex
 import jax
 import pytest
 
-import jaxhp
-
 # Silent broadcasting bugs surface as errors (STYLE.md).
 jax.config.update("jax_numpy_rank_promotion", "raise")
 
@@ -11,12 +9,6 @@ jax.config.update("jax_numpy_rank_promotion", "raise")
 @pytest.fixture
 def key():
     return jax.random.key(0)
-
-
-# jaxhp.fit called outside jit traces and compiles its training loop again at every call;
-# reference runs that repeat a config share this compiled one (keys, hparams and data are
-# traced). Their inputs are valid: fit's own argument checks are tested on plain calls.
-compiled_fit = jax.jit(jaxhp.fit, static_argnames="config")
 
 
 def assert_close(actual, expected, *, rtol, atol=0.0):

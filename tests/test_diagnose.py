@@ -3,7 +3,7 @@ import warnings
 import jax
 import numpy as np
 import pytest
-from conftest import assert_close, compiled_fit
+from conftest import assert_close
 
 import jaxhp
 from jaxhp.diagnose import majority_error
@@ -135,13 +135,13 @@ def test_threshold_is_adjustable_and_bayes_error_counts():
 def test_diagnose_a_train_result():
     data = jaxhp.datasets.load("moons", n_train=100, n_dev=50, n_test=0)
     config = jaxhp.TrainConfig(layer_sizes=(2, 4, 1), steps=50)
-    result = compiled_fit(jax.random.key(0), jaxhp.HParams(learning_rate=0.3), data, config)
+    result = jaxhp.fit(jax.random.key(0), jaxhp.HParams(learning_rate=0.3), data, config)
     d = jaxhp.diagnose(result)
     x, y = data.train
     train_accuracy = np.mean(np.asarray(jaxhp.predict(result.params, x)) == y)
     assert d.train_error == pytest.approx(1 - train_accuracy, abs=1e-6)
     # The case: a learning rate of 1000 must not be told to use a bigger network.
-    wild = compiled_fit(jax.random.key(0), jaxhp.HParams(learning_rate=1e3), data, config)
+    wild = jaxhp.fit(jax.random.key(0), jaxhp.HParams(learning_rate=1e3), data, config)
     d = jaxhp.diagnose(wild, chance_error=majority_error(data.dev[1]))
     assert d.verdict == "learning rate too high / diverging"
 

@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import assert_close, compiled_fit
+from conftest import assert_close
 from flax import nnx
 
 import jaxhp
@@ -52,7 +52,7 @@ def _assert_members_equal_fit(results, data, config):
     """The first and the last member (one compiled fit serves both)."""
     for i in sorted({0, len(results) - 1}):
         key = sweep.member_key(results.meta["seed"], int(results.seeds[i]))
-        single = compiled_fit(key, _member(results, i), data, config)
+        single = jaxhp.fit(key, _member(results, i), data, config)
         history = jax.tree.map(lambda a: a[i], results.history)
         assert_close(history, single.history, rtol=1e-5, atol=1e-6)
         assert results.stop_step[i] == int(single.stop_step)

@@ -6,7 +6,6 @@ import textwrap
 
 import numpy as np
 import pytest
-from conftest import compiled_fit
 
 import jaxhp
 from jaxhp.sweep import member_key
@@ -33,7 +32,7 @@ DISTS = {"lambd": Float(1e-3, 1.0, log=True), "learning_rate": Float(0.05, 1.0, 
 
 def _standalone_best_dev_cost(params: dict, data) -> float:
     hp = BASE._replace(**params)
-    result = compiled_fit(member_key(0, 0), hp, data, CONFIG)
+    result = jaxhp.fit(member_key(0, 0), hp, data, CONFIG)
     return float(np.min(np.asarray(result.history.dev_cost)))
 
 

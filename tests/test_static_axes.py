@@ -3,7 +3,7 @@
 import jax
 import numpy as np
 import pytest
-from conftest import assert_close, compiled_fit
+from conftest import assert_close
 
 import jaxhp
 from jaxhp import sweep
@@ -18,7 +18,7 @@ def data():
 
 def _standalone(results, i, data, config):
     hp = jax.tree.map(lambda v: v[i], results.hparams)
-    return compiled_fit(sweep.member_key(0, int(results.seeds[i])), hp, data, config)
+    return jaxhp.fit(sweep.member_key(0, int(results.seeds[i])), hp, data, config)
 
 
 def test_layer_sizes_axis_one_program_per_value(data):

@@ -7,7 +7,7 @@ import textwrap
 import jax
 import numpy as np
 import pytest
-from conftest import assert_close, compiled_fit
+from conftest import assert_close
 
 import jaxhp
 from jaxhp import sweep
@@ -25,7 +25,7 @@ def _member(results, i):
 
 
 def _standalone(results, i, data, config=CONFIG):
-    return compiled_fit(
+    return jaxhp.fit(
         sweep.member_key(results.meta["seed"], int(results.seeds[i])),
         _member(results, i),
         data,

@@ -3,7 +3,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from conftest import assert_close, compiled_fit
+from conftest import assert_close
 
 import jaxhp
 
@@ -29,7 +29,7 @@ def test_larger_lambda_gives_smaller_weights(moons):
     config = jaxhp.TrainConfig(layer_sizes=(2, 20, 3, 1), steps=600)
     norms = []
     for lambd in (0.0, 0.5, 5.0):
-        result = compiled_fit(jax.random.key(0), jaxhp.HParams(lambd, 1.0, 0.3), moons, config)
+        result = jaxhp.fit(jax.random.key(0), jaxhp.HParams(lambd, 1.0, 0.3), moons, config)
         norms.append(sum(float(jnp.sum(p.W**2)) for p in result.params))
     assert norms[0] > norms[1] > norms[2]
 
@@ -152,7 +152,7 @@ def test_vmap_fit_equals_separate_fits(moons):
     vmapped = jax.jit(jax.vmap(jaxhp.fit, in_axes=(0, 0, None, None)), static_argnums=3)
     batched = vmapped(keys, hps, moons, config)
     for i in range(4):
-        single = compiled_fit(keys[i], jax.tree.map(lambda a: a[i], hps), moons, config)
+        single = jaxhp.fit(keys[i], jax.tree.map(lambda a: a[i], hps), moons, config)
         assert_close(jax.tree.map(lambda a: a[i], batched), single, rtol=1e-6, atol=1e-7)
 
 
