@@ -202,20 +202,38 @@ class _Parser(argparse.ArgumentParser):
             if not words:
                 return ""
             word, options = words[0].split("=")[0], _option_strings(self)
+            owners = _option_owners(self).get(word)
+            if owners:  # a real flag, of another command: say whose, not "did you mean" it
+                return f"; {word} is an option of `{self.prog} {' / '.join(owners)}` only"
         else:
             return ""
         close = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
         return f"; did you mean {close[0]}?" if close else ""
 
 
+def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    return {
+        name: sub
+        for action in parser._actions
+        if isinstance(action, argparse._SubParsersAction)
+        for name, sub in action.choices.items()
+    }
+
+
 def _option_strings(parser: argparse.ArgumentParser) -> list[str]:
-    names = []
-    for action in parser._actions:
-        names += [s for s in action.option_strings if s.startswith("--")]
-        if isinstance(action, argparse._SubParsersAction):
-            for sub in action.choices.values():
-                names += _option_strings(sub)
+    names = [s for a in parser._actions for s in a.option_strings if s.startswith("--")]
+    for sub in _subcommands(parser).values():
+        names += _option_strings(sub)
     return names
+
+
+def _option_owners(parser: argparse.ArgumentParser) -> dict[str, list[str]]:
+    """Each subcommand option, and the subcommands that take it."""
+    owners: dict[str, list[str]] = {}
+    for name, sub in _subcommands(parser).items():
+        for option in dict.fromkeys(_option_strings(sub)):
+            owners.setdefault(option, []).append(name)
+    return owners
 
 
 def _add_data_args(parser: argparse.ArgumentParser):
@@ -1005,12 +1023,8 @@ class _Progress:
 
 
 def _saved_members(folder) -> int:
-    """How many members a checkpoint folder holds (unreadable files hold none); for a
-    halving sweep, how many members' progress its latest rung holds."""
-    rungs = sorted(Path(folder).glob("rung*-group*"), key=lambda p: int(p.name[4:].split("-")[0]))
-    if rungs:
-        latest = int(rungs[-1].name[4:].split("-")[0])
-        return sum(_saved_members(p) for p in rungs if p.name.startswith(f"rung{latest}-"))
+    """How many members a checkpoint folder of a plain sweep holds (unreadable files hold
+    none)."""
     members = set()
     for file in Path(folder).glob("*.npz"):
         try:
@@ -1021,18 +1035,36 @@ def _saved_members(folder) -> int:
     return len(members)
 
 
+def _saved_words(folder, halving: bool) -> tuple[int, str]:
+    """How many members a checkpoint folder holds, and that in words; for a halving sweep,
+    the latest rung with saved progress (a rung's folder is made before its first save)."""
+    if not halving:
+        saved = _saved_members(folder)
+        return saved, f"{saved} member(s)"
+    by_rung: dict[int, int] = {}
+    for group in Path(folder).glob("rung*-group*"):
+        rung = int(group.name[4:].split("-")[0])
+        by_rung[rung] = by_rung.get(rung, 0) + _saved_members(group)
+    saved = {rung: n for rung, n in by_rung.items() if n}
+    if not saved:
+        return 0, "0 member(s)"
+    rung = max(saved)
+    return saved[rung], f"the progress of {saved[rung]} member(s) at rung {rung}"
+
+
 def _interrupted(args, n_members: int) -> Interrupted:
     if args.checkpoint is None:
         return Interrupted(
             "interrupted: nothing was saved; with --checkpoint DIR finished chunks are kept "
             "and re-running the same command resumes"
         )
-    saved = _saved_members(args.checkpoint)
-    what = f"{saved} of {n_members} members saved"
-    if getattr(args, "halving", None) is not None:
-        what = f"the progress of {saved} member(s) at the latest rung saved"
+    halving = getattr(args, "halving", None) is not None
+    saved, what = _saved_words(args.checkpoint, halving)
+    if not halving:
+        what = f"{saved} of {n_members} members"
     return Interrupted(
-        f"interrupted: {what} in {args.checkpoint.rstrip('/')}/; re-run the same command to resume"
+        f"interrupted: {what} saved in {args.checkpoint.rstrip('/')}/; re-run the same command "
+        "to resume"
     )
 
 
@@ -1056,10 +1088,7 @@ def _sweep(args) -> int:
     is_main = _is_main() if cluster is not None else True
     say = _print if is_main else (lambda *lines: None)
     if args.checkpoint is not None and Path(args.checkpoint).is_dir():
-        saved = _saved_members(args.checkpoint)
-        what = f"{saved} member(s)"
-        if schedule is not None:
-            what = f"the progress of {saved} member(s) at its latest rung"
+        saved, what = _saved_words(args.checkpoint, schedule is not None)
         if saved:  # the folder's identity is checked before training: never another sweep's
             say(f"resuming: {args.checkpoint}/ holds {what}, reused if it is this sweep's")
     n = len(space)
@@ -1134,7 +1163,10 @@ def _rung_lines(args, rungs) -> list[str]:
     if rungs is None:
         return []
     steps = ", ".join(f"{r.step} ({r.members})" for r in rungs)
-    lines = [f"successive halving, eta {_num(args.halving)}: rungs at step (members) {steps}"]
+    lines = [
+        f"successive halving, eta {_num(args.halving)}: rungs at step (members) {steps}; "
+        "the table ranks later rungs first (their members trained longer)"
+    ]
     if len(rungs) == 1:
         lines.append(
             "note: one rung, so halving stops no member; lower --min-steps (or --halving) "
@@ -1192,13 +1224,13 @@ def _report(args, results, record, trained: str | None = None) -> int:
     else:
         noise = max(results._resolution(args.metric), std)
         others = sum(r["within_noise"] for r in rows) - 1
-        headline = (
-            f"best: {_point(best, results)}: {args.metric} {mean:.4f} ± {std:.4f} over "
-            f"{best['seeds']} seed(s)"
-        )
+        live = best["seeds"] - best["diverged"]
+        spread = f" ± {std:.4f} over {live} seeds" if live > 1 else " (one seed)"
+        headline = f"best: {_point(best, results)}: {args.metric} {mean:.4f}{spread}"
         _print(
             f"{headline}; {others} other point(s) within noise of it (gap < {noise:.4f}: "
-            f"{_noise_words(args.metric, best['seeds'])})",
+            f"{_noise_words(args.metric, live, args.command)})",
+            *_stopping_words(results, best),
             str(results.diagnosis(best["members"], bayes_error=args.bayes_error)),
         )
     out = Path(args.out)
@@ -1424,14 +1456,17 @@ def _tune(args) -> int:
     return _report(args, results, record, trained)
 
 
-def _noise_words(metric: str, seeds: int) -> str:
+def _noise_words(metric: str, seeds: int, command: str = "sweep") -> str:
     """What the within-noise threshold is made of, for this metric and seed count."""
     example = "one example" if metric == "train_accuracy" else "one dev example"
     if "accuracy" in metric:
         return f"the larger of {example} and the std across seeds" if seeds > 1 else example
     if seeds > 1:
         return "the std across seeds"
-    return "one seed gives no noise estimate for a cost: rerun with --seeds 2 or more"
+    rerun = "rerun with --seeds 2 or more"
+    if command != "sweep":  # only sweep has --seeds
+        rerun = "try the best point in `jaxhp sweep --seeds 2`"
+    return f"one seed gives no noise estimate for a cost: {rerun}"
 
 
 def _cache_words(meta: dict) -> str:
@@ -1454,7 +1489,9 @@ def _point(row: dict, results) -> str:
 
 def _format_summary(rows, results, metric: str) -> str:
     names = results.hparam_names()
-    shown = list(dict.fromkeys((metric, "dev_accuracy", "train_accuracy", "dev_cost")))
+    kept = "best_" if results.meta.get("restore_best") else ""  # the params members keep
+    shown = [metric, *(kept + m for m in ("dev_accuracy", "train_accuracy", "dev_cost"))]
+    shown = list(dict.fromkeys(shown))
     rungs = results.rung is not None
     header = [f"{'rank':>4}", *(f"{n:>13}" for n in names), f"{'seeds':>5}"]
     header += [f"{'rung':>4}"] if rungs else []
@@ -1467,12 +1504,35 @@ def _format_summary(rows, results, metric: str) -> str:
             cells.append(f"{'every seed diverged':>19}")
             lines.append(" ".join(cells))
             continue
-        cells += [f"{row[m + '_mean']:>9.4f} ± {row[m + '_std']:<7.4f}" for m in shown]
+        cells += [_mean_cell(row, m) for m in shown]
         cells.append("  yes" if row["within_noise"] else "")
         if row["diverged"]:
             cells.append(f"({row['diverged']} seed(s) diverged, not in the mean)")
         lines.append(" ".join(cells))
     return "\n".join(lines)
+
+
+def _stopping_words(results, best: dict) -> list[str]:
+    """With early stopping: the steps at which the best point's members stopped and the
+    evaluation whose params they keep (a range over its seeds)."""
+    if not results.meta.get("restore_best"):
+        return []
+    members = best["members"]
+
+    def steps(values) -> str:
+        low, high = int(np.min(values[members])), int(np.max(values[members]))
+        return f"{low}" if low == high else f"{low}–{high}"
+
+    stop, kept = np.asarray(results.stop_step), np.asarray(results.best_step)
+    return [f"early stopping: stopped at step {steps(stop)}, kept the params of step {steps(kept)}"]
+
+
+def _mean_cell(row: dict, metric: str) -> str:
+    """The mean over the live seeds, and their std when there are two or more."""
+    mean = f"{row[metric + '_mean']:>9.4f}"
+    if row["seeds"] - row["diverged"] < 2:
+        return f"{mean} {'':<9}"
+    return f"{mean} ± {row[metric + '_std']:<7.4f}"
 
 
 def _is_main() -> bool:

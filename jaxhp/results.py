@@ -16,7 +16,14 @@ from jaxhp.records import History, HParams
 _MAXIMISE = ("train_accuracy", "dev_accuracy", "best_dev_accuracy")
 _MINIMISE = ("train_cost", "dev_cost", "best_dev_cost")
 METRICS = _MAXIMISE + _MINIMISE
-_SUMMARISED = ("train_accuracy", "dev_accuracy", "dev_cost", "best_dev_accuracy", "best_dev_cost")
+_SUMMARISED = (
+    "train_accuracy",
+    "dev_accuracy",
+    "dev_cost",
+    "best_train_accuracy",
+    "best_dev_accuracy",
+    "best_dev_cost",
+)
 
 
 def tie_break(metric: str) -> str:
@@ -219,7 +226,8 @@ class SweepResults:
 
         Each row holds the configuration's columns, ``members``, ``seeds`` (their count),
         ``diverged`` (how many of them diverged), and for each of ``train_accuracy``,
-        ``dev_accuracy``, ``dev_cost``, ``best_dev_accuracy`` and ``best_dev_cost`` its mean
+        ``dev_accuracy``, ``dev_cost`` and their ``best_`` columns (at each member's best
+        evaluation) its mean
         and sample std over the members that did not diverge (``dev_accuracy_mean``,
         ``dev_accuracy_std``, ...; std 0 with one seed). Rows are ranked by the mean of
         ``metric``, then by the mean of its :func:`tie_break` column.
@@ -296,9 +304,10 @@ class SweepResults:
         members = np.atleast_1d(np.asarray(members, np.int64))
         diverged = np.asarray(columns["diverged"], bool)[members]
         live = members[~diverged] if not diverged.all() else members
+        kept = "best_" if self.meta.get("restore_best") else ""  # the params the member keeps
         return diagnose_errors(
-            float(np.mean(np.asarray(columns["train_accuracy"], np.float64)[live])),
-            float(np.mean(np.asarray(columns["dev_accuracy"], np.float64)[live])),
+            float(np.mean(np.asarray(columns[kept + "train_accuracy"], np.float64)[live])),
+            float(np.mean(np.asarray(columns[kept + "dev_accuracy"], np.float64)[live])),
             bayes_error=bayes_error,
             threshold=threshold,
             diverged=bool(diverged.any()),
@@ -323,7 +332,9 @@ class SweepResults:
     def diagnosis(self, member, bayes_error: float | None = None, *, threshold: float = 0.02):
         """The full :class:`jaxhp.diagnose.Diagnosis` (with advice) of one member, or of a
         configuration given as its members (e.g. ``summary()[0]["members"]``: the mean
-        error rates of those that did not diverge)."""
+        error rates of those that did not diverge). The error rates are those of the params
+        each member keeps: at its best evaluation when the sweep restored its best params
+        (``meta["restore_best"]``), else at its last."""
         return self._diagnosis(self.columns(), member, bayes_error, threshold)
 
     # ---- exports ---------------------------------------------------------------------

@@ -226,7 +226,7 @@ def _chunk_size(
 
 def _flat_shapes(config: TrainConfig, data: Data, hparams: HParams):
     """Name, (shape, dtype) of each per-member array ``_flatten`` produces."""
-    shapes = jax.eval_shape(lambda: train.fit(jax.random.key(0), hparams, data, config))
+    shapes = jax.eval_shape(lambda: train._fit(jax.random.key(0), hparams, data, config, None))
     for field, leaf in shapes.history._asdict().items():
         yield f"history_{field}", (leaf.shape, leaf.dtype)
     for field in _RESULT_FIELDS:
@@ -323,8 +323,9 @@ def _group_configs(space: Space, config: TrainConfig) -> dict[tuple, tuple[Train
     return groups
 
 
-def _check_group(config, data, hparams, members, static) -> Data:
-    """Validate the data and a member's hparams against the group's config."""
+def _check_group(config, data, hparams, members, static) -> tuple[Data, set[str]]:
+    """Validate the data and a member's hparams against the group's config; returns the
+    data and the hparams names the model's apply and the optimizer factory read."""
     first = int(members[0])
     member_hp = jax.tree.map(lambda v: np.asarray(v)[first], hparams)
     keep = np.asarray(hparams.keep_prob)
@@ -333,17 +334,19 @@ def _check_group(config, data, hparams, members, static) -> Data:
             f"keep_prob has {keep.shape[1]} values but the network has {config.n_hidden} "
             f"hidden layer(s) (member {first} of the sweep)"
         )
-    if not static:
-        return train.check_inputs(member_hp, data, config)
-    try:
-        return train.check_inputs(member_hp, data, config)
-    except (TypeError, ValueError) as err:
-        raise type(err)(f"member {first} of the sweep ({static}): {err}") from err
+    with read_names() as read:  # check_inputs traces the model's apply and the optimizer
+        if not static:
+            return train.check_inputs(member_hp, data, config), read
+        try:
+            return train.check_inputs(member_hp, data, config), read
+        except (TypeError, ValueError) as err:
+            raise type(err)(f"member {first} of the sweep ({static}): {err}") from err
 
 
-def _check_names_are_read(space: Space, hparams: HParams, data: Data, config: TrainConfig):
+def _check_names_are_read(space: Space, config: TrainConfig, read: set[str]):
     """A swept name that nothing reads is a typo (error) or an axis that does nothing (a
-    course name: warning), e.g. keep_prob for a model without dropout."""
+    course name: warning), e.g. keep_prob for a model without dropout. ``read``: the names
+    the first group's model and optimizer read (see ``_check_group``)."""
     swept = dict.fromkeys(
         k for m in space.members for k in m if k != "seed" and k not in space.static_axes()
     )
@@ -351,9 +354,11 @@ def _check_names_are_read(space: Space, hparams: HParams, data: Data, config: Tr
     builtin_mlp = config.model is None and isinstance(config.optimizer, str)
     if not swept or (builtin_mlp and set(swept) <= set(course)):
         return  # the layer_sizes MLP, the loss and the built-in optimizers read all three
-    member_hp = jax.tree.map(lambda v: np.asarray(v)[0], hparams)
-    with read_names() as read:
-        jax.eval_shape(lambda: train.fit(jax.random.key(0), member_hp, data, config))
+    read = read | {"lambd"}  # the loss's L2 term
+    if config.model is None:
+        read.add("keep_prob")  # the layer_sizes MLP's dropout
+    if isinstance(config.optimizer, str):
+        read.add("learning_rate")
     for name in swept:
         if name in read:
             continue
@@ -444,16 +449,13 @@ def _plan(
     hparams, seeds = space.compile(n_hidden, base)
     _checks.check_int32_seeds("each member's seed", seeds)
     devices = _resolve_devices(devices)
-    checked = [
-        (
-            _check_group(group_config, data, hparams, members, dict(zip(space.static_axes(), key))),
-            group_config,
-            key,
-            members,
-        )
-        for key, (group_config, members) in configs.items()
-    ]
-    _check_names_are_read(space, hparams, checked[0][0], checked[0][1])
+    checked, reads = [], []
+    for key, (group_config, members) in configs.items():
+        static = dict(zip(space.static_axes(), key))
+        group_data, read = _check_group(group_config, data, hparams, members, static)
+        checked.append((group_data, group_config, key, members))
+        reads.append(read)
+    _check_names_are_read(space, checked[0][1], reads[0])
     if schedule is not None:
         _check_schedule(schedule, [c for _, c, _, _ in checked], len(space), checked[0][0])
     host = _host_data(checked[0][0], config)

@@ -32,7 +32,7 @@ from jaxhp._conv import for_training
 from jaxhp.losses import cross_entropy, logits_accuracy, targets
 from jaxhp.models import Model
 from jaxhp.nn import step_mask_words
-from jaxhp.records import Data, History, HParams, TrainConfig, TrainResult
+from jaxhp.records import Data, History, HParams, TrainConfig, TrainResult, read_names
 
 Params = Any
 
@@ -328,7 +328,23 @@ def _check_model_xy(x, y, n_out: int, name: str):
     _check_label_shape(y.shape, x.shape[0], n_out, f"for {name}")
     if _checks.is_concrete((x, y)):
         _checks.check_finite_rows(x, name)
+        _check_enough_logits(np.asarray(y), n_out, name)
         _checks.check_labels(np.asarray(y), n_out, name=name)
+
+
+def _check_enough_logits(y: np.ndarray, n_out: int, name: str):
+    """Whole class ids beyond the model's outputs: the model is too narrow, most likely,
+    not the labels wrong."""
+    flat = y.reshape(-1) if y.ndim == 1 or (y.ndim == 2 and y.shape[1] == 1) else None
+    if flat is None or flat.size == 0 or not np.all(np.isfinite(flat)):
+        return
+    top = flat.max()
+    if flat.min() >= 0 and np.all(flat == np.round(flat)) and top >= max(n_out, 2):
+        raise ValueError(
+            f"model.apply returns {n_out} logit(s) per example, but the labels of {name} "
+            f"have class ids up to {int(top)} ({int(top) + 1} classes): give the model "
+            f"{int(top) + 1} outputs, or check the labels"
+        )
 
 
 def _output_width(config: TrainConfig, hparams: HParams, x) -> int:
@@ -799,10 +815,26 @@ def fit(
         return _fit(key, hparams, data, config, on_eval)  # inside the caller's jit or vmap
     # Called with values: check them here, then run one compiled program per config, so
     # that new hyperparameter values or data of the same shapes never recompile.
-    data = check_inputs(hparams, data, config)
+    with read_names() as read:  # check_inputs traces the model's apply and the optimizer
+        data = check_inputs(hparams, data, config)
     hparams = HParams.coerce(hparams)
+    _check_names_read(hparams, read)
     no_dropout = all(bool(np.all(np.asarray(v) == 1.0)) for v in jax.tree.leaves(hparams.keep_prob))
     return _fit_compiled(_as_key(key), hparams, data, config, on_eval, no_dropout)
+
+
+def _check_names_read(hparams: HParams, read: set[str]):
+    """A name beyond the course's three that neither the model nor the optimizer reads is
+    most likely misspelt: training would silently ignore it."""
+    course = {"lambd", "keep_prob", "learning_rate"}
+    unread = [name for name in hparams._fields if name not in course | read]
+    if unread:
+        known = ", ".join(sorted(read - course)) or "no other name"
+        raise ValueError(
+            f"hparams has {unread[0]!r}, which neither the model nor the optimizer reads (they "
+            f"read lambd, keep_prob, learning_rate and {known}); check its spelling, or use "
+            f"an optimizer or model that reads hparams.{unread[0]}"
+        )
 
 
 def _fit(key, hparams, data, config, on_eval, no_dropout: bool = False) -> TrainResult:

@@ -107,6 +107,14 @@ def test_with_patience_the_table_ranks_by_the_accuracy_of_the_params_kept(tmp_pa
     best_line = next(line for line in text.splitlines() if line.startswith("best: "))
     assert f"lambd={float(top['lambd']):g}" in best_line
     assert f"best_dev_accuracy {float(top['best_dev_accuracy']):.4f}" in best_line
+    # one seed: the best point is one member, whose stop and kept steps the CSV has
+    stopping = next(line for line in text.splitlines() if line.startswith("early stopping"))
+    assert stopping == (
+        f"early stopping: stopped at step {top['stop_step']}, kept the params of step "
+        f"{top['best_step']}"
+    )
+    header = next(line for line in text.splitlines() if line.lstrip().startswith("rank"))
+    assert header.split()[-7:-4] == ["best_dev_accuracy", "best_train_accuracy", "best_dev_cost"]
 
 
 def test_help_shows_every_option_with_its_default(capsys):

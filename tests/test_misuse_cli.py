@@ -50,6 +50,11 @@ def _paths(tmp_path):
 CASES = [
     (["swep"], "invalid choice: 'swep'.*did you mean sweep\\?"),
     (["sweep", "--stpes", "5"], "unrecognized arguments: --stpes 5; did you mean --steps\\?"),
+    (
+        ["tune", "--trials", "4", "--batch", "2", "--seeds", "3"],
+        "--seeds 3; --seeds is an option of `jaxhp sweep` only",
+    ),
+    (["train", "--out", "o"], "--out is an option of `jaxhp sweep / tune` only"),
     (["sweep", "--activation", "rellu"], "argument --activation: .*did you mean relu\\?"),
     (["sweep", "--keep-prob", "abc"], "argument --keep-prob: .*got 'abc'"),
     (["train", "--keep-prob", "abc"], "argument --keep-prob: .*got 'abc'"),
@@ -155,3 +160,13 @@ def test_noise_words_say_what_the_threshold_is_made_of():
     assert _noise_words("train_accuracy", 3).startswith("the larger of one example")
     assert _noise_words("best_dev_cost", 2) == "the std across seeds"
     assert "--seeds 2" in _noise_words("best_dev_cost", 1)
+    assert "jaxhp sweep" in _noise_words("best_dev_cost", 1, "tune")  # tune has no --seeds
+
+
+def test_a_point_with_one_live_seed_shows_no_spread():
+    from jaxhp.cli import _mean_cell
+
+    one = {"seeds": 2, "diverged": 1, "dev_accuracy_mean": 0.9, "dev_accuracy_std": 0.0}
+    assert _mean_cell(one, "dev_accuracy").split() == ["0.9000"]
+    three = {"seeds": 3, "diverged": 0, "dev_accuracy_mean": 0.9, "dev_accuracy_std": 0.0125}
+    assert _mean_cell(three, "dev_accuracy").split() == ["0.9000", "±", "0.0125"]

@@ -131,11 +131,11 @@ def test_bad_model(data, model, match):
         jaxhp.fit(0, jaxhp.HParams(), data, jaxhp.TrainConfig(model=model, steps=1))
 
 
-def test_model_with_too_few_logits_for_the_labels():
+def test_model_with_too_few_logits_for_the_labels():  # the model is named, not the labels
     x = np.random.default_rng(0).normal(size=(12, 2)).astype(np.float32)
     y = np.arange(12) % 3  # three classes, two logits
     config = jaxhp.TrainConfig(model=_linear(n_out=2), steps=1)
-    with pytest.raises(ValueError, match=r"class ids in \[0, 2\), got 2"):
+    with pytest.raises(ValueError, match=r"returns 2 logit\(s\) .*up to 2 \(3 classes\): give"):
         jaxhp.fit(0, jaxhp.HParams(), jaxhp.Data((x, y)), config)
 
 
@@ -267,3 +267,10 @@ def test_an_optax_transformation_as_optimizer_names_the_factory_form():
 
     with pytest.raises(TypeError, match=r"optimizer=lambda hp: optax.adam\(hp.learning_rate\)"):
         jaxhp.TrainConfig(layer_sizes=(2, 1), steps=10, optimizer=optax.adam(1e-3))
+
+
+def test_an_extra_hyperparameter_nothing_reads_is_refused(data):
+    """A misspelt name would otherwise be silently ignored by fit."""
+    config = jaxhp.TrainConfig(layer_sizes=(2, 3, 1), steps=1, optimizer="adam")
+    with pytest.raises(ValueError, match=r"hparams has 'momentun', which neither the model nor"):
+        jaxhp.fit(0, jaxhp.HParams(momentun=0.9), data, config)

@@ -209,3 +209,16 @@ def test_the_default_ranking_follows_the_params_kept():
     assert restored.best()["member"] == 1
     assert [row["member"] for row in restored.top(2)] == [1, 0]
     assert restored.summary()[0]["members"] == [1]
+
+
+def test_with_restored_params_the_diagnosis_reads_the_best_evaluation():
+    """Member 0's best dev cost is at step 10 (first column of the history): with early
+    stopping it keeps those params, so its error rates are those of that evaluation."""
+    restored = _results([0.9], [0.7], best_step=[10], restore_best=True)
+    last = _results([0.9], [0.7], best_step=[10])
+    h = restored.history
+    kept_train, final_train = (float(np.float64(h.train_accuracy[0, j])) for j in (0, -1))
+    assert restored.diagnosis(0).train_error == pytest.approx(1 - kept_train)
+    assert restored.diagnosis(0).dev_error == pytest.approx(1 - 0.5)  # 0.5 at step 10
+    assert last.diagnosis(0).train_error == pytest.approx(1 - final_train)
+    assert last.diagnosis(0).dev_error == pytest.approx(1 - 0.9)

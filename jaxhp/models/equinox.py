@@ -42,6 +42,8 @@ def from_equinox(module: Any, *, per_example: bool = True) -> Model:
         key=key)``), so each seed gets its own init.
       per_example: True when the module maps one example (Equinox's convention; the
         adapter vmaps it over the batch), False when it takes the whole batch (m, ...).
+        jaxhp's images are NHWC, so one example is (H, W, C): an ``eqx.nn.Conv2d`` module
+        transposes it to (C, H, W) first.
 
     Returns:
       A :class:`Model`.
