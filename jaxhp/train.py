@@ -825,15 +825,17 @@ def fit(
 
 def _check_names_read(hparams: HParams, read: set[str]):
     """A name beyond the course's three that neither the model nor the optimizer reads is
-    most likely misspelt: training would silently ignore it."""
+    ignored by training: most likely misspelt (a warning: one HParams may serve several
+    configs)."""
     course = {"lambd", "keep_prob", "learning_rate"}
     unread = [name for name in hparams._fields if name not in course | read]
     if unread:
         known = ", ".join(sorted(read - course)) or "no other name"
-        raise ValueError(
+        warnings.warn(
             f"hparams has {unread[0]!r}, which neither the model nor the optimizer reads (they "
-            f"read lambd, keep_prob, learning_rate and {known}); check its spelling, or use "
-            f"an optimizer or model that reads hparams.{unread[0]}"
+            f"read lambd, keep_prob, learning_rate and {known}), so training ignores it; check "
+            f"its spelling, or use an optimizer or model that reads hparams.{unread[0]}",
+            stacklevel=3,
         )
 
 
