@@ -170,7 +170,50 @@ class _Problem(NamedTuple):
 
 @functools.partial(jax.jit, static_argnames="spec")
 def _loss(leaves, arrays, *, spec):
+    """``spec``'s function (f, or a user's backward pass) at the leaves, compiled."""
     return spec.call(leaves, arrays)
+
+
+_DETERMINISTIC: dict = {}  # specs whose f gave the same value from two separate traces
+
+
+def _value(spec: _Spec, leaves: list, arrays: tuple) -> float:
+    """f at params, compiled. Randomness drawn in Python (np.random, a counter of keys) is
+    fixed when f is traced, so the first check of a function traces it twice, separately,
+    and refuses it when the two values differ, as two eager calls would (an eager call
+    compiles each operation of f on its own: seconds for a small network)."""
+    value = _loss(leaves, arrays, spec=spec)
+    if jnp.shape(value) != ():
+        raise ValueError(f"f must return a scalar cost, got an array of shape {jnp.shape(value)}")
+    if spec not in _DETERMINISTIC:
+        again = jax.jit(spec.call)(leaves, arrays)  # a new function: traced afresh
+        if not np.array_equal(np.asarray(value), np.asarray(again), equal_nan=True):
+            raise ValueError(
+                f"f is not deterministic: two evaluations at the same params gave "
+                f"{float(value)!r} and {float(again)!r}. Fix its randomness (pass a fixed "
+                "dropout key) or set keep_prob=1 before checking gradients"
+            )
+        if len(_DETERMINISTIC) >= _MAX_COSTS:
+            _DETERMINISTIC.clear()
+        _DETERMINISTIC[spec] = True
+    if not np.isfinite(float(value)):
+        raise ValueError(f"f returned a non-finite cost {float(value)} at params")
+    return float(value)
+
+
+def _user_gradient(spec: _Spec, grad_fn, leaves: list, arrays: tuple):
+    """The user's backward pass, compiled once per function and shapes; eagerly when it
+    cannot be traced (it converts values to NumPy, or branches on them)."""
+    grad_spec = spec._replace(f=_hashable(grad_fn))
+    try:
+        return _loss(leaves, arrays, spec=grad_spec)
+    except (
+        jax.errors.ConcretizationTypeError,
+        jax.errors.TracerArrayConversionError,
+        jax.errors.TracerBoolConversionError,
+        jax.errors.TracerIntegerConversionError,
+    ):
+        return grad_spec.call(leaves, arrays)
 
 
 @functools.partial(jax.jit, static_argnames="spec")
@@ -498,20 +541,8 @@ def _prepare(f, params, args, kwargs, grad_fn, eps, tol, check, memory_budget) -
             )
     params = _to_float64(jax.tree.map(jnp.asarray, params))
     args, kwargs = _to_float64(args), _to_float64(kwargs)
-    # Two eager evaluations: a compiled f would freeze fresh randomness into constants.
-    value = f(params, *args, **kwargs)
-    if jnp.shape(value) != ():
-        raise ValueError(f"f must return a scalar cost, got an array of shape {jnp.shape(value)}")
-    again = f(params, *args, **kwargs)
-    if not np.array_equal(np.asarray(value), np.asarray(again), equal_nan=True):
-        raise ValueError(
-            f"f is not deterministic: two evaluations at the same params gave {float(value)!r} "
-            f"and {float(again)!r}. Fix its randomness (pass a fixed dropout key) or set "
-            "keep_prob=1 before checking gradients"
-        )
-    if not np.isfinite(float(value)):
-        raise ValueError(f"f returned a non-finite cost {float(value)} at params")
     spec, leaves, arrays = _spec(f, params, args, kwargs)
+    value = _value(spec, leaves, arrays)
     traced = _loss.trace(leaves, arrays, spec=spec)  # one trace sizes chunks, finds precision
     if check == "jvp":
         rules = _custom_vjp_names(traced.jaxpr.jaxpr)
@@ -525,7 +556,7 @@ def _prepare(f, params, args, kwargs, grad_fn, eps, tol, check, memory_budget) -
     elif grad_fn is None:
         grads = jax.tree.unflatten(spec.params_tree, _gradient(leaves, arrays, spec=spec))
     else:
-        grads = _to_float64(grad_fn(params, *args, **kwargs))
+        grads = _to_float64(_user_gradient(spec, grad_fn, leaves, arrays))
         _check_grad_structure(params, grads)
     grad_flat, _ = ravel_pytree(grads)
     names = [path_name(path) for path, _ in leaves_with_paths]
