@@ -145,7 +145,7 @@ def torch_row(params, x, y):
             p = {n: jnp.asarray(t.detach().numpy()) for n, t in zip(names, ctx.saved_tensors)}
             with jax.enable_x64(True):
                 grads = buggy_backward(p, x, y)
-            return tuple(g * torch.as_tensor(np.asarray(grads[n])) for n in names)
+            return tuple(g * torch.as_tensor(np.array(grads[n])) for n in names)
 
     inputs = tuple(torch.tensor(params[n], dtype=torch.float64, requires_grad=True) for n in names)
     out = {}

@@ -253,6 +253,22 @@ def test_float32_inputs_are_upcast_and_global_config_is_untouched(problem):
     assert params["W1"].dtype == jnp.float32
 
 
+@pytest.mark.parametrize("scale, passed", [(1.0, True), (1.5, False)])
+def test_a_backward_pass_written_in_numpy_is_called_eagerly(scale, passed):
+    """A backward pass that converts to NumPy cannot be traced: it runs eagerly. Its
+    gradient is the closed form 2 x^T (x w) of sum((x w)^2), right or scaled by 1.5."""
+    x = np.random.default_rng(0).normal(size=(6, 3))
+    params = {"w": np.random.default_rng(1).normal(size=(3, 2))}
+
+    def backward(p, x):
+        x, w = np.asarray(x), np.asarray(p["w"])
+        return {"w": scale * 2 * x.T @ (x @ w)}
+
+    report = jaxhp.grad_check(lambda p, x: jnp.sum((x @ p["w"]) ** 2), params, x, grad_fn=backward)
+    assert report.passed is passed
+    assert report.worst.path == "w" and (report.worst.verdict == "bug") is not passed
+
+
 def test_dropout_with_fresh_randomness_is_refused(key):
     # Varied inputs and 16 units: two fresh masks cannot leave the cost unchanged by chance.
     params = jaxhp.init_mlp(key, (3, 16, 1))
