@@ -227,10 +227,9 @@ class SweepResults:
         Each row holds the configuration's columns, ``members``, ``seeds`` (their count),
         ``diverged`` (how many of them diverged), and for each of ``train_accuracy``,
         ``dev_accuracy``, ``dev_cost`` and their ``best_`` columns (at each member's best
-        evaluation) its mean
-        and sample std over the members that did not diverge (``dev_accuracy_mean``,
-        ``dev_accuracy_std``, ...; std 0 with one seed). Rows are ranked by the mean of
-        ``metric``, then by the mean of its :func:`tie_break` column.
+        evaluation) its mean and sample std over the members that did not diverge
+        (``dev_accuracy_mean``, ``dev_accuracy_std``, ...; std 0 with one seed). Rows are
+        ranked by the mean of ``metric``, then by the mean of its :func:`tie_break` column.
 
         ``within_noise`` marks the rows whose mean ``metric`` differs from the best row's by
         less than the noise: the larger of the two rows' std across seeds and, for an

@@ -449,13 +449,13 @@ def _plan(
     hparams, seeds = space.compile(n_hidden, base)
     _checks.check_int32_seeds("each member's seed", seeds)
     devices = _resolve_devices(devices)
-    checked, reads = [], []
+    checked, first_read = [], None
     for key, (group_config, members) in configs.items():
         static = dict(zip(space.static_axes(), key))
         group_data, read = _check_group(group_config, data, hparams, members, static)
         checked.append((group_data, group_config, key, members))
-        reads.append(read)
-    _check_names_are_read(space, checked[0][1], reads[0])
+        first_read = read if first_read is None else first_read
+    _check_names_are_read(space, checked[0][1], first_read)
     if schedule is not None:
         _check_schedule(schedule, [c for _, c, _, _ in checked], len(space), checked[0][0])
     host = _host_data(checked[0][0], config)
