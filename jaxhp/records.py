@@ -258,7 +258,8 @@ class TrainConfig:
       batch_size: rows per step; ``None`` means full batch. Each epoch reshuffles and drops
         the last incomplete batch so every step has the same shape.
       eval_every: steps between evaluations (history entries and early-stopping checks);
-        ``None`` picks ``max(1, steps // 100)``.
+        ``None`` picks ``max(1, steps // 100)``. Each evaluation passes over the whole
+        train and dev sets, so with mini-batches set it to about an epoch or more.
       patience: evaluations without a dev-cost improvement larger than ``min_delta`` after
         which updates stop; ``None`` turns early stopping off.
       restore_best: return the best-dev-cost params instead of the final ones.
