@@ -810,9 +810,15 @@ def _train(args) -> int:
         if stop < config.steps
         else f"ran all {stop} steps"
     )
-    train_acc, dev_acc = float(history.train_accuracy[-1]), float(history.dev_accuracy[-1])
+    row, params_words = -1, "last params"
+    if config.restore_best:  # report the params that were kept: those of the best evaluation
+        at = np.nonzero(np.asarray(history.step) == best_step)[0]
+        if at.size:
+            row, params_words = int(at[0]), f"kept params, step {best_step}"
+    train_acc, dev_acc = float(history.train_accuracy[row]), float(history.dev_accuracy[row])
     _print(
-        f"final: train accuracy {train_acc:.4f}, dev accuracy {dev_acc:.4f} ({status})",
+        f"final ({params_words}): train accuracy {train_acc:.4f}, dev accuracy {dev_acc:.4f} "
+        f"({status})",
         str(
             diagnose_errors(
                 train_acc,
@@ -1222,14 +1228,13 @@ def _report(args, results, record, trained: str | None = None) -> int:
         headline = "every member diverged: lower the learning rate"
         _print(headline)
     else:
-        noise = max(results._resolution(args.metric), std)
         others = sum(r["within_noise"] for r in rows) - 1
         live = best["seeds"] - best["diverged"]
         spread = f" ± {std:.4f} over {live} seeds" if live > 1 else " (one seed)"
         headline = f"best: {_point(best, results)}: {args.metric} {mean:.4f}{spread}"
         _print(
-            f"{headline}; {others} other point(s) within noise of it (gap < {noise:.4f}: "
-            f"{_noise_words(args.metric, live, args.command)})",
+            f"{headline}; {others} other point(s) within noise of it ("
+            f"{_noise_words(args.metric, live, results._resolution(args.metric), args.command)})",
             *_stopping_words(results, best),
             str(results.diagnosis(best["members"], bayes_error=args.bayes_error)),
         )
@@ -1456,13 +1461,19 @@ def _tune(args) -> int:
     return _report(args, results, record, trained)
 
 
-def _noise_words(metric: str, seeds: int, command: str = "sweep") -> str:
-    """What the within-noise threshold is made of, for this metric and seed count."""
+def _noise_words(metric: str, seeds: int, resolution: float, command: str = "sweep") -> str:
+    """The rule that marks a point within noise of the best, for this metric and seed
+    count (see SweepResults.summary)."""
     example = "one example" if metric == "train_accuracy" else "one dev example"
     if "accuracy" in metric:
-        return f"the larger of {example} and the std across seeds" if seeds > 1 else example
+        if seeds > 1:
+            return (
+                f"gap below the larger of {example} ({resolution:.4f}) and either point's std "
+                "across seeds"
+            )
+        return f"gap below {example}, {resolution:.4f}"
     if seeds > 1:
-        return "the std across seeds"
+        return "gap below either point's std across seeds"
     rerun = "rerun with --seeds 2 or more"
     if command != "sweep":  # only sweep has --seeds
         rerun = "try the best point in `jaxhp sweep --seeds 2`"

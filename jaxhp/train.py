@@ -332,7 +332,7 @@ def _check_model_xy(x, y, n_out: int, name: str):
         _checks.check_labels(np.asarray(y), n_out, name=name)
 
 
-def _check_enough_logits(y: np.ndarray, n_out: int, name: str):
+def _check_enough_logits(y: np.ndarray, n_out: int, name: str, mlp: bool = False):
     """Whole class ids beyond the model's outputs: the model is too narrow, most likely,
     not the labels wrong."""
     flat = y.reshape(-1) if y.ndim == 1 or (y.ndim == 2 and y.shape[1] == 1) else None
@@ -340,10 +340,12 @@ def _check_enough_logits(y: np.ndarray, n_out: int, name: str):
         return
     top = flat.max()
     if flat.min() >= 0 and np.all(flat == np.round(flat)) and top >= max(n_out, 2):
+        classes = int(top) + 1
+        model = "layer_sizes ends in" if mlp else "model.apply returns"
+        fix = f"end layer_sizes with {classes}" if mlp else f"give the model {classes} outputs"
         raise ValueError(
-            f"model.apply returns {n_out} logit(s) per example, but the labels of {name} "
-            f"have class ids up to {int(top)} ({int(top) + 1} classes): give the model "
-            f"{int(top) + 1} outputs, or check the labels"
+            f"{model} {n_out} output(s) per example, but the labels of {name} have class ids "
+            f"up to {classes - 1} ({classes} classes): {fix}, or check the labels"
         )
 
 
@@ -408,6 +410,8 @@ def check_inputs(hparams: HParams, data: Data, config: TrainConfig) -> Data:
         sizes = config.layer_sizes
         for name, pair in (("train x", data.train), ("dev x", data.dev)):
             if pair is not None:
+                if _checks.is_concrete(pair[1]):
+                    _check_enough_logits(np.asarray(pair[1]), sizes[-1], name, mlp=True)
                 _checks.check_xy(pair[0], pair[1], n_in=sizes[0], n_out=sizes[-1], name=name)
     else:
         n_out = _output_width(config, hparams, x)

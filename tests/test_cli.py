@@ -51,7 +51,7 @@ def test_train_command(tmp_path, capsys):
     # the hparams it used, with the library's default learning rate
     assert f"hparams: lambd=0.1 keep_prob=0.8 learning_rate={HParams().learning_rate:.4g}" in out
     assert sum(line.startswith("step ") for line in out.splitlines()) == 2
-    assert "final: train accuracy" in out
+    assert "final (last params): train accuracy" in out
     assert "Bayes error 5.00%" in out and "verdict:" in out
     assert "saved the last params (step 100)" in out
     with np.load(tmp_path / "p.npz") as params:
@@ -115,6 +115,21 @@ def test_with_patience_the_table_ranks_by_the_accuracy_of_the_params_kept(tmp_pa
     )
     header = next(line for line in text.splitlines() if line.lstrip().startswith("rank"))
     assert header.split()[-7:-4] == ["best_dev_accuracy", "best_train_accuracy", "best_dev_cost"]
+
+
+def test_train_with_patience_reports_the_kept_params(capsys):
+    """The final line and the diagnosis describe the evaluation whose params are kept: its
+    accuracies are the ones the progress line of that step printed."""
+    argv = ["train", "--n-train", "100", "--n-dev", "50", "--steps", "200", "--eval-every"]
+    assert main([*argv, "10", "--patience", "2", "--learning-rate", "2"]) == 0
+    out = capsys.readouterr().out
+    final = re.search(
+        r"final \(kept params, step (\d+)\): train accuracy (\S+), dev accuracy (\S+)", out
+    )
+    assert final, out
+    step_line = re.search(rf"^step +{final[1]} .*train acc (\S+) .*dev acc (\S+)$", out, re.M)
+    assert step_line, out
+    assert f"{float(final[2]):.3f}" == step_line[1] and f"{float(final[3]):.3f}" == step_line[2]
 
 
 def test_help_shows_every_option_with_its_default(capsys):

@@ -131,11 +131,15 @@ def test_bad_model(data, model, match):
         jaxhp.fit(0, jaxhp.HParams(), data, jaxhp.TrainConfig(model=model, steps=1))
 
 
-def test_model_with_too_few_logits_for_the_labels():  # the model is named, not the labels
+@pytest.mark.parametrize("mlp", [False, True])
+def test_model_with_too_few_logits_for_the_labels(mlp):  # the model is named, not the labels
     x = np.random.default_rng(0).normal(size=(12, 2)).astype(np.float32)
     y = np.arange(12) % 3  # three classes, two logits
-    config = jaxhp.TrainConfig(model=_linear(n_out=2), steps=1)
-    with pytest.raises(ValueError, match=r"returns 2 logit\(s\) .*up to 2 \(3 classes\): give"):
+    if mlp:
+        config, fix = jaxhp.TrainConfig(layer_sizes=(2, 4, 2), steps=1), "end layer_sizes with 3"
+    else:
+        config, fix = jaxhp.TrainConfig(model=_linear(n_out=2), steps=1), "give the model 3"
+    with pytest.raises(ValueError, match=rf" 2 output\(s\) .*up to 2 \(3 classes\): {fix}"):
         jaxhp.fit(0, jaxhp.HParams(), jaxhp.Data((x, y)), config)
 
 
