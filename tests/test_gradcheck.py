@@ -684,3 +684,26 @@ def test_torch_gradcheck_agrees_where_installed():
     assert torch.autograd.gradcheck(lambda p: torch.sum(torch.tanh(tx @ p) ** 2), (t,))
     assert torch.autograd.gradgradcheck(lambda p: torch.sum(torch.tanh(tx @ p) ** 2), (t,))
     assert report.passed and jaxhp.grad_check(f, jnp.asarray(w), order=2).passed
+
+
+def _float32_relu_loss(p, x, y):
+    p = jax.tree.map(lambda a: a.astype(jnp.float32), p)
+    return jaxhp.loss(p, x.astype(jnp.float32), y)
+
+
+@pytest.mark.parametrize("seed", [3, 4, 5])
+def test_float32_relu_net_whose_step_crosses_kinks_is_no_bug(seed):
+    """float32 needs a large step (~5e-3), which moves some ReLU pre-activations across 0
+    without any one coordinate disagreeing alone: those inits were called "bug" (Taylor
+    order about 1.2, from steps across the kinks). The gradient is jax.grad's, so correct;
+    a 1.5x gradient on the same net must still be a bug."""
+    x, y = jaxhp.datasets.moons(30, noise=0.2, seed=0)
+    params = jaxhp.init_mlp(jax.random.key(seed), (2, 6, 4, 1))
+    report = jaxhp.grad_check(_float32_relu_loss, params, x, y)
+    assert report.passed, str(report)
+    assert "float32" in str(report)
+
+    def wrong(p, x, y):
+        return jax.tree.map(lambda g: 1.5 * g, jax.grad(_float32_relu_loss)(p, x, y))
+
+    assert jaxhp.grad_check(_float32_relu_loss, params, x, y, grad_fn=wrong).worst.verdict == "bug"
