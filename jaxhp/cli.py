@@ -345,7 +345,8 @@ def _add_course_axes(group, *, defaults: tuple, helps: tuple) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="jaxhp", description=__doc__, formatter_class=_Formatter)
+    description = __doc__.replace("``", "")  # the module docstring, without its RST quotes
+    parser = _Parser(prog="jaxhp", description=description, formatter_class=_Formatter)
     parser.add_argument("--version", action="version", version=_version())
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -369,12 +370,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--lr",
         type=_positive,
         default=DEFAULT_LEARNING_RATE,
-        help="learning rate (the default is jaxhp.HParams().learning_rate)",
+        help="learning rate (the library's default, jaxhp.HParams().learning_rate)",
     )
     hp.add_argument("--seed", type=_seed, default=0, help="seed of init, dropout and shuffles")
     out = train.add_argument_group("outputs")
-    out.add_argument("--save", type=Path, default=None, help="write the params to this .npz")
-    out.add_argument("--plot", type=Path, default=None, help="write the cost curve to this PNG")
+    out.add_argument(
+        "--save", metavar="FILE", type=Path, default=None, help="write the params to this .npz"
+    )
+    out.add_argument(
+        "--plot", metavar="FILE", type=Path, default=None, help="write the cost curve to this PNG"
+    )
     train.set_defaults(run=_train)
 
     sweep = commands.add_parser(
@@ -400,8 +405,8 @@ def build_parser() -> argparse.ArgumentParser:
         helps=(
             "λ values a,b,c, or loguniform:a:b / uniform:a:b with --random",
             "keep_prob values in (0, 1] (0.8/0.9 = one per hidden layer), or uniform:a:b",
-            "learning rates, or loguniform:a:b with --random "
-            "(the default is jaxhp.HParams().learning_rate)",
+            "learning rates, or loguniform:a:b with --random (by default the library's, "
+            "jaxhp.HParams().learning_rate)",
         ),
     )
     space.add_argument(
@@ -732,6 +737,10 @@ def _config(args, data, n_out):
         patience=args.patience,
         restore_best=args.patience is not None,
     )
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
 def _num(value) -> str:
@@ -1100,7 +1109,8 @@ def _sweep(args) -> int:
     n = len(space)
     say(
         _data_line(source, data, n_classes),
-        f"sweep: {n} members ({n // args.seeds} points × {args.seeds} seeds), layers "
+        f"sweep: {_plural(n, 'member')} ({_plural(n // args.seeds, 'point')} × "
+        f"{_plural(args.seeds, 'seed')}), layers "
         f"{'-'.join(map(str, config.layer_sizes))}, {config.steps} steps, {config.optimizer}; "
         f"ranked by {args.metric}, ties by {tie_break(args.metric)}",
         *_rung_lines(args, rungs),
@@ -1192,9 +1202,10 @@ def _rung_evaluations(rungs) -> int:
 
 def _trained_words(meta: dict, results) -> str:
     if "rungs" not in meta:
+        loaded = meta["members_from_checkpoint"]
         return (
-            f"({meta['chunks_run']} chunk(s) of {meta['chunk_size']}, "
-            f"{meta['members_from_checkpoint']} from checkpoint)"
+            f"({meta['members'] - loaded} now, in {meta['chunks_run']} chunk(s) of "
+            f"{meta['chunk_size']}; {loaded} from checkpoint)"
         )
     trained = int(np.sum(results.stop_step))
     full = meta["members"] * meta["rungs"][-1]["step"]
@@ -1206,7 +1217,7 @@ def _trained_words(meta: dict, results) -> str:
 
 def _sweep_trained(meta: dict, results) -> str:
     return (
-        f"trained {meta['members']} members in {meta['seconds']:.1f} s "
+        f"trained {_plural(meta['members'], 'member')} in {meta['seconds']:.1f} s "
         f"{_trained_words(meta, results)}{_cache_words(meta)}"
     )
 

@@ -73,6 +73,7 @@ def test_sweep_writes_outputs_and_its_config_reruns_it(tmp_path, capsys):
     assert code == 0
     assert "data: moons: 80 train, 40 dev, 0 test examples" in text
     assert "sweep: 8 members (4 points × 2 seeds)" in text and "trained 8 members" in text
+    assert re.search(r"\(8 now, in \d+ chunk\(s\) of \d+; 0 from checkpoint\)", text)
     assert "best: lambd=" in text and "verdict:" in text
     assert text.rstrip().splitlines()[-1].startswith("done: best: ")
     for name in ("results.csv", "results.json", "heatmap.png", "curves.png"):

@@ -308,8 +308,10 @@ def test_bad_input(problem):
     params, args = problem
     with pytest.raises(ValueError, match="must return a scalar.*shape \\(2,\\)"):
         jaxhp.grad_check(lambda p: p["a"] * 2, {"a": jnp.ones(2)})
-    with pytest.raises(ValueError, match="structure of params"):
+    with pytest.raises(ValueError, match="structure of params; it returned a list, params is"):
         jaxhp.grad_check(cost, params, *args, grad_fn=lambda p, *a: [p["W1"]])
+    with pytest.raises(ValueError, match="it returned 1 leaves, params has"):
+        jaxhp.grad_check(cost, params, *args, grad_fn=lambda p, *a: {"W1": p["W1"]})
     with pytest.raises(ValueError, match="leaf W2 has shape \\(6, 7\\)"):
         jaxhp.grad_check(cost, params, *args, grad_fn=lambda p, *a: {**p, "W2": jnp.zeros((6, 7))})
     with pytest.raises(ValueError, match="eps must be > 0, got 0"):

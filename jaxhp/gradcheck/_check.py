@@ -586,9 +586,12 @@ def _prepare(f, params, args, kwargs, grad_fn, eps, tol, check, memory_budget) -
 def _check_grad_structure(params, grads):
     p_def, g_def = jax.tree.structure(params), jax.tree.structure(grads)
     if p_def != g_def:
+        kinds = f"a {type(grads).__name__}, params is a {type(params).__name__}"
+        if type(grads) is type(params):  # the same container: say where the leaves differ
+            kinds = f"{g_def.num_leaves} leaves, params has {p_def.num_leaves}"
         raise ValueError(
-            f"grad_fn must return a pytree with the structure of params; got {g_def}, "
-            f"expected {p_def}"
+            f"grad_fn must return a pytree with the structure of params; it returned {kinds} "
+            f"(got {g_def}, expected {p_def})"
         )
     for (path, p), g in zip(
         jax.tree_util.tree_flatten_with_path(params)[0], jax.tree.leaves(grads)
