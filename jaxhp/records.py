@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import difflib
 import numbers
 import re
 from collections.abc import Callable, Mapping
@@ -151,6 +152,12 @@ class HParams:
             if _READ_LOGS:
                 _READ_LOGS[-1].add(name)
             return object.__getattribute__(self, "_values")[names.index(name)]
+        close = difflib.get_close_matches(name, names, n=1)
+        if close:  # most likely a typo of a name it has
+            raise AttributeError(
+                f"HParams has no hyperparameter {name!r}; did you mean {close[0]!r}? It has "
+                f"{', '.join(names)}"
+            )
         raise AttributeError(
             f"HParams has no hyperparameter {name!r}; it has {', '.join(names)}. Sweep it "
             f"(sweep.grid({name}=[...])) or give a value (base=HParams({name}=...) for "

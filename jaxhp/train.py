@@ -15,6 +15,7 @@ calls up to each rung.
 
 from __future__ import annotations
 
+import difflib
 import functools
 import inspect
 import re
@@ -835,10 +836,12 @@ def _check_names_read(hparams: HParams, read: set[str]):
     unread = [name for name in hparams._fields if name not in course | read]
     if unread:
         known = ", ".join(sorted(read - course)) or "no other name"
+        close = difflib.get_close_matches(unread[0], sorted(course | read), n=1)
+        hint = f"did you mean {close[0]!r}? " if close else "check its spelling, or "
         warnings.warn(
             f"hparams has {unread[0]!r}, which neither the model nor the optimizer reads (they "
-            f"read lambd, keep_prob, learning_rate and {known}), so training ignores it; check "
-            f"its spelling, or use an optimizer or model that reads hparams.{unread[0]}",
+            f"read lambd, keep_prob, learning_rate and {known}), so training ignores it; "
+            f"{hint}use an optimizer or model that reads hparams.{unread[0]}",
             stacklevel=3,
         )
 

@@ -45,6 +45,7 @@ def _linear(n_out=1, *, logits_shape=None, reads=None, params=None):
         (lambda: jaxhp.HParams(0.1, lambd=0.2), TypeError, "'lambd' both by position"),
         (lambda: jaxhp.HParams()._replace(momentum=0.9), ValueError, "no 'momentum' to replace"),
         (lambda: jaxhp.HParams().momentum, AttributeError, "no hyperparameter 'momentum'"),
+        (lambda: jaxhp.HParams().lamda, AttributeError, "'lamda'; did you mean 'lambd'\\?"),
         (lambda: jaxhp.HParams(flag=True), TypeError, "flag=True"),
     ],
 )
@@ -278,3 +279,5 @@ def test_an_extra_hyperparameter_nothing_reads_is_named(data):
     config = jaxhp.TrainConfig(layer_sizes=(2, 3, 1), steps=1, optimizer="adam")
     with pytest.warns(UserWarning, match=r"hparams has 'momentun', which neither the model nor"):
         jaxhp.fit(0, jaxhp.HParams(momentun=0.9), data, config)
+    with pytest.warns(UserWarning, match=r"'kep_prob', .*did you mean 'keep_prob'\?"):
+        jaxhp.fit(0, jaxhp.HParams(kep_prob=0.9), data, config)
