@@ -340,7 +340,8 @@ def _check_enough_logits(y: np.ndarray, n_out: int, name: str, mlp: bool = False
     if flat is None or flat.size == 0 or not np.all(np.isfinite(flat)):
         return
     top = flat.max()
-    if flat.min() >= 0 and np.all(flat == np.round(flat)) and top >= max(n_out, 2):
+    # Ids that start at 0 read as classes 0..k-1; others (1/2 for binary) as wrong labels.
+    if flat.min() == 0 and np.all(flat == np.round(flat)) and top >= max(n_out, 2):
         classes = int(top) + 1
         model = "layer_sizes ends in" if mlp else "model.apply returns"
         fix = f"end layer_sizes with {classes}" if mlp else f"give the model {classes} outputs"
