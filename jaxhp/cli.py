@@ -8,13 +8,17 @@ exits with status 2. Ctrl-C prints one line saying what was saved and exits with
 from __future__ import annotations
 
 import argparse
+import contextlib
 import difflib
+import gc
 import hashlib
 import json
 import os
 import platform
 import re
+import signal
 import sys
+import threading
 import time
 from importlib import metadata
 from pathlib import Path
@@ -1564,6 +1568,30 @@ def _is_main() -> bool:
 
 
 # ---- entry point -------------------------------------------------------------------------
+def _on_ctrl_c(signum, frame):
+    """Ctrl-C as KeyboardInterrupt, except inside a garbage-collector callback (JAX has
+    one), where Python ignores exceptions and the Ctrl-C would be lost: there it is sent
+    again, to land once the callback returns."""
+    if frame is not None and any(
+        getattr(callback, "__code__", None) is frame.f_code for callback in gc.callbacks
+    ):
+        signal.raise_signal(signal.SIGINT)
+        return
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def _ctrl_c_never_lost():
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread may set signal handlers
+        return
+    previous = signal.signal(signal.SIGINT, _on_ctrl_c)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser()
@@ -1571,7 +1599,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if getattr(args, "config", None) is not None:  # recorded flags first, typed ones win
             args = parser.parse_args([args.command, *_recorded_argv(args.config), *argv[1:]])
-        return args.run(args)
+        with _ctrl_c_never_lost():
+            return args.run(args)
     except (Interrupted, KeyboardInterrupt) as stop:
         text = str(stop) if isinstance(stop, Interrupted) else "interrupted: nothing was saved"
         newline = "\n" if sys.stderr.isatty() else ""  # past the terminal's ^C

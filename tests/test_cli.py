@@ -395,6 +395,32 @@ def test_ctrl_c_without_a_checkpoint_says_nothing_was_saved(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+def test_ctrl_c_inside_a_gc_callback_is_sent_again(monkeypatch):
+    """Python ignores an exception raised in a garbage-collector callback (JAX registers
+    one), so a KeyboardInterrupt raised there was lost and the sweep ran on; the handler
+    sends the signal again instead, and raises anywhere else."""
+    import gc
+
+    from jaxhp.cli import _on_ctrl_c
+
+    sent, frames = [], []
+    monkeypatch.setattr(signal, "raise_signal", sent.append)
+
+    def callback(phase, info):
+        frames.append(sys._getframe())
+
+    gc.callbacks.append(callback)
+    try:
+        gc.collect()
+        _on_ctrl_c(signal.SIGINT, frames[0])
+        assert sent == [signal.SIGINT]
+        with pytest.raises(KeyboardInterrupt):
+            _on_ctrl_c(signal.SIGINT, sys._getframe())
+    finally:
+        gc.callbacks.remove(callback)
+    assert sent == [signal.SIGINT]
+
+
 def test_report_names_diverged_members_and_ranks_by_the_metric(tmp_path, capsys):
     from jaxhp.records import History
     from jaxhp.results import SweepResults
