@@ -32,6 +32,7 @@ from jaxhp.init import SCHEMES
 from jaxhp.nn import ACTIVATIONS
 from jaxhp.records import OPTIMIZERS, HParams
 from jaxhp.results import METRICS, diagnose_errors, tie_break
+from jaxhp.space import _repeated
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -175,7 +176,14 @@ def _axis_type(number, *, keep_prob: bool = False):
                 )
             return _Axis(text, getattr(sweep, kind)(a, b))
         parse_one = _keep_prob_value if keep_prob else number
-        return _Axis(text, [parse_one(part) for part in text.split(",")])
+        values = [parse_one(part) for part in text.split(",")]
+        twice = _repeated(values)
+        if twice is not None:
+            raise argparse.ArgumentTypeError(
+                f"{text!r} lists {_num(twice)} more than once; list each value once (--seeds "
+                "repeats every point with new seeds)"
+            )
+        return _Axis(text, values)
 
     return parse
 
@@ -651,6 +659,32 @@ def _check_training(args, config, data):
             )
 
 
+def _check_file_flags(args):
+    """--n-train, --n-dev and --noise shape a built-in dataset's draws; a file is split
+    by the course's rule instead, so a value given for them would be ignored."""
+    for dest in ("n_train", "n_dev", "noise"):
+        value = getattr(args, dest)
+        if value != args.parser.get_default(dest):
+            flag = "--" + dest.replace("_", "-")
+            raise UsageError(
+                f"{flag} {value} applies to the built-in datasets only; the file "
+                f"{args.dataset} is split into train/dev/test by the course's rule (all of "
+                "its rows are used): drop the flag, or write the rows you want to the file"
+            )
+
+
+def _check_classes_can_split(name: str, y: np.ndarray):
+    """The split keeps every class in each of train/dev/test (stratified), which needs two
+    examples of each class at least."""
+    classes, counts = np.unique(y, return_counts=True)
+    if counts.min() < 2:
+        raise UsageError(
+            f"dataset file {name}: class {classes[np.argmin(counts)]} has only "
+            f"{_plural(int(counts.min()), 'example')}; the train/dev/test split is "
+            "stratified by class, which needs 2 examples of each class or more"
+        )
+
+
 def _keep_values(args) -> list:
     kp = args.keep_prob
     if isinstance(kp, _Axis):
@@ -684,7 +718,9 @@ def _load_data(args):
     elif name.endswith((".npz", ".csv")):
         from jaxhp.data import load_file, split
 
+        _check_file_flags(args)
         x, y = load_file(name)
+        _check_classes_can_split(name, y)
         data = split(x, y, key=args.data_seed).data()
         y = np.asarray(y)
         n_classes = y.shape[1] if y.ndim == 2 else int(y.max()) + 1
@@ -1206,17 +1242,25 @@ def _rung_evaluations(rungs) -> int:
 
 def _trained_words(meta: dict, results) -> str:
     if "rungs" not in meta:
-        loaded = meta["members_from_checkpoint"]
-        return (
-            f"({meta['members'] - loaded} now, in {meta['chunks_run']} chunk(s) of "
-            f"{meta['chunk_size']}; {loaded} from checkpoint)"
-        )
+        loaded, members = meta["members_from_checkpoint"], meta["members"]
+        if loaded == 0:
+            return f"(in {_chunks_words(meta)})"
+        if loaded == members:
+            return f"(all {loaded} from the checkpoint)"
+        return f"({members - loaded} now, in {_chunks_words(meta)}; {loaded} from the checkpoint)"
     trained = int(np.sum(results.stop_step))
     full = meta["members"] * meta["rungs"][-1]["step"]
     return (
         f"(successive halving: {trained:,} member-steps, {trained / full:.0%} of a full "
         f"sweep's {full:,})"
     )
+
+
+def _chunks_words(meta: dict) -> str:
+    """How the members trained now were run: one chunk (its padding to whole vmap groups
+    is not the user's business), or several of the chunk size."""
+    n = meta["chunks_run"]
+    return "one chunk" if n <= 1 else f"{n} chunks of up to {meta['chunk_size']} members"
 
 
 def _sweep_trained(meta: dict, results) -> str:
@@ -1503,7 +1547,7 @@ def _cache_words(meta: dict) -> str:
     elif not meta["compile_cache_hits"]:
         cache = "cache miss: later runs reuse it"
     else:  # a changed sweep can find its small programs in the cache but not its main one
-        cache = f"{meta['compile_cache_hits']} program(s) from the cache"
+        cache = f"{_plural(meta['compile_cache_hits'], 'program')} from the cache"
         if meta["compile_cache_misses"]:
             cache += f", {meta['compile_cache_misses']} compiled (later runs reuse them)"
     return f"; compiling took {meta['compile_seconds']:.1f} s ({cache})"
@@ -1533,7 +1577,7 @@ def _format_summary(rows, results, metric: str) -> str:
         cells += [_mean_cell(row, m) for m in shown]
         cells.append("  yes" if row["within_noise"] else "")
         if row["diverged"]:
-            cells.append(f"({row['diverged']} seed(s) diverged, not in the mean)")
+            cells.append(f"({_plural(row['diverged'], 'seed')} diverged, not in the mean)")
         lines.append(" ".join(cells))
     return "\n".join(lines)
 

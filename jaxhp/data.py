@@ -257,6 +257,8 @@ def load_file(path) -> tuple[np.ndarray, np.ndarray]:
             f"x {x.shape} and y {np.shape(y)}"
         )
     y = np.asarray(y)
+    if y.ndim == 2 and y.shape[1] == 1:  # a column of class ids
+        y = y[:, 0]
     if y.ndim != 1:
         raise ValueError(
             f"dataset file {path}: y must hold one class id per row, shape ({len(x)},), got "

@@ -315,9 +315,27 @@ def grid(*, seeds: int = 1, **axes: Sequence) -> Space:
             raise TypeError(f"grid axis {name!r} needs a list of values, got {values!r}")
         if len(values) == 0:
             raise ValueError(f"grid axis {name!r} is empty: the search space would be empty")
+        twice = _repeated(values)
+        if twice is not None:
+            raise ValueError(
+                f"grid axis {name!r} lists {twice!r} more than once, so its points would be "
+                "trained again under the same names: list each value once (seeds=N repeats "
+                "points with new seeds)"
+            )
     names = list(axes)
     points = [dict(zip(names, combo)) for combo in itertools.product(*axes.values())]
     return _seeded(Space(points), seeds)
+
+
+def _repeated(values: Sequence) -> Any:
+    """The first value of ``values`` equal to an earlier one, or None."""
+    for i, value in enumerate(values):
+        for earlier in values[:i]:
+            if np.shape(value) == np.shape(earlier) and np.array_equal(
+                np.asarray(value, dtype=object), np.asarray(earlier, dtype=object)
+            ):
+                return value
+    return None
 
 
 def random(key: Any, n: int, *, seeds: int = 1, **dists: Any) -> Space:

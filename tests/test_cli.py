@@ -73,7 +73,7 @@ def test_sweep_writes_outputs_and_its_config_reruns_it(tmp_path, capsys):
     assert code == 0
     assert "data: moons: 80 train, 40 dev, 0 test examples" in text
     assert "sweep: 8 members (4 points × 2 seeds)" in text and "trained 8 members" in text
-    assert re.search(r"\(8 now, in \d+ chunk\(s\) of \d+; 0 from checkpoint\)", text)
+    assert re.search(r"trained 8 members in [\d.]+ s \(in one chunk\)", text)
     assert "best: lambd=" in text and "verdict:" in text
     assert text.rstrip().splitlines()[-1].startswith("done: best: ")
     for name in ("results.csv", "results.json", "heatmap.png", "curves.png"):
@@ -310,7 +310,7 @@ def test_sigkilled_sweep_resumes_to_the_same_table(tmp_path):
         timeout=300,
     )
     assert resumed.returncode == 0, resumed.stderr
-    assert f"{2 * finished} from checkpoint" in resumed.stdout
+    assert f"{2 * finished} from the checkpoint" in resumed.stdout
     fresh = subprocess.run(
         _sweep_cmd(tmp_path / "ck2", tmp_path / "fresh"),
         env=env,
@@ -376,7 +376,7 @@ def test_ctrl_c_with_a_checkpoint_says_what_was_saved_and_resumes(tmp_path):
     assert not (tmp_path / "out" / "results.csv").exists()
     resumed = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr
-    assert f"{saved.group(1)} from checkpoint" in resumed.stdout
+    assert f"{saved.group(1)} from the checkpoint" in resumed.stdout
     assert len((tmp_path / "out" / "results.csv").read_text().splitlines()) == 17
 
 
@@ -465,7 +465,7 @@ def test_report_names_diverged_members_and_ranks_by_the_metric(tmp_path, capsys)
     lines = text.splitlines()
     table = lines[lines.index(next(x for x in lines if x.lstrip().startswith("rank"))) + 1 :][:3]
     # lambd 1 (0.9, from its one live seed) beats lambd 0 (mean of 0.85 and 0.9 = 0.875)
-    assert table[0].split()[1] == "1" and "(1 seed(s) diverged, not in the mean)" in table[0]
+    assert table[0].split()[1] == "1" and "(1 seed diverged, not in the mean)" in table[0]
     assert table[1].split()[1] == "0"
     assert table[2].split()[1] == "2" and "every seed diverged" in table[2]
 

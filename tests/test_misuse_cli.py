@@ -29,6 +29,7 @@ def _paths(tmp_path):
     (tmp_path / "labels12.csv").write_text("0.1,0.2,1\n0.3,0.4,2\n" * 20)
     (tmp_path / "cell.csv").write_text("a,b,y\n0.1,0.2,0\n0.3,,1\n")
     (tmp_path / "ragged.csv").write_text("0.1,0.2,0\n0.3,1\n")
+    (tmp_path / "lone.csv").write_text("0.1,0.2,0\n" * 9 + "0.3,0.4,1\n")
     x = np.zeros((40, 2), np.float32)
     np.savez(tmp_path / "onehot.npz", x=x, y=np.eye(2, dtype=np.int32)[np.arange(40) % 2])
     (tmp_path / "not.json").write_text("{")
@@ -40,6 +41,7 @@ def _paths(tmp_path):
         "LABELS12": str(tmp_path / "labels12.csv"),
         "CELL": str(tmp_path / "cell.csv"),
         "RAGGED": str(tmp_path / "ragged.csv"),
+        "LONE": str(tmp_path / "lone.csv"),
         "ONEHOT": str(tmp_path / "onehot.npz"),
         "MISSING": str(tmp_path / "missing.csv"),
         "NOTJSON": str(tmp_path / "not.json"),
@@ -99,6 +101,11 @@ CASES = [
         ["sweep", "--dataset", "ONEHOT"],
         r"onehot.npz: y must hold one class id per row, shape \(40,\)",
     ),
+    (["sweep", "--dataset", "LONE"], "lone.csv: class 1 has only 1 example; .* stratified"),
+    (["sweep", "--dataset", "LONE", "--n-train", "50"], "--n-train 50 applies to the built-in"),
+    (["sweep", "--dataset", "LONE", "--noise", "0.1"], "--noise 0.1 applies to the built-in"),
+    (["sweep", "--lambd", "0,0.1,0"], "argument --lambd: '0,0.1,0' lists 0 more than once"),
+    (["sweep", "--keep-prob", "0.5,1,0.50"], "argument --keep-prob: .* lists 0.5 more than"),
     (["sweep", "--eval-every", "5000"], "--eval-every 5000 must be <= --steps 2000"),
     (["sweep", "--batch-size", "1000"], "--batch-size 1000 is larger than the training set"),
     (["sweep", "--lambd", "loguniform:0.1:1"], "--lambd loguniform:0.1:1 is a distribution"),

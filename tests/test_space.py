@@ -1,5 +1,7 @@
 """Search spaces over any hyperparameter name, static axes, and the β-near-1 distribution."""
 
+import re
+
 import numpy as np
 import pytest
 from scipy import stats
@@ -80,3 +82,30 @@ def test_spaces_of_one_seed_combine_with_a_product():
     _, seeds = space.compile(1)
     assert list(seeds) == [0] * 6  # no seed axis: every member takes seed 0
     assert len(sweep.grid(lambd=[0.0], seeds=2) * sweep.grid(keep_prob=[0.5, 1.0])) == 4
+
+
+@pytest.mark.parametrize(
+    "axis, values, shown",
+    [
+        ("lambd", [0, 0.1, 0.0], "0.0"),  # 0 and 0.0 are one point
+        ("keep_prob", [(0.5, 0.8), (0.5, 0.9), (0.5, 0.8)], "(0.5, 0.8)"),
+        ("layer_sizes", [(2, 4, 1), (2, 5, 1), (2, 4, 1)], "(2, 4, 1)"),
+        ("optimizer", ["adam", "sgd", "adam"], "'adam'"),
+    ],
+)
+def test_a_grid_axis_that_repeats_a_value_is_refused(axis, values, shown):
+    with pytest.raises(ValueError, match=rf"grid axis '{axis}' lists {re.escape(shown)} more"):
+        sweep.grid(**{axis: values})
+    sweep.grid(**{axis: values[:2]})  # distinct values are fine
+
+
+def test_a_dataset_file_may_hold_labels_as_a_column(tmp_path):
+    from jaxhp.data import load_file
+
+    x = np.arange(12, dtype=np.float32).reshape(6, 2)
+    y = np.array([0, 1, 1, 0, 1, 0])
+    np.savez(tmp_path / "column.npz", x=x, y=y[:, None])
+    loaded_x, loaded_y = load_file(tmp_path / "column.npz")
+    np.testing.assert_array_equal(loaded_y, y)
+    assert loaded_y.shape == (6,)
+    np.testing.assert_array_equal(loaded_x, x)
