@@ -168,6 +168,7 @@ class Space:
         self.members: list[dict] = [
             {k: _value(k, v, i) for k, v in m.items()} for i, m in enumerate(members)
         ]
+        _check_distinct(self.members)
 
     def __len__(self) -> int:
         return len(self.members)
@@ -339,7 +340,9 @@ def _repeated(values: Sequence) -> Any:
 
 
 def random(key: Any, n: int, *, seeds: int = 1, **dists: Any) -> Space:
-    """``n`` independent draws; each axis from a distribution, a constant or a list (choice).
+    """``n`` distinct random points; each axis from a distribution, a constant or a list
+    (choice). A draw that repeats an earlier point is drawn again, so a sweep never trains
+    one point twice (lists alone may hold too few combinations: then a ValueError).
 
     Args:
       key: PRNG key or int seed.
@@ -353,18 +356,105 @@ def random(key: Any, n: int, *, seeds: int = 1, **dists: Any) -> Space:
     if "seed" in dists:
         raise ValueError("random(seed=...) is not an axis: use seeds=N for seeds 0..N-1")
     key = jax.random.key(key) if isinstance(key, int) else key
+    dists = {name: _as_distribution(name, dist) for name, dist in dists.items()}
+    _check_enough_points(n, dists)
+    points = _draw(key, n, dists)
+    for attempt in range(1, _REDRAWS + 1):
+        repeats = _repeats(points)
+        if not repeats:
+            break
+        fresh = _draw(jax.random.fold_in(key, attempt), len(repeats), dists)
+        for i, point in zip(repeats, fresh):
+            points[i] = point
+    else:
+        raise ValueError(f"random: no {n} distinct points after {_REDRAWS} redraws")
+    return _seeded(Space(points), seeds)
+
+
+_REDRAWS = 10_000
+
+
+def _as_distribution(name: str, dist: Any) -> Any:
+    """A list becomes a choice; constants (and a static axis's one value) stay as they are."""
+    distributions = (uniform, loguniform, one_minus_loguniform, choice)
+    if isinstance(dist, (list, tuple)) and not isinstance(dist, distributions):
+        dist = choice(tuple(dist))
+    if isinstance(dist, (int, float)) or name in STATIC_AXES and not isinstance(dist, choice):
+        return dist
+    _check_distribution(name, dist)
+    return dist
+
+
+def _draw(key: jax.Array, n: int, dists: dict) -> list[dict]:
     columns = {}
     for k, (name, dist) in zip(jax.random.split(key, max(1, len(dists))), dists.items()):
-        distributions = (uniform, loguniform, one_minus_loguniform, choice)
-        if isinstance(dist, (list, tuple)) and not isinstance(dist, distributions):
-            dist = choice(tuple(dist))
-        if isinstance(dist, (int, float)) or name in STATIC_AXES and not isinstance(dist, choice):
-            columns[name] = [dist] * n
-            continue
-        _check_distribution(name, dist)
-        columns[name] = list(dist.sample(k, n))
-    points = [{name: columns[name][i] for name in columns} for i in range(n)]
-    return _seeded(Space(points), seeds)
+        sampled = hasattr(dist, "sample")
+        columns[name] = list(dist.sample(k, n)) if sampled else [dist] * n
+    return [{name: columns[name][i] for name in columns} for i in range(n)]
+
+
+def _point_key(point: dict) -> tuple:
+    return tuple((name, repr(np.asarray(v, dtype=object).tolist())) for name, v in point.items())
+
+
+def _refined(axis: str, values, centre: int, shrink: float, rng) -> Any:
+    """One draw of ``axis`` for refine: uniform in a box around member ``centre``'s value."""
+    values = np.asarray(values, np.float64)
+    if values.ndim > 1 or np.ptp(values) == 0:  # per-layer or constant: keep as is
+        v = values[centre]
+        return tuple(v) if values.ndim > 1 else float(v)
+    log = axis in LOG_AXES and (values > 0).all()
+    scaled = np.log10(values) if log else values
+    width = shrink * np.ptp(scaled)
+    draw = rng.uniform(scaled[centre] - width / 2, scaled[centre] + width / 2)
+    v = 10**draw if log else draw
+    if axis == "keep_prob":
+        return float(np.clip(v, 1e-3, 1.0))
+    if axis == "lambd":
+        return max(0.0, float(v))
+    if axis not in LOG_AXES:  # other names stay in the range the sweep covered
+        return float(np.clip(v, values.min(), values.max()))
+    return float(v)
+
+
+def _check_distinct(members: list[dict]):
+    """Two members with the same values and seed would train the same run twice."""
+    first: dict[tuple, int] = {}
+    for i, member in enumerate(members):
+        key = _point_key({"seed": 0, **member})
+        key = tuple(sorted(key))
+        if key in first:
+            raise ValueError(
+                f"members {first[key]} and {i} of the space are the same point with the same "
+                f"seed ({member}): each would train the same run; list each point once (new "
+                "seeds replicate it)"
+            )
+        first[key] = i
+
+
+def _repeats(points: list[dict]) -> list[int]:
+    """Indices of the points equal to an earlier one."""
+    seen, repeats = set(), []
+    for i, point in enumerate(points):
+        key = _point_key(point)
+        if key in seen:
+            repeats.append(i)
+        seen.add(key)
+    return repeats
+
+
+def _check_enough_points(n: int, dists: dict):
+    """Axes that are all lists or constants hold finitely many points: n must fit."""
+    if any(isinstance(d, (uniform, loguniform, one_minus_loguniform)) for d in dists.values()):
+        return
+    sizes = [len(set(map(repr, d.values))) if isinstance(d, choice) else 1 for d in dists.values()]
+    total = math.prod(sizes)
+    if n > total:
+        raise ValueError(
+            f"random(n={n}) asks for more distinct points than the lists hold ({total}: "
+            f"{' x '.join(map(str, sizes))}); draw at most {total}, or use grid(...) for all "
+            "of them"
+        )
 
 
 def refine(
@@ -406,29 +496,25 @@ def refine(
     )
     hp = results.hparams
     centres = [row["member"] for row in best]
-    points = [{} for _ in range(n)]
-    for axis in hp._fields:
-        values = np.asarray(getattr(hp, axis), np.float64)
-        if values.ndim > 1 or np.ptp(values) == 0:  # per-layer or constant: keep as is
-            for j, point in enumerate(points):
-                v = values[centres[j % len(centres)]]
-                point[axis] = tuple(v) if values.ndim > 1 else float(v)
-            continue
-        log = axis in LOG_AXES and (values > 0).all()
-        scaled = np.log10(values) if log else values
-        width = shrink * np.ptp(scaled)
-        for j, point in enumerate(points):
-            centre = scaled[centres[j % len(centres)]]
-            draw = rng.uniform(centre - width / 2, centre + width / 2)
-            v = 10**draw if log else draw
-            if axis == "keep_prob":
-                v = float(np.clip(v, 1e-3, 1.0))
-            elif axis == "lambd":
-                v = max(0.0, v)
-            elif axis not in LOG_AXES:  # other names stay in the range the sweep covered
-                v = float(np.clip(v, values.min(), values.max()))
-            point[axis] = float(v)
-    for axis, values in getattr(results, "static", {}).items():
-        for j, point in enumerate(points):
-            point[axis] = values[centres[j % len(centres)]]
+    static = getattr(results, "static", {})
+
+    def point(j: int) -> dict:
+        centre = centres[j % len(centres)]
+        drawn = {
+            axis: _refined(axis, getattr(hp, axis), centre, shrink, rng) for axis in hp._fields
+        }
+        return {**drawn, **{axis: values[centre] for axis, values in static.items()}}
+
+    points = [point(j) for j in range(n)]
+    for j in _repeats(points):  # clipping can land two draws on one point: draw again
+        seen = {_point_key(p) for i, p in enumerate(points) if i != j}
+        for _ in range(_REDRAWS):
+            if _point_key(points[j]) not in seen:
+                break
+            points[j] = point(j)
+        else:
+            raise ValueError(
+                f"refine: no {n} distinct points around the top {top} members (the swept "
+                "axes leave too little room); ask for fewer points (n=...)"
+            )
     return _seeded(Space(points), seeds)

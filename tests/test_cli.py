@@ -18,7 +18,8 @@ from jaxhp import cli
 from jaxhp.cli import build_parser, main
 from jaxhp.records import HParams
 
-SMALL = ["--n-train", "80", "--n-dev", "40", "--layers", "6", "--steps", "60", "--quiet"]
+SMALL_MODEL = ["--layers", "6", "--steps", "60", "--quiet"]
+SMALL = ["--n-train", "80", "--n-dev", "40", *SMALL_MODEL]
 
 
 def test_train_command(tmp_path, capsys):
@@ -221,7 +222,7 @@ def test_sweep_from_files(tmp_path, capsys):
                 "0,1",
                 "--keep-prob",
                 "1",
-                *SMALL,
+                *SMALL_MODEL,
                 "--out",
                 str(tmp_path / name[-3:]),
             ]
@@ -249,7 +250,7 @@ def test_sweep_bad_dataset_file(tmp_path, capsys, content, match):
         path = tmp_path / "d.npz"
         if content is not None:
             path.write_bytes(content)
-    code = main(["sweep", "--dataset", str(path), *SMALL, "--out", str(tmp_path)])
+    code = main(["sweep", "--dataset", str(path), *SMALL_MODEL, "--out", str(tmp_path)])
     assert code == 2
     assert match in capsys.readouterr().err
 
@@ -488,8 +489,8 @@ def test_second_sweep_loads_its_program_from_the_cache_and_no_cache_turns_it_off
 
     assert "cache miss: later runs reuse it" in sweep()
     assert any((tmp_path / "cache").iterdir())
-    assert re.search(r"compiling took [\d.]+ s \([1-9]\d* program\(s\) from the cache\)", sweep())
+    assert re.search(r"compiling took [\d.]+ s \([1-9]\d* programs? from the cache\)", sweep())
     # more steps: a new main program, compiled, while the small ones come from the cache
-    mixed = r"[1-9]\d* program\(s\) from the cache, [1-9]\d* compiled \(later runs reuse them\)"
+    mixed = r"[1-9]\d* programs? from the cache, [1-9]\d* compiled \(later runs reuse them\)"
     assert re.search(mixed, sweep("--steps", "70"))
     assert "compilation cache off" in sweep("--no-cache")

@@ -2,6 +2,7 @@
 
 import re
 
+import jax
 import numpy as np
 import pytest
 from scipy import stats
@@ -109,3 +110,31 @@ def test_a_dataset_file_may_hold_labels_as_a_column(tmp_path):
     np.testing.assert_array_equal(loaded_y, y)
     assert loaded_y.shape == (6,)
     np.testing.assert_array_equal(loaded_x, x)
+
+
+def test_random_draws_over_lists_are_distinct_points():
+    lists = {"lambd": [0.0, 0.01, 0.1, 1.0], "keep_prob": [0.5, 0.8, 1.0]}
+    space = sweep.random(0, 12, **lists)  # every one of the 12 combinations, once
+    points = {(m["lambd"], m["keep_prob"]) for m in space}
+    assert points == {(lam, kp) for lam in lists["lambd"] for kp in lists["keep_prob"]}
+    with pytest.raises(ValueError, match=r"random\(n=13\) asks for more distinct points .* \(12:"):
+        sweep.random(0, 13, **lists)
+
+
+def test_random_draws_without_repeats_are_the_independent_draws():
+    # Continuous axes never repeat: the points are the plain draws, one key per axis.
+    key = jax.random.key(3)
+    space = sweep.random(key, 5, lambd=sweep.loguniform(1e-3, 1.0), momentum=sweep.uniform(0, 1))
+    k_lambd, k_momentum = jax.random.split(key, 2)
+    u_lambd = np.asarray(jax.random.uniform(k_lambd, (5,)), np.float64)
+    np.testing.assert_allclose([m["lambd"] for m in space], 1e-3 * 1000.0**u_lambd, rtol=1e-6)
+    u = np.asarray(jax.random.uniform(k_momentum, (5,)))
+    np.testing.assert_allclose([m["momentum"] for m in space], u, rtol=1e-6)
+
+
+def test_a_space_that_repeats_a_member_is_refused():
+    with pytest.raises(ValueError, match=r"members 0 and 2 of the space are the same point"):
+        sweep.Space([{"lambd": 0.1}, {"lambd": 0.2}, {"lambd": 0.1, "seed": 0}])
+    with pytest.raises(ValueError, match="same point with the same seed"):
+        sweep.grid(lambd=[0.1, 0.2]) + sweep.grid(lambd=[0.2, 0.3])
+    assert len(sweep.Space([{"lambd": 0.1, "seed": 0}, {"lambd": 0.1, "seed": 1}])) == 2
