@@ -62,12 +62,15 @@ class SweepSpec(NamedTuple):
       parts: ``program``, ``data`` and ``members``: sha256 hex of each.
       n_members: number of members.
       unidentified: why the program could not be identified (None when it was).
+      summary: the config's plain fields, the data's row counts and the members' count
+        and names, as JSON: what a refusal names when two sweeps differ.
     """
 
     digest: str
     parts: dict[str, str]
     n_members: int
     unidentified: str | None = None
+    summary: dict | None = None  # readable fields, to say how two sweeps differ
 
 
 def _versions() -> dict[str, str]:
@@ -193,7 +196,39 @@ def sweep_spec(
         "members": members.hexdigest(),
     }
     digest = hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
-    return SweepSpec(digest, parts, len(seeds), unidentified)
+    summary = {
+        "config": [_plain_fields(c) for c in configs],
+        "train rows": len(data.train[0]),
+        "dev rows": 0 if data.dev is None else len(data.dev[0]),
+        "members": len(seeds),
+        "seed": int(seed),
+        **{name: _few(values) for name, values in hparams._asdict().items()},
+    }
+    summary = json.loads(json.dumps(summary))  # tuples as lists, as spec.json reads back
+    return SweepSpec(digest, parts, len(seeds), unidentified, summary)
+
+
+def _few(values) -> str:
+    """A hyperparameter's distinct values, in short: "[0, 0.1, 1]" or "[0.001 .. 3] (20 values)"."""
+    distinct = np.unique(np.asarray(values, np.float64).reshape(len(values), -1), axis=0)
+    shown = [("/".join(f"{v:.6g}" for v in row)) for row in distinct]
+    if len(shown) <= 6:
+        return f"[{', '.join(shown)}]"
+    return f"[{shown[0]} .. {shown[-1]}] ({len(shown)} values)"
+
+
+def _differences(stored: dict | None, now: dict | None) -> list[str]:
+    """What differs between two summaries, as "steps 30 here, 20 in the checkpoint"."""
+    if not isinstance(stored, dict) or not isinstance(now, dict):
+        return []
+    pairs = [(k, stored.get(k), now.get(k)) for k in now if k != "config"]
+    old_configs, new_configs = stored.get("config") or [], now.get("config") or []
+    if len(old_configs) == len(new_configs):
+        for old, new in zip(old_configs, new_configs):
+            pairs += [(k, old.get(k), new.get(k)) for k in new if k != "model"]
+    else:
+        pairs.append(("static groups", len(old_configs), len(new_configs)))
+    return [f"{k} {new} here, {old} in the checkpoint" for k, old, new in pairs if old != new]
 
 
 _PART_WORDS = {
@@ -258,9 +293,10 @@ def _check_same_sweep(path: Path, stored: dict, spec: SweepSpec) -> None:
         )
     if stored["spec"] != spec.digest:
         differ = [_PART_WORDS[k] for k in spec.parts if stored["parts"].get(k) != spec.parts[k]]
+        named = "; ".join(_differences(stored.get("summary"), spec.summary))
         raise ValueError(
             f"checkpoint {path} was written by a different sweep (it differs in "
-            f"{' and '.join(differ) or 'its identity'}); {fresh}"
+            f"{' and '.join(differ) or 'its identity'}{': ' + named if named else ''}); {fresh}"
         )
 
 
@@ -303,6 +339,7 @@ class Checkpoint:
                 "parts": spec.parts,
                 "members": spec.n_members,
                 "versions": _versions(),
+                "summary": spec.summary,
             }
             _atomic_write(spec_file, json.dumps(stored, indent=1).encode())
 

@@ -1095,16 +1095,16 @@ def _saved_words(folder, halving: bool) -> tuple[int, str]:
     the latest rung with saved progress (a rung's folder is made before its first save)."""
     if not halving:
         saved = _saved_members(folder)
-        return saved, f"{saved} member(s)"
+        return saved, _plural(saved, "member")
     by_rung: dict[int, int] = {}
     for group in Path(folder).glob("rung*-group*"):
         rung = int(group.name[4:].split("-")[0])
         by_rung[rung] = by_rung.get(rung, 0) + _saved_members(group)
     saved = {rung: n for rung, n in by_rung.items() if n}
     if not saved:
-        return 0, "0 member(s)"
+        return 0, "no member"
     rung = max(saved)
-    return saved[rung], f"the progress of {saved[rung]} member(s) at rung {rung}"
+    return saved[rung], f"the progress of {_plural(saved[rung], 'member')} at rung {rung}"
 
 
 def _interrupted(args, n_members: int) -> Interrupted:
@@ -1302,8 +1302,8 @@ def _report(args, results, record, trained: str | None = None) -> int:
     results.to_json(out / "results.json", config=record)
     written = "results.csv, results.json"
     try:
-        y_axis = "keep_prob" if "keep_prob" in results.columns() else "keep_prob_1"
-        results.plot_heatmap(out / "heatmap.png", x="lambd", y=y_axis, metric=args.metric)
+        x_axis, y_axis = _heatmap_axes(results)
+        results.plot_heatmap(out / "heatmap.png", x=x_axis, y=y_axis, metric=args.metric)
         results.plot_curves(out / "curves.png", top=min(args.top, 5), metric=args.metric)
         written += ", heatmap.png, curves.png"
         if results.rung is not None:
@@ -1537,6 +1537,17 @@ def _noise_words(metric: str, seeds: int, resolution: float, command: str = "swe
     if command != "sweep":  # only sweep has --seeds
         rerun = "try the best point in `jaxhp sweep --seeds 2`"
     return f"one seed gives no noise estimate for a cost: {rerun}"
+
+
+def _heatmap_axes(results) -> tuple[str, str]:
+    """The heatmap's two axes: the swept columns, λ and keep_prob first (the course's
+    pair); a column that does not vary fills in only when fewer than two do."""
+    columns = results.columns()
+    names = results.hparam_names()
+    keep = "keep_prob" if "keep_prob" in names else "keep_prob_1"
+    preferred = ["lambd", keep] + [n for n in names if n not in ("lambd", keep)]
+    varying = [n for n in preferred if len({repr(v) for v in columns[n]}) > 1]
+    return tuple((varying + [n for n in preferred if n not in varying])[:2])
 
 
 def _cache_words(meta: dict) -> str:

@@ -357,7 +357,7 @@ def heatmap_figure(results, *, x: str = "lambd", y: str = "keep_prob", metric: s
     fig = _figure(figsize=(7, 5.5), layout="constrained")
     ax = fig.subplots()
     draw = _draw_grid if as_grid else _draw_scatter
-    image = draw(ax, cells, ux, uy, best, _colour_norm(cells))
+    image = draw(ax, cells, ux, uy, best, _colour_norm(cells, metric))
     direction = "higher" if maximise else "lower"
     fig.colorbar(image, ax=ax, label=f"{metric} ({direction} is better)")
     ax.set_xlabel(x)
@@ -387,7 +387,9 @@ def _heatmap_legend(as_grid: bool, has_best: bool, has_diverged: bool) -> list:
     return [best] * has_best + [diverged] * has_diverged
 
 
-def _colour_norm(cells):
+def _colour_norm(cells, metric: str):
+    """The colour range of the cells' means. One value gets a narrow range around it; an
+    accuracy's range never leaves [0, 1]."""
     from matplotlib.colors import Normalize
 
     means = np.asarray([c.mean for c in cells.values()])
@@ -395,7 +397,13 @@ def _colour_norm(cells):
     if means.size == 0:
         return Normalize(0, 1)
     lo, hi = float(means.min()), float(means.max())
-    return Normalize(lo, hi) if hi > lo else Normalize(lo - 0.5, hi + 0.5)
+    if hi > lo:
+        return Normalize(lo, hi)
+    pad = max(0.05 * abs(lo), 1e-3)
+    lo, hi = lo - pad, hi + pad
+    if "accuracy" in metric:
+        lo, hi = max(lo, 0.0), min(hi, 1.0)
+    return Normalize(lo, hi)
 
 
 def _cmap():
@@ -578,17 +586,15 @@ def rungs_figure(results):
         ax.plot(step[shown], line, color=colours[k], lw=0.8 + 0.5 * k, alpha=0.8)
         ax.plot(step[shown][-1:], line[-1:], "o", color=colours[k], ms=3)  # where it stopped
     ax.set_yscale("log")
-    for k, rung in enumerate(rungs):
+    for rung in rungs:
         ax.axvline(rung["step"], color="grey", ls=":", lw=1)
-        ax.annotate(
-            f"rung {k}: {rung['members']} members",
-            (rung["step"], 0.02),
-            xycoords=("data", "axes fraction"),
-            ha="right",
-            va="bottom",
-            fontsize=8,
-            rotation=90,
-        )
+    # The rung labels sit above the plot, clear of the curves.
+    top = ax.secondary_xaxis("top")
+    top.set_xticks(
+        [rung["step"] for rung in rungs],
+        labels=[f"rung {k}\n{rung['members']} members" for k, rung in enumerate(rungs)],
+        fontsize=8,
+    )
     ax.legend(
         handles=[_line(colours[k], "-", f"stopped at rung {k}") for k in range(len(rungs))],
         fontsize=8,

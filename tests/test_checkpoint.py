@@ -83,9 +83,19 @@ def test_another_lambda_is_another_sweep(data, folder, change):
 def test_other_data_or_members_are_named(data, folder):
     other = jaxhp.datasets.load("moons", n_train=64, n_dev=32, n_test=0, noise=0.3)
     with pytest.raises(ValueError, match=r"differs in the data\)"):
-        _resume(other, folder)
-    with pytest.raises(ValueError, match=r"differs in the members"):
+        _resume(other, folder)  # the same shapes: nothing readable differs
+    fewer = jaxhp.datasets.load("moons", n_train=48, n_dev=32, n_test=0, noise=0.3)
+    with pytest.raises(ValueError, match=r"the data: train rows 48 here, 64 in the checkpoint\)"):
+        _resume(fewer, folder)
+    with pytest.raises(
+        ValueError, match=r"differs in the members .*; lambd \[0, 0.2\] here, \[0, 0.1\] in the"
+    ):
         jaxhp.run_sweep(sweep.grid(lambd=[0.0, 0.2]), data, CONFIG, checkpoint=folder)
+
+
+def test_a_changed_config_field_is_named(data, folder):
+    with pytest.raises(ValueError, match=r"program .*: steps 25 here, 20 in the checkpoint\)"):
+        _resume(data, folder, CONFIG.replace(steps=25))
 
 
 PARTIAL_SWEEP = textwrap.dedent("""

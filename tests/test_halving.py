@@ -262,7 +262,7 @@ def test_the_sweep_command_halves_and_records_it(tmp_path, capsys):
     assert "--halving=2.0" in recorded["argv"] and "--min-steps=10" in recorded["argv"]
     # a re-run resumes, and counts what the latest rung saved: its one member
     assert main(argv) == 0
-    assert "holds the progress of 1 member(s) at rung 2" in capsys.readouterr().out
+    assert "holds the progress of 1 member at rung 2" in capsys.readouterr().out
 
 
 def test_an_interrupted_halving_sweep_counts_the_latest_rung_with_saved_progress(tmp_path):
@@ -273,8 +273,8 @@ def test_an_interrupted_halving_sweep_counts_the_latest_rung_with_saved_progress
     np.savez(tmp_path / "rung0-group0" / "chunk0.npz", member=np.arange(4))
     np.savez(tmp_path / "rung0-group0" / "chunk1.npz", member=np.arange(4, 6))
     (tmp_path / "rung1-group0").mkdir()
-    assert _saved_words(tmp_path, halving=True) == (6, "the progress of 6 member(s) at rung 0")
-    assert _saved_words(tmp_path / "rung1-group0", halving=True) == (0, "0 member(s)")
+    assert _saved_words(tmp_path, halving=True) == (6, "the progress of 6 members at rung 0")
+    assert _saved_words(tmp_path / "rung1-group0", halving=True) == (0, "no member")
 
 
 def test_a_configurations_seeds_are_kept_or_dropped_together(data):

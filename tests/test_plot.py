@@ -306,3 +306,25 @@ def test_heatmap_and_curves_write_pngs(grid_results, tmp_path):
         grid_results.plot_curves(tmp_path / "c.png", top=3),
     ):
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("accuracy", [0.995, 0.5])
+def test_one_cell_colour_range_holds_its_value_inside_0_1(accuracy):
+    results = make_results([0.1, 0.1], [1.0, 1.0], [0.1, 0.1], [0, 1], [accuracy] * 2)
+    fig = plot.heatmap_figure(results, x="lambd", y="keep_prob", metric="dev_accuracy")
+    low, high = fig.axes[1].get_ylim()  # the colourbar's range
+    assert 0.0 <= low < accuracy < high <= 1.0
+    assert high - low < 0.2  # a narrow range around the one value, not ±0.5
+
+
+def test_cli_heatmap_shows_the_swept_columns():
+    from jaxhp.cli import _heatmap_axes
+
+    rates = make_results([0.1] * 3, [1.0] * 3, [0.03, 0.1, 0.3], [0] * 3, [0.8, 0.85, 0.9])
+    assert _heatmap_axes(rates) == ("learning_rate", "lambd")
+    both = make_results([0.0, 0.1], [0.5, 1.0], [0.1, 0.1], [0, 0], [0.8, 0.9])
+    assert _heatmap_axes(both) == ("lambd", "keep_prob")
+    keep = make_results([0.1, 0.1], [0.5, 1.0], [0.1, 0.3], [0, 0], [0.8, 0.9])
+    assert _heatmap_axes(keep) == ("keep_prob", "learning_rate")
+    fixed = make_results([0.1], [1.0], [0.1], [0], [0.8])
+    assert _heatmap_axes(fixed) == ("lambd", "keep_prob")
