@@ -823,16 +823,22 @@ def _train(args) -> int:
     )
     hparams = HParams(lambd=args.lambd, keep_prob=keep, learning_rate=args.learning_rate)
     kept = "best (lowest dev cost)" if config.restore_best else "last"
+    # About ten progress lines, whatever the number of evaluations (--plot draws them all).
+    stride = -(-config.n_evals // _PROGRESS_LINES)
+    shown = f" (every {_ordinal(stride)} shown)" if stride > 1 else ""
     _print(
         _data_line(source, data, n_classes),
         f"hparams: lambd={_num(args.lambd)} keep_prob={_num(args.keep_prob)} "
         f"learning_rate={_num(args.learning_rate)} seed={args.seed}",
         f"model: layers {'-'.join(map(str, config.layer_sizes))}, {config.activation}, "
         f"{config.init} init, {config.optimizer}, {config.steps} steps, evaluated every "
-        f"{config.every}; keeps the {kept} params",
+        f"{config.every}{shown}; keeps the {kept} params",
     )
 
     def progress(record):
+        step = int(record["step"])
+        if -(-step // config.every) % stride and step < config.steps:
+            return
         _print(
             f"step {int(record['step']):>6}  train J {float(record['train_cost']):.4f}  "
             f"train acc {float(record['train_accuracy']):.3f}  "
@@ -892,6 +898,14 @@ def _train(args) -> int:
         _print(f"saved the cost curve to {plot_cost(history, args.plot)}")
     _print(f"done in {time.perf_counter() - started:.1f} s: dev accuracy {dev_acc:.4f} ({status})")
     return 0
+
+
+_PROGRESS_LINES = 10
+
+
+def _ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
 
 
 def _named_leaves(params) -> dict[str, np.ndarray]:

@@ -122,8 +122,8 @@ def test_with_patience_the_table_ranks_by_the_accuracy_of_the_params_kept(tmp_pa
 def test_train_with_patience_reports_the_kept_params(capsys):
     """The final line and the diagnosis describe the evaluation whose params are kept: its
     accuracies are the ones the progress line of that step printed."""
-    argv = ["train", "--n-train", "100", "--n-dev", "50", "--steps", "200", "--eval-every"]
-    assert main([*argv, "10", "--patience", "2", "--learning-rate", "2"]) == 0
+    argv = ["train", "--n-train", "100", "--n-dev", "50", "--steps", "100", "--eval-every"]
+    assert main([*argv, "10", "--patience", "2", "--learning-rate", "2"]) == 0  # 10 lines
     out = capsys.readouterr().out
     final = re.search(
         r"final \(kept params, step (\d+)\): train accuracy (\S+), dev accuracy (\S+)", out
@@ -132,6 +132,15 @@ def test_train_with_patience_reports_the_kept_params(capsys):
     step_line = re.search(rf"^step +{final[1]} .*train acc (\S+) .*dev acc (\S+)$", out, re.M)
     assert step_line, out
     assert f"{float(final[2]):.3f}" == step_line[1] and f"{float(final[3]):.3f}" == step_line[2]
+
+
+def test_train_prints_about_ten_progress_lines(capsys):
+    argv = ["train", "--n-train", "100", "--n-dev", "50", "--steps", "190", "--eval-every", "5"]
+    assert main(argv) == 0  # 38 evaluations: every 4th shown, and the last
+    out = capsys.readouterr().out
+    steps = [int(line.split()[1]) for line in out.splitlines() if line.startswith("step ")]
+    assert steps == [20, 40, 60, 80, 100, 120, 140, 160, 180, 190]
+    assert "evaluated every 5 (every 4th shown)" in out
 
 
 def test_help_shows_every_option_with_its_default(capsys):
