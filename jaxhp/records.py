@@ -257,7 +257,9 @@ class TrainConfig:
       activation: hidden activation of the ``layer_sizes`` MLP, one of ``jaxhp.nn.ACTIVATIONS``.
       init: init scheme of the ``layer_sizes`` MLP (see :func:`jaxhp.init_mlp`);
         ``init_scale`` its scale.
-      optimizer: ``"sgd"``, ``"momentum"`` (0.9), ``"adam"``, ``"rmsprop"``, or a factory
+      optimizer: ``"sgd"``, ``"momentum"``, ``"adam"``, ``"rmsprop"``, or a factory. The
+        named ones read ``momentum`` (default 0.9), ``b1``/``b2`` (0.9/0.999) and ``decay``
+        (0.9) from the member's hparams when it has them, so these can be swept; or a factory
         ``f(hparams) -> optax.GradientTransformation`` that reads the member's (traced)
         hyperparameters, e.g. ``lambda hp: optax.sgd(hp.learning_rate, momentum=hp.momentum)``.
         A factory of the learning rate alone (``lambda lr: optax.adam(lr)``) also works: a

@@ -37,11 +37,15 @@ from jaxhp.records import Data, History, HParams, TrainConfig, TrainResult, read
 
 Params = Any
 
+# The built-in optimizers read their own hyperparameters from the member's hparams when it
+# has them (so a sweep can put an axis on them), else optax's defaults.
 _BUILTIN_OPTIMIZERS: dict[str, Callable[[HParams], optax.GradientTransformation]] = {
     "sgd": lambda hp: optax.sgd(hp.learning_rate),
-    "momentum": lambda hp: optax.sgd(hp.learning_rate, momentum=0.9),
-    "adam": lambda hp: optax.adam(hp.learning_rate),
-    "rmsprop": lambda hp: optax.rmsprop(hp.learning_rate),
+    "momentum": lambda hp: optax.sgd(hp.learning_rate, momentum=getattr(hp, "momentum", 0.9)),
+    "adam": lambda hp: optax.adam(
+        hp.learning_rate, b1=getattr(hp, "b1", 0.9), b2=getattr(hp, "b2", 0.999)
+    ),
+    "rmsprop": lambda hp: optax.rmsprop(hp.learning_rate, decay=getattr(hp, "decay", 0.9)),
 }
 
 

@@ -231,6 +231,25 @@ def test_custom_optimizer_factory_is_used(moons):
     assert not np.allclose(run("sgd"), builtin, rtol=1e-4)
 
 
+@pytest.mark.parametrize(
+    "name, hparams, factory",
+    [
+        ("momentum", {"momentum": 0.5}, lambda lr: optax.sgd(lr, momentum=0.5)),
+        ("adam", {"b1": 0.5, "b2": 0.9}, lambda lr: optax.adam(lr, b1=0.5, b2=0.9)),
+        ("adam", {}, lambda lr: optax.adam(lr)),
+        ("rmsprop", {"decay": 0.5}, lambda lr: optax.rmsprop(lr, decay=0.5)),
+    ],
+)
+def test_named_optimizers_read_their_hyperparameters_from_hparams(moons, name, hparams, factory):
+    config = jaxhp.TrainConfig(layer_sizes=(2, 8, 1), steps=20, eval_every=10)
+    hp = jaxhp.HParams(learning_rate=0.05, **hparams)
+
+    def run(optimizer):
+        return jaxhp.fit(0, hp, moons, config.replace(optimizer=optimizer)).history.train_cost
+
+    np.testing.assert_allclose(run(name), run(factory), rtol=1e-6)
+
+
 def test_momentum_from_hparams_is_traced_not_recompiled(moons):
     config = jaxhp.TrainConfig(
         layer_sizes=(2, 4, 1),
