@@ -315,7 +315,8 @@ class SweepResults:
 
     def diagnose(self, bayes_error: float | None = None, *, threshold: float = 0.02) -> list[dict]:
         """The table with each member's error rates, avoidable bias (train − Bayes),
-        variance (dev − train) and verdict (see :func:`jaxhp.diagnose`)."""
+        variance (dev − train) and verdict (see :func:`jaxhp.diagnose`); :meth:`diagnosis`
+        gives one configuration's full diagnosis, with advice."""
         columns, rows = self.columns(), self.table()
         for member, row in enumerate(rows):
             d = self._diagnosis(columns, member, bayes_error, threshold)
@@ -328,12 +329,18 @@ class SweepResults:
             )
         return rows
 
-    def diagnosis(self, member, bayes_error: float | None = None, *, threshold: float = 0.02):
-        """The full :class:`jaxhp.diagnose.Diagnosis` (with advice) of one member, or of a
-        configuration given as its members (e.g. ``summary()[0]["members"]``: the mean
-        error rates of those that did not diverge). The error rates are those of the params
-        each member keeps: at its best evaluation when the sweep restored its best params
-        (``meta["restore_best"]``), else at its last."""
+    def diagnosis(
+        self, member=None, bayes_error: float | None = None, *, threshold: float = 0.02
+    ):
+        """The full :class:`jaxhp.diagnose.Diagnosis` (with advice) of one member, of a
+        configuration given as its members (e.g. ``summary()[1]["members"]``: the mean
+        error rates of those that did not diverge), or by default of the best
+        configuration (``summary()[0]``). The error rates are those of the params each
+        member keeps: at its best evaluation when the sweep restored its best params
+        (``meta["restore_best"]``), else at its last. :meth:`diagnose` gives every
+        member's error rates and verdict as a table instead."""
+        if member is None:
+            member = self.summary()[0]["members"]
         return self._diagnosis(self.columns(), member, bayes_error, threshold)
 
     # ---- exports ---------------------------------------------------------------------

@@ -165,6 +165,16 @@ def test_diagnosis_of_a_configuration_uses_its_mean_error_rates():
     assert got.bayes_error == 0.05
 
 
+def test_diagnosis_defaults_to_the_best_configuration():
+    results = _results([0.7, 0.9, 0.8], [0.5, 0.3, 0.4])  # member 1 has the best dev accuracy
+    train = float(results.history.train_accuracy[1, -1])
+    got = results.diagnosis(bayes_error=0.05)
+    want = diagnose(train_error=1 - train, dev_error=1 - 0.9, bayes_error=0.05)
+    assert got.train_error == pytest.approx(want.train_error)
+    assert got.dev_error == pytest.approx(want.dev_error, abs=1e-7)
+    assert got.verdict == want.verdict
+
+
 def test_json_holds_the_config_and_short_numbers(tmp_path):
     results = _results([0.3, 0.7], [0.25, 0.2], m_dev=40)
     path = results.to_json(tmp_path / "r.json", config={"argv": ["--steps=30"], "steps": 30})
