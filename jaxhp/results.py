@@ -152,6 +152,11 @@ class SweepResults:
             picked = np.asarray(values)[members, row]
             return np.where(found, picked, np.asarray(np.nan, picked.dtype))
 
+        train_m, dev_m = self._accuracy_rows()
+        h = h._replace(
+            train_accuracy=_exact_fraction(h.train_accuracy, train_m),
+            dev_accuracy=_exact_fraction(h.dev_accuracy, dev_m),
+        )
         return {
             "member": members,
             "seed": np.asarray(self.seeds),
@@ -169,6 +174,16 @@ class SweepResults:
             "diverged": np.asarray(self.diverged),
             **({} if self.rung is None else {"rung": np.asarray(self.rung)}),
         }
+
+    def _accuracy_rows(self) -> tuple[int | None, int | None]:
+        """The row counts that the train and dev accuracies are fractions of (None where
+        unknown or weighted). Without dev data the dev columns repeat the train ones."""
+        if self.meta.get("train_weighted", True):
+            train = None
+        else:
+            train = self.meta.get("m_train") or None
+        dev = self.meta.get("m_dev") or None
+        return train, dev if self.meta.get("m_dev") else train
 
     def table(self) -> list[dict[str, Any]]:
         """One dict per member (see the class docstring for the columns). float32 values
@@ -329,9 +344,7 @@ class SweepResults:
             )
         return rows
 
-    def diagnosis(
-        self, member=None, bayes_error: float | None = None, *, threshold: float = 0.02
-    ):
+    def diagnosis(self, member=None, bayes_error: float | None = None, *, threshold: float = 0.02):
         """The full :class:`jaxhp.diagnose.Diagnosis` (with advice) of one member, of a
         configuration given as its members (e.g. ``summary()[1]["members"]``: the mean
         error rates of those that did not diverge), or by default of the best
@@ -425,6 +438,15 @@ def diagnose_errors(
         diverged=diverged,
         chance_error=chance_error,
     )
+
+
+def _exact_fraction(accuracy, m: int | None) -> np.ndarray:
+    """An accuracy over m rows is hits / m exactly, but a float32 mean rounds it (194/200
+    comes out as 0.96999997): the nearest k / m, rounded once to float32, reads 0.97."""
+    accuracy = np.asarray(accuracy)
+    if m is None:
+        return accuracy
+    return (np.round(accuracy.astype(np.float64) * m) / m).astype(accuracy.dtype)
 
 
 def _plain_float(value) -> float:

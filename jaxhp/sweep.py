@@ -613,6 +613,7 @@ def _gather(
         "members": plan.n,
         "m_train": plan.data.train[0].shape[0],
         "m_dev": 0 if plan.data.dev is None else plan.data.dev[0].shape[0],
+        "train_weighted": len(plan.data.train) > 2 and plan.data.train[2] is not None,
         "chunk_size": largest.size,
         "vmap_width": largest.width,
         "chunks_run": sum(-(-len(g.mine) // g.size) for g in groups),

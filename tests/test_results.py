@@ -175,6 +175,22 @@ def test_diagnosis_defaults_to_the_best_configuration():
     assert got.verdict == want.verdict
 
 
+def test_accuracies_read_as_exact_fractions_of_the_rows(tmp_path):
+    # 194/200 as a float32 mean (sum times 1/200) is 0.96999997, not float32(0.97)
+    mean = np.float32(194) * np.float32(1 / 200)
+    assert mean != np.float32(0.97)
+    results = _results([mean, 0.5], [0.3, 0.4], m_dev=200, m_train=300, train_weighted=False)
+    assert results.table()[0]["dev_accuracy"] == 0.97
+    assert "0.96999997" not in results.to_csv(tmp_path / "r.csv").read_text()
+    train = results.history.train_accuracy[:, -1].astype(np.float64)
+    expected = np.round(train * 300) / 300  # the nearest fraction of the 300 train rows
+    shown = [np.float32(row["train_accuracy"]) for row in results.table()]
+    np.testing.assert_array_equal(shown, expected.astype(np.float32))
+    weighted = _results([mean, 0.5], [0.3, 0.4], m_dev=200, m_train=300, train_weighted=True)
+    raw = results.history.train_accuracy[0, -1]  # weighted: not a fraction of rows, kept
+    assert np.float32(weighted.table()[0]["train_accuracy"]) == raw
+
+
 def test_json_holds_the_config_and_short_numbers(tmp_path):
     results = _results([0.3, 0.7], [0.25, 0.2], m_dev=40)
     path = results.to_json(tmp_path / "r.json", config={"argv": ["--steps=30"], "steps": 30})
