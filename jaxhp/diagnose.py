@@ -174,7 +174,7 @@ def diagnose(
       result: optional :class:`jaxhp.TrainResult`; its last recorded train/dev accuracies
         give the error rates (1 − accuracy), and its ``diverged`` flag and costs count.
       train_error, dev_error: error rates in [0, 1] (required without ``result``).
-      bayes_error: the unavoidable error (≈ human error), in [0, 1]; None assumes 0 and
+      bayes_error: the unavoidable error (≈ human error), in [0, 1); None assumes 0 and
         says so in the output.
       train_dev_error: error on a held-out slice of the training distribution; separates
         variance from data mismatch.
@@ -213,6 +213,11 @@ def diagnose(
     dev = _error_rate("dev_error", dev_error)
     bayes_given = bayes_error is not None
     bayes = _error_rate("bayes_error", bayes_error) if bayes_given else 0.0
+    if bayes == 1.0:  # the CLI's --bayes-error allows the same [0, 1)
+        raise ValueError(
+            "bayes_error must be in [0, 1), got 1: a task that even the best possible "
+            "classifier always gets wrong has nothing to diagnose"
+        )
     threshold = _checks.check_number("threshold", threshold)
     if not (threshold > 0):
         raise ValueError(f"threshold must be > 0, got {threshold!r}")

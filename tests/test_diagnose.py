@@ -151,6 +151,11 @@ def test_bad_input():
         jaxhp.diagnose(train_error=1.5, dev_error=0.1)
     with pytest.raises(ValueError, match="needs train_error and dev_error"):
         jaxhp.diagnose(train_error=0.1)
+    # the same range as the CLI's --bayes-error: [0, 1)
+    with pytest.raises(ValueError, match=r"bayes_error must be in \[0, 1\), got 1"):
+        jaxhp.diagnose(train_error=0.1, dev_error=0.2, bayes_error=1.0)
+    with pytest.raises(ValueError, match=r"bayes_error must be an error rate in \[0, 1\]"):
+        jaxhp.diagnose(train_error=0.1, dev_error=0.2, bayes_error=-0.1)
 
 
 def test_learning_curve_equals_separate_training():
