@@ -674,8 +674,8 @@ def _check_file_flags(args):
 
 
 def _check_classes_can_split(name: str, y: np.ndarray):
-    """The split keeps every class in each of train/dev/test (stratified), which needs two
-    examples of each class at least."""
+    """The file's train/dev/test split is stratified by class: each class needs two
+    examples at least."""
     classes, counts = np.unique(y, return_counts=True)
     if counts.min() < 2:
         raise UsageError(
@@ -840,7 +840,7 @@ def _train(args) -> int:
         if -(-step // config.every) % stride and step < config.steps:
             return
         _print(
-            f"step {int(record['step']):>6}  train J {float(record['train_cost']):.4f}  "
+            f"step {step:>6}  train J {float(record['train_cost']):.4f}  "
             f"train acc {float(record['train_accuracy']):.3f}  "
             f"dev cost {float(record['dev_cost']):.4f}  "
             f"dev acc {float(record['dev_accuracy']):.3f}"
