@@ -20,6 +20,7 @@ import signal
 import sys
 import threading
 import time
+import warnings
 from importlib import metadata
 from pathlib import Path
 
@@ -636,7 +637,11 @@ def _check_file_target(path, flag: str):
         return
     if Path(path).is_dir():
         raise UsageError(f"{flag} {path} is a folder; give a file name")
-    _check_folder(Path(path).absolute().parent, flag)
+    parent = Path(path).absolute().parent
+    blocking = next((p for p in [parent, *parent.parents] if p.exists()), None)
+    if blocking is not None and not blocking.is_dir():
+        raise UsageError(f"{flag} {path}: {blocking} is a file, so {path} cannot be written")
+    _check_folder(parent, flag)
 
 
 def _check_steps(args):
@@ -874,17 +879,19 @@ def _train(args) -> int:
     _print(
         f"final ({params_words}): train accuracy {train_acc:.4f}, dev accuracy {dev_acc:.4f} "
         f"({status})",
-        str(
-            diagnose_errors(
+        _diagnosis_words(
+            args,
+            lambda bayes: diagnose_errors(
                 train_acc,
                 dev_acc,
-                bayes_error=args.bayes_error,
+                bayes_error=bayes,
                 diverged=diverged,
                 chance_error=_chance_error(data),
-            )
+            ),
         ),
     )
     if args.save:
+        Path(args.save).absolute().parent.mkdir(parents=True, exist_ok=True)
         np.savez(args.save, **_named_leaves(result.params))
         which = (
             f"best params (lowest dev cost, step {best_step})"
@@ -1052,8 +1059,13 @@ def _recorded_argv(path: Path) -> list[str]:
     except FileNotFoundError:
         raise UsageError(f"--config {path} does not exist") from None
     except (OSError, ValueError, KeyError, TypeError) as err:
+        reason = (
+            "it is not UTF-8 text"
+            if isinstance(err, UnicodeDecodeError)
+            else f"{type(err).__name__}: {str(err)[:120]}"
+        )
         raise UsageError(
-            f"--config {path} is not a results.json written by jaxhp sweep ({err!r})"
+            f"--config {path} is not a results.json written by jaxhp sweep ({reason})"
         ) from None
     if not isinstance(argv, list) or not all(isinstance(a, str) for a in argv):
         raise UsageError(f"--config {path}: config.argv must be a list of flags")
@@ -1309,7 +1321,9 @@ def _report(args, results, record, trained: str | None = None) -> int:
             f"{headline}; {others} other point(s) within noise of it ("
             f"{_noise_words(args.metric, live, results._resolution(args.metric), args.command)})",
             *_stopping_words(results, best),
-            str(results.diagnosis(best["members"], bayes_error=args.bayes_error)),
+            _diagnosis_words(
+                args, lambda bayes: results.diagnosis(best["members"], bayes_error=bayes)
+            ),
         )
     out = Path(args.out)
     results.to_csv(out / "results.csv")
@@ -1551,6 +1565,31 @@ def _noise_words(metric: str, seeds: int, resolution: float, command: str = "swe
     if command != "sweep":  # only sweep has --seeds
         rerun = "try the best point in `jaxhp sweep --seeds 2`"
     return f"one seed gives no noise estimate for a cost: {rerun}"
+
+
+def _bayes_default(args) -> tuple[float | None, str]:
+    """--bayes-error, or for a built-in dataset whose noise is known exactly (moons,
+    circles) the error of the best possible classifier on it; else None (0 assumed)."""
+    if args.bayes_error is not None:
+        return args.bayes_error, ""
+    name = getattr(args, "dataset", None)
+    if name in datasets.BAYES_KNOWN:
+        noise = args.noise if args.noise is not None else datasets.DEFAULT_NOISE[name]
+        return datasets.bayes_error(name, noise), (
+            f"the {name} generator's at noise {_num(float(noise))}: the error of the best "
+            "possible classifier; --bayes-error overrides it"
+        )
+    return None, "the default: pass --bayes-error, your estimate of human-level error"
+
+
+def _diagnosis_words(args, diagnosis_of) -> str:
+    """The diagnosis, with the Bayes error the CLI assumes and where it comes from. Its
+    warning about a Bayes error above the train error is left out: a note says it."""
+    bayes, note = _bayes_default(args)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="bayes_error .* is above train_error")
+        diagnosis = diagnosis_of(bayes)
+    return str(diagnosis._replace(bayes_note=note or None))
 
 
 def _heatmap_axes(results) -> tuple[str, str]:

@@ -107,7 +107,54 @@ def digits():
     return x, bunch.target.astype(np.int32)
 
 
+def _moons_curves(theta: np.ndarray) -> list[np.ndarray]:
+    top = np.stack([np.cos(theta), np.sin(theta)], axis=1)
+    bottom = np.stack([1 - np.cos(theta), 0.5 - np.sin(theta)], axis=1)
+    return [top, bottom]
+
+
+def _circles_curves(theta: np.ndarray, factor: float = 0.8) -> list[np.ndarray]:
+    ring = np.stack([np.cos(theta), np.sin(theta)], axis=1)
+    return [ring, factor * ring]
+
+
+# Generators whose classes are curves plus isotropic Gaussian noise: (curves of a parameter
+# in [0, its range), that range). Their class densities, hence their Bayes error, follow.
+_CURVES = {"moons": (_moons_curves, np.pi), "circles": (_circles_curves, 2 * np.pi)}
+
+
+def bayes_error(name: str, noise: float | None = None, *, samples: int = 8_000) -> float:
+    """The lowest error any classifier can reach on a built-in 2-D dataset: the error of
+    the Bayes classifier, from the generator's own class densities (each a curve blurred
+    by Gaussian noise), estimated as the mean of min(p0, p1) / (p0 + p1) over ``samples``
+    draws of the generator (the same value every call). For ``moons`` and ``circles``.
+
+    Raises:
+      ValueError: another dataset name (whose noise is not additive and isotropic).
+    """
+    if name not in _CURVES:
+        raise ValueError(
+            f"bayes_error is known for {', '.join(_CURVES)} (curves plus Gaussian noise), "
+            f"not {name!r}"
+        )
+    curves, span = _CURVES[name]
+    noise = DEFAULT_NOISE[name] if noise is None else float(noise)
+    if noise <= 0:
+        return 0.0
+    x, _ = GENERATORS[name](samples, noise=noise, seed=12345)
+    grid = curves(np.linspace(0, span, 360, endpoint=name != "moons"))
+    densities = []
+    for points in grid:  # each class: the mean Gaussian kernel over its curve's points
+        squared = ((x[:, None, :] - points[None, :, :]) ** 2).sum(-1)
+        densities.append(np.exp(-squared / (2 * noise**2)).mean(axis=1))
+    p0, p1 = densities
+    total = np.maximum(p0 + p1, np.finfo(np.float64).tiny)
+    return float(np.mean(np.minimum(p0, p1) / total))
+
+
 GENERATORS = {"moons": moons, "circles": circles, "flower": flower, "spirals": spirals}
+DEFAULT_NOISE = {"moons": 0.25, "circles": 0.05, "flower": 0.2, "spirals": 0.2}
+BAYES_KNOWN = tuple(_CURVES)  # the datasets whose bayes_error is known
 IMAGES = {"digits": digits}
 NAMES = (*GENERATORS, *IMAGES)
 _DIGITS_SIZES = (1197, 300, 300)

@@ -76,10 +76,13 @@ class Diagnosis(NamedTuple):
     advice: tuple[str, ...]
     notes: tuple[str, ...] = ()
     bayes_error_given: bool = True
+    bayes_note: str | None = None  # where the Bayes error came from, shown after it
 
     def __str__(self) -> str:
         bayes = f"assumed Bayes error {self.bayes_error:.2%}"
-        if not self.bayes_error_given:
+        if self.bayes_note:
+            bayes += f" ({self.bayes_note})"
+        elif not self.bayes_error_given:
             bayes += " (the default: pass bayes_error, your estimate of human-level error)"
         parts = [
             f"train error {self.train_error:.2%}, dev error {self.dev_error:.2%}, {bayes}",
@@ -290,17 +293,19 @@ def _verdict(problems: list) -> str:
 def _negative_gap_notes(bias: float, variance: float, mismatch: float | None) -> list[str]:
     """Why a gap that cannot truly be negative was measured below 0, and read as about 0."""
     notes = []
-    if bias < 0:
+    tiny = 5e-5  # below what the notes print (0.00%): float rounding, not a gap
+    if bias < -tiny:
         notes.append(
             f"train error is {-bias:.2%} below the assumed Bayes error: avoidable bias read "
-            "as 0 (Bayes error set too high, or the model memorises noise)"
+            "as 0 (sampling noise of a small set, a Bayes error set too high, or a model that "
+            "memorises noise)"
         )
-    if variance < 0:
+    if variance < -tiny:
         held_out = "dev" if mismatch is None else "train-dev"
         notes.append(
             f"{held_out} error is {-variance:.2%} below train error: variance read as 0 "
             "(sampling noise of a small set)"
         )
-    if mismatch is not None and mismatch < 0:
+    if mismatch is not None and mismatch < -tiny:
         notes.append(f"dev error is {-mismatch:.2%} below train-dev error: data mismatch read as 0")
     return notes

@@ -327,6 +327,15 @@ def _as_data(data: Any) -> Data:
     return Data(arrays(data.train, "data.train"), arrays(data.dev, "data.dev"), data.test)
 
 
+def _check_rows(x, y, name: str):
+    """One label per row of x: checked before the model sees x, so that a transposed x
+    (the course's (n_x, m) layout) is named as such."""
+    if x.ndim >= 1 and np.ndim(y) >= 1 and x.shape[0] != np.shape(y)[0]:
+        transposed = x.ndim == 2 and x.shape[1] == np.shape(y)[0]
+        hint = "; x looks transposed: pass x.T, one example per row" if transposed else ""
+        raise ValueError(f"{name} has {x.shape[0]} rows but its labels have {np.shape(y)[0]}{hint}")
+
+
 def _check_model_xy(x, y, n_out: int, name: str):
     if x.ndim < 1 or x.shape[0] == 0:
         raise ValueError(f"{name} must have at least one row, got shape {x.shape}")
@@ -366,9 +375,17 @@ def _output_width(config: TrainConfig, hparams: HParams, x) -> int:
             "init(key) must return a pytree of float arrays"
         )
     spec = jax.ShapeDtypeStruct(x.shape, jnp.dtype(config.dtype))
-    logits = jax.eval_shape(
-        lambda p, x: model.apply(p, x, key=jax.random.key(0), hparams=hparams), params, spec
-    )
+    try:
+        logits = jax.eval_shape(
+            lambda p, x: model.apply(p, x, key=jax.random.key(0), hparams=hparams), params, spec
+        )
+    except (TypeError, ValueError) as err:  # shapes that do not fit the model's layers
+        if "hyperparameter" in str(err):  # HParams' own message already says it all
+            raise
+        raise type(err)(
+            f"the model's apply fails on train x of shape {tuple(x.shape)} (one example per "
+            f"row, then the example's shape): {str(err).splitlines()[0]}"
+        ) from err
     if len(logits.shape) != 2 or logits.shape[0] != x.shape[0]:
         raise ValueError(
             f"model.apply must return logits of shape (m, n_out) = ({x.shape[0]}, n_out) for "
@@ -420,6 +437,9 @@ def check_inputs(hparams: HParams, data: Data, config: TrainConfig) -> Data:
                     _check_enough_logits(np.asarray(pair[1]), sizes[-1], name, mlp=True)
                 _checks.check_xy(pair[0], pair[1], n_in=sizes[0], n_out=sizes[-1], name=name)
     else:
+        for name, pair in (("train x", data.train), ("dev x", data.dev)):
+            if pair is not None:
+                _check_rows(pair[0], pair[1], name)
         n_out = _output_width(config, hparams, x)
         for name, pair in (("train x", data.train), ("dev x", data.dev)):
             if pair is not None:

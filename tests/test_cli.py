@@ -76,6 +76,8 @@ def test_sweep_writes_outputs_and_its_config_reruns_it(tmp_path, capsys):
     assert "sweep: 8 members (4 points × 2 seeds)" in text and "trained 8 members" in text
     assert re.search(r"trained 8 members in [\d.]+ s \(in one chunk\)", text)
     assert "best: lambd=" in text and "verdict:" in text
+    # moons' noise is known: the Bayes error assumed is the best possible classifier's
+    assert re.search(r"assumed Bayes error 5\.\d\d% \(the moons generator's at noise 0.25", text)
     assert text.rstrip().splitlines()[-1].startswith("done: best: ")
     for name in ("results.csv", "results.json", "heatmap.png", "curves.png"):
         assert (out_dir / name).stat().st_size > 0

@@ -1,4 +1,5 @@
-"""datasets.digits and load("digits") against scikit-learn's own arrays."""
+"""datasets.digits and load("digits") against scikit-learn's own arrays; the Bayes error of
+the 2-D generators against the Bayes classifier's error on fresh draws."""
 
 import sys
 
@@ -7,6 +8,7 @@ import pytest
 from sklearn.datasets import load_digits
 
 import jaxhp
+from jaxhp import datasets
 
 
 def test_digits_are_sklearns_images_as_nhwc_in_unit_range():
@@ -59,3 +61,29 @@ def test_digits_without_scikit_learn_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "sklearn.datasets", None)
     with pytest.raises(ImportError, match="pip install 'jaxhp\\[data\\]'"):
         jaxhp.datasets.digits()
+
+
+@pytest.mark.parametrize("name, noise", [("moons", 0.25), ("circles", 0.1)])
+def test_bayes_error_is_the_error_of_the_bayes_classifier_on_fresh_draws(name, noise):
+    """An independent check of the class densities: the classifier that picks the class
+    of larger density, scored on fresh labelled draws of the generator, errs at the rate
+    bayes_error states (within three binomial standard errors)."""
+    bayes = datasets.bayes_error(name, noise)
+    x, y = datasets.GENERATORS[name](10_000, noise=noise, seed=99)
+    curves, span = datasets._CURVES[name]
+    theta = np.linspace(0, span, 720, endpoint=False)
+    density = [
+        np.exp(-((x[:, None, :] - c[None]) ** 2).sum(-1) / (2 * noise**2)).mean(1)
+        for c in curves(theta)
+    ]
+    errors = np.mean((density[1] > density[0]).astype(int) != y)
+    assert abs(errors - bayes) < 3 * np.sqrt(bayes * (1 - bayes) / len(y)) + 0.003
+    assert 0.0 < bayes < 0.5
+
+
+def test_bayes_error_grows_with_the_noise_and_is_refused_where_unknown():
+    low, high = datasets.bayes_error("moons", 0.1), datasets.bayes_error("moons", 0.3)
+    assert 0 <= low < 0.005 < high  # at noise 0.1 the moons barely overlap
+    assert datasets.bayes_error("moons", 0.0) == 0.0
+    with pytest.raises(ValueError, match="bayes_error is known for moons, circles"):
+        datasets.bayes_error("spirals", 0.2)
