@@ -357,7 +357,8 @@ def heatmap_figure(results, *, x: str = "lambd", y: str = "keep_prob", metric: s
     fig = _figure(figsize=(7, 5.5), layout="constrained")
     ax = fig.subplots()
     draw = _draw_grid if as_grid else _draw_scatter
-    image = draw(ax, cells, ux, uy, best, _colour_norm(cells, metric))
+    resolution = results._resolution(metric) if hasattr(results, "_resolution") else 0.0
+    image = draw(ax, cells, ux, uy, best, _colour_norm(cells, metric, resolution))
     direction = "higher" if maximise else "lower"
     fig.colorbar(image, ax=ax, label=f"{metric} ({direction} is better)")
     ax.set_xlabel(x)
@@ -387,9 +388,11 @@ def _heatmap_legend(as_grid: bool, has_best: bool, has_diverged: bool) -> list:
     return [best] * has_best + [diverged] * has_diverged
 
 
-def _colour_norm(cells, metric: str):
-    """The colour range of the cells' means. One value gets a narrow range around it; an
-    accuracy's range never leaves [0, 1]."""
+def _colour_norm(cells, metric: str, resolution: float = 0.0):
+    """The colour range of the cells' means, at least a minimum span wide (for an accuracy
+    four dev examples or 0.02, whichever is larger; for a cost 5% of its size), so that
+    differences within noise do not look like the whole scale. An accuracy's range stays
+    inside [0, 1]."""
     from matplotlib.colors import Normalize
 
     means = np.asarray([c.mean for c in cells.values()])
@@ -397,12 +400,15 @@ def _colour_norm(cells, metric: str):
     if means.size == 0:
         return Normalize(0, 1)
     lo, hi = float(means.min()), float(means.max())
-    if hi > lo:
+    accuracy = "accuracy" in metric
+    span = max(0.02, 4 * resolution) if accuracy else max(0.05 * abs(lo + hi) / 2, 1e-3)
+    if hi - lo >= span:
         return Normalize(lo, hi)
-    pad = max(0.05 * abs(lo), 1e-3)
-    lo, hi = lo - pad, hi + pad
-    if "accuracy" in metric:
-        lo, hi = max(lo, 0.0), min(hi, 1.0)
+    middle = (lo + hi) / 2
+    lo, hi = middle - span / 2, middle + span / 2
+    if accuracy:  # slide the window back inside [0, 1]
+        shift = max(0.0, -lo) - max(0.0, hi - 1.0)
+        lo, hi = lo + shift, hi + shift
     return Normalize(lo, hi)
 
 

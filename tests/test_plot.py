@@ -317,6 +317,19 @@ def test_one_cell_colour_range_holds_its_value_inside_0_1(accuracy):
     assert high - low < 0.2  # a narrow range around the one value, not ±0.5
 
 
+def test_differences_within_noise_do_not_span_the_colour_scale():
+    # 0.880 vs 0.8775 on 200 dev examples: half of one example apart
+    results = make_results([0.0, 1.0], [1.0, 1.0], [0.1, 0.1], [0, 0], [0.88, 0.8775])
+    results.meta["m_dev"] = 200
+    fig = plot.heatmap_figure(results, x="lambd", y="keep_prob", metric="dev_accuracy")
+    low, high = fig.axes[1].get_ylim()
+    assert high - low == pytest.approx(0.02)  # four dev examples (0.005 each): the minimum
+    assert low < 0.8775 and 0.88 < high
+    wide = make_results([0.0, 1.0], [1.0, 1.0], [0.1, 0.1], [0, 0], [0.7, 0.9])
+    fig = plot.heatmap_figure(wide, x="lambd", y="keep_prob", metric="dev_accuracy")
+    assert fig.axes[1].get_ylim() == pytest.approx((0.7, 0.9))  # wider spreads: as they are
+
+
 def test_cli_heatmap_shows_the_swept_columns():
     from jaxhp.cli import _heatmap_axes
 
