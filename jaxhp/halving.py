@@ -118,6 +118,8 @@ def rungs(
     ends, k = [], 0
     while True:
         end = min(steps, -(-round(first * eta**k) // every) * every)
+        if steps < end * math.sqrt(eta):  # a last rung this short halves nothing worth it
+            end = steps
         if not ends or end > ends[-1]:
             ends.append(end)
         if end >= steps:
@@ -125,9 +127,14 @@ def rungs(
         k += 1
     out, n = [], n_points
     for end in ends:
+        if n == 1 and out and out[-1].points == 1:  # one configuration left: train it to the end
+            break
         evaluation = -(-end // every)  # the last evaluation is at ``steps`` even if ragged
         out.append(Rung(end, evaluation, n * seeds, n))
         n = _survivors(n, eta)
+    if out[-1].step != steps:  # the last configuration standing trains to the end
+        last = out.pop()
+        out.append(last._replace(step=steps, evaluation=-(-steps // every)))
     return out
 
 
@@ -292,6 +299,13 @@ def _at_rung(trainer: _Trainer, state: dict) -> tuple[float, float]:
     return float(progress.history.dev_cost[row]), float(progress.history.train_cost[row])
 
 
+@functools.partial(jax.jit, static_argnums=0)
+def _finish_members(config, progress):
+    """Every member's result from its progress: one compiled program (run op by op, each
+    operation would compile on its own)."""
+    return _programs._kept(jax.vmap(functools.partial(train._finish, config))(progress))
+
+
 def train_rungs(plan, schedule: Halving, *, report: bool) -> dict[str, Any]:
     """Train ``plan``'s members by successive halving; fills ``plan.done`` with every
     member's result arrays (as a full sweep's) and returns the halving's record: each
@@ -327,8 +341,7 @@ def train_rungs(plan, schedule: Halving, *, report: bool) -> dict[str, Any]:
         rows = [states[int(m)] for m in trainer.members]
         leaves = [np.stack([row[name] for row in rows]) for name in trainer.shapes]
         progress = jax.tree.unflatten(trainer.treedef, leaves)
-        result = jax.vmap(functools.partial(train._finish, trainer.config))(progress)
-        arrays = _programs._flatten(result)
+        arrays = _programs._flatten(_finish_members(trainer.config, progress))
         for row, member in enumerate(trainer.members):
             plan.done[int(member)] = {name: v[row] for name, v in arrays.items()}
     return {

@@ -52,11 +52,22 @@ def test_rungs_of_the_issue_workload():
 
 
 def test_rungs_round_up_to_evaluations_and_end_at_steps():
-    # eta 2.5 from 100 with an evaluation every 50: 100, 250, 625 -> 650, 1562.5 -> 1600,
-    # then 3906.25 is past the end: the last rung is the config's 2000 steps.
+    # eta 2.5 from 100 with an evaluation every 50: 100, 250, 625 -> 650, 1562.5 -> 1600;
+    # 2000 steps is less than sqrt(2.5) x 1600, so the last rung is the config's 2000 steps
+    # (no short extra rung from 1600 to 2000).
     got = halving.rungs(sweep.halving(2.5, 100), 20, 2000, 50)
-    assert [r.step for r in got] == [100, 250, 650, 1600, 2000]
-    assert [r.members for r in got] == [20, 8, 3, 1, 1]  # floor(n / 2.5), at least 1
+    assert [r.step for r in got] == [100, 250, 650, 2000]
+    assert [r.members for r in got] == [20, 8, 3, 1]  # floor(n / 2.5), at least 1
+
+
+def test_one_configuration_left_trains_to_the_end():
+    # 4 points x 2 seeds, eta 3 from 33 (an evaluation every 3 steps): 33, 99, 297 -> 300.
+    # After rung 0 one configuration is left: it trains straight to 300, no rung at 99.
+    got = halving.rungs(sweep.halving(3, 33), 4, 300, 3, seeds=2)
+    assert [(r.step, r.members, r.points) for r in got] == [(33, 8, 4), (300, 2, 1)]
+    assert got[-1].evaluation == 100
+    single = halving.rungs(sweep.halving(3, 30), 1, 300, 3)
+    assert [(r.step, r.points) for r in single] == [(300, 1)]
 
 
 def test_default_first_rung_lets_about_one_member_reach_the_end():
@@ -121,7 +132,7 @@ def test_one_advance_program_serves_every_rung(data, halved):
     program = _programs._ADVANCE["cpu"]
     before = program._cache_size()
     again = jaxhp.run_sweep(SPACE, data, CONFIG, progress=False, schedule=sweep.halving(2, 5))
-    assert len(again.meta["rungs"]) == 5  # other rungs and survivor counts: no new program
+    assert len(again.meta["rungs"]) == 4  # other rungs and survivor counts: no new program
     assert program._cache_size() == before
     # ... and the count does see a new program: another config compiles one more
     jaxhp.run_sweep(SPACE, data, CONFIG.replace(steps=40), progress=False, schedule=SCHEDULE)
