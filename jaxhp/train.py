@@ -862,11 +862,15 @@ def _check_names_read(hparams: HParams, read: set[str]):
     if unread:
         known = ", ".join(sorted(read - course)) or "no other name"
         close = difflib.get_close_matches(unread[0], sorted(course | read), n=1)
-        hint = f"did you mean {close[0]!r}? " if close else "check its spelling, or "
+        hint = (
+            f"did you mean {close[0]!r}?"
+            if close
+            else f"check its spelling, or use an optimizer or model that reads hparams.{unread[0]}"
+        )
         warnings.warn(
             f"hparams has {unread[0]!r}, which neither the model nor the optimizer reads (they "
             f"read lambd, keep_prob, learning_rate and {known}), so training ignores it; "
-            f"{hint}use an optimizer or model that reads hparams.{unread[0]}",
+            f"{hint}",
             stacklevel=3,
         )
 
