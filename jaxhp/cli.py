@@ -287,6 +287,12 @@ def _add_data_args(parser: argparse.ArgumentParser):
         default=0,
         help="seed of the data draws or the file's split",
     )
+    data.add_argument(
+        "--no-normalize",
+        action="store_true",
+        help="keep a file's features as they are (by default each is standardised with the "
+        "mean and std of the training split only, as the course does)",
+    )
     model = parser.add_argument_group("model and training")
     model.add_argument(
         "--layers",
@@ -703,6 +709,11 @@ def _load_data(args):
     (stratified, seeded by --data-seed). Returns the Data, the output width, the class
     count, and a record of the source."""
     name = args.dataset
+    if name in datasets.GENERATORS and getattr(args, "no_normalize", False):
+        raise UsageError(
+            f"--no-normalize applies to data files only; the built-in {name} is used as "
+            "generated (its features are already on a unit scale)"
+        )
     if name in datasets.GENERATORS:
         data = datasets.load(
             name,
@@ -727,10 +738,17 @@ def _load_data(args):
         x, y = load_file(name)
         _check_classes_can_split(name, y)
         data = split(x, y, key=args.data_seed).data()
+        if not getattr(args, "no_normalize", False):
+            data = _standardised(data)
         y = np.asarray(y)
         n_classes = y.shape[1] if y.ndim == 2 else int(y.max()) + 1
         digest = hashlib.sha256(Path(name).read_bytes()).hexdigest()
-        source = {"file": str(Path(name).absolute()), "sha256": digest, "data_seed": args.data_seed}
+        source = {
+            "file": str(Path(name).absolute()),
+            "sha256": digest,
+            "data_seed": args.data_seed,
+            "normalized": not getattr(args, "no_normalize", False),
+        }
     else:
         close = difflib.get_close_matches(name, list(datasets.GENERATORS), n=1)
         hint = f"; did you mean {close[0]}?" if close else ""
@@ -758,12 +776,31 @@ def _split_sizes(data) -> dict:
     }
 
 
+def _standardised(data):
+    """Each feature standardised with the training split's mean and std (train-only
+    statistics: dev and test are scaled as new data would be)."""
+    from jaxhp.data import Normalizer
+    from jaxhp.records import Data
+
+    norm = Normalizer().fit(data.train[0])
+    scaled = [None if s is None else (norm.transform(s[0]), *s[1:]) for s in data]
+    return Data(*scaled)
+
+
 def _data_line(source: dict, data, n_classes: int) -> str:
     label = source.get("name") or source["file"]
     n_x = np.asarray(data.train[0]).shape[1]
+    scaling = ""
+    if "normalized" in source:
+        scaling = (
+            "; features standardised with the train split's mean and std (--no-normalize "
+            "keeps them as they are)"
+            if source["normalized"]
+            else "; features as they are in the file"
+        )
     return (
         f"data: {label}: {source['m_train']} train, {source['m_dev']} dev, "
-        f"{source['m_test']} test examples; {n_x} features, {n_classes} classes"
+        f"{source['m_test']} test examples; {n_x} features, {n_classes} classes{scaling}"
     )
 
 
@@ -1318,7 +1355,8 @@ def _report(args, results, record, trained: str | None = None) -> int:
         spread = f" ± {std:.4f} over {live} seeds" if live > 1 else " (one seed)"
         headline = f"best: {_point(best, results)}: {args.metric} {mean:.4f}{spread}"
         _print(
-            f"{headline}; {others} other point(s) within noise of it ("
+            f"{headline}; {_plural(others, 'other point') if others else 'no other point'} "
+            "within noise of it ("
             f"{_noise_words(args.metric, live, results._resolution(args.metric), args.command)})",
             *_stopping_words(results, best),
             _diagnosis_words(

@@ -136,6 +136,22 @@ def test_train_with_patience_reports_the_kept_params(capsys):
     assert f"{float(final[2]):.3f}" == step_line[1] and f"{float(final[3]):.3f}" == step_line[2]
 
 
+def test_file_features_are_standardised_with_train_statistics_only():
+    from jaxhp.cli import _standardised
+    from jaxhp.records import Data
+
+    rng = np.random.default_rng(0)
+    train = rng.normal([0.0, 5000.0], [1.0, 1000.0], size=(50, 2)).astype(np.float32)
+    dev = rng.normal([0.0, 5000.0], [1.0, 1000.0], size=(20, 2)).astype(np.float32)
+    labels = np.zeros(50, np.int32), np.zeros(20, np.int32)
+    got = _standardised(Data((train, labels[0]), (dev, labels[1])))
+    mean, std = train.astype(np.float64).mean(0), train.astype(np.float64).std(0)
+    np.testing.assert_allclose(got.train[0], (train - mean) / std, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(got.dev[0], (dev - mean) / std, rtol=1e-4, atol=1e-5)
+    np.testing.assert_array_equal(got.dev[1], labels[1])
+    assert got.test is None
+
+
 def test_train_prints_about_ten_progress_lines(capsys):
     argv = ["train", "--n-train", "100", "--n-dev", "50", "--steps", "190", "--eval-every", "5"]
     assert main(argv) == 0  # 38 evaluations: every 4th shown, and the last

@@ -104,6 +104,7 @@ CASES = [
     (["sweep", "--dataset", "LONE"], "lone.csv: class 1 has only 1 example; .* stratified"),
     (["sweep", "--dataset", "LONE", "--n-train", "50"], "--n-train 50 applies to the built-in"),
     (["sweep", "--dataset", "LONE", "--noise", "0.1"], "--noise 0.1 applies to the built-in"),
+    (["sweep", "--no-normalize"], "--no-normalize applies to data files only"),
     (["sweep", "--lambd", "0,0.1,0"], "argument --lambd: '0,0.1,0' lists 0 more than once"),
     (["sweep", "--keep-prob", "0.5,1,0.50"], "argument --keep-prob: .* lists 0.5 more than"),
     (["sweep", "--eval-every", "5000"], "--eval-every 5000 must be <= --steps 2000"),
