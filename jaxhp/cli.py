@@ -71,7 +71,8 @@ def _float(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        lists = "; a list of values is for jaxhp sweep" if "," in text else ""
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}{lists}") from None
     if not np.isfinite(value):
         raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
     return value

@@ -256,6 +256,12 @@ def load_file(path) -> tuple[np.ndarray, np.ndarray]:
             f"dataset file {path}: x must be (m, n_x) with m = len(y) > 0, got "
             f"x {x.shape} and y {np.shape(y)}"
         )
+    bad = ~np.isfinite(x).all(axis=1)
+    if bad.any():
+        raise ValueError(
+            f"dataset file {path}: x holds NaN or inf, first in data row {int(np.argmax(bad))} "
+            "(counted from 0); fill or drop those rows"
+        )
     y = np.asarray(y)
     if y.ndim == 2 and y.shape[1] == 1:  # a column of class ids
         y = y[:, 0]

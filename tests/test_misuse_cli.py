@@ -30,6 +30,7 @@ def _paths(tmp_path):
     (tmp_path / "cell.csv").write_text("a,b,y\n0.1,0.2,0\n0.3,,1\n")
     (tmp_path / "ragged.csv").write_text("0.1,0.2,0\n0.3,1\n")
     (tmp_path / "lone.csv").write_text("0.1,0.2,0\n" * 9 + "0.3,0.4,1\n")
+    (tmp_path / "nan.csv").write_text("0.1,0.2,0\n0.3,nan,1\n" * 5)
     x = np.zeros((40, 2), np.float32)
     np.savez(tmp_path / "onehot.npz", x=x, y=np.eye(2, dtype=np.int32)[np.arange(40) % 2])
     (tmp_path / "not.json").write_text("{")
@@ -42,6 +43,7 @@ def _paths(tmp_path):
         "CELL": str(tmp_path / "cell.csv"),
         "RAGGED": str(tmp_path / "ragged.csv"),
         "LONE": str(tmp_path / "lone.csv"),
+        "NANCSV": str(tmp_path / "nan.csv"),
         "ONEHOT": str(tmp_path / "onehot.npz"),
         "MISSING": str(tmp_path / "missing.csv"),
         "NOTJSON": str(tmp_path / "not.json"),
@@ -105,6 +107,8 @@ CASES = [
     (["sweep", "--dataset", "LONE", "--n-train", "50"], "--n-train 50 applies to the built-in"),
     (["sweep", "--dataset", "LONE", "--noise", "0.1"], "--noise 0.1 applies to the built-in"),
     (["sweep", "--no-normalize"], "--no-normalize applies to data files only"),
+    (["sweep", "--dataset", "NANCSV"], "nan.csv: x holds NaN or inf, first in data row 1"),
+    (["train", "--lambd", "0,1"], "expected a number, got '0,1'; a list of values is for"),
     (["sweep", "--lambd", "0,0.1,0"], "argument --lambd: '0,0.1,0' lists 0 more than once"),
     (["sweep", "--keep-prob", "0.5,1,0.50"], "argument --keep-prob: .* lists 0.5 more than"),
     (["sweep", "--eval-every", "5000"], "--eval-every 5000 must be <= --steps 2000"),
