@@ -1376,6 +1376,9 @@ def _report(args, results, record, trained: str | None = None) -> int:
         if results.rung is not None:
             results.plot_rungs(out / "rungs.png")
             written += ", rungs.png"
+        elif (out / "rungs.png").is_file():  # an earlier halving run's: not this sweep's
+            (out / "rungs.png").unlink()
+            written += " (and removed an earlier run's rungs.png)"
     except ImportError as err:  # matplotlib is optional: keep the table, say what is missing
         written += f" (no plots: {err})"
     _print(f"done: {headline}; wrote {written} to {out}/")

@@ -527,16 +527,22 @@ def curves_figure(results, *, top: int = 5, metric: str | None = None):
     fig = _figure(figsize=(11, 4.5), layout="constrained")
     cost_ax, acc_ax = fig.subplots(1, 2)
     steps = np.asarray(results.history.step)
-    for i, row in enumerate(rows):
+    # The best drawn last, on top: runs that coincide then show the higher-ranked one.
+    for i, row in reversed(list(enumerate(rows))):
         member = row["member"]
         step = steps[member] if steps.ndim == 2 else steps
-        label = member_label(row, names)
+        label = f"{i + 1}. {member_label(row, names)}"  # the table's rank, then the member
         history = _trained_part(results.history, member, step, row)
         _draw_run(cost_ax, acc_ax, step[: len(history.step)], history, None, f"C{i % 10}", label)
     _label_run_axes(cost_ax, acc_ax)
     if rows:
-        title = f"top {len(rows)} configurations by {metric} (best seed of each)"
-        acc_ax.legend(fontsize=7, title=title, title_fontsize=8)
+        several = len(set(np.asarray(results.seeds).tolist())) > 1
+        seeds = " (best seed of each)" if several else ""
+        title = f"top {len(rows)} configurations by {metric}{seeds}"
+        handles, labels = acc_ax.get_legend_handles_labels()
+        acc_ax.legend(
+            handles[::-1], labels[::-1], fontsize=7, title=title, title_fontsize=8
+        )  # ranked order
     else:
         acc_ax.text(0.5, 0.5, "every member diverged", ha="center", transform=acc_ax.transAxes)
     fig.suptitle("curves of the best configurations (train dashed, dev solid)")

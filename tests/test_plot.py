@@ -213,11 +213,22 @@ def test_curves_legend_uses_significant_digits_and_labels_both_costs():
     results = make_results([0.0013], [keep], [0.3], [0], [0.9])
     fig = plot.curves_figure(results, top=1)
     cost_ax, acc_ax = fig.axes
-    assert [t.get_text() for t in acc_ax.get_legend().get_texts()] == ["#0 λ=0.0013 kp=0.7 lr=0.3"]
+    texts = [t.get_text() for t in acc_ax.get_legend().get_texts()]
+    assert texts == ["1. #0 λ=0.0013 kp=0.7 lr=0.3"]  # the table's rank, then the member
     legend = [t.get_text() for t in cost_ax.get_legend().get_texts()]
     assert legend == ["dev cross-entropy", "train J = cross-entropy + L2 term"]
     for ax in fig.axes:
         assert ax.get_xlabel() == "step" and ax.get_ylabel()
+
+
+def test_curves_legend_lists_configurations_in_the_table_order():
+    # dev accuracies 0.7, 0.9, 0.8: the table ranks members 1, 2, 0
+    results = make_results([0.0, 0.1, 1.0], [1.0, 1.0, 1.0], [0.3] * 3, [0, 0, 0], [0.7, 0.9, 0.8])
+    fig = plot.curves_figure(results, top=3, metric="dev_accuracy")
+    legend = fig.axes[1].get_legend()
+    texts = [t.get_text() for t in legend.get_texts()]
+    assert [t.split()[:2] for t in texts] == [["1.", "#1"], ["2.", "#2"], ["3.", "#0"]]
+    assert "best seed" not in legend.get_title().get_text()  # one seed: nothing to pick
 
 
 def test_curves_end_where_each_member_stopped():
