@@ -219,9 +219,11 @@ def model_loss(
 def _check_label_shape(y_shape, m: int, n_out: int, name: str):
     """Labels must fit an output layer of n_out units (shapes only: works on tracers)."""
     if len(y_shape) not in (1, 2) or y_shape[0] != m:
+        forms = f"({m},) or ({m}, 1)" if n_out == 1 else f"({m},), ({m}, 1) or ({m}, {n_out})"
+        rows = f" ({y_shape[0]} rows for {m} examples)" if len(y_shape) in (1, 2) else ""
         raise ValueError(
-            f"labels {name} must have shape ({m},), ({m}, 1) or ({m}, {n_out}) for {m} "
-            f"examples and {n_out} output(s), got {tuple(y_shape)}"
+            f"labels {name} must have shape {forms} for {m} examples and {n_out} "
+            f"output(s), got {tuple(y_shape)}{rows}"
         )
     if len(y_shape) == 2 and y_shape[1] not in (1, n_out):
         allowed = "(m,) or (m, 1)" if n_out == 1 else f"(m,) class ids or (m, {n_out}) one-hot"

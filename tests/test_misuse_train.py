@@ -281,3 +281,14 @@ def test_an_extra_hyperparameter_nothing_reads_is_named(data):
         jaxhp.fit(0, jaxhp.HParams(momentun=0.9), data, config)
     with pytest.warns(UserWarning, match=r"'kep_prob', .*did you mean 'keep_prob'\?"):
         jaxhp.fit(0, jaxhp.HParams(kep_prob=0.9), data, config)
+
+
+def test_label_shape_error_lists_each_form_once():
+    from jaxhp.train import _check_label_shape
+
+    with pytest.raises(
+        ValueError,
+        match=r"labels y must have shape \(300,\) or \(300, 1\) for 300 examples and 1 "
+        r"output\(s\), got \(295,\) \(295 rows for 300 examples\)$",
+    ):
+        _check_label_shape((295,), 300, 1, "y")
