@@ -161,14 +161,17 @@ class Space:
       12
     """
 
-    def __init__(self, members: Sequence[dict]):
+    def __init__(self, members: Sequence[dict], *, repeats: bool = False):
+        """``repeats=True`` lets two members be the same point with the same seed (Optuna
+        may ask for one point twice); otherwise that is refused, as training it twice."""
         members = [dict(m) for m in members]
         for m in members:
             _check_axes(m)
         self.members: list[dict] = [
             {k: _value(k, v, i) for k, v in m.items()} for i, m in enumerate(members)
         ]
-        _check_distinct(self.members)
+        if not repeats:
+            _check_distinct(self.members)
 
     def __len__(self) -> int:
         return len(self.members)

@@ -50,6 +50,18 @@ def test_trials_are_told_their_standalone_dev_cost(data):
         assert trial.user_attrs["stop_step"] == CONFIG.steps
 
 
+def test_a_point_asked_twice_is_trained_and_told_twice(data):
+    # A sampler may ask for one point twice (here: the only one there is); both trials
+    # are trained (one identical run each) and told the same value.
+    study = bridge.create_study(sampler="random", seed=0)
+    one_point = {"lambd": Categorical([0.1])}
+    bridge.optimize(study, one_point, data, CONFIG, n_trials=2, batch_size=2, base=BASE)
+    complete = study.get_trials(states=(State.COMPLETE,))
+    assert len(complete) == 2
+    expected = _standalone_best_dev_cost({"lambd": 0.1}, data)
+    np.testing.assert_allclose([t.value for t in complete], [expected] * 2, rtol=1e-5)
+
+
 def test_diverged_trials_are_told_as_fail(data):
     study = bridge.create_study(sampler="random", seed=0)
     study.enqueue_trial({"learning_rate": 1e6})

@@ -255,7 +255,7 @@ def optimize(
         batch += _ask(study, distributions, take - len(batch))
         members = [{name: float(t.params[name]) for name in distributions} for t in batch]
         results = run_sweep(
-            Space(members),
+            Space(members, repeats=True),  # a sampler may ask for one point twice
             data,
             config,
             seed=seed,
@@ -301,7 +301,7 @@ def study_results(study, config: TrainConfig, *, base: HParams | None = None) ->
         )
     base = HParams() if base is None else base
     members = [{k: float(v) for k, v in t.params.items()} for t in trials]
-    hparams, seeds = Space(members).compile(config.n_hidden, base)
+    hparams, seeds = Space(members, repeats=True).compile(config.n_hidden, base)
     attrs = [t.user_attrs for t in trials]
     history = History(
         **{
