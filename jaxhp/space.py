@@ -397,7 +397,8 @@ def _draw(key: jax.Array, n: int, dists: dict) -> list[dict]:
 
 
 def _point_key(point: dict) -> tuple:
-    return tuple((name, repr(np.asarray(v, dtype=object).tolist())) for name, v in point.items())
+    """What makes two points equal: their names and values, in any order."""
+    return tuple(sorted((k, repr(np.asarray(v, dtype=object).tolist())) for k, v in point.items()))
 
 
 def _refined(axis: str, values, centre: int, shrink: float, rng) -> Any:
@@ -422,17 +423,16 @@ def _refined(axis: str, values, centre: int, shrink: float, rng) -> Any:
 
 def _check_distinct(members: list[dict]):
     """Two members with the same values and seed would train the same run twice."""
-    first: dict[tuple, int] = {}
-    for i, member in enumerate(members):
-        key = _point_key({"seed": 0, **member})
-        key = tuple(sorted(key))
-        if key in first:
-            raise ValueError(
-                f"members {first[key]} and {i} of the space are the same point with the same "
-                f"seed ({member}): each would train the same run; list each point once (new "
-                "seeds replicate it)"
-            )
-        first[key] = i
+    seeded = [{"seed": 0, **member} for member in members]  # no seed: seed 0
+    repeats = _repeats(seeded)
+    if repeats:
+        keys = [_point_key(point) for point in seeded]
+        i = repeats[0]
+        raise ValueError(
+            f"members {keys.index(keys[i])} and {i} of the space are the same point with the "
+            f"same seed ({members[i]}): each would train the same run; list each point once "
+            "(new seeds replicate it)"
+        )
 
 
 def _repeats(points: list[dict]) -> list[int]:
