@@ -93,6 +93,9 @@ def rungs(
 
     Rung k ends at ``min_steps * eta**k`` steps (rounded up to the next evaluation), the
     last one at ``steps``; ``n_k = max(1, floor(n_{k-1} / eta))`` configurations enter it.
+    A rung that would end within a factor sqrt(eta) of ``steps`` ends at ``steps``
+    instead (no short last rung), and once one configuration is left it trains straight
+    to ``steps`` (a rung with nothing to rank is no rung).
     Without ``min_steps``, it is ``steps / eta**s`` rounded down to an evaluation, with
     ``s = floor(log_eta(n_points))`` (so that about one configuration reaches the end).
 
