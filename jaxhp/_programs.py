@@ -131,11 +131,17 @@ _STATIC = ("mesh", "width", "dropout", "report")
 # LLVM at -O1 instead of -O2 on XLA:CPU: B1's sweep compiles in 1.4 s instead of 2.2 s and
 # runs at the same speed (B1 and B2 measured; XLA's matmuls are library calls either way).
 _CPU_OPTIONS = {"xla_backend_optimization_level": 1}
+# A model whose convolutions run as patch x kernel matmuls (jaxhp._conv) is compiled
+# without YNNPACK's fusions: their small-contraction dots and pooling windows run about 2x
+# slower than XLA's own kernels (bench B4: 2.4 s against 3.3 s steady). The MLP's batched
+# dots are the other way round (B1: 4.2 s with them, 7.4 s without), so they keep them.
+_CONV_CPU_OPTIONS = {**_CPU_OPTIONS, "xla_cpu_experimental_ynn_fusion_type": ""}
 
 
 def _by_platform(program) -> dict:
     return {
         "cpu": jax.jit(program, static_argnames=_STATIC, compiler_options=_CPU_OPTIONS),
+        "cpu-conv": jax.jit(program, static_argnames=_STATIC, compiler_options=_CONV_CPU_OPTIONS),
         "other": jax.jit(program, static_argnames=_STATIC),
     }
 
@@ -144,28 +150,41 @@ _SWEEP = _by_platform(_sweep_program)
 _ADVANCE = _by_platform(_advance_program)
 
 
-def _platform(mesh: Mesh) -> str:
-    return "cpu" if mesh.devices.flat[0].platform == "cpu" else "other"
+def _platform(mesh: Mesh, convolves: bool) -> str:
+    if mesh.devices.flat[0].platform != "cpu":
+        return "other"
+    return "cpu-conv" if convolves else "cpu"
 
 
-def sweep_program(mesh: Mesh):
-    """The jitted sweep program for ``mesh``'s platform (``.lower`` it to inspect)."""
-    return _SWEEP[_platform(mesh)]
+def sweep_program(mesh: Mesh, convolves: bool = False):
+    """The jitted sweep program for ``mesh``'s platform (``.lower`` it to inspect);
+    ``convolves``: the model's convolutions run as matmuls (see ``_CONV_CPU_OPTIONS``)."""
+    return _SWEEP[_platform(mesh, convolves)]
 
 
-def advance_program(mesh: Mesh):
+def advance_program(mesh: Mesh, convolves: bool = False):
     """The jitted halving program (advance members to a rung) for ``mesh``'s platform."""
-    return _ADVANCE[_platform(mesh)]
+    return _ADVANCE[_platform(mesh, convolves)]
 
 
 def _train_members(
-    seed, member_seeds, hparams, data, config, *, mesh, width, dropout=True, report=False
+    seed,
+    member_seeds,
+    hparams,
+    data,
+    config,
+    *,
+    mesh,
+    width,
+    dropout=True,
+    report=False,
+    convolves=False,
 ):
     """The sweep program: each device of ``mesh`` trains its share of the member axis
     (``shard_map``), ``width`` members at a time in one ``vmap(fit)``; data is replicated.
     Member i is ``fit(member_key(seed, member_seeds[i]), hparams[i], data, config)``; the
     keys are made inside the program (no separate compile for them)."""
-    return sweep_program(mesh)(
+    return sweep_program(mesh, convolves)(
         seed,
         member_seeds,
         hparams,

@@ -178,6 +178,7 @@ class _Trainer(NamedTuple):
     config: Any
     members: np.ndarray  # the group's members (indices into the space)
     width: int  # members per vmap
+    convolves: bool  # convolutions as matmuls on the CPU
     dropout: bool  # some member drops units (else the masks are compiled out)
     treedef: Any  # structure of one member's progress
     shapes: dict[str, tuple]  # name -> (shape, dtype) of its flat leaves
@@ -204,6 +205,7 @@ def _trainer(plan, group, mesh) -> _Trainer:
         group.config,
         group.members,
         group.width,
+        group.convolves,
         bool(np.any(keep != 1.0)),
         treedef,
         shapes,
@@ -236,7 +238,7 @@ def _advance(plan, trainer: _Trainer, members, states, until: int, mesh, report:
         rows = [states[int(m)] for m in lanes]
         leaves = [np.stack([row[name] for row in rows]) for name in trainer.shapes]
     progress = jax.device_put(jax.tree.unflatten(trainer.treedef, leaves), by_member)
-    progress = _programs.advance_program(mesh)(
+    progress = _programs.advance_program(mesh, trainer.convolves)(
         np.int32(plan.seed),
         seeds,
         hparams,

@@ -102,13 +102,19 @@ def _vmap_width(
     """
     sizes = config.layer_sizes
     if sizes is None:
-        on_cpu = jax.default_backend() == "cpu"
-        if on_cpu and example_shape is not None and _convolves(config, example_shape, hparams):
-            return 1
-        return GROUP_WIDTH
+        return 1 if _convolves_on_cpu(config, example_shape, hparams) else GROUP_WIDTH
     batch = config.batch_size or m_train
     step_flops = 6 * batch * sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
     return 1 if step_flops > 2e7 else GROUP_WIDTH
+
+
+def _convolves_on_cpu(config: TrainConfig, example_shape: tuple | None, hparams) -> bool:
+    """Does jaxhp train this model's convolutions as patch x kernel matmuls (a ``model=``
+    that convolves, on the CPU)? Such sweeps run one member per vmap and compile with
+    other options (``_programs._CONV_CPU_OPTIONS``)."""
+    if config.layer_sizes is not None or example_shape is None:
+        return False
+    return jax.default_backend() == "cpu" and _convolves(config, example_shape, hparams)
 
 
 def _convolves(config: TrainConfig, example_shape: tuple, hparams: HParams | None) -> bool:
@@ -244,26 +250,27 @@ def _progress_bar(enabled: bool, total: int, n_chunks: int):
     return tqdm(total=total, unit="member", desc=f"sweep ({n_chunks} chunks)", file=sys.stderr)
 
 
-def _train_chunk(members, size, seeds, hparams, seed, shared, config, mesh, width, report):
-    """Train one chunk of at most ``size`` members; returns the members' result arrays and
-    how many members each device trained."""
-    lanes, real, counts = _lanes(members, size, mesh.devices.size, width)
+def _train_chunk(members, group: _Group, plan: _Plan, shared, mesh, report):
+    """Train one chunk of at most ``group.size`` of the group's members; returns the
+    members' result arrays and how many members each device trained."""
+    lanes, real, counts = _lanes(members, group.size, mesh.devices.size, group.width)
     _Reporting.real_share = len(members) / len(lanes)
-    member_seeds = np.asarray(seeds[lanes], np.int32)
-    chunk_hparams = jax.tree.map(lambda v: np.asarray(v)[lanes], hparams)
+    member_seeds = np.asarray(plan.seeds[lanes], np.int32)
+    chunk_hparams = jax.tree.map(lambda v: np.asarray(v)[lanes], plan.hparams)
     dropout = not bool(np.all(chunk_hparams.keep_prob == 1.0))
     by_member = NamedSharding(mesh, PartitionSpec("members"))
     member_seeds, chunk_hparams = jax.device_put((member_seeds, chunk_hparams), by_member)
     result = _train_members(
-        np.int32(seed),
+        np.int32(plan.seed),
         member_seeds,
         chunk_hparams,
         shared,
-        config,
+        group.config,
         mesh=mesh,
-        width=width,
+        width=group.width,
         dropout=dropout,
         report=report,
+        convolves=group.convolves,
     )
     return {k: v[real] for k, v in _flatten(result).items()}, counts
 
@@ -278,6 +285,7 @@ class _Group(NamedTuple):
     pending: np.ndarray  # the group's pending members (all processes)
     size: int  # members per chunk
     width: int  # members per vmap
+    convolves: bool  # convolutions as matmuls on the CPU (see _convolves_on_cpu)
     per_member: int  # estimated bytes
 
 
@@ -496,7 +504,9 @@ def _plan(
             group_config, m_train, m_dev, example_shape=host.train[0].shape[1:]
         )
         first_hp = jax.tree.map(lambda v: np.asarray(v)[int(members[0])], hparams)
-        width = _vmap_width(group_config, m_train, host.train[0].shape[1:], first_hp)
+        example_shape = host.train[0].shape[1:]
+        width = _vmap_width(group_config, m_train, example_shape, first_hp)
+        convolves = _convolves_on_cpu(group_config, example_shape, first_hp)
         size = _chunk_size(
             chunk_size, max(1, len(mine)), per_member, len(devices), memory_budget, width
         )
@@ -504,7 +514,9 @@ def _plan(
             # one vmap group per device per chunk: an interrupted sweep keeps most of its work
             size = min(size, len(devices) * width)
         static = dict(zip(space.static_axes(), key))
-        groups.append(_Group(static, group_config, members, mine, pending, size, width, per_member))
+        groups.append(
+            _Group(static, group_config, members, mine, pending, size, width, convolves, per_member)
+        )
     static_columns = {
         axis: [m.get(axis, getattr(config, axis)) for m in space.members]
         for axis in space.static_axes()
@@ -547,16 +559,7 @@ def _run(plan: _Plan, progress: bool, report: bool) -> list:
                 host, NamedSharding(mesh, PartitionSpec())
             )
         arrays, shard_counts = _train_chunk(
-            members,
-            group.size,
-            plan.seeds,
-            plan.hparams,
-            plan.seed,
-            shared_by_config[group.config],
-            group.config,
-            mesh,
-            group.width,
-            report,
+            members, group, plan, shared_by_config[group.config], mesh, report
         )
         if plan.store is not None:
             plan.store.save(members, arrays)

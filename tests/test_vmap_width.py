@@ -6,7 +6,7 @@ import jax
 import numpy as np
 
 import jaxhp
-from jaxhp import sweep
+from jaxhp import _programs, sweep
 from jaxhp.models import Model, cnn
 
 SHAPE = (4, 4, 1)  # one example: 4x4 pixels, one channel
@@ -105,3 +105,34 @@ def test_a_convolving_members_results_do_not_depend_on_the_sweep_around_it():
     alone = np.concatenate([dev_cost([m]) for m in members])
     assert np.isfinite(together.view(np.float32)).all()
     assert np.array_equal(together, alone)
+
+
+def _ynn_fusions(config: jaxhp.TrainConfig, data: jaxhp.Data, convolves: bool) -> int:
+    """How many YNNPACK library fusions XLA compiles into the one-member sweep program."""
+    mesh = jax.sharding.Mesh(np.asarray(jax.local_devices()[:1]), ("members",))
+    hparams, seeds = sweep.Space([{"keep_prob": 0.8, "learning_rate": 0.1}]).compile(None)
+    lowered = _programs.sweep_program(mesh, convolves).lower(
+        np.int32(0),
+        np.asarray(seeds, np.int32),
+        jaxhp.HParams(*hparams),
+        data,
+        config,
+        mesh=mesh,
+        width=1,
+        dropout=True,
+    )
+    return lowered.compile().as_text().count('"__ynn_fusion"')
+
+
+def test_a_convolving_sweep_compiles_without_ynnpack_fusions():
+    # XLA's own kernels run the patch matmuls' small dots faster (bench B4); the MLP's
+    # program keeps YNNPACK. Compiled both ways, so the test would see the fusions.
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(8, *SHAPE)).astype(np.float32)
+    data = jaxhp.Data((x, (x.sum(axis=(1, 2, 3)) > 0).astype(np.int32)))
+    model = cnn(SHAPE, channels=(2,), dense=(2,))
+    config = jaxhp.TrainConfig(model=model, steps=2, batch_size=4, eval_every=2)
+    assert sweep._convolves_on_cpu(config, SHAPE, None)
+    assert not sweep._convolves_on_cpu(config.replace(model=_model(_dense_body)), SHAPE, None)
+    assert _ynn_fusions(config, data, convolves=False) > 0
+    assert _ynn_fusions(config, data, convolves=True) == 0
