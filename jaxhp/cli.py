@@ -822,8 +822,8 @@ def _config(args, data, n_out):
     )
 
 
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+def _plural(n: int, word: str, plural: str | None = None) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {plural or word + 's'}"
 
 
 def _num(value) -> str:
@@ -1209,7 +1209,10 @@ def _sweep(args) -> int:
     if args.checkpoint is not None and Path(args.checkpoint).is_dir():
         saved, what = _saved_words(args.checkpoint, schedule is not None)
         if saved:  # the folder's identity is checked before training: never another sweep's
-            say(f"resuming: {args.checkpoint}/ holds {what}, reused if it is this sweep's")
+            say(
+                f"checkpoint: {args.checkpoint.rstrip('/')}/ holds {what}; they are reused "
+                "only if the folder is this sweep's (checked before training)"
+            )
     n = len(space)
     say(
         _data_line(source, data, n_classes),
@@ -1538,7 +1541,8 @@ def _tune(args) -> int:
         enable_compilation_cache()
     _print(
         _data_line(source, data, n_classes),
-        f"tune: {todo} trial(s) to train in batches of {args.batch}, {args.sampler} sampler "
+        f"tune: {_plural(todo, 'trial')} to train in batches of {args.batch}, "
+        f"{args.sampler} sampler "
         f"over {', '.join(distributions)}; layers {'-'.join(map(str, config.layer_sizes))}, "
         f"{config.steps} steps, {config.optimizer}; ranked by {args.metric}, ties by "
         f"{tie_break(args.metric)}",
@@ -1583,8 +1587,9 @@ def _tune(args) -> int:
         compile_cache=None if args.no_cache else str(default_cache_dir()),
     )
     trained = (
-        f"trained {todo} trial(s) in {seconds:.1f} s ({-(-todo // args.batch)} batch(es) of "
-        f"{args.batch}); the study holds {len(results)} finished trial(s)"
+        f"trained {_plural(todo, 'trial')} in {seconds:.1f} s "
+        f"({_plural(-(-todo // args.batch), 'batch', 'batches')} of "
+        f"{args.batch}); the study holds {_plural(len(results), 'finished trial')}"
         f"{_cache_words(results.meta) if todo else ''}"
     )
     return _report(args, results, record, trained)

@@ -183,9 +183,11 @@ def plot_cost(history: History, path, *, title: str = "training run") -> Path:
 
 # ---- sweeps -------------------------------------------------------------------------------
 def _config_names(results) -> list[str]:
-    """The table columns that define a configuration (hyperparameters and static axes)."""
+    """The table columns that define a configuration (hyperparameters and static axes),
+    without those that only label members (``meta["label_columns"]``)."""
     if hasattr(results, "hparam_names"):
-        return list(results.hparam_names())
+        labels = set(getattr(results, "meta", {}).get("label_columns", ()))
+        return [name for name in results.hparam_names() if name not in labels]
     fields = set(results.hparams._fields)
     names = [c for c in results.columns() if c in fields or c.rsplit("_", 1)[0] in fields]
     return names + list(getattr(results, "static", {}) or {})

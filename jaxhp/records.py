@@ -399,6 +399,21 @@ class Data(NamedTuple):
     dev: tuple[Any, Any] | None = None
     test: tuple[Any, Any] | None = None
 
+    def __repr__(self) -> str:
+        # Shapes and dtypes: printing a dataset should not dump its arrays.
+        def split(pair) -> str:
+            if pair is None:
+                return "None"
+            return "(" + ", ".join(_array_summary(a) for a in pair) + ")"
+
+        return f"Data(train={split(self.train)}, dev={split(self.dev)}, test={split(self.test)})"
+
+
+def _array_summary(a) -> str:
+    """``float32[300, 2]``: an array's dtype and shape (lists are read as NumPy would)."""
+    dtype = getattr(a, "dtype", None) or np.asarray(a).dtype
+    return f"{np.dtype(dtype).name}{list(np.shape(a))}"
+
 
 class History(NamedTuple):
     """Metrics recorded every ``eval_every`` steps (dropout off), shape (n_evals,) each.

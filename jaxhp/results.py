@@ -95,6 +95,8 @@ class SweepResults:
         :meth:`summary`; ``meta["chance_error"]`` (the error of guessing the majority dev
         class) lets the diagnosis call members at chance level "diverging".
       static: per-member values of static axes (e.g. ``layer_sizes``), shown as columns.
+        ``meta["label_columns"]`` names static columns that label members rather than
+        configure them (an Optuna study's ``trial``): the plots leave them out.
       rung: (N,) ints, each member's last halving rung (None for a full sweep);
         ``meta["rungs"]`` then lists each rung's ``step``, ``evaluation`` and ``members``.
     """

@@ -338,6 +338,10 @@ def test_sigkilled_sweep_resumes_to_the_same_table(tmp_path):
         timeout=300,
     )
     assert resumed.returncode == 0, resumed.stderr
+    # before training it only says what the folder holds: it may still be refused
+    assert f"checkpoint: {checkpoint}/ holds {2 * finished} members; they are reused only if" in (
+        resumed.stdout
+    )
     assert f"{2 * finished} from the checkpoint" in resumed.stdout
     fresh = subprocess.run(
         _sweep_cmd(tmp_path / "ck2", tmp_path / "fresh"),

@@ -42,9 +42,7 @@ def test_tune_writes_the_study_as_a_sweep_table(tmp_path, capsys):
     code, url = _tune(tmp_path, "--keep-prob", "0.9", "--learning-rate", "0.1,0.5")
     text = capsys.readouterr().out
     assert code == 0
-    assert (
-        "tune: 4 trial(s) to train in batches of 2, tpe sampler over lambd, learning_rate" in text
-    )
+    assert "tune: 4 trials to train in batches of 2, tpe sampler over lambd, learning_rate" in text
     assert text.rstrip().splitlines()[-1].startswith("done: best: ")
     for name in ("results.csv", "results.json", "heatmap.png", "curves.png"):
         assert (tmp_path / "out" / name).stat().st_size > 0
@@ -102,7 +100,7 @@ def test_a_second_run_resumes_the_study_without_retraining(tmp_path, capsys, mon
 
     capsys.readouterr()
     code, _ = _tune(tmp_path, trials=4)  # nothing left: the table is written again
-    assert code == 0 and "tune: 0 trial(s) to train" in capsys.readouterr().out
+    assert code == 0 and "tune: 0 trials to train" in capsys.readouterr().out
     assert trained == [2]
 
 

@@ -300,3 +300,13 @@ def test_auc_matches_pair_counting():
     pos, neg = scores[labels == 1], scores[labels == 0]
     pairs = (pos[:, None] > neg[None, :]) + 0.5 * (pos[:, None] == neg[None, :])
     np.testing.assert_allclose(_auc(_ranks(scores), labels), pairs.mean(), rtol=1e-12)
+
+
+def test_printing_data_shows_shapes_not_values():
+    x, y = np.zeros((1000, 2), np.float32), np.zeros(1000, np.int32)
+    weights = np.ones(1000)
+    data = jaxhp.Data((x, y, weights), ([[0.5, 1.5]], [1]))
+    assert repr(data) == (
+        "Data(train=(float32[1000, 2], int32[1000], float64[1000]), "
+        "dev=(float64[1, 2], int64[1]), test=None)"
+    )

@@ -352,3 +352,25 @@ def test_cli_heatmap_shows_the_swept_columns():
     assert _heatmap_axes(keep) == ("keep_prob", "learning_rate")
     fixed = make_results([0.1], [1.0], [0.1], [0], [0.8])
     assert _heatmap_axes(fixed) == ("lambd", "keep_prob")
+
+
+def test_a_label_column_is_not_plotted_as_a_hyperparameter():
+    # an Optuna study's table: one member per trial, the trial number a static column
+    points = [(0.01, 0.8, 0.1), (0.1, 0.9, 0.3), (1.0, 0.7, 0.2)]
+    lambd, keep, rate = (list(c) for c in zip(*points))
+    results = make_results(lambd, keep, rate, [0, 0, 0], [0.8, 0.9, 0.7])
+    results.static = {"trial": [0, 1, 2]}
+
+    def texts(fig):
+        found = [t.get_text() for ax in fig.axes for t in (ax.title, *ax.texts)]
+        found += [fig._suptitle.get_text()] if fig._suptitle else []
+        for ax in fig.axes:
+            legend = ax.get_legend()
+            found += [t.get_text() for t in legend.get_texts()] if legend else []
+        return " ".join(found)
+
+    as_static = texts(plot.heatmap_figure(results)) + texts(plot.curves_figure(results))
+    assert "trial" in as_static  # the test would see it
+    results.meta["label_columns"] = ["trial"]
+    labelled = texts(plot.heatmap_figure(results)) + texts(plot.curves_figure(results))
+    assert "trial" not in labelled and "learning_rate also varies" in labelled

@@ -317,7 +317,7 @@ def study_results(study, config: TrainConfig, *, base: HParams | None = None) ->
         stop_step=np.asarray([a["stop_step"] for a in attrs], np.int32),
         best_step=np.asarray([a["best_step"] for a in attrs], np.int32),
         diverged=np.asarray([a["diverged"] for a in attrs], bool),
-        meta={"members": len(trials), "seed": 0},
+        meta={"members": len(trials), "seed": 0, "label_columns": ["trial"]},
         static={"trial": [t.number for t in trials]},
     )
 
