@@ -26,12 +26,13 @@ import optuna
 from common import table, write
 
 import jaxhp
+from jaxhp import _programs
 from jaxhp.cache import compile_stats
 from jaxhp.integrations import optuna as bridge
 from jaxhp.sweep import member_key
 
 Float = optuna.distributions.FloatDistribution
-SAME_COMPILER_OPTIONS = {"xla_backend_optimization_level": 1}  # as jaxhp.sweep's CPU program
+SAME_COMPILER_OPTIONS = _programs._CPU_OPTIONS  # as jaxhp.sweep's CPU program
 
 
 def workload(quick: bool) -> dict:

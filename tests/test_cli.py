@@ -12,6 +12,7 @@ from pathlib import Path
 import jax
 import numpy as np
 import pytest
+from conftest import long_run_env
 
 import jaxhp
 from jaxhp import cli
@@ -312,7 +313,7 @@ def _sweep_cmd(checkpoint, out):
 
 def test_sigkilled_sweep_resumes_to_the_same_table(tmp_path):
     checkpoint = tmp_path / "ck"
-    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    env = long_run_env(JAX_PLATFORMS="cpu")
     proc = subprocess.Popen(
         _sweep_cmd(checkpoint, tmp_path / "killed"),
         env=env,
