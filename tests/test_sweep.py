@@ -10,7 +10,7 @@ import pytest
 from conftest import assert_close
 
 import jaxhp
-from jaxhp import sweep
+from jaxhp import _programs, sweep
 
 CONFIG = jaxhp.TrainConfig(layer_sizes=(2, 8, 4, 1), steps=40, eval_every=10)
 
@@ -275,3 +275,10 @@ def test_use_cpu_cores_refuses_once_jax_has_started():
 def test_seed_out_of_int32_range_is_refused(data, seed):
     with pytest.raises(ValueError, match=r"seed must be an int in \[0, 2\*\*31\), got"):
         jaxhp.run_sweep(sweep.grid(lambd=[0.1]), data, CONFIG, seed=seed, progress=False)
+
+
+def test_the_sweep_programs_llvm_level_yields_to_xla_flags(monkeypatch):
+    monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_use_fusion_emitters=false")
+    assert _programs._cpu_options() == {"xla_backend_optimization_level": 1}
+    monkeypatch.setenv("XLA_FLAGS", "--xla_backend_optimization_level=0")
+    assert _programs._cpu_options() == {}  # the suite's -O0 reaches the sweep programs too
