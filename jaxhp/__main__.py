@@ -1,5 +1,3 @@
-import sys
+from jaxhp.cli import console_main
 
-from jaxhp.cli import main
-
-sys.exit(main())
+console_main()

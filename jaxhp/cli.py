@@ -1767,5 +1767,19 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
 
 
+def console_main() -> None:
+    """The ``jaxhp`` command: :func:`main`, then exit with its status. After Ctrl-C, XLA
+    may still be compiling on its own threads, and Python's normal shutdown can then crash
+    under them (exit -11 instead of 130). Everything worth keeping is written by then
+    (checkpoint chunks synchronously, Optuna's storage on each tell), so an interrupted
+    command flushes its output and leaves at once."""
+    code = main()
+    if code == EXIT_INTERRUPTED:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    console_main()
