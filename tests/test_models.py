@@ -158,3 +158,20 @@ def test_learning_curve_of_a_user_model(images):
     assert_close(
         jax.tree.map(lambda a: a[0], curve.results.history), prefix.history, rtol=1e-5, atol=1e-6
     )
+
+
+def test_cnn_refuses_images_of_another_layout_with_the_same_size():
+    # (m, 3, 8, 8) or (m, 4, 16, 3) reshape to (m, 8, 8, 3) without complaint, pixels and
+    # channels scrambled; NHWC and flat rows are the two layouts the docstring allows.
+    model = jaxhp.models.cnn((8, 8, 3), channels=(2,), dense=(4,))
+    params = model.init(jax.random.key(0))
+    nhwc = np.random.default_rng(0).normal(size=(5, 8, 8, 3)).astype(np.float32)
+    want = model.apply(params, nhwc, key=None, hparams=jaxhp.HParams())
+    flat = model.apply(params, nhwc.reshape(5, -1), key=None, hparams=jaxhp.HParams())
+    assert np.array_equal(np.asarray(want), np.asarray(flat))
+    with pytest.raises(
+        ValueError, match=r"channels-first \(NCHW\): pass x.transpose\(0, 2, 3, 1\)"
+    ):
+        model.apply(params, nhwc.transpose(0, 3, 1, 2), key=None, hparams=jaxhp.HParams())
+    with pytest.raises(ValueError, match=r"x must be \(m, 8, 8, 3\) or flat \(m, 192\)$"):
+        model.apply(params, nhwc.reshape(5, 4, 16, 3), key=None, hparams=jaxhp.HParams())

@@ -55,6 +55,23 @@ def _keep_probs(hparams, n_dropout: int, dtype) -> jax.Array:
     return jnp.broadcast_to(keep_prob, (n_dropout,))
 
 
+def _images_shape(shape: tuple, input_shape: tuple) -> tuple:
+    """``input_shape``, once ``x`` of ``shape`` is known to hold such images (NHWC, or
+    flat rows); anything else that merely has the right size would be silently scrambled."""
+    image = tuple(shape[1:])
+    if image == input_shape or image == (int(np.prod(input_shape)),):
+        return input_shape
+    height, width, channels = input_shape
+    hint = ""
+    if image == (channels, height, width):
+        hint = "; this looks channels-first (NCHW): pass x.transpose(0, 2, 3, 1)"
+    raise ValueError(
+        f"x has shape {tuple(shape)} but the cnn takes images of input_shape "
+        f"{input_shape} (H, W, C): x must be (m, {height}, {width}, {channels}) or flat "
+        f"(m, {height * width * channels}){hint}"
+    )
+
+
 def cnn(
     input_shape: Sequence[int],
     channels: Sequence[int] = (8,),
@@ -142,7 +159,7 @@ def cnn(
         return {"conv": tuple(layers[:n_conv]), "dense": tuple(layers[n_conv:])}
 
     def apply(params, x, *, key=None, hparams=None):
-        a = x.reshape((x.shape[0], *input_shape))
+        a = x.reshape((x.shape[0], *_images_shape(x.shape, input_shape)))
         train = key is not None and n_dropout > 0  # else keep_prob is never read
         keep = _keep_probs(hparams, n_dropout, a.dtype) if train else None
         for i, layer in enumerate(params["conv"]):
