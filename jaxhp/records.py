@@ -194,7 +194,8 @@ class HParams:
         """Raise ValueError for out-of-range concrete values; return self.
 
         lambd must be >= 0, keep_prob in (0, 1] (one value per hidden layer when a vector),
-        learning_rate > 0, and every other value finite.
+        learning_rate > 0, momentum and Adam's b1 and b2 in [0, 1) (their one meaning in
+        optax), and every other value finite.
         """
         values = self._asdict()  # not attribute reads: those are what read_names records
         _checks.check_lambd(values["lambd"], member=member)
@@ -209,8 +210,15 @@ class HParams:
             array = np.asarray(value, np.float64)
             if not np.isfinite(array).all():
                 raise ValueError(f"hyperparameter {name} must be finite, got {value!r}{where}")
+            if name in DECAY_RATES and not ((array >= 0) & (array < 1)).all():
+                raise ValueError(
+                    f"{name} must be in [0, 1) (a decay rate: at 1 or more the averages never "
+                    f"settle), got {value!r}{where}"
+                )
         return self
 
+
+DECAY_RATES = ("momentum", "b1", "b2")  # optax's momentum and Adam's moment decays
 
 _READ_LOGS: list[set[str]] = []
 

@@ -26,7 +26,7 @@ import jax
 import numpy as np
 
 from jaxhp import _checks
-from jaxhp.records import HParams, TrainConfig
+from jaxhp.records import DECAY_RATES, HParams, TrainConfig
 
 STATIC_AXES = tuple(f.name for f in dataclasses.fields(TrainConfig))
 LOG_AXES = ("lambd", "learning_rate")  # refined on a log scale when positive
@@ -268,8 +268,11 @@ class Space:
             | ~(np.isfinite(rate) & (rate > 0))
             | ~((kp > 0) & (kp <= 1)).reshape(len(self), -1).all(axis=1)
         )
-        for values in others.values():
-            bad = bad | ~np.isfinite(values).reshape(len(self), -1).all(axis=1)
+        for name, values in others.items():
+            ok = np.isfinite(values)
+            if name in DECAY_RATES:
+                ok = ok & (values >= 0) & (values < 1)
+            bad = bad | ~ok.reshape(len(self), -1).all(axis=1)
         if bad.any():
             i = int(np.argmax(bad))
             HParams(**{a: columns[a][i] for a in names}).validate(n_hidden=n_hidden, member=ids[i])

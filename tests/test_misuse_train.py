@@ -292,3 +292,17 @@ def test_label_shape_error_lists_each_form_once():
         r"output\(s\), got \(295,\) \(295 rows for 300 examples\)$",
     ):
         _check_label_shape((295,), 300, 1, "y")
+
+
+@pytest.mark.parametrize("name, value", [("momentum", 1.5), ("b1", 2.0), ("b2", -0.1)])
+def test_decay_rates_outside_0_1_are_refused_before_training(name, value):
+    # momentum 1.5 trained "fine" before: dev cost 892 after a few hundred steps, not diverged
+    data = jaxhp.Data((np.zeros((4, 2), np.float32), np.array([0, 1, 0, 1])))
+    config = jaxhp.TrainConfig(layer_sizes=(2, 1), steps=2, optimizer="momentum")
+    with pytest.raises(ValueError, match=rf"^{name} must be in \[0, 1\) .*got {value}$"):
+        jaxhp.fit(0, jaxhp.HParams(**{name: value}), data, config)
+    grid = jaxhp.sweep.grid(**{name: [0.5, value]})
+    with pytest.raises(
+        ValueError, match=rf"^{name} must be in \[0, 1\) .*\(member 1 of the sweep\)"
+    ):
+        jaxhp.run_sweep(grid, data, config, progress=False)
