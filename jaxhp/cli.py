@@ -1312,8 +1312,6 @@ def _trained_words(meta: dict, results) -> str:
         loaded, members = meta["members_from_checkpoint"], meta["members"]
         if loaded == 0:
             return f"(in {_chunks_words(meta)})"
-        if loaded == members:
-            return f"(all {loaded} from the checkpoint)"
         return f"({members - loaded} now, in {_chunks_words(meta)}; {loaded} from the checkpoint)"
     trained = int(np.sum(results.stop_step))
     full = meta["members"] * meta["rungs"][-1]["step"]
@@ -1331,6 +1329,11 @@ def _chunks_words(meta: dict) -> str:
 
 
 def _sweep_trained(meta: dict, results) -> str:
+    if "rungs" not in meta and meta["members_from_checkpoint"] == meta["members"]:
+        return (
+            f"loaded all {_plural(meta['members'], 'member')} from the checkpoint in "
+            f"{meta['seconds']:.1f} s; nothing to train{_cache_words(meta)}"
+        )
     return (
         f"trained {_plural(meta['members'], 'member')} in {meta['seconds']:.1f} s "
         f"{_trained_words(meta, results)}{_cache_words(meta)}"
@@ -1661,7 +1664,7 @@ def _cache_words(meta: dict) -> str:
         cache = f"{_plural(meta['compile_cache_hits'], 'program')} from the cache"
         if meta["compile_cache_misses"]:
             cache += f", {meta['compile_cache_misses']} compiled (later runs reuse them)"
-    return f"; compiling took {meta['compile_seconds']:.1f} s ({cache})"
+    return f"; compiling took {meta['compile_seconds']:.1f} s of that ({cache})"
 
 
 def _point(row: dict, results) -> str:

@@ -459,3 +459,19 @@ class TrainResult(NamedTuple):
     stop_step: jax.Array
     diverged: jax.Array
     best_step: jax.Array
+
+    def __repr__(self) -> str:
+        # A summary: printing a result should not dump every parameter array.
+        def tree(params) -> str:
+            leaves = jax.tree.leaves(params)
+            return f"<{len(leaves)} arrays, {sum(int(np.size(a)) for a in leaves):,} values>"
+
+        def value(a) -> str:
+            return repr(np.asarray(a).item()) if np.size(a) == 1 else _array_summary(a)
+
+        return (
+            f"TrainResult(params={tree(self.params)}, best_params={tree(self.best_params)}, "
+            f"history=<{' x '.join(map(str, np.shape(self.history.step)))} evaluations>, "
+            f"stop_step={value(self.stop_step)}, diverged={value(self.diverged)}, "
+            f"best_step={value(self.best_step)})"
+        )

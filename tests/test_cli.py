@@ -411,6 +411,9 @@ def test_ctrl_c_with_a_checkpoint_says_what_was_saved_and_resumes(tmp_path):
     assert resumed.returncode == 0, resumed.stderr
     assert f"{saved.group(1)} from the checkpoint" in resumed.stdout
     assert len((tmp_path / "out" / "results.csv").read_text().splitlines()) == 17
+    again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert "loaded all 16 members from the checkpoint in" in again.stdout
+    assert "nothing to train" in again.stdout and "trained" not in again.stdout
 
 
 def test_ctrl_c_while_xla_compiles_exits_130_not_a_crash(tmp_path):
@@ -540,7 +543,9 @@ def test_second_sweep_loads_its_program_from_the_cache_and_no_cache_turns_it_off
 
     assert "cache miss: later runs reuse it" in sweep()
     assert any((tmp_path / "cache").iterdir())
-    assert re.search(r"compiling took [\d.]+ s \([1-9]\d* programs? from the cache\)", sweep())
+    assert re.search(
+        r"compiling took [\d.]+ s of that \([1-9]\d* programs? from the cache\)", sweep()
+    )
     # more steps: a new main program, compiled, while the small ones come from the cache
     mixed = r"[1-9]\d* programs? from the cache, [1-9]\d* compiled \(later runs reuse them\)"
     assert re.search(mixed, sweep("--steps", "70"))

@@ -310,3 +310,13 @@ def test_printing_data_shows_shapes_not_values():
         "Data(train=(float32[1000, 2], int32[1000], float64[1000]), "
         "dev=(float64[1, 2], int64[1]), test=None)"
     )
+
+
+def test_printing_a_train_result_summarises_its_arrays():
+    history = jaxhp.History(*(np.zeros(5, np.float32) for _ in jaxhp.History._fields))
+    params = {"W": np.zeros((20, 2)), "b": np.zeros(20)}
+    result = jaxhp.TrainResult(params, params, history, np.int32(50), np.False_, np.int32(40))
+    assert repr(result) == (
+        "TrainResult(params=<2 arrays, 60 values>, best_params=<2 arrays, 60 values>, "
+        "history=<5 evaluations>, stop_step=50, diverged=False, best_step=40)"
+    )
