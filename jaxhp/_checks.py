@@ -178,7 +178,10 @@ def check_xy(x: Any, y: Any, *, n_in: int | None = None, n_out: int | None = Non
     """Shapes always; finiteness of x and the label range when the arrays are concrete."""
     check_array_2d(name, x)
     if n_in is not None and x.shape[1] != n_in:
-        raise ValueError(f"{name} has {x.shape[1]} features but layer_sizes[0] is {n_in}")
+        rows = getattr(y, "shape", (None,))[:1]
+        transposed = x.shape[0] == n_in and rows == (x.shape[1],)
+        hint = "; x looks transposed: pass x.T, one example per row" if transposed else ""
+        raise ValueError(f"{name} has {x.shape[1]} features but layer_sizes[0] is {n_in}{hint}")
     if y is not None:
         if not hasattr(y, "ndim"):
             raise TypeError(

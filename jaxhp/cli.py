@@ -1179,12 +1179,15 @@ def _interrupted(args, n_members: int) -> Interrupted:
         )
     halving = getattr(args, "halving", None) is not None
     saved, what = _saved_words(args.checkpoint, halving)
+    folder = args.checkpoint.rstrip("/")
+    if not saved:  # interrupted before the first chunk (or rung) finished
+        return Interrupted(
+            f"interrupted: nothing was saved in {folder}/ yet (no chunk had finished); "
+            "re-running the same command starts over"
+        )
     if not halving:
         what = f"{saved} of {n_members} members"
-    return Interrupted(
-        f"interrupted: {what} saved in {args.checkpoint.rstrip('/')}/; re-run the same command "
-        "to resume"
-    )
+    return Interrupted(f"interrupted: {what} saved in {folder}/; re-run the same command to resume")
 
 
 def _sweep(args) -> int:
