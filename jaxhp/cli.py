@@ -1730,15 +1730,24 @@ def _is_main() -> bool:
 
 # ---- entry point -------------------------------------------------------------------------
 def _on_ctrl_c(signum, frame):
-    """Ctrl-C as KeyboardInterrupt, except inside a garbage-collector callback (JAX has
-    one), where Python ignores exceptions and the Ctrl-C would be lost: there it is sent
-    again, to land once the callback returns."""
-    if frame is not None and any(
-        getattr(callback, "__code__", None) is frame.f_code for callback in gc.callbacks
-    ):
-        signal.raise_signal(signal.SIGINT)
+    """Ctrl-C as KeyboardInterrupt, except while a garbage-collector callback runs (JAX has
+    one), where Python ignores exceptions and the Ctrl-C would be lost. There it is sent
+    again a moment later from another thread: sent at once, it would land at once, still
+    inside the callback."""
+    if _in_gc_callback(frame):
+        threading.Timer(0.01, os.kill, (os.getpid(), signal.SIGINT)).start()
         return
     raise KeyboardInterrupt
+
+
+def _in_gc_callback(frame) -> bool:
+    """Is ``frame``, or a frame that called it, one of the garbage collector's callbacks?"""
+    callbacks = {getattr(callback, "__code__", None) for callback in gc.callbacks}
+    while frame is not None:
+        if frame.f_code in callbacks:
+            return True
+        frame = frame.f_back
+    return False
 
 
 @contextlib.contextmanager
