@@ -600,13 +600,17 @@ def rungs_figure(results):
         ax.plot(step[shown], line, color=colours[k], lw=0.8 + 0.5 * k, alpha=0.8)
         ax.plot(step[shown][-1:], line[-1:], "o", color=colours[k], ms=3)  # where it stopped
     ax.set_yscale("log")
+    ax.set_xscale("log")  # rungs at r, r*eta, r*eta^2, ...: evenly spaced, labels apart
     for rung in rungs:
         ax.axvline(rung["step"], color="grey", ls=":", lw=1)
     # The rung labels sit above the plot, clear of the curves.
     top = ax.secondary_xaxis("top")
     top.set_xticks(
         [rung["step"] for rung in rungs],
-        labels=[f"rung {k}\n{rung['members']} members" for k, rung in enumerate(rungs)],
+        labels=[
+            f"rung {k}\n{rung['members']} member{'' if rung['members'] == 1 else 's'}"
+            for k, rung in enumerate(rungs)
+        ],
         fontsize=8,
     )
     ax.legend(
@@ -614,7 +618,7 @@ def rungs_figure(results):
         fontsize=8,
         loc="upper right",
     )
-    ax.set_xlabel("step")
+    ax.set_xlabel("step (log scale)")
     ax.set_ylabel("dev cross-entropy (log scale)")
     trained = int(np.sum(results.stop_step))
     ax.set_title(

@@ -374,3 +374,19 @@ def test_a_label_column_is_not_plotted_as_a_hyperparameter():
     results.meta["label_columns"] = ["trial"]
     labelled = texts(plot.heatmap_figure(results)) + texts(plot.curves_figure(results))
     assert "trial" not in labelled and "learning_rate also varies" in labelled
+
+
+def test_rungs_figure_spaces_geometric_rungs_evenly_and_labels_them():
+    results = make_results([0.0, 0.1, 1.0], [1.0] * 3, [0.1] * 3, [0, 0, 0], [0.8, 0.9, 0.7])
+    results.rung = np.array([0, 1, 0])
+    results.stop_step = np.array([10, 40, 10])
+    results.meta["rungs"] = [
+        {"step": 10, "evaluation": 1, "members": 3},
+        {"step": 40, "evaluation": 4, "members": 1},
+    ]
+    ax = plot.rungs_figure(results).axes[0]
+    assert ax.get_xscale() == "log"  # rungs at r * eta**k sit evenly, their labels apart
+    (top,) = ax.child_axes
+    assert list(top.get_xticks()) == [10, 40]
+    labels = [t.get_text() for t in top.get_xticklabels()]
+    assert labels == ["rung 0\n3 members", "rung 1\n1 member"]
