@@ -6,13 +6,15 @@ one grouped convolution that is slower per member still. The same arithmetic wri
 image patches times a kernel matrix is one (batched) matmul, which XLA:CPU runs well.
 :func:`convolutions_as_matmuls` rewrites a model's ``apply`` that way, whoever wrote it
 (plain JAX, Flax, Equinox): it traces ``apply`` to a jaxpr and evaluates that jaxpr with
-each ungrouped ``conv_general_dilated`` replaced. The result equals the convolution up to
-float rounding (the sums run in another order).
+each ungrouped ``conv_general_dilated`` replaced, and each window sum whose windows tile
+its input (average pooling) computed as a reshape and a sum. The result equals the model's
+up to float rounding (the sums run in another order).
 """
 
 from __future__ import annotations
 
-import itertools
+import functools
+import operator
 
 import jax
 import jax.numpy as jnp
@@ -24,7 +26,8 @@ from jaxhp.models._model import Model
 
 
 def convolutions_as_matmuls(model: Model) -> Model:
-    """``model`` with every ungrouped convolution in its ``apply`` computed as a matmul.
+    """``model`` with every ungrouped convolution in its ``apply`` computed as a matmul
+    (and tiling window sums as reshapes).
 
     A model without convolutions is applied as it is. Convolutions inside custom
     derivative rules, loops or conditionals are left as they are; those inside
@@ -72,10 +75,51 @@ def _rewritten(eqn, inputs) -> list | None:
     """The outputs of ``eqn`` computed another way, or None to bind it as it is."""
     if eqn.primitive is lax.conv_general_dilated_p and _ungrouped(eqn.params):
         return [conv_as_matmul(*inputs, **eqn.params)]
+    if eqn.primitive is lax.reduce_window_sum_p and _tiles(eqn.params, inputs[0].shape):
+        return [window_sum_as_reshape(inputs[0], tuple(eqn.params["window_dimensions"]))]
     if eqn.primitive is core.primitives.jit_p:
         inner = eqn.params["jaxpr"]
         return _evaluate(inner.jaxpr, inner.consts, inputs)
     return None
+
+
+def _tiles(params, shape) -> bool:
+    """Whether a window sum's windows tile its operand: stride = window, no padding or
+    dilation, and every axis a whole number of windows."""
+    window = params["window_dimensions"]
+    return (
+        tuple(params["window_strides"]) == tuple(window)
+        and all(p == (0, 0) for p in params["padding"])
+        and all(d == 1 for d in (*params["base_dilation"], *params["window_dilation"]))
+        and all(n % w == 0 for n, w in zip(shape, window))
+    )
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1,))
+def window_sum_as_reshape(x, window):
+    """A sum over tiling windows as reshapes and adds: XLA fuses them with their
+    neighbours. Each axis's window is summed as adds of its offsets, which XLA:CPU runs
+    about twice as fast as a reduction over a short axis; the derivative is a broadcast
+    (``reduce_window``'s is a padded window sum)."""
+    for axis, w in enumerate(window):
+        if w > 1:
+            split = x.reshape(*x.shape[:axis], x.shape[axis] // w, w, *x.shape[axis + 1 :])
+            parts = [lax.index_in_dim(split, k, axis + 1, keepdims=False) for k in range(w)]
+            x = functools.reduce(operator.add, parts)
+    return x
+
+
+def _window_sum_forward(x, window):
+    return window_sum_as_reshape(x, window), x.shape
+
+
+def _window_sum_backward(window, shape, g):
+    split = [n for size, w in zip(shape, window) for n in (size // w, w)]
+    spread = jnp.expand_dims(g, tuple(range(1, 2 * g.ndim, 2)))
+    return (jnp.broadcast_to(spread, split).reshape(shape),)
+
+
+window_sum_as_reshape.defvjp(_window_sum_forward, _window_sum_backward)
 
 
 def _ungrouped(params) -> bool:
@@ -112,13 +156,18 @@ def conv_as_matmul(
         (padded.shape[d] - (w - 1) * r - 1) // s + 1
         for d, w, r, s in zip(spatial, window, rhs_dilation, window_strides)
     ]
-    slices = []
-    for offset in itertools.product(*(range(w) for w in window)):
-        start, limit, strides = [0] * lhs.ndim, list(padded.shape), [1] * lhs.ndim
-        for d, k, r, s, n in zip(spatial, offset, rhs_dilation, window_strides, sizes):
+    # One spatial axis at a time: stack the window's strided slices along that axis on a
+    # new last axis. Stacking all offsets at once (9 slices for 3x3) makes XLA:CPU emit
+    # each slice as its own kernel; a few slices per stack fuse into one.
+    patches = padded
+    for d, w, r, s, n in zip(spatial, window, rhs_dilation, window_strides, sizes):
+        slices = []
+        for k in range(w):
+            start, limit, strides = [0] * patches.ndim, list(patches.shape), [1] * patches.ndim
             start[d], limit[d], strides[d] = k * r, k * r + (n - 1) * s + 1, s
-        slices.append(lax.slice(padded, start, limit, strides))
-    patches = jnp.stack(slices, axis=-1)
+            slices.append(lax.slice(patches, start, limit, strides))
+        patches = jnp.stack(slices, axis=-1)
+    patches = patches.reshape(*patches.shape[: lhs.ndim], -1)  # offsets, first axis major
     # The kernel as (O, I, window offsets), offsets in the order of the slices above.
     kernel = lax.transpose(rhs, tuple(rhs_spec))
     kernel = kernel.reshape(kernel.shape[0], kernel.shape[1], -1)

@@ -64,7 +64,7 @@ def _train_block(
     on_eval = _dispatch_eval if report else None
 
     def one(key, hp, _):
-        return _kept(train.fit(key, hp, data, config, on_eval=on_eval))
+        return _kept(train._fit(key, hp, data, config, on_eval, checked=True))
 
     return _per_member(one, seed, member_seeds, hparams, None, width=width, dropout=dropout)
 
@@ -78,7 +78,7 @@ def _advance_block(
     on_eval = _dispatch_eval if report else None
 
     def one(key, hp, member_progress):
-        run, carry = train._start(key, hp, data, config)
+        run, carry = train._start(key, hp, data, config, checked=True)
         begun = train._begin(run, carry)
         member_progress = jax.tree.map(lambda a, b: jnp.where(fresh, a, b), begun, member_progress)
         return train._advance(run, member_progress, until, on_eval)

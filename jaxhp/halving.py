@@ -186,9 +186,10 @@ class _Trainer(NamedTuple):
 
 
 def _progress_shapes(config, data, hparams):
-    """One member's progress: its tree structure and the shapes of its leaves."""
+    """One member's progress: its tree structure and the shapes of its leaves (the sweep
+    has checked the inputs)."""
     shapes = jax.eval_shape(
-        lambda: train._begin(*train._start(jax.random.key(0), hparams, data, config))
+        lambda: train._begin(*train._start(jax.random.key(0), hparams, data, config, checked=True))
     )
     leaves, treedef = jax.tree.flatten(shapes)
     return treedef, {f"progress_{i}": (leaf.shape, leaf.dtype) for i, leaf in enumerate(leaves)}

@@ -51,7 +51,7 @@ def _check_shape(name: str, value, expected: tuple):
         raise ValueError(f"{name} must have shape {expected}, got {got}")
 
 
-def _mean(values: jax.Array, weights: jax.Array | None) -> jax.Array:
+def weighted_mean(values: jax.Array, weights: jax.Array | None) -> jax.Array:
     """Plain mean, or the weighted mean sum(w v) / sum(w) (per-example weights)."""
     if weights is None:
         return jnp.mean(values)
@@ -75,10 +75,15 @@ def cross_entropy(logits: jax.Array, t: jax.Array, weights: jax.Array | None = N
     m, k = logits.shape
     _check_shape("t", t, (m,) if k == 1 else (m, k))
     _check_shape("weights", weights, (m,))
+    return weighted_mean(cross_entropy_rows(logits, t), weights)
+
+
+def cross_entropy_rows(logits: jax.Array, t: jax.Array) -> jax.Array:
+    """The cross-entropy of every row (m,), shapes as in :func:`cross_entropy` (unchecked)."""
     if logits.shape[-1] == 1:
         z = logits[:, 0]
-        return _mean(jax.nn.softplus(z) - z * t, weights)
-    return _mean(jax.nn.logsumexp(logits, axis=-1) - jnp.sum(t * logits, axis=-1), weights)
+        return jax.nn.softplus(z) - z * t
+    return jax.nn.logsumexp(logits, axis=-1) - jnp.sum(t * logits, axis=-1)
 
 
 def l2_penalty(params: Params, lambd: Any, m: Any) -> jax.Array:
@@ -182,4 +187,4 @@ def logits_accuracy(logits: jax.Array, y: jax.Array, weights: jax.Array | None =
     _check_shape("labels", labels_of(y), (m,))
     _check_shape("weights", weights, (m,))
     hits = (predictions(logits) == labels_of(y)).astype(jnp.float32)
-    return _mean(hits, weights)
+    return weighted_mean(hits, weights)

@@ -231,8 +231,10 @@ def _chunk_size(
 
 
 def _flat_shapes(config: TrainConfig, data: Data, hparams: HParams):
-    """Name, (shape, dtype) of each per-member array ``_flatten`` produces."""
-    shapes = jax.eval_shape(lambda: train._fit(jax.random.key(0), hparams, data, config, None))
+    """Name, (shape, dtype) of each per-member array ``_flatten`` produces (the sweep has
+    checked the inputs)."""
+    key = jax.random.key(0)
+    shapes = jax.eval_shape(lambda: train._fit(key, hparams, data, config, None, checked=True))
     for field, leaf in shapes.history._asdict().items():
         yield f"history_{field}", (leaf.shape, leaf.dtype)
     for field in _RESULT_FIELDS:

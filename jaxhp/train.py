@@ -30,7 +30,14 @@ import optax
 
 from jaxhp import _checks
 from jaxhp._conv import for_training
-from jaxhp.losses import cross_entropy, logits_accuracy, targets
+from jaxhp.losses import (
+    cross_entropy,
+    cross_entropy_rows,
+    labels_of,
+    predictions,
+    targets,
+    weighted_mean,
+)
 from jaxhp.models import Model
 from jaxhp.nn import step_mask_words
 from jaxhp.records import Data, History, HParams, TrainConfig, TrainResult, read_names
@@ -480,10 +487,10 @@ def _n_out(config: TrainConfig, hparams: HParams, x) -> int:
     return jax.eval_shape(lambda p: model.apply(p, x, key=None, hparams=hparams), params).shape[-1]
 
 
-def _prepare(hparams: HParams, data: Data, config: TrainConfig):
-    """Validate (when concrete) and cast; returns hparams, (x, t), (x_dev, t_dev) or None,
-    and the training weights or None."""
-    data = check_inputs(hparams, data, config)
+def _prepare(hparams: HParams, data: Data, config: TrainConfig, checked: bool = False):
+    """Validate (when concrete, and not ``checked`` already) and cast; returns hparams,
+    (x, t), (x_dev, t_dev) or None, and the training weights or None."""
+    data = _as_data(data) if checked else check_inputs(hparams, data, config)
     hparams = HParams.coerce(hparams)
     # Python numbers stay concrete under jit: keep_prob=1.0 then skips the masks entirely.
     hparams = jax.tree.map(lambda v: v if isinstance(v, (int, float)) else jnp.asarray(v), hparams)
@@ -636,18 +643,23 @@ def train_chunk(run: _Run, carry: _Carry, chunk: jax.Array) -> _Carry:
 
 def evaluate(run: _Run, params: Params) -> _Metrics:
     """Train cost J (with the L2 term) and accuracy, dev cross-entropy and accuracy, dropout
-    off. Without dev data the dev fields repeat the train cross-entropy and accuracy."""
+    off. Without dev data the dev fields repeat the train cross-entropy and accuracy.
 
-    def costs(x, t, weights=None):
-        logits = run.model.apply(params, x, key=None, hparams=run.hparams)
-        return cross_entropy(logits, t, weights), logits_accuracy(logits, t, weights)
-
-    train_ce, train_acc = costs(run.x, run.t, run.weights)
+    The model is applied once, to the train and dev rows together (half the kernels to
+    compile), so a row's logits must not depend on the other rows of its batch.
+    """
+    n = run.x.shape[0]
+    x, t = run.x, run.t
+    if run.dev is not None:
+        x, t = (jnp.concatenate([a, b]) for a, b in zip((x, t), run.dev))
+    logits = run.model.apply(params, x, key=None, hparams=run.hparams)
+    ce = cross_entropy_rows(logits, t)
+    hits = (predictions(logits) == labels_of(t)).astype(jnp.float32)
+    train_ce, train_acc = (weighted_mean(v[:n], run.weights) for v in (ce, hits))
     train_cost = train_ce + l2_term(params, run.hparams.lambd, run.m, run.config.l2)
     if run.dev is None:
         return _Metrics(train_cost, train_acc, train_ce, train_acc)
-    dev_cost, dev_acc = costs(*run.dev)
-    return _Metrics(train_cost, train_acc, dev_cost, dev_acc)
+    return _Metrics(train_cost, train_acc, jnp.mean(ce[n:]), jnp.mean(hits[n:]))
 
 
 def _bookkeeping(config: TrainConfig, start: _Carry, carry: _Carry, metrics: _Metrics) -> _Carry:
@@ -750,10 +762,14 @@ def _training_model(config: TrainConfig) -> Model:
     return for_training(config.model)
 
 
-def _start(key: jax.Array, hparams: HParams, data: Data, config: TrainConfig):
-    """Validate and cast the inputs, initialise the model: a run and its first carry."""
+def _start(
+    key: jax.Array, hparams: HParams, data: Data, config: TrainConfig, checked: bool = False
+):
+    """Validate and cast the inputs, initialise the model: a run and its first carry.
+    ``checked``: :func:`check_inputs` has passed already (jaxhp's own programs), so the
+    model is not traced once more to check it."""
     key = _as_key(key)
-    hparams, (x, t), dev, weights = _prepare(hparams, data, config)
+    hparams, (x, t), dev, weights = _prepare(hparams, data, config, checked)
     model = _training_model(config)
     init_key, train_key, shuffle_key, augment_key = jax.random.split(key, 4)
     params = model.init(init_key)
@@ -852,7 +868,7 @@ def fit(
     hparams = HParams.coerce(hparams)
     _check_names_read(hparams, read)
     no_dropout = all(bool(np.all(np.asarray(v) == 1.0)) for v in jax.tree.leaves(hparams.keep_prob))
-    return _fit_compiled(_as_key(key), hparams, data, config, on_eval, no_dropout)
+    return _fit_compiled(_as_key(key), hparams, data, config, on_eval, no_dropout, checked=True)
 
 
 def _check_names_read(hparams: HParams, read: set[str]):
@@ -877,12 +893,14 @@ def _check_names_read(hparams: HParams, read: set[str]):
         )
 
 
-def _fit(key, hparams, data, config, on_eval, no_dropout: bool = False) -> TrainResult:
+def _fit(
+    key, hparams, data, config, on_eval, no_dropout: bool = False, checked: bool = False
+) -> TrainResult:
     if no_dropout:  # a concrete keep_prob of 1 lets the model skip its masks
         hparams = HParams.coerce(hparams)._replace(keep_prob=1.0)
-    run, carry = _start(key, hparams, data, config)
+    run, carry = _start(key, hparams, data, config, checked)
     progress = _advance(run, _begin(run, carry), config.n_evals, on_eval)
     return _finish(config, progress)
 
 
-_fit_compiled = jax.jit(_fit, static_argnames=("config", "on_eval", "no_dropout"))
+_fit_compiled = jax.jit(_fit, static_argnames=("config", "on_eval", "no_dropout", "checked"))

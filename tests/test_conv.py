@@ -230,3 +230,64 @@ def test_framework_convolutions_become_matmuls_with_the_same_values_and_gradient
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
     program = jax.make_jaxpr(jax.grad(loss(fast)))(params)
     assert not _conv.has_primitive(program.jaxpr, "conv_general_dilated")
+
+
+def _kernels(fn, *args) -> int:
+    """How many kernels (fusions) XLA:CPU compiles for fn, with the options jaxhp's
+    convolving sweeps use."""
+    from jaxhp import _programs
+
+    compiled = jax.jit(fn).lower(*args).compile(compiler_options=_programs._CONV_CPU_OPTIONS)
+    return compiled.as_text().count(" fusion(")
+
+
+def _patches_all_offsets_at_once(x, k):
+    """The 3x3 SAME convolution with all nine window offsets stacked in one go."""
+    padded = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+    h, w = x.shape[1:3]
+    offsets = itertools.product(range(3), range(3))
+    patches = jnp.stack([padded[:, i : i + h, j : j + w] for i, j in offsets], axis=-1)
+    return jnp.einsum("nhwck,kco->nhwo", patches, k.reshape(9, *k.shape[2:]))
+
+
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="XLA:CPU's fusion decisions")
+def test_a_3x3_convolution_compiles_to_few_kernels():
+    """Each window offset's slice stacked separately becomes its own kernel on XLA:CPU (each
+    costs compile time); stacked one spatial axis at a time, they fuse."""
+    x = jnp.ones((16, 8, 8, 2))
+    k = jnp.ones((3, 3, 2, 4))
+    params = _conv_params(
+        x, k, window_strides=(1, 1), padding="SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")
+    )
+    by_axis = _kernels(lambda a, b: _conv.conv_as_matmul(a, b, **params), x, k)
+    at_once = _kernels(_patches_all_offsets_at_once, x, k)
+    assert by_axis <= 4 < at_once
+
+
+@pytest.mark.parametrize("window, tiles", [((1, 2, 3, 1), True), ((1, 4, 4, 1), False)])
+def test_pooling_windows_that_tile_become_sums_with_the_same_values_and_gradients(window, tiles):
+    """A window sum whose windows tile its input (stride = window, no padding) is computed
+    as a reshape and a sum inside a convolving model; others stay reduce_window."""
+
+    def apply(params, x, *, key, hparams):
+        a = jax.nn.relu(_same(x, params))
+        pooled = lax.reduce_window(a, np.zeros((), a.dtype), lax.add, window, window, "VALID")
+        return pooled.reshape(len(x), -1)
+
+    model = Model(init=None, apply=apply)
+    fast = _conv.convolutions_as_matmuls(model)
+    rng = np.random.default_rng(3)
+    with jax.enable_x64(True):
+        x, k = rng.normal(size=(2, 6, 6, 2)), rng.normal(size=(3, 3, 2, 3))
+
+        def loss(m):
+            return lambda p: jnp.sum(jnp.sin(m.apply(p, x, key=None, hparams=None)))
+
+        np.testing.assert_allclose(
+            fast.apply(k, x, key=None, hparams=None),
+            model.apply(k, x, key=None, hparams=None),
+            rtol=1e-12,
+        )
+        np.testing.assert_allclose(jax.grad(loss(fast))(k), jax.grad(loss(model))(k), rtol=1e-10)
+        jaxpr = jax.make_jaxpr(jax.grad(loss(fast)))(k).jaxpr
+    assert _conv.has_primitive(jaxpr, "reduce_window_sum") is not tiles

@@ -346,3 +346,48 @@ def test_minibatches_follow_the_documented_epoch_shuffles(monkeypatch, table):
             w, b = w - 0.5 * x[rows].T @ dz / 30, b - 0.5 * dz.mean()
         np.testing.assert_allclose(runs.params["w"][i, :, 0], w, rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(runs.params["b"][i, 0], b, rtol=1e-5, atol=1e-6)
+
+
+def _numpy_metrics(logits: np.ndarray, y: np.ndarray, w: np.ndarray | None = None):
+    """Cross-entropy and accuracy in float64 NumPy: softmax for k > 1 outputs, sigmoid for
+    one; weighted means with per-example weights w."""
+    logits = logits.astype(np.float64)
+    if logits.shape[1] == 1:
+        z = logits[:, 0]
+        ce = np.logaddexp(0.0, z) - z * y
+        hits = (z > 0) == (y == 1)
+    else:
+        shifted = logits - logits.max(axis=1, keepdims=True)
+        log_p = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+        ce = -log_p[np.arange(len(y)), y]
+        hits = logits.argmax(axis=1) == y
+    w = np.ones(len(y)) if w is None else w
+    return np.sum(w * ce) / np.sum(w), np.sum(w * hits) / np.sum(w)
+
+
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_each_evaluation_matches_numpy_on_the_train_and_dev_rows(n_classes):
+    """The history's costs and accuracies after training: train ones weighted (per-example
+    weights), dev ones plain means, from one application of the model to both sets."""
+    rng = np.random.default_rng(0)
+    x, x_dev = rng.normal(size=(40, 3)), rng.normal(size=(25, 3))
+    y, y_dev = rng.integers(0, n_classes, 40), rng.integers(0, n_classes, 25)
+    w = rng.uniform(0.2, 2.0, 40)
+    data = jaxhp.Data((x, y, w), (x_dev, y_dev))
+    n_out = 1 if n_classes == 2 else n_classes
+    config = jaxhp.TrainConfig(layer_sizes=(3, 6, n_out), steps=30, eval_every=15)
+    hp = jaxhp.HParams(lambd=0.4, learning_rate=0.2)
+    result = jaxhp.fit(jax.random.key(1), hp, data, config)
+    (W1, b1), (W2, b2) = ((np.asarray(p.W, np.float64), np.asarray(p.b)) for p in result.params)
+
+    def logits(a):  # the MLP in NumPy: relu hidden layer, linear output
+        return np.maximum(a @ W1 + b1, 0) @ W2 + b2
+
+    train_ce, train_acc = _numpy_metrics(logits(x), y, w)
+    dev_ce, dev_acc = _numpy_metrics(logits(x_dev), y_dev)
+    l2 = 0.4 / (2 * w.sum()) * (np.sum(W1**2) + np.sum(W2**2))
+    history = result.history
+    np.testing.assert_allclose(history.train_cost[-1], train_ce + l2, rtol=1e-5)
+    np.testing.assert_allclose(history.dev_cost[-1], dev_ce, rtol=1e-5)
+    np.testing.assert_allclose(history.train_accuracy[-1], train_acc, rtol=1e-6)
+    np.testing.assert_allclose(history.dev_accuracy[-1], dev_acc, rtol=1e-6)
