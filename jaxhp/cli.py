@@ -203,6 +203,8 @@ class _Formatter(argparse.ArgumentDefaultsHelpFormatter):
 class _Parser(argparse.ArgumentParser):
     """argparse with one-line errors and a "did you mean" for mistyped words."""
 
+    root: argparse.ArgumentParser | None = None  # a subcommand's parser: the jaxhp parser
+
     def error(self, message):
         message = " ".join(message.split())
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}{self._hint(message)}\n")
@@ -216,9 +218,10 @@ class _Parser(argparse.ArgumentParser):
             if not words:
                 return ""
             word, options = words[0].split("=")[0], _option_strings(self)
-            owners = _option_owners(self).get(word)
+            root = self.root or self
+            owners = _option_owners(root).get(word)
             if owners:  # a real flag, of another command: say whose, not "did you mean" it
-                return f"; {word} is an option of `{self.prog} {' / '.join(owners)}` only"
+                return f"; {word} is an option of `{root.prog} {' / '.join(owners)}` only"
         else:
             return ""
         close = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
@@ -1762,13 +1765,24 @@ def _ctrl_c_never_lost():
         signal.signal(signal.SIGINT, previous)
 
 
+def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+    """``parser.parse_args``, but an unknown option is reported by its subcommand (``jaxhp
+    sweep: error: ...``, suggestions from that command's own flags)."""
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        command = _subcommands(parser)[args.command]
+        command.root = parser
+        command.error(f"unrecognized arguments: {' '.join(unknown)}")
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = _parse(parser, argv)
     try:
         if getattr(args, "config", None) is not None:  # recorded flags first, typed ones win
-            args = parser.parse_args([args.command, *_recorded_argv(args.config), *argv[1:]])
+            args = _parse(parser, [args.command, *_recorded_argv(args.config), *argv[1:]])
         with _ctrl_c_never_lost():
             return args.run(args)
     except (Interrupted, KeyboardInterrupt) as stop:

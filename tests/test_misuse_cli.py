@@ -53,7 +53,10 @@ def _paths(tmp_path):
 
 CASES = [
     (["swep"], "invalid choice: 'swep'.*did you mean sweep\\?"),
-    (["sweep", "--stpes", "5"], "unrecognized arguments: --stpes 5; did you mean --steps\\?"),
+    (
+        ["sweep", "--stpes", "5"],
+        "jaxhp sweep: error: unrecognized arguments: --stpes 5; did you mean --steps\\?",
+    ),
     (
         ["tune", "--trials", "4", "--batch", "2", "--seeds", "3"],
         "--seeds 3; --seeds is an option of `jaxhp sweep` only",
