@@ -205,6 +205,12 @@ class _Parser(argparse.ArgumentParser):
 
     root: argparse.ArgumentParser | None = None  # a subcommand's parser: the jaxhp parser
 
+    def __init__(self, *args, **kwargs):
+        # No prefixes: `--seed 3` (the base seed) must not pass for `--seeds 3`, nor a typo
+        # such as `--step` for --steps.
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
     def error(self, message):
         message = " ".join(message.split())
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}{self._hint(message)}\n")

@@ -239,20 +239,21 @@ def _advance(plan, trainer: _Trainer, members, states, until: int, mesh, report:
         rows = [states[int(m)] for m in lanes]
         leaves = [np.stack([row[name] for row in rows]) for name in trainer.shapes]
     progress = jax.device_put(jax.tree.unflatten(trainer.treedef, leaves), by_member)
-    progress = _programs.advance_program(mesh, trainer.convolves)(
-        np.int32(plan.seed),
-        seeds,
-        hparams,
-        trainer.shared,
-        progress,
-        np.int32(until),
-        np.bool_(fresh),
-        trainer.config,
-        mesh=mesh,
-        width=trainer.width,
-        dropout=trainer.dropout,
-        report=report,
-    )
+    with train.hyperparameters_traced():
+        progress = _programs.advance_program(mesh, trainer.convolves)(
+            np.int32(plan.seed),
+            seeds,
+            hparams,
+            trainer.shared,
+            progress,
+            np.int32(until),
+            np.bool_(fresh),
+            trainer.config,
+            mesh=mesh,
+            width=trainer.width,
+            dropout=trainer.dropout,
+            report=report,
+        )
     leaves = jax.device_get(jax.tree.leaves(progress))
     return dict(zip(trainer.shapes, (np.asarray(leaf)[real] for leaf in leaves)))
 

@@ -262,18 +262,19 @@ def _train_chunk(members, group: _Group, plan: _Plan, shared, mesh, report):
     dropout = not bool(np.all(chunk_hparams.keep_prob == 1.0))
     by_member = NamedSharding(mesh, PartitionSpec("members"))
     member_seeds, chunk_hparams = jax.device_put((member_seeds, chunk_hparams), by_member)
-    result = _train_members(
-        np.int32(plan.seed),
-        member_seeds,
-        chunk_hparams,
-        shared,
-        group.config,
-        mesh=mesh,
-        width=group.width,
-        dropout=dropout,
-        report=report,
-        convolves=group.convolves,
-    )
+    with train.hyperparameters_traced():
+        result = _train_members(
+            np.int32(plan.seed),
+            member_seeds,
+            chunk_hparams,
+            shared,
+            group.config,
+            mesh=mesh,
+            width=group.width,
+            dropout=dropout,
+            report=report,
+            convolves=group.convolves,
+        )
     return {k: v[real] for k, v in _flatten(result).items()}, counts
 
 
@@ -374,9 +375,15 @@ def _check_names_are_read(space: Space, config: TrainConfig, read: set[str]):
             continue
         known = ", ".join(map(repr, sorted(read))) or "none"
         if name in course:
+            hint = (
+                "; a model's dropout reads it through jaxhp.dropout(key, a, hparams.keep_prob) "
+                "(Flax's and Equinox's Dropout layers keep their own fixed rate)"
+                if name == "keep_prob"
+                else ""
+            )
             warnings.warn(
                 f"the sweep's axis {name!r} does nothing: neither the model, the optimizer "
-                f"nor the loss reads it (they read {known})",
+                f"nor the loss reads it (they read {known}){hint}",
                 stacklevel=4,
             )
         else:

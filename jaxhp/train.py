@@ -15,6 +15,7 @@ calls up to each rung.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import functools
 import inspect
@@ -326,14 +327,25 @@ def _as_data(data: Any) -> Data:
     if data.train is None:
         raise ValueError("data.train is required: Data(train=(x, y), dev=(x, y))")
 
-    def arrays(pair, name):
+    def arrays(pair, name, sizes):
         if pair is None:
             return None
-        if not isinstance(pair, (tuple, list)) or len(pair) not in (2, 3):
-            raise ValueError(f"{name} must be a pair (x, y) (train may add weights w)")
+        if not isinstance(pair, (tuple, list)) or len(pair) not in sizes:
+            raise ValueError(
+                f"{name} must be a pair (x, y), got {_length(pair)}; only data.train may add "
+                "per-example weights w (the dev metrics are plain means)"
+            )
         return tuple(_as_array(a, f"{name}[{i}]") for i, a in enumerate(pair))
 
-    return Data(arrays(data.train, "data.train"), arrays(data.dev, "data.dev"), data.test)
+    return Data(
+        arrays(data.train, "data.train", (2, 3)), arrays(data.dev, "data.dev", (2,)), data.test
+    )
+
+
+def _length(pair: Any) -> str:
+    if isinstance(pair, (tuple, list)):
+        return f"{len(pair)} arrays"
+    return type(pair).__name__
 
 
 def _check_rows(x, y, name: str):
@@ -377,12 +389,19 @@ def _output_width(config: TrainConfig, hparams: HParams, x) -> int:
     """Shape-check the model on x (init and apply, traced abstractly); return n_out."""
     model = config.resolved_model
     params = jax.eval_shape(model.init, jax.random.key(0))
-    leaves = jax.tree.leaves(params)
-    if not any(jnp.issubdtype(leaf.dtype, jnp.floating) for leaf in leaves):
+    leaves = jax.tree.leaves_with_path(params)
+    if not any(jnp.issubdtype(leaf.dtype, jnp.floating) for _, leaf in leaves):
         raise ValueError(
             f"model.init returned no float leaves to train (got {jax.tree.structure(params)}); "
             "init(key) must return a pytree of float arrays"
         )
+    for path, leaf in leaves:
+        if not jnp.issubdtype(leaf.dtype, jnp.inexact):
+            raise ValueError(
+                f"model.init returned the {leaf.dtype} leaf params{jax.tree_util.keystr(path)}: "
+                "every leaf is trained, so each must be a float array (keep integer settings "
+                "out of params, e.g. in a closure)"
+            )
     spec = jax.ShapeDtypeStruct(x.shape, jnp.dtype(config.dtype))
     try:
         logits = jax.eval_shape(
@@ -395,6 +414,11 @@ def _output_width(config: TrainConfig, hparams: HParams, x) -> int:
             f"the model's apply fails on train x of shape {tuple(x.shape)} (one example per "
             f"row, then the example's shape): {str(err).splitlines()[0]}"
         ) from err
+    if not isinstance(logits, jax.ShapeDtypeStruct):
+        raise ValueError(
+            f"model.apply must return one array of logits (m, n_out), got "
+            f"{jax.tree.structure(logits)}; return any extra outputs some other way"
+        )
     if len(logits.shape) != 2 or logits.shape[0] != x.shape[0]:
         raise ValueError(
             f"model.apply must return logits of shape (m, n_out) = ({x.shape[0]}, n_out) for "
@@ -868,7 +892,25 @@ def fit(
     hparams = HParams.coerce(hparams)
     _check_names_read(hparams, read)
     no_dropout = all(bool(np.all(np.asarray(v) == 1.0)) for v in jax.tree.leaves(hparams.keep_prob))
-    return _fit_compiled(_as_key(key), hparams, data, config, on_eval, no_dropout, checked=True)
+    with hyperparameters_traced():
+        return _fit_compiled(_as_key(key), hparams, data, config, on_eval, no_dropout, checked=True)
+
+
+@contextlib.contextmanager
+def hyperparameters_traced():
+    """Name the cause when a program fails to trace because the model's ``apply`` or the
+    optimizer factory branches in Python on a hyperparameter (``if hparams.keep_prob <
+    1:``): hyperparameters are traced so that one compiled program serves every value."""
+    try:
+        yield
+    except (jax.errors.ConcretizationTypeError, jax.errors.TracerIntegerConversionError) as err:
+        first = str(err).strip().splitlines()[0]
+        raise TypeError(
+            "the model's apply or the optimizer factory needs a concrete value where it gets a "
+            "traced one, e.g. `if hparams.keep_prob < 1:`: hyperparameters are traced (one "
+            "compiled program serves every value), so branch with jnp.where or jax.lax.cond "
+            f"instead ({type(err).__name__}: {first})"
+        ) from err
 
 
 def _check_names_read(hparams: HParams, read: set[str]):

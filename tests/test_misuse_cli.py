@@ -57,6 +57,7 @@ CASES = [
         ["sweep", "--stpes", "5"],
         "jaxhp sweep: error: unrecognized arguments: --stpes 5; did you mean --steps\\?",
     ),
+    (["train", "--step", "3"], "jaxhp train: error: .*--step 3; did you mean --steps\\?"),
     (
         ["tune", "--trials", "4", "--batch", "2", "--seeds", "3"],
         "--seeds 3; --seeds is an option of `jaxhp sweep` only",

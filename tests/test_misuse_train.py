@@ -124,6 +124,14 @@ def test_bad_train_config(kwargs, error, match):
             r"must return logits of shape \(m, n_out\) = \(20",
         ),
         (_linear(params={"step": jnp.zeros((), jnp.int32)}), "no float leaves"),
+        (
+            _linear(params={"w": jnp.ones((2, 1)), "n": jnp.arange(3)}),
+            r"the int32 leaf params\['n'\]: every leaf is trained",
+        ),
+        (
+            jaxhp.Model(lambda key: {"w": jnp.ones((2, 1))}, lambda p, x, **_: (x @ p["w"], 0.0)),
+            r"must return one array of logits \(m, n_out\), got PyTreeDef\(\(\*, \*\)\)",
+        ),
         (_linear(reads="dropout_rate"), "no hyperparameter 'dropout_rate'; it has lambd"),
     ],
 )
@@ -315,3 +323,34 @@ def test_an_mlp_fed_x_transposed_is_told_to_pass_x_t():
         jaxhp.fit(0, jaxhp.HParams(), jaxhp.Data((x.T, y)), config)
     with pytest.raises(ValueError, match=r"has 1 features but layer_sizes\[0\] is 2$"):
         jaxhp.fit(0, jaxhp.HParams(), jaxhp.Data((x[:, :1], y)), config)
+
+
+def test_dev_weights_are_refused_not_ignored(data):
+    (x, y), (x_dev, y_dev) = data.train, data.dev
+    weighted_dev = jaxhp.Data((x, y), (x_dev, y_dev, np.ones(len(y_dev))))
+    with pytest.raises(ValueError, match=r"data.dev must be a pair \(x, y\), got 3 arrays"):
+        jaxhp.fit(0, jaxhp.HParams(), weighted_dev, MLP)
+
+
+def _branches_on(name: str):
+    """A model whose apply branches in Python on a hyperparameter (a traced value)."""
+
+    def apply(p, x, *, key, hparams):
+        return x @ p["w"] * (2.0 if getattr(hparams, name) < 1 else 1.0)
+
+    return jaxhp.Model(lambda key: {"w": jnp.ones((2, 1))}, apply)
+
+
+def test_python_control_flow_on_a_hyperparameter_says_it_is_traced(data):
+    """Without the hint JAX raises TracerBoolConversionError from inside jaxhp's program."""
+    config = jaxhp.TrainConfig(model=_branches_on("keep_prob"), steps=2)
+    match = r"`if hparams.keep_prob < 1:`: hyperparameters are traced.*jnp.where"
+    with pytest.raises(TypeError, match=match):
+        jaxhp.fit(0, jaxhp.HParams(keep_prob=0.9), data, config)
+    with pytest.raises(TypeError, match=match):
+        jaxhp.run_sweep(sweep.grid(keep_prob=[0.5, 0.9]), data, config, progress=False)
+    factory = MLP.replace(
+        optimizer=lambda hp: optax.sgd(hp.learning_rate, momentum=hp.momentum or None)
+    )
+    with pytest.raises(TypeError, match=match):
+        jaxhp.fit(0, jaxhp.HParams(momentum=0.9), data, factory)

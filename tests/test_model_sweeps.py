@@ -140,7 +140,7 @@ def test_keep_prob_axis_over_a_module_without_dropout_warns(features):
     config = jaxhp.TrainConfig(
         model=models.from_flax(NoDropout(), jnp.zeros((1, N_IN))), steps=5, eval_every=5
     )
-    with pytest.warns(UserWarning, match="'keep_prob' does nothing"):
+    with pytest.warns(UserWarning, match=r"'keep_prob' does nothing.*jaxhp.dropout\(key, a, hp"):
         jaxhp.run_sweep(sweep.grid(keep_prob=[0.5, 1.0]), features, config, progress=False)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a lambd axis is read by the loss: no warning
