@@ -1772,11 +1772,24 @@ def _ctrl_c_never_lost():
 
 
 def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
-    """``parser.parse_args``, but an unknown option is reported by its subcommand (``jaxhp
-    sweep: error: ...``, suggestions from that command's own flags)."""
-    args, unknown = parser.parse_known_args(argv)
+    """``parser.parse_args``, but an unknown option is reported first (argparse would first
+    ask for the required ones) and by its subcommand (``jaxhp sweep: error: ...``, with
+    suggestions from that command's own flags)."""
+    commands = _subcommands(parser)
+    command = commands.get(argv[0]) if argv else None
+    known = (
+        _option_strings(command)
+        if command
+        else [s for a in parser._actions for s in a.option_strings]
+    )
+    words = argv[1:] if command else argv[:1]
+    unknown = [w for w in words if w.startswith("--") and w.split("=")[0] not in known]
+    if not unknown:
+        args, unknown = parser.parse_known_args(argv)
+        command = commands[args.command]
     if unknown:
-        command = _subcommands(parser)[args.command]
+        if command is None:
+            parser.error(f"unrecognized arguments: {' '.join(unknown)}")
         command.root = parser
         command.error(f"unrecognized arguments: {' '.join(unknown)}")
     return args

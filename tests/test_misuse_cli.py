@@ -55,12 +55,17 @@ CASES = [
     (["swep"], "invalid choice: 'swep'.*did you mean sweep\\?"),
     (
         ["sweep", "--stpes", "5"],
-        "jaxhp sweep: error: unrecognized arguments: --stpes 5; did you mean --steps\\?",
+        "jaxhp sweep: error: unrecognized arguments: --stpes; did you mean --steps\\?",
     ),
-    (["train", "--step", "3"], "jaxhp train: error: .*--step 3; did you mean --steps\\?"),
+    (["train", "--step", "3"], "jaxhp train: error: .*--step; did you mean --steps\\?"),
+    (
+        ["tune", "--seeds", "3"],
+        "jaxhp tune: error: .*--seeds; --seeds is an option of `jaxhp sweep`",
+    ),
+    (["--versoin"], "jaxhp: error: unrecognized arguments: --versoin; did you mean --version\\?"),
     (
         ["tune", "--trials", "4", "--batch", "2", "--seeds", "3"],
-        "--seeds 3; --seeds is an option of `jaxhp sweep` only",
+        "--seeds; --seeds is an option of `jaxhp sweep` only",
     ),
     (["train", "--out", "o"], "--out is an option of `jaxhp sweep / tune` only"),
     (["sweep", "--activation", "rellu"], "argument --activation: .*did you mean relu\\?"),
