@@ -7,7 +7,7 @@ image patches times a kernel matrix is one (batched) matmul, which XLA:CPU runs 
 :func:`convolutions_as_matmuls` rewrites a model's ``apply`` that way, whoever wrote it
 (plain JAX, Flax, Equinox): it traces ``apply`` to a jaxpr and evaluates that jaxpr with
 each ungrouped ``conv_general_dilated`` replaced, and each window sum whose windows tile
-its input (average pooling) computed as a reshape and a sum. The result equals the model's
+its input (average pooling) computed as reshapes and adds. The result equals the model's
 up to float rounding (the sums run in another order).
 """
 
