@@ -44,6 +44,11 @@ def machine() -> dict:
             info[name] = __import__(name).__version__
         except ImportError:
             info[name] = None
+    torch = import_torch()
+    if torch is not None:
+        info["torch_device"] = torch_device(torch)
+        if info["torch_device"] == "cuda":
+            info["gpu"] = torch.cuda.get_device_name(0)
     return info
 
 
@@ -96,6 +101,10 @@ def table(rows: list[dict], columns: list[tuple[str, str]]) -> str:
 
 def write(name: str, payload: dict, *, quick: bool) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
+    import jax
+
+    if jax.default_backend() != "cpu":  # e.g. sweep-gpu.json beside the CPU's sweep.json
+        name = f"{name}-{jax.default_backend()}"
     path = RESULTS / (f"{name}-quick.json" if quick else f"{name}.json")
     payload = {
         "benchmark": name,
@@ -122,12 +131,21 @@ def timed_sweep(space, data, config) -> tuple[dict, np.ndarray]:
 
 
 def import_torch():
-    """torch, or None where it is not installed (the torch rows are then skipped)."""
+    """torch, or None where it is not installed (the torch rows are then skipped). Where
+    JAX runs on a GPU and torch sees one, torch's tensors are made there too, so that the
+    peers run on the same card."""
     try:
         import torch
     except ImportError:
         return None
+    torch.set_default_device(torch_device(torch))
     return torch
+
+
+def torch_device(torch) -> str:
+    import jax
+
+    return "cuda" if jax.default_backend() == "gpu" and torch.cuda.is_available() else "cpu"
 
 
 def accuracy_agreement(a: np.ndarray, b: np.ndarray, n_dev: int) -> dict:

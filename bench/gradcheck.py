@@ -17,7 +17,7 @@ import argparse
 import jax
 import jax.numpy as jnp
 import numpy as np
-from common import scaled, skipped, table, timed, write
+from common import import_torch, scaled, skipped, table, timed, write
 from jax.flatten_util import ravel_pytree
 from jax.test_util import check_grads
 
@@ -119,9 +119,8 @@ def naive_row(params, x, y, n_coordinates: int):
 
 
 def torch_row(params, x, y):
-    try:
-        import torch
-    except ImportError:
+    torch = import_torch()
+    if torch is None:
         return skipped("torch not installed")
     names = list(params)
     xt, yt = torch.as_tensor(x), torch.as_tensor(y)
@@ -142,10 +141,11 @@ def torch_row(params, x, y):
 
         @staticmethod
         def backward(ctx, g):  # the buggy hand-written backward pass under test
-            p = {n: jnp.asarray(t.detach().numpy()) for n, t in zip(names, ctx.saved_tensors)}
+            p = {n: jnp.asarray(t.detach().cpu().numpy()) for n, t in zip(names, ctx.saved_tensors)}
             with jax.enable_x64(True):
                 grads = buggy_backward(p, x, y)
-            return tuple(g * torch.as_tensor(np.array(grads[n])) for n in names)
+            # autograd runs backward on its own thread, outside the default-device mode
+            return tuple(g * torch.as_tensor(np.array(grads[n]), device=g.device) for n in names)
 
     inputs = tuple(torch.tensor(params[n], dtype=torch.float64, requires_grad=True) for n in names)
     out = {}

@@ -426,8 +426,9 @@ def torch_compiled_vmap_row(w, *, quick, mode):
 
 
 def matmul_peak(n: int = 2048) -> float:
-    """Best float32 GFLOP/s of a jitted n x n matmul on this machine."""
-    a = jnp.ones((n, n), jnp.float32)
+    """Best float32 GFLOP/s of a jitted n x n matmul on this machine, at the matmul precision
+    in force (jax.default_matmul_precision)."""
+    a = jnp.asarray(np.random.default_rng(0).normal(size=(n, n)), jnp.float32)
     f = jax.jit(lambda a, b: a @ b)
     f(a, a).block_until_ready()
     best = 0.0
@@ -480,20 +481,25 @@ def run_b1(quick: bool, compile_mode: str = COMPILE_MODE) -> dict:
         naive_row(w, n_naive),
         f"{n_naive} configs, scaled to {len(w['configs'])}",
     )
-    n_torch = 1 if quick else 8
+    # PyTorch steps one config in 4.75 s on the H200 (launch-bound): one config is enough there
+    n_torch = 1 if quick or jax.default_backend() != "cpu" else 8
     t_torch, _ = torch_sequential_row(w, n_torch)
     add("PyTorch sequential", t_torch, f"{n_torch} configs, scaled to {len(w['configs'])}")
     t_vmap, _ = torch_vmap_row(w)
     add("torch.func.vmap", t_vmap, "randomness='different'")
-    n_compiled = 1 if quick else n_torch  # quick runs only check that the step traces
-    t_seq_c, _ = torch_compiled_sequential_row(w, n_compiled, quick=quick, mode=compile_mode)
-    add(
-        "PyTorch sequential + torch.compile",
-        t_seq_c,
-        f"{n_compiled} configs, scaled to {len(w['configs'])}; {_compile_note(t_seq_c)}",
-    )
-    t_vmap_c, _ = torch_compiled_vmap_row(w, quick=quick, mode=compile_mode)
-    add("torch.compile over torch.func.vmap", t_vmap_c, _compile_note(t_vmap_c))
+    if compile_mode is None:
+        for name in ("PyTorch sequential + torch.compile", "torch.compile over torch.func.vmap"):
+            add(name, skipped("--no-torch-compile"), "skipped: --no-torch-compile")
+    else:
+        n_compiled = 1 if quick else n_torch  # quick runs only check that the step traces
+        t_seq_c, _ = torch_compiled_sequential_row(w, n_compiled, quick=quick, mode=compile_mode)
+        add(
+            "PyTorch sequential + torch.compile",
+            t_seq_c,
+            f"{n_compiled} configs, scaled to {len(w['configs'])}; {_compile_note(t_seq_c)}",
+        )
+        t_vmap_c, _ = torch_compiled_vmap_row(w, quick=quick, mode=compile_mode)
+        add("torch.compile over torch.func.vmap", t_vmap_c, _compile_note(t_vmap_c))
     t_floor, _ = jaxhp_row(w, keep_prob_one=True)
     add("jaxhp sweep, keep_prob = 1 (floor)", t_floor, "no dropout masks")
     base, floor = rows[0], rows[-1]
@@ -512,9 +518,31 @@ def run_b1(quick: bool, compile_mode: str = COMPILE_MODE) -> dict:
     }
 
 
+# float32 matmuls on a GPU: exact float32 ("highest") and TensorFloat-32 (tensor cores, a
+# 10-bit mantissa), each against the peak of a large matmul at the same precision.
+GPU_PRECISIONS = ("highest", "tensorfloat32")
+
+
 def run_b2(quick: bool) -> dict:
+    if jax.default_backend() == "cpu":
+        return _run_b2(quick, peak_n=256 if quick else 2048)
+    runs = {}
+    for precision in GPU_PRECISIONS:
+        with jax.default_matmul_precision(precision):
+            runs[precision] = _run_b2(quick, peak_n=256 if quick else 8192)
+        for row in runs[precision]["rows"]:
+            row["row"] += f" ({precision})"
+    return {
+        "rows": [row for run in runs.values() for row in run["rows"]],
+        "matmul_peak_gflops": {p: run["matmul_peak_gflops"] for p, run in runs.items()},
+        "flops": runs[GPU_PRECISIONS[0]]["flops"],
+        "accuracy_vs_plain_jax": {p: run["accuracy_vs_plain_jax"] for p, run in runs.items()},
+    }
+
+
+def _run_b2(quick: bool, peak_n: int) -> dict:
     w = b2_workload(quick)
-    peak = matmul_peak(256 if quick else 2048)
+    peak = matmul_peak(peak_n)
     jax.clear_caches()
     t_jaxhp, acc_jaxhp = jaxhp_row(w)
     jax.clear_caches()
@@ -531,6 +559,7 @@ def run_b2(quick: bool) -> dict:
     for row in rows:
         row["fraction_of_peak"] = row["gflops"] / peak
         row["x_vs_jaxhp_median"] = row["median_s"] / t_jaxhp["median_s"]
+        row["matmul_peak_gflops"] = peak
     return {
         "rows": rows,
         "matmul_peak_gflops": peak,
@@ -561,6 +590,11 @@ def main(argv=None):
         help="intra-op threads of the PyTorch rows (default: torch's, one per core); on a "
         "loaded machine, spinning OpenMP threads can slow small ops many times over",
     )
+    parser.add_argument(
+        "--no-torch-compile",
+        action="store_true",
+        help="skip the two torch.compile rows (inductor compiles for minutes on a GPU)",
+    )
     args = parser.parse_args(argv)
     if args.torch_threads is not None and args.torch_threads < 1:
         parser.error(f"--torch-threads must be at least 1, got {args.torch_threads}")
@@ -584,7 +618,7 @@ def main(argv=None):
         ("note", "note"),
     ]
     if args.only in (None, "b1"):
-        b1 = run_b1(args.quick, args.compile_mode)
+        b1 = run_b1(args.quick, None if args.no_torch_compile else args.compile_mode)
         payload["B1"] = b1
         print(f"## B1: {b1['configs']} configs x {b1['steps']} steps\n")
         print(table(b1["rows"], columns))
@@ -601,7 +635,7 @@ def main(argv=None):
     if args.only in (None, "b2"):
         b2 = run_b2(args.quick)
         payload["B2"] = b2
-        print(f"## B2: matmul peak {b2['matmul_peak_gflops']:.1f} GFLOP/s\n")
+        print("## B2 (each row against the float32 matmul peak at its precision)\n")
         print(
             table(
                 b2["rows"],
@@ -610,16 +644,20 @@ def main(argv=None):
                     ("first_s", "first (s)"),
                     ("median_s", "median (s)"),
                     ("gflops", "GFLOP/s"),
+                    ("matmul_peak_gflops", "peak GFLOP/s"),
                     ("fraction_of_peak", "of peak"),
                     ("x_vs_jaxhp_median", "× jaxhp"),
                 ],
             )
         )
-        agree = b2["accuracy_vs_plain_jax"]
-        print(
-            f"\ndev accuracy vs plain JAX: {agree['mean_jaxhp']:.4f} vs "
-            f"{agree['mean_peer']:.4f}: {'agree' if agree['agree'] else 'DISAGREE'}"
-        )
+        agreements = b2["accuracy_vs_plain_jax"]
+        if "agree" in agreements:
+            agreements = {"": agreements}
+        for precision, agree in agreements.items():
+            print(
+                f"\ndev accuracy vs plain JAX {precision}: {agree['mean_jaxhp']:.4f} vs "
+                f"{agree['mean_peer']:.4f}: {'agree' if agree['agree'] else 'DISAGREE'}"
+            )
     print(f"\nwrote {write('sweep', payload, quick=args.quick)}")
     return payload
 

@@ -74,10 +74,25 @@ __all__ = [
     "use_cpu_cores",
 ]
 
-DEFAULT_MEMORY_BUDGET = 2 * 2**30  # bytes for one chunk's live member state
+DEFAULT_MEMORY_BUDGET = 2 * 2**30  # bytes for one chunk's live member state on the CPU
 
 
-GROUP_WIDTH = 8  # members per vmap group for course-scale nets
+GROUP_WIDTH = 8  # members per vmap group for course-scale nets on the CPU
+# On a GPU or TPU a course-scale step is a handful of kernels whatever its width, so members
+# are batched wide: up to this many per group, until one group's step reaches about
+# ACCELERATOR_GROUP_FLOPS (enough work to fill the card) or a quarter of the device's memory.
+ACCELERATOR_GROUP_WIDTH = 64
+ACCELERATOR_GROUP_FLOPS = 8e9
+
+
+def _step_flops(config: TrainConfig, m_train: int) -> float | None:
+    """Multiply-add FLOPs of one member's training step (forward and backward) of the
+    ``layer_sizes`` MLP; None for a ``model=``, whose cost jaxhp does not know."""
+    sizes = config.layer_sizes
+    if sizes is None:
+        return None
+    batch = config.batch_size or m_train
+    return 6 * batch * sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
 
 
 def _vmap_width(
@@ -85,27 +100,79 @@ def _vmap_width(
     m_train: int,
     example_shape: tuple | None = None,
     hparams: HParams | None = None,
+    *,
+    platform: str = "cpu",
+    per_member: int = 0,
+    device_bytes: int | None = None,
 ) -> int:
-    """How many members one ``vmap`` trains together: a function of the config alone.
+    """How many members one ``vmap`` trains together: a function of the config and the kind
+    of device alone.
 
-    Course-scale nets (tiny matmuls) gain from batching members into one set of kernels.
-    Once one member's step is already a large matmul (here, more than 20 MFLOP), XLA's CPU
-    batched matmuls run far below its plain matmul speed, so members are trained one after
-    another at full matmul speed instead. A model other than the ``layer_sizes`` MLP is
-    batched, unless it convolves on the CPU (:func:`_convolves`, given the shape of one
-    example): jaxhp computes its convolutions as patch x kernel matmuls there
+    On the CPU, course-scale nets (tiny matmuls) gain from batching members into one set of
+    kernels. Once one member's step is already a large matmul (here, more than 20 MFLOP),
+    XLA's CPU batched matmuls run far below its plain matmul speed, so members are trained
+    one after another at full matmul speed instead. A model other than the ``layer_sizes``
+    MLP is batched, unless it convolves on the CPU (:func:`_convolves`, given the shape of
+    one example): jaxhp computes its convolutions as patch x kernel matmuls there
     (:mod:`jaxhp._conv`), and with every member's patches and kernels different, batched
-    matmuls run slower per member than one member after another. The width never depends
-    on the sweep's size, its chunking or the device count: a member's arithmetic (batched shapes,
-    hence rounding) is then the same however the sweep is run, so its results are
-    bit-identical.
+    matmuls run slower per member than one member after another.
+
+    On an accelerator (``platform`` other than "cpu") the width is
+    ``ACCELERATOR_GROUP_WIDTH``, halved while one group's step exceeds
+    ``ACCELERATOR_GROUP_FLOPS`` or a quarter of ``device_bytes`` (one device's memory) at
+    ``per_member`` bytes a member.
+
+    The width never depends on the sweep's size, its chunking or the device count: a
+    member's arithmetic (batched shapes, hence rounding) is then the same however the sweep
+    is run, so its results are bit-identical.
     """
-    sizes = config.layer_sizes
-    if sizes is None:
-        return 1 if _convolves_on_cpu(config, example_shape, hparams) else GROUP_WIDTH
-    batch = config.batch_size or m_train
-    step_flops = 6 * batch * sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
-    return 1 if step_flops > 2e7 else GROUP_WIDTH
+    flops = _step_flops(config, m_train)
+    if platform != "cpu":
+        width = ACCELERATOR_GROUP_WIDTH
+        while width > 1 and (
+            (flops or 0) * width > ACCELERATOR_GROUP_FLOPS
+            or (device_bytes is not None and per_member * width > device_bytes // 4)
+        ):
+            width //= 2
+        return width
+    if flops is None:
+        convolves = example_shape is not None and _convolves(config, example_shape, hparams)
+        return 1 if convolves else GROUP_WIDTH
+    return 1 if flops > 2e7 else GROUP_WIDTH
+
+
+def _device_bytes(devices: list) -> int | None:
+    """The smallest memory limit among ``devices`` (what XLA's allocator may use), or None
+    where the backend does not report one (the CPU)."""
+    limits = []
+    for device in devices:
+        try:
+            stats = device.memory_stats()
+        except Exception:  # backends without memory statistics
+            return None
+        if not stats or "bytes_limit" not in stats:
+            return None
+        limits.append(int(stats["bytes_limit"]))
+    return min(limits) if limits else None
+
+
+def _memory_budget(memory_budget, devices: list) -> int | float:
+    """Bytes per chunk: the user's number, or for "auto" half of every device's memory on an
+    accelerator (the card's size decides the chunk) and DEFAULT_MEMORY_BUDGET on the CPU."""
+    if memory_budget == "auto":
+        device_bytes = _device_bytes(devices)
+        if device_bytes is None:
+            return DEFAULT_MEMORY_BUDGET
+        return device_bytes // 2 * len(devices)
+    if (
+        isinstance(memory_budget, bool)
+        or not isinstance(memory_budget, (int, float))
+        or not (memory_budget > 0)
+    ):
+        raise ValueError(
+            f"memory_budget must be 'auto' or a number of bytes > 0, got {memory_budget!r}"
+        )
+    return memory_budget
 
 
 def _convolves_on_cpu(config: TrainConfig, example_shape: tuple | None, hparams) -> bool:
@@ -306,6 +373,7 @@ class _Plan(NamedTuple):
     n_processes: int
     process: int
     points: np.ndarray  # each member's configuration: members that differ only in seed share it
+    memory_budget: int | float  # bytes per chunk, "auto" resolved
 
 
 def _points(space: Space) -> np.ndarray:
@@ -452,12 +520,6 @@ def _plan(
         raise TypeError(f"space must be a jaxhp.sweep.Space (grid, random, ...), got {space!r}")
     if not isinstance(config, TrainConfig):
         raise TypeError(f"config must be a jaxhp.TrainConfig, got {type(config).__name__}")
-    if (
-        isinstance(memory_budget, bool)
-        or not isinstance(memory_budget, (int, float))
-        or not (memory_budget > 0)
-    ):
-        raise ValueError(f"memory_budget must be a number of bytes > 0, got {memory_budget!r}")
     n_processes, process = (jax.process_count(), jax.process_index()) if distributed else (1, 0)
     base = HParams() if base is None else HParams.coerce(base, name="base")
     _checks.check_int32_seeds("seed", seed)
@@ -466,6 +528,8 @@ def _plan(
     hparams, seeds = space.compile(n_hidden, base)
     _checks.check_int32_seeds("each member's seed", seeds)
     devices = _resolve_devices(devices)
+    memory_budget = _memory_budget(memory_budget, devices)
+    device_bytes = _device_bytes(devices)
     checked, first_read = [], None
     for key, (group_config, members) in configs.items():
         static = dict(zip(space.static_axes(), key))
@@ -514,7 +578,15 @@ def _plan(
         )
         first_hp = jax.tree.map(lambda v: np.asarray(v)[int(members[0])], hparams)
         example_shape = host.train[0].shape[1:]
-        width = _vmap_width(group_config, m_train, example_shape, first_hp)
+        width = _vmap_width(
+            group_config,
+            m_train,
+            example_shape,
+            first_hp,
+            platform=devices[0].platform,
+            per_member=per_member,
+            device_bytes=device_bytes,
+        )
         convolves = _convolves_on_cpu(group_config, example_shape, first_hp)
         size = _chunk_size(
             chunk_size, max(1, len(mine)), per_member, len(devices), memory_budget, width
@@ -544,6 +616,7 @@ def _plan(
         n_processes,
         process,
         _points(space),
+        memory_budget,
     )
 
 
@@ -607,9 +680,7 @@ def _pad_history(arrays: list[np.ndarray]) -> np.ndarray:
     return np.stack([np.concatenate([a, np.repeat(a[-1:], longest - len(a), 0)]) for a in arrays])
 
 
-def _gather(
-    plan: _Plan, shard_counts, started: float, memory_budget, rungs: dict | None = None
-) -> SweepResults:
+def _gather(plan: _Plan, shard_counts, started: float, rungs: dict | None = None) -> SweepResults:
     """One results table in the space's order."""
     done = plan.done
     stacked = {}
@@ -631,7 +702,7 @@ def _gather(
         "chunks_run": sum(-(-len(g.mine) // g.size) for g in groups),
         "members_from_checkpoint": plan.n - pending,
         "memory_per_member_bytes": max(g.per_member for g in groups),
-        "memory_budget_bytes": memory_budget,
+        "memory_budget_bytes": plan.memory_budget,
         "chunk_memory_estimate_bytes": max(g.per_member * g.size for g in groups),
         "devices": [str(d) for d in plan.devices],
         "members_per_device": shard_counts,
@@ -667,7 +738,7 @@ def run_sweep(
     seed: int = 0,
     base: HParams | None = None,
     chunk_size: int | str = "auto",
-    memory_budget: int = DEFAULT_MEMORY_BUDGET,
+    memory_budget: int | str = "auto",
     devices=None,
     checkpoint=None,
     checkpoint_id: str | None = None,
@@ -697,7 +768,10 @@ def run_sweep(
       chunk_size: members per compiled call, or ``"auto"``: as many as fit
         ``memory_budget`` by :func:`estimate_member_bytes`, balanced across chunks.
         Rounded up to a multiple of the device count.
-      memory_budget: bytes (> 0) per chunk for the auto chunk size.
+      memory_budget: bytes (> 0) per chunk for the auto chunk size, or ``"auto"``: half of
+        the devices' memory on a GPU or TPU (as XLA's allocator reports it), and
+        ``DEFAULT_MEMORY_BUDGET`` (2 GiB) on the CPU. On an accelerator the memory of one
+        device also bounds the vmap width (see ``meta["vmap_width"]``).
       devices: None (all local devices), a count, or a list of jax devices.
       checkpoint: a folder; each finished chunk is written there atomically, and a re-run
         with the same arguments skips the members already finished. The folder records
@@ -772,4 +846,4 @@ def run_sweep(
         _Reporting.listener = None
     if distributed and schedule is None:
         _gather_processes(plan)
-    return _gather(plan, shard_counts, started, memory_budget, rungs)
+    return _gather(plan, shard_counts, started, rungs)

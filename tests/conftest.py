@@ -1,14 +1,16 @@
-import os
-
 # Compile time dominates this suite's small programs. XLA:CPU's newer fusion emitters take
 # about twice as long to compile them as its loop emitters, for the same HLO, and LLVM at
 # -O0 about half as long again as at its default level (test_gradcheck and test_train: 96 s
 # against 181 s). So the tests (and the commands they start, which inherit the environment)
 # use both. Set before JAX starts its backend; the benchmarks and users get XLA's defaults.
+# jaxlib 0.11 removed the loop emitters (XLA aborts on a flag it does not know).
+import importlib.metadata  # noqa: E402
+import os
+
 _COMPILE_FAST = " --xla_backend_optimization_level=0"
-os.environ["XLA_FLAGS"] = (
-    f"{os.environ.get('XLA_FLAGS', '')} --xla_cpu_use_fusion_emitters=false{_COMPILE_FAST}"
-)
+_JAXLIB = tuple(int(p) for p in importlib.metadata.version("jaxlib").split(".")[:2])
+_LOOP_EMITTERS = " --xla_cpu_use_fusion_emitters=false" if _JAXLIB < (0, 11) else ""
+os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')}{_LOOP_EMITTERS}{_COMPILE_FAST}"
 
 
 def long_run_env(**extra) -> dict:
@@ -24,6 +26,13 @@ import pytest  # noqa: E402
 
 # Silent broadcasting bugs surface as errors (STYLE.md).
 jax.config.update("jax_numpy_rank_promotion", "raise")
+# On a GPU, JAX's default float32 matmuls are TensorFloat-32 (10-bit mantissas), which the
+# float32 tolerances here do not allow for. Chosen from the installed plugins, without
+# starting JAX's backends (jaxhp splits the CPU into devices before they start).
+if any(
+    (d.metadata["Name"] or "").startswith("jax-cuda") for d in importlib.metadata.distributions()
+):
+    jax.config.update("jax_default_matmul_precision", "highest")
 
 
 @pytest.fixture

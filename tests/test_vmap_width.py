@@ -4,6 +4,7 @@ CPU, others in groups of GROUP_WIDTH."""
 
 import jax
 import numpy as np
+import pytest
 
 import jaxhp
 from jaxhp import _programs, sweep
@@ -124,6 +125,7 @@ def _ynn_fusions(config: jaxhp.TrainConfig, data: jaxhp.Data, convolves: bool) -
     return lowered.compile().as_text().count('"__ynn_fusion"')
 
 
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="YNNPACK is XLA:CPU's")
 def test_a_convolving_sweep_compiles_without_ynnpack_fusions():
     # XLA's own kernels run the patch matmuls' small dots faster (bench B4); the MLP's
     # program keeps YNNPACK. Compiled both ways, so the test would see the fusions.
@@ -136,3 +138,55 @@ def test_a_convolving_sweep_compiles_without_ynnpack_fusions():
     assert not sweep._convolves_on_cpu(config.replace(model=_model(_dense_body)), SHAPE, None)
     assert _ynn_fusions(config, data, convolves=False) > 0
     assert _ynn_fusions(config, data, convolves=True) == 0
+
+
+# On an accelerator: 64 members a group, halved while a group's step passes 8 GFLOP or a
+# quarter of one device's memory. Widths below are worked out by hand from those rules.
+B1_MLP = jaxhp.TrainConfig(layer_sizes=(2, 20, 3, 1), steps=10)  # 6*1000*103 FLOPs a step
+B2_MLP = jaxhp.TrainConfig(layer_sizes=(784, 256, 256, 10), steps=10, batch_size=256)
+
+
+def test_on_an_accelerator_course_scale_members_are_batched_wide():
+    assert sweep._vmap_width(B1_MLP, 1000, (2,), platform="gpu") == 64
+    # 6 * 256 * 268,800 = 0.413 GFLOP a step: 16 members are 6.6 GFLOP, 32 would be 13.2
+    assert sweep._vmap_width(B2_MLP, 16384, (784,), platform="gpu") == 16
+    huge = jaxhp.TrainConfig(layer_sizes=(4096, 4096, 10), steps=1, batch_size=1024)
+    assert sweep._vmap_width(huge, 1024, (4096,), platform="tpu") == 1  # 103 GFLOP a step
+
+
+def test_on_an_accelerator_one_devices_memory_bounds_the_width():
+    gib = 2**30
+    # a quarter of 16 GiB is 4 GiB: 4 members of 1 GiB, 64 members of 64 MiB
+    assert (
+        sweep._vmap_width(B1_MLP, 1000, platform="gpu", per_member=gib, device_bytes=16 * gib) == 4
+    )
+    small = 64 * 2**20
+    assert (
+        sweep._vmap_width(B1_MLP, 1000, platform="gpu", per_member=small, device_bytes=16 * gib)
+        == 64
+    )
+    model = jaxhp.TrainConfig(model=_model(_dense_body), steps=4, batch_size=8)
+    assert sweep._vmap_width(model, 16, SHAPE, platform="gpu") == 64  # cost unknown: memory
+    assert (
+        sweep._vmap_width(model, 16, SHAPE, platform="gpu", per_member=gib, device_bytes=8 * gib)
+        == 2
+    )
+
+
+class _Card:
+    """A stand-in device that reports XLA's memory statistics, as a GPU does."""
+
+    def __init__(self, bytes_limit):
+        self.bytes_limit = bytes_limit
+
+    def memory_stats(self):
+        return None if self.bytes_limit is None else {"bytes_limit": self.bytes_limit}
+
+
+def test_the_auto_memory_budget_is_half_of_the_cards():
+    assert sweep._memory_budget("auto", [_Card(80 * 2**30)]) == 40 * 2**30
+    # two cards: half of the smaller one on each
+    assert sweep._memory_budget("auto", [_Card(80 * 2**30), _Card(40 * 2**30)]) == 40 * 2**30
+    assert sweep._memory_budget("auto", [_Card(None)]) == sweep.DEFAULT_MEMORY_BUDGET
+    assert sweep._memory_budget("auto", jax.devices("cpu")) == sweep.DEFAULT_MEMORY_BUDGET
+    assert sweep._memory_budget(12345, [_Card(80 * 2**30)]) == 12345
