@@ -148,7 +148,7 @@ def _device_bytes(devices: list) -> int | None:
     for device in devices:
         try:
             stats = device.memory_stats()
-        except Exception:  # backends without memory statistics
+        except (NotImplementedError, jax.errors.JaxRuntimeError):  # no statistics there
             return None
         if not stats or "bytes_limit" not in stats:
             return None
@@ -159,7 +159,7 @@ def _device_bytes(devices: list) -> int | None:
 def _memory_budget(memory_budget, devices: list) -> int | float:
     """Bytes per chunk: the user's number, or for "auto" half of every device's memory on an
     accelerator (the card's size decides the chunk) and DEFAULT_MEMORY_BUDGET on the CPU."""
-    if memory_budget == "auto":
+    if isinstance(memory_budget, str) and memory_budget == "auto":
         device_bytes = _device_bytes(devices)
         if device_bytes is None:
             return DEFAULT_MEMORY_BUDGET

@@ -252,6 +252,7 @@ def test_bad_space(make, error, match):
         ({"devices": "cpu"}, TypeError, "devices must be None, a count or a list of jax devices"),
         ({"memory_budget": 0}, ValueError, "memory_budget must be 'auto' or a number of bytes"),
         ({"memory_budget": -5}, ValueError, "memory_budget must be .* got -5"),
+        ({"memory_budget": "lots"}, ValueError, "memory_budget must be 'auto' or .* got 'lots'"),
         ({"base": "lr"}, TypeError, "base must be a jaxhp.HParams or a dict"),
     ],
 )
