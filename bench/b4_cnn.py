@@ -30,6 +30,7 @@ from common import (
     table,
     timed,
     timed_sweep,
+    torch_device,
     write,
 )
 
@@ -185,12 +186,12 @@ def plain_jax_row(w):
 def _torch_data(torch, w):
     x, y = w["data"].train
     x_dev, y_dev = w["data"].dev
-    nchw = (0, 3, 1, 2)
+    nchw, device = (0, 3, 1, 2), torch_device(torch)
     return (
-        torch.as_tensor(np.ascontiguousarray(x.transpose(nchw))),
-        torch.as_tensor(y).long(),
-        torch.as_tensor(np.ascontiguousarray(x_dev.transpose(nchw))),
-        torch.as_tensor(y_dev).long(),
+        torch.as_tensor(np.ascontiguousarray(x.transpose(nchw)), device=device),
+        torch.as_tensor(y, device=device).long(),
+        torch.as_tensor(np.ascontiguousarray(x_dev.transpose(nchw)), device=device),
+        torch.as_tensor(y_dev, device=device).long(),
     )
 
 
@@ -211,10 +212,11 @@ def torch_sequential_row(w, n_configs: int):
         for layer in (conv, dense):
             torch.nn.init.kaiming_normal_(layer.weight, nonlinearity="relu")
             torch.nn.init.zeros_(layer.bias)
+        conv, dense = conv.to(x.device), dense.to(x.device)
         params = [*conv.parameters(), *dense.parameters()]
         opt = torch.optim.SGD(params, lr=w["learning_rate"], momentum=mu)
         for _ in range(w["steps"]):
-            rows = torch.randperm(m)[: w["batch"]]
+            rows = torch.randperm(m, device=x.device)[: w["batch"]]
             a = F.avg_pool2d(torch.relu(conv(x[rows])), 2)
             a = F.dropout(a, p=1 - kp, training=True)
             ce = F.cross_entropy(dense(a.flatten(1)), y[rows])
@@ -242,7 +244,7 @@ def torch_vmap_row(w):
     F = torch.nn.functional
     x, y, x_dev, y_dev = _torch_data(torch, w)
     m, n = x.shape[0], len(w["configs"])
-    cfg = torch.tensor(w["configs"], dtype=torch.float32)
+    cfg = torch.tensor(w["configs"], dtype=torch.float32, device=x.device)
     lam, kp, mu = cfg[:, 0], cfg[:, 1], cfg[:, 2]
     lr = w["learning_rate"]
 
@@ -261,15 +263,16 @@ def torch_vmap_row(w):
     def run():
         torch.manual_seed(0)
         flat = 4 * 4 * CHANNELS
+        on = {"device": x.device}
         params = [
-            torch.randn(n, CHANNELS, 1, 3, 3) * (2 / 9) ** 0.5,
-            torch.zeros(n, CHANNELS),
-            torch.randn(n, flat, N_CLASSES) * (2 / flat) ** 0.5,
-            torch.zeros(n, N_CLASSES),
+            torch.randn(n, CHANNELS, 1, 3, 3, **on) * (2 / 9) ** 0.5,
+            torch.zeros(n, CHANNELS, **on),
+            torch.randn(n, flat, N_CLASSES, **on) * (2 / flat) ** 0.5,
+            torch.zeros(n, N_CLASSES, **on),
         ]
         velocity = [torch.zeros_like(p) for p in params]
         for _ in range(w["steps"]):
-            rows = torch.randperm(m)[: w["batch"]]
+            rows = torch.randperm(m, device=x.device)[: w["batch"]]
             g = grads(params, lam, kp, x[rows], y[rows])
             for j, (p, v, gp) in enumerate(zip(params, velocity, g)):
                 shape = (-1, *[1] * (p.dim() - 1))

@@ -131,18 +131,18 @@ def timed_sweep(space, data, config) -> tuple[dict, np.ndarray]:
 
 
 def import_torch():
-    """torch, or None where it is not installed (the torch rows are then skipped). Where
-    JAX runs on a GPU and torch sees one, torch's tensors are made there too, so that the
-    peers run on the same card."""
+    """torch, or None where it is not installed (the torch rows are then skipped)."""
     try:
         import torch
     except ImportError:
         return None
-    torch.set_default_device(torch_device(torch))
     return torch
 
 
 def torch_device(torch) -> str:
+    """Where the PyTorch peers run: on the GPU where JAX runs on one and torch sees it.
+    Each tensor is placed explicitly: torch.set_default_device would add a Python-level
+    dispatch to every torch call of the launch-bound sequential rows."""
     import jax
 
     return "cuda" if jax.default_backend() == "gpu" and torch.cuda.is_available() else "cpu"

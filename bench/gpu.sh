@@ -5,7 +5,8 @@
 #
 # Run from the repository root on a machine with a GPU and JAX's CUDA plugin:
 #   OUT=/some/folder bash bench/gpu.sh
-# Results: bench/results/*-gpu.json, copied with log.txt and tests.log to $OUT.
+# Results: $OUT/log.txt, $OUT/tests.log and each step's bench/results/*-gpu.json as
+# $OUT/<step>-<file> (b1-sweep-gpu.json, b2-sweep-gpu.json, b4-..., b3-...).
 set -u
 OUT=${OUT:-/tmp/jaxhp-gpu}
 mkdir -p "$OUT"
@@ -15,13 +16,21 @@ export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
 export XLA_PYTHON_CLIENT_MEM_FRACTION=0.5
 PY=${PY:-python3}
 
-step() {  # step NAME SECONDS COMMAND...: run with a time limit, log to $LOG
-    local name=$1 limit=$2
-    shift 2
-    local start=$SECONDS
+step() {  # step NAME SECONDS RESULT COMMAND...: run with a time limit, log to $LOG, and
+    # copy bench/results/RESULT to $OUT/NAME-RESULT only when the step succeeded
+    local name=$1 limit=$2 result=bench/results/$3
+    shift 3
+    local start=$SECONDS status
+    rm -f "$result"  # never copy a file an earlier run left
     echo "### $name: $*" >>"$LOG"
-    timeout "$limit" "$@" >>"$LOG" 2>&1
-    echo "### $name: exit $? after $((SECONDS - start)) s" >>"$LOG"
+    timeout -k 10 "$limit" "$@" >>"$LOG" 2>&1
+    status=$?
+    echo "### $name: exit $status after $((SECONDS - start)) s" >>"$LOG"
+    if [ "$status" -eq 0 ] && [ -f "$result" ]; then
+        cp "$result" "$OUT/$name-$(basename "$result")"
+    else
+        echo "### $name: no results kept" >>"$LOG"
+    fi
 }
 
 {
@@ -31,15 +40,12 @@ print('torch', torch.__version__, torch.cuda.get_device_name(0)); \
 print('matmul precision', jax.config.jax_default_matmul_precision)"
 } >"$LOG" 2>&1
 
-step b1 "${B1_S:-170}" $PY bench/sweep.py --only b1 --no-torch-compile
-cp bench/results/sweep-gpu.json "$OUT"/sweep-b1-gpu.json
-step b2 "${B2_S:-60}" $PY bench/sweep.py --only b2
-cp bench/results/sweep-gpu.json "$OUT"/sweep-b2-gpu.json
-step b4 "${B4_S:-80}" $PY bench/b4_cnn.py
-step b3 "${B3_S:-60}" $PY bench/gradcheck.py
-cp bench/results/b4_cnn-gpu.json bench/results/gradcheck-gpu.json "$OUT"/
+step b1 "${B1_S:-170}" sweep-gpu.json $PY bench/sweep.py --only b1 --no-torch-compile
+step b2 "${B2_S:-60}" sweep-gpu.json $PY bench/sweep.py --only b2
+step b4 "${B4_S:-80}" b4_cnn-gpu.json $PY bench/b4_cnn.py
+step b3 "${B3_S:-60}" gradcheck-gpu.json $PY bench/gradcheck.py
 # The suite, eight workers sharing the card (each allocates as it goes).
 export XLA_PYTHON_CLIENT_PREALLOCATE=false
-timeout "${TESTS_S:-110}" $PY -m pytest -q -n 8 -p no:cacheprovider -rfE --durations=10 \
+timeout -k 10 "${TESTS_S:-110}" $PY -m pytest -q -n 8 -p no:cacheprovider -rfE --durations=10 \
     >"$OUT/tests.log" 2>&1
 echo "### tests: exit $?" >>"$LOG"

@@ -17,7 +17,7 @@ import argparse
 import jax
 import jax.numpy as jnp
 import numpy as np
-from common import import_torch, scaled, skipped, table, timed, write
+from common import import_torch, scaled, skipped, table, timed, torch_device, write
 from jax.flatten_util import ravel_pytree
 from jax.test_util import check_grads
 
@@ -123,7 +123,8 @@ def torch_row(params, x, y):
     if torch is None:
         return skipped("torch not installed")
     names = list(params)
-    xt, yt = torch.as_tensor(x), torch.as_tensor(y)
+    device = torch_device(torch)
+    xt, yt = torch.as_tensor(x, device=device), torch.as_tensor(y, device=device)
 
     def torch_cost(*tensors):  # a pure-torch forward, so gradcheck's evaluations are torch
         p = dict(zip(names, tensors))
@@ -144,10 +145,12 @@ def torch_row(params, x, y):
             p = {n: jnp.asarray(t.detach().cpu().numpy()) for n, t in zip(names, ctx.saved_tensors)}
             with jax.enable_x64(True):
                 grads = buggy_backward(p, x, y)
-            # autograd runs backward on its own thread, outside the default-device mode
             return tuple(g * torch.as_tensor(np.array(grads[n]), device=g.device) for n in names)
 
-    inputs = tuple(torch.tensor(params[n], dtype=torch.float64, requires_grad=True) for n in names)
+    inputs = tuple(
+        torch.tensor(params[n], dtype=torch.float64, requires_grad=True, device=device)
+        for n in names
+    )
     out = {}
 
     def run():

@@ -33,6 +33,7 @@ from common import (
     table,
     timed,
     timed_sweep,
+    torch_device,
     write,
 )
 
@@ -199,18 +200,20 @@ def naive_row(w, n_configs: int):
 
 
 def _torch_data(torch, w):
-    x, y = (torch.as_tensor(np.asarray(a)) for a in w["data"].train)
-    x_dev, y_dev = (torch.as_tensor(np.asarray(a)) for a in w["data"].dev)
+    device = torch_device(torch)
+    x, y = (torch.as_tensor(np.asarray(a), device=device) for a in w["data"].train)
+    x_dev, y_dev = (torch.as_tensor(np.asarray(a), device=device) for a in w["data"].dev)
     return x, y, x_dev, y_dev
 
 
 def _torch_he_layers(torch, sizes):
-    """The MLP's layers with He init, drawn from torch's global generator."""
+    """The MLP's layers with He init, drawn from torch's global CPU generator, then placed
+    on the peers' device."""
     layers = [torch.nn.Linear(a, b) for a, b in zip(sizes, sizes[1:])]
     for layer in layers:
         torch.nn.init.kaiming_normal_(layer.weight, nonlinearity="relu")
         torch.nn.init.zeros_(layer.bias)
-    return layers
+    return [layer.to(torch_device(torch)) for layer in layers]
 
 
 def _torch_dev_accuracy(torch, weights, x_dev, y_dev, binary):
@@ -228,7 +231,7 @@ def _torch_batch(torch, x, y, batch):
     """The whole set, or a random mini-batch of ``batch`` rows (drawn without replacement)."""
     if batch is None:
         return x, y
-    rows = torch.randperm(x.shape[0])[:batch]
+    rows = torch.randperm(x.shape[0], device=x.device)[:batch]
     return x[rows], y[rows]
 
 
@@ -339,7 +342,7 @@ def torch_compiled_sequential_row(w, n_configs: int, *, quick, mode):
             torch.manual_seed(i)
             layers = _torch_he_layers(torch, sizes)
             params = [p.detach() for layer in layers for p in layer.parameters()]
-            hparams = [torch.tensor(v) for v in (lam, kp, lr)]
+            hparams = [torch.tensor(v, device=x.device) for v in (lam, kp, lr)]
             for _t in range(w["steps"]):
                 xb, yb = _torch_batch(torch, x, y, w["batch"])
                 params = compiled_step(params, xb, yb, *hparams)
@@ -361,7 +364,7 @@ def _torch_vmap_trainer(torch, w, compile_):
 
     x, y, x_dev, y_dev = _torch_data(torch, w)
     sizes, m = w["sizes"], x.shape[0]
-    cfg = torch.tensor(w["configs"], dtype=torch.float32)
+    cfg = torch.tensor(w["configs"], dtype=torch.float32, device=x.device)
     lam, kp, lr = cfg[:, 0], cfg[:, 1], cfg[:, 2]
     n = len(w["configs"])
 
@@ -387,7 +390,10 @@ def _torch_vmap_trainer(torch, w, compile_):
         torch.manual_seed(0)
         params = []
         for a, b in zip(sizes, sizes[1:]):
-            params += [torch.randn(n, a, b) * (2.0 / a) ** 0.5, torch.zeros(n, b)]
+            params += [
+                torch.randn(n, a, b, device=x.device) * (2.0 / a) ** 0.5,
+                torch.zeros(n, b, device=x.device),
+            ]
         for _ in range(w["steps"]):
             params = step(params, lam, kp, lr)
         with torch.no_grad():

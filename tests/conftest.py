@@ -28,10 +28,12 @@ import pytest  # noqa: E402
 jax.config.update("jax_numpy_rank_promotion", "raise")
 # On a GPU, JAX's default float32 matmuls are TensorFloat-32 (10-bit mantissas), which the
 # float32 tolerances here do not allow for. Chosen from the installed plugins, without
-# starting JAX's backends (jaxhp splits the CPU into devices before they start).
+# starting JAX's backends (jaxhp splits the CPU into devices before they start); the
+# environment carries it to the commands the tests start.
 if any(
     (d.metadata["Name"] or "").startswith("jax-cuda") for d in importlib.metadata.distributions()
 ):
+    os.environ["JAX_DEFAULT_MATMUL_PRECISION"] = "highest"
     jax.config.update("jax_default_matmul_precision", "highest")
 
 

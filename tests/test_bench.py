@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import jax
 import pytest
 
 BENCH = Path(__file__).resolve().parents[1] / "bench"
@@ -29,6 +30,10 @@ ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 @pytest.mark.parametrize("script", SCRIPTS)
 def test_benchmark_runs_quick(script):
+    backend = jax.default_backend()  # results off the CPU are named e.g. sweep-gpu-quick.json
+    name = script.removesuffix(".py") + ("" if backend == "cpu" else f"-{backend}")
+    results = BENCH / "results" / f"{name}-quick.json"
+    results.unlink(missing_ok=True)  # so that an old file cannot pass for this run's
     done = subprocess.run(
         [sys.executable, script, "--quick"],
         cwd=BENCH,
@@ -39,6 +44,5 @@ def test_benchmark_runs_quick(script):
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "|---" in done.stdout  # printed a markdown table
-    name = script.removesuffix(".py")
-    payload = json.loads((BENCH / "results" / f"{name}-quick.json").read_text())
+    payload = json.loads(results.read_text())
     assert payload["quick"] is True and payload["machine"]["jax"]
