@@ -166,13 +166,13 @@ def _memory_budget(memory_budget, devices: list) -> int | float:
         return device_bytes // 2 * len(devices)
     if (
         isinstance(memory_budget, bool)
-        or not isinstance(memory_budget, (int, float))
+        or not isinstance(memory_budget, (int, float, np.integer, np.floating))
         or not (memory_budget > 0)
     ):
         raise ValueError(
             f"memory_budget must be 'auto' or a number of bytes > 0, got {memory_budget!r}"
         )
-    return memory_budget
+    return memory_budget.item() if isinstance(memory_budget, np.generic) else memory_budget
 
 
 def _convolves_on_cpu(config: TrainConfig, example_shape: tuple | None, hparams) -> bool:

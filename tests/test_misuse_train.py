@@ -261,6 +261,14 @@ def test_bad_run_sweep_arguments(data, kwargs, error, match):
         jaxhp.run_sweep(sweep.grid(lambd=[0.0]), data, MLP, progress=False, **kwargs)
 
 
+def test_a_numpy_memory_budget_is_a_number_of_bytes(data):
+    result = jaxhp.run_sweep(
+        sweep.grid(lambd=[0.0]), data, MLP, progress=False, memory_budget=np.int64(2**20)
+    )
+    assert result.meta["memory_budget_bytes"] == 2**20
+    assert type(result.meta["memory_budget_bytes"]) is int  # a plain int, as JSON writes it
+
+
 def test_swept_name_that_nothing_reads(data):
     config = MLP.replace(optimizer=lambda hp: optax.sgd(hp.learning_rate, momentum=hp.momentum))
     space = sweep.grid(momentm=[0.5, 0.9])
