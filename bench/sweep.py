@@ -11,7 +11,8 @@ and be scaled to the full sweep; the table says so.
 The torch.compile rows start from empty inductor caches, so "first" includes the whole
 compile. --quick only traces them with Dynamo (backend "eager"); inductor takes a minute.
 
-Run: python bench/sweep.py [--quick] [--only b1|b2] [--compile-mode MODE]
+Run: python bench/sweep.py [--quick] [--only b1|b2] [--compile-mode MODE] [--no-torch-compile]
+On a GPU, bench/gpu.sh runs this and the other benchmarks in one go.
 """
 
 from __future__ import annotations
