@@ -403,6 +403,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     hp.add_argument("--seed", type=_seed, default=0, help="seed of init, dropout and shuffles")
     out = train.add_argument_group("outputs")
+    out.add_argument("--quiet", action="store_true", help="no per-step lines, only the result")
     out.add_argument(
         "--save", metavar="FILE", type=Path, default=None, help="write the params to this .npz"
     )
@@ -877,7 +878,7 @@ def _train(args) -> int:
     kept = "best (lowest dev cost)" if config.restore_best else "last"
     # About ten progress lines, whatever the number of evaluations (--plot draws them all).
     stride = -(-config.n_evals // _PROGRESS_LINES)
-    shown = f" (every {_ordinal(stride)} shown)" if stride > 1 else ""
+    shown = f" (every {_ordinal(stride)} shown)" if stride > 1 and not args.quiet else ""
     _print(
         _data_line(source, data, n_classes),
         f"hparams: lambd={_num(args.lambd)} keep_prob={_num(args.keep_prob)} "
@@ -900,7 +901,8 @@ def _train(args) -> int:
 
     started = time.perf_counter()
     try:
-        result = fit(jax.random.key(args.seed), hparams, data, config, on_eval=progress)
+        on_eval = None if args.quiet else progress
+        result = fit(jax.random.key(args.seed), hparams, data, config, on_eval=on_eval)
         jax.effects_barrier()
         history = jax.device_get(result.history)
     except KeyboardInterrupt:

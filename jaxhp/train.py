@@ -363,25 +363,36 @@ def _check_model_xy(x, y, n_out: int, name: str):
     _check_label_shape(y.shape, x.shape[0], n_out, f"for {name}")
     if _checks.is_concrete((x, y)):
         _checks.check_finite_rows(x, name)
-        _check_enough_logits(np.asarray(y), n_out, name)
+        _check_logit_count(np.asarray(y), n_out, name)
         _checks.check_labels(np.asarray(y), n_out, name=name)
 
 
-def _check_enough_logits(y: np.ndarray, n_out: int, name: str, mlp: bool = False):
-    """Whole class ids beyond the model's outputs: the model is too narrow, most likely,
-    not the labels wrong."""
+def _check_logit_count(y: np.ndarray, n_out: int, name: str, mlp: bool = False):
+    """Class ids beyond the model's outputs: the model is too narrow, most likely, not the
+    labels wrong (an error). Train labels that never reach the last outputs: those logits are
+    never a target, most likely a model too wide for the data (a warning)."""
     flat = y.reshape(-1) if y.ndim == 1 or (y.ndim == 2 and y.shape[1] == 1) else None
     if flat is None or flat.size == 0 or not np.all(np.isfinite(flat)):
         return
     top = flat.max()
     # Ids that start at 0 read as classes 0..k-1; others (1/2 for binary) as wrong labels.
-    if flat.min() == 0 and np.all(flat == np.round(flat)) and top >= max(n_out, 2):
-        classes = int(top) + 1
-        model = "layer_sizes ends in" if mlp else "model.apply returns"
+    if flat.min() != 0 or not np.all(flat == np.round(flat)):
+        return
+    classes = int(top) + 1
+    model = "layer_sizes ends in" if mlp else "model.apply returns"
+    if top >= max(n_out, 2):
         fix = f"end layer_sizes with {classes}" if mlp else f"give the model {classes} outputs"
         raise ValueError(
             f"{model} {n_out} output(s) per example, but the labels of {name} have class ids "
             f"up to {classes - 1} ({classes} classes): {fix}, or check the labels"
+        )
+    if name == "train x" and n_out > 1 and classes < n_out:
+        warnings.warn(
+            f"{model} {n_out} outputs per example, but the train labels have class ids only "
+            f"up to {classes - 1} ({classes} classes): outputs {classes}..{n_out - 1} are "
+            "never a target and only take probability away; give the model as many outputs "
+            "as there are classes",
+            stacklevel=4,
         )
 
 
@@ -467,7 +478,7 @@ def check_inputs(hparams: HParams, data: Data, config: TrainConfig) -> Data:
         for name, pair in (("train x", data.train), ("dev x", data.dev)):
             if pair is not None:
                 if _checks.is_concrete(pair[1]):
-                    _check_enough_logits(np.asarray(pair[1]), sizes[-1], name, mlp=True)
+                    _check_logit_count(np.asarray(pair[1]), sizes[-1], name, mlp=True)
                 _checks.check_xy(pair[0], pair[1], n_in=sizes[0], n_out=sizes[-1], name=name)
     else:
         for name, pair in (("train x", data.train), ("dev x", data.dev)):

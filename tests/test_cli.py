@@ -160,6 +160,12 @@ def test_train_prints_about_ten_progress_lines(capsys):
     steps = [int(line.split()[1]) for line in out.splitlines() if line.startswith("step ")]
     assert steps == [20, 40, 60, 80, 100, 120, 140, 160, 180, 190]
     assert "evaluated every 5 (every 4th shown)" in out
+    assert main([*argv, "--quiet"]) == 0  # the same run, its result only
+    quiet = capsys.readouterr().out
+    assert not [line for line in quiet.splitlines() if line.startswith("step ")]
+    assert "shown" not in quiet
+    final = re.compile(r"^final .*$", re.M)
+    assert final.findall(quiet) == final.findall(out) != []
 
 
 def test_help_shows_every_option_with_its_default(capsys):

@@ -1,6 +1,8 @@
 """Bad input to the engine (HParams, Model, TrainConfig, fit, make_update_step, spaces,
 run_sweep): a clear error naming the argument, before any training starts."""
 
+import warnings
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -150,6 +152,28 @@ def test_model_with_too_few_logits_for_the_labels(mlp):  # the model is named, n
         config, fix = jaxhp.TrainConfig(model=_linear(n_out=2), steps=1), "give the model 3"
     with pytest.raises(ValueError, match=rf" 2 output\(s\) .*up to 2 \(3 classes\): {fix}"):
         jaxhp.fit(0, jaxhp.HParams(), jaxhp.Data((x, y)), config)
+
+
+@pytest.mark.parametrize("mlp", [False, True])
+def test_model_with_more_logits_than_classes_warns(mlp):  # outputs 3..4 are never a target
+    x = np.random.default_rng(0).normal(size=(12, 2)).astype(np.float32)
+    y = np.arange(12) % 3  # three classes, five logits
+    model = "layer_sizes ends in" if mlp else "model.apply returns"
+    config = jaxhp.TrainConfig(
+        **({"layer_sizes": (2, 4, 5)} if mlp else {"model": _linear(n_out=5)}), steps=1
+    )
+    with pytest.warns(
+        UserWarning, match=rf"{model} 5 outputs .*up to 2 \(3 classes\): outputs 3..4"
+    ):
+        jaxhp.fit(0, jaxhp.HParams(), jaxhp.Data((x, y)), config)
+    with warnings.catch_warnings():  # as many outputs as classes: silent
+        warnings.simplefilter("error")
+        jaxhp.fit(
+            0,
+            jaxhp.HParams(),
+            jaxhp.Data((x, y)),
+            config.replace(**({"layer_sizes": (2, 4, 3)} if mlp else {"model": _linear(n_out=3)})),
+        )
 
 
 def test_l2_matching_no_leaf_warns(data):
