@@ -30,6 +30,7 @@ import jaxhp
 from jaxhp import datasets
 from jaxhp.cache import compile_stats, default_cache_dir, enable_compilation_cache
 from jaxhp.init import SCHEMES
+from jaxhp.losses import accuracy
 from jaxhp.nn import ACTIVATIONS
 from jaxhp.records import OPTIMIZERS, HParams
 from jaxhp.results import METRICS, diagnose_errors, tie_break
@@ -61,6 +62,10 @@ def _int(text: str, low: int, what: str) -> int:
 
 def _positive_int(text: str) -> int:
     return _int(text, 1, "an int >= 1")
+
+
+def _non_negative_int(text: str) -> int:
+    return _int(text, 0, "an int >= 0")
 
 
 def _seed(text: str) -> int:
@@ -282,6 +287,14 @@ def _add_data_args(parser: argparse.ArgumentParser):
         type=_positive_int,
         default=200,
         help="dev examples drawn from a built-in dataset (the dev set ranks members: >= 1)",
+    )
+    data.add_argument(
+        "--n-test",
+        metavar="N",
+        type=_non_negative_int,
+        default=0,
+        help="test examples drawn from a built-in dataset: the chosen configuration is "
+        "refitted and scored on them once, after ranking on dev (a file keeps its own split)",
     )
     data.add_argument(
         "--noise",
@@ -682,9 +695,9 @@ def _check_training(args, config, data):
 
 
 def _check_file_flags(args):
-    """--n-train, --n-dev and --noise shape a built-in dataset's draws; a file is split
+    """--n-train, --n-dev, --n-test and --noise shape a built-in dataset's draws; a file is split
     by the course's rule instead, so a value given for them would be ignored."""
-    for dest in ("n_train", "n_dev", "noise"):
+    for dest in ("n_train", "n_dev", "n_test", "noise"):
         value = getattr(args, dest)
         if value != args.parser.get_default(dest):
             flag = "--" + dest.replace("_", "-")
@@ -730,7 +743,7 @@ def _load_data(args):
             name,
             n_train=args.n_train,
             n_dev=args.n_dev,
-            n_test=0,
+            n_test=args.n_test,
             noise=args.noise,
             seed=args.data_seed,
         )
@@ -739,6 +752,7 @@ def _load_data(args):
             "name": name,
             "n_train": args.n_train,
             "n_dev": args.n_dev,
+            "n_test": args.n_test,
             "noise": args.noise,
             "data_seed": args.data_seed,
         }
@@ -939,6 +953,11 @@ def _train(args) -> int:
             ),
         ),
     )
+    if data.test is not None and len(data.test[0]):
+        _print(
+            f"test accuracy ({params_words}): {_test_accuracy(result.params, data, config):.4f} "
+            f"on {len(data.test[0])} test examples"
+        )
     if args.save:
         Path(args.save).absolute().parent.mkdir(parents=True, exist_ok=True)
         np.savez(args.save, **_named_leaves(result.params))
@@ -1274,7 +1293,8 @@ def _sweep(args) -> int:
         compile_cache_misses=compiled.cache_misses,
         compile_cache=None if args.no_cache else str(default_cache_dir()),
     )
-    return _report(args, results, _record(args, source, config, space))
+    record = _record(args, source, config, space)
+    return _report(args, results, record, data=data, config=config)
 
 
 def _schedule(args, config, n_members: int):
@@ -1354,10 +1374,10 @@ def _sweep_trained(meta: dict, results) -> str:
     )
 
 
-def _report(args, results, record, trained: str | None = None) -> int:
+def _report(args, results, record, trained: str | None = None, *, data=None, config=None) -> int:
     """Print what was trained (``trained``; by default a sweep's line), the ranked table,
-    the best configuration and its diagnosis; write results.csv, results.json and the
-    plots to --out."""
+    the best configuration, its diagnosis and (with a test split) its test accuracy; write
+    results.csv, results.json and the plots to --out."""
     _print(_sweep_trained(results.meta, results) if trained is None else trained)
     if results.diverged_members:
         _print(f"diverged (flagged, not ranked): members {results.diverged_members}")
@@ -1383,6 +1403,7 @@ def _report(args, results, record, trained: str | None = None) -> int:
             _diagnosis_words(
                 args, lambda bayes: results.diagnosis(best["members"], bayes_error=bayes)
             ),
+            *_test_words(results, best, data, config),
         )
     out = Path(args.out)
     results.to_csv(out / "results.csv")
@@ -1609,7 +1630,37 @@ def _tune(args) -> int:
         f"{args.batch}); the study holds {_plural(len(results), 'finished trial')}"
         f"{_cache_words(results.meta) if todo else ''}"
     )
-    return _report(args, results, record, trained)
+    return _report(args, results, record, trained, data=data, config=config)
+
+
+def _test_accuracy(params, data, config) -> float:
+    x, y = data.test[:2]
+    return float(accuracy(params, x, y, activation=config.activation))
+
+
+def _test_words(results, best, data, config) -> list[str]:
+    """The test accuracy of the chosen configuration's seeds, refitted (a sweep keeps no
+    params): the test split is used once, after choosing on dev. Kept in meta["test"]."""
+    if data is None or data.test is None or len(data.test[0]) == 0:
+        return []
+    from jaxhp.sweep import refit
+
+    members = [int(m) for m in np.atleast_1d(best["members"]) if not results.diverged[m]]
+    try:
+        fitted = [refit(results, m, data, config) for m in members]
+    except ValueError as err:  # a halving member that stopped at a rung
+        return [f"test: not scored ({err})"]
+    scores = [_test_accuracy(f.params, data, config) for f in fitted]
+    if not scores:
+        return []
+    mean = float(np.mean(scores))
+    results.meta["test"] = {"members": members, "accuracy": scores, "accuracy_mean": mean}
+    spread = f" ± {np.std(scores):.4f} over {len(scores)} seeds" if len(scores) > 1 else ""
+    return [
+        f"test accuracy of the chosen configuration: {mean:.4f}{spread} on "
+        f"{len(data.test[0])} test examples (refitted; the test set was used only now, after "
+        "choosing on dev, so this estimates how the choice does on new data)"
+    ]
 
 
 def _noise_words(metric: str, seeds: int, resolution: float, command: str = "sweep") -> str:

@@ -69,6 +69,7 @@ __all__ = [
     "refine",
     "uniform",
     "member_key",
+    "refit",
     "run_sweep",
     "estimate_member_bytes",
     "use_cpu_cores",
@@ -847,3 +848,54 @@ def run_sweep(
     if distributed and schedule is None:
         _gather_processes(plan)
     return _gather(plan, shard_counts, started, rungs)
+
+
+def refit(results: SweepResults, member: int, data: Data, config: TrainConfig):
+    """Train member ``member`` of a finished sweep again, alone, and return its
+    :class:`jaxhp.TrainResult` with the params (a sweep keeps only histories).
+
+    It is the ``fit`` that ``run_sweep`` promises the member equals: the member's key
+    (``member_key(meta["seed"], seeds[member])``), its hyperparameters, and ``config`` with
+    the member's static values. The history equals the sweep's row to float rounding (a
+    sweep batches members, so its matmuls round differently).
+
+    Args:
+      results: what :func:`run_sweep` returned.
+      member: a row of ``results`` (e.g. ``results.summary()[0]["members"][0]``).
+      data, config: the data and config the sweep was given.
+
+    Raises:
+      ValueError: ``member`` is not a row of ``results``, or a successive-halving member
+        stopped at a rung before ``config.steps`` (its refit would train further).
+      TypeError: ``results`` is not a :class:`jaxhp.SweepResults`.
+    """
+    if not isinstance(results, SweepResults):
+        raise TypeError(f"results must be what run_sweep returned, got {type(results).__name__}")
+    n = len(results)
+    if (
+        isinstance(member, bool)
+        or not isinstance(member, (int, np.integer))
+        or not (0 <= member < n)
+    ):
+        raise ValueError(f"member must be a row of the results, an int in [0, {n}), got {member!r}")
+    i = int(member)
+    labels = results.meta.get("label_columns", [])  # e.g. an Optuna study's trial numbers
+    static = {name: values[i] for name, values in results.static.items() if name not in labels}
+    member_config = config.replace(**static) if static else config
+    if results.rung is not None and not results.diverged[i]:
+        steps = int(results.stop_step[i])
+        if steps < member_config.steps:
+            raise ValueError(
+                f"member {i} stopped at rung {int(results.rung[i])} of successive halving "
+                f"after {steps} steps; a refit trains all {member_config.steps}: refit a "
+                "member that reached the last rung, or pass config.replace(steps=...) to fit"
+            )
+    if results.meta.get("seed") is None:
+        raise ValueError(
+            "the results mix members trained with different base seeds (e.g. an Optuna "
+            "study told by optimize calls with different seed=), so member "
+            f"{i}'s key is unknown: refit with jaxhp.fit and that call's member_key"
+        )
+    hparams = jax.tree.map(lambda values: values[i], results.hparams)
+    key = member_key(results.meta["seed"], int(results.seeds[i]))
+    return train.fit(key, hparams, data, member_config)

@@ -20,6 +20,7 @@ SCRIPTS = [
     "optuna_bridge.py",
     "b4_cnn.py",
     "halving.py",
+    "first_call.py",
 ]
 
 

@@ -569,3 +569,57 @@ def test_second_sweep_loads_its_program_from_the_cache_and_no_cache_turns_it_off
     mixed = r"[1-9]\d* programs? from the cache, [1-9]\d* compiled \(later runs reuse them\)"
     assert re.search(mixed, sweep("--steps", "70"))
     assert "compilation cache off" in sweep("--no-cache")
+
+
+def test_sweep_scores_the_chosen_configuration_on_the_test_split_once(tmp_path, capsys):
+    """--n-test keeps a test split; the best configuration's seeds are refitted and scored
+    on it. Checked against fit on the same draws and a NumPy forward pass."""
+    argv = ["sweep", *SMALL, "--n-test", "120", "--seeds", "2", "--lambd", "0,0.3"]
+    assert main([*argv, "--keep-prob", "1", "--no-cache", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    said = re.search(
+        r"test accuracy of the chosen configuration: (\S+) ± \S+ over 2 seeds on 120", out
+    )
+    assert said, out
+    saved = json.loads((tmp_path / "results.json").read_text())
+    meta, every = saved["meta"], saved["config"]["eval_every"]
+    rows = list(csv.DictReader(io.StringIO((tmp_path / "results.csv").read_text())))
+    data = jaxhp.datasets.load("moons", n_train=80, n_dev=40, n_test=120, seed=0)
+    config = jaxhp.TrainConfig(layer_sizes=(2, 6, 1), steps=60, eval_every=every)
+    scores = []
+    for member in meta["test"]["members"]:
+        row = rows[member]
+        hp = HParams(lambd=np.float32(row["lambd"]), keep_prob=np.float32(1.0),
+                     learning_rate=np.float32(row["learning_rate"]))  # fmt: skip
+        params = jaxhp.fit(jaxhp.sweep.member_key(0, int(row["seed"])), hp, data, config).params
+        a = np.asarray(data.test[0], np.float64)
+        for k, layer in enumerate(params):
+            a = a @ np.asarray(layer.W, np.float64) + np.asarray(layer.b, np.float64)
+            a = np.maximum(a, 0) if k < len(params) - 1 else a
+        scores.append(np.mean((a[:, 0] > 0) == np.asarray(data.test[1])))
+    np.testing.assert_allclose(meta["test"]["accuracy"], scores, atol=1.5 / 120)
+    assert float(said[1]) == pytest.approx(np.mean(meta["test"]["accuracy"]), abs=1e-4)
+    assert sorted(meta["test"]["members"]) == [int(m) for m in _rows_of_best(rows)]
+
+
+def _rows_of_best(rows):
+    """The members of the table's best configuration (mean dev accuracy over seeds; ties
+    by mean dev cost), ranked here from results.csv."""
+    points = {}
+    for row in rows:
+        points.setdefault((row["lambd"], row["learning_rate"]), []).append(row)
+    best = max(
+        points.values(),
+        key=lambda rs: (
+            np.mean([float(r["dev_accuracy"]) for r in rs]),
+            -np.mean([float(r["dev_cost"]) for r in rs]),
+        ),
+    )
+    return [r["member"] for r in best]
+
+
+def test_train_scores_the_kept_params_on_the_test_split(capsys):
+    argv = ["train", "--n-train", "80", "--n-dev", "40", "--n-test", "50", "--steps", "30"]
+    assert main([*argv, "--quiet"]) == 0
+    assert re.search(r"^test accuracy \(last params\): 0\.\d{4} on 50 test examples$",
+                     capsys.readouterr().out, re.M)  # fmt: skip

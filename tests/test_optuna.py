@@ -193,3 +193,22 @@ def test_without_dev_data_the_objective_is_the_train_cross_entropy(data):
     history = jaxhp.fit(member_key(0, 0), hp, train_only, CONFIG).history
     # Without dev data the history's dev columns repeat the train cross-entropy.
     np.testing.assert_allclose(trial.value, np.min(np.asarray(history.dev_cost)), rtol=1e-5)
+
+
+def test_study_results_refit_with_the_seed_the_trials_were_trained_with(data):
+    study = bridge.create_study(sampler="random", seed=0)
+    kwargs = {"n_trials": 2, "batch_size": 2, "base": BASE, "keep_history": True}
+    bridge.optimize(study, DISTS, data, CONFIG, seed=7, **kwargs)
+    results = bridge.study_results(study, CONFIG, base=BASE)
+    assert results.meta["seed"] == 7
+    refitted = jaxhp.sweep.refit(results, 1, data, CONFIG)  # the trial column is a label
+    trial = study.get_trials(states=(State.COMPLETE,))[1]
+    hp = BASE._replace(**{k: np.float32(v) for k, v in trial.params.items()})
+    alone = jaxhp.fit(member_key(7, 0), hp, data, CONFIG)  # member seed 0, base seed 7
+    np.testing.assert_array_equal(refitted.history.dev_cost, alone.history.dev_cost)
+    np.testing.assert_allclose(results.history.dev_cost[1], alone.history.dev_cost, rtol=1e-5)
+    bridge.optimize(study, DISTS, data, CONFIG, seed=8, **kwargs)  # now two base seeds
+    mixed = bridge.study_results(study, CONFIG, base=BASE)
+    assert mixed.meta["seed"] is None
+    with pytest.raises(ValueError, match="mix members trained with different base seeds"):
+        jaxhp.sweep.refit(mixed, 0, data, CONFIG)

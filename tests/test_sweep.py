@@ -282,3 +282,52 @@ def test_the_sweep_programs_llvm_level_yields_to_xla_flags(monkeypatch):
     assert _programs._cpu_options() == {"xla_backend_optimization_level": 1}
     monkeypatch.setenv("XLA_FLAGS", "--xla_backend_optimization_level=0")
     assert _programs._cpu_options() == {}  # the suite's -O0 reaches the sweep programs too
+
+
+# ---- refit: a member's params after the sweep --------------------------------------------
+def _numpy_dev_accuracy(params, data):
+    """Dev accuracy of MLP params by a NumPy forward pass in float64 (dropout off)."""
+    x, y = (np.asarray(a, np.float64) for a in data.dev)
+    ws = [np.asarray(layer.W, np.float64) for layer in params]
+    bs = [np.asarray(layer.b, np.float64) for layer in params]
+    logits = x
+    for k, (w, b) in enumerate(zip(ws, bs)):
+        logits = logits @ w + b
+        logits = np.maximum(logits, 0) if k < len(ws) - 1 else logits
+    return float(np.mean((logits[:, 0] > 0) == y))
+
+
+def test_refit_returns_the_members_params(data):
+    space = sweep.grid(layer_sizes=[(2, 8, 4, 1), (2, 6, 1)], lambd=[0.0, 0.2], keep_prob=[0.8])
+    results = jaxhp.run_sweep(space, data, CONFIG, seed=3, progress=False)
+    for i in (1, 3):  # one member of each static group
+        refitted = sweep.refit(results, i, data, CONFIG)
+        sizes = results.static["layer_sizes"][i]
+        assert [layer.W.shape for layer in refitted.params] == list(zip(sizes, sizes[1:]))
+        assert_close(
+            jax.tree.map(lambda a: a[i], results.history), refitted.history, rtol=1e-6, atol=1e-7
+        )
+        # the params give the sweep's final dev accuracy (last params: no early stopping)
+        assert _numpy_dev_accuracy(refitted.params, data) == pytest.approx(
+            float(results.history.dev_accuracy[i, -1]), abs=1.5 / len(data.dev[0])
+        )
+
+
+def test_refit_refuses_a_member_outside_the_results_and_a_halved_one(data):
+    results = jaxhp.run_sweep(sweep.grid(lambd=[0.0, 0.1]), data, CONFIG, progress=False)
+    for bad in (2, -1, True, 0.0):
+        with pytest.raises(ValueError, match=rf"member must be a row .*\[0, 2\), got {bad!r}"):
+            sweep.refit(results, bad, data, CONFIG)
+    with pytest.raises(TypeError, match="results must be what run_sweep returned, got dict"):
+        sweep.refit({}, 0, data, CONFIG)
+    config = CONFIG.replace(steps=90)
+    halved = jaxhp.run_sweep(
+        sweep.grid(lambd=[0.0, 0.01, 0.1, 1.0, 3.0, 10.0]),
+        data,
+        config,
+        schedule=sweep.halving(3, min_steps=30),
+        progress=False,
+    )
+    stopped = int(np.flatnonzero(halved.stop_step < 90)[0])
+    with pytest.raises(ValueError, match=rf"member {stopped} stopped at rung 0 .*after 30 steps"):
+        sweep.refit(halved, stopped, data, config)

@@ -185,6 +185,7 @@ def _tell(study, trials: list, results: SweepResults, keep_history: bool):
         trial.set_user_attr("best_step", int(row["best_step"]))
         trial.set_user_attr("stop_step", int(row["stop_step"]))
         trial.set_user_attr("diverged", bool(row["diverged"]))
+        trial.set_user_attr("seed", int(results.meta["seed"]))  # its key: sweep.refit needs it
         if keep_history:  # float32 -> float -> JSON -> float32 reads back exactly
             history = {k: np.asarray(v[i]).tolist() for k, v in results.history._asdict().items()}
             trial.set_user_attr("history", history)
@@ -281,7 +282,8 @@ def study_results(study, config: TrainConfig, *, base: HParams | None = None) ->
 
     Only the trials that :func:`optimize` told with ``keep_history=True`` can be rebuilt
     (they carry their evaluations); the ``trial`` column gives each member's trial number.
-    Every member has seed 0, as in :func:`optimize`.
+    Every member has seed 0, as in :func:`optimize`; ``meta["seed"]`` is the base seed
+    ``optimize`` was given (None if the trials were told by calls with different seeds).
 
     Args:
       study: the ``optuna.Study``.
@@ -317,9 +319,16 @@ def study_results(study, config: TrainConfig, *, base: HParams | None = None) ->
         stop_step=np.asarray([a["stop_step"] for a in attrs], np.int32),
         best_step=np.asarray([a["best_step"] for a in attrs], np.int32),
         diverged=np.asarray([a["diverged"] for a in attrs], bool),
-        meta={"members": len(trials), "seed": 0, "label_columns": ["trial"]},
+        meta={"members": len(trials), "seed": _base_seed(trials), "label_columns": ["trial"]},
         static={"trial": [t.number for t in trials]},
     )
+
+
+def _base_seed(trials) -> int | None:
+    """The base seed the trials were trained with (0 for trials told before it was
+    recorded), or None where calls with different seeds told them."""
+    seeds = {int(t.user_attrs.get("seed", 0)) for t in trials}
+    return seeds.pop() if len(seeds) == 1 else None
 
 
 def _history_dtypes(config: TrainConfig) -> dict:
