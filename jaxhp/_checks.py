@@ -195,8 +195,11 @@ def check_xy(x: Any, y: Any, *, n_in: int | None = None, n_out: int | None = Non
                 f"got shape {getattr(y, 'shape', None)}"
             )
         if y.shape[0] != x.shape[0]:
+            row = y.ndim == 2 and y.shape == (1, x.shape[0])
+            hint = "; the labels look like one row (1, m): pass y.reshape(-1)" if row else ""
             raise ValueError(
-                f"{name} and its labels have different row counts: {x.shape[0]} vs {y.shape[0]}"
+                f"{name} and its labels have different row counts: {x.shape[0]} vs "
+                f"{y.shape[0]}{hint} (jaxhp is batch-first: one example per row)"
             )
     if not is_concrete((x, y)):
         return

@@ -423,7 +423,7 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument(
         "--plot", metavar="FILE", type=Path, default=None, help="write the cost curve to this PNG"
     )
-    train.set_defaults(run=_train)
+    train.set_defaults(run=_train, parser=train)
 
     sweep = commands.add_parser(
         "sweep",
@@ -701,10 +701,16 @@ def _check_file_flags(args):
         value = getattr(args, dest)
         if value != args.parser.get_default(dest):
             flag = "--" + dest.replace("_", "-")
+            recorded = (
+                " (it may come from the flags --config recorded)"
+                if getattr(args, "config", None)
+                else ""
+            )
             raise UsageError(
                 f"{flag} {value} applies to the built-in datasets only; the file "
                 f"{args.dataset} is split into train/dev/test by the course's rule (all of "
-                "its rows are used): drop the flag, or write the rows you want to the file"
+                f"its rows are used): drop the flag, or write the rows you want to the file"
+                f"{recorded}"
             )
 
 
@@ -1378,6 +1384,26 @@ def _report(args, results, record, trained: str | None = None, *, data=None, con
     """Print what was trained (``trained``; by default a sweep's line), the ranked table,
     the best configuration, its diagnosis and (with a test split) its test accuracy; write
     results.csv, results.json and the plots to --out."""
+    done: list[str] = []  # the files written so far, for an interruption's message
+    try:
+        return _report_steps(args, results, record, trained, data, config, done)
+    except KeyboardInterrupt:
+        raise _interrupted_reporting(args, done) from None
+
+
+def _interrupted_reporting(args, done: list[str]) -> Interrupted:
+    """Ctrl-C after training: say what is on disk (the training itself is not lost where a
+    checkpoint or a study's storage holds it)."""
+    wrote = f"{done[-1]} written to {args.out}/" if done else "no result file written"
+    kept = ""
+    if getattr(args, "checkpoint", None):
+        kept = f"; the members are saved in {args.checkpoint}: re-run to report them"
+    elif getattr(args, "storage", None):
+        kept = f"; the trials are saved in {args.storage}: re-run to report them"
+    return Interrupted(f"interrupted after training, while reporting: {wrote}{kept}")
+
+
+def _report_steps(args, results, record, trained, data, config, done: list[str]) -> int:
     _print(_sweep_trained(results.meta, results) if trained is None else trained)
     if results.diverged_members:
         _print(f"diverged (flagged, not ranked): members {results.diverged_members}")
@@ -1403,12 +1429,13 @@ def _report(args, results, record, trained: str | None = None, *, data=None, con
             _diagnosis_words(
                 args, lambda bayes: results.diagnosis(best["members"], bayes_error=bayes)
             ),
-            *_test_words(results, best, data, config),
+            *_test_words(results, best, args.metric, data, config),
         )
     out = Path(args.out)
     results.to_csv(out / "results.csv")
     results.to_json(out / "results.json", config=record)
     written = "results.csv, results.json"
+    done.append(written)
     try:
         x_axis, y_axis = _heatmap_axes(results)
         results.plot_heatmap(out / "heatmap.png", x=x_axis, y=y_axis, metric=args.metric)
@@ -1422,6 +1449,8 @@ def _report(args, results, record, trained: str | None = None, *, data=None, con
             written += " (and removed an earlier run's rungs.png)"
     except ImportError as err:  # matplotlib is optional: keep the table, say what is missing
         written += f" (no plots: {err})"
+    if "test" in results.meta:
+        headline += f"; test accuracy {results.meta['test']['accuracy_mean']:.4f}"
     _print(f"done: {headline}; wrote {written} to {out}/")
     return 0
 
@@ -1638,9 +1667,11 @@ def _test_accuracy(params, data, config) -> float:
     return float(accuracy(params, x, y, activation=config.activation))
 
 
-def _test_words(results, best, data, config) -> list[str]:
+def _test_words(results, best, metric: str, data, config) -> list[str]:
     """The test accuracy of the chosen configuration's seeds, refitted (a sweep keeps no
-    params): the test split is used once, after choosing on dev. Kept in meta["test"]."""
+    params): the test split is used once, after choosing on dev. The params scored are the
+    ones the ranking read: each seed's best evaluation for a ``best_*`` metric, else the
+    params it keeps. Kept in ``meta["test"]``."""
     if data is None or data.test is None or len(data.test[0]) == 0:
         return []
     from jaxhp.sweep import refit
@@ -1650,14 +1681,28 @@ def _test_words(results, best, data, config) -> list[str]:
         fitted = [refit(results, m, data, config) for m in members]
     except ValueError as err:  # a halving member that stopped at a rung
         return [f"test: not scored ({err})"]
-    scores = [_test_accuracy(f.params, data, config) for f in fitted]
-    if not scores:
+    if not fitted:
         return []
+    at_best = metric.startswith("best_")
+    which = (
+        "params at each seed's best evaluation"
+        if at_best
+        else ("kept params (best evaluation)" if config.restore_best else "last params")
+    )
+    scores = [_test_accuracy(f.best_params if at_best else f.params, data, config) for f in fitted]
     mean = float(np.mean(scores))
-    results.meta["test"] = {"members": members, "accuracy": scores, "accuracy_mean": mean}
-    spread = f" ± {np.std(scores):.4f} over {len(scores)} seeds" if len(scores) > 1 else ""
+    std = float(np.std(scores, ddof=1)) if len(scores) > 1 else 0.0  # as the table's
+    results.meta["test"] = {
+        "members": members,
+        "accuracy": scores,
+        "accuracy_mean": mean,
+        "accuracy_std": std,
+        "m_test": len(data.test[0]),
+        "params": which,
+    }
+    spread = f" ± {std:.4f} over {len(scores)} seeds" if len(scores) > 1 else ""
     return [
-        f"test accuracy of the chosen configuration: {mean:.4f}{spread} on "
+        f"test accuracy of the chosen configuration ({which}): {mean:.4f}{spread} on "
         f"{len(data.test[0])} test examples (refitted; the test set was used only now, after "
         "choosing on dev, so this estimates how the choice does on new data)"
     ]
@@ -1855,7 +1900,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if getattr(args, "config", None) is not None:  # recorded flags first, typed ones win
             args = _parse(parser, [args.command, *_recorded_argv(args.config), *argv[1:]])
-        with _ctrl_c_never_lost():
+        with _ctrl_c_never_lost(), warnings.catch_warnings():
+            # the table's headline says it, with advice
+            warnings.filterwarnings("ignore", message="every member of the sweep diverged")
             return args.run(args)
     except (Interrupted, KeyboardInterrupt) as stop:
         text = str(stop) if isinstance(stop, Interrupted) else "interrupted: nothing was saved"

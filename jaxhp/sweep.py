@@ -17,6 +17,7 @@ rounding.
 
 from __future__ import annotations
 
+import operator
 import os
 import sys
 import time
@@ -847,7 +848,24 @@ def run_sweep(
         _Reporting.listener = None
     if distributed and schedule is None:
         _gather_processes(plan)
-    return _gather(plan, shard_counts, started, rungs)
+    results = _gather(plan, shard_counts, started, rungs)
+    if results.diverged.all():
+        warnings.warn(
+            f"every member of the sweep diverged (non-finite cost; results.diverged): no "
+            f"result can be ranked. {_divergence_advice(plan.data)}",
+            stacklevel=2,
+        )
+    return results
+
+
+def _divergence_advice(data: Data) -> str:
+    scale = float(np.max(np.abs(np.asarray(data.train[0])))) if data.train[0].size else 0.0
+    if scale > 100:
+        return (
+            f"The train features reach {scale:.3g}: normalise them with train statistics "
+            "(jaxhp.data.Normalizer), or lower the learning rate."
+        )
+    return "Lower the learning rate."
 
 
 def refit(results: SweepResults, member: int, data: Data, config: TrainConfig):
@@ -871,25 +889,11 @@ def refit(results: SweepResults, member: int, data: Data, config: TrainConfig):
     """
     if not isinstance(results, SweepResults):
         raise TypeError(f"results must be what run_sweep returned, got {type(results).__name__}")
-    n = len(results)
-    if (
-        isinstance(member, bool)
-        or not isinstance(member, (int, np.integer))
-        or not (0 <= member < n)
-    ):
-        raise ValueError(f"member must be a row of the results, an int in [0, {n}), got {member!r}")
-    i = int(member)
+    i = _member_index(member, len(results))
     labels = results.meta.get("label_columns", [])  # e.g. an Optuna study's trial numbers
     static = {name: values[i] for name, values in results.static.items() if name not in labels}
     member_config = config.replace(**static) if static else config
-    if results.rung is not None and not results.diverged[i]:
-        steps = int(results.stop_step[i])
-        if steps < member_config.steps:
-            raise ValueError(
-                f"member {i} stopped at rung {int(results.rung[i])} of successive halving "
-                f"after {steps} steps; a refit trains all {member_config.steps}: refit a "
-                "member that reached the last rung, or pass config.replace(steps=...) to fit"
-            )
+    _check_refit_config(results, i, member_config)
     if results.meta.get("seed") is None:
         raise ValueError(
             "the results mix members trained with different base seeds (e.g. an Optuna "
@@ -899,3 +903,39 @@ def refit(results: SweepResults, member: int, data: Data, config: TrainConfig):
     hparams = jax.tree.map(lambda values: values[i], results.hparams)
     key = member_key(results.meta["seed"], int(results.seeds[i]))
     return train.fit(key, hparams, data, member_config)
+
+
+def _member_index(member, n: int) -> int:
+    """``member`` as a row index of a results table of ``n`` rows (any integer scalar)."""
+    try:
+        i = None if isinstance(member, bool) else operator.index(member)
+    except TypeError:
+        i = None
+    if i is None or not 0 <= i < n:
+        several = isinstance(member, (list, tuple, np.ndarray)) and np.size(member) > 1
+        hint = " (pick one of a configuration's members, e.g. members[0])" if several else ""
+        raise ValueError(
+            f"member must be a row of the results, an int in [0, {n}), got {member!r}{hint}"
+        )
+    return i
+
+
+def _check_refit_config(results: SweepResults, i: int, config: TrainConfig):
+    """The config must be the sweep's: the same evaluation schedule, and only the steps the
+    member trained (a halving member may have stopped at a rung)."""
+    steps = np.asarray(results.history.step[i])
+    first = min(config.every, config.steps)
+    if steps.shape[0] < config.n_evals or int(steps[0]) != first:
+        raise ValueError(
+            f"config is not the one member {i} was swept with: it evaluates every "
+            f"{config.every} steps ({config.n_evals} times), the member's history first at "
+            f"step {int(steps[0])} ({steps.shape[0]} columns); pass run_sweep's config"
+        )
+    stopped = int(results.stop_step[i])
+    if results.rung is not None and not results.diverged[i] and stopped < config.steps:
+        raise ValueError(
+            f"member {i} stopped at rung {int(results.rung[i])} of successive halving after "
+            f"{stopped} steps; a refit trains all {config.steps}: refit a member that reached "
+            f"the last rung, or pass config.replace(steps={stopped}) to refit it as far as it "
+            "went"
+        )

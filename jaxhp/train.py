@@ -372,7 +372,9 @@ def _check_logit_count(y: np.ndarray, n_out: int, name: str, mlp: bool = False):
     labels wrong (an error). Train labels that never reach the last outputs: those logits are
     never a target, most likely a model too wide for the data (a warning)."""
     flat = y.reshape(-1) if y.ndim == 1 or (y.ndim == 2 and y.shape[1] == 1) else None
-    if flat is None or flat.size == 0 or not np.all(np.isfinite(flat)):
+    if flat is None or flat.size == 0 or not np.issubdtype(flat.dtype, np.number):
+        return  # the shape and dtype checks that follow name the problem
+    if not np.all(np.isfinite(flat)):
         return
     top = flat.max()
     # Ids that start at 0 read as classes 0..k-1; others (1/2 for binary) as wrong labels.

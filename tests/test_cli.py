@@ -261,7 +261,16 @@ def test_sweep_from_files(tmp_path, capsys):
                 str(tmp_path / name[-3:]),
             ]
         )
-        assert code == 0, capsys.readouterr().err
+        out = capsys.readouterr().out
+        assert code == 0
+        # a file keeps its own test split (60/20/20 at this size), scored once at the end
+        assert "90 train, 30 dev, 30 test examples" in out
+        assert "test accuracy of the chosen configuration (last params): " in out
+    # train reads files too (it once crashed checking the built-in-only flags)
+    assert main(["train", "--dataset", str(tmp_path / "d.csv"), "--steps", "60", "--quiet"]) == 0
+    assert re.search(
+        r"^test accuracy \(last params\): \S+ on 30 test", capsys.readouterr().out, re.M
+    )
 
 
 @pytest.mark.parametrize(
@@ -571,14 +580,23 @@ def test_second_sweep_loads_its_program_from_the_cache_and_no_cache_turns_it_off
     assert "compilation cache off" in sweep("--no-cache")
 
 
-def test_sweep_scores_the_chosen_configuration_on_the_test_split_once(tmp_path, capsys):
+@pytest.mark.parametrize(
+    "metric, which", [(None, "last params"), ("best_dev_cost", "params at each seed's best")]
+)
+def test_sweep_scores_the_chosen_configuration_on_the_test_split_once(
+    tmp_path, capsys, metric, which
+):
     """--n-test keeps a test split; the best configuration's seeds are refitted and scored
-    on it. Checked against fit on the same draws and a NumPy forward pass."""
+    on it, with the params the ranking read. Checked against fit on the same draws and a
+    NumPy forward pass."""
     argv = ["sweep", *SMALL, "--n-test", "120", "--seeds", "2", "--lambd", "0,0.3"]
+    argv += ["--metric", metric] if metric else []
     assert main([*argv, "--keep-prob", "1", "--no-cache", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     said = re.search(
-        r"test accuracy of the chosen configuration: (\S+) ± \S+ over 2 seeds on 120", out
+        rf"test accuracy of the chosen configuration \({which}.*\): (\S+) ± (\S+) over 2 "
+        r"seeds on 120",
+        out,
     )
     assert said, out
     saved = json.loads((tmp_path / "results.json").read_text())
@@ -591,7 +609,8 @@ def test_sweep_scores_the_chosen_configuration_on_the_test_split_once(tmp_path, 
         row = rows[member]
         hp = HParams(lambd=np.float32(row["lambd"]), keep_prob=np.float32(1.0),
                      learning_rate=np.float32(row["learning_rate"]))  # fmt: skip
-        params = jaxhp.fit(jaxhp.sweep.member_key(0, int(row["seed"])), hp, data, config).params
+        fitted = jaxhp.fit(jaxhp.sweep.member_key(0, int(row["seed"])), hp, data, config)
+        params = fitted.best_params if metric else fitted.params
         a = np.asarray(data.test[0], np.float64)
         for k, layer in enumerate(params):
             a = a @ np.asarray(layer.W, np.float64) + np.asarray(layer.b, np.float64)
@@ -599,7 +618,9 @@ def test_sweep_scores_the_chosen_configuration_on_the_test_split_once(tmp_path, 
         scores.append(np.mean((a[:, 0] > 0) == np.asarray(data.test[1])))
     np.testing.assert_allclose(meta["test"]["accuracy"], scores, atol=1.5 / 120)
     assert float(said[1]) == pytest.approx(np.mean(meta["test"]["accuracy"]), abs=1e-4)
-    assert sorted(meta["test"]["members"]) == [int(m) for m in _rows_of_best(rows)]
+    assert float(said[2]) == pytest.approx(np.std(meta["test"]["accuracy"], ddof=1), abs=1e-4)
+    if metric is None:  # the table's order for its default metric, rebuilt from the CSV
+        assert sorted(meta["test"]["members"]) == [int(m) for m in _rows_of_best(rows)]
 
 
 def _rows_of_best(rows):
@@ -623,3 +644,23 @@ def test_train_scores_the_kept_params_on_the_test_split(capsys):
     assert main([*argv, "--quiet"]) == 0
     assert re.search(r"^test accuracy \(last params\): 0\.\d{4} on 50 test examples$",
                      capsys.readouterr().out, re.M)  # fmt: skip
+
+
+def test_ctrl_c_while_reporting_says_what_is_on_disk(tmp_path, capsys, monkeypatch):
+    """Training has finished when the plots are drawn: Ctrl-C there keeps results.csv and
+    results.json, and the message says so rather than "nothing was saved"."""
+    from jaxhp.results import SweepResults
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(SweepResults, "plot_heatmap", interrupted)
+    out, ck = tmp_path / "out", tmp_path / "ck"
+    argv = ["sweep", *SMALL, "--lambd", "0,0.1", "--keep-prob", "1", "--no-cache"]
+    assert main([*argv, "--out", str(out), "--checkpoint", str(ck)]) == cli.EXIT_INTERRUPTED
+    said = capsys.readouterr().err.strip()
+    assert said == (
+        f"interrupted after training, while reporting: results.csv, results.json written to "
+        f"{out}/; the members are saved in {ck}: re-run to report them"
+    )
+    assert (out / "results.csv").is_file() and (out / "results.json").is_file()

@@ -116,6 +116,7 @@ CASES = [
     (["sweep", "--dataset", "LONE", "--n-train", "50"], "--n-train 50 applies to the built-in"),
     (["sweep", "--dataset", "LONE", "--noise", "0.1"], "--noise 0.1 applies to the built-in"),
     (["sweep", "--dataset", "LONE", "--n-test", "20"], "--n-test 20 applies to the built-in"),
+    (["train", "--dataset", "LONE", "--n-test", "20"], "--n-test 20 applies to the built-in"),
     (["sweep", "--n-test", "-1"], "argument --n-test: expected an int >= 0, got -1"),
     (["sweep", "--no-normalize"], "--no-normalize applies to data files only"),
     (["sweep", "--dataset", "NANCSV"], "nan.csv: x holds NaN or inf, first in data row 1"),

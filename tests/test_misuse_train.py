@@ -176,6 +176,16 @@ def test_model_with_more_logits_than_classes_warns(mlp):  # outputs 3..4 are nev
         )
 
 
+def test_labels_as_one_row_and_string_labels_are_named():
+    x = np.random.default_rng(0).normal(size=(12, 2)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(np.int32)
+    config = jaxhp.TrainConfig(layer_sizes=(2, 4, 1), steps=1)
+    with pytest.raises(ValueError, match=r"12 vs 1; the labels look like one row \(1, m\)"):
+        jaxhp.fit(0, jaxhp.HParams(), jaxhp.Data((x, y[None, :])), config)
+    with pytest.raises(TypeError, match=r"labels for train x must hold real numbers, got dtype <U"):
+        jaxhp.fit(0, jaxhp.HParams(), jaxhp.Data((x, np.where(y, "a", "b"))), config)
+
+
 def test_l2_matching_no_leaf_warns(data):
     config = jaxhp.TrainConfig(model=_linear(), steps=1, l2="bias")
     with pytest.warns(UserWarning, match=r"l2='bias'.*matches no parameter leaf.*\['w'\]"):

@@ -3,6 +3,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import warnings
 
 import jax
 import numpy as np
@@ -316,8 +317,16 @@ def test_refit_returns_the_members_params(data):
 def test_refit_refuses_a_member_outside_the_results_and_a_halved_one(data):
     results = jaxhp.run_sweep(sweep.grid(lambd=[0.0, 0.1]), data, CONFIG, progress=False)
     for bad in (2, -1, True, 0.0):
-        with pytest.raises(ValueError, match=rf"member must be a row .*\[0, 2\), got {bad!r}"):
+        with pytest.raises(ValueError, match=rf"member must be a row .*\[0, 2\), got {bad!r}$"):
             sweep.refit(results, bad, data, CONFIG)
+    with pytest.raises(ValueError, match=r"got \[0, 1\] \(pick one of a configuration's"):
+        sweep.refit(results, [0, 1], data, CONFIG)
+    with pytest.raises(ValueError, match=r"config is not the one member 1 .* every 5 steps"):
+        sweep.refit(results, 1, data, CONFIG.replace(eval_every=5))
+    with pytest.raises(ValueError, match=r"config is not the one member 1 .* \(8 times\)"):
+        sweep.refit(results, 1, data, CONFIG.replace(steps=80))
+    one = sweep.refit(results, jax.numpy.int32(1), data, CONFIG)  # any integer scalar
+    assert_close(jax.tree.map(lambda a: a[1], results.history), one.history, rtol=1e-6)
     with pytest.raises(TypeError, match="results must be what run_sweep returned, got dict"):
         sweep.refit({}, 0, data, CONFIG)
     config = CONFIG.replace(steps=90)
@@ -331,3 +340,19 @@ def test_refit_refuses_a_member_outside_the_results_and_a_halved_one(data):
     stopped = int(np.flatnonzero(halved.stop_step < 90)[0])
     with pytest.raises(ValueError, match=rf"member {stopped} stopped at rung 0 .*after 30 steps"):
         sweep.refit(halved, stopped, data, config)
+    # as far as it went: its history up to its rung (3 evaluations)
+    short = sweep.refit(halved, stopped, data, config.replace(steps=30))
+    assert_close(jax.tree.map(lambda a: a[stopped, :3], halved.history), short.history, rtol=1e-6)
+
+
+def test_a_sweep_whose_every_member_diverged_warns_with_advice(data):
+    x, y = data.train
+    loud = jaxhp.Data(train=(x * 1000.0, y), dev=data.dev)  # unnormalised features
+    space = sweep.grid(lambd=[1e4], learning_rate=[1.0, 5.0])  # weights blow up
+    with pytest.warns(UserWarning, match=r"every member .* diverged .* reach [\d.e+]+: normalise"):
+        results = jaxhp.run_sweep(space, loud, CONFIG, progress=False)
+    assert results.diverged.all()
+    with warnings.catch_warnings():  # one sane member: no warning
+        warnings.simplefilter("error")
+        space = sweep.grid(lambd=[1e4], learning_rate=[1e-4, 5.0])
+        assert jaxhp.run_sweep(space, loud, CONFIG, progress=False).diverged.tolist() == [0, 1]
