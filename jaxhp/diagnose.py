@@ -26,9 +26,11 @@ DIVERGING = "learning rate too high / diverging"
 ADVICE = {
     "diverging": (
         "Learning rate too high / diverging: the run did not learn (a non-finite cost, or "
-        "train error at chance level). Lower the learning rate (try 10x smaller); if the "
-        "error still sits at chance, check the labels and the initialisation (zeros cannot "
-        "break symmetry). Bias and variance are not assessed until the run trains."
+        "train error at chance level). If the cost rose or jumped about, lower the learning "
+        "rate (try 10x smaller); if it fell, but slowly, the run is too short or the "
+        "learning rate too low: train longer or raise it. If the error still sits at "
+        "chance, check the labels and the initialisation (zeros cannot break symmetry). "
+        "Bias and variance are not assessed until the run trains."
     ),
     "high bias": (
         "High avoidable bias: use a bigger or deeper network, train longer (more steps, a "
