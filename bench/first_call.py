@@ -35,14 +35,13 @@ HERE = Path(__file__).resolve().parent
 def child_jaxhp(quick: bool, cache: str) -> dict:
     started = time.perf_counter()
     import jaxhp
-    from jaxhp import sweep
     from jaxhp.cache import compile_stats
 
     imported = time.perf_counter() - started
-    from sweep import b1_workload  # bench/sweep.py's workload
+    import sweep as bench_sweep  # bench/sweep.py: B1's workload
 
     jaxhp.enable_compilation_cache(cache)
-    w = b1_workload(quick)
+    w = bench_sweep.b1_workload(quick)
     config = jaxhp.TrainConfig(
         layer_sizes=w["sizes"], steps=w["steps"], batch_size=w["batch"], eval_every=w["steps"]
     )
@@ -52,7 +51,7 @@ def child_jaxhp(quick: bool, cache: str) -> dict:
     ]
     with compile_stats() as compiled:
         start = time.perf_counter()
-        results = sweep.run_sweep(sweep.Space(members), w["data"], config, progress=False)
+        results = jaxhp.run_sweep(jaxhp.sweep.Space(members), w["data"], config, progress=False)
         seconds = time.perf_counter() - start
     return {
         "seconds": seconds,
@@ -112,6 +111,8 @@ def main(argv=None) -> None:
     if args.child == "plain":
         print(json.dumps(child_plain(args.quick)))
         return
+    import jaxhp  # noqa: F401  (so that the results' machine record lists the jaxhp devices)
+
     repeats = args.repeats or (1 if args.quick else 3)
     if repeats < 1:
         parser.error(f"--repeats must be at least 1, got {repeats}")

@@ -178,9 +178,12 @@ def check_xy(x: Any, y: Any, *, n_in: int | None = None, n_out: int | None = Non
     """Shapes always; finiteness of x and the label range when the arrays are concrete."""
     check_array_2d(name, x)
     if n_in is not None and x.shape[1] != n_in:
-        rows = getattr(y, "shape", (None,))[:1]
-        transposed = x.shape[0] == n_in and rows == (x.shape[1],)
+        y_shape = getattr(y, "shape", (None,))
+        transposed = x.shape[0] == n_in and y_shape[:1] == (x.shape[1],)
+        both = x.shape[0] == n_in and y_shape == (1, x.shape[1])  # the course's layout
         hint = "; x looks transposed: pass x.T, one example per row" if transposed else ""
+        if both:
+            hint = "; x and y look transposed (the course's layout): pass x.T and y.reshape(-1)"
         raise ValueError(f"{name} has {x.shape[1]} features but layer_sizes[0] is {n_in}{hint}")
     if y is not None:
         if not hasattr(y, "ndim"):

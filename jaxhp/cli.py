@@ -35,6 +35,7 @@ from jaxhp.nn import ACTIVATIONS
 from jaxhp.records import OPTIMIZERS, HParams
 from jaxhp.results import METRICS, diagnose_errors, tie_break
 from jaxhp.space import _repeated
+from jaxhp.sweep import _divergence_advice
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -1413,8 +1414,10 @@ def _report_steps(args, results, record, trained, data, config, done: list[str])
     best = rows[0]
     _print(_format_summary(rows[: args.top], results, args.metric), "")
     mean, std = best[f"{args.metric}_mean"], best[f"{args.metric}_std"]
-    if not np.isfinite(mean):
-        headline = "every member diverged: lower the learning rate"
+    ranked = np.isfinite(mean)
+    if not ranked:
+        advice = "lower the learning rate" if data is None else _divergence_advice(data)
+        headline = f"every member diverged: {advice[0].lower()}{advice[1:]}"
         _print(headline)
     else:
         others = sum(r["within_noise"] for r in rows) - 1
@@ -1429,13 +1432,19 @@ def _report_steps(args, results, record, trained, data, config, done: list[str])
             _diagnosis_words(
                 args, lambda bayes: results.diagnosis(best["members"], bayes_error=bayes)
             ),
-            *_test_words(results, best, args.metric, data, config),
         )
     out = Path(args.out)
     results.to_csv(out / "results.csv")
     results.to_json(out / "results.json", config=record)
     written = "results.csv, results.json"
     done.append(written)
+    if ranked and _has_test_split(data):  # after the table is safe on disk: it trains
+        test = _score_test(results, best, args.metric, data, config)
+        _print(_test_line(test))
+        if isinstance(test, dict):
+            results.meta["test"] = test
+            results.to_json(out / "results.json", config=record)
+            headline += f"; test accuracy {results.meta['test']['accuracy_mean']:.4f}"
     try:
         x_axis, y_axis = _heatmap_axes(results)
         results.plot_heatmap(out / "heatmap.png", x=x_axis, y=y_axis, metric=args.metric)
@@ -1449,8 +1458,6 @@ def _report_steps(args, results, record, trained, data, config, done: list[str])
             written += " (and removed an earlier run's rungs.png)"
     except ImportError as err:  # matplotlib is optional: keep the table, say what is missing
         written += f" (no plots: {err})"
-    if "test" in results.meta:
-        headline += f"; test accuracy {results.meta['test']['accuracy_mean']:.4f}"
     _print(f"done: {headline}; wrote {written} to {out}/")
     return 0
 
@@ -1545,12 +1552,20 @@ def _check_same_study(study, record: dict, args):
         study.set_user_attr(_STUDY_ATTR, mine)
         return
     for key in _SHAPES_TRIALS:
-        if theirs.get(key) != mine[key]:
+        if _without_test_sizes(theirs.get(key)) != _without_test_sizes(mine[key]):
             raise UsageError(
                 f"--study-name {args.study_name} in --storage {args.storage} was tuned with "
                 f"other settings ({key}: {theirs.get(key)!r} there, {mine[key]!r} here); "
                 "give the same flags to resume it, or another --study-name"
             )
+
+
+def _without_test_sizes(setting):
+    """A recorded setting without the test split's size: the test set is scored after
+    tuning and shapes no trial (older studies did not record it)."""
+    if not isinstance(setting, dict):
+        return setting
+    return {k: v for k, v in setting.items() if k not in ("n_test", "m_test")}
 
 
 def _open_study(args, bridge):
@@ -1667,22 +1682,30 @@ def _test_accuracy(params, data, config) -> float:
     return float(accuracy(params, x, y, activation=config.activation))
 
 
-def _test_words(results, best, metric: str, data, config) -> list[str]:
-    """The test accuracy of the chosen configuration's seeds, refitted (a sweep keeps no
-    params): the test split is used once, after choosing on dev. The params scored are the
-    ones the ranking read: each seed's best evaluation for a ``best_*`` metric, else the
-    params it keeps. Kept in ``meta["test"]``."""
-    if data is None or data.test is None or len(data.test[0]) == 0:
-        return []
+def _has_test_split(data) -> bool:
+    return data is not None and data.test is not None and len(data.test[0]) > 0
+
+
+def _score_test(results, best, metric: str, data, config) -> dict | str:
+    """The chosen configuration's seeds refitted (a sweep keeps no params) and scored on
+    the test split, once, after choosing on dev: the params the ranking read (each seed's
+    best evaluation for a ``best_*`` metric, else the params it keeps). Returns the
+    scores (for ``meta["test"]``), or why nothing was scored."""
     from jaxhp.sweep import refit
 
-    members = [int(m) for m in np.atleast_1d(best["members"]) if not results.diverged[m]]
+    if results.meta.get("processes", 1) > 1:  # the other processes do not wait for it
+        return "a run over several processes; refit from Python with jaxhp.sweep.refit"
+    seeds, members = set(), []
+    for m in np.atleast_1d(best["members"]):  # live members, one per seed
+        if not results.diverged[m] and int(results.seeds[m]) not in seeds:
+            seeds.add(int(results.seeds[m]))
+            members.append(int(m))
+    seeds_words = _plural(len(members), "seed")
+    _print(f"refitting the chosen configuration ({seeds_words}) to score it on the test split")
     try:
         fitted = [refit(results, m, data, config) for m in members]
-    except ValueError as err:  # a halving member that stopped at a rung
-        return [f"test: not scored ({err})"]
-    if not fitted:
-        return []
+    except ValueError as err:  # e.g. a halving member that the schedule stopped at a rung
+        return str(err)
     at_best = metric.startswith("best_")
     which = (
         "params at each seed's best evaluation"
@@ -1690,22 +1713,42 @@ def _test_words(results, best, metric: str, data, config) -> list[str]:
         else ("kept params (best evaluation)" if config.restore_best else "last params")
     )
     scores = [_test_accuracy(f.best_params if at_best else f.params, data, config) for f in fitted]
-    mean = float(np.mean(scores))
-    std = float(np.std(scores, ddof=1)) if len(scores) > 1 else 0.0  # as the table's
-    results.meta["test"] = {
+    # a refit rounds differently from its batched sweep run; where that moved its best
+    # evaluation or stop, the params scored are the refit's own
+    moved = [
+        m
+        for m, f in zip(members, fitted)
+        if int(f.best_step) != int(results.best_step[m])
+        or int(f.stop_step) != int(results.stop_step[m])
+    ]
+    return {
         "members": members,
         "accuracy": scores,
-        "accuracy_mean": mean,
-        "accuracy_std": std,
+        "accuracy_mean": float(np.mean(scores)),
+        "accuracy_std": float(np.std(scores, ddof=1)) if len(scores) > 1 else 0.0,  # as the table's
         "m_test": len(data.test[0]),
         "params": which,
+        "refit_moved": moved,
     }
-    spread = f" ± {std:.4f} over {len(scores)} seeds" if len(scores) > 1 else ""
-    return [
-        f"test accuracy of the chosen configuration ({which}): {mean:.4f}{spread} on "
-        f"{len(data.test[0])} test examples (refitted; the test set was used only now, after "
-        "choosing on dev, so this estimates how the choice does on new data)"
-    ]
+
+
+def _test_line(test: dict | str) -> str:
+    if isinstance(test, str):
+        return f"test: not scored ({test})"
+    n = len(test["accuracy"])
+    spread = f" ± {test['accuracy_std']:.4f} over {n} seeds" if n > 1 else ""
+    moved = (
+        f"; members {test['refit_moved']} reached their best or stop at another step when "
+        "refitted alone (float rounding), so their refits' params were scored"
+        if test["refit_moved"]
+        else ""
+    )
+    return (
+        f"test accuracy of the chosen configuration ({test['params']}): "
+        f"{test['accuracy_mean']:.4f}{spread} on {test['m_test']} test examples (the test "
+        "set was used only now, after choosing on dev, so this estimates how the choice "
+        f"does on new data){moved}"
+    )
 
 
 def _noise_words(metric: str, seeds: int, resolution: float, command: str = "sweep") -> str:

@@ -17,6 +17,7 @@ rounding.
 
 from __future__ import annotations
 
+import dataclasses
 import operator
 import os
 import sys
@@ -376,6 +377,7 @@ class _Plan(NamedTuple):
     process: int
     points: np.ndarray  # each member's configuration: members that differ only in seed share it
     memory_budget: int | float  # bytes per chunk, "auto" resolved
+    config: TrainConfig  # as given (static axes replace its fields per group)
 
 
 def _points(space: Space) -> np.ndarray:
@@ -619,6 +621,7 @@ def _plan(
         process,
         _points(space),
         memory_budget,
+        config,
     )
 
 
@@ -714,6 +717,7 @@ def _gather(plan: _Plan, shard_counts, started: float, rungs: dict | None = None
         "programs": len(groups),
         "l2_leaves": train.l2_leaves(groups[0].config),
         "restore_best": groups[0].config.restore_best,
+        "train_config": _plain_fields(plan.config),
         "seconds": time.perf_counter() - started,
     }
     if rungs is not None:
@@ -892,13 +896,13 @@ def refit(results: SweepResults, member: int, data: Data, config: TrainConfig):
     i = _member_index(member, len(results))
     labels = results.meta.get("label_columns", [])  # e.g. an Optuna study's trial numbers
     static = {name: values[i] for name, values in results.static.items() if name not in labels}
+    _check_refit_config(results, i, config, static)
     member_config = config.replace(**static) if static else config
-    _check_refit_config(results, i, member_config)
     if results.meta.get("seed") is None:
         raise ValueError(
-            "the results mix members trained with different base seeds (e.g. an Optuna "
-            "study told by optimize calls with different seed=), so member "
-            f"{i}'s key is unknown: refit with jaxhp.fit and that call's member_key"
+            f"member {i}'s base seed is unknown (results.meta['seed'] is None: e.g. an "
+            "Optuna study told by optimize calls with different seed=, or told before the "
+            "seed was recorded): refit it with jaxhp.fit and the member_key it was trained with"
         )
     hparams = jax.tree.map(lambda values: values[i], results.hparams)
     key = member_key(results.meta["seed"], int(results.seeds[i]))
@@ -920,22 +924,42 @@ def _member_index(member, n: int) -> int:
     return i
 
 
-def _check_refit_config(results: SweepResults, i: int, config: TrainConfig):
-    """The config must be the sweep's: the same evaluation schedule, and only the steps the
-    member trained (a halving member may have stopped at a rung)."""
-    steps = np.asarray(results.history.step[i])
-    first = min(config.every, config.steps)
-    if steps.shape[0] < config.n_evals or int(steps[0]) != first:
-        raise ValueError(
-            f"config is not the one member {i} was swept with: it evaluates every "
-            f"{config.every} steps ({config.n_evals} times), the member's history first at "
-            f"step {int(steps[0])} ({steps.shape[0]} columns); pass run_sweep's config"
-        )
+def _plain_fields(config: TrainConfig) -> dict:
+    """The config's fields that are plain data (numbers, strings, tuples): what a refit's
+    config is compared against. Functions (a model, an optimizer factory) cannot be."""
+    plain = (str, int, float, bool, tuple, type(None))
+    return {
+        field.name: getattr(config, field.name)
+        for field in dataclasses.fields(config)
+        if isinstance(getattr(config, field.name), plain)
+    }
+
+
+def _check_refit_config(results: SweepResults, i: int, config: TrainConfig, static: dict):
+    """``config`` must be the one the sweep was given (its plain fields; static axes aside),
+    and a halving member that the schedule stopped at a rung is refitted only that far."""
+    swept = results.meta.get("train_config", {})
+    given = _plain_fields(config)
     stopped = int(results.stop_step[i])
-    if results.rung is not None and not results.diverged[i] and stopped < config.steps:
+    skip = set(static)
+    if results.rung is not None and given.get("steps") == stopped and "steps" in swept:
+        # a halving member refitted as far as it went: the same evaluations, fewer steps
+        if config.every == (swept["eval_every"] or max(1, swept["steps"] // 100)):
+            skip |= {"steps", "eval_every"}
+    for name, value in swept.items():
+        if name not in skip and given.get(name) != value:
+            raise ValueError(
+                f"config is not the one the sweep was given: {name}={given.get(name)!r}, the "
+                f"sweep's {name}={value!r}; pass run_sweep's config"
+            )
+    if results.rung is None or results.diverged[i]:
+        return
+    rung_step = int(results.meta["rungs"][int(results.rung[i])]["step"])
+    steps = (config.replace(**static) if static else config).steps
+    if stopped == rung_step < steps:  # cut by the schedule, not by early stopping
         raise ValueError(
             f"member {i} stopped at rung {int(results.rung[i])} of successive halving after "
-            f"{stopped} steps; a refit trains all {config.steps}: refit a member that reached "
-            f"the last rung, or pass config.replace(steps={stopped}) to refit it as far as it "
-            "went"
+            f"{stopped} steps; a refit trains all {steps}: refit a member that reached the "
+            f"last rung, or refit it as far as it went with "
+            f"config.replace(steps={stopped}, eval_every={config.every})"
         )

@@ -367,35 +367,45 @@ def _check_model_xy(x, y, n_out: int, name: str):
         _checks.check_labels(np.asarray(y), n_out, name=name)
 
 
-def _check_logit_count(y: np.ndarray, n_out: int, name: str, mlp: bool = False):
-    """Class ids beyond the model's outputs: the model is too narrow, most likely, not the
-    labels wrong (an error). Train labels that never reach the last outputs: those logits are
-    never a target, most likely a model too wide for the data (a warning)."""
+def _class_ids(y: np.ndarray) -> np.ndarray | None:
+    """Labels as flat whole class ids from 0 (the form both checks read), or None."""
     flat = y.reshape(-1) if y.ndim == 1 or (y.ndim == 2 and y.shape[1] == 1) else None
     if flat is None or flat.size == 0 or not np.issubdtype(flat.dtype, np.number):
-        return  # the shape and dtype checks that follow name the problem
-    if not np.all(np.isfinite(flat)):
-        return
-    top = flat.max()
-    # Ids that start at 0 read as classes 0..k-1; others (1/2 for binary) as wrong labels.
-    if flat.min() != 0 or not np.all(flat == np.round(flat)):
-        return
-    classes = int(top) + 1
-    model = "layer_sizes ends in" if mlp else "model.apply returns"
-    if top >= max(n_out, 2):
+        return None  # the shape and dtype checks that follow name the problem
+    if not np.all(np.isfinite(flat)) or flat.min() != 0 or not np.all(flat == np.round(flat)):
+        return None  # ids that do not start at 0 (1/2 for binary) read as wrong labels
+    return flat
+
+
+def _check_logit_count(y: np.ndarray, n_out: int, name: str, mlp: bool = False):
+    """Class ids beyond the model's outputs: the model is too narrow, most likely, not the
+    labels wrong."""
+    ids = _class_ids(y)
+    if ids is not None and ids.max() >= max(n_out, 2):
+        classes = int(ids.max()) + 1
+        model = "layer_sizes ends in" if mlp else "model.apply returns"
         fix = f"end layer_sizes with {classes}" if mlp else f"give the model {classes} outputs"
         raise ValueError(
             f"{model} {n_out} output(s) per example, but the labels of {name} have class ids "
             f"up to {classes - 1} ({classes} classes): {fix}, or check the labels"
         )
-    if name == "train x" and n_out > 1 and classes < n_out:
-        warnings.warn(
-            f"{model} {n_out} outputs per example, but the train labels have class ids only "
-            f"up to {classes - 1} ({classes} classes): outputs {classes}..{n_out - 1} are "
-            "never a target and only take probability away; give the model as many outputs "
-            "as there are classes",
-            stacklevel=4,
-        )
+
+
+def _warn_unused_logits(y: np.ndarray, n_out: int, mlp: bool = False):
+    """Train labels that never reach the last outputs: those logits are never a target,
+    most likely a model too wide for the data."""
+    ids = _class_ids(y)
+    if ids is None or n_out < 2 or int(ids.max()) + 1 >= n_out:
+        return
+    classes = int(ids.max()) + 1
+    model = "layer_sizes ends in" if mlp else "model.apply returns"
+    warnings.warn(
+        f"{model} {n_out} outputs per example, but the train labels have class ids only up "
+        f"to {classes - 1} ({classes} classes): outputs {classes}..{n_out - 1} are never a "
+        "target and only take probability away; give the model as many outputs as there "
+        "are classes",
+        stacklevel=4,
+    )
 
 
 def _output_width(config: TrainConfig, hparams: HParams, x) -> int:
@@ -490,6 +500,9 @@ def check_inputs(hparams: HParams, data: Data, config: TrainConfig) -> Data:
         for name, pair in (("train x", data.train), ("dev x", data.dev)):
             if pair is not None:
                 _check_model_xy(pair[0], pair[1], n_out, name)
+    if _checks.is_concrete(data.train[1]):
+        n_out = config.layer_sizes[-1] if config.layer_sizes is not None else n_out
+        _warn_unused_logits(np.asarray(data.train[1]), n_out, mlp=config.layer_sizes is not None)
     if data.dev is not None and data.dev[0].shape[1:] != x.shape[1:]:
         raise ValueError(f"dev x has example shape {data.dev[0].shape[1:]}, train x {x.shape[1:]}")
     m = x.shape[0]

@@ -261,8 +261,8 @@ def test_sweep_from_files(tmp_path, capsys):
                 str(tmp_path / name[-3:]),
             ]
         )
-        out = capsys.readouterr().out
-        assert code == 0
+        out, err = capsys.readouterr()
+        assert code == 0, err
         # a file keeps its own test split (60/20/20 at this size), scored once at the end
         assert "90 train, 30 dev, 30 test examples" in out
         assert "test accuracy of the chosen configuration (last params): " in out

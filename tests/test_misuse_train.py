@@ -182,6 +182,8 @@ def test_labels_as_one_row_and_string_labels_are_named():
     config = jaxhp.TrainConfig(layer_sizes=(2, 4, 1), steps=1)
     with pytest.raises(ValueError, match=r"12 vs 1; the labels look like one row \(1, m\)"):
         jaxhp.fit(0, jaxhp.HParams(), jaxhp.Data((x, y[None, :])), config)
+    with pytest.raises(ValueError, match=r"x and y look transposed .*: pass x.T and y.reshape"):
+        jaxhp.fit(0, jaxhp.HParams(), jaxhp.Data((x.T, y[None, :])), config)  # the course's
     with pytest.raises(TypeError, match=r"labels for train x must hold real numbers, got dtype <U"):
         jaxhp.fit(0, jaxhp.HParams(), jaxhp.Data((x, np.where(y, "a", "b"))), config)
 

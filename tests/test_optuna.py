@@ -210,5 +210,5 @@ def test_study_results_refit_with_the_seed_the_trials_were_trained_with(data):
     bridge.optimize(study, DISTS, data, CONFIG, seed=8, **kwargs)  # now two base seeds
     mixed = bridge.study_results(study, CONFIG, base=BASE)
     assert mixed.meta["seed"] is None
-    with pytest.raises(ValueError, match="mix members trained with different base seeds"):
+    with pytest.raises(ValueError, match=r"member 0's base seed is unknown"):
         jaxhp.sweep.refit(mixed, 0, data, CONFIG)

@@ -321,10 +321,10 @@ def test_refit_refuses_a_member_outside_the_results_and_a_halved_one(data):
             sweep.refit(results, bad, data, CONFIG)
     with pytest.raises(ValueError, match=r"got \[0, 1\] \(pick one of a configuration's"):
         sweep.refit(results, [0, 1], data, CONFIG)
-    with pytest.raises(ValueError, match=r"config is not the one member 1 .* every 5 steps"):
-        sweep.refit(results, 1, data, CONFIG.replace(eval_every=5))
-    with pytest.raises(ValueError, match=r"config is not the one member 1 .* \(8 times\)"):
-        sweep.refit(results, 1, data, CONFIG.replace(steps=80))
+    for change in ({"eval_every": 5}, {"steps": 20}, {"batch_size": 30}, {"optimizer": "adam"}):
+        (name, value), *_ = change.items()
+        with pytest.raises(ValueError, match=rf"not the one the sweep was given: {name}={value!r}"):
+            sweep.refit(results, 1, data, CONFIG.replace(**change))
     one = sweep.refit(results, jax.numpy.int32(1), data, CONFIG)  # any integer scalar
     assert_close(jax.tree.map(lambda a: a[1], results.history), one.history, rtol=1e-6)
     with pytest.raises(TypeError, match="results must be what run_sweep returned, got dict"):
@@ -340,9 +340,30 @@ def test_refit_refuses_a_member_outside_the_results_and_a_halved_one(data):
     stopped = int(np.flatnonzero(halved.stop_step < 90)[0])
     with pytest.raises(ValueError, match=rf"member {stopped} stopped at rung 0 .*after 30 steps"):
         sweep.refit(halved, stopped, data, config)
-    # as far as it went: its history up to its rung (3 evaluations)
-    short = sweep.refit(halved, stopped, data, config.replace(steps=30))
+    # as far as it went, as the message says: its history up to its rung (3 evaluations)
+    short = sweep.refit(halved, stopped, data, config.replace(steps=30, eval_every=10))
     assert_close(jax.tree.map(lambda a: a[stopped, :3], halved.history), short.history, rtol=1e-6)
+
+
+def test_refit_a_halving_member_that_stopped_early_by_patience(data):
+    """Early stopping, not the schedule, ended it: the refit stops there too."""
+    config = CONFIG.replace(steps=90, patience=1)
+    space = sweep.grid(lambd=[0.0, 0.01, 0.1], learning_rate=[0.5, 2.0])
+    schedule = sweep.halving(3, min_steps=30)
+    halved = jaxhp.run_sweep(space, data, config, schedule=schedule, progress=False)
+    rung_steps = [r["step"] for r in halved.meta["rungs"]]
+    early = [
+        i
+        for i in range(len(halved))
+        if not halved.diverged[i] and halved.stop_step[i] not in rung_steps
+    ]
+    assert early, halved.stop_step  # the case exists in this sweep
+    i = early[0]
+    again = sweep.refit(halved, i, data, config)
+    assert int(again.stop_step) == int(halved.stop_step[i])
+    n = int(np.sum(halved.history.step[i] <= halved.stop_step[i]))
+    assert_close(jax.tree.map(lambda a: a[i, :n], halved.history),
+                 jax.tree.map(lambda a: a[:n], again.history), rtol=1e-6)  # fmt: skip
 
 
 def test_a_sweep_whose_every_member_diverged_warns_with_advice(data):

@@ -283,7 +283,8 @@ def study_results(study, config: TrainConfig, *, base: HParams | None = None) ->
     Only the trials that :func:`optimize` told with ``keep_history=True`` can be rebuilt
     (they carry their evaluations); the ``trial`` column gives each member's trial number.
     Every member has seed 0, as in :func:`optimize`; ``meta["seed"]`` is the base seed
-    ``optimize`` was given (None if the trials were told by calls with different seeds).
+    ``optimize`` was given (None where unknown: trials told by calls with different seeds,
+    or by a jaxhp that did not record it).
 
     Args:
       study: the ``optuna.Study``.
@@ -325,10 +326,10 @@ def study_results(study, config: TrainConfig, *, base: HParams | None = None) ->
 
 
 def _base_seed(trials) -> int | None:
-    """The base seed the trials were trained with (0 for trials told before it was
-    recorded), or None where calls with different seeds told them."""
-    seeds = {int(t.user_attrs.get("seed", 0)) for t in trials}
-    return seeds.pop() if len(seeds) == 1 else None
+    """The base seed the trials were trained with, or None where it is unknown: calls with
+    different seeds told them, or some were told before the seed was recorded."""
+    seeds = {t.user_attrs.get("seed") for t in trials}
+    return int(seeds.pop()) if len(seeds) == 1 and None not in seeds else None
 
 
 def _history_dtypes(config: TrainConfig) -> dict:
