@@ -177,6 +177,10 @@ def test_a_stored_study_of_other_settings_is_not_mixed_in(tmp_path, capsys, monk
     err = capsys.readouterr().err
     assert "--study-name jaxhp-tune in --storage sqlite:///" in err
     assert "(steps: 30 there, 20 here)" in err
+    code, _ = _tune(tmp_path, "--n-test", "50", trials=2)  # a test split shapes no trial
+    out = capsys.readouterr().out
+    assert code == 0 and "tune: 0 trials to train" in out, out
+    assert re.search(r"test accuracy of the chosen configuration \(.*\): 0\.\d{4} on 50", out)
 
 
 def test_help_names_the_study_flags_and_the_extra(capsys):
