@@ -1417,7 +1417,7 @@ def _report_steps(args, results, record, trained, data, config, done: list[str])
     ranked = np.isfinite(mean)
     if not ranked:
         advice = "lower the learning rate" if data is None else _divergence_advice(data)
-        headline = f"every member diverged: {advice[0].lower()}{advice[1:]}"
+        headline = f"every member diverged: {advice[0].lower()}{advice[1:].rstrip('.')}"
         _print(headline)
     else:
         others = sum(r["within_noise"] for r in rows) - 1

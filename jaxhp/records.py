@@ -440,6 +440,27 @@ class History(NamedTuple):
     dev_accuracy: jax.Array
 
 
+def config_record(config: TrainConfig) -> dict[str, Any]:
+    """What a config was, as JSON-safe data: plain fields as they are (NumPy scalars as
+    Python numbers, ``eval_every`` resolved), functions and other objects by their type
+    (``"<function>"``), which is all that can be compared of them."""
+
+    def plain(value):
+        if isinstance(value, np.generic):
+            return value.item()
+        if value is None or isinstance(value, (bool, int, float, str)):
+            return value
+        if type(value) in (tuple, list):  # not a NamedTuple such as a Model
+            items = [plain(v) for v in value]
+            if not any(isinstance(v, str) and v.startswith("<") for v in items):
+                return tuple(items)
+        return f"<{type(value).__name__}>"
+
+    record = {f.name: plain(getattr(config, f.name)) for f in dataclasses.fields(config)}
+    record["eval_every"] = config.every
+    return record
+
+
 class TrainResult(NamedTuple):
     """What :func:`jaxhp.fit` returns.
 

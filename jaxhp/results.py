@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from jaxhp.checkpoint import _atomic_write
 from jaxhp.diagnose import diagnose
 from jaxhp.records import History, HParams
 
@@ -383,11 +385,12 @@ class SweepResults:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         cols = self.columns()
-        with path.open("w", newline="") as f:
-            writer = csv.writer(f)
-            writer.writerow(cols)
-            for i in range(len(self)):
-                writer.writerow(_cell(v, i) for v in cols.values())
+        text = io.StringIO(newline="")
+        writer = csv.writer(text)
+        writer.writerow(cols)
+        for i in range(len(self)):
+            writer.writerow(_cell(v, i) for v in cols.values())
+        _atomic_write(path, text.getvalue().encode())  # never a half-written table
         return path
 
     def to_json(self, path, *, config: dict | None = None) -> Path:
@@ -406,7 +409,7 @@ class SweepResults:
                 for k, v in self.history._asdict().items()
             },
         }
-        path.write_text(json.dumps(payload, indent=1))
+        _atomic_write(path, json.dumps(payload, indent=1).encode())
         return path
 
     def to_pandas(self):

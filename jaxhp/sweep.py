@@ -17,7 +17,6 @@ rounding.
 
 from __future__ import annotations
 
-import dataclasses
 import operator
 import os
 import sys
@@ -46,7 +45,7 @@ from jaxhp._programs import (
 )
 from jaxhp.checkpoint import Checkpoint, sweep_spec
 from jaxhp.halving import Halving, halving
-from jaxhp.records import Data, History, HParams, TrainConfig, read_names
+from jaxhp.records import Data, History, HParams, TrainConfig, config_record, read_names
 from jaxhp.results import SweepResults
 from jaxhp.space import (
     Space,
@@ -717,7 +716,7 @@ def _gather(plan: _Plan, shard_counts, started: float, rungs: dict | None = None
         "programs": len(groups),
         "l2_leaves": train.l2_leaves(groups[0].config),
         "restore_best": groups[0].config.restore_best,
-        "train_config": _plain_fields(plan.config),
+        "train_config": config_record(plan.config),
         "seconds": time.perf_counter() - started,
     }
     if rungs is not None:
@@ -887,8 +886,10 @@ def refit(results: SweepResults, member: int, data: Data, config: TrainConfig):
       data, config: the data and config the sweep was given.
 
     Raises:
-      ValueError: ``member`` is not a row of ``results``, or a successive-halving member
-        stopped at a rung before ``config.steps`` (its refit would train further).
+      ValueError: ``member`` is not a row of ``results``; ``config`` is not the sweep's
+        (its fields, or its evaluations against the member's history); a successive-halving
+        member that the schedule stopped at a rung before ``config.steps`` (refit it as far
+        as it went with ``config.replace(steps=...)``); an unknown base seed.
       TypeError: ``results`` is not a :class:`jaxhp.SweepResults`.
     """
     if not isinstance(results, SweepResults):
@@ -896,8 +897,7 @@ def refit(results: SweepResults, member: int, data: Data, config: TrainConfig):
     i = _member_index(member, len(results))
     labels = results.meta.get("label_columns", [])  # e.g. an Optuna study's trial numbers
     static = {name: values[i] for name, values in results.static.items() if name not in labels}
-    _check_refit_config(results, i, config, static)
-    member_config = config.replace(**static) if static else config
+    member_config = _refit_config(results, i, config, static)
     if results.meta.get("seed") is None:
         raise ValueError(
             f"member {i}'s base seed is unknown (results.meta['seed'] is None: e.g. an "
@@ -924,42 +924,41 @@ def _member_index(member, n: int) -> int:
     return i
 
 
-def _plain_fields(config: TrainConfig) -> dict:
-    """The config's fields that are plain data (numbers, strings, tuples): what a refit's
-    config is compared against. Functions (a model, an optimizer factory) cannot be."""
-    plain = (str, int, float, bool, tuple, type(None))
-    return {
-        field.name: getattr(config, field.name)
-        for field in dataclasses.fields(config)
-        if isinstance(getattr(config, field.name), plain)
-    }
-
-
-def _check_refit_config(results: SweepResults, i: int, config: TrainConfig, static: dict):
-    """``config`` must be the one the sweep was given (its plain fields; static axes aside),
-    and a halving member that the schedule stopped at a rung is refitted only that far."""
-    swept = results.meta.get("train_config", {})
-    given = _plain_fields(config)
+def _refit_config(results: SweepResults, i: int, config: TrainConfig, static: dict):
+    """Member ``i``'s config for a refit: ``config`` with its static values. ``config``
+    must be the one the sweep was given (compared by :func:`config_record`; the evaluations
+    against the member's history where the results hold no record), and a halving member
+    that the schedule stopped at a rung is refitted only as far as it went (``config`` with
+    that many steps)."""
     stopped = int(results.stop_step[i])
-    skip = set(static)
-    if results.rung is not None and given.get("steps") == stopped and "steps" in swept:
-        # a halving member refitted as far as it went: the same evaluations, fewer steps
-        if config.every == (swept["eval_every"] or max(1, swept["steps"] // 100)):
-            skip |= {"steps", "eval_every"}
-    for name, value in swept.items():
-        if name not in skip and given.get(name) != value:
-            raise ValueError(
-                f"config is not the one the sweep was given: {name}={given.get(name)!r}, the "
-                f"sweep's {name}={value!r}; pass run_sweep's config"
-            )
-    if results.rung is None or results.diverged[i]:
-        return
-    rung_step = int(results.meta["rungs"][int(results.rung[i])]["step"])
-    steps = (config.replace(**static) if static else config).steps
-    if stopped == rung_step < steps:  # cut by the schedule, not by early stopping
+    halted = results.rung is not None and not results.diverged[i]
+    rung_step = int(results.meta["rungs"][int(results.rung[i])]["step"]) if halted else None
+    as_far = halted and config.steps == stopped == rung_step  # the user's "as far as it went"
+    if as_far:
+        static = {k: v for k, v in static.items() if k not in ("steps", "eval_every")}
+    member_config = config.replace(**static) if static else config
+    swept, given = results.meta.get("train_config"), config_record(config)
+    if swept is not None:
+        for name, value in swept.items():
+            if name in static or (as_far and name == "steps"):
+                continue
+            if given.get(name) != (tuple(value) if isinstance(value, list) else value):
+                raise ValueError(
+                    f"config is not the one the sweep was given: {name}={given.get(name)!r}, "
+                    f"the sweep's {name}={value!r}; pass run_sweep's config"
+                )
+    steps = np.asarray(results.history.step[i])
+    if steps.shape[0] < member_config.n_evals or int(steps[0]) != member_config.every:
+        raise ValueError(
+            f"config is not the one member {i} was swept with: it evaluates every "
+            f"{member_config.every} steps ({member_config.n_evals} times), the member's "
+            f"history first at step {int(steps[0])} ({steps.shape[0]} evaluations)"
+        )
+    if halted and stopped == rung_step < member_config.steps:  # the schedule cut it there
         raise ValueError(
             f"member {i} stopped at rung {int(results.rung[i])} of successive halving after "
-            f"{stopped} steps; a refit trains all {steps}: refit a member that reached the "
-            f"last rung, or refit it as far as it went with "
-            f"config.replace(steps={stopped}, eval_every={config.every})"
+            f"{stopped} steps; a refit trains all {member_config.steps}: refit a member that "
+            f"reached the last rung, or refit it as far as it went with "
+            f"config.replace(steps={stopped}, eval_every={member_config.every})"
         )
+    return member_config

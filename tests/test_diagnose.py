@@ -79,7 +79,7 @@ def test_chance_level_is_diverging_before_any_bias_verdict():
     d = jaxhp.diagnose(train_error=0.49, dev_error=0.50, chance_error=0.5)
     assert d.verdict == "learning rate too high / diverging"
     assert d.problems == ("diverging",) and len(d.advice) == 1
-    assert "Lower the learning rate" in d.advice[0]
+    assert "lower the learning rate" in d.advice[0] and "train longer" in d.advice[0]
     assert "bigger" not in str(d) and "not assessed" in str(d)
     assert "train error 49.00% is at chance level (50.00%)" in str(d)
     # Three classes (chance 2/3): 60% error has learnt something; 66% has not.

@@ -207,8 +207,21 @@ def test_study_results_refit_with_the_seed_the_trials_were_trained_with(data):
     alone = jaxhp.fit(member_key(7, 0), hp, data, CONFIG)  # member seed 0, base seed 7
     np.testing.assert_array_equal(refitted.history.dev_cost, alone.history.dev_cost)
     np.testing.assert_allclose(results.history.dev_cost[1], alone.history.dev_cost, rtol=1e-5)
+    with pytest.raises(ValueError, match=r"evaluates every 5 steps .* first at step 10"):
+        jaxhp.sweep.refit(results, 1, data, CONFIG.replace(eval_every=5))  # no record: history
     bridge.optimize(study, DISTS, data, CONFIG, seed=8, **kwargs)  # now two base seeds
     mixed = bridge.study_results(study, CONFIG, base=BASE)
     assert mixed.meta["seed"] is None
     with pytest.raises(ValueError, match=r"member 0's base seed is unknown"):
         jaxhp.sweep.refit(mixed, 0, data, CONFIG)
+
+
+def test_trials_told_without_a_recorded_seed_have_an_unknown_base_seed():
+    study = optuna.create_study()
+    for seed in (None, 0):
+        trial = study.ask()
+        if seed is not None:
+            trial.set_user_attr("seed", seed)
+        study.tell(trial, 1.0)
+    assert bridge._base_seed(study.trials) is None  # not 0: one trial does not say
+    assert bridge._base_seed(study.trials[1:]) == 0

@@ -377,3 +377,19 @@ def test_a_sweep_whose_every_member_diverged_warns_with_advice(data):
         warnings.simplefilter("error")
         space = sweep.grid(lambd=[1e4], learning_rate=[1e-4, 5.0])
         assert jaxhp.run_sweep(space, loud, CONFIG, progress=False).diverged.tolist() == [0, 1]
+
+
+def test_refit_compares_configs_by_value_and_a_model_sweep_writes_its_json(data, tmp_path):
+    """A config built again equals the sweep's (NumPy ints, eval_every resolved, a model
+    made again by the same factory); a function swapped for another kind is refused; and
+    the record of a model= config is JSON-safe."""
+    config = jaxhp.TrainConfig(model=jaxhp.models.mlp((2, 6, 1)), steps=40)  # eval_every None
+    results = jaxhp.run_sweep(sweep.grid(lambd=[0.0, 0.1]), data, config, progress=False)
+    results.to_json(tmp_path / "r.json")
+    recorded = json.loads((tmp_path / "r.json").read_text())["meta"]["train_config"]
+    assert recorded["model"] == "<Model>" and recorded["eval_every"] == 1
+    again = jaxhp.TrainConfig(model=jaxhp.models.mlp((2, 6, 1)), steps=np.int64(40), eval_every=1)
+    single = sweep.refit(results, 1, data, again)
+    assert_close(jax.tree.map(lambda a: a[1], results.history), single.history, rtol=1e-6)
+    with pytest.raises(ValueError, match=r"augment='<function>', the sweep's augment=None"):
+        sweep.refit(results, 1, data, again.replace(augment=lambda key, x: x))
