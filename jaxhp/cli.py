@@ -1445,6 +1445,9 @@ def _report_steps(args, results, record, trained, data, config, done: list[str])
             results.meta["test"] = test
             results.to_json(out / "results.json", config=record)
             headline += f"; test accuracy {results.meta['test']['accuracy_mean']:.4f}"
+    elif ranked and data is not None and getattr(args, "dataset", None) in datasets.GENERATORS:
+        _print("test: no test split drawn (--n-test N draws one; the chosen configuration is "
+               "then refitted and scored on it once)")  # fmt: skip
     try:
         x_axis, y_axis = _heatmap_axes(results)
         results.plot_heatmap(out / "heatmap.png", x=x_axis, y=y_axis, metric=args.metric)

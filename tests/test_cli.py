@@ -77,6 +77,7 @@ def test_sweep_writes_outputs_and_its_config_reruns_it(tmp_path, capsys):
     assert "sweep: 8 members (4 points × 2 seeds)" in text and "trained 8 members" in text
     assert re.search(r"trained 8 members in [\d.]+ s \(in one chunk\)", text)
     assert "best: lambd=" in text and "verdict:" in text
+    assert "test: no test split drawn (--n-test N draws one" in text
     # moons' noise is known: the Bayes error assumed is the best possible classifier's
     assert re.search(r"assumed Bayes error 5\.\d\d% \(the moons generator's at noise 0.25", text)
     assert text.rstrip().splitlines()[-1].startswith("done: best: ")
