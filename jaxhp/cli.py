@@ -35,7 +35,7 @@ from jaxhp.nn import ACTIVATIONS
 from jaxhp.records import OPTIMIZERS, HParams
 from jaxhp.results import METRICS, diagnose_errors, tie_break
 from jaxhp.space import _repeated
-from jaxhp.sweep import _divergence_advice
+from jaxhp.sweep import _divergence_advice, refit
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -1694,8 +1694,6 @@ def _score_test(results, best, metric: str, data, config) -> dict | str:
     the test split, once, after choosing on dev: the params the ranking read (each seed's
     best evaluation for a ``best_*`` metric, else the params it keeps). Returns the
     scores (for ``meta["test"]``), or why nothing was scored."""
-    from jaxhp.sweep import refit
-
     if results.meta.get("processes", 1) > 1:  # the other processes do not wait for it
         return "a run over several processes; refit from Python with jaxhp.sweep.refit"
     seeds, members = set(), []
