@@ -965,19 +965,25 @@ def _train(args) -> int:
             f"test accuracy ({params_words}): {_test_accuracy(result.params, data, config):.4f} "
             f"on {len(data.test[0])} test examples"
         )
-    if args.save:
-        Path(args.save).absolute().parent.mkdir(parents=True, exist_ok=True)
-        np.savez(args.save, **_named_leaves(result.params))
-        which = (
-            f"best params (lowest dev cost, step {best_step})"
-            if config.restore_best
-            else (f"last params (step {stop})")
-        )
-        _print(f"saved the {which} to {args.save}")
-    if args.plot:
-        from jaxhp.plot import plot_cost
+    saved = []  # for an interruption's message
+    try:
+        if args.save:
+            Path(args.save).absolute().parent.mkdir(parents=True, exist_ok=True)
+            np.savez(args.save, **_named_leaves(result.params))
+            saved.append(str(args.save))
+            which = (
+                f"best params (lowest dev cost, step {best_step})"
+                if config.restore_best
+                else (f"last params (step {stop})")
+            )
+            _print(f"saved the {which} to {args.save}")
+        if args.plot:
+            from jaxhp.plot import plot_cost
 
-        _print(f"saved the cost curve to {plot_cost(history, args.plot)}")
+            _print(f"saved the cost curve to {plot_cost(history, args.plot)}")
+    except KeyboardInterrupt:
+        kept = f"the params are saved in {saved[0]}" if saved else "nothing was saved"
+        raise Interrupted(f"interrupted after training: {kept}") from None
     _print(f"done in {time.perf_counter() - started:.1f} s: dev accuracy {dev_acc:.4f} ({status})")
     return 0
 

@@ -354,6 +354,10 @@ def _check_rows(x, y, name: str):
     if x.ndim >= 1 and np.ndim(y) >= 1 and x.shape[0] != np.shape(y)[0]:
         transposed = x.ndim == 2 and x.shape[1] == np.shape(y)[0]
         hint = "; x looks transposed: pass x.T, one example per row" if transposed else ""
+        if x.ndim == 2 and np.shape(y) == (1, x.shape[1]):  # the course's layout, both
+            hint = "; x and y look transposed (the course's layout): pass x.T and y.reshape(-1)"
+        elif np.shape(y) == (1, x.shape[0]):
+            hint = "; the labels look like one row (1, m): pass y.reshape(-1)"
         raise ValueError(f"{name} has {x.shape[0]} rows but its labels have {np.shape(y)[0]}{hint}")
 
 

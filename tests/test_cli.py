@@ -665,3 +665,20 @@ def test_ctrl_c_while_reporting_says_what_is_on_disk(tmp_path, capsys, monkeypat
         f"{out}/; the members are saved in {ck}: re-run to report them"
     )
     assert (out / "results.csv").is_file() and (out / "results.json").is_file()
+
+
+def test_train_ctrl_c_after_saving_says_the_params_are_saved(tmp_path, capsys, monkeypatch):
+    import jaxhp.plot
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(jaxhp.plot, "plot_cost", interrupted)
+    params = tmp_path / "p.npz"
+    argv = ["train", "--n-train", "60", "--n-dev", "30", "--steps", "20", "--quiet"]
+    code = main([*argv, "--save", str(params), "--plot", str(tmp_path / "c.png")])
+    assert code == cli.EXIT_INTERRUPTED
+    assert capsys.readouterr().err.strip() == (
+        f"interrupted after training: the params are saved in {params}"
+    )
+    assert sorted(np.load(params).files) == ["W1", "W2", "W3", "b1", "b2", "b3"]

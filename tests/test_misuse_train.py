@@ -184,6 +184,11 @@ def test_labels_as_one_row_and_string_labels_are_named():
         jaxhp.fit(0, jaxhp.HParams(), jaxhp.Data((x, y[None, :])), config)
     with pytest.raises(ValueError, match=r"x and y look transposed .*: pass x.T and y.reshape"):
         jaxhp.fit(0, jaxhp.HParams(), jaxhp.Data((x.T, y[None, :])), config)  # the course's
+    model = jaxhp.TrainConfig(model=_linear(), steps=1)  # the same hints for a model=
+    with pytest.raises(ValueError, match=r"x and y look transposed .*: pass x.T and y.reshape"):
+        jaxhp.fit(0, jaxhp.HParams(), jaxhp.Data((x.T, y[None, :])), model)
+    with pytest.raises(ValueError, match=r"the labels look like one row \(1, m\)"):
+        jaxhp.fit(0, jaxhp.HParams(), jaxhp.Data((x, y[None, :])), model)
     with pytest.raises(TypeError, match=r"labels for train x must hold real numbers, got dtype <U"):
         jaxhp.fit(0, jaxhp.HParams(), jaxhp.Data((x, np.where(y, "a", "b"))), config)
 
