@@ -32,7 +32,7 @@ from jaxhp.cache import compile_stats, default_cache_dir, enable_compilation_cac
 from jaxhp.init import SCHEMES
 from jaxhp.losses import accuracy
 from jaxhp.nn import ACTIVATIONS
-from jaxhp.records import OPTIMIZERS, HParams
+from jaxhp.records import OPTIMIZER_HPARAMS, OPTIMIZERS, HParams
 from jaxhp.results import METRICS, diagnose_errors, tie_break
 from jaxhp.space import _repeated
 from jaxhp.sweep import _divergence_advice, refit
@@ -112,6 +112,13 @@ def _bayes_error(text: str) -> float:
     return value
 
 
+def _beta(text: str) -> float:
+    value = _float(text)
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"expected a decay rate β in [0, 1), got {text!r}")
+    return value
+
+
 def _layers(text: str) -> tuple[int, ...]:
     try:
         sizes = tuple(int(part) for part in text.split(","))
@@ -163,25 +170,28 @@ class _Axis:
 
 def _axis_type(number, *, keep_prob: bool = False):
     """Parser of a sweep axis: ``a,b,c`` (``0.8/0.9`` = one keep_prob per hidden layer), or
-    ``loguniform:a:b`` / ``uniform:a:b`` for random search."""
+    ``loguniform:a:b`` / ``uniform:a:b`` for random search; a β axis (``number`` is
+    :func:`_beta`) also takes ``one_minus_loguniform:a:b``, 1 − β drawn on a log scale."""
+    beta = number is _beta
+    kinds = ("loguniform", "uniform", "one_minus_loguniform") if beta else ("loguniform", "uniform")
 
     def parse(text: str) -> _Axis:
         from jaxhp import sweep
 
         kind, _, rest = text.partition(":")
-        if kind in ("loguniform", "uniform"):
+        if kind in kinds:
             try:
                 a, b = (_float(v) for v in rest.split(":"))
             except (ValueError, argparse.ArgumentTypeError):
                 raise argparse.ArgumentTypeError(
                     f"expected {kind}:a:b with numbers a < b, got {text!r}"
                 ) from None
-            low = 0.0 if kind == "uniform" and number is _non_negative else None
-            if not (a < b and (a > 0 if low is None else a >= low)) or (keep_prob and b > 1):
+            low = 0.0 if kind != "loguniform" and number in (_non_negative, _beta) else None
+            inside = a < b and (a > 0 if low is None else a >= low)
+            if not inside or (keep_prob and b > 1) or (beta and b >= 1):
                 allowed = "0 <= a < b" if low is not None else "0 < a < b"
-                raise argparse.ArgumentTypeError(
-                    f"{text!r} needs {allowed}{' <= 1' if keep_prob else ''}"
-                )
+                bound = " <= 1" if keep_prob else " < 1" if beta else ""
+                raise argparse.ArgumentTypeError(f"{text!r} needs {allowed}{bound}")
             return _Axis(text, getattr(sweep, kind)(a, b))
         parse_one = _keep_prob_value if keep_prob else number
         values = [parse_one(part) for part in text.split(",")]
@@ -387,6 +397,27 @@ def _add_course_axes(group, *, defaults: tuple, helps: tuple) -> None:
         group.add_argument(*names, type=kind, default=default, help=text)
 
 
+# A built-in optimizer's own hyperparameters (``OPTIMIZER_HPARAMS``): one flag each.
+_OWNER = {name: opt for opt, names in OPTIMIZER_HPARAMS.items() for name in names}
+_OPTIMIZER_FLAGS = tuple(_OWNER)
+
+
+def _add_optimizer_axes(group, *, axes: bool) -> None:
+    """--momentum, --b1, --b2 and --decay: one value each for jaxhp train, an axis for sweep
+    and tune (a list, uniform:a:b, or one_minus_loguniform:a:b, the course's scale for β)."""
+    for name in _OPTIMIZER_FLAGS:
+        owner = _OWNER[name]
+        default = OPTIMIZER_HPARAMS[owner][name]
+        text = f"{name} of --optimizer {owner}, in [0, 1) (default: {default})"
+        if axes:
+            text += (
+                "; values a,b,c, or uniform:a:b / loguniform:a:b / one_minus_loguniform:a:b "
+                "(1 − β on a log scale)"
+            )
+        kind = _axis_type(_beta) if axes else _beta
+        group.add_argument(f"--{name}", metavar="β", type=kind, default=None, help=text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     description = __doc__.replace("``", "")  # the module docstring, without its RST quotes
     parser = _Parser(prog="jaxhp", description=description, formatter_class=_Formatter)
@@ -415,6 +446,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_LEARNING_RATE,
         help="learning rate (the library's default, jaxhp.HParams().learning_rate)",
     )
+    _add_optimizer_axes(hp, axes=False)
     hp.add_argument("--seed", type=_seed, default=0, help="seed of init, dropout and shuffles")
     out = train.add_argument_group("outputs")
     out.add_argument("--quiet", action="store_true", help="no per-step lines, only the result")
@@ -453,6 +485,7 @@ def build_parser() -> argparse.ArgumentParser:
             "jaxhp.HParams().learning_rate)",
         ),
     )
+    _add_optimizer_axes(space, axes=True)
     space.add_argument(
         "--random",
         metavar="N",
@@ -586,6 +619,7 @@ def _add_tune(commands):
             "learning rate: loguniform:a:b, uniform:a:b, choices a,b,c or one value",
         ),
     )
+    _add_optimizer_axes(space, axes=True)
     study = tune.add_argument_group("the study")
     study.add_argument(
         "--trials",
@@ -678,6 +712,22 @@ def _check_file_target(path, flag: str):
 def _check_steps(args):
     if args.eval_every is not None and args.eval_every > args.steps:
         raise UsageError(f"--eval-every {args.eval_every} must be <= --steps {args.steps}")
+
+
+def _optimizer_axes(args) -> list[str]:
+    """The optimizer hyperparameters given on the command line (--momentum, --b1, ...)."""
+    return [name for name in _OPTIMIZER_FLAGS if getattr(args, name) is not None]
+
+
+def _check_optimizer_flags(args):
+    """Another optimizer's hyperparameter would be ignored: refuse it before training."""
+    for name in _optimizer_axes(args):
+        owner = _OWNER[name]
+        if args.optimizer != owner:
+            raise UsageError(
+                f"--{name} is a hyperparameter of --optimizer {owner}, but this run uses "
+                f"--optimizer {args.optimizer}; add --optimizer {owner} or leave --{name} out"
+            )
 
 
 def _check_training(args, config, data):
@@ -887,6 +937,7 @@ def _train(args) -> int:
 
         _pyplot()  # no matplotlib: say so now, not after training
     _check_steps(args)
+    _check_optimizer_flags(args)
     data, n_out, n_classes, source = _load_data(args)
     config = _config(args, data, n_out)
     _check_training(args, config, data)
@@ -895,7 +946,8 @@ def _train(args) -> int:
         if isinstance(args.keep_prob, tuple)
         else (args.keep_prob)
     )
-    hparams = HParams(lambd=args.lambd, keep_prob=keep, learning_rate=args.learning_rate)
+    own = {name: getattr(args, name) for name in _optimizer_axes(args)}
+    hparams = HParams(lambd=args.lambd, keep_prob=keep, learning_rate=args.learning_rate, **own)
     kept = "best (lowest dev cost)" if config.restore_best else "last"
     # About ten progress lines, whatever the number of evaluations (--plot draws them all).
     stride = -(-config.n_evals // _PROGRESS_LINES)
@@ -903,7 +955,9 @@ def _train(args) -> int:
     _print(
         _data_line(source, data, n_classes),
         f"hparams: lambd={_num(args.lambd)} keep_prob={_num(args.keep_prob)} "
-        f"learning_rate={_num(args.learning_rate)} seed={args.seed}",
+        f"learning_rate={_num(args.learning_rate)} "
+        + "".join(f"{name}={_num(value)} " for name, value in own.items())
+        + f"seed={args.seed}",
         f"model: layers {'-'.join(map(str, config.layer_sizes))}, {config.activation}, "
         f"{config.init} init, {config.optimizer}, {config.steps} steps, evaluated every "
         f"{config.every}{shown}; keeps the {kept} params",
@@ -1016,6 +1070,7 @@ def _space(args):
         "lambd": args.lambd.values,
         "keep_prob": args.keep_prob.values,
         "learning_rate": args.learning_rate.values,
+        **{name: getattr(args, name).values for name in _optimizer_axes(args)},
     }
     if args.random is None:
         for name, values in axes.items():
@@ -1092,6 +1147,7 @@ def _record(args, source, config, space) -> dict:
             "lambd": args.lambd.text,
             "keep_prob": args.keep_prob.text,
             "learning_rate": args.learning_rate.text,
+            **{name: getattr(args, name).text for name in _optimizer_axes(args)},
             "random": args.random,
         },
         "seeds": args.seeds,
@@ -1241,6 +1297,7 @@ def _sweep(args) -> int:
         _check_folder(args.checkpoint, "--checkpoint")
     cluster = _start_jax(args)
     _check_steps(args)
+    _check_optimizer_flags(args)
     if args.metric is None:  # rank by the accuracy of the params each member keeps
         args.metric = "best_dev_accuracy" if args.patience is not None else "dev_accuracy"
     data, n_out, n_classes, source = _load_data(args)
@@ -1494,9 +1551,14 @@ def _tune_space(args) -> tuple[dict, HParams]:
     from jaxhp import space
 
     distributions, fixed = {}, {}
-    for name in _TUNED:
+    for name in (*_TUNED, *_optimizer_axes(args)):
         axis, flag = getattr(args, name), "--" + name.replace("_", "-")
         values = axis.values
+        if isinstance(values, space.one_minus_loguniform):
+            raise UsageError(
+                f"{flag} {axis.text}: Optuna has no 1 − β log scale; in jaxhp tune give "
+                "uniform:a:b, loguniform:a:b or choices a,b,c"
+            )
         if isinstance(values, (space.uniform, space.loguniform)):
             log = isinstance(values, space.loguniform)
             distributions[name] = optuna.distributions.FloatDistribution(
@@ -1513,8 +1575,9 @@ def _tune_space(args) -> tuple[dict, HParams]:
         else:
             distributions[name] = optuna.distributions.CategoricalDistribution(values)
     if not distributions:
+        flags = ["--" + name.replace("_", "-") for name in (*_TUNED, *_optimizer_axes(args))]
         raise UsageError(
-            "--lambd, --keep-prob and --learning-rate are all fixed: give at least one a "
+            f"{', '.join(flags[:-1])} and {flags[-1]} are all fixed: give at least one a "
             "range (loguniform:a:b, uniform:a:b) or choices a,b,c"
         )
     return distributions, HParams(**fixed)
@@ -1523,7 +1586,7 @@ def _tune_space(args) -> tuple[dict, HParams]:
 def _tune_record(args, source, config) -> dict:
     return {
         **_run_record(args, source, config),
-        "search": {name: getattr(args, name).text for name in _TUNED},
+        "search": {name: getattr(args, name).text for name in (*_TUNED, *_optimizer_axes(args))},
         "trials": args.trials,
         "batch": args.batch,
         "sampler": args.sampler,
@@ -1612,6 +1675,7 @@ def _tune(args) -> int:
     bridge = _optuna_bridge()
     _check_folder(args.out, "--out")
     _check_steps(args)
+    _check_optimizer_flags(args)
     data, n_out, n_classes, source = _load_data(args)
     config = _config(args, data, n_out)
     _check_training(args, config, data)

@@ -19,7 +19,15 @@ from jaxhp.init import SCHEMES, Params
 from jaxhp.models import Model, mlp
 from jaxhp.nn import ACTIVATIONS
 
-OPTIMIZERS = ("sgd", "momentum", "adam", "rmsprop")
+# The built-in optimizers, each with the hyperparameters of its own that a member's hparams
+# may set (so that a sweep can put an axis on them), and optax's defaults for them.
+OPTIMIZER_HPARAMS = {
+    "sgd": {},
+    "momentum": {"momentum": 0.9},
+    "adam": {"b1": 0.9, "b2": 0.999},
+    "rmsprop": {"decay": 0.9},
+}
+OPTIMIZERS = tuple(OPTIMIZER_HPARAMS)
 
 
 _COURSE_DEFAULTS = {"lambd": 0.0, "keep_prob": 1.0, "learning_rate": 0.1}

@@ -41,19 +41,31 @@ from jaxhp.losses import (
 )
 from jaxhp.models import Model
 from jaxhp.nn import step_mask_words
-from jaxhp.records import Data, History, HParams, TrainConfig, TrainResult, read_names
+from jaxhp.records import (
+    OPTIMIZER_HPARAMS,
+    Data,
+    History,
+    HParams,
+    TrainConfig,
+    TrainResult,
+    read_names,
+)
 
 Params = Any
 
-# The built-in optimizers read their own hyperparameters from the member's hparams when it
-# has them (so a sweep can put an axis on them), else optax's defaults.
+
+def _own(hp: HParams, optimizer: str, name: str):
+    """A built-in optimizer's own hyperparameter: the member's value, else the default."""
+    return getattr(hp, name, OPTIMIZER_HPARAMS[optimizer][name])
+
+
 _BUILTIN_OPTIMIZERS: dict[str, Callable[[HParams], optax.GradientTransformation]] = {
     "sgd": lambda hp: optax.sgd(hp.learning_rate),
-    "momentum": lambda hp: optax.sgd(hp.learning_rate, momentum=getattr(hp, "momentum", 0.9)),
+    "momentum": lambda hp: optax.sgd(hp.learning_rate, momentum=_own(hp, "momentum", "momentum")),
     "adam": lambda hp: optax.adam(
-        hp.learning_rate, b1=getattr(hp, "b1", 0.9), b2=getattr(hp, "b2", 0.999)
+        hp.learning_rate, b1=_own(hp, "adam", "b1"), b2=_own(hp, "adam", "b2")
     ),
-    "rmsprop": lambda hp: optax.rmsprop(hp.learning_rate, decay=getattr(hp, "decay", 0.9)),
+    "rmsprop": lambda hp: optax.rmsprop(hp.learning_rate, decay=_own(hp, "rmsprop", "decay")),
 }
 
 

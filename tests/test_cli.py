@@ -11,6 +11,7 @@ from pathlib import Path
 
 import jax
 import numpy as np
+import optax
 import pytest
 from conftest import long_run_env
 
@@ -682,3 +683,26 @@ def test_train_ctrl_c_after_saving_says_the_params_are_saved(tmp_path, capsys, m
         f"interrupted after training: the params are saved in {params}"
     )
     assert sorted(np.load(params).files) == ["W1", "W2", "W3", "b1", "b2", "b3"]
+
+
+def test_sweep_puts_an_axis_on_the_optimizers_own_hyperparameter(tmp_path, capsys):
+    """--momentum 0,0.9 with --optimizer momentum: each row equals fit with optax's SGD at
+    that momentum written out here (not the CLI's optimizer table)."""
+    argv = ["sweep", *SMALL, "--optimizer", "momentum", "--momentum", "0,0.9", "--seeds", "1"]
+    assert main([*argv, "--lambd", "0.1", "--keep-prob", "1", "--out", str(tmp_path)]) == 0
+    assert "momentum=0.9" in capsys.readouterr().out
+    rows = list(csv.DictReader(io.StringIO((tmp_path / "results.csv").read_text())))
+    assert sorted(float(r["momentum"]) for r in rows) == [0.0, pytest.approx(0.9)]
+    data = jaxhp.datasets.load("moons", n_train=80, n_dev=40, n_test=0, seed=0)
+    every = json.loads((tmp_path / "results.json").read_text())["config"]["eval_every"]
+    for row in rows:
+        lr, momentum = float(row["learning_rate"]), float(row["momentum"])
+        config = jaxhp.TrainConfig(
+            layer_sizes=(2, 6, 1),
+            steps=60,
+            eval_every=every,
+            optimizer=lambda hp, lr=lr, mu=momentum: optax.sgd(lr, momentum=mu),
+        )
+        hp = HParams(lambd=0.1, keep_prob=1.0, learning_rate=lr)
+        fitted = jaxhp.fit(jaxhp.sweep.member_key(0, int(row["seed"])), hp, data, config)
+        assert float(row["dev_cost"]) == pytest.approx(float(fitted.history.dev_cost[-1]), 1e-5)

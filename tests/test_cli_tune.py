@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import jaxhp
+import jaxhp.cli
 import jaxhp.sweep
 from jaxhp.cli import main
 from jaxhp.sweep import member_key
@@ -142,7 +143,25 @@ BAD = [
         "--lambd, --keep-prob and --learning-rate are all fixed",
     ),
     (["--lambd", "loguniform:0:1"], "argument --lambd: 'loguniform:0:1' needs 0 < a < b"),
+    (
+        ["--optimizer", "adam", "--b2", "one_minus_loguniform:0.9:0.999"],
+        "--b2 one_minus_loguniform:0.9:0.999: Optuna has no 1 − β log scale",
+    ),
+    (
+        ["--lambd", "0", "--keep-prob", "1", "--lr", "0.1", "--optimizer", "adam", "--b1", "0.8"],
+        "--lambd, --keep-prob, --learning-rate and --b1 are all fixed",
+    ),
 ]
+
+
+def test_the_optimizers_own_hyperparameters_are_searched_too():
+    """--b1 a choice and --b2 a range become the study's distributions, next to λ's."""
+    argv = ["tune", "--trials", "4", "--batch", "2", "--optimizer", "adam", "--b1", "0.8,0.9"]
+    args = jaxhp.cli.build_parser().parse_args([*argv, "--b2", "uniform:0.99:0.999"])
+    distributions, fixed = jaxhp.cli._tune_space(args)
+    assert distributions["b1"] == optuna.distributions.CategoricalDistribution([0.8, 0.9])
+    assert distributions["b2"] == optuna.distributions.FloatDistribution(0.99, 0.999)
+    assert distributions["lambd"] == optuna.distributions.FloatDistribution(1e-4, 10, log=True)
 
 
 @pytest.mark.parametrize(("flags", "message"), BAD)
