@@ -613,8 +613,10 @@ def rungs_figure(results):
         ],
         fontsize=8,
     )
+    last = len(rungs) - 1  # its members were not stopped: they trained on to the end
+    labels = [f"stopped at rung {k}" for k in range(last)] + [f"reached rung {last}, the end"]
     ax.legend(
-        handles=[_line(colours[k], "-", f"stopped at rung {k}") for k in range(len(rungs))],
+        handles=[_line(colour, "-", label) for colour, label in zip(colours, labels)],
         fontsize=8,
         loc="upper right",
     )

@@ -390,3 +390,5 @@ def test_rungs_figure_spaces_geometric_rungs_evenly_and_labels_them():
     assert list(top.get_xticks()) == [10, 40]
     labels = [t.get_text() for t in top.get_xticklabels()]
     assert labels == ["rung 0\n3 members", "rung 1\n1 member"]
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert legend == ["stopped at rung 0", "reached rung 1, the end"]  # finalists not "stopped"
