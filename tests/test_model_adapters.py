@@ -401,6 +401,19 @@ def test_linen_module_with_batch_stats_is_refused():
         models.from_flax(WithNorm(), jnp.zeros((2, 4)))
 
 
+def test_equinox_module_with_state_is_refused(key):
+    class WithNorm(eqx.Module):
+        dense: eqx.nn.Linear
+        norm: eqx.nn.BatchNorm
+
+        def __call__(self, x, state):
+            return self.norm(self.dense(x), state)
+
+    module = WithNorm(eqx.nn.Linear(4, 3, key=key), eqx.nn.BatchNorm(3, "batch", mode="batch"))
+    with pytest.raises(ValueError, match="module WithNorm holds state \\(eqx.nn.StateIndex"):
+        models.from_equinox(module)
+
+
 def test_linen_needs_sample_x():
     with pytest.raises(ValueError, match="needs sample_x for the linen module LinenNet"):
         models.from_flax(LinenNet())

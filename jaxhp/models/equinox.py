@@ -51,7 +51,8 @@ def from_equinox(module: Any, *, per_example: bool = True) -> Model:
     Raises:
       ImportError: equinox is not installed (``pip install 'jaxhp[equinox]'``).
       TypeError: ``module`` is neither an ``eqx.Module`` nor a function returning one.
-      ValueError: the module has no float arrays to train.
+      ValueError: the module has no float arrays to train, or holds state
+        (``eqx.nn.StateIndex``: BatchNorm's running statistics).
     """
     eqx = import_extra("equinox", "equinox", "from_equinox")
     factory = module if is_factory(module, eqx.Module) else None
@@ -60,6 +61,7 @@ def from_equinox(module: Any, *, per_example: bool = True) -> Model:
         raise TypeError(
             f"from_equinox takes an eqx.Module or a function key -> eqx.Module, got {template!r}"
         )
+    _check_stateless(eqx, template)
     params, static = eqx.partition(template, eqx.is_inexact_array)
     if not jax.tree.leaves(params):
         raise ValueError(f"the Equinox module {type(template).__name__} has no float arrays")
@@ -81,3 +83,16 @@ def from_equinox(module: Any, *, per_example: bool = True) -> Model:
         return jax.vmap(lambda example, k: net(example, **keywords(k, hparams)))(x, keys)
 
     return Model(init=init, apply=apply)
+
+
+def _check_stateless(eqx, module) -> None:
+    """A module with ``eqx.nn.State`` (BatchNorm, SpectralNorm) is called as
+    ``module(x, state)`` and returns a new state, which a pure (init, apply) pair cannot
+    carry: refuse it here rather than fail inside the first trace."""
+    is_state = lambda leaf: isinstance(leaf, eqx.nn.StateIndex)  # noqa: E731
+    if any(is_state(leaf) for leaf in jax.tree.leaves(module, is_leaf=is_state)):
+        raise ValueError(
+            f"the Equinox module {type(module).__name__} holds state (eqx.nn.StateIndex, e.g. "
+            "BatchNorm's running statistics); from_equinox supports modules called as "
+            "module(x) whose only arrays are parameters"
+        )
