@@ -30,7 +30,7 @@ import jaxhp
 from jaxhp import datasets
 from jaxhp.cache import compile_stats, default_cache_dir, enable_compilation_cache
 from jaxhp.init import SCHEMES
-from jaxhp.losses import accuracy
+from jaxhp.losses import predictions
 from jaxhp.nn import ACTIVATIONS
 from jaxhp.records import OPTIMIZER_HPARAMS, OPTIMIZERS, HParams
 from jaxhp.results import METRICS, diagnose_errors, tie_break
@@ -39,6 +39,7 @@ from jaxhp.sweep import _divergence_advice, refit
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+CLI_MODELS = ("mlp", "cnn")
 DEFAULT_LEARNING_RATE = HParams().learning_rate  # one default for the library and the CLI
 
 
@@ -123,9 +124,7 @@ def _layers(text: str) -> tuple[int, ...]:
     try:
         sizes = tuple(int(part) for part in text.split(","))
     except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected hidden widths like 20,3, got {text!r}"
-        ) from None
+        raise argparse.ArgumentTypeError(f"expected widths like 20,3, got {text!r}") from None
     if any(n < 1 for n in sizes):
         raise argparse.ArgumentTypeError(f"widths must be >= 1, got {text!r}")
     return sizes
@@ -281,23 +280,25 @@ def _add_data_args(parser: argparse.ArgumentParser):
         "--dataset",
         metavar="NAME|FILE",
         default="moons",
-        help=f"a built-in dataset ({', '.join(datasets.GENERATORS)}), or a .npz file (arrays "
-        "x (m, n_x) and y (m,)) or .csv file (features, then the label in the last column; "
-        "a header row is skipped), split train/dev/test by the course's rule",
+        help=f"a built-in dataset ({', '.join(datasets.GENERATORS)}: 2-D points; digits: "
+        "scikit-learn's 8x8 handwritten digits, pip install 'jaxhp[data]'), or a .npz file "
+        "(arrays x (m, n_x) and y (m,)) or .csv file (features, then the label in the last "
+        "column; a header row is skipped), split train/dev/test by the course's rule",
     )
     data.add_argument(
         "--n-train",
         metavar="N",
         type=_positive_int,
-        default=600,
-        help="training examples drawn from a built-in dataset",
+        default=None,
+        help="training examples drawn from a built-in dataset (default: 600; 1197 for digits)",
     )
     data.add_argument(
         "--n-dev",
         metavar="N",
         type=_positive_int,
-        default=200,
-        help="dev examples drawn from a built-in dataset (the dev set ranks members: >= 1)",
+        default=None,
+        help="dev examples drawn from a built-in dataset (the dev set ranks members: >= 1; "
+        "default: 200; 300 for digits)",
     )
     data.add_argument(
         "--n-test",
@@ -329,11 +330,27 @@ def _add_data_args(parser: argparse.ArgumentParser):
     )
     model = parser.add_argument_group("model and training")
     model.add_argument(
+        "--model",
+        choices=CLI_MODELS,
+        default="mlp",
+        help="mlp: dense layers on the features (images are flattened); cnn: conv 3x3 -> "
+        "ReLU -> 2x2 max pool -> dropout blocks (--channels), then the --layers dense "
+        "layers, for image data (--dataset digits)",
+    )
+    model.add_argument(
         "--layers",
         metavar="W1,W2",
         type=_layers,
-        default="20,3",
-        help="hidden layer widths (input and output widths come from the data)",
+        default=None,
+        help="hidden dense layer widths; input and output widths come from the data "
+        "(default: 20,3 for mlp, none for cnn)",
+    )
+    model.add_argument(
+        "--channels",
+        metavar="C1,C2",
+        type=_layers,
+        default=None,
+        help="--model cnn: channels of each conv block (default: 8, one block)",
     )
     model.add_argument(
         "--activation", choices=list(ACTIVATIONS), default="relu", help="hidden activation"
@@ -737,11 +754,17 @@ def _check_training(args, config, data):
             f"--batch-size {args.batch_size} is larger than the training set ({m_train} rows)"
         )
     per_layer = [v for v in _keep_values(args) if isinstance(v, tuple)]
+    n_dropout = _dropout_layers(args)
     for value in per_layer:
-        if len(value) != config.n_hidden:
+        if len(value) != n_dropout:
+            where = (
+                f"--layers has {n_dropout} hidden layer(s)"
+                if args.model == "mlp"
+                else f"the cnn has {n_dropout} dropout layer(s) (one per conv block and per "
+                "hidden dense layer)"
+            )
             raise UsageError(
-                f"--keep-prob {'/'.join(map(str, value))} has {len(value)} values but --layers "
-                f"has {config.n_hidden} hidden layer(s)"
+                f"--keep-prob {'/'.join(map(str, value))} has {len(value)} values but {where}"
             )
 
 
@@ -790,25 +813,33 @@ def _load_data(args):
     (stratified, seeded by --data-seed). Returns the Data, the output width, the class
     count, and a record of the source."""
     name = args.dataset
-    if name in datasets.GENERATORS and getattr(args, "no_normalize", False):
+    built_in = name in datasets.NAMES
+    if built_in and getattr(args, "no_normalize", False):
         raise UsageError(
             f"--no-normalize applies to data files only; the built-in {name} is used as "
             "generated (its features are already on a unit scale)"
         )
-    if name in datasets.GENERATORS:
-        data = datasets.load(
-            name,
-            n_train=args.n_train,
-            n_dev=args.n_dev,
-            n_test=args.n_test,
-            noise=args.noise,
-            seed=args.data_seed,
-        )
+    if name in datasets.IMAGES and args.noise is not None:
+        raise UsageError(f"--noise {args.noise} applies to the 2-D generators; {name} has none")
+    if built_in:
+        n_train, n_dev = _built_in_sizes(args)
+        args.n_train, args.n_dev = n_train, n_dev  # recorded, so that --config replays them
+        try:
+            data = datasets.load(
+                name,
+                n_train=n_train,
+                n_dev=n_dev,
+                n_test=args.n_test,
+                noise=args.noise,
+                seed=args.data_seed,
+            )
+        except (ImportError, ValueError) as err:  # no scikit-learn; sizes beyond 1,797 images
+            raise UsageError(f"--dataset {name}: {err}") from None
         n_classes = datasets.n_classes(name)
         source = {
             "name": name,
-            "n_train": args.n_train,
-            "n_dev": args.n_dev,
+            "n_train": n_train,
+            "n_dev": n_dev,
             "n_test": args.n_test,
             "noise": args.noise,
             "data_seed": args.data_seed,
@@ -832,16 +863,33 @@ def _load_data(args):
             "normalized": not getattr(args, "no_normalize", False),
         }
     else:
-        close = difflib.get_close_matches(name, list(datasets.GENERATORS), n=1)
+        close = difflib.get_close_matches(name, list(datasets.NAMES), n=1)
         hint = f"; did you mean {close[0]}?" if close else ""
         raise UsageError(
-            f"--dataset must be one of {', '.join(datasets.GENERATORS)} or an .npz/.csv "
+            f"--dataset must be one of {', '.join(datasets.NAMES)} or an .npz/.csv "
             f"file, got {name!r}{hint}"
         )
     if data.dev is None or len(data.dev[0]) == 0:
         raise UsageError(f"--dataset {name}: no dev set (too few rows to split)")
     source.update(_split_sizes(data))
+    source["example_shape"] = list(np.shape(data.train[0])[1:])
+    if args.model == "mlp":  # dense layers take flat rows: an image becomes its pixels
+        data = _flattened(data)
     return data, (n_classes if n_classes > 2 else 1), n_classes, source
+
+
+def _built_in_sizes(args) -> tuple[int, int]:
+    """--n-train and --n-dev, or the dataset's defaults (digits has 1,797 images)."""
+    defaults = (1197, 300) if args.dataset in datasets.IMAGES else (600, 200)
+    given = (args.n_train, args.n_dev)
+    return tuple(d if v is None else v for v, d in zip(given, defaults))
+
+
+def _flattened(data):
+    from jaxhp.records import Data
+
+    flat = [None if s is None else (np.reshape(s[0], (len(s[0]), -1)), *s[1:]) for s in data]
+    return Data(*flat)
 
 
 def _chance_error(data) -> float:
@@ -871,7 +919,13 @@ def _standardised(data):
 
 def _data_line(source: dict, data, n_classes: int) -> str:
     label = source.get("name") or source["file"]
-    n_x = np.asarray(data.train[0]).shape[1]
+    example = source.get("example_shape") or list(np.shape(data.train[0])[1:])
+    n_x = int(np.prod(example))
+    shape = f"{_plural(n_x, 'feature')}"
+    if len(example) == 3:  # images: NHWC, flattened for an MLP
+        image = "x".join(map(str, example))
+        flat = np.ndim(data.train[0]) == 2
+        shape = f"{image} images" + (f", flattened to {shape}" if flat else "")
     scaling = ""
     if "normalized" in source:
         scaling = (
@@ -882,25 +936,77 @@ def _data_line(source: dict, data, n_classes: int) -> str:
         )
     return (
         f"data: {label}: {source['m_train']} train, {source['m_dev']} dev, "
-        f"{source['m_test']} test examples; {n_x} features, {n_classes} classes{scaling}"
+        f"{source['m_test']} test examples; {shape}, {n_classes} classes{scaling}"
     )
+
+
+def _hidden(args) -> tuple[int, ...]:
+    """The hidden dense widths: --layers, else the model's default."""
+    if args.layers is not None:
+        return args.layers
+    return (20, 3) if args.model == "mlp" else ()
+
+
+def _channels(args) -> tuple[int, ...]:
+    return args.channels if args.channels is not None else (8,)
+
+
+def _dropout_layers(args) -> int:
+    """Layers that drop units: the hidden dense ones, and the cnn's conv blocks."""
+    return len(_hidden(args)) + (len(_channels(args)) if args.model == "cnn" else 0)
+
+
+def _check_model(args, data):
+    """--model, --channels, --activation and --init fit together and fit the data."""
+    example = np.shape(data.train[0])[1:]
+    if args.model == "cnn":
+        if len(example) != 3:
+            raise UsageError(
+                f"--model cnn takes images (--dataset digits); {args.dataset} has "
+                f"{_plural(int(np.prod(example)), 'feature')} per example"
+            )
+        for flag in ("activation", "init"):
+            if getattr(args, flag) != args.parser.get_default(flag):
+                raise UsageError(
+                    f"--{flag} {getattr(args, flag)} applies to --model mlp; the cnn uses ReLU "
+                    "and He init"
+                )
+    elif args.channels is not None:
+        raise UsageError(f"--channels applies to --model cnn, not --model {args.model}")
 
 
 def _config(args, data, n_out):
+    from jaxhp import models
     from jaxhp.records import TrainConfig
 
+    _check_model(args, data)
+    training = {
+        "steps": args.steps,
+        "optimizer": args.optimizer,
+        "batch_size": args.batch_size,
+        "eval_every": args.eval_every,
+        "patience": args.patience,
+        "restore_best": args.patience is not None,
+    }
+    if args.model == "cnn":
+        example = np.shape(data.train[0])[1:]
+        cnn = models.cnn(example, channels=_channels(args), dense=(*_hidden(args), n_out))
+        return TrainConfig(model=cnn, **training)
     n_x = np.asarray(data.train[0]).shape[1]
     return TrainConfig(
-        layer_sizes=(n_x, *args.layers, n_out),
-        steps=args.steps,
+        layer_sizes=(n_x, *_hidden(args), n_out),
         activation=args.activation,
         init=args.init,
-        optimizer=args.optimizer,
-        batch_size=args.batch_size,
-        eval_every=args.eval_every,
-        patience=args.patience,
-        restore_best=args.patience is not None,
+        **training,
     )
+
+
+def _architecture(args, config, n_out: int) -> str:
+    """The model in a few words, for the start-up lines."""
+    if args.model == "mlp":
+        return f"layers {'-'.join(map(str, config.layer_sizes))}"
+    dense = "-".join(map(str, (*_hidden(args), n_out)))
+    return f"cnn with conv blocks of {','.join(map(str, _channels(args)))} channels, dense {dense}"
 
 
 def _plural(n: int, word: str, plural: str | None = None) -> str:
@@ -958,7 +1064,7 @@ def _train(args) -> int:
         f"learning_rate={_num(args.learning_rate)} "
         + "".join(f"{name}={_num(value)} " for name, value in own.items())
         + f"seed={args.seed}",
-        f"model: layers {'-'.join(map(str, config.layer_sizes))}, {config.activation}, "
+        f"model: {_architecture(args, config, n_out)}, {config.activation}, "
         f"{config.init} init, {config.optimizer}, {config.steps} steps, evaluated every "
         f"{config.every}{shown}; keeps the {kept} params",
     )
@@ -1126,7 +1232,7 @@ def _replay_argv(args) -> list[str]:
         if action.dest in _NOT_RECORDED or not action.option_strings:
             continue
         value, flag = getattr(args, action.dest), action.option_strings[0]
-        if action.dest == "dataset" and value not in datasets.GENERATORS:
+        if action.dest == "dataset" and value not in datasets.NAMES:
             value = str(Path(value).absolute())  # a file: found from any folder
         if value is None or value is False:
             continue
@@ -1168,7 +1274,10 @@ def _run_record(args, source, config) -> dict:
         "command": args.command,
         "argv": _replay_argv(args),
         "dataset": source,
-        "layer_sizes": list(config.layer_sizes),
+        "model": args.model,
+        "layer_sizes": None if config.layer_sizes is None else list(config.layer_sizes),
+        "channels": list(_channels(args)) if args.model == "cnn" else None,
+        "hidden": list(_hidden(args)),
         "activation": config.activation,
         "init": config.init,
         "optimizer": config.optimizer,
@@ -1320,8 +1429,8 @@ def _sweep(args) -> int:
     say(
         _data_line(source, data, n_classes),
         f"sweep: {_plural(n, 'member')} ({_plural(n // args.seeds, 'point')} × "
-        f"{_plural(args.seeds, 'seed')}), layers "
-        f"{'-'.join(map(str, config.layer_sizes))}, {config.steps} steps, {config.optimizer}; "
+        f"{_plural(args.seeds, 'seed')}), {_architecture(args, config, n_out)}, "
+        f"{config.steps} steps, {config.optimizer}; "
         f"ranked by {args.metric}, ties by {tie_break(args.metric)}",
         *_rung_lines(args, rungs),
     )
@@ -1508,7 +1617,7 @@ def _report_steps(args, results, record, trained, data, config, done: list[str])
             results.meta["test"] = test
             results.to_json(out / "results.json", config=record)
             headline += f"; test accuracy {results.meta['test']['accuracy_mean']:.4f}"
-    elif ranked and data is not None and getattr(args, "dataset", None) in datasets.GENERATORS:
+    elif ranked and data is not None and getattr(args, "dataset", None) in datasets.NAMES:
         _print("test: no test split drawn (--n-test N draws one; the chosen configuration is "
                "then refitted and scored on it once)")  # fmt: skip
     try:
@@ -1602,7 +1711,10 @@ def _tune_record(args, source, config) -> dict:
 _STUDY_ATTR = "jaxhp_tune"  # the study's user attribute: what its trials were trained on
 _SHAPES_TRIALS = (
     "dataset",
+    "model",
     "layer_sizes",
+    "channels",
+    "hidden",
     "activation",
     "init",
     "optimizer",
@@ -1698,7 +1810,7 @@ def _tune(args) -> int:
         _data_line(source, data, n_classes),
         f"tune: {_plural(todo, 'trial')} to train in batches of {args.batch}, "
         f"{args.sampler} sampler "
-        f"over {', '.join(distributions)}; layers {'-'.join(map(str, config.layer_sizes))}, "
+        f"over {', '.join(distributions)}; {_architecture(args, config, n_out)}, "
         f"{config.steps} steps, {config.optimizer}; ranked by {args.metric}, ties by "
         f"{tie_break(args.metric)}",
     )
@@ -1752,7 +1864,8 @@ def _tune(args) -> int:
 
 def _test_accuracy(params, data, config) -> float:
     x, y = data.test[:2]
-    return float(accuracy(params, x, y, activation=config.activation))
+    logits = config.resolved_model.apply(params, x, key=None, hparams=HParams())
+    return float(np.mean(np.asarray(predictions(logits)) == np.asarray(y).reshape(len(y))))
 
 
 def _has_test_split(data) -> bool:

@@ -706,3 +706,31 @@ def test_sweep_puts_an_axis_on_the_optimizers_own_hyperparameter(tmp_path, capsy
         hp = HParams(lambd=0.1, keep_prob=1.0, learning_rate=lr)
         fitted = jaxhp.fit(jaxhp.sweep.member_key(0, int(row["seed"])), hp, data, config)
         assert float(row["dev_cost"]) == pytest.approx(float(fitted.history.dev_cost[-1]), 1e-5)
+
+
+@pytest.mark.parametrize("model", ["mlp", "cnn"])
+def test_a_digits_sweep_from_the_command_line_equals_fit(tmp_path, capsys, model):
+    """--dataset digits with --model mlp (pixels flattened) or cnn (NHWC images): each row
+    equals jaxhp.fit of the same network built here from the library's own pieces."""
+    argv = ["sweep", "--dataset", "digits", "--n-train", "100", "--n-dev", "50", "--model"]
+    argv += [model, "--steps", "20", "--batch-size", "25", "--seeds", "1", "--quiet"]
+    argv += ["--channels", "4"] if model == "cnn" else ["--layers", "8"]
+    assert main([*argv, "--lambd", "0,1", "--keep-prob", "1", "--out", str(tmp_path)]) == 0
+    text = capsys.readouterr().out
+    assert "digits: 100 train, 50 dev, 0 test examples; 8x8x1 images" in text
+    data = jaxhp.datasets.load("digits", n_train=100, n_dev=50, n_test=0, seed=0)
+    if model == "mlp":
+        assert "flattened to 64 features" in text and "layers 64-8-10" in text
+        data = jaxhp.Data(*[(s[0].reshape(len(s[0]), 64), s[1]) for s in data[:2]])
+        net = {"layer_sizes": (64, 8, 10)}
+    else:
+        assert "cnn with conv blocks of 4 channels, dense 10" in text
+        net = {"model": jaxhp.models.cnn((8, 8, 1), channels=(4,), dense=(10,))}
+    every = json.loads((tmp_path / "results.json").read_text())["config"]["eval_every"]
+    config = jaxhp.TrainConfig(**net, steps=20, batch_size=25, eval_every=every)
+    rows = list(csv.DictReader(io.StringIO((tmp_path / "results.csv").read_text())))
+    assert sorted(float(r["lambd"]) for r in rows) == [0.0, 1.0]
+    for row in rows:
+        hp = HParams(lambd=float(row["lambd"]), keep_prob=1.0, learning_rate=0.1)
+        fitted = jaxhp.fit(jaxhp.sweep.member_key(0, int(row["seed"])), hp, data, config)
+        assert float(row["dev_cost"]) == pytest.approx(float(fitted.history.dev_cost[-1]), 1e-5)
