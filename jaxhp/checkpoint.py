@@ -138,6 +138,13 @@ def _hash_arrays(digest, arrays) -> None:
         digest.update(array.tobytes())
 
 
+def data_digest(data) -> str:
+    """sha256 of the train and dev arrays (shapes, dtypes and bytes; test is unused)."""
+    digest = hashlib.sha256()
+    _hash_arrays(digest, [a for pair in (data.train, data.dev) for a in (pair or ())])
+    return digest.hexdigest()
+
+
 def sweep_spec(
     config,
     data,
@@ -182,9 +189,6 @@ def sweep_spec(
             program.update(part.encode())
             unidentified = unidentified or reason
 
-    data_digest = hashlib.sha256()
-    _hash_arrays(data_digest, [a for pair in (data.train, data.dev) for a in (pair or ())])
-
     members = hashlib.sha256()
     members.update(json.dumps({"names": list(hparams._fields), "seed": int(seed)}).encode())
     members.update(json.dumps(static or {}, sort_keys=True).encode())
@@ -192,7 +196,7 @@ def sweep_spec(
 
     parts = {
         "program": program.hexdigest(),
-        "data": data_digest.hexdigest(),
+        "data": data_digest(data),
         "members": members.hexdigest(),
     }
     digest = hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()

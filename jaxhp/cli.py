@@ -741,9 +741,15 @@ def _check_optimizer_flags(args):
     for name in _optimizer_axes(args):
         owner = _OWNER[name]
         if args.optimizer != owner:
+            recorded = (
+                f"; --{name} may come from the flags --config recorded: keep --optimizer "
+                f"{owner}, or run without --config"
+                if getattr(args, "config", None)
+                else f"; add --optimizer {owner} or leave --{name} out"
+            )
             raise UsageError(
                 f"--{name} is a hyperparameter of --optimizer {owner}, but this run uses "
-                f"--optimizer {args.optimizer}; add --optimizer {owner} or leave --{name} out"
+                f"--optimizer {args.optimizer}{recorded}"
             )
 
 
@@ -1122,8 +1128,11 @@ def _train(args) -> int:
     )
     if data.test is not None and len(data.test[0]):
         _print(
-            f"test accuracy ({params_words}): {_test_accuracy(result.params, data, config):.4f} "
-            f"on {len(data.test[0])} test examples"
+            "test: not scored (the run diverged)"
+            if diverged
+            else f"test accuracy ({params_words}): "
+            f"{_test_accuracy(result.params, data, config):.4f} on {len(data.test[0])} test "
+            "examples"
         )
     saved = []  # for an interruption's message
     try:
@@ -1839,6 +1848,8 @@ def _tune(args) -> int:
         bar.close()
     seconds = time.perf_counter() - started
     results = bridge.study_results(study, config, base=base)
+    if results.meta["seed"] is None:  # trials told before jaxhp recorded it: the study's
+        results.meta["seed"] = args.seed  # seed is --seed (a resume with another is refused)
     results.meta.update(
         m_train=source["m_train"],
         m_dev=source["m_dev"],
@@ -1923,7 +1934,8 @@ def _test_line(test: dict | str) -> str:
     spread = f" ± {test['accuracy_std']:.4f} over {n} seeds" if n > 1 else ""
     moved = (
         f"; members {test['refit_moved']} reached their best or stop at another step when "
-        "refitted alone (float rounding), so their refits' params were scored"
+        "refitted alone (float rounding, grown by the training's sensitivity), so their "
+        "refits' params were scored"
         if test["refit_moved"]
         else ""
     )
@@ -2130,6 +2142,8 @@ def main(argv: list[str] | None = None) -> int:
         with _ctrl_c_never_lost(), warnings.catch_warnings():
             # the table's headline says it, with advice
             warnings.filterwarnings("ignore", message="every member of the sweep diverged")
+            # the test line says when a refit moved (refit_moved)
+            warnings.filterwarnings("ignore", message="the refit of member")
             return args.run(args)
     except (Interrupted, KeyboardInterrupt) as stop:
         text = str(stop) if isinstance(stop, Interrupted) else "interrupted: nothing was saved"

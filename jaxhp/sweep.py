@@ -43,7 +43,7 @@ from jaxhp._programs import (
     _train_members,
     member_key,
 )
-from jaxhp.checkpoint import Checkpoint, sweep_spec
+from jaxhp.checkpoint import Checkpoint, data_digest, sweep_spec
 from jaxhp.halving import Halving, halving
 from jaxhp.records import Data, History, HParams, TrainConfig, config_record, read_names
 from jaxhp.results import SweepResults
@@ -717,6 +717,7 @@ def _gather(plan: _Plan, shard_counts, started: float, rungs: dict | None = None
         "l2_leaves": train.l2_leaves(groups[0].config),
         "restore_best": groups[0].config.restore_best,
         "train_config": config_record(plan.config),
+        "data_digest": data_digest(plan.data),
         "seconds": time.perf_counter() - started,
     }
     if rungs is not None:
@@ -887,10 +888,16 @@ def refit(results: SweepResults, member: int, data: Data, config: TrainConfig):
 
     Raises:
       ValueError: ``member`` is not a row of ``results``; ``config`` is not the sweep's
-        (its fields, or its evaluations against the member's history); a successive-halving
+        (its fields, or its evaluations against the member's history); ``data`` is not the
+        sweep's (its train and dev arrays, by digest); a successive-halving
         member that the schedule stopped at a rung before ``config.steps`` (refit it as far
         as it went with ``config.replace(steps=...)``); an unknown base seed.
       TypeError: ``results`` is not a :class:`jaxhp.SweepResults`.
+
+    Warns:
+      UserWarning: the refit's first evaluation differs from the member's by more than
+        0.1%: a model or optimizer other than the sweep's (functions are compared by kind
+        only), or chaotic training, which makes the refit another run of the configuration.
     """
     if not isinstance(results, SweepResults):
         raise TypeError(f"results must be what run_sweep returned, got {type(results).__name__}")
@@ -905,8 +912,47 @@ def refit(results: SweepResults, member: int, data: Data, config: TrainConfig):
             "seed was recorded): refit it with jaxhp.fit and the member_key it was trained with"
         )
     hparams = jax.tree.map(lambda values: values[i], results.hparams)
+    _check_same_data(results, data, hparams, member_config)
     key = member_key(results.meta["seed"], int(results.seeds[i]))
-    return train.fit(key, hparams, data, member_config)
+    fitted = train.fit(key, hparams, data, member_config)
+    _check_reproduced(results, i, fitted)
+    return fitted
+
+
+def _check_same_data(results: SweepResults, data, hparams: HParams, config: TrainConfig):
+    """``data`` must be what the sweep trained on (train and dev as the sweep held them)."""
+    swept = results.meta.get("data_digest")
+    if swept is None:  # an Optuna study's results, or a table from an older jaxhp
+        return
+    held = _host_data(train.check_inputs(hparams, data, config), config)
+    if data_digest(held) != swept:
+        raise ValueError(
+            "data is not what the sweep trained on (its train and dev arrays differ); pass "
+            "run_sweep's data"
+        )
+
+
+# A refit rounds differently from its batched sweep run, by far less than this at the first
+# evaluation unless its training is chaotic (a large learning rate amplifies rounding).
+_REFIT_RTOL = 1e-3
+
+
+def _check_reproduced(results: SweepResults, i: int, fitted) -> None:
+    """Warn when the refit's first evaluation is not the member's: the config check compares
+    functions (a model, an optimizer factory) by kind only. Not an error: chaotic training
+    moves it too."""
+    swept = [float(results.history.train_cost[i][0]), float(results.history.dev_cost[i][0])]
+    again = [float(fitted.history.train_cost[0]), float(fitted.history.dev_cost[0])]
+    if not np.allclose(again, swept, rtol=_REFIT_RTOL, atol=0, equal_nan=True):
+        step = int(results.history.step[i][0])
+        warnings.warn(
+            f"the refit of member {i} does not reproduce its first evaluation (step {step}): "
+            f"train and dev costs {again[0]:.6g} and {again[1]:.6g}, the sweep's "
+            f"{swept[0]:.6g} and {swept[1]:.6g}. Either the model or optimizer differs from "
+            "the sweep's, or its training is chaotic (rounding grows at a large learning "
+            "rate) and the refit is another run of the same configuration",
+            stacklevel=3,
+        )
 
 
 def _member_index(member, n: int) -> int:
@@ -953,6 +999,11 @@ def _refit_config(results: SweepResults, i: int, config: TrainConfig, static: di
             f"config is not the one member {i} was swept with: it evaluates every "
             f"{member_config.every} steps ({member_config.n_evals} times), the member's "
             f"history first at step {int(steps[0])} ({steps.shape[0]} evaluations)"
+        )
+    if not results.diverged[i] and member_config.steps < stopped:
+        raise ValueError(
+            f"config trains {member_config.steps} steps, but member {i} trained {stopped}; "
+            "pass the config the sweep was given"
         )
     if halted and stopped == rung_step < member_config.steps:  # the schedule cut it there
         raise ValueError(

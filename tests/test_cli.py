@@ -590,9 +590,11 @@ def test_sweep_scores_the_chosen_configuration_on_the_test_split_once(
 ):
     """--n-test keeps a test split; the best configuration's seeds are refitted and scored
     on it, with the params the ranking read. Checked against fit on the same draws and a
-    NumPy forward pass."""
-    argv = ["sweep", *SMALL, "--n-test", "120", "--seeds", "2", "--lambd", "0,0.3"]
-    argv += ["--metric", metric] if metric else []
+    NumPy forward pass. The run overfits 30 noisy examples, so a seed's best evaluation
+    comes well before its last, and the two params score differently."""
+    argv = ["sweep", "--n-train", "30", "--n-dev", "40", "--noise", "0.35", "--layers", "20"]
+    argv += ["--steps", "300", "--eval-every", "10", "--lr", "1", "--quiet", "--n-test", "120"]
+    argv += ["--seeds", "2", "--lambd", "0,0.3"] + (["--metric", metric] if metric else [])
     assert main([*argv, "--keep-prob", "1", "--no-cache", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     said = re.search(
@@ -601,23 +603,28 @@ def test_sweep_scores_the_chosen_configuration_on_the_test_split_once(
         out,
     )
     assert said, out
-    saved = json.loads((tmp_path / "results.json").read_text())
-    meta, every = saved["meta"], saved["config"]["eval_every"]
+    meta = json.loads((tmp_path / "results.json").read_text())["meta"]
     rows = list(csv.DictReader(io.StringIO((tmp_path / "results.csv").read_text())))
-    data = jaxhp.datasets.load("moons", n_train=80, n_dev=40, n_test=120, seed=0)
-    config = jaxhp.TrainConfig(layer_sizes=(2, 6, 1), steps=60, eval_every=every)
-    scores = []
+    data = jaxhp.datasets.load("moons", n_train=30, n_dev=40, n_test=120, noise=0.35, seed=0)
+    config = jaxhp.TrainConfig(layer_sizes=(2, 20, 1), steps=300, eval_every=10)
+
+    def score(params):
+        a = np.asarray(data.test[0], np.float64)
+        for k, layer in enumerate(params):
+            a = a @ np.asarray(layer.W, np.float64) + np.asarray(layer.b, np.float64)
+            a = np.maximum(a, 0) if k < len(params) - 1 else a
+        return np.mean((a[:, 0] > 0) == np.asarray(data.test[1]))
+
+    scores, others = [], []
     for member in meta["test"]["members"]:
         row = rows[member]
         hp = HParams(lambd=np.float32(row["lambd"]), keep_prob=np.float32(1.0),
                      learning_rate=np.float32(row["learning_rate"]))  # fmt: skip
         fitted = jaxhp.fit(jaxhp.sweep.member_key(0, int(row["seed"])), hp, data, config)
-        params = fitted.best_params if metric else fitted.params
-        a = np.asarray(data.test[0], np.float64)
-        for k, layer in enumerate(params):
-            a = a @ np.asarray(layer.W, np.float64) + np.asarray(layer.b, np.float64)
-            a = np.maximum(a, 0) if k < len(params) - 1 else a
-        scores.append(np.mean((a[:, 0] > 0) == np.asarray(data.test[1])))
+        best, last = score(fitted.best_params), score(fitted.params)
+        scores.append(best if metric else last)
+        others.append(last if metric else best)
+    assert np.abs(np.subtract(scores, others)).max() > 2.5 / 120  # the two params differ
     np.testing.assert_allclose(meta["test"]["accuracy"], scores, atol=1.5 / 120)
     assert float(said[1]) == pytest.approx(np.mean(meta["test"]["accuracy"]), abs=1e-4)
     assert float(said[2]) == pytest.approx(np.std(meta["test"]["accuracy"], ddof=1), abs=1e-4)
@@ -641,11 +648,31 @@ def _rows_of_best(rows):
     return [r["member"] for r in best]
 
 
-def test_train_scores_the_kept_params_on_the_test_split(capsys):
+def test_train_scores_its_params_on_the_test_split_with_its_optimizer_flags(capsys):
+    """jaxhp train --optimizer momentum --momentum 0.5: the test score is that of fit with
+    optax's SGD at momentum 0.5 (written out here), scored by a NumPy forward pass."""
     argv = ["train", "--n-train", "80", "--n-dev", "40", "--n-test", "50", "--steps", "30"]
-    assert main([*argv, "--quiet"]) == 0
-    assert re.search(r"^test accuracy \(last params\): 0\.\d{4} on 50 test examples$",
-                     capsys.readouterr().out, re.M)  # fmt: skip
+    argv += ["--layers", "6", "--optimizer", "momentum", "--momentum", "0.5"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "learning_rate=0.1 momentum=0.5 seed=0" in out
+    said = re.search(r"^test accuracy \(last params\): (0\.\d{4}) on 50 test examples$", out, re.M)
+    data = jaxhp.datasets.load("moons", n_train=80, n_dev=40, n_test=50, seed=0)
+    config = jaxhp.TrainConfig(
+        layer_sizes=(2, 6, 1), steps=30, optimizer=lambda hp: optax.sgd(0.1, momentum=0.5)
+    )
+    fitted = jaxhp.fit(jax.random.key(0), HParams(learning_rate=0.1), data, config)
+    last = [line for line in out.splitlines() if line.startswith("step ")][-1]
+    assert float(re.search(r"dev cost (\S+)", last)[1]) == pytest.approx(
+        float(fitted.history.dev_cost[-1]), abs=1e-4
+    )  # a cost, not only an accuracy: another momentum would move it
+    params = fitted.params
+    a = np.asarray(data.test[0], np.float64)
+    for k, layer in enumerate(params):
+        a = a @ np.asarray(layer.W, np.float64) + np.asarray(layer.b, np.float64)
+        a = np.maximum(a, 0) if k < len(params) - 1 else a
+    expected = np.mean((a[:, 0] > 0) == np.asarray(data.test[1]))
+    assert said and float(said[1]) == pytest.approx(expected, abs=1e-4), out
 
 
 def test_ctrl_c_while_reporting_says_what_is_on_disk(tmp_path, capsys, monkeypatch):
@@ -706,6 +733,9 @@ def test_sweep_puts_an_axis_on_the_optimizers_own_hyperparameter(tmp_path, capsy
         hp = HParams(lambd=0.1, keep_prob=1.0, learning_rate=lr)
         fitted = jaxhp.fit(jaxhp.sweep.member_key(0, int(row["seed"])), hp, data, config)
         assert float(row["dev_cost"]) == pytest.approx(float(fitted.history.dev_cost[-1]), 1e-5)
+    again = tmp_path / "again"  # --config replays the flags, --momentum's axis with them
+    assert main(["sweep", "--config", str(tmp_path / "results.json"), "--out", str(again)]) == 0
+    assert (again / "results.csv").read_text() == (tmp_path / "results.csv").read_text()
 
 
 @pytest.mark.parametrize("model", ["mlp", "cnn"])

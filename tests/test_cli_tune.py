@@ -187,19 +187,34 @@ def test_without_optuna_it_says_how_to_install_it(tmp_path, capsys, no_training,
 
 
 def test_a_stored_study_of_other_settings_is_not_mixed_in(tmp_path, capsys, monkeypatch):
-    code, _ = _tune(tmp_path, trials=2)
+    mine = ["--optimizer", "momentum", "--momentum", "0.8"]
+    code, url = _tune(tmp_path, *mine, trials=2)
     assert code == 0
     monkeypatch.setattr(jaxhp.sweep, "run_sweep", lambda *a, **k: pytest.fail("trained"))
     capsys.readouterr()
-    code, _ = _tune(tmp_path, "--steps", "20")  # a later flag wins
+    code, _ = _tune(tmp_path, *mine, "--steps", "20")  # a later flag wins
     assert code == 2
     err = capsys.readouterr().err
     assert "--study-name jaxhp-tune in --storage sqlite:///" in err
     assert "(steps: 30 there, 20 here)" in err
-    code, _ = _tune(tmp_path, "--n-test", "50", trials=2)  # a test split shapes no trial
+    assert _tune(tmp_path, "--optimizer", "momentum", "--momentum", "0.9")[0] == 2
+    assert "search" in capsys.readouterr().err  # the optimizer's own value is searched too
+    code, _ = _tune(tmp_path, *mine, "--n-test", "50", trials=2)  # a test split shapes no trial
     out = capsys.readouterr().out
     assert code == 0 and "tune: 0 trials to train" in out, out
-    assert re.search(r"test accuracy of the chosen configuration \(.*\): 0\.\d{4} on 50", out)
+    said = re.search(r"test accuracy of the chosen configuration \(.*\): (\S+) on 50", out)
+    # The study's best trial (ranked by best_dev_cost), trained alone, at its best params.
+    best = optuna.load_study(study_name="jaxhp-tune", storage=url).best_trial
+    data = jaxhp.datasets.load("moons", n_train=100, n_dev=40, n_test=50, seed=0)
+    config = jaxhp.TrainConfig(layer_sizes=(2, 4, 1), steps=30, eval_every=10, optimizer="momentum")
+    hp = jaxhp.HParams(**best.params, momentum=0.8)
+    params = jaxhp.fit(member_key(0, 0), hp, data, config).best_params
+    a = np.asarray(data.test[0], np.float64)
+    for k, layer in enumerate(params):
+        a = a @ np.asarray(layer.W, np.float64) + np.asarray(layer.b, np.float64)
+        a = np.maximum(a, 0) if k < len(params) - 1 else a
+    expected = np.mean((a[:, 0] > 0) == np.asarray(data.test[1]))
+    assert said and float(said[1]) == pytest.approx(expected, abs=1.5 / 50), out
 
 
 def test_help_names_the_study_flags_and_the_extra(capsys):

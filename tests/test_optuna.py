@@ -157,6 +157,13 @@ def test_sqlite_study_resumes_in_a_second_process(data, tmp_path):
         ),
         (
             lambda s, d: bridge.optimize(
+                s, DISTS, d, CONFIG, n_trials=1, schedule=jaxhp.sweep.halving(3, min_steps=10)
+            ),
+            ValueError,
+            "optimize trains every trial to config.steps; leave schedule out",
+        ),
+        (
+            lambda s, d: bridge.optimize(
                 optuna.create_study(direction="maximize"), DISTS, d, CONFIG, n_trials=1
             ),
             ValueError,
@@ -207,8 +214,16 @@ def test_study_results_refit_with_the_seed_the_trials_were_trained_with(data):
     alone = jaxhp.fit(member_key(7, 0), hp, data, CONFIG)  # member seed 0, base seed 7
     np.testing.assert_array_equal(refitted.history.dev_cost, alone.history.dev_cost)
     np.testing.assert_allclose(results.history.dev_cost[1], alone.history.dev_cost, rtol=1e-5)
-    with pytest.raises(ValueError, match=r"evaluates every 5 steps .* first at step 10"):
-        jaxhp.sweep.refit(results, 1, data, CONFIG.replace(eval_every=5))  # no record: history
+    # The trials record the config, the data and the base: a refit checks all three.
+    with pytest.raises(ValueError, match=r"eval_every=5, the sweep's eval_every=10"):
+        jaxhp.sweep.refit(results, 1, data, CONFIG.replace(eval_every=5))
+    other = jaxhp.Data(train=data.train, dev=(data.dev[0] + 0.01, data.dev[1]))
+    with pytest.raises(ValueError, match="data is not what the sweep trained on"):
+        jaxhp.sweep.refit(results, 1, other, CONFIG)
+    recorded_base = bridge.study_results(study, CONFIG)  # no base: the trials' own
+    np.testing.assert_array_equal(recorded_base.hparams.keep_prob, results.hparams.keep_prob)
+    with pytest.raises(ValueError, match="base is not what optimize was given"):
+        bridge.study_results(study, CONFIG, base=BASE._replace(keep_prob=0.5))
     bridge.optimize(study, DISTS, data, CONFIG, seed=8, **kwargs)  # now two base seeds
     mixed = bridge.study_results(study, CONFIG, base=BASE)
     assert mixed.meta["seed"] is None
@@ -223,5 +238,5 @@ def test_trials_told_without_a_recorded_seed_have_an_unknown_base_seed():
         if seed is not None:
             trial.set_user_attr("seed", seed)
         study.tell(trial, 1.0)
-    assert bridge._base_seed(study.trials) is None  # not 0: one trial does not say
-    assert bridge._base_seed(study.trials[1:]) == 0
+    assert bridge._common(study.trials, "seed") is None  # not 0: one trial does not say
+    assert bridge._common(study.trials[1:], "seed") == 0

@@ -393,3 +393,14 @@ def test_refit_compares_configs_by_value_and_a_model_sweep_writes_its_json(data,
     assert_close(jax.tree.map(lambda a: a[1], results.history), single.history, rtol=1e-6)
     with pytest.raises(ValueError, match=r"augment='<function>', the sweep's augment=None"):
         sweep.refit(results, 1, data, again.replace(augment=lambda key, x: x))
+    # Functions are compared by kind: another model of the same kind is caught by its
+    # first evaluation, with a warning (chaotic training moves it too).
+    with pytest.warns(UserWarning, match=r"refit of member 1 does not reproduce its first"):
+        sweep.refit(results, 1, data, config.replace(model=jaxhp.models.mlp((2, 3, 3, 1))))
+    with warnings.catch_warnings():  # the sweep's own model: no warning
+        warnings.simplefilter("error")
+        sweep.refit(results, 0, data, again)
+    x, y = data.dev
+    for other in (jaxhp.Data(data.train, (x[:-1], y[:-1])), jaxhp.Data(data.train, (x + 1e-3, y))):
+        with pytest.raises(ValueError, match="data is not what the sweep trained on"):
+            sweep.refit(results, 1, other, config)

@@ -176,8 +176,16 @@ def _ask(study, distributions: dict, n: int) -> list:
     return trials
 
 
-def _tell(study, trials: list, results: SweepResults, keep_history: bool):
-    """Each trial's objective (the dev cost at its best evaluation) and its metrics."""
+def _tell(study, trials: list, results: SweepResults, keep_history: bool, base: HParams):
+    """Each trial's objective (the dev cost at its best evaluation), its metrics, and what
+    ``sweep.refit`` needs to train it again: its base seed and hyperparameters, the config
+    and the data it was trained on."""
+    recorded = {
+        "seed": int(results.meta["seed"]),
+        "base": _base_record(base),
+        "train_config": results.meta["train_config"],
+        "data_digest": results.meta["data_digest"],
+    }
     fail = _optuna().trial.TrialState.FAIL
     for i, (trial, row) in enumerate(zip(trials, results.table())):
         trial.set_user_attr("dev_accuracy", float(row["best_dev_accuracy"]))
@@ -185,7 +193,8 @@ def _tell(study, trials: list, results: SweepResults, keep_history: bool):
         trial.set_user_attr("best_step", int(row["best_step"]))
         trial.set_user_attr("stop_step", int(row["stop_step"]))
         trial.set_user_attr("diverged", bool(row["diverged"]))
-        trial.set_user_attr("seed", int(results.meta["seed"]))  # its key: sweep.refit needs it
+        for name, value in recorded.items():
+            trial.set_user_attr(name, value)
         if keep_history:  # float32 -> float -> JSON -> float32 reads back exactly
             history = {k: np.asarray(v[i]).tolist() for k, v in results.history._asdict().items()}
             trial.set_user_attr("history", history)
@@ -246,6 +255,11 @@ def optimize(
     for option in ("chunk_size", "checkpoint", "progress"):
         if option in sweep_options:
             raise ValueError(f"optimize sets run_sweep's {option!r} itself; leave it out")
+    if "schedule" in sweep_options:  # Optuna would be told a cut trial's cost as final
+        raise ValueError(
+            "optimize trains every trial to config.steps; leave schedule out (successive "
+            "halving is run_sweep's, over a space of its own)"
+        )
 
     queue = stale_trials(study, distributions)
     done = 0
@@ -265,7 +279,7 @@ def optimize(
             progress=False,
             **sweep_options,
         )
-        _tell(study, batch, results, keep_history)
+        _tell(study, batch, results, keep_history, base)
         done += len(batch)
     return study
 
@@ -302,7 +316,7 @@ def study_results(study, config: TrainConfig, *, base: HParams | None = None) ->
         raise ValueError(
             "the study has no trial told by optimize(..., keep_history=True); nothing to tabulate"
         )
-    base = HParams() if base is None else base
+    base = _study_base(trials, base)
     members = [{k: float(v) for k, v in t.params.items()} for t in trials]
     hparams, seeds = Space(members, repeats=True).compile(config.n_hidden, base)
     attrs = [t.user_attrs for t in trials]
@@ -320,16 +334,44 @@ def study_results(study, config: TrainConfig, *, base: HParams | None = None) ->
         stop_step=np.asarray([a["stop_step"] for a in attrs], np.int32),
         best_step=np.asarray([a["best_step"] for a in attrs], np.int32),
         diverged=np.asarray([a["diverged"] for a in attrs], bool),
-        meta={"members": len(trials), "seed": _base_seed(trials), "label_columns": ["trial"]},
+        meta={
+            "members": len(trials),
+            "seed": _common(trials, "seed"),
+            "train_config": _common(trials, "train_config"),
+            "data_digest": _common(trials, "data_digest"),
+            "label_columns": ["trial"],
+        },
         static={"trial": [t.number for t in trials]},
     )
 
 
-def _base_seed(trials) -> int | None:
-    """The base seed the trials were trained with, or None where it is unknown: calls with
-    different seeds told them, or some were told before the seed was recorded."""
-    seeds = {t.user_attrs.get("seed") for t in trials}
-    return int(seeds.pop()) if len(seeds) == 1 and None not in seeds else None
+def _common(trials, name: str):
+    """The value of user attribute ``name`` that every trial holds, or None where it is
+    unknown: trials told by calls that differed in it, or by a jaxhp that did not record it
+    (the base seed, the config, the data digest, the base hyperparameters)."""
+    values = [t.user_attrs.get(name) for t in trials]
+    return values[0] if None not in values and all(v == values[0] for v in values) else None
+
+
+def _base_record(base: HParams) -> dict:
+    return {name: np.asarray(value).tolist() for name, value in base._asdict().items()}
+
+
+def _study_base(trials, base: HParams | None) -> HParams:
+    """The base hyperparameters ``optimize`` was given: as recorded on the trials, and
+    ``base`` must agree with the record."""
+    recorded = _common(trials, "base")
+    if base is None:
+        if recorded is None:
+            return HParams()
+        return HParams(**{k: np.asarray(v, np.float32) if isinstance(v, list) else v
+                          for k, v in recorded.items()})  # fmt: skip
+    if recorded is not None and _base_record(HParams.coerce(base, name="base")) != recorded:
+        raise ValueError(
+            f"base is not what optimize was given for these trials: {_base_record(base)}, "
+            f"the trials' {recorded}; leave base out to use theirs"
+        )
+    return base
 
 
 def _history_dtypes(config: TrainConfig) -> dict:
