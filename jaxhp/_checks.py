@@ -184,7 +184,10 @@ def check_xy(x: Any, y: Any, *, n_in: int | None = None, n_out: int | None = Non
         hint = "; x looks transposed: pass x.T, one example per row" if transposed else ""
         if both:
             hint = "; x and y look transposed (the course's layout): pass x.T and y.reshape(-1)"
-        raise ValueError(f"{name} has {x.shape[1]} features but layer_sizes[0] is {n_in}{hint}")
+        raise ValueError(
+            f"{name} has {x.shape[1]} features but the first layer takes {n_in} (layer_sizes[0], "
+            f"the rows of W1){hint}"
+        )
     if y is not None:
         if not hasattr(y, "ndim"):
             raise TypeError(

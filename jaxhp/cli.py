@@ -388,7 +388,9 @@ def _add_data_args(parser: argparse.ArgumentParser):
         type=_bayes_error,
         default=None,
         help="the error rate you consider unavoidable (e.g. human error) for the "
-        "bias/variance diagnosis, in [0, 1) (default: assume 0, and say so)",
+        "bias/variance diagnosis, in [0, 1) (default: for moons and circles the error of "
+        "the best possible classifier on the generator's noise, else 0; the diagnosis "
+        "says which)",
     )
 
 
@@ -714,11 +716,18 @@ def _remove_if_empty(path, made: bool) -> None:
         Path(path).rmdir()
 
 
-def _check_file_target(path, flag: str):
+def _check_file_target(path, flag: str, suffixes: tuple[str, ...]):
+    """A file ``flag`` will write: its name ends in one of ``suffixes`` (numpy and
+    matplotlib would add or demand one), and its folder can be written."""
     if path is None:
         return
     if Path(path).is_dir():
         raise UsageError(f"{flag} {path} is a folder; give a file name")
+    if Path(path).suffix.lower() not in suffixes:
+        raise UsageError(
+            f"{flag} {path}: give a file name ending in {', '.join(suffixes[:-1])}"
+            + (f" or {suffixes[-1]}" if len(suffixes) > 1 else suffixes[0])
+        )
     parent = Path(path).absolute().parent
     blocking = next((p for p in [parent, *parent.parents] if p.exists()), None)
     if blocking is not None and not blocking.is_dir():
@@ -1042,8 +1051,8 @@ def _train(args) -> int:
 
     from jaxhp.train import fit
 
-    _check_file_target(args.save, "--save")
-    _check_file_target(args.plot, "--plot")
+    _check_file_target(args.save, "--save", (".npz",))
+    _check_file_target(args.plot, "--plot", (".png", ".pdf", ".svg"))
     if args.plot is not None:
         from jaxhp.plot import _pyplot
 
@@ -1208,13 +1217,23 @@ def _start_jax(args):
     elif args.distributed:
         cluster = dist.Cluster(timeout_s=args.timeout)
     if cluster is not None:
-        dist.validate(cluster)
+        try:
+            dist.validate(cluster)
+        except ValueError as err:  # the library's argument names, as the flags that set them
+            raise UsageError(_as_flags(str(err))) from None
     # importing jaxhp already gave every core a CPU device (unless the user chose)
     if not args.no_cache:
         enable_compilation_cache()
     if cluster is not None:
         dist.initialize(cluster)
     return cluster
+
+
+def _as_flags(message: str) -> str:
+    for name in ("coordinator", "num_processes", "process_id", "timeout_s"):
+        flag = "--" + name.removesuffix("_s").replace("_", "-")
+        message = re.sub(rf"(?<![-\w]){name}\b", flag, message)
+    return message
 
 
 _NOT_RECORDED = {
@@ -1324,6 +1343,12 @@ def _recorded_argv(path: Path) -> list[str]:
         ) from None
     if not isinstance(argv, list) or not all(isinstance(a, str) for a in argv):
         raise UsageError(f"--config {path}: config.argv must be a list of flags")
+    command = payload["config"].get("command", "sweep")
+    if command != "sweep":
+        raise UsageError(
+            f"--config {path} was written by jaxhp {command}; --config re-runs jaxhp sweep "
+            f"results only (re-run jaxhp {command} with the flags in config.argv)"
+        )
     return argv
 
 
@@ -1343,7 +1368,7 @@ class _Progress:
     """Evaluations done, as a bar on stderr when it is a terminal (fed by ``on_eval``)."""
 
     def __init__(self, total: int, enabled: bool):
-        self.bar = None
+        self.bar, self.done = None, 0.0
         if enabled and sys.stderr.isatty():
             from tqdm import tqdm
 
@@ -1351,7 +1376,8 @@ class _Progress:
 
     def __call__(self, record):
         if self.bar is not None:  # a sweep's records weigh its padding lanes out
-            self.bar.update(float(np.size(record["step"]) * record.get("weight", 1.0)))
+            self.done += np.size(record["step"]) * record.get("weight", 1.0)
+            self.bar.update(int(self.done + 1e-6) - self.bar.n)  # whole evaluations shown
 
     def close(self):
         if self.bar is not None:
@@ -1439,8 +1465,9 @@ def _sweep(args) -> int:
         _data_line(source, data, n_classes),
         f"sweep: {_plural(n, 'member')} ({_plural(n // args.seeds, 'point')} × "
         f"{_plural(args.seeds, 'seed')}), {_architecture(args, config, n_out)}, "
-        f"{config.steps} steps, {config.optimizer}; "
-        f"ranked by {args.metric}, ties by {tie_break(args.metric)}",
+        f"{config.steps} steps, {config.optimizer}; ranked by "
+        + ("the last rung reached, then " if args.halving else "")
+        + f"{args.metric}, ties by {tie_break(args.metric)}",
         *_rung_lines(args, rungs),
     )
     # The bar moves per evaluation (run_sweep feeds it while a chunk trains); without a

@@ -234,7 +234,18 @@ def load_file(path) -> tuple[np.ndarray, np.ndarray]:
                 raise ValueError(
                     f"dataset file {path} must hold arrays 'x' and 'y', found {f.files}"
                 )
-            x, y = f["x"], f["y"]
+            try:
+                x, y = f["x"], f["y"]
+            except ValueError as err:  # object arrays need pickle, which is never allowed
+                raise ValueError(
+                    f"dataset file {path}: x and y must be arrays of numbers ({err})"
+                ) from None
+        for name, array in (("x", x), ("y", y)):
+            if not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
+                raise ValueError(
+                    f"dataset file {path}: {name} must hold numbers, got dtype {array.dtype}"
+                    + ("; relabel with np.unique(y, return_inverse=True)" if name == "y" else "")
+                )
     elif path.suffix == ".csv":
         with path.open(newline="") as f:
             rows = [(number, r) for number, r in enumerate(csv.reader(f), start=1) if r]
@@ -273,6 +284,11 @@ def load_file(path) -> tuple[np.ndarray, np.ndarray]:
     if np.any(y != np.round(y)):
         raise ValueError(f"dataset file {path}: labels must be integer class ids")
     present = np.unique(y).astype(np.int64)
+    if len(present) < 2:
+        raise ValueError(
+            f"dataset file {path}: every label is {present[0]}; a classifier needs examples "
+            "of two classes or more"
+        )
     if present[0] != 0 or present[-1] != len(present) - 1:
         shown = ", ".join(map(str, present[:8])) + (", ..." if len(present) > 8 else "")
         raise ValueError(

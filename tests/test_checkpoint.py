@@ -262,3 +262,19 @@ def test_program_text_has_no_addresses_or_paths(data):
     text = checkpoint.program_text(CONFIG, data, member)
     assert "stablehlo" in text
     assert " at 0x" not in text and ".py" not in text and "loc(" not in text
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_atomic_writes_follow_the_umask_like_open(tmp_path, umask):
+    """results.csv/json and checkpoint chunks get the mode a plain open() would give them,
+    not mkstemp's private 0600."""
+    from jaxhp.checkpoint import _atomic_write
+
+    old = os.umask(umask)
+    try:
+        _atomic_write(tmp_path / "atomic", b"x")
+        (tmp_path / "plain").write_bytes(b"x")
+    finally:
+        os.umask(old)
+    mode = lambda name: (tmp_path / name).stat().st_mode & 0o777  # noqa: E731
+    assert mode("atomic") == mode("plain") == 0o666 & ~umask

@@ -198,6 +198,10 @@ def test_progress_bar_counts_each_evaluation(monkeypatch):
     bar({"step": np.asarray(10)})  # one member's evaluation
     bar({"step": np.arange(4)})  # a vmapped group of four members
     assert bar.bar.n == 5
+    for _ in range(3):  # a chunk with padding lanes: each record weighs 1/3, shown when whole
+        bar({"step": np.asarray(10), "weight": 1 / 3})
+        assert isinstance(bar.bar.n, int)
+    assert bar.bar.n == 6
     bar.close()
     monkeypatch.setattr(sys, "stderr", io.StringIO())  # not a terminal: no bar
     assert cli._Progress(total=12, enabled=True).bar is None

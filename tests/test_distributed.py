@@ -174,7 +174,7 @@ def test_process_id_out_of_range(tmp_path):
     cluster = ["--coordinator", f"127.0.0.1:{free_port()}", "--num-processes", "2"]
     done = run_one(*SWEEP, *cluster, "--process-id", "2", timeout=60)
     assert done.returncode == 2
-    assert "process_id must be in [0, 2), got 2" in done.stderr
+    assert "--process-id must be in [0, 2), got 2" in done.stderr
 
 
 def test_port_in_use(tmp_path):

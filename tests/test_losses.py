@@ -141,7 +141,7 @@ def test_bad_inputs(key):
     multi = jaxhp.init_mlp(key, (2, 3, 3))
     with pytest.raises(ValueError, match=r"class ids in \[0, 3\), got 3"):
         jaxhp.loss(multi, x, jnp.array([0, 1, 2, 3]))
-    with pytest.raises(ValueError, match="3 features but layer_sizes\\[0\\] is 2"):
+    with pytest.raises(ValueError, match="3 features but the first layer takes 2"):
         jaxhp.loss(params, jnp.ones((4, 3)), jnp.zeros(4))
 
 

@@ -33,8 +33,12 @@ def _paths(tmp_path):
     (tmp_path / "nan.csv").write_text("0.1,0.2,0\n0.3,nan,1\n" * 5)
     x = np.zeros((40, 2), np.float32)
     np.savez(tmp_path / "onehot.npz", x=x, y=np.eye(2, dtype=np.int32)[np.arange(40) % 2])
+    np.savez(tmp_path / "strings.npz", x=x, y=np.array(["cat", "dog"])[np.arange(40) % 2])
+    np.savez(tmp_path / "objects.npz", x=x, y=np.array(["cat", 1], dtype=object)[np.arange(40) % 2])
+    np.savez(tmp_path / "oneclass.npz", x=x, y=np.zeros(40, np.int32))
     (tmp_path / "not.json").write_text("{")
     (tmp_path / "other.json").write_text('{"meta": {}}')
+    (tmp_path / "tune.json").write_text('{"config": {"command": "tune", "argv": ["--trials=4"]}}')
     return {
         "FILE": str(tmp_path / "a-file"),
         "DIR": str(tmp_path),
@@ -45,9 +49,13 @@ def _paths(tmp_path):
         "LONE": str(tmp_path / "lone.csv"),
         "NANCSV": str(tmp_path / "nan.csv"),
         "ONEHOT": str(tmp_path / "onehot.npz"),
+        "STRINGS": str(tmp_path / "strings.npz"),
+        "OBJECTS": str(tmp_path / "objects.npz"),
+        "ONECLASS": str(tmp_path / "oneclass.npz"),
         "MISSING": str(tmp_path / "missing.csv"),
         "NOTJSON": str(tmp_path / "not.json"),
         "OTHERJSON": str(tmp_path / "other.json"),
+        "TUNEJSON": str(tmp_path / "tune.json"),
     }
 
 
@@ -113,6 +121,11 @@ CASES = [
         r"onehot.npz: y must hold one class id per row, shape \(40,\)",
     ),
     (["sweep", "--dataset", "LONE"], "lone.csv: class 1 has only 1 example; .* stratified"),
+    (["train", "--dataset", "STRINGS"], "strings.npz: y must hold numbers, got dtype <U3; rel"),
+    (["train", "--dataset", "OBJECTS"], "objects.npz: x and y must be arrays of numbers"),
+    (["sweep", "--dataset", "ONECLASS"], "oneclass.npz: every label is 0; a classifier needs"),
+    (["train", "--save", "p.txt"], "--save p.txt: give a file name ending in .npz"),
+    (["train", "--plot", "cost.txt"], "--plot cost.txt: give a file name ending in .png, .pdf"),
     (["sweep", "--dataset", "LONE", "--n-train", "50"], "--n-train 50 applies to the built-in"),
     (["sweep", "--dataset", "LONE", "--noise", "0.1"], "--noise 0.1 applies to the built-in"),
     (["sweep", "--dataset", "LONE", "--n-test", "20"], "--n-test 20 applies to the built-in"),
@@ -153,8 +166,9 @@ CASES = [
     (["sweep", "--top", "0"], "argument --top: expected an int >= 1"),
     (["sweep", "--seed", "-1"], "argument --seed: expected an int in \\[0, 2\\*\\*31\\)"),
     (["sweep", "--layers", "20,x"], "argument --layers: expected widths like 20,3"),
-    (["sweep", "--process-id", "0"], "give coordinator, num_processes and process_id together"),
+    (["sweep", "--process-id", "0"], "give --coordinator, --num-processes and --process-id tog"),
     (["sweep", "--config", "MISSING"], "--config .*missing.csv does not exist"),
+    (["sweep", "--config", "TUNEJSON"], "tune.json was written by jaxhp tune; --config re-runs"),
     (["sweep", "--config", "NOTJSON"], "--config .*not.json is not a results.json"),
     (["sweep", "--config", "OTHERJSON"], "--config .*other.json is not a results.json"),
 ]

@@ -241,7 +241,7 @@ CASES = {
     "predict features": (
         lambda: jaxhp.predict(BINARY, jnp.ones((4, 3))),
         ValueError,
-        r"x has 3 features but layer_sizes\[0\] is 2",
+        r"x has 3 features but the first layer takes 2",
     ),
     "predict 1-D x": (
         lambda: jaxhp.predict(BINARY, jnp.ones(2)),

@@ -369,9 +369,12 @@ def test_decay_rates_outside_0_1_are_refused_before_training(name, value):
 def test_an_mlp_fed_x_transposed_is_told_to_pass_x_t():
     x, y = np.zeros((6, 2), np.float32), np.array([0, 1] * 3)
     config = jaxhp.TrainConfig(layer_sizes=(2, 1), steps=2)
-    with pytest.raises(ValueError, match=r"has 6 features .* is 2; x looks transposed: pass x.T"):
+    with pytest.raises(ValueError, match=r"has 6 features .* takes 2 .*; x looks transposed: pass"):
         jaxhp.fit(0, jaxhp.HParams(), jaxhp.Data((x.T, y)), config)
-    with pytest.raises(ValueError, match=r"has 1 features but layer_sizes\[0\] is 2$"):
+    with pytest.raises(
+        ValueError,
+        match=r"has 1 features but the first layer takes 2 \(layer_sizes\[0\], the rows of W1\)$",
+    ):
         jaxhp.fit(0, jaxhp.HParams(), jaxhp.Data((x[:, :1], y)), config)
 
 
