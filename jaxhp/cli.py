@@ -724,10 +724,9 @@ def _check_file_target(path, flag: str, suffixes: tuple[str, ...]):
     if Path(path).is_dir():
         raise UsageError(f"{flag} {path} is a folder; give a file name")
     if Path(path).suffix.lower() not in suffixes:
-        raise UsageError(
-            f"{flag} {path}: give a file name ending in {', '.join(suffixes[:-1])}"
-            + (f" or {suffixes[-1]}" if len(suffixes) > 1 else suffixes[0])
-        )
+        *others, last = suffixes
+        allowed = f"{', '.join(others)} or {last}" if others else last
+        raise UsageError(f"{flag} {path}: give a file name ending in {allowed}")
     parent = Path(path).absolute().parent
     blocking = next((p for p in [parent, *parent.parents] if p.exists()), None)
     if blocking is not None and not blocking.is_dir():
@@ -1689,6 +1688,12 @@ def _optuna_bridge():
 _TUNED = ("lambd", "keep_prob", "learning_rate")
 
 
+def _tuned_names(args) -> tuple[str, ...]:
+    """The hyperparameters jaxhp tune searches or fixes: the course's three, and the
+    optimizer's own where given."""
+    return (*_TUNED, *_optimizer_axes(args))
+
+
 def _tune_space(args) -> tuple[dict, HParams]:
     """The search flags as Optuna distributions (ranges, choices), and the fixed values."""
     import optuna
@@ -1696,7 +1701,7 @@ def _tune_space(args) -> tuple[dict, HParams]:
     from jaxhp import space
 
     distributions, fixed = {}, {}
-    for name in (*_TUNED, *_optimizer_axes(args)):
+    for name in _tuned_names(args):
         axis, flag = getattr(args, name), "--" + name.replace("_", "-")
         values = axis.values
         if isinstance(values, space.one_minus_loguniform):
@@ -1720,7 +1725,7 @@ def _tune_space(args) -> tuple[dict, HParams]:
         else:
             distributions[name] = optuna.distributions.CategoricalDistribution(values)
     if not distributions:
-        flags = ["--" + name.replace("_", "-") for name in (*_TUNED, *_optimizer_axes(args))]
+        flags = ["--" + name.replace("_", "-") for name in _tuned_names(args)]
         raise UsageError(
             f"{', '.join(flags[:-1])} and {flags[-1]} are all fixed: give at least one a "
             "range (loguniform:a:b, uniform:a:b) or choices a,b,c"
@@ -1731,7 +1736,7 @@ def _tune_space(args) -> tuple[dict, HParams]:
 def _tune_record(args, source, config) -> dict:
     return {
         **_run_record(args, source, config),
-        "search": {name: getattr(args, name).text for name in (*_TUNED, *_optimizer_axes(args))},
+        "search": {name: getattr(args, name).text for name in _tuned_names(args)},
         "trials": args.trials,
         "batch": args.batch,
         "sampler": args.sampler,

@@ -61,7 +61,7 @@ def test_batch_size_optimizer_and_steps_axes(data):
     [
         (
             sweep.grid(layer_sizes=[(2, 4, 1), (3, 4, 1)]),
-            r"member 1 of the sweep.*layer_sizes\[0\] is 3",
+            r"member 1 of the sweep.*first layer takes 3 \(layer_sizes\[0\]",
         ),
         (
             sweep.grid(batch_size=[10, 0]),
