@@ -179,7 +179,7 @@ def check_xy(x: Any, y: Any, *, n_in: int | None = None, n_out: int | None = Non
     check_array_2d(name, x)
     if n_in is not None and x.shape[1] != n_in:
         y_shape = getattr(y, "shape", (None,))
-        transposed = x.shape[0] == n_in and y_shape[:1] == (x.shape[1],)
+        transposed = x.shape[0] == n_in and (y is None or y_shape[:1] == (x.shape[1],))
         both = x.shape[0] == n_in and y_shape == (1, x.shape[1])  # the course's layout
         hint = "; x looks transposed: pass x.T, one example per row" if transposed else ""
         if both:

@@ -213,9 +213,11 @@ def forward(
       (m, n_out) logits.
 
     Raises:
-      ValueError: unknown activation, keep_prob outside (0, 1], or dropout without a key.
+      ValueError: unknown activation, x not (m, n_x) with n_x the first layer's width,
+        keep_prob outside (0, 1], or dropout without a key.
     """
     _checks.check_choice("activation", activation, tuple(ACTIVATIONS))
+    _checks.check_xy(x, None, n_in=params[0].W.shape[0])
     n_hidden = len(params) - 1
     _checks.check_keep_prob(keep_prob, n_hidden=n_hidden)
     use_dropout = n_hidden > 0 and not _dropout_is_off(keep_prob)

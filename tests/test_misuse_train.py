@@ -407,3 +407,13 @@ def test_python_control_flow_on_a_hyperparameter_says_it_is_traced(data):
     )
     with pytest.raises(TypeError, match=match):
         jaxhp.fit(0, jaxhp.HParams(momentum=0.9), data, factory)
+
+
+def test_forward_and_loss_fed_x_transposed_say_so():
+    params = jaxhp.init_mlp(jax.random.key(0), (2, 3, 1))
+    x = np.random.default_rng(0).normal(size=(6, 2)).astype(np.float32)
+    with pytest.raises(ValueError, match=r"x has 6 features .* takes 2 .*x looks transposed"):
+        jaxhp.forward(params, x.T)  # no y: the shape alone says it
+    (w1, b1), (w2, b2) = [(np.asarray(p.W), np.asarray(p.b)) for p in params]
+    expected = np.maximum(x @ w1 + b1, 0) @ w2 + b2  # the right layout still works
+    np.testing.assert_allclose(jaxhp.forward(params, x), expected, rtol=1e-5, atol=1e-6)
