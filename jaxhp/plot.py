@@ -293,19 +293,21 @@ def _what_a_point_shows(columns, names, x, y, cells) -> str:
     points (a random search has one member per point although its other axes vary)."""
     seed = np.asarray(columns["seed"]).tolist()
     seeds = max(len({seed[i] for i in c.members}) for c in cells.values())
-    best_of = []
+    best_of, along = [], []  # varying within a point; varying only from point to point
     for name in (n for n in names if n not in (x, y)):
         column = np.asarray(columns[name]).tolist()
         count = max(len({str(column[i]) for i in c.members}) for c in cells.values())
         if count > 1:
             best_of.append(f"{count} {name} values")
+        elif len(set(map(str, column))) > 1:  # e.g. keep_prob_2, set with keep_prob_1
+            along.append(name)
+    also = f" ({', '.join(along)} also varies)" if along else ""
     if seeds == 1 and not best_of:
-        varying = [n for n in names if n not in (x, y) and len(set(map(str, columns[n]))) > 1]
-        return "one member per point" + (f" ({', '.join(varying)} also varies)" if varying else "")
+        return "one member per point" + also
     parts = [f"best of {' × '.join(best_of)}"] if best_of else []
     if seeds > 1:
         parts.append(f"mean ± std over {seeds} seeds")
-    return ", ".join(parts)
+    return ", ".join(parts) + also
 
 
 def _scale_for(values: np.ndarray) -> tuple[str, dict]:

@@ -392,3 +392,14 @@ def test_rungs_figure_spaces_geometric_rungs_evenly_and_labels_them():
     assert labels == ["rung 0\n3 members", "rung 1\n1 member"]
     legend = [t.get_text() for t in ax.get_legend().get_texts()]
     assert legend == ["stopped at rung 0", "reached rung 1, the end"]  # finalists not "stopped"
+
+
+def test_heatmap_title_names_an_axis_that_varies_only_from_point_to_point():
+    """keep_prob_2 set together with keep_prob_1 (or, here, the learning rate with
+    keep_prob): each cell holds one value, but the cells differ in it; the title says so."""
+    rows = [(lam, kp, 0.1 if kp == 0.8 else 0.3, s) for lam in (0.0, 1.0) for kp in (0.8, 1.0)
+            for s in (0, 1)]  # fmt: skip
+    lambd, keep, rate, seed = (np.asarray(c) for c in zip(*rows))
+    results = make_results(lambd, keep, rate, seed, 0.7 + 0.1 * keep)
+    title = plot.heatmap_figure(results, x="lambd", y="keep_prob").axes[0].get_title()
+    assert "mean ± std over 2 seeds (learning_rate also varies)" in title
