@@ -1845,11 +1845,12 @@ def _tune(args) -> int:
             f"{args.trials} trials finished{again}"
         )
     todo = max(0, args.trials - finished)
+    batch = max(1, min(args.batch, todo))  # fewer trials than --batch: no padding lanes
     if not args.no_cache:
         enable_compilation_cache()
     _print(
         _data_line(source, data, n_classes),
-        f"tune: {_plural(todo, 'trial')} to train in batches of {args.batch}, "
+        f"tune: {_plural(todo, 'trial')} to train in batches of {batch}, "
         f"{args.sampler} sampler "
         f"over {', '.join(distributions)}; {_architecture(args, config, n_out)}, "
         f"{config.steps} steps, {config.optimizer}; ranked by {args.metric}, ties by "
@@ -1867,7 +1868,7 @@ def _tune(args) -> int:
                     data,
                     config,
                     n_trials=todo,
-                    batch_size=args.batch,
+                    batch_size=batch,
                     seed=args.seed,
                     base=base,
                     keep_history=True,
@@ -1898,8 +1899,8 @@ def _tune(args) -> int:
     )
     trained = (
         f"trained {_plural(todo, 'trial')} in {seconds:.1f} s "
-        f"({_plural(-(-todo // args.batch), 'batch', 'batches')} of "
-        f"{args.batch}); the study holds {_plural(len(results), 'finished trial')}"
+        f"({_plural(-(-todo // batch), 'batch', 'batches')} of "
+        f"{batch}); the study holds {_plural(len(results), 'finished trial')}"
         f"{_cache_words(results.meta) if todo else ''}"
     )
     return _report(args, results, record, trained, data=data, config=config)

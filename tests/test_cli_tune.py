@@ -188,8 +188,9 @@ def test_without_optuna_it_says_how_to_install_it(tmp_path, capsys, no_training,
 
 def test_a_stored_study_of_other_settings_is_not_mixed_in(tmp_path, capsys, monkeypatch):
     mine = ["--optimizer", "momentum", "--momentum", "0.8"]
-    code, url = _tune(tmp_path, *mine, trials=2)
+    code, url = _tune(tmp_path, *mine, "--batch", "8", trials=2)
     assert code == 0
+    assert "tune: 2 trials to train in batches of 2," in capsys.readouterr().out  # no padding
     monkeypatch.setattr(jaxhp.sweep, "run_sweep", lambda *a, **k: pytest.fail("trained"))
     capsys.readouterr()
     code, _ = _tune(tmp_path, *mine, "--steps", "20")  # a later flag wins
