@@ -79,6 +79,7 @@ def _float(text: str) -> float:
         value = float(text)
     except ValueError:
         lists = "; a list of values is for jaxhp sweep" if "," in text else ""
+        lists += "; a distribution is for jaxhp sweep --random or tune" if ":" in text else ""
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}{lists}") from None
     if not np.isfinite(value):
         raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
@@ -115,7 +116,7 @@ def _bayes_error(text: str) -> float:
 
 def _beta(text: str) -> float:
     value = _float(text)
-    if not 0 <= value < 1:
+    if not 0 <= np.float32(value) < 1:  # trained in float32: 0.99999999 would be 1
         raise argparse.ArgumentTypeError(f"expected a decay rate β in [0, 1), got {text!r}")
     return value
 
@@ -187,7 +188,7 @@ def _axis_type(number, *, keep_prob: bool = False):
                 ) from None
             low = 0.0 if kind != "loguniform" and number in (_non_negative, _beta) else None
             inside = a < b and (a > 0 if low is None else a >= low)
-            if not inside or (keep_prob and b > 1) or (beta and b >= 1):
+            if not inside or (keep_prob and b > 1) or (beta and np.float32(b) >= 1):
                 allowed = "0 <= a < b" if low is not None else "0 < a < b"
                 bound = " <= 1" if keep_prob else " < 1" if beta else ""
                 raise argparse.ArgumentTypeError(f"{text!r} needs {allowed}{bound}")
@@ -343,7 +344,7 @@ def _add_data_args(parser: argparse.ArgumentParser):
         type=_layers,
         default=None,
         help="hidden dense layer widths; input and output widths come from the data "
-        "(default: 20,3 for mlp, none for cnn)",
+        "(default: 20,3 for mlp, 64 for mlp on digits, none for cnn)",
     )
     model.add_argument(
         "--channels",
@@ -421,18 +422,17 @@ _OWNER = {name: opt for opt, names in OPTIMIZER_HPARAMS.items() for name in name
 _OPTIMIZER_FLAGS = tuple(_OWNER)
 
 
-def _add_optimizer_axes(group, *, axes: bool) -> None:
+def _add_optimizer_axes(group, *, axes: bool, one_minus: bool = False) -> None:
     """--momentum, --b1, --b2 and --decay: one value each for jaxhp train, an axis for sweep
-    and tune (a list, uniform:a:b, or one_minus_loguniform:a:b, the course's scale for β)."""
+    and tune (a list, uniform:a:b; sweep also one_minus_loguniform:a:b, the course's scale
+    for β, which Optuna has no distribution for)."""
     for name in _OPTIMIZER_FLAGS:
         owner = _OWNER[name]
         default = OPTIMIZER_HPARAMS[owner][name]
         text = f"{name} of --optimizer {owner}, in [0, 1) (default: {default})"
         if axes:
-            text += (
-                "; values a,b,c, or uniform:a:b / loguniform:a:b / one_minus_loguniform:a:b "
-                "(1 − β on a log scale)"
-            )
+            text += "; values a,b,c, or uniform:a:b / loguniform:a:b"
+            text += " / one_minus_loguniform:a:b (1 − β on a log scale)" if one_minus else ""
         kind = _axis_type(_beta) if axes else _beta
         group.add_argument(f"--{name}", metavar="β", type=kind, default=None, help=text)
 
@@ -504,7 +504,7 @@ def build_parser() -> argparse.ArgumentParser:
             "jaxhp.HParams().learning_rate)",
         ),
     )
-    _add_optimizer_axes(space, axes=True)
+    _add_optimizer_axes(space, axes=True, one_minus=True)
     space.add_argument(
         "--random",
         metavar="N",
@@ -837,7 +837,6 @@ def _load_data(args):
         raise UsageError(f"--noise {args.noise} applies to the 2-D generators; {name} has none")
     if built_in:
         n_train, n_dev = _built_in_sizes(args)
-        args.n_train, args.n_dev = n_train, n_dev  # recorded, so that --config replays them
         try:
             data = datasets.load(
                 name,
@@ -848,7 +847,12 @@ def _load_data(args):
                 seed=args.data_seed,
             )
         except (ImportError, ValueError) as err:  # no scikit-learn; sizes beyond 1,797 images
-            raise UsageError(f"--dataset {name}: {err}") from None
+            sizes = (
+                f" (--n-train {n_train}, --n-dev {n_dev}, --n-test {args.n_test})"
+                if isinstance(err, ValueError)
+                else ""
+            )
+            raise UsageError(f"--dataset {name}: {err}{sizes}") from None
         n_classes = datasets.n_classes(name)
         source = {
             "name": name,
@@ -955,10 +959,13 @@ def _data_line(source: dict, data, n_classes: int) -> str:
 
 
 def _hidden(args) -> tuple[int, ...]:
-    """The hidden dense widths: --layers, else the model's default."""
+    """The hidden dense widths: --layers, else the default for the model and data (the
+    course's 20,3 for 2-D points; one layer of 64 for the 10 digit classes)."""
     if args.layers is not None:
         return args.layers
-    return (20, 3) if args.model == "mlp" else ()
+    if args.model == "cnn":
+        return ()
+    return (64,) if args.dataset in datasets.IMAGES else (20, 3)
 
 
 def _channels(args) -> tuple[int, ...]:
@@ -968,6 +975,12 @@ def _channels(args) -> tuple[int, ...]:
 def _dropout_layers(args) -> int:
     """Layers that drop units: the hidden dense ones, and the cnn's conv blocks."""
     return len(_hidden(args)) + (len(_channels(args)) if args.model == "cnn" else 0)
+
+
+def _recorded_hint(args) -> str:
+    return (
+        " (it may come from the flags --config recorded)" if getattr(args, "config", None) else ""
+    )
 
 
 def _check_model(args, data):
@@ -983,10 +996,19 @@ def _check_model(args, data):
             if getattr(args, flag) != args.parser.get_default(flag):
                 raise UsageError(
                     f"--{flag} {getattr(args, flag)} applies to --model mlp; the cnn uses ReLU "
-                    "and He init"
+                    f"and He init{_recorded_hint(args)}"
                 )
+        blocks, side = len(_channels(args)), min(example[:2])
+        if side >> blocks < 1:  # each block's 2x2 pool halves the image
+            raise UsageError(
+                f"--channels {','.join(map(str, _channels(args)))}: {blocks} conv blocks, but "
+                f"{example[0]}x{example[1]} images allow at most {side.bit_length() - 1} (each "
+                "block's 2x2 pool halves them)"
+            )
     elif args.channels is not None:
-        raise UsageError(f"--channels applies to --model cnn, not --model {args.model}")
+        raise UsageError(
+            f"--channels applies to --model cnn, not --model {args.model}{_recorded_hint(args)}"
+        )
 
 
 def _config(args, data, n_out):
@@ -1730,7 +1752,10 @@ def _tune_space(args) -> tuple[dict, HParams]:
             f"{', '.join(flags[:-1])} and {flags[-1]} are all fixed: give at least one a "
             "range (loguniform:a:b, uniform:a:b) or choices a,b,c"
         )
-    return distributions, HParams(**fixed)
+    # A searched optimizer hyperparameter must be a name of the base (its value: optax's
+    # default, which every trial's sampled value replaces).
+    searched = {n: OPTIMIZER_HPARAMS[_OWNER[n]][n] for n in distributions if n in _OWNER}
+    return distributions, HParams(**fixed, **searched)
 
 
 def _tune_record(args, source, config) -> dict:
@@ -1943,10 +1968,11 @@ def _score_test(results, best, metric: str, data, config) -> dict | str:
     scores = [_test_accuracy(f.best_params if at_best else f.params, data, config) for f in fitted]
     # a refit rounds differently from its batched sweep run; where that moved its best
     # evaluation or stop, the params scored are the refit's own
+    reads_best = at_best or config.restore_best  # else the last params: only the stop counts
     moved = [
         m
         for m, f in zip(members, fitted)
-        if int(f.best_step) != int(results.best_step[m])
+        if (reads_best and int(f.best_step) != int(results.best_step[m]))
         or int(f.stop_step) != int(results.stop_step[m])
     ]
     return {

@@ -9,6 +9,7 @@ import pytest
 
 import jaxhp
 import jaxhp.cli
+import jaxhp.integrations.optuna
 import jaxhp.sweep
 from jaxhp.cli import main
 from jaxhp.sweep import member_key
@@ -158,10 +159,14 @@ def test_the_optimizers_own_hyperparameters_are_searched_too():
     """--b1 a choice and --b2 a range become the study's distributions, next to λ's."""
     argv = ["tune", "--trials", "4", "--batch", "2", "--optimizer", "adam", "--b1", "0.8,0.9"]
     args = jaxhp.cli.build_parser().parse_args([*argv, "--b2", "uniform:0.99:0.999"])
-    distributions, fixed = jaxhp.cli._tune_space(args)
+    distributions, base = jaxhp.cli._tune_space(args)
     assert distributions["b1"] == optuna.distributions.CategoricalDistribution([0.8, 0.9])
     assert distributions["b2"] == optuna.distributions.FloatDistribution(0.99, 0.999)
     assert distributions["lambd"] == optuna.distributions.FloatDistribution(1e-4, 10, log=True)
+    # what optimize checks first: every searched name is a hyperparameter of the base
+    assert set(distributions) <= set(base._fields)
+    bridge = jaxhp.integrations.optuna
+    assert bridge._check_distributions(distributions, bridge._hparam_names(base))
 
 
 @pytest.mark.parametrize(("flags", "message"), BAD)

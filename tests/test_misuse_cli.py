@@ -145,6 +145,12 @@ CASES = [
     (["sweep", "--seeds", "0"], "argument --seeds: expected an int >= 1"),
     (["sweep", "--model", "cnn"], "--model cnn takes images \\(--dataset digits\\); moons has 2"),
     (["sweep", "--channels", "8"], "--channels applies to --model cnn, not --model mlp"),
+    (
+        ["train", "--dataset", "digits", "--model", "cnn", "--channels", "8,8,8,8"],
+        "4 conv blocks, but 8x8 images allow at most 3",
+    ),
+    (["train", "--optimizer", "adam", "--b1=0.99999999"], "β in \\[0, 1\\), got '0.99999999'"),
+    (["train", "--optimizer", "adam", "--b1", "uniform:0.8:0.9"], "a distribution is for jaxhp"),
     (["train", "--dataset", "digits", "--model", "cnn", "--init", "xavier"], "--init xavier app"),
     (["sweep", "--dataset", "digits", "--noise", "0.1"], "--noise 0.1 applies to the 2-D gen"),
     (["sweep", "--dataset", "digits", "--n-train", "1700"], "exceeds the 1797 images of digits"),
