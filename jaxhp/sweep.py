@@ -912,19 +912,20 @@ def refit(results: SweepResults, member: int, data: Data, config: TrainConfig):
             "seed was recorded): refit it with jaxhp.fit and the member_key it was trained with"
         )
     hparams = jax.tree.map(lambda values: values[i], results.hparams)
-    _check_same_data(results, data, hparams, member_config)
+    _check_same_data(results, data, hparams, member_config, config)
     key = member_key(results.meta["seed"], int(results.seeds[i]))
     fitted = train.fit(key, hparams, data, member_config)
     _check_reproduced(results, i, fitted)
     return fitted
 
 
-def _check_same_data(results: SweepResults, data, hparams: HParams, config: TrainConfig):
-    """``data`` must be what the sweep trained on (train and dev as the sweep held them)."""
+def _check_same_data(results: SweepResults, data, hparams, member_config, config):
+    """``data`` must be what the sweep trained on: train and dev as ``run_sweep`` held them
+    (checked for the member's config, in the sweep config's dtype)."""
     swept = results.meta.get("data_digest")
     if swept is None:  # an Optuna study's results, or a table from an older jaxhp
         return
-    held = _host_data(train.check_inputs(hparams, data, config), config)
+    held = _host_data(train.check_inputs(hparams, data, member_config), config)
     if data_digest(held) != swept:
         raise ValueError(
             "data is not what the sweep trained on (its train and dev arrays differ); pass "

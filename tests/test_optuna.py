@@ -224,6 +224,8 @@ def test_study_results_refit_with_the_seed_the_trials_were_trained_with(data):
     np.testing.assert_array_equal(recorded_base.hparams.keep_prob, results.hparams.keep_prob)
     with pytest.raises(ValueError, match="base is not what optimize was given"):
         bridge.study_results(study, CONFIG, base=BASE._replace(keep_prob=0.5))
+    as32 = bridge.study_results(study, CONFIG, base=jaxhp.HParams(learning_rate=np.float32(0.1)))
+    np.testing.assert_array_equal(as32.hparams.lambd, results.hparams.lambd)  # one value
     bridge.optimize(study, DISTS, data, CONFIG, seed=8, **kwargs)  # now two base seeds
     mixed = bridge.study_results(study, CONFIG, base=BASE)
     assert mixed.meta["seed"] is None

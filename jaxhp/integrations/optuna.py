@@ -357,6 +357,13 @@ def _base_record(base: HParams) -> dict:
     return {name: np.asarray(value).tolist() for name, value in base._asdict().items()}
 
 
+def _same_values(a: dict, b: dict) -> bool:
+    """The same names with the same values as float32 (0.1 given as a Python float or as
+    np.float32 is one value: that is how it trains)."""
+    as32 = lambda v: np.asarray(v, np.float32)  # noqa: E731
+    return a.keys() == b.keys() and all(np.array_equal(as32(a[k]), as32(b[k])) for k in a)
+
+
 def _study_base(trials, base: HParams | None) -> HParams:
     """The base hyperparameters ``optimize`` was given: as recorded on the trials, and
     ``base`` must agree with the record."""
@@ -366,7 +373,7 @@ def _study_base(trials, base: HParams | None) -> HParams:
             return HParams()
         return HParams(**{k: np.asarray(v, np.float32) if isinstance(v, list) else v
                           for k, v in recorded.items()})  # fmt: skip
-    if recorded is not None and _base_record(HParams.coerce(base, name="base")) != recorded:
+    if recorded is not None and not _same_values(_base_record(base), recorded):
         raise ValueError(
             f"base is not what optimize was given for these trials: {_base_record(base)}, "
             f"the trials' {recorded}; leave base out to use theirs"
