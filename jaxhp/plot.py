@@ -542,7 +542,8 @@ def curves_figure(results, *, top: int = 5, metric: str | None = None):
     if rows:
         several = len(set(np.asarray(results.seeds).tolist())) > 1
         seeds = " (best seed of each)" if several else ""
-        title = f"top {len(rows)} configurations by {metric}{seeds}"
+        rungs = "the last rung reached, then " if getattr(results, "rung", None) is not None else ""
+        title = f"top {len(rows)} configurations by {rungs}{metric}{seeds}"
         handles, labels = acc_ax.get_legend_handles_labels()
         acc_ax.legend(
             handles[::-1], labels[::-1], fontsize=7, title=title, title_fontsize=8

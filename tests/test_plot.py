@@ -403,3 +403,14 @@ def test_heatmap_title_names_an_axis_that_varies_only_from_point_to_point():
     results = make_results(lambd, keep, rate, seed, 0.7 + 0.1 * keep)
     title = plot.heatmap_figure(results, x="lambd", y="keep_prob").axes[0].get_title()
     assert "mean ± std over 2 seeds (learning_rate also varies)" in title
+
+
+def test_curves_of_a_halving_sweep_say_the_ranking_puts_later_rungs_first():
+    results = make_results([0.0, 0.1, 1.0], [1.0] * 3, [0.1] * 3, [0, 0, 0], [0.8, 0.9, 0.7])
+    results.rung = np.array([0, 1, 0])
+    results.stop_step = np.array([10, 40, 10])
+    results.meta["rungs"] = [{"step": 10, "evaluation": 1, "members": 3},
+                             {"step": 40, "evaluation": 4, "members": 1}]  # fmt: skip
+    legend = plot.curves_figure(results).axes[1].get_legend()
+    assert legend.get_title().get_text() == "top 3 configurations by the last rung reached, "\
+        "then dev_accuracy"  # fmt: skip
