@@ -18,6 +18,7 @@ import platform
 import re
 import signal
 import sys
+import tempfile
 import threading
 import time
 import warnings
@@ -696,6 +697,11 @@ def _check_folder(path, flag: str) -> Path:
         raise UsageError(f"{flag} {path}: {existing} is a file, so the folder cannot be made")
     if not os.access(existing, os.W_OK | os.X_OK):
         raise UsageError(f"{flag} {path}: {existing} is not writable")
+    if existing == path:  # os.access says yes to root even where writes fail (/proc)
+        try:
+            tempfile.TemporaryFile(dir=path).close()
+        except OSError as err:
+            raise UsageError(f"{flag}: cannot write in {path} ({err.strerror})") from None
     return path
 
 
@@ -1179,7 +1185,12 @@ def _train(args) -> int:
         if args.plot:
             from jaxhp.plot import plot_cost
 
-            _print(f"saved the cost curve to {plot_cost(history, args.plot)}")
+            title = (
+                f"{source.get('name') or Path(source['file']).name}: "
+                f"{_architecture(args, config, n_out)}, λ={_num(args.lambd)}, "
+                f"keep_prob={_num(args.keep_prob)}, lr={_num(args.learning_rate)}"
+            )
+            _print(f"saved the cost curve to {plot_cost(history, args.plot, title=title)}")
     except KeyboardInterrupt:
         kept = f"the params are saved in {saved[0]}" if saved else "nothing was saved"
         raise Interrupted(f"interrupted after training: {kept}") from None

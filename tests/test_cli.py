@@ -24,7 +24,13 @@ SMALL_MODEL = ["--layers", "6", "--steps", "60", "--quiet"]
 SMALL = ["--n-train", "80", "--n-dev", "40", *SMALL_MODEL]
 
 
-def test_train_command(tmp_path, capsys):
+def test_train_command(tmp_path, capsys, monkeypatch):
+    import jaxhp.plot
+
+    titles, plot_cost = [], jaxhp.plot.plot_cost
+    monkeypatch.setattr(
+        jaxhp.plot, "plot_cost", lambda h, p, title: titles.append(title) or plot_cost(h, p)
+    )
     code = main(
         [
             "train",
@@ -60,6 +66,7 @@ def test_train_command(tmp_path, capsys):
     with np.load(tmp_path / "p.npz") as params:
         assert params["W1"].shape == (2, 20) and params["b3"].shape == (1,)
     assert (tmp_path / "cost.png").stat().st_size > 1000
+    assert titles == ["moons: layers 2-20-3-1, λ=0.1, keep_prob=0.8, lr=0.1"]  # which run
 
 
 def test_one_default_learning_rate_for_library_and_cli():

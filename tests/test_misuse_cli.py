@@ -125,6 +125,7 @@ CASES = [
     (["train", "--dataset", "OBJECTS"], "objects.npz: x and y must be arrays of numbers"),
     (["sweep", "--dataset", "ONECLASS"], "oneclass.npz: every label is 0; a classifier needs"),
     (["train", "--save", "p.txt"], "--save p.txt: give a file name ending in .npz"),
+    (["train", "--save", "/proc/p.npz"], "--save.*(cannot write in /proc|/proc is not writable)"),
     (["train", "--plot", "cost.txt"], "--plot cost.txt: give a file name ending in .png, .pdf"),
     (["sweep", "--dataset", "LONE", "--n-train", "50"], "--n-train 50 applies to the built-in"),
     (["sweep", "--dataset", "LONE", "--noise", "0.1"], "--noise 0.1 applies to the built-in"),
