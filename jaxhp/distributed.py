@@ -8,7 +8,10 @@ all-gathered so that every process holds the full table; process 0 writes the ou
 On CPU the gathers use JAX's gloo collectives, so all of this runs on one machine too.
 
 Timeouts (``Cluster.timeout_s``, default 60 s):
-- start-up: every process must join within ``timeout_s`` or ``initialize`` fails;
+- start-up: every process must join within ``timeout_s`` or ``initialize`` raises a
+  TimeoutError naming the processes that did not come (process 0 holds a short roll call
+  on the coordinator's port before JAX starts, because JAX's own join aborts the process
+  from C++ when a peer never comes);
 - liveness: a process that dies (or hangs without heartbeats) is detected by JAX's
   coordination service within ``timeout_s``; every survivor is then stopped by JAX with
   ``Task K heartbeat timeout`` (task K is process K) and a non-zero exit status (the
@@ -25,6 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import socket
+import time
 from typing import NamedTuple
 
 import jax
@@ -99,6 +103,8 @@ def initialize(cluster: Cluster) -> None:
     if jax.distributed.is_initialized():
         return
     cluster = validate(cluster)
+    if cluster.coordinator is not None and cluster.num_processes > 1:
+        roll_call(cluster)
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
     try:
         jax.distributed.initialize(
@@ -115,6 +121,123 @@ def initialize(cluster: Cluster) -> None:
                 "computation: call it at the start of the program"
             ) from err
         raise
+
+
+def roll_call(cluster: Cluster) -> None:
+    """Return once every process of ``cluster`` has called this, or raise a clear error.
+
+    Process 0 listens on the coordinator's port (JAX's coordination service takes the port
+    over afterwards); every other process connects and says who it is. Within
+    ``timeout_s``, a missing process is a TimeoutError naming it, and a duplicate process
+    id or a different process count is a ValueError.
+    """
+    host, port = _split_address(cluster.coordinator)
+    deadline = time.monotonic() + cluster.timeout_s
+    if cluster.process_id == 0:
+        _call_the_roll(cluster, port, deadline)
+    else:
+        _answer_the_roll(cluster, host, port, deadline)
+
+
+def _call_the_roll(cluster: Cluster, port: int, deadline: float) -> None:
+    n = cluster.num_processes
+    peers = {}  # process id -> its connection
+    try:
+        with _listening_socket(port) as server:
+            while len(peers) < n - 1:
+                server.settimeout(max(deadline - time.monotonic(), 0.01))
+                try:
+                    conn, _ = server.accept()
+                except TimeoutError:
+                    missing = sorted(set(range(1, n)) - set(peers))
+                    raise TimeoutError(
+                        f"process(es) {', '.join(map(str, missing))} of {n} did not join the "
+                        f"coordinator {cluster.coordinator} within {cluster.timeout_s} s; "
+                        f"start one process for each process id 0..{n - 1}, each with "
+                        "the same coordinator and number of processes, or raise the timeout"
+                    ) from None
+                conn.settimeout(min(5, max(deadline - time.monotonic(), 0.01)))
+                problem, process = _read_roll_line(conn, n, peers)
+                if process is None:  # not a jaxhp process (a port probe, say): ignore it
+                    conn.close()
+                    continue
+                if problem:
+                    conn.sendall(f"refused {problem}\n".encode())
+                    conn.close()
+                    raise ValueError(problem)
+                peers[process] = conn
+            for conn in peers.values():
+                conn.sendall(b"go\n")
+            for conn in peers.values():  # let the peers close first: the port stays reusable
+                conn.settimeout(5)
+                try:
+                    conn.recv(1)
+                except OSError:
+                    pass
+    finally:
+        for conn in peers.values():
+            conn.close()
+
+
+def _listening_socket(port: int) -> socket.socket:
+    if socket.has_dualstack_ipv6():
+        return socket.create_server(("", port), family=socket.AF_INET6, dualstack_ipv6=True)
+    return socket.create_server(("", port))
+
+
+def _read_roll_line(conn, n: int, peers: dict) -> tuple[str | None, int | None]:
+    """(problem or None, process id) from a peer's ``jaxhp <id> <n>`` line; the process id
+    is None when the line is not one."""
+    try:
+        words = conn.makefile("r").readline().split()
+    except (OSError, UnicodeDecodeError):
+        words = []
+    if len(words) != 3 or words[0] != "jaxhp" or not all(w.isdigit() for w in words[1:]):
+        return None, None
+    process, their_n = int(words[1]), int(words[2])
+    if their_n != n:
+        return (
+            f"process {process} was started with {their_n} processes and process 0 with "
+            f"{n}; give every process the same number of processes"
+        ), process
+    if process in peers:
+        return (
+            f"two processes were started with process id {process}; give each process "
+            f"its own id in 1..{n - 1}"
+        ), process
+    return None, process
+
+
+def _answer_the_roll(cluster: Cluster, host: str, port: int, deadline: float) -> None:
+    process, n = cluster.process_id, cluster.num_processes
+    while True:
+        try:
+            conn = socket.create_connection(
+                (host, port), timeout=max(deadline - time.monotonic(), 0.01)
+            )
+            break
+        except OSError:
+            if time.monotonic() >= deadline:
+                raise TimeoutError(
+                    f"process 0 (the coordinator {host}:{port}) did not answer process "
+                    f"{process} within {cluster.timeout_s} s; start process 0 with the same "
+                    "coordinator, or check the address and that the port is reachable"
+                ) from None
+            time.sleep(0.2)
+    with conn:
+        conn.settimeout(max(deadline - time.monotonic(), 0.01))
+        try:
+            conn.sendall(f"jaxhp {process} {n}\n".encode())
+            reply = conn.makefile("r").readline().strip()
+        except (OSError, UnicodeDecodeError):
+            reply = ""
+    if reply.startswith("refused "):
+        raise ValueError(reply.removeprefix("refused "))
+    if reply != "go":
+        raise TimeoutError(
+            f"process 0 (the coordinator {host}:{port}) did not start the sweep for "
+            f"process {process} in time: not every process joined it"
+        )
 
 
 def assigned(pending: np.ndarray, process_id: int, num_processes: int) -> np.ndarray:

@@ -216,3 +216,89 @@ def test_processes_that_see_different_checkpoints_are_stopped(tmp_path):
         assert "processes see different finished members" in err, err[-3000:]
         assert "process 0 sees 2, process 1 sees 0" in err
     assert not (tmp_path / "two" / "results.csv").exists()
+
+
+def roll_call_all(n, port, timeout_s=20, ids=None, counts=None):
+    """Run roll_call for each (process id, process count) on threads; the outcome of each."""
+    import threading
+
+    from jaxhp import distributed as dist
+
+    ids = list(range(n)) if ids is None else ids
+    counts = [n] * len(ids) if counts is None else counts
+    outcomes = [None] * len(ids)
+
+    def one(slot):
+        cluster = dist.Cluster(f"127.0.0.1:{port}", counts[slot], ids[slot], timeout_s)
+        try:
+            dist.roll_call(cluster)
+            outcomes[slot] = "joined"
+        except (ValueError, TimeoutError) as err:
+            outcomes[slot] = err
+
+    threads = [threading.Thread(target=one, args=(slot,)) for slot in range(len(ids))]
+    for thread in reversed(threads):  # peers before process 0: they must wait for it
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return outcomes
+
+
+def test_roll_call_returns_once_everyone_joined_and_leaves_the_port_free():
+    port = free_port()
+    assert roll_call_all(3, port) == ["joined"] * 3
+    with socket.socket() as again:  # JAX's coordination service binds it next
+        again.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        again.bind(("127.0.0.1", port))
+
+
+def test_roll_call_names_the_process_that_never_came():
+    leader, peer = roll_call_all(3, free_port(), timeout_s=1, ids=[0, 1])
+    assert isinstance(leader, TimeoutError)
+    assert "process(es) 2 of 3 did not join the coordinator" in str(leader)
+    assert isinstance(peer, TimeoutError) and "did not start the sweep" in str(peer)
+    (alone,) = roll_call_all(2, free_port(), timeout_s=1, ids=[1])
+    assert isinstance(alone, TimeoutError)
+    assert "process 0 (the coordinator 127.0.0.1:" in str(alone)
+
+
+def test_roll_call_refuses_a_duplicate_id_and_a_different_process_count():
+    outcomes = roll_call_all(3, free_port(), timeout_s=5, ids=[0, 1, 1])
+    assert any(
+        isinstance(o, ValueError) and "two processes were started with process id 1" in str(o)
+        for o in outcomes
+    ), outcomes
+    leader, peer = roll_call_all(2, free_port(), timeout_s=5, counts=[2, 3])
+    for outcome in (leader, peer):
+        assert isinstance(outcome, ValueError), outcome
+        assert "process 1 was started with 3 processes and process 0 with 2" in str(outcome)
+
+
+def test_a_process_that_never_joins_is_a_clear_error_not_an_abort(tmp_path):
+    # Before the roll call, JAX's own join aborted from C++: exit 134 and a stack trace.
+    cluster = ["--coordinator", f"127.0.0.1:{free_port()}", "--num-processes", "2"]
+    done = run_one(*SWEEP, *cluster, "--process-id", "0", "--timeout", "2", timeout=60)
+    assert done.returncode == 2, done.stderr[-3000:]
+    assert "process(es) 1 of 2 did not join the coordinator" in done.stderr
+    assert "Check failure" not in done.stderr
+
+
+def test_roll_call_ignores_a_connection_that_is_not_a_jaxhp_process():
+    import threading
+
+    port = free_port()
+    outcome = []
+    thread = threading.Thread(target=lambda: outcome.extend(roll_call_all(2, port, ids=[0])))
+    thread.start()
+    deadline = time.monotonic() + 20
+    while True:  # a port probe: connects, says something else, leaves
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as probe:
+                probe.sendall(b"GET / HTTP/1.0\r\n\r\n")
+            break
+        except OSError:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+    assert roll_call_all(2, port, ids=[1]) == ["joined"]
+    thread.join(timeout=30)
+    assert outcome == ["joined"]
