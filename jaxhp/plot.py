@@ -480,9 +480,15 @@ def _draw_scatter(ax, cells, ux, uy, best, norm):
             [best[0]], [best[1]], marker="*", s=400, facecolors="none", edgecolors="red",
             lw=2, gid="best",
         )  # fmt: skip
-    for values, set_scale in ((points[:, 0], ax.set_xscale), (points[:, 1], ax.set_yscale)):
+    axes = ((points[:, 0], ax.set_xscale, ax.xaxis), (points[:, 1], ax.set_yscale, ax.yaxis))
+    for values, set_scale, axis in axes:
         scale, options = _scale_for(values)
         set_scale(scale, **options)
+        if scale == "symlog":  # 0, then whole decades: none inside the linear part near 0
+            # (a float32 0.01 is 0.0099999998: its decade is 10^-2, not 10^-3)
+            low = np.ceil(np.log10(options["linthresh"]) - 1e-6)
+            high = np.ceil(np.log10(values.max()) - 1e-6)
+            axis.set_ticks([0.0, *10.0 ** np.arange(low, high + 1)])
     return image
 
 
@@ -528,7 +534,7 @@ def curves_figure(results, *, top: int = 5, metric: str | None = None):
     metric = metric or _default_metric(results)
     _, names = _check_names(results, metric=metric)
     rows = _top_configurations(results, top, metric)
-    fig = _figure(figsize=(11, 4.5), layout="constrained")
+    fig = _figure(figsize=(14, 4.5), layout="constrained")
     cost_ax, acc_ax = fig.subplots(1, 2)
     steps = np.asarray(results.history.step)
     # The best drawn last, on top: runs that coincide then show the higher-ranked one.
@@ -545,9 +551,10 @@ def curves_figure(results, *, top: int = 5, metric: str | None = None):
         rungs = "the last rung reached, then " if getattr(results, "rung", None) is not None else ""
         title = f"top {len(rows)} configurations by {rungs}{metric}{seeds}"
         handles, labels = acc_ax.get_legend_handles_labels()
-        acc_ax.legend(
-            handles[::-1], labels[::-1], fontsize=7, title=title, title_fontsize=8
-        )  # ranked order
+        acc_ax.legend(  # ranked order; beside the axes, where it hides no curve
+            handles[::-1], labels[::-1], fontsize=7, title=title, title_fontsize=8,
+            loc="upper left", bbox_to_anchor=(1.02, 1.0),
+        )  # fmt: skip
     else:
         acc_ax.text(0.5, 0.5, "every member diverged", ha="center", transform=acc_ax.transAxes)
     fig.suptitle("curves of the best configurations (train dashed, dev solid)")

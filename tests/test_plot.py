@@ -194,10 +194,15 @@ def test_random_search_is_a_log_scatter_coloured_by_the_metric():
     assert "one member per point" in ax.get_title()
 
 
-def test_random_search_with_a_zero_lambda_uses_symlog():
-    lambd = np.concatenate([[0.0], np.geomspace(1e-3, 10.0, 14)])
+@pytest.mark.parametrize("smallest", [1e-3, 0.01])
+def test_random_search_with_a_zero_lambda_uses_symlog(smallest):
+    lambd = np.concatenate([[0.0], np.geomspace(smallest, 10.0, 14)])
     ax = plot.heatmap_figure(random_search(lambd)).axes[0]
     assert ax.get_xscale() == "symlog"
+    # 0, then the decades from the smallest λ up: no 10^k inside the linear part around 0,
+    # whose label would sit on the 0 (float32 0.01 is just below 10^-2)
+    decades = 10.0 ** np.arange(np.log10(smallest), 2)
+    np.testing.assert_allclose(ax.get_xticks(), [0.0, *decades], rtol=1e-9)
 
 
 def test_heatmap_rejects_unknown_names(grid_results):
