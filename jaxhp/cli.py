@@ -486,13 +486,7 @@ def build_parser() -> argparse.ArgumentParser:
         "results.json and plots to --out.",
         formatter_class=_Formatter,
     )
-    sweep.add_argument(
-        "--config",
-        metavar="FILE",
-        type=Path,
-        default=None,
-        help="re-run the sweep recorded in this results.json (flags given here override it)",
-    )
+    _add_config_arg(sweep)
     _add_data_args(sweep)
     space = sweep.add_argument_group("search space")
     _add_course_axes(
@@ -615,6 +609,18 @@ TUNE_SAMPLERS = ("tpe", "cmaes", "random")  # jaxhp.integrations.optuna.SAMPLERS
 DEFAULT_STUDY_NAME = "jaxhp-tune"
 
 
+def _add_config_arg(parser) -> None:
+    command = parser.prog.split()[-1]
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        type=Path,
+        default=None,
+        help=f"re-run the {command} recorded in this results.json (flags given here "
+        "override it)",
+    )
+
+
 def _add_tune(commands):
     tune = commands.add_parser(
         "tune",
@@ -627,6 +633,7 @@ def _add_tune(commands):
         "resumes it. Needs optuna: pip install 'jaxhp[optuna]'.",
         formatter_class=_Formatter,
     )
+    _add_config_arg(tune)
     _add_data_args(tune)
     space = tune.add_argument_group("search space (one value: fixed; a,b,c: a choice)")
     _add_course_axes(
@@ -641,19 +648,19 @@ def _add_tune(commands):
     )
     _add_optimizer_axes(space, axes=True)
     study = tune.add_argument_group("the study")
+    # Required, but checked in _tune: --config may give them.
     study.add_argument(
         "--trials",
         metavar="N",
         type=_positive_int,
-        required=True,
-        help="finished trials the study should hold (a resumed study trains only the rest)",
+        help="required: finished trials the study should hold (a resumed study trains only "
+        "the rest)",
     )
     study.add_argument(
         "--batch",
         metavar="B",
         type=_positive_int,
-        required=True,
-        help="trials asked and trained together as one compiled program",
+        help="required: trials asked and trained together as one compiled program",
     )
     study.add_argument("--sampler", choices=TUNE_SAMPLERS, default="tpe", help="Optuna sampler")
     study.add_argument(
@@ -1294,6 +1301,8 @@ def _replay_argv(args) -> list[str]:
         value, flag = getattr(args, action.dest), action.option_strings[0]
         if action.dest == "dataset" and value not in datasets.NAMES:
             value = str(Path(value).absolute())  # a file: found from any folder
+        if action.dest == "storage" and value is not None:
+            value = _absolute_sqlite(value)  # the same study, from any folder
         if value is None or value is False:
             continue
         if value is True:
@@ -1303,6 +1312,15 @@ def _replay_argv(args) -> list[str]:
         else:
             argv.append(f"{flag}={value!r}" if isinstance(value, float) else f"{flag}={value}")
     return argv
+
+
+def _absolute_sqlite(url: str) -> str:
+    """``sqlite:///study.db`` (relative to the working folder) as an absolute URL."""
+    prefix = "sqlite:///"
+    path = url[len(prefix) :] if url.startswith(prefix) else None
+    if not path or path.startswith("/") or path.startswith(":memory:"):
+        return url
+    return prefix + str(Path(path).absolute())
 
 
 def _record(args, source, config, space) -> dict:
@@ -1358,7 +1376,7 @@ def _versions() -> dict:
     }
 
 
-def _recorded_argv(path: Path) -> list[str]:
+def _recorded_argv(path: Path, command: str) -> list[str]:
     try:
         payload = json.loads(Path(path).read_text())
         argv = payload["config"]["argv"]
@@ -1371,28 +1389,28 @@ def _recorded_argv(path: Path) -> list[str]:
             else f"{type(err).__name__}: {str(err)[:120]}"
         )
         raise UsageError(
-            f"--config {path} is not a results.json written by jaxhp sweep ({reason})"
+            f"--config {path} is not a results.json written by jaxhp {command} ({reason})"
         ) from None
     if not isinstance(argv, list) or not all(isinstance(a, str) for a in argv):
         raise UsageError(f"--config {path}: config.argv must be a list of flags")
-    command = payload["config"].get("command", "sweep")
-    if command != "sweep":
+    recorded = payload["config"].get("command", "sweep")
+    if recorded != command:
         raise UsageError(
-            f"--config {path} was written by jaxhp {command}; --config re-runs jaxhp sweep "
-            f"results only (re-run jaxhp {command} with the flags in config.argv)"
+            f"--config {path} was written by jaxhp {recorded}; run jaxhp {recorded} "
+            f"--config {path} to re-run it"
         )
     return argv
 
 
 def _check_same_file(args, source: dict):
-    """With --config, a data file must be the one the recorded sweep read."""
+    """With --config, a data file must be the one the recorded run read."""
     if args.config is None or "sha256" not in source:
         return
     recorded = json.loads(Path(args.config).read_text())["config"].get("dataset", {})
     if recorded.get("sha256") not in (None, source["sha256"]):
         raise UsageError(
-            f"--config {args.config}: {source['file']} has changed since that sweep read it "
-            "(its sha256 differs); the sweep would not be the same"
+            f"--config {args.config}: {source['file']} has changed since that "
+            f"{args.command} read it (its sha256 differs); the results would not be the same"
         )
 
 
@@ -1861,11 +1879,15 @@ def _tune_interrupted(args, bridge, study) -> Interrupted:
 
 
 def _tune(args) -> int:
+    missing = [flag for flag in ("--trials", "--batch") if getattr(args, flag[2:]) is None]
+    if missing:
+        raise UsageError(f"the following arguments are required: {', '.join(missing)}")
     bridge = _optuna_bridge()
     _check_folder(args.out, "--out")
     _check_steps(args)
     _check_optimizer_flags(args)
     data, n_out, n_classes, source = _load_data(args)
+    _check_same_file(args, source)
     config = _config(args, data, n_out)
     _check_training(args, config, data)
     distributions, base = _tune_space(args)
@@ -2208,7 +2230,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parse(parser, argv)
     try:
         if getattr(args, "config", None) is not None:  # recorded flags first, typed ones win
-            args = _parse(parser, [args.command, *_recorded_argv(args.config), *argv[1:]])
+            recorded = _recorded_argv(args.config, args.command)
+            args = _parse(parser, [args.command, *recorded, *argv[1:]])
         with _ctrl_c_never_lost(), warnings.catch_warnings():
             # the table's headline says it, with advice
             warnings.filterwarnings("ignore", message="every member of the sweep diverged")

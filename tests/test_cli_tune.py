@@ -232,3 +232,34 @@ def test_help_names_the_study_flags_and_the_extra(capsys):
         assert flag in text
     assert "pip install 'jaxhp[optuna]'" in text
     assert "(default: loguniform:1e-4:10)" in text
+
+
+def test_config_reruns_a_study_and_finds_a_relative_storage_from_any_folder(
+    tmp_path, capsys, monkeypatch
+):
+    first, again = tmp_path / "first", tmp_path / "elsewhere"
+    first.mkdir()
+    again.mkdir()
+    monkeypatch.chdir(first)  # a storage URL relative to the folder the study ran in
+    argv = ["tune", "--trials", "3", "--batch", "2", "--lambd", "loguniform:1e-3:1", *TINY]
+    assert main([*argv, "--learning-rate", "0.3,0.6", "--out", "a"]) == 0
+    assert main([*argv, "--storage", "sqlite:///study.db", "--out", "stored"]) == 0
+    capsys.readouterr()
+
+    # In memory: the seeded sampler asks the same trials, so the same table, as text.
+    assert main(["tune", "--config", str(first / "a" / "results.json"), "--out", "b"]) == 0
+    assert (first / "b" / "results.csv").read_text() == (first / "a" / "results.csv").read_text()
+
+    # A stored study: resumed (nothing to train) from another folder.
+    monkeypatch.chdir(again)
+    stored = first / "stored" / "results.json"
+    trained = []
+    monkeypatch.setattr(jaxhp.sweep, "run_sweep", lambda *a, **k: trained.append(a))
+    capsys.readouterr()
+    assert main(["tune", "--config", str(stored), "--out", "c"]) == 0
+    text = capsys.readouterr().out
+    assert f"resuming study 'jaxhp-tune' in sqlite:///{first / 'study.db'}: 3 of 3" in text
+    assert trained == []
+    assert (again / "c" / "results.csv").read_text() == (
+        first / "stored" / "results.csv"
+    ).read_text()

@@ -39,6 +39,7 @@ def _paths(tmp_path):
     (tmp_path / "not.json").write_text("{")
     (tmp_path / "other.json").write_text('{"meta": {}}')
     (tmp_path / "tune.json").write_text('{"config": {"command": "tune", "argv": ["--trials=4"]}}')
+    (tmp_path / "sweep.json").write_text('{"config": {"command": "sweep", "argv": []}}')
     return {
         "FILE": str(tmp_path / "a-file"),
         "DIR": str(tmp_path),
@@ -56,6 +57,7 @@ def _paths(tmp_path):
         "NOTJSON": str(tmp_path / "not.json"),
         "OTHERJSON": str(tmp_path / "other.json"),
         "TUNEJSON": str(tmp_path / "tune.json"),
+        "SWEEPJSON": str(tmp_path / "sweep.json"),
     }
 
 
@@ -175,7 +177,10 @@ CASES = [
     (["sweep", "--layers", "20,x"], "argument --layers: expected widths like 20,3"),
     (["sweep", "--process-id", "0"], "give --coordinator, --num-processes and --process-id tog"),
     (["sweep", "--config", "MISSING"], "--config .*missing.csv does not exist"),
-    (["sweep", "--config", "TUNEJSON"], "tune.json was written by jaxhp tune; --config re-runs"),
+    (["sweep", "--config", "TUNEJSON"], "tune.json was written by jaxhp tune; run jaxhp tune --c"),
+    (["tune", "--config", "SWEEPJSON"], "sweep.json was written by jaxhp sweep; run jaxhp sweep"),
+    (["tune", "--batch", "2"], "the following arguments are required: --trials$"),
+    (["tune"], "the following arguments are required: --trials, --batch$"),
     (["sweep", "--config", "NOTJSON"], "--config .*not.json is not a results.json"),
     (["sweep", "--config", "OTHERJSON"], "--config .*other.json is not a results.json"),
 ]
@@ -186,7 +191,7 @@ def test_bad_command_line_stops_before_training(argv, match, tmp_path, capsys, n
     paths = _paths(tmp_path)
     argv = [next((v + a[len(k) :] for k, v in paths.items() if a.startswith(k)), a) for a in argv]
     out = tmp_path / "out"
-    if argv[0] == "sweep" and "--out" not in argv:
+    if argv[0] in ("sweep", "tune") and "--out" not in argv:
         argv += ["--out", str(out)]
     try:
         code = main(argv)
