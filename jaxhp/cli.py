@@ -616,8 +616,7 @@ def _add_config_arg(parser) -> None:
         metavar="FILE",
         type=Path,
         default=None,
-        help=f"re-run the {command} recorded in this results.json (flags given here "
-        "override it)",
+        help=f"re-run the {command} recorded in this results.json (flags given here override it)",
     )
 
 
