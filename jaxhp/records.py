@@ -152,6 +152,14 @@ class HParams:
             _check_value(name, value)
         return HParams._make(self._names, (changes.get(k, v) for k, v in self._asdict().items()))
 
+    def __getitem__(self, index: int | str) -> Any:
+        """A value by name (``hp["momentum"]``) or, as in a NamedTuple, by position."""
+        if isinstance(index, str):
+            return getattr(self, index)
+        if isinstance(index, (int, np.integer)) and not isinstance(index, bool):
+            return getattr(self, self._names[index])  # IndexError past the end
+        return self._values[index]  # a slice, or tuple's own TypeError
+
     def __getattr__(self, name: str) -> Any:
         if name.startswith("__") or name in HParams.__slots__:
             raise AttributeError(name)
@@ -180,9 +188,6 @@ class HParams:
 
     def __len__(self) -> int:
         return len(self._values)
-
-    def __getitem__(self, index):
-        return self._values[index]
 
     def __eq__(self, other) -> bool:
         if not isinstance(other, HParams):
@@ -279,7 +284,9 @@ class TrainConfig:
         ``f(hparams) -> optax.GradientTransformation`` that reads the member's (traced)
         hyperparameters, e.g. ``lambda hp: optax.sgd(hp.learning_rate, momentum=hp.momentum)``.
         A factory of the learning rate alone (``lambda lr: optax.adam(lr)``) also works: a
-        factory that reads no attribute of its argument is given ``hparams.learning_rate``.
+        factory that uses its argument as a number is given ``hparams.learning_rate``. One
+        that reads no hyperparameter (``lambda hp: optax.sgd(0.05)``) keeps its own values,
+        and a swept learning rate then does nothing (``run_sweep`` warns).
       batch_size: rows per step; ``None`` means full batch. Each epoch reshuffles and drops
         the last incomplete batch so every step has the same shape.
       eval_every: steps between evaluations (history entries and early-stopping checks);

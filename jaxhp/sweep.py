@@ -446,12 +446,13 @@ def _check_names_are_read(space: Space, config: TrainConfig, read: set[str]):
             continue
         known = ", ".join(map(repr, sorted(read))) or "none"
         if name in course:
-            hint = (
-                "; a model's dropout reads it through jaxhp.dropout(key, a, hparams.keep_prob) "
-                "(Flax's and Equinox's Dropout layers keep their own fixed rate)"
-                if name == "keep_prob"
-                else ""
-            )
+            hint = {
+                "keep_prob": "; a model's dropout reads it through jaxhp.dropout(key, a, "
+                "hparams.keep_prob) (Flax's and Equinox's Dropout layers keep their own "
+                "fixed rate)",
+                "learning_rate": "; the optimizer factory reads no hyperparameter: write it "
+                "as lambda hp: optax.sgd(hp.learning_rate) or lambda lr: optax.sgd(lr)",
+            }.get(name, "")
             warnings.warn(
                 f"the sweep's axis {name!r} does nothing: neither the model, the optimizer "
                 f"nor the loss reads it (they read {known}){hint}",

@@ -77,18 +77,50 @@ class TrainState(NamedTuple):
 
 
 # ---- the optimiser ------------------------------------------------------------------------
+class _UsedAsNumber(Exception):
+    """A factory used its argument as a number: it is a ``lambda lr: ...`` factory."""
+
+
+def _used_as_number(*args, **kwargs):
+    raise _UsedAsNumber
+
+
 class _ReadLog:
     """Stands in for HParams and records which names a factory reads (an ``hp`` factory
-    reads some; a ``lambda lr: ...`` factory reads none)."""
+    reads some); using it as a number raises :class:`_UsedAsNumber` (a ``lambda lr: ...``
+    factory does that, when it builds its optimizer or when the optimizer runs)."""
 
     def __init__(self, hparams: HParams):
         self._hparams = hparams
         self.reads: list[str] = []
+        self.missing: list[str] = []  # names looked up that it lacks (hasattr(x, "dtype"))
 
     def __getattr__(self, name):
+        try:
+            value = getattr(self._hparams, name)
+        except AttributeError:
+            self.missing.append(name)
+            raise
         if not name.startswith("_"):
             self.reads.append(name)
-        return getattr(self._hparams, name)
+        return value
+
+    def __getitem__(self, index):
+        value = self._hparams[index]
+        self.reads.append(index if isinstance(index, str) else self._hparams._fields[index])
+        return value
+
+    def _asdict(self) -> dict:  # a factory that takes them all may read any
+        for name in self._hparams._fields:
+            getattr(self, name)
+        return self._hparams._asdict()
+
+    # fmt: off
+    __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = __truediv__ = _used_as_number
+    __rtruediv__ = __pow__ = __rpow__ = __neg__ = __pos__ = __abs__ = _used_as_number
+    __lt__ = __le__ = __gt__ = __ge__ = __float__ = __int__ = __index__ = _used_as_number
+    __array__ = __jax_array__ = __bool__ = _used_as_number
+    # fmt: on
 
 
 def _check_factory_signature(factory: Callable):
@@ -101,9 +133,14 @@ def _check_factory_signature(factory: Callable):
         for p in parameters
         if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL)
     ]
-    if not positional:
+    required = [p.name for p in positional if p.default is p.empty and p.kind != p.VAR_POSITIONAL]
+    if not positional or len(required) > 1:
+        takes = (
+            f"{len(required)} arguments ({', '.join(required)})" if positional else "no argument"
+        )
         raise TypeError(
-            f"optimizer factory {factory!r} takes no argument; write it as "
+            f"optimizer factory {factory!r} takes {takes}; it is given one, the member's "
+            "hyperparameters: write it as "
             "lambda hp: optax.sgd(hp.learning_rate, momentum=hp.momentum) "
             "(or lambda lr: optax.sgd(lr))"
         )
@@ -118,9 +155,23 @@ def _checked(result: Any, factory: Callable) -> optax.GradientTransformation:
     return result
 
 
+def _runs_without_its_argument(optimizer: optax.GradientTransformation) -> bool:
+    """Whether an optimizer built from a :class:`_ReadLog` initialises and updates (traced,
+    on a small stand-in for the params) without using it as a number."""
+    params = {"w": jax.ShapeDtypeStruct((2, 2), jnp.float32)}
+    try:
+        jax.eval_shape(lambda p: optimizer.update(p, optimizer.init(p), p), params)
+    except _UsedAsNumber:
+        return False
+    except Exception:  # noqa: BLE001 - other params, say: cannot tell, so assume it does use it
+        return False
+    return True
+
+
 def _call_factory(factory: Callable, hparams: HParams) -> optax.GradientTransformation:
-    """``factory(hparams)`` when the factory reads attributes of its argument, else
-    ``factory(hparams.learning_rate)`` (a ``lambda lr: ...`` factory)."""
+    """``factory(hparams)`` when the factory reads hyperparameters of its argument, or
+    ignores it; ``factory(hparams.learning_rate)`` when it uses its argument as a number
+    (a ``lambda lr: ...`` factory)."""
     _check_factory_signature(factory)
     probe = _ReadLog(hparams)
     try:
@@ -128,10 +179,14 @@ def _call_factory(factory: Callable, hparams: HParams) -> optax.GradientTransfor
         failure = None
     except Exception as err:  # noqa: BLE001 - an lr-factory may fail on an HParams
         result, failure = None, err
+    if isinstance(failure, AttributeError) and probe.missing:
+        raise failure  # hp.momentun: HParams's own message, with "did you mean"
     if probe.reads:
         if failure is not None:
             raise failure
         return _checked(result, factory)
+    if failure is None and _runs_without_its_argument(_checked(result, factory)):
+        return result  # e.g. lambda hp: optax.sgd(0.05): it reads no hyperparameter
     return _checked(factory(hparams.learning_rate), factory)
 
 

@@ -79,6 +79,16 @@ def test_int_key_is_a_seed_and_other_keys_are_refused(data):
     "factory, error, match",
     [
         (lambda: optax.sgd(0.1), TypeError, "takes no argument"),
+        (
+            lambda hp: optax.sgd(hp.learnig_rate),
+            AttributeError,
+            "no hyperparameter 'learnig_rate'; did you mean 'learning_rate'",
+        ),
+        (
+            lambda lr, mom: optax.sgd(lr, mom),
+            TypeError,
+            r"takes 2 arguments \(lr, mom\); it is given one, the member's hyperparameters",
+        ),
         (lambda lr: "sgd", TypeError, r"must return an optax.GradientTransformation, got str"),
         (
             lambda hp: optax.sgd(hp.learning_rate, hp.momentum),

@@ -235,6 +235,36 @@ def test_custom_optimizer_factory_is_used(moons):
         assert not np.allclose(run("sgd"), builtin, rtol=1e-4)
 
 
+def test_every_way_of_writing_a_factory_gets_the_members_learning_rate(moons):
+    """A factory of the learning rate, of the hparams read by name, key, position or
+    _asdict(), and optax's inject_hyperparams all train exactly as plain SGD at the
+    member's learning rate; one that reads no hyperparameter trains at its own, and a
+    swept learning rate is then an axis that does nothing (it used to be passed 0.05
+    silently ignored)."""
+    config = jaxhp.TrainConfig(layer_sizes=(2, 8, 1), steps=20, eval_every=10)
+    hp = jaxhp.HParams(learning_rate=0.05)
+
+    def run(optimizer, hparams=hp):
+        config_ = config.replace(optimizer=optimizer)
+        return np.asarray(jaxhp.fit(0, hparams, moons, config_).history.train_cost)
+
+    reference = run("sgd")
+    for factory in (
+        lambda lr: optax.sgd(lr),
+        lambda hp: optax.sgd(hp.learning_rate),
+        lambda hp: optax.sgd(hp["learning_rate"]),
+        lambda hp: optax.sgd(hp[2]),
+        lambda hp: optax.sgd(hp._asdict()["learning_rate"]),
+        optax.inject_hyperparams(optax.sgd),
+    ):
+        np.testing.assert_array_equal(run(factory), reference)
+    fixed = lambda hp: optax.sgd(0.3)  # noqa: E731
+    np.testing.assert_array_equal(run(fixed), run("sgd", hp._replace(learning_rate=0.3)))
+    space = jaxhp.sweep.grid(learning_rate=[0.05, 0.5])
+    with pytest.warns(UserWarning, match="axis 'learning_rate' does nothing"):
+        jaxhp.run_sweep(space, moons, config.replace(optimizer=fixed, steps=2, eval_every=1))
+
+
 @pytest.mark.parametrize(
     "name, hparams, factory",
     [
