@@ -147,7 +147,7 @@ class SweepResults:
         columns = {}
         for name, values in self.static.items():
             column = np.empty(len(values), dtype=object)
-            column[:] = [v if np.isscalar(v) else "-".join(map(str, v)) for v in values]
+            column[:] = [_static_text(v) for v in values]
             columns[name] = column
         return columns
 
@@ -462,6 +462,18 @@ def diagnose_errors(
         diverged=diverged,
         chance_error=chance_error,
     )
+
+
+def _static_text(value):
+    """A static axis value as a table cell: layer sizes as ``2-8-1``, ``None`` (full-batch
+    batch_size, say) as ``"None"``, a function by its name."""
+    if isinstance(value, (tuple, list)):
+        return "-".join(map(str, value))
+    if value is None:
+        return "None"
+    if np.isscalar(value):
+        return value
+    return getattr(value, "__name__", None) or repr(value)
 
 
 def _exact_fraction(accuracy, m: int | None) -> np.ndarray:

@@ -541,6 +541,7 @@ def _plan(
         checked.append((group_data, group_config, key, members))
         first_read = read if first_read is None else first_read
     _check_names_are_read(space, checked[0][1], first_read)
+    train._check_names_read(base, first_read, label="base", stacklevel=4)
     if schedule is not None:
         _check_schedule(schedule, [c for _, c, _, _ in checked], len(space), checked[0][0])
     host = _host_data(checked[0][0], config)

@@ -1010,7 +1010,7 @@ def hyperparameters_traced():
         ) from err
 
 
-def _check_names_read(hparams: HParams, read: set[str]):
+def _check_names_read(hparams: HParams, read: set[str], label: str = "hparams", stacklevel=3):
     """A name beyond the course's three that neither the model nor the optimizer reads is
     ignored by training: most likely misspelt (a warning: one HParams may serve several
     configs)."""
@@ -1025,10 +1025,10 @@ def _check_names_read(hparams: HParams, read: set[str]):
             else f"check its spelling, or use an optimizer or model that reads hparams.{unread[0]}"
         )
         warnings.warn(
-            f"hparams has {unread[0]!r}, which neither the model nor the optimizer reads (they "
+            f"{label} has {unread[0]!r}, which neither the model nor the optimizer reads (they "
             f"read lambd, keep_prob, learning_rate and {known}), so training ignores it; "
             f"{hint}",
-            stacklevel=3,
+            stacklevel=stacklevel,
         )
 
 

@@ -320,6 +320,15 @@ def test_a_numpy_memory_budget_is_a_number_of_bytes(data):
     assert type(result.meta["memory_budget_bytes"]) is int  # a plain int, as JSON writes it
 
 
+def test_a_base_name_that_nothing_reads_warns_with_the_likely_name(data, recwarn):
+    base = jaxhp.HParams(learnig_rate=0.5)
+    with pytest.warns(UserWarning, match=r"base has 'learnig_rate', which neither.*'learning_"):
+        jaxhp.run_sweep(sweep.grid(lambd=[0.0]), data, MLP, progress=False, base=base)
+    recwarn.clear()
+    jaxhp.run_sweep(sweep.grid(lambd=[0.0]), data, MLP, progress=False, base={"lambd": 0.5})
+    assert not [w for w in recwarn if "base has" in str(w.message)]
+
+
 def test_swept_name_that_nothing_reads(data):
     config = MLP.replace(optimizer=lambda hp: optax.sgd(hp.learning_rate, momentum=hp.momentum))
     space = sweep.grid(momentm=[0.5, 0.9])

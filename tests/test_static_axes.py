@@ -39,12 +39,21 @@ def test_layer_sizes_axis_one_program_per_value(data):
     assert not np.allclose(results.history.train_cost[0], results.history.train_cost[2])
 
 
-def test_batch_size_optimizer_and_steps_axes(data):
+def test_batch_size_optimizer_and_steps_axes(data, tmp_path):
     space = sweep.grid(batch_size=[20], optimizer=["adam"], steps=[8], lambd=[0.0, 0.1])
-    space = space + sweep.grid(batch_size=[60], optimizer=["sgd"], steps=[12], lambd=[0.1])
+    space = space + sweep.grid(batch_size=[None], optimizer=["sgd"], steps=[12], lambd=[0.1])
     results = jaxhp.run_sweep(space, data, CONFIG, progress=False)
     assert results.meta["programs"] == 2
     assert results.static["optimizer"] == ["adam", "adam", "sgd"]
+    # None (full batch, the config's default) is a value like any other in the table
+    assert [row["batch_size"] for row in results.table()] == [20, 20, "None"]
+    assert [s["batch_size"] for s in results.summary()].count("None") == 1
+    lines = results.to_csv(tmp_path / "r.csv").read_text().splitlines()
+    assert [line.split(",")[lines[0].split(",").index("batch_size")] for line in lines[1:]] == [
+        "20",
+        "20",
+        "None",
+    ]
     for i in (1, 2):
         static = {k: v[i] for k, v in results.static.items()}
         config = CONFIG.replace(**static)
