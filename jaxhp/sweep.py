@@ -483,7 +483,8 @@ def _check_schedule(schedule, configs: list, n: int, data: Data):
     successive_halving.rungs(schedule, n, configs[0].steps, configs[0].every)  # n >= points
     if data.dev is None:
         warnings.warn(
-            "halving without dev data ranks the members at each rung by their training cost",
+            "halving without dev data ranks the members at each rung by their training cost "
+            "(and the dev_* columns repeat the training set's metrics)",
             stacklevel=4,
         )
 
@@ -541,9 +542,16 @@ def _plan(
         checked.append((group_data, group_config, key, members))
         first_read = read if first_read is None else first_read
     _check_names_are_read(space, checked[0][1], first_read)
-    train._check_names_read(base, first_read, label="base", stacklevel=4)
+    train._check_names_read(base, first_read, label="base", stacklevel=4)  # _plan's caller
     if schedule is not None:
         _check_schedule(schedule, [c for _, c, _, _ in checked], len(space), checked[0][0])
+    elif checked[0][0].dev is None:
+        warnings.warn(
+            "data has no dev set: the dev_* columns repeat the training set's metrics, so "
+            "the ranking rewards fitting the training set, not generalising; hold some "
+            "examples out: jaxhp.data.split(x, y, key=0).data()",
+            stacklevel=3,
+        )
     host = _host_data(checked[0][0], config)
     n = len(space)
 

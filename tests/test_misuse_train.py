@@ -329,6 +329,15 @@ def test_a_base_name_that_nothing_reads_warns_with_the_likely_name(data, recwarn
     assert not [w for w in recwarn if "base has" in str(w.message)]
 
 
+def test_a_sweep_without_dev_data_says_its_dev_columns_are_training_metrics(data):
+    with pytest.warns(UserWarning, match="data has no dev set: the dev_\\* columns repeat"):
+        results = jaxhp.run_sweep(
+            sweep.grid(lambd=[0.0]), jaxhp.Data(data.train), MLP, progress=False
+        )
+    columns = results.columns()
+    assert columns["dev_cost"][0] == pytest.approx(columns["train_cost"][0])  # λ = 0: J = CE
+
+
 def test_swept_name_that_nothing_reads(data):
     config = MLP.replace(optimizer=lambda hp: optax.sgd(hp.learning_rate, momentum=hp.momentum))
     space = sweep.grid(momentm=[0.5, 0.9])
