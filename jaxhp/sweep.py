@@ -929,14 +929,19 @@ def refit(results: SweepResults, member: int, data: Data, config: TrainConfig):
     return fitted
 
 
+def held_data_digest(data, hparams, member_config, config) -> str:
+    """``meta["data_digest"]`` of a sweep of ``data``: the digest of train and dev as
+    ``run_sweep`` holds them (checked for a member's config, in the config's dtype)."""
+    return data_digest(_host_data(train.check_inputs(hparams, data, member_config), config))
+
+
 def _check_same_data(results: SweepResults, data, hparams, member_config, config):
     """``data`` must be what the sweep trained on: train and dev as ``run_sweep`` held them
     (checked for the member's config, in the sweep config's dtype)."""
     swept = results.meta.get("data_digest")
     if swept is None:  # an Optuna study's results, or a table from an older jaxhp
         return
-    held = _host_data(train.check_inputs(hparams, data, member_config), config)
-    if data_digest(held) != swept:
+    if held_data_digest(data, hparams, member_config, config) != swept:
         raise ValueError(
             "data is not what the sweep trained on (its train and dev arrays differ); pass "
             "run_sweep's data"

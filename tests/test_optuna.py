@@ -1,5 +1,6 @@
 """The Optuna bridge: batches of trials trained as sweeps, told back to the study."""
 
+import dataclasses
 import subprocess
 import sys
 import textwrap
@@ -194,7 +195,8 @@ def test_without_dev_data_the_objective_is_the_train_cross_entropy(data):
     study = bridge.create_study(seed=0)
     train_only = jaxhp.Data(train=data.train)
     dists = {"lambd": Float(1e-3, 1.0, log=True)}
-    bridge.optimize(study, dists, train_only, CONFIG, n_trials=1, base=BASE)
+    with pytest.warns(UserWarning, match="no dev set: the objective is the train cross-ent"):
+        bridge.optimize(study, dists, train_only, CONFIG, n_trials=1, base=BASE)
     (trial,) = study.trials
     hp = BASE._replace(lambd=trial.params["lambd"])
     history = jaxhp.fit(member_key(0, 0), hp, train_only, CONFIG).history
@@ -226,11 +228,23 @@ def test_study_results_refit_with_the_seed_the_trials_were_trained_with(data):
         bridge.study_results(study, CONFIG, base=BASE._replace(keep_prob=0.5))
     as32 = bridge.study_results(study, CONFIG, base=jaxhp.HParams(learning_rate=np.float32(0.1)))
     np.testing.assert_array_equal(as32.hparams.lambd, results.hparams.lambd)  # one value
-    bridge.optimize(study, DISTS, data, CONFIG, seed=8, **kwargs)  # now two base seeds
-    mixed = bridge.study_results(study, CONFIG, base=BASE)
-    assert mixed.meta["seed"] is None
+    # A second call must train as the first did: one study, one training setup.
+    for change, match in [
+        ({"seed": 8}, r"trial 0 of the study was trained with another seed: 7 \(here 8\)"),
+        ({"config": CONFIG.replace(steps=20)}, r"another config: steps 30 \(here 20\)"),
+        ({"data": other}, r"trained with other data \(the train and dev arrays differ\)"),
+        ({"base": BASE._replace(keep_prob=0.5)}, r"another base: .*keep_prob.*here"),
+    ]:
+        call = {"data": data, "config": CONFIG, "seed": 7, **kwargs, **change}
+        with pytest.raises(ValueError, match=match):
+            bridge.optimize(study, DISTS, n_trials=2, **{k: v for k, v in call.items()
+                                                          if k != "n_trials"})  # fmt: skip
+    assert len(study.trials) == 2  # nothing asked
+    with pytest.raises(ValueError, match=r"trial 0 was trained with another config: steps 30"):
+        bridge.study_results(study, CONFIG.replace(steps=20))
+    unknown = dataclasses.replace(results, meta={**results.meta, "seed": None})
     with pytest.raises(ValueError, match=r"member 0's base seed is unknown"):
-        jaxhp.sweep.refit(mixed, 0, data, CONFIG)
+        jaxhp.sweep.refit(unknown, 0, data, CONFIG)
 
 
 def test_trials_told_without_a_recorded_seed_have_an_unknown_base_seed():

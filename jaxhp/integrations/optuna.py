@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -261,6 +262,13 @@ def optimize(
             "halving is run_sweep's, over a space of its own)"
         )
 
+    _check_same_training(study, _record(data, config, seed, base, distributions))
+    if isinstance(data, Data) and data.dev is None:
+        warnings.warn(
+            "data has no dev set: the objective is the train cross-entropy, so the study "
+            "rewards fitting the training set, not generalising",
+            stacklevel=2,
+        )
     queue = stale_trials(study, distributions)
     done = 0
     while done < n_trials:
@@ -269,19 +277,82 @@ def optimize(
         queue = queue[take:]
         batch += _ask(study, distributions, take - len(batch))
         members = [{name: float(t.params[name]) for name in distributions} for t in batch]
-        results = run_sweep(
-            Space(members, repeats=True),  # a sampler may ask for one point twice
-            data,
-            config,
-            seed=seed,
-            base=base,
-            chunk_size=batch_size,
-            progress=False,
-            **sweep_options,
-        )
+        with warnings.catch_warnings():  # said above, once
+            warnings.filterwarnings("ignore", message="data has no dev set")
+            results = run_sweep(
+                Space(members, repeats=True),  # a sampler may ask for one point twice
+                data,
+                config,
+                seed=seed,
+                base=base,
+                chunk_size=batch_size,
+                progress=False,
+                **sweep_options,
+            )
         _tell(study, batch, results, keep_history, base)
         done += len(batch)
     return study
+
+
+def _record(data: Data, config: TrainConfig, seed: int, base: HParams, distributions) -> dict:
+    """What :func:`_tell` will record on each trial of this call, before any training."""
+    from jaxhp.records import config_record
+    from jaxhp.sweep import held_data_digest
+
+    first = {name: _first_value(d) for name, d in distributions.items()}
+    member = HParams(**{**base._asdict(), **first})
+    with warnings.catch_warnings():  # run_sweep gives them, once
+        warnings.simplefilter("ignore")
+        digest = held_data_digest(data, member, config, config)
+    return {
+        "seed": int(seed),
+        "base": _base_record(base),
+        "train_config": config_record(config),
+        "data_digest": digest,
+    }
+
+
+def _first_value(distribution) -> float:
+    low = getattr(distribution, "low", None)
+    return float(distribution.choices[0] if low is None else low)
+
+
+def _check_same_training(study, record: dict) -> None:
+    """The study's finished trials must have been trained as this call trains: one study
+    holds one sampler's view of one objective, so trials of another config, data, seed or
+    base hyperparameters would mislead it (and :func:`study_results`)."""
+    for trial in finished_trials(study):
+        theirs = {name: trial.user_attrs.get(name) for name in record}
+        differ = [
+            name
+            for name in record
+            if theirs[name] is not None
+            and not (_same_values if name == "base" else _same)(record[name], theirs[name])
+        ]
+        if differ:
+            raise ValueError(
+                f"trial {trial.number} of the study was trained with "
+                f"{_difference(differ[0], record[differ[0]], theirs[differ[0]])}; a study "
+                "holds one training setup: use the same one, or a new study "
+                "(create_study(study_name=...))"
+            )
+
+
+def _same(ours, theirs) -> bool:
+    if isinstance(ours, dict) and isinstance(theirs, dict):
+        return ours.keys() == theirs.keys() and all(_same(ours[k], theirs[k]) for k in ours)
+    return np.array_equal(np.asarray(ours, object), np.asarray(theirs, object))
+
+
+def _difference(name: str, ours, theirs) -> str:
+    """How the trials' ``theirs`` differs from this call's ``ours``, as words."""
+    if name == "data_digest":
+        return "other data (the train and dev arrays differ)"
+    if isinstance(ours, dict) and isinstance(theirs, dict):
+        keys = [k for k in {**theirs, **ours} if not _same(ours.get(k), theirs.get(k))]
+        parts = ", ".join(f"{k} {theirs.get(k)!r} (here {ours.get(k)!r})" for k in keys)
+        return f"another {'config' if name == 'train_config' else name}: {parts}"
+    return f"another {name}: {theirs!r} (here {ours!r})"
 
 
 def finished_trials(study) -> list:
@@ -317,6 +388,7 @@ def study_results(study, config: TrainConfig, *, base: HParams | None = None) ->
             "the study has no trial told by optimize(..., keep_history=True); nothing to tabulate"
         )
     base = _study_base(trials, base)
+    _check_config(trials, config)
     members = [{k: float(v) for k, v in t.params.items()} for t in trials]
     hparams, seeds = Space(members, repeats=True).compile(config.n_hidden, base)
     attrs = [t.user_attrs for t in trials]
@@ -379,6 +451,21 @@ def _study_base(trials, base: HParams | None) -> HParams:
             f"the trials' {recorded}; leave base out to use theirs"
         )
     return base
+
+
+def _check_config(trials, config: TrainConfig) -> None:
+    """``config`` must be the one the trials were trained with (where they recorded it)."""
+    from jaxhp.records import config_record
+
+    ours = config_record(config)
+    for trial in trials:
+        theirs = trial.user_attrs.get("train_config")
+        if theirs is not None and not _same(ours, theirs):
+            raise ValueError(
+                f"trial {trial.number} was trained with "
+                f"{_difference('train_config', ours, theirs)}; pass the config the study's "
+                "trials were trained with"
+            )
 
 
 def _history_dtypes(config: TrainConfig) -> dict:
