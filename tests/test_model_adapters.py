@@ -352,6 +352,29 @@ def test_adapter_dropout_reads_keep_prob_from_hparams(key, kind):
         assert not np.array_equal(kept, np.asarray(again) != 0)  # and across keys
 
 
+class LinenOwnDropout(nn.Module):
+    @nn.compact
+    def __call__(self, x, *, key=None, hparams=None):
+        h = jnp.tanh(nn.Dense(128)(x))
+        return nn.Dropout(rate=0.25)(h, deterministic=key is None)
+
+
+def test_linens_own_dropout_gets_a_key_while_training(key):
+    model = models.from_flax(LinenOwnDropout(), jnp.zeros((2, 4)))
+    params = _init(model, key)
+    x = _normal((64, 4), 2)
+    h = np_net(*_weights("linen", params), x)
+    out = np.asarray(model.apply(params, x, key=jax.random.key(3), hparams=jaxhp.HParams()))
+    kept = out != 0
+    se = np.sqrt(0.75 * 0.25 / kept.size)
+    assert abs(kept.mean() - 0.75) < 4 * se  # its own fixed rate
+    np.testing.assert_allclose(out[kept], h[kept] / 0.75, rtol=1e-5, atol=1e-6)
+    again = np.asarray(model.apply(params, x, key=jax.random.key(4), hparams=jaxhp.HParams()))
+    assert not np.array_equal(kept, again != 0)  # a mask per key
+    evaluated = model.apply(params, x, key=None, hparams=jaxhp.HParams())
+    np.testing.assert_allclose(evaluated, h, rtol=1e-5, atol=1e-6)  # off at evaluation
+
+
 @pytest.mark.parametrize("kind", ["nnx", "equinox"])
 def test_factories_give_each_key_its_own_init_under_vmap(kind):
     model = make_model(kind)

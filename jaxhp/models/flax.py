@@ -15,7 +15,9 @@ reads its keep probability from the hparams and its randomness from the key::
 
 A second dropout in the same call uses ``jax.random.fold_in(key, 1)``. linen's
 ``nn.Dropout`` and NNX's ``nnx.Dropout`` take a static rate, so a swept keep_prob cannot
-reach them; ``run_sweep`` warns when a swept keep_prob axis does nothing.
+reach them; ``run_sweep`` warns when a swept keep_prob axis does nothing. linen's
+``nn.Dropout(rate)(h, deterministic=key is None)`` still works: while training, ``apply``
+hands the module ``rngs={"dropout": key}``.
 Params are the module's ``"params"`` collection (linen) or its ``nnx.Param`` state (NNX):
 float arrays only, a pytree that ``jax.grad`` and ``vmap`` take as it is.
 """
@@ -94,7 +96,8 @@ def _from_linen(module, sample_x) -> Model:
         return variables(key)["params"]
 
     def apply(params, x, *, key=None, hparams=None):
-        return module.apply({"params": params}, x, **keywords(key, hparams))
+        rngs = None if key is None else {"dropout": key}  # for linen's own nn.Dropout
+        return module.apply({"params": params}, x, rngs=rngs, **keywords(key, hparams))
 
     return Model(init=init, apply=apply)
 
