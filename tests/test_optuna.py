@@ -127,7 +127,22 @@ def test_sqlite_study_resumes_in_a_second_process(data, tmp_path):
         (
             lambda s, d: bridge.optimize(s, {"momentum": Float(0, 1)}, d, CONFIG, n_trials=1),
             ValueError,
-            "'momentum', which is no hyperparameter",
+            r"'momentum', which is no hyperparameter.*base=jaxhp.HParams\(momentum=\.\.\.\)",
+        ),
+        (
+            lambda s, d: bridge.optimize(s, {"lamdb": Float(0, 1)}, d, CONFIG, n_trials=1),
+            ValueError,
+            r"'lamdb', which is no hyperparameter.*did you mean 'lambd'\?",
+        ),
+        (
+            lambda s, d: bridge.optimize(s, {"lambda": Float(0, 1)}, d, CONFIG, n_trials=1),
+            ValueError,
+            r"'lambda', which is no hyperparameter.*did you mean 'lambd'\?",
+        ),
+        (
+            lambda s, d: bridge.optimize(s, {"class": Float(0, 1)}, d, CONFIG, n_trials=1),
+            ValueError,
+            r"'class', .*names must be Python identifiers that are not keywords",
         ),
         (
             lambda s, d: bridge.optimize(s, {"lambd": (0, 1)}, d, CONFIG, n_trials=1),

@@ -21,6 +21,8 @@ Contract:
 
 from __future__ import annotations
 
+import difflib
+import keyword
 import math
 import numbers
 import warnings
@@ -120,9 +122,16 @@ def _check_distributions(distributions: Any, names: tuple[str, ...]) -> dict:
     checked = {}
     for name, dist in distributions.items():
         if name not in names:
+            close = difflib.get_close_matches(str(name), names, n=1)
+            if close:
+                hint = f"did you mean {close[0]!r}?"
+            elif isinstance(name, str) and name.isidentifier() and not keyword.iskeyword(name):
+                hint = f"declare a new one with base=jaxhp.HParams({name}=...)"
+            else:  # lambda, say: no keyword argument can carry it
+                hint = "hyperparameter names must be Python identifiers that are not keywords"
             raise ValueError(
                 f"distributions names {name!r}, which is no hyperparameter; known names: "
-                f"{', '.join(names)} (declare a new one with base=jaxhp.HParams({name}=...))"
+                f"{', '.join(names)} ({hint})"
             )
         if not isinstance(dist, optuna.distributions.BaseDistribution):
             raise TypeError(
