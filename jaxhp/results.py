@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import operator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -150,6 +151,31 @@ class SweepResults:
             column[:] = [_static_text(v) for v in values]
             columns[name] = column
         return columns
+
+    def member_index(self, member) -> int:
+        """``member`` as a row index (any integer scalar in [0, len(self))).
+
+        Raises:
+          ValueError: naming the allowed range (and, for a list, how to pick one).
+        """
+        n = len(self)
+        try:
+            i = None if isinstance(member, bool) else operator.index(member)
+        except TypeError:
+            i = None
+        if i is None or not 0 <= i < n:
+            several = isinstance(member, (list, tuple, np.ndarray)) and np.size(member) > 1
+            hint = " (pick one of a configuration's members, e.g. members[0])" if several else ""
+            raise ValueError(
+                f"member must be a row of the results, an int in [0, {n}), got {member!r}{hint}"
+            )
+        return i
+
+    def member_hparams(self, member) -> HParams:
+        """One member's hyperparameters, as ``jaxhp.fit`` takes them (``hparams`` holds
+        every member's, with a leading member axis)."""
+        i = self.member_index(member)
+        return HParams._make(self.hparams._fields, (np.asarray(v)[i] for v in self.hparams))
 
     def hparam_names(self) -> list[str]:
         """The columns that define a configuration (hyperparameters and static axes)."""
@@ -338,7 +364,7 @@ class SweepResults:
 
     # ---- diagnosis -------------------------------------------------------------------
     def _diagnosis(self, columns: dict, members, bayes_error, threshold: float):
-        members = np.atleast_1d(np.asarray(members, np.int64))
+        members = np.asarray([self.member_index(m) for m in np.atleast_1d(members).tolist()])
         diverged = np.asarray(columns["diverged"], bool)[members]
         live = members[~diverged] if not diverged.all() else members
         kept = "best_" if self.meta.get("restore_best") else ""  # the params the member keeps

@@ -17,7 +17,6 @@ rounding.
 
 from __future__ import annotations
 
-import operator
 import os
 import sys
 import time
@@ -911,7 +910,7 @@ def refit(results: SweepResults, member: int, data: Data, config: TrainConfig):
     """
     if not isinstance(results, SweepResults):
         raise TypeError(f"results must be what run_sweep returned, got {type(results).__name__}")
-    i = _member_index(member, len(results))
+    i = results.member_index(member)
     labels = results.meta.get("label_columns", [])  # e.g. an Optuna study's trial numbers
     static = {name: values[i] for name, values in results.static.items() if name not in labels}
     member_config = _refit_config(results, i, config, static)
@@ -969,21 +968,6 @@ def _check_reproduced(results: SweepResults, i: int, fitted) -> None:
             "rate) and the refit is another run of the same configuration",
             stacklevel=3,
         )
-
-
-def _member_index(member, n: int) -> int:
-    """``member`` as a row index of a results table of ``n`` rows (any integer scalar)."""
-    try:
-        i = None if isinstance(member, bool) else operator.index(member)
-    except TypeError:
-        i = None
-    if i is None or not 0 <= i < n:
-        several = isinstance(member, (list, tuple, np.ndarray)) and np.size(member) > 1
-        hint = " (pick one of a configuration's members, e.g. members[0])" if several else ""
-        raise ValueError(
-            f"member must be a row of the results, an int in [0, {n}), got {member!r}{hint}"
-        )
-    return i
 
 
 def _refit_config(results: SweepResults, i: int, config: TrainConfig, static: dict):

@@ -165,6 +165,19 @@ def test_diagnosis_of_a_configuration_uses_its_mean_error_rates():
     assert got.bayes_error == 0.05
 
 
+def test_one_members_hparams_and_a_member_outside_the_table():
+    results = _results([0.9, 0.8, 0.7], [0.3, 0.4, 0.5], keep=[[0.8, 0.9], [1.0, 0.5], [1, 1]])
+    hp = results.member_hparams(np.int64(1))
+    assert hp._fields == ("lambd", "keep_prob", "learning_rate")
+    assert hp.lambd == np.float32(0.5) and hp.learning_rate == np.float32(0.1)
+    np.testing.assert_array_equal(hp.keep_prob, np.asarray([1.0, 0.5], np.float32))
+    for bad in (3, -1, 1.5, True):
+        with pytest.raises(ValueError, match=r"member must be a row of the results, an int in "):
+            results.member_hparams(bad)
+    with pytest.raises(ValueError, match=r"an int in \[0, 3\), got 99"):
+        results.diagnosis(member=[0, 99])
+
+
 def test_diagnosis_defaults_to_the_best_configuration():
     results = _results([0.7, 0.9, 0.8], [0.5, 0.3, 0.4])  # member 1 has the best dev accuracy
     train = float(results.history.train_accuracy[1, -1])
