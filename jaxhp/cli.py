@@ -1706,8 +1706,7 @@ def _report_steps(args, results, record, trained, data, config, done: list[str])
         _print("test: no test split drawn (--n-test N draws one; the chosen configuration is "
                "then refitted and scored on it once)")  # fmt: skip
     try:
-        x_axis, y_axis = _heatmap_axes(results)
-        results.plot_heatmap(out / "heatmap.png", x=x_axis, y=y_axis, metric=args.metric)
+        results.plot_heatmap(out / "heatmap.png", metric=args.metric)  # the swept columns
         results.plot_curves(out / "curves.png", top=min(args.top, 5), metric=args.metric)
         written += ", heatmap.png, curves.png"
         if results.rung is not None:
@@ -2080,17 +2079,6 @@ def _diagnosis_words(args, diagnosis_of) -> str:
         warnings.filterwarnings("ignore", message="bayes_error .* is above train_error")
         diagnosis = diagnosis_of(bayes)
     return str(diagnosis._replace(bayes_note=note or None))
-
-
-def _heatmap_axes(results) -> tuple[str, str]:
-    """The heatmap's two axes: the swept columns, λ and keep_prob first (the course's
-    pair); a column that does not vary fills in only when fewer than two do."""
-    columns = results.columns()
-    names = results.hparam_names()
-    keep = "keep_prob" if "keep_prob" in names else "keep_prob_1"
-    preferred = ["lambd", keep] + [n for n in names if n not in ("lambd", keep)]
-    varying = [n for n in preferred if len({repr(v) for v in columns[n]}) > 1]
-    return tuple((varying + [n for n in preferred if n not in varying])[:2])
 
 
 def _cache_words(meta: dict) -> str:

@@ -209,6 +209,23 @@ def _check_names(results, *, x=None, y=None, metric=None) -> tuple[dict, list[st
     return columns, names
 
 
+def _ordered(values: np.ndarray, numeric: bool) -> np.ndarray:
+    """An axis's distinct values: numbers in increasing order, labels (layer sizes
+    ``2-8-1``, optimizer names) in the order the sweep first has them."""
+    return np.unique(values) if numeric else np.asarray(list(dict.fromkeys(values.tolist())))
+
+
+def default_axes(results) -> tuple[str, str]:
+    """The heatmap's two axes by default: the swept columns, λ and keep_prob first (the
+    course's pair); a column that does not vary fills in only when fewer than two do."""
+    columns = results.columns()
+    names = _config_names(results)
+    keep = "keep_prob" if "keep_prob" in names else "keep_prob_1"
+    preferred = ["lambd", keep] + [n for n in names if n not in ("lambd", keep)]
+    varying = [n for n in preferred if len({repr(v) for v in columns[n]}) > 1]
+    return tuple((varying + [n for n in preferred if n not in varying])[:2])
+
+
 def _axis_values(column) -> tuple[np.ndarray, bool]:
     """The column as floats when numeric (True), else as strings (False)."""
     try:
@@ -321,7 +338,9 @@ def _scale_for(values: np.ndarray) -> tuple[str, dict]:
     return "symlog", {"linthresh": float(positive.min())}
 
 
-def heatmap_figure(results, *, x: str = "lambd", y: str = "keep_prob", metric: str | None = None):
+def heatmap_figure(
+    results, *, x: str | None = None, y: str | None = None, metric: str | None = None
+):
     """``metric`` per (x, y) point of a sweep: a grid of cells, or, when the points do not
     form a small full grid (random search), a scatter on log axes coloured by the metric.
 
@@ -332,7 +351,8 @@ def heatmap_figure(results, *, x: str = "lambd", y: str = "keep_prob", metric: s
 
     Args:
       results: a :class:`jaxhp.SweepResults`.
-      x, y: configuration columns of ``results.columns()`` for the two axes.
+      x, y: configuration columns of ``results.columns()`` for the two axes; by default
+        the swept ones, λ and keep_prob first (see :func:`default_axes`).
       metric: the column to colour by (accuracies: higher is better; costs: lower);
         default: ``results.default_metric``.
 
@@ -343,6 +363,8 @@ def heatmap_figure(results, *, x: str = "lambd", y: str = "keep_prob", metric: s
       ValueError: ``x``, ``y`` or ``metric`` is not a column of the sweep.
     """
     metric = metric or _default_metric(results)
+    if x is None or y is None:
+        x, y = _fill_axes(results, x, y)
     columns, names = _check_names(results, x=x, y=y, metric=metric)
     xs, x_numeric = _axis_values(columns[x])
     ys, y_numeric = _axis_values(columns[y])
@@ -353,7 +375,7 @@ def heatmap_figure(results, *, x: str = "lambd", y: str = "keep_prob", metric: s
     best = _table_best_point(results, metric, xs, ys)
     if best is None:
         best = _best_point(cells, maximise)
-    ux, uy = np.unique(xs), np.unique(ys)
+    ux, uy = _ordered(xs, x_numeric), _ordered(ys, y_numeric)
     full_grid = len(cells) == len(ux) * len(uy)
     small = len(ux) <= _MAX_GRID_SIDE and len(uy) <= _MAX_GRID_SIDE
     as_grid = (full_grid and small) or not (x_numeric and y_numeric)
@@ -377,6 +399,14 @@ def heatmap_figure(results, *, x: str = "lambd", y: str = "keep_prob", metric: s
     if handles:
         fig.legend(handles=handles, loc="outside lower center", ncols=2, fontsize=8)
     return fig
+
+
+def _fill_axes(results, x, y) -> tuple[str, str]:
+    """The axes not given, from :func:`default_axes`, other than the one given."""
+    spare = [name for name in default_axes(results) if name not in (x, y)]
+    spare += [name for name in _config_names(results) if name not in (x, y, *spare)]
+    x = x if x is not None else spare.pop(0)
+    return x, y if y is not None else next(n for n in spare if n != x)
 
 
 def _heatmap_legend(as_grid: bool, has_best: bool, has_diverged: bool) -> list:
@@ -427,9 +457,11 @@ def _draw_grid(ax, cells, ux, uy, best, norm):
 
     cmap = _cmap()
     grid = np.full((len(uy), len(ux)), np.nan)
+    column_of = {v: i for i, v in enumerate(ux.tolist())}
+    row_of = {v: j for j, v in enumerate(uy.tolist())}
     where = {}
     for (xv, yv), cell in cells.items():
-        i, j = int(np.searchsorted(ux, xv)), int(np.searchsorted(uy, yv))
+        i, j = column_of[xv], row_of[yv]
         grid[j, i] = cell.mean
         where[(xv, yv)] = (i, j)
     image = ax.imshow(grid, origin="lower", aspect="auto", cmap=cmap, norm=norm)
@@ -493,7 +525,7 @@ def _draw_scatter(ax, cells, ux, uy, best, norm):
 
 
 def heatmap(
-    results, path, *, x: str = "lambd", y: str = "keep_prob", metric: str | None = None
+    results, path, *, x: str | None = None, y: str | None = None, metric: str | None = None
 ) -> Path:
     """Save :func:`heatmap_figure` as a PNG at ``path``."""
     return save(heatmap_figure(results, x=x, y=y, metric=metric), path)

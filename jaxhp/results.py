@@ -448,7 +448,7 @@ class SweepResults:
 
     # ---- plots (drawn by jaxhp.plot) -------------------------------------------------
     def plot_heatmap(
-        self, path, *, x: str = "lambd", y: str = "keep_prob", metric: str | None = None
+        self, path, *, x: str | None = None, y: str | None = None, metric: str | None = None
     ) -> Path:
         """Mean ``metric`` over members sharing (x, y) (see :func:`jaxhp.plot.heatmap`)."""
         from jaxhp.plot import heatmap

@@ -346,8 +346,10 @@ def test_differences_within_noise_do_not_span_the_colour_scale():
     assert fig.axes[1].get_ylim() == pytest.approx((0.7, 0.9))  # wider spreads: as they are
 
 
-def test_cli_heatmap_shows_the_swept_columns():
-    from jaxhp.cli import _heatmap_axes
+def test_the_heatmap_shows_the_swept_columns_by_default():
+    def _heatmap_axes(results):
+        ax = plot.heatmap_figure(results).axes[0]
+        return ax.get_xlabel(), ax.get_ylabel()
 
     rates = make_results([0.1] * 3, [1.0] * 3, [0.03, 0.1, 0.3], [0] * 3, [0.8, 0.85, 0.9])
     assert _heatmap_axes(rates) == ("learning_rate", "lambd")
@@ -357,6 +359,17 @@ def test_cli_heatmap_shows_the_swept_columns():
     assert _heatmap_axes(keep) == ("keep_prob", "learning_rate")
     fixed = make_results([0.1], [1.0], [0.1], [0], [0.8])
     assert _heatmap_axes(fixed) == ("lambd", "keep_prob")
+    ax = plot.heatmap_figure(rates, y="lambd").axes[0]  # one axis given: the other swept
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("learning_rate", "lambd")
+
+
+def test_label_axes_keep_the_sweeps_order():
+    # layer sizes as labels: "2-16-8-1" sorts before "2-8-1" as text, not as the sweep has them
+    results = make_results([0.0, 0.1, 0.0, 0.1], [1.0] * 4, [0.1] * 4, [0] * 4, [0.8, 0.9] * 2)
+    results.static = {"layer_sizes": [(2, 8, 1), (2, 8, 1), (2, 16, 8, 1), (2, 16, 8, 1)]}
+    ax = plot.heatmap_figure(results).axes[0]
+    assert ax.get_ylabel() == "layer_sizes"
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["2-8-1", "2-16-8-1"]
 
 
 def test_a_label_column_is_not_plotted_as_a_hyperparameter():
