@@ -61,6 +61,22 @@ def test_full_mode_worst_coordinate_is_exact(problem):
     assert "worst coordinate: W2[" in str(report)
 
 
+def test_the_printed_bands_are_the_bounds_the_verdicts_use():
+    # float32: u = 2^-23, resolution 10 u^(2/3); the bands widen to 1, 10 and 100 of it
+    def f(p):  # float32 inside, whatever grad_check feeds it
+        return jnp.sum(jnp.tanh(p.astype(jnp.float32)))
+
+    report = jaxhp.grad_check(f, jnp.ones(3))
+    resolution = 10 * float(np.finfo(np.float32).eps) ** (2 / 3)
+    bands = ", ".join(
+        f"{name} <= {bound:.1e}"
+        for name, bound in zip(
+            ("great", "check", "suspicious"), resolution * np.asarray([1, 10, 100])
+        )
+    )
+    assert f"bands {bands}, bug above" in str(report)  # 2.4e-04 for great, not "2e-04"
+
+
 def test_locate_narrows_a_directions_failure(problem):
     params, args = problem
 
