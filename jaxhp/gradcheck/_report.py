@@ -143,7 +143,9 @@ def format_report(report: GradCheckReport) -> str:
     if prec is not None:
         # two digits where the bound has them: a float32 "great" bound is 2.4e-04, and a
         # leaf at 2.1e-04 must not read as above a printed "2e-04"
-        bands = ", ".join(f"{name} <= {bound:.1e}".replace(".0e", "e") for bound, name in prec.bands)
+        bands = ", ".join(
+            f"{name} <= {bound:.1e}".replace(".0e", "e") for bound, name in prec.bands
+        )
         lines.append(
             f"precision {prec.dtype} (u={prec.u:.1e}): eps = {p.eps_rule}, resolution "
             f"{prec.resolution:.1e}; bands {bands}, bug above; tol {report.tol:.1e}"
