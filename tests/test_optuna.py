@@ -271,3 +271,11 @@ def test_trials_told_without_a_recorded_seed_have_an_unknown_base_seed():
         study.tell(trial, 1.0)
     assert bridge._common(study.trials, "seed") is None  # not 0: one trial does not say
     assert bridge._common(study.trials[1:], "seed") == 0
+
+
+def test_study_results_without_histories_says_how_to_keep_them(data):
+    study = bridge.create_study(sampler="random", seed=0)
+    bridge.optimize(study, DISTS, data, CONFIG, n_trials=1, base=BASE)
+    with pytest.raises(ValueError, match=r"run optimize with keep_history=True"):
+        bridge.study_results(study, CONFIG)
+    assert "dev_accuracy" in study.trials[0].user_attrs  # the final metrics are there

@@ -394,7 +394,9 @@ def study_results(study, config: TrainConfig, *, base: HParams | None = None) ->
     trials = [t for t in finished_trials(study) if "history" in t.user_attrs]
     if not trials:
         raise ValueError(
-            "the study has no trial told by optimize(..., keep_history=True); nothing to tabulate"
+            "the study has no trial told by optimize(..., keep_history=True), so no "
+            "evaluations to tabulate; run optimize with keep_history=True (each trial's "
+            "final metrics are in trial.user_attrs either way: dev_accuracy, best_step, ...)"
         )
     base = _study_base(trials, base)
     _check_config(trials, config)
