@@ -171,14 +171,6 @@ def conv_as_matmul(
     # The kernel as (O, I, window offsets), offsets in the order of the slices above.
     kernel = lax.transpose(rhs, tuple(rhs_spec))
     kernel = kernel.reshape(kernel.shape[0], kernel.shape[1], -1)
-    import os
-
-    pad_to = int(os.environ.get("JAXHP_PADK", "0"))
-    if pad_to and kernel.shape[1] * kernel.shape[2] % pad_to:
-        extra = -(kernel.shape[1] * kernel.shape[2]) % pad_to
-        if kernel.shape[1] == 1:
-            patches = jnp.pad(patches, [(0, 0)] * (patches.ndim - 1) + [(0, extra)])
-            kernel = jnp.pad(kernel, [(0, 0), (0, 0), (0, extra)])
     out = lax.dot_general(
         patches,
         kernel,
