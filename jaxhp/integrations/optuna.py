@@ -22,6 +22,7 @@ Contract:
 from __future__ import annotations
 
 import difflib
+import json
 import keyword
 import math
 import numbers
@@ -348,9 +349,8 @@ def _check_same_training(study, record: dict) -> None:
 
 
 def _same(ours, theirs) -> bool:
-    if isinstance(ours, dict) and isinstance(theirs, dict):
-        return ours.keys() == theirs.keys() and all(_same(ours[k], theirs[k]) for k in ours)
-    return np.array_equal(np.asarray(ours, object), np.asarray(theirs, object))
+    """Equal as JSON, which is how a storage keeps them (a tuple reads back as a list)."""
+    return json.dumps(ours, sort_keys=True) == json.dumps(theirs, sort_keys=True)
 
 
 def _difference(name: str, ours, theirs) -> str:
