@@ -27,6 +27,7 @@ its finished members) and stop with a clear error when their views differ.
 from __future__ import annotations
 
 import hashlib
+import select
 import socket
 import time
 from typing import NamedTuple
@@ -127,105 +128,144 @@ def roll_call(cluster: Cluster) -> None:
     """Return once every process of ``cluster`` has called this, or raise a clear error.
 
     Process 0 listens on the coordinator's port (JAX's coordination service takes the port
-    over afterwards); every other process connects and says who it is. Within
-    ``timeout_s``, a missing process is a TimeoutError naming it, and a duplicate process
-    id or a different process count is a ValueError.
+    over afterwards); every other process connects, says who it is, and waits for process
+    0's word. Within ``timeout_s`` of process 0's start, a missing process is a TimeoutError
+    naming it (a peer that connected and then died counts as missing), and a duplicate
+    process id or a different process count is a ValueError on every process that came.
+    A peer waits up to twice ``timeout_s`` for that word, so start-up takes at most
+    ``2 * timeout_s`` before JAX's own join (which has ``timeout_s`` of its own).
     """
     host, port = _split_address(cluster.coordinator)
-    deadline = time.monotonic() + cluster.timeout_s
     if cluster.process_id == 0:
-        _call_the_roll(cluster, port, deadline)
-    else:
-        _answer_the_roll(cluster, host, port, deadline)
+        _call_the_roll(cluster, port, time.monotonic() + cluster.timeout_s)
+    else:  # process 0's verdict counts: wait for it as long as it may take to give one
+        _answer_the_roll(cluster, host.strip("[]"), port, time.monotonic(), cluster.timeout_s)
 
 
 def _call_the_roll(cluster: Cluster, port: int, deadline: float) -> None:
     n = cluster.num_processes
     peers = {}  # process id -> its connection
     try:
-        with _listening_socket(port) as server:
-            while len(peers) < n - 1:
-                server.settimeout(max(deadline - time.monotonic(), 0.01))
-                try:
-                    conn, _ = server.accept()
-                except TimeoutError:
-                    missing = sorted(set(range(1, n)) - set(peers))
-                    raise TimeoutError(
-                        f"process(es) {', '.join(map(str, missing))} of {n} did not join the "
-                        f"coordinator {cluster.coordinator} within {cluster.timeout_s} s; "
-                        f"start one process for each process id 0..{n - 1}, each with "
-                        "the same coordinator and number of processes, or raise the timeout"
-                    ) from None
-                conn.settimeout(min(5, max(deadline - time.monotonic(), 0.01)))
-                problem, process = _read_roll_line(conn, n, peers)
-                if process is None:  # not a jaxhp process (a port probe, say): ignore it
-                    conn.close()
-                    continue
+        with _listening_socket(port, cluster) as server:
+            while len(peers := _still_open(peers)) < n - 1:
+                process, conn, their_n = _next_peer(server, deadline, cluster, peers)
+                peers = _still_open(peers)  # a peer that quit and came back is no duplicate
+                problem = _roll_problem(process, their_n, n, peers)
                 if problem:
-                    conn.sendall(f"refused {problem}\n".encode())
-                    conn.close()
+                    for other in (conn, *peers.values()):
+                        _send(other, f"refused {problem}\n")
                     raise ValueError(problem)
                 peers[process] = conn
-            for conn in peers.values():
-                conn.sendall(b"go\n")
-            for conn in peers.values():  # let the peers close first: the port stays reusable
-                conn.settimeout(5)
-                try:
-                    conn.recv(1)
-                except OSError:
-                    pass
+        # The listener is closed: JAX's coordination service can take the port now.
+        for conn in peers.values():
+            _send(conn, "go\n")
+        for conn in peers.values():  # let the peers close first: the port stays reusable
+            conn.settimeout(5)
+            try:
+                conn.recv(1)
+            except OSError:
+                pass
     finally:
         for conn in peers.values():
             conn.close()
 
 
-def _listening_socket(port: int) -> socket.socket:
-    if socket.has_dualstack_ipv6():
-        return socket.create_server(("", port), family=socket.AF_INET6, dualstack_ipv6=True)
-    return socket.create_server(("", port))
-
-
-def _read_roll_line(conn, n: int, peers: dict) -> tuple[str | None, int | None]:
-    """(problem or None, process id) from a peer's ``jaxhp <id> <n>`` line; the process id
-    is None when the line is not one."""
+def _listening_socket(port: int, cluster: Cluster) -> socket.socket:
     try:
-        words = conn.makefile("r").readline().split()
-    except (OSError, UnicodeDecodeError):
-        words = []
-    if len(words) != 3 or words[0] != "jaxhp" or not all(w.isdigit() for w in words[1:]):
-        return None, None
-    process, their_n = int(words[1]), int(words[2])
+        if socket.has_dualstack_ipv6():
+            return socket.create_server(("", port), family=socket.AF_INET6, dualstack_ipv6=True)
+        return socket.create_server(("", port))
+    except OSError as err:
+        raise ValueError(
+            f"coordinator port {port} cannot be opened ({err.strerror or err}); pick a free "
+            "port for the coordinator"
+        ) from None
+
+
+def _next_peer(server, deadline: float, cluster: Cluster, peers: dict):
+    """(process id, connection) of the next jaxhp process that connects; other
+    connections (a port probe, say) are ignored."""
+    n = cluster.num_processes
+    while True:
+        server.settimeout(max(deadline - time.monotonic(), 0.01))
+        try:
+            conn, _ = server.accept()
+        except TimeoutError:
+            missing = sorted(set(range(1, n)) - set(peers))
+            raise TimeoutError(
+                f"process(es) {', '.join(map(str, missing))} of {n} did not join the "
+                f"coordinator {cluster.coordinator} within {cluster.timeout_s} s; start one "
+                f"process for each process id 0..{n - 1}, each with the same coordinator and "
+                "number of processes, or raise the timeout"
+            ) from None
+        conn.settimeout(min(5, max(deadline - time.monotonic(), 0.01)))
+        try:
+            words = conn.makefile("r").readline().split()
+        except (OSError, UnicodeDecodeError):
+            words = []
+        if len(words) == 3 and words[0] == "jaxhp" and all(w.isdigit() for w in words[1:]):
+            conn.settimeout(None)
+            return int(words[1]), conn, int(words[2])
+        conn.close()
+
+
+def _roll_problem(process: int, their_n: int, n: int, peers: dict) -> str | None:
     if their_n != n:
         return (
             f"process {process} was started with {their_n} processes and process 0 with "
             f"{n}; give every process the same number of processes"
-        ), process
+        )
     if process in peers:
         return (
             f"two processes were started with process id {process}; give each process "
             f"its own id in 1..{n - 1}"
-        ), process
-    return None, process
+        )
+    return None
 
 
-def _answer_the_roll(cluster: Cluster, host: str, port: int, deadline: float) -> None:
+def _still_open(peers: dict) -> dict:
+    """The peers whose connection is still open (a peer that quit has closed its own)."""
+    live = {}
+    for process, conn in peers.items():
+        readable, _, _ = select.select([conn], [], [], 0)
+        try:
+            closed = bool(readable) and conn.recv(1, socket.MSG_PEEK) == b""
+        except OSError:
+            closed = True
+        if closed:
+            conn.close()
+        else:
+            live[process] = conn
+    return live
+
+
+def _send(conn, text: str) -> None:
+    try:
+        conn.sendall(text.encode())
+    except OSError:  # a peer that has gone: it learns nothing, and needs nothing
+        pass
+
+
+def _answer_the_roll(cluster: Cluster, host: str, port: int, started: float, wait: float):
     process, n = cluster.process_id, cluster.num_processes
+    try:
+        socket.getaddrinfo(host, port)
+    except socket.gaierror as err:
+        raise ValueError(f"coordinator host {host!r} cannot be resolved ({err})") from None
     while True:
         try:
-            conn = socket.create_connection(
-                (host, port), timeout=max(deadline - time.monotonic(), 0.01)
-            )
+            conn = socket.create_connection((host, port), timeout=5)
             break
         except OSError:
-            if time.monotonic() >= deadline:
+            if time.monotonic() - started >= wait:
                 raise TimeoutError(
                     f"process 0 (the coordinator {host}:{port}) did not answer process "
                     f"{process} within {cluster.timeout_s} s; start process 0 with the same "
                     "coordinator, or check the address and that the port is reachable"
                 ) from None
             time.sleep(0.2)
-    with conn:
-        conn.settimeout(max(deadline - time.monotonic(), 0.01))
+    with conn:  # process 0 answers within its own timeout of its start, after ours began
+        conn.settimeout(max(started + 2 * wait - time.monotonic(), 0.01))
         try:
             conn.sendall(f"jaxhp {process} {n}\n".encode())
             reply = conn.makefile("r").readline().strip()
@@ -236,7 +276,7 @@ def _answer_the_roll(cluster: Cluster, host: str, port: int, deadline: float) ->
     if reply != "go":
         raise TimeoutError(
             f"process 0 (the coordinator {host}:{port}) did not start the sweep for "
-            f"process {process} in time: not every process joined it"
+            f"process {process}: not every process joined it within its timeout"
         )
 
 

@@ -726,7 +726,7 @@ def _gather(plan: _Plan, shard_counts, started: float, rungs: dict | None = None
         "l2_leaves": train.l2_leaves(groups[0].config),
         "restore_best": groups[0].config.restore_best,
         "train_config": config_record(plan.config),
-        "data_digest": data_digest(plan.data),
+        "data_digest": data_digest(_host_data(plan.data, plan.config)),  # as trained on
         "seconds": time.perf_counter() - started,
     }
     if rungs is not None:

@@ -263,11 +263,11 @@ def test_roll_call_names_the_process_that_never_came():
 
 
 def test_roll_call_refuses_a_duplicate_id_and_a_different_process_count():
+    # every process that came is told why, not only the one that came second
     outcomes = roll_call_all(3, free_port(), timeout_s=5, ids=[0, 1, 1])
-    assert any(
-        isinstance(o, ValueError) and "two processes were started with process id 1" in str(o)
-        for o in outcomes
-    ), outcomes
+    for outcome in outcomes:
+        assert isinstance(outcome, ValueError), outcomes
+        assert "two processes were started with process id 1" in str(outcome)
     leader, peer = roll_call_all(2, free_port(), timeout_s=5, counts=[2, 3])
     for outcome in (leader, peer):
         assert isinstance(outcome, ValueError), outcome
@@ -302,3 +302,36 @@ def test_roll_call_ignores_a_connection_that_is_not_a_jaxhp_process():
     assert roll_call_all(2, port, ids=[1]) == ["joined"]
     thread.join(timeout=30)
     assert outcome == ["joined"]
+
+
+def _a_peer_that_quits(port, process, n, deadline):
+    """Connect as process ``process`` of ``n``, say so, and close: a peer that died."""
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as peer:
+                peer.sendall(f"jaxhp {process} {n}\n".encode())
+            return
+        except OSError:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+
+
+def test_a_peer_that_died_after_answering_is_missing_and_may_come_back():
+    import threading
+
+    for comes_back in (False, True):
+        port, outcome = free_port(), []
+        leader = threading.Thread(
+            target=lambda: outcome.extend(roll_call_all(2, port, timeout_s=3, ids=[0]))
+        )
+        leader.start()
+        _a_peer_that_quits(port, 1, 2, time.monotonic() + 20)
+        time.sleep(0.3)  # process 0 has read its line by now
+        if comes_back:  # restarted with the same id: welcome, not a duplicate
+            assert roll_call_all(2, port, timeout_s=3, ids=[1]) == ["joined"]
+        leader.join(timeout=30)
+        if comes_back:
+            assert outcome == ["joined"]
+        else:  # before: process 0 said "go" to the dead connection and went on into JAX
+            (error,) = outcome
+            assert isinstance(error, TimeoutError) and "process(es) 1 of 2" in str(error)

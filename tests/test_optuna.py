@@ -279,3 +279,18 @@ def test_study_results_without_histories_says_how_to_keep_them(data):
     with pytest.raises(ValueError, match=r"run optimize with keep_history=True"):
         bridge.study_results(study, CONFIG)
     assert "dev_accuracy" in study.trials[0].user_attrs  # the final metrics are there
+
+
+def test_a_study_of_float64_data_resumes_and_its_members_refit(data):
+    # the study records the data as trained on (float32); float64 arrays are the same data
+    wide = jaxhp.Data(*(tuple(np.asarray(a, np.float64) if a.dtype.kind == "f" else a
+                              for a in pair) for pair in data[:2]))  # fmt: skip
+    study = bridge.create_study(sampler="random", seed=0)
+    dists = {"learning_rate": Float(0.0, 1.0), "lambd": Float(0.0, 1.0)}  # 0 is no trial's
+    kwargs = {"n_trials": 2, "batch_size": 2, "base": BASE, "keep_history": True}
+    bridge.optimize(study, dists, wide, CONFIG, **kwargs)
+    bridge.optimize(study, dists, wide, CONFIG, **kwargs)  # same setup: not refused
+    bridge.optimize(study, dists, data, CONFIG, **kwargs)  # float32: the same data
+    results = bridge.study_results(study, CONFIG)
+    refitted = jaxhp.sweep.refit(results, 0, wide, CONFIG)
+    np.testing.assert_allclose(refitted.history.dev_cost, results.history.dev_cost[0], 1e-5)

@@ -272,8 +272,8 @@ def optimize(
             "halving is run_sweep's, over a space of its own)"
         )
 
-    _check_same_training(study, _record(data, config, seed, base, distributions))
-    if isinstance(data, Data) and data.dev is None:
+    _check_same_training(study, lambda: _record(data, config, seed, base))
+    if len(data) < 2 or data[1] is None:  # a Data, or a (train, dev, test) tuple
         warnings.warn(
             "data has no dev set: the objective is the train cross-entropy, so the study "
             "rewards fitting the training set, not generalising",
@@ -304,16 +304,15 @@ def optimize(
     return study
 
 
-def _record(data: Data, config: TrainConfig, seed: int, base: HParams, distributions) -> dict:
+def _record(data: Data, config: TrainConfig, seed: int, base: HParams) -> dict:
     """What :func:`_tell` will record on each trial of this call, before any training."""
     from jaxhp.records import config_record
     from jaxhp.sweep import held_data_digest
 
-    first = {name: _first_value(d) for name, d in distributions.items()}
-    member = HParams(**{**base._asdict(), **first})
     with warnings.catch_warnings():  # run_sweep gives them, once
         warnings.simplefilter("ignore")
-        digest = held_data_digest(data, member, config, config)
+        # base holds every searched name (checked), and the digest needs no sampled value
+        digest = held_data_digest(data, base, config, config)
     return {
         "seed": int(seed),
         "base": _base_record(base),
@@ -322,22 +321,23 @@ def _record(data: Data, config: TrainConfig, seed: int, base: HParams, distribut
     }
 
 
-def _first_value(distribution) -> float:
-    low = getattr(distribution, "low", None)
-    return float(distribution.choices[0] if low is None else low)
-
-
-def _check_same_training(study, record: dict) -> None:
+def _check_same_training(study, record_of_this_call) -> None:
     """The study's finished trials must have been trained as this call trains: one study
     holds one sampler's view of one objective, so trials of another config, data, seed or
-    base hyperparameters would mislead it (and :func:`study_results`)."""
-    for trial in finished_trials(study):
+    base hyperparameters would mislead it (and :func:`study_results`).
+    ``record_of_this_call()`` (a model trace and a digest of the data) runs only when some
+    trial has a record to compare."""
+    recorded = [t for t in finished_trials(study) if "train_config" in t.user_attrs]
+    if not recorded:
+        return
+    record = record_of_this_call()
+    same = {name: _same for name in record} | {"base": _same_values}  # base: as float32
+    for trial in recorded:
         theirs = {name: trial.user_attrs.get(name) for name in record}
         differ = [
             name
             for name in record
-            if theirs[name] is not None
-            and not (_same_values if name == "base" else _same)(record[name], theirs[name])
+            if theirs[name] is not None and not same[name](record[name], theirs[name])
         ]
         if differ:
             raise ValueError(
