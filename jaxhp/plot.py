@@ -519,7 +519,7 @@ def _draw_scatter(ax, cells, ux, uy, best, norm):
         if scale == "symlog":  # 0, then whole decades: none inside the linear part near 0
             # (a float32 0.01 is 0.0099999998: its decade is 10^-2, not 10^-3)
             low = np.ceil(np.log10(options["linthresh"]) - 1e-6)
-            high = np.ceil(np.log10(values.max()) - 1e-6)
+            high = np.floor(np.log10(values.max()) + 1e-6)  # a tick past the data widens it
             axis.set_ticks([0.0, *10.0 ** np.arange(low, high + 1)])
     return image
 

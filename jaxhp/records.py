@@ -155,6 +155,8 @@ class HParams:
     def __getitem__(self, index: int | str) -> Any:
         """A value by name (``hp["momentum"]``) or, as in a NamedTuple, by position."""
         if isinstance(index, str):
+            if index not in self._names:  # not a method or an internal field either
+                raise KeyError(self._unknown(index))
             return getattr(self, index)
         if isinstance(index, (int, np.integer)) and not isinstance(index, bool):
             return getattr(self, self._names[index])  # IndexError past the end
@@ -168,13 +170,18 @@ class HParams:
             if _READ_LOGS:
                 _READ_LOGS[-1].add(name)
             return object.__getattribute__(self, "_values")[names.index(name)]
+        raise AttributeError(self._unknown(name))
+
+    def _unknown(self, name: str) -> str:
+        """What to say about a name this HParams lacks."""
+        names = object.__getattribute__(self, "_names")
         close = difflib.get_close_matches(name, names, n=1)
         if close:  # most likely a typo of a name it has
-            raise AttributeError(
+            return (
                 f"HParams has no hyperparameter {name!r}; did you mean {close[0]!r}? It has "
                 f"{', '.join(names)}"
             )
-        raise AttributeError(
+        return (
             f"HParams has no hyperparameter {name!r}; it has {', '.join(names)}. Sweep it "
             f"(sweep.grid({name}=[...])) or give a value (base=HParams({name}=...) for "
             f"run_sweep, HParams(..., {name}=...) for fit)"

@@ -148,7 +148,7 @@ class SweepResults:
         columns = {}
         for name, values in self.static.items():
             column = np.empty(len(values), dtype=object)
-            column[:] = [_static_text(v) for v in values]
+            column[:] = _static_texts(values)
             columns[name] = column
         return columns
 
@@ -488,6 +488,29 @@ def diagnose_errors(
         diverged=diverged,
         chance_error=chance_error,
     )
+
+
+def _static_texts(values: list) -> list:
+    """Each static value's cell; distinct values that read the same (two lambdas as
+    optimizers, both ``<lambda>``) are told apart as ``<lambda>#1``, ``<lambda>#2``."""
+    distinct: list = []  # in order of appearance
+    position = [_position(value, distinct) for value in values]
+    names = [_static_text(v) for v in distinct]
+    texts = [
+        f"{name}#{names[:k].count(name) + 1}" if names.count(name) > 1 else name
+        for k, name in enumerate(names)
+    ]
+    return [texts[k] for k in position]
+
+
+def _position(value, distinct: list) -> int:
+    """Where ``value`` is in ``distinct`` (appended when new): the same object, or an
+    equal one of the same type (layer sizes given twice)."""
+    for k, seen in enumerate(distinct):
+        if value is seen or (type(value) is type(seen) and value == seen):
+            return k
+    distinct.append(value)
+    return len(distinct) - 1
 
 
 def _static_text(value):

@@ -424,22 +424,25 @@ def _check_group(config, data, hparams, members, static) -> tuple[Data, set[str]
             raise type(err)(f"member {first} of the sweep ({static}): {err}") from err
 
 
-def _check_names_are_read(space: Space, config: TrainConfig, read: set[str]):
-    """A swept name that nothing reads is a typo (error) or an axis that does nothing (a
-    course name: warning), e.g. keep_prob for a model without dropout. ``read``: the names
-    the first group's model and optimizer read (see ``_check_group``)."""
-    swept = dict.fromkeys(
-        k for m in space.members for k in m if k != "seed" and k not in space.static_axes()
-    )
-    course = ("lambd", "keep_prob", "learning_rate")
-    builtin_mlp = config.model is None and isinstance(config.optimizer, str)
-    if not swept or (builtin_mlp and set(swept) <= set(course)):
-        return  # the layer_sizes MLP, the loss and the built-in optimizers read all three
+def _names_read(config: TrainConfig, read: set[str]) -> set[str]:
+    """The names a group reads: ``read`` (by its model's apply and its optimizer factory,
+    see ``_check_group``) and those its loss, built-in MLP or optimizer read."""
     read = read | {"lambd"}  # the loss's L2 term
     if config.model is None:
         read.add("keep_prob")  # the layer_sizes MLP's dropout
     if isinstance(config.optimizer, str):
         read.add("learning_rate")
+    return read
+
+
+def _check_names_are_read(space: Space, read: set[str]):
+    """A swept name that no group reads (see :func:`_names_read`) is a typo (error) or an
+    axis that does nothing (a course name: warning), e.g. keep_prob for a model without
+    dropout."""
+    swept = dict.fromkeys(
+        k for m in space.members for k in m if k != "seed" and k not in space.static_axes()
+    )
+    course = ("lambd", "keep_prob", "learning_rate")
     for name in swept:
         if name in read:
             continue
@@ -534,14 +537,14 @@ def _plan(
     devices = _resolve_devices(devices)
     memory_budget = _memory_budget(memory_budget, devices)
     device_bytes = _device_bytes(devices)
-    checked, first_read = [], None
+    checked, read = [], set()
     for key, (group_config, members) in configs.items():
         static = dict(zip(space.static_axes(), key))
-        group_data, read = _check_group(group_config, data, hparams, members, static)
+        group_data, group_read = _check_group(group_config, data, hparams, members, static)
         checked.append((group_data, group_config, key, members))
-        first_read = read if first_read is None else first_read
-    _check_names_are_read(space, checked[0][1], first_read)
-    train._check_names_read(base, first_read, label="base", stacklevel=4)  # _plan's caller
+        read |= _names_read(group_config, group_read)  # a name any group reads is used
+    _check_names_are_read(space, read)
+    train._check_names_read(base, read, label="base", stacklevel=4)  # _plan's caller
     if schedule is not None:
         _check_schedule(schedule, [c for _, c, _, _ in checked], len(space), checked[0][0])
     elif checked[0][0].dev is None:

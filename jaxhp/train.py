@@ -77,8 +77,15 @@ class TrainState(NamedTuple):
 
 
 # ---- the optimiser ------------------------------------------------------------------------
-class _UsedAsNumber(Exception):
+class _UsedAsNumber(TypeError):
     """A factory used its argument as a number: it is a ``lambda lr: ...`` factory."""
+
+    def __str__(self) -> str:  # seen only if an optimizer kept the stand-in: say so
+        return (
+            "the optimizer factory used its argument as a number only when the optimizer "
+            "ran on some params, and was taken for a factory that reads no hyperparameter; "
+            "write it as lambda hp: ... with hp.learning_rate"
+        )
 
 
 def _used_as_number(*args, **kwargs):
@@ -106,8 +113,13 @@ class _ReadLog:
         return value
 
     def __getitem__(self, index):
-        value = self._hparams[index]
-        self.reads.append(index if isinstance(index, str) else self._hparams._fields[index])
+        try:
+            value = self._hparams[index]
+        except (KeyError, IndexError):
+            self.missing.append(index)
+            raise
+        if isinstance(index, (str, int, np.integer)):
+            self.reads.append(index if isinstance(index, str) else self._hparams._fields[index])
         return value
 
     def _asdict(self) -> dict:  # a factory that takes them all may read any
@@ -155,10 +167,16 @@ def _checked(result: Any, factory: Callable) -> optax.GradientTransformation:
     return result
 
 
-def _runs_without_its_argument(optimizer: optax.GradientTransformation) -> bool:
+@functools.lru_cache(maxsize=16)
+def _param_shapes(config: TrainConfig):
+    """The shapes of the params ``config``'s model makes (traced once per config)."""
+    return jax.eval_shape(config.resolved_model.init, jax.random.key(0))
+
+
+def _runs_without_its_argument(optimizer: optax.GradientTransformation, params) -> bool:
     """Whether an optimizer built from a :class:`_ReadLog` initialises and updates (traced,
-    on a small stand-in for the params) without using it as a number."""
-    params = {"w": jax.ShapeDtypeStruct((2, 2), jnp.float32)}
+    on ``params``' shapes: a masked transformation may touch only some leaves) without
+    using it as a number."""
     try:
         jax.eval_shape(lambda p: optimizer.update(p, optimizer.init(p), p), params)
     except Exception:  # noqa: BLE001 - _UsedAsNumber; or it needs other params: cannot tell
@@ -166,7 +184,7 @@ def _runs_without_its_argument(optimizer: optax.GradientTransformation) -> bool:
     return True
 
 
-def _call_factory(factory: Callable, hparams: HParams) -> optax.GradientTransformation:
+def _call_factory(factory: Callable, hparams: HParams, config) -> optax.GradientTransformation:
     """``factory(hparams)`` when the factory reads hyperparameters of its argument, or
     ignores it; ``factory(hparams.learning_rate)`` when it uses its argument as a number
     (a ``lambda lr: ...`` factory)."""
@@ -177,14 +195,16 @@ def _call_factory(factory: Callable, hparams: HParams) -> optax.GradientTransfor
         failure = None
     except Exception as err:  # noqa: BLE001 - an lr-factory may fail on an HParams
         result, failure = None, err
-    if isinstance(failure, AttributeError) and probe.missing:
+    if failure is not None and probe.missing:
         raise failure  # hp.momentun: HParams's own message, with "did you mean"
     if probe.reads:
         if failure is not None:
             raise failure
         return _checked(result, factory)
-    if failure is None and _runs_without_its_argument(_checked(result, factory)):
-        return result  # e.g. lambda hp: optax.sgd(0.05): it reads no hyperparameter
+    if failure is None and _runs_without_its_argument(
+        _checked(result, factory), _param_shapes(config)
+    ):  # it reads no hyperparameter, or reads them only as it runs (a schedule of hp)
+        return _checked(factory(hparams), factory)
     return _checked(factory(hparams.learning_rate), factory)
 
 
@@ -200,7 +220,7 @@ def make_optimizer(
     """
     hparams = HParams() if hparams is None else HParams.coerce(hparams)
     if callable(config.optimizer):
-        return _call_factory(config.optimizer, hparams)
+        return _call_factory(config.optimizer, hparams, config)
     return _BUILTIN_OPTIMIZERS[config.optimizer](hparams)
 
 

@@ -85,6 +85,11 @@ def test_int_key_is_a_seed_and_other_keys_are_refused(data):
             "no hyperparameter 'learnig_rate'; did you mean 'learning_rate'",
         ),
         (
+            lambda hp: optax.sgd(hp["learnig_rate"]),
+            KeyError,
+            "no hyperparameter 'learnig_rate'; did you mean 'learning_rate'",
+        ),
+        (
             lambda lr, mom: optax.sgd(lr, mom),
             TypeError,
             r"takes 2 arguments \(lr, mom\); it is given one, the member's hyperparameters",

@@ -203,6 +203,10 @@ def test_random_search_with_a_zero_lambda_uses_symlog(smallest):
     # whose label would sit on the 0 (float32 0.01 is just below 10^-2)
     decades = 10.0 ** np.arange(np.log10(smallest), 2)
     np.testing.assert_allclose(ax.get_xticks(), [0.0, *decades], rtol=1e-9)
+    short = np.concatenate([[0.0], np.geomspace(smallest, 0.5, 14)])  # up to 0.5: no 10^0
+    ax = plot.heatmap_figure(random_search(short)).axes[0]
+    np.testing.assert_allclose(ax.get_xticks(), [0.0, *decades[:-2]], rtol=1e-9)
+    assert ax.get_xlim()[1] < 1.0  # no tick beyond the data widens the axis
 
 
 def test_heatmap_rejects_unknown_names(grid_results):

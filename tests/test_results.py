@@ -154,6 +154,20 @@ def test_per_layer_keep_prob_and_static_columns():
     ]
 
 
+def test_distinct_functions_on_a_static_axis_stay_distinct_configurations():
+    def sgd(hp):
+        return None
+
+    results = _results([0.9, 0.8, 0.7, 0.6], [0.3, 0.4, 0.5, 0.6], seeds=[0, 1, 0, 1])
+    results.hparams = results.hparams._replace(lambd=np.zeros(4, np.float32))
+    first, second = (lambda hp: 1), (lambda hp: 2)
+    results.static = {"optimizer": [first, first, second, second]}
+    assert [row["optimizer"] for row in results.table()] == ["<lambda>#1"] * 2 + ["<lambda>#2"] * 2
+    assert len(results.summary()) == 2  # two configurations of two seeds, not one of four
+    results.static = {"optimizer": [sgd, sgd, "adam", "adam"]}
+    assert [row["optimizer"] for row in results.table()][::2] == ["sgd", "adam"]
+
+
 def test_diagnosis_of_a_configuration_uses_its_mean_error_rates():
     results = _results([0.9, 0.8, 0.7], [0.3, 0.4, 0.5], diverged=[False, False, True])
     train = results.history.train_accuracy[:2, -1].astype(np.float64)

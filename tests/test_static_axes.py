@@ -83,3 +83,18 @@ def test_batch_size_optimizer_and_steps_axes(data, tmp_path):
 def test_invalid_static_value_names_the_member(data, space, match):
     with pytest.raises(ValueError, match=match):
         jaxhp.run_sweep(space, data, CONFIG.replace(eval_every=4), progress=False)
+
+
+def test_a_name_that_only_one_static_group_reads_is_used(data, recwarn):
+    # "sgd" reads no momentum, "momentum" does: the axis is not unknown, nor the base unread
+    space = sweep.grid(optimizer=["sgd", "momentum"], momentum=[0.5, 0.9])
+    results = jaxhp.run_sweep(space, data, CONFIG, progress=False)
+    assert not [w for w in recwarn if "momentum" in str(w.message)]
+    costs = results.history.train_cost
+    assert np.array_equal(costs[0], costs[1])  # sgd: the momentum changes nothing
+    assert not np.allclose(costs[2], costs[3], rtol=1e-4)  # momentum: it does
+    jaxhp.run_sweep(
+        sweep.grid(optimizer=["sgd", "momentum"]), data, CONFIG, progress=False,
+        base=jaxhp.HParams(momentum=0.7),
+    )  # fmt: skip
+    assert not [w for w in recwarn if "base has" in str(w.message)]

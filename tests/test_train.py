@@ -258,6 +258,13 @@ def test_every_way_of_writing_a_factory_gets_the_members_learning_rate(moons):
         optax.inject_hyperparams(optax.sgd),
     ):
         np.testing.assert_array_equal(run(factory), reference)
+    # a factory that uses its learning rate only on some leaves (the biases here)
+    biases = lambda p: jax.tree.map(lambda a: a.ndim == 1, p)  # noqa: E731
+    decay = lambda lr: optax.masked(optax.add_decayed_weights(lr), biases)  # noqa: E731
+    np.testing.assert_array_equal(
+        run(lambda lr: optax.chain(decay(lr), optax.sgd(0.1))),
+        run(lambda hp: optax.chain(decay(0.05), optax.sgd(0.1))),
+    )
     fixed = lambda hp: optax.sgd(0.3)  # noqa: E731
     np.testing.assert_array_equal(run(fixed), run("sgd", hp._replace(learning_rate=0.3)))
     space = jaxhp.sweep.grid(learning_rate=[0.05, 0.5])
