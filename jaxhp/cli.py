@@ -537,7 +537,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=_positive_int,
         default=None,
         help="the first rung, a multiple of --eval-every (default: about one member "
-        "reaches --steps)",
+        "reaches --steps); without --eval-every, evaluations fall on it",
     )
     run = sweep.add_argument_group("running and outputs")
     run.add_argument(
@@ -1023,6 +1023,15 @@ def _check_model(args, data):
         )
 
 
+def _eval_every(args) -> int | None:
+    """--eval-every; without it, for halving from --min-steps, the largest divisor of
+    --min-steps up to the default (steps // 100), so that every rung is an evaluation."""
+    if args.eval_every is not None or getattr(args, "min_steps", None) is None:
+        return args.eval_every
+    default = max(1, args.steps // 100)
+    return max(d for d in range(1, min(default, args.min_steps) + 1) if args.min_steps % d == 0)
+
+
 def _config(args, data, n_out):
     from jaxhp import models
     from jaxhp.records import TrainConfig
@@ -1032,7 +1041,7 @@ def _config(args, data, n_out):
         "steps": args.steps,
         "optimizer": args.optimizer,
         "batch_size": args.batch_size,
-        "eval_every": args.eval_every,
+        "eval_every": _eval_every(args),
         "patience": args.patience,
         "restore_best": args.patience is not None,
     }

@@ -276,6 +276,22 @@ def test_the_sweep_command_halves_and_records_it(tmp_path, capsys):
     assert "holds the progress of 1 member at rung 2" in capsys.readouterr().out
 
 
+def test_without_eval_every_the_sweep_command_evaluates_on_the_first_rung(tmp_path, capsys):
+    import json
+
+    from jaxhp.cli import main
+
+    # 700 steps evaluate every 7 by default, and 10 is no multiple of 7: 5 is the largest
+    # divisor of 10 up to 7
+    out = tmp_path / "out"
+    argv = ["sweep", "--n-train", "64", "--n-dev", "48", "--layers", "4", "--lambd", "0,1"]
+    argv += ["--keep-prob", "1", "--seeds", "1", "--steps", "700", "--halving", "5"]
+    argv += ["--min-steps", "10", "--quiet", "--no-cache", "--out", str(out)]
+    assert main(argv) == 0
+    assert "rungs at step (members) 10 (2), 700 (1)" in capsys.readouterr().out
+    assert json.loads((out / "results.json").read_text())["config"]["eval_every"] == 5
+
+
 def test_an_interrupted_halving_sweep_counts_the_latest_rung_with_saved_progress(tmp_path):
     """Stopped just after rung 1's folder was made: rung 0's six members are what is saved."""
     from jaxhp.cli import _saved_words
