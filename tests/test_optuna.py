@@ -120,30 +120,23 @@ def test_sqlite_study_resumes_in_a_second_process(data, tmp_path):
     assert resumed.best_trial.number == best.number
 
 
+def _searching(name):
+    """optimize over one distribution named ``name`` (a study and data to come)."""
+    return lambda s, d: bridge.optimize(s, {name: Float(0, 1)}, d, CONFIG, n_trials=1)
+
+
 @pytest.mark.parametrize(
     ("call", "error", "match"),
     [
         (lambda s, d: bridge.optimize(s, {}, d, CONFIG, n_trials=1), TypeError, "distributions"),
         (
-            lambda s, d: bridge.optimize(s, {"momentum": Float(0, 1)}, d, CONFIG, n_trials=1),
+            _searching("momentum"),
             ValueError,
             r"'momentum', which is no hyperparameter.*base=jaxhp.HParams\(momentum=\.\.\.\)",
         ),
-        (
-            lambda s, d: bridge.optimize(s, {"lamdb": Float(0, 1)}, d, CONFIG, n_trials=1),
-            ValueError,
-            r"'lamdb', which is no hyperparameter.*did you mean 'lambd'\?",
-        ),
-        (
-            lambda s, d: bridge.optimize(s, {"lambda": Float(0, 1)}, d, CONFIG, n_trials=1),
-            ValueError,
-            r"'lambda', which is no hyperparameter.*did you mean 'lambd'\?",
-        ),
-        (
-            lambda s, d: bridge.optimize(s, {"class": Float(0, 1)}, d, CONFIG, n_trials=1),
-            ValueError,
-            r"'class', .*names must be Python identifiers that are not keywords",
-        ),
+        (_searching("lamdb"), ValueError, r"'lamdb', which is no.*did you mean 'lambd'\?"),
+        (_searching("lambda"), ValueError, r"'lambda', which is no.*did you mean 'lambd'\?"),
+        (_searching("class"), ValueError, r"'class', .*identifiers that are not keywords"),
         (
             lambda s, d: bridge.optimize(s, {"lambd": (0, 1)}, d, CONFIG, n_trials=1),
             TypeError,
