@@ -320,6 +320,11 @@ class SweepResults:
         rung = self._rungs()
         rows = []
         seed_of = np.asarray(self.seeds)
+        train_m, dev_m = self._accuracy_rows()
+        rows_of = {  # accuracies are hits / m: their means are taken over exact fractions
+            name: (dev_m if "dev" in name else train_m) if "accuracy" in name else None
+            for name in cols
+        }
         for key, members in groups.items():
             # a random search over a list can draw a point twice with the same seed: one run
             distinct = list({int(seed_of[i]): i for i in reversed(members)}.values())[::-1]
@@ -332,8 +337,11 @@ class SweepResults:
             for name in dict.fromkeys((*_SUMMARISED, metric, tie_break(metric))):
                 values = np.asarray(cols[name], np.float64)[live]
                 values = values[np.isfinite(values)]
-                # as float32 (the metrics' precision): 0.89, not 0.8899999856948853
                 mean = values.mean() if values.size else np.nan
+                if rows_of[name] and values.size:  # hits: 0.96 and 0.97 tie 0.965 twice
+                    hits = np.round(values * rows_of[name])
+                    values, mean = hits / rows_of[name], hits.sum() / (hits.size * rows_of[name])
+                # as float32 (the metrics' precision): 0.89, not 0.8899999856948853
                 row[f"{name}_mean"] = _plain_float(np.float32(mean))
                 row[f"{name}_std"] = (
                     _plain_float(np.float32(values.std(ddof=1))) if values.size > 1 else 0.0
