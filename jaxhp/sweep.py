@@ -157,6 +157,33 @@ def _device_bytes(devices: list) -> int | None:
     return min(limits) if limits else None
 
 
+def _host_bytes() -> int | None:
+    """The machine's physical memory (what CPU devices share), or None where unknown."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _check_one_member_fits(per_member: int, limit: int | None, rows: int) -> None:
+    """Refuse, before anything compiles, a sweep whose single member would not fit in the
+    device's memory (XLA would run out of it minutes later, with a traceback)."""
+    if limit is not None and per_member > limit:
+        raise ValueError(
+            f"one member needs about {_size(per_member)} (each evaluation passes over all "
+            f"{rows:,} train and dev rows at once), more than the {_size(limit)} of memory "
+            "here; train on fewer rows"
+        )
+
+
+def _size(n_bytes: float) -> str:
+    """57.6 GB, 5.1 kB: bytes in the unit that reads best."""
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n_bytes >= scale:
+            return f"{n_bytes / scale:.1f} {unit}"
+    return f"{int(n_bytes)} bytes"
+
+
 def _memory_budget(memory_budget, devices: list) -> int | float:
     """Bytes per chunk: the user's number, or for "auto" half of every device's memory on an
     accelerator (the card's size decides the chunk) and DEFAULT_MEMORY_BUDGET on the CPU."""
@@ -591,6 +618,7 @@ def _plan(
         per_member = estimate_member_bytes(
             group_config, m_train, m_dev, example_shape=host.train[0].shape[1:]
         )
+        _check_one_member_fits(per_member, device_bytes or _host_bytes(), m_train + m_dev)
         first_hp = jax.tree.map(lambda v: np.asarray(v)[int(members[0])], hparams)
         example_shape = host.train[0].shape[1:]
         width = _vmap_width(

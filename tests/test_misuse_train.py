@@ -325,6 +325,15 @@ def test_a_numpy_memory_budget_is_a_number_of_bytes(data):
     assert type(result.meta["memory_budget_bytes"]) is int  # a plain int, as JSON writes it
 
 
+def test_a_member_too_big_for_the_machine_is_refused_before_training(data, monkeypatch):
+    # as if the machine had 1 kB: one member of this tiny MLP needs about 5 kB (30 rows)
+    monkeypatch.setattr(jaxhp.sweep, "_host_bytes", lambda: 1000)
+    monkeypatch.setattr(jaxhp.sweep, "_device_bytes", lambda devices: None)  # the CPU's case
+    too_big = r"one member needs about \d\.\d kB .* all 30 train and dev rows.* 1\.0 kB of"
+    with pytest.raises(ValueError, match=too_big):
+        jaxhp.run_sweep(sweep.grid(lambd=[0.0]), data, MLP, progress=False)
+
+
 def test_a_base_name_that_nothing_reads_warns_with_the_likely_name(data, recwarn):
     base = jaxhp.HParams(learnig_rate=0.5)
     with pytest.warns(UserWarning, match=r"base has 'learnig_rate', which neither.*'learning_"):
