@@ -468,6 +468,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_optimizer_axes(hp, axes=False)
     hp.add_argument("--seed", type=_seed, default=0, help="seed of init, dropout and shuffles")
+    hp.add_argument(
+        "--member-seed",
+        metavar="K",
+        type=_seed,
+        default=None,
+        help="train exactly the member of seed K (results.csv's seed column) of jaxhp sweep "
+        "--seed SEED with these flags, to --save its params (default: the key is "
+        "jax.random.key(SEED))",
+    )
     out = train.add_argument_group("outputs")
     out.add_argument("--quiet", action="store_true", help="no per-step lines, only the result")
     out.add_argument(
@@ -1023,6 +1032,17 @@ def _check_model(args, data):
         )
 
 
+def _train_key(args):
+    """jaxhp train's key: a sweep member's (--member-seed), or jax.random.key(--seed)."""
+    import jax
+
+    if args.member_seed is None:
+        return jax.random.key(args.seed)
+    from jaxhp.sweep import member_key
+
+    return member_key(args.seed, args.member_seed)
+
+
 def _eval_every(args) -> int | None:
     """--eval-every; without it, for halving from --min-steps, the largest divisor of
     --min-steps up to the default (steps // 100), so that every rung is an evaluation."""
@@ -1120,7 +1140,8 @@ def _train(args) -> int:
         f"hparams: lambd={_num(args.lambd)} keep_prob={_num(args.keep_prob)} "
         f"learning_rate={_num(args.learning_rate)} "
         + "".join(f"{name}={_num(value)} " for name, value in own.items())
-        + f"seed={args.seed}",
+        + f"seed={args.seed}"
+        + ("" if args.member_seed is None else f" member_seed={args.member_seed}"),
         f"model: {_architecture(args, config, n_out)}, {config.activation}, "
         f"{config.init} init, {config.optimizer}, {config.steps} steps, evaluated every "
         f"{config.every}{shown}; keeps the {kept} params",
@@ -1140,7 +1161,7 @@ def _train(args) -> int:
     started = time.perf_counter()
     try:
         on_eval = None if args.quiet else progress
-        result = fit(jax.random.key(args.seed), hparams, data, config, on_eval=on_eval)
+        result = fit(_train_key(args), hparams, data, config, on_eval=on_eval)
         jax.effects_barrier()
         history = jax.device_get(result.history)
     except KeyboardInterrupt:

@@ -775,3 +775,28 @@ def test_a_digits_sweep_from_the_command_line_equals_fit(tmp_path, capsys, model
         hp = HParams(lambd=float(row["lambd"]), keep_prob=1.0, learning_rate=0.1)
         fitted = jaxhp.fit(jaxhp.sweep.member_key(0, int(row["seed"])), hp, data, config)
         assert float(row["dev_cost"]) == pytest.approx(float(fitted.history.dev_cost[-1]), 1e-5)
+
+
+def test_train_member_seed_saves_the_params_of_a_sweep_member(tmp_path, capsys):
+    """jaxhp train --member-seed K trains exactly the sweep's member of seed K: its saved
+    params equal sweep.refit's of that member (an independent path through run_sweep)."""
+    flags = ["--n-train", "80", "--n-dev", "40", "--layers", "5", "--steps", "30"]
+    flags += ["--eval-every", "10", "--seed", "3", "--quiet"]
+    out = tmp_path / "sweep"
+    assert main(["sweep", *flags, "--lambd", "0.1", "--keep-prob", "0.8", "--seeds", "2",
+                 "--out", str(out)]) == 0  # fmt: skip
+    saved = tmp_path / "p.npz"
+    train_flags = ["--lambd", "0.1", "--keep-prob", "0.8", "--member-seed", "1"]
+    assert main(["train", *flags, *train_flags, "--save", str(saved)]) == 0
+    assert "seed=3 member_seed=1" in capsys.readouterr().out
+    data = jaxhp.datasets.load("moons", n_train=80, n_dev=40, n_test=0, seed=0)
+    config = jaxhp.TrainConfig(layer_sizes=(2, 5, 1), steps=30, eval_every=10)
+    space = jaxhp.sweep.grid(lambd=[0.1], keep_prob=[0.8], seeds=2)
+    results = jaxhp.run_sweep(space, data, config, seed=3, progress=False)
+    member = int(np.flatnonzero(np.asarray(results.seeds) == 1)[0])
+    refitted = jaxhp.sweep.refit(results, member, data, config)
+    with np.load(saved) as params:
+        assert sorted(params) == ["W1", "W2", "b1", "b2"]
+        for k, layer in enumerate(refitted.params, start=1):  # the MLP's list of layers
+            np.testing.assert_array_equal(params[f"W{k}"], np.asarray(layer.W))
+            np.testing.assert_array_equal(params[f"b{k}"], np.asarray(layer.b))
