@@ -2241,10 +2241,32 @@ def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespa
     return args
 
 
+def _check_repeated(command: argparse.ArgumentParser, words: list[str]) -> None:
+    """One flag given twice (``--lambd 0.1 --lambd 1``) is an error: argparse would keep
+    the last and drop the first silently. ``--lr`` and ``--learning-rate`` are one flag."""
+    by_string = {s: a for a in command._actions for s in a.option_strings}
+    seen: dict[str, str] = {}
+    for word in words:
+        action = by_string.get(word.split("=")[0]) if word.startswith("--") else None
+        if action is None:
+            continue
+        flag = word.split("=")[0]
+        if action.dest in seen:
+            twice = (
+                f"{flag} is"
+                if seen[action.dest] == flag
+                else f"{seen[action.dest]} and {flag} are one flag,"
+            )
+            values = " (a list of values is a,b,c)" if action.nargs != 0 else ""
+            command.error(f"{twice} given twice; give it once{values}")
+        seen[action.dest] = flag
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser()
     args = _parse(parser, argv)
+    _check_repeated(_subcommands(parser)[args.command], argv[1:])
     try:
         if getattr(args, "config", None) is not None:  # recorded flags first, typed ones win
             recorded = _recorded_argv(args.config, args.command)
