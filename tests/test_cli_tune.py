@@ -21,10 +21,24 @@ TINY = ["--n-train", "100", "--n-dev", "40", "--layers", "4", "--steps", "30"]
 TINY += ["--eval-every", "10", "--quiet"]
 
 
+def _with(argv: list[str], flags) -> list[str]:
+    """``argv`` with ``flags`` (``--name value`` pairs, or a lone switch) added; a flag it
+    has already takes the new value (a flag may be given only once)."""
+    argv, flags = list(argv), list(flags)
+    while flags:
+        flag = flags.pop(0)
+        value = flags.pop(0) if flags and not flags[0].startswith("--") else None
+        if flag in argv and value is not None:
+            argv[argv.index(flag) + 1] = value
+        else:
+            argv += [flag] if value is None else [flag, value]
+    return argv
+
+
 def _tune(tmp_path, *flags, trials=4):
     url = f"sqlite:///{tmp_path / 'study.db'}"
     argv = ["tune", "--trials", str(trials), "--batch", "2", "--storage", url, *TINY]
-    return main([*argv, "--out", str(tmp_path / "out"), *flags]), url
+    return main(_with([*argv, "--out", str(tmp_path / "out")], flags)), url
 
 
 def _rows(tmp_path) -> list[dict]:
@@ -174,7 +188,7 @@ def test_bad_input_exits_2_with_one_line(tmp_path, capsys, no_training, flags, m
     flags = [f.replace("TMP", str(tmp_path)) for f in flags]
     argv = ["tune", "--trials", "4", "--batch", "2", *TINY, "--out", str(tmp_path / "o")]
     try:
-        code = main([*argv, *flags])
+        code = main(_with(argv, flags))
     except SystemExit as stop:  # argparse's own errors
         code = stop.code
     err = capsys.readouterr().err
@@ -198,7 +212,7 @@ def test_a_stored_study_of_other_settings_is_not_mixed_in(tmp_path, capsys, monk
     assert "tune: 2 trials to train in batches of 2," in capsys.readouterr().out  # no padding
     monkeypatch.setattr(jaxhp.sweep, "run_sweep", lambda *a, **k: pytest.fail("trained"))
     capsys.readouterr()
-    code, _ = _tune(tmp_path, *mine, "--steps", "20")  # a later flag wins
+    code, _ = _tune(tmp_path, *mine, "--steps", "20")
     assert code == 2
     err = capsys.readouterr().err
     assert "--study-name jaxhp-tune in --storage sqlite:///" in err
