@@ -244,6 +244,7 @@ class _Cell:
         self.members = members
         self.n = len(members)
         self.n_diverged = int(diverged[members].sum())
+        self.earlier_rung = None  # halving: the rung its members stopped at, before the last
         self.mean = self.std = np.nan
         for group in dict.fromkeys(groups[members].tolist()):
             in_group = members[groups[members] == group]
@@ -265,6 +266,8 @@ class _Cell:
             lines.append(f"± {self.std:.3f}")
         if self.n_diverged:
             lines.append(f"{self.n_diverged}/{self.n} diverged")
+        if self.earlier_rung is not None:
+            lines.append(f"(rung {self.earlier_rung})")
         return "\n".join(lines)
 
 
@@ -372,6 +375,13 @@ def heatmap_figure(
     diverged = np.asarray(columns["diverged"], bool)
     maximise = _maximise(metric)
     cells = _cells(xs, ys, _groups(columns, names, x, y), values, diverged, maximise)
+    if "rung" in columns:  # halving: a point's value is from its members' last rung
+        rung = np.asarray(columns["rung"])
+        last = int(rung.max())
+        for cell in cells.values():
+            cell.earlier_rung = (
+                int(rung[cell.members].max()) if rung[cell.members].max() < last else None
+            )
     best = _table_best_point(results, metric, xs, ys)
     if best is None:
         best = _best_point(cells, maximise)
@@ -395,7 +405,12 @@ def heatmap_figure(
         f" diverged members excluded",
         fontsize=10,
     )
-    handles = _heatmap_legend(as_grid, best is not None, any(c.n_diverged for c in cells.values()))
+    handles = _heatmap_legend(
+        as_grid,
+        best is not None,
+        any(c.n_diverged for c in cells.values()),
+        any(c.earlier_rung is not None for c in cells.values()),
+    )
     if handles:
         fig.legend(handles=handles, loc="outside lower center", ncols=2, fontsize=8)
     return fig
@@ -409,17 +424,20 @@ def _fill_axes(results, x, y) -> tuple[str, str]:
     return x, y if y is not None else next(n for n in spare if n != x)
 
 
-def _heatmap_legend(as_grid: bool, has_best: bool, has_diverged: bool) -> list:
+def _heatmap_legend(as_grid: bool, has_best: bool, has_diverged: bool, earlier: bool) -> list:
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
     if as_grid:
         best = Patch(fill=False, ec="red", lw=2, label="best mean")
         diverged = Patch(fc="lightgrey", ec="black", hatch=_HATCH, label="has diverged members")
+        stopped = Patch(fill=False, lw=0, label="(rung k): stopped by halving, fewer steps")
     else:
         best = Line2D([], [], ls="", marker="*", ms=14, mfc="none", mec="red", label="best mean")
         diverged = Line2D([], [], ls="", marker="x", c="red", label="has diverged members")
-    return [best] * has_best + [diverged] * has_diverged
+        stopped = Line2D([], [], ls="", marker="o", mfc="none", mec="grey",
+                         label="stopped at an earlier rung by halving: fewer steps")  # fmt: skip
+    return [best] * has_best + [diverged] * has_diverged + [stopped] * earlier
 
 
 def _colour_norm(cells, metric: str, resolution: float = 0.0):
@@ -498,9 +516,16 @@ def _draw_scatter(ax, cells, ux, uy, best, norm):
     points = np.asarray(list(cells), np.float64)
     means = np.asarray([c.mean for c in cells.values()])
     ok = np.isfinite(means)
+    earlier = np.asarray([c.earlier_rung is not None for c in cells.values()])
     image = ax.scatter(
-        points[ok, 0], points[ok, 1], c=means[ok], cmap=_cmap(), norm=norm, s=40, ec="k", lw=0.3
-    )
+        points[ok & ~earlier, 0], points[ok & ~earlier, 1], c=means[ok & ~earlier],
+        cmap=_cmap(), norm=norm, s=40, ec="k", lw=0.3,
+    )  # fmt: skip
+    if (ok & earlier).any():  # halving: measured after fewer steps, drawn hollow
+        ax.scatter(
+            points[ok & earlier, 0], points[ok & earlier, 1], facecolors="none",
+            edgecolors=_cmap()(norm(means[ok & earlier])), s=40, lw=1.5, gid="earlier rung",
+        )  # fmt: skip
     some = np.asarray([c.n_diverged > 0 for c in cells.values()])
     if some.any():
         ax.scatter(

@@ -436,3 +436,25 @@ def test_curves_of_a_halving_sweep_say_the_ranking_puts_later_rungs_first():
     legend = plot.curves_figure(results).axes[1].get_legend()
     assert legend.get_title().get_text() == "top 3 configurations by the last rung reached, "\
         "then dev_accuracy"  # fmt: skip
+
+
+def test_halving_heatmaps_mark_the_points_stopped_at_an_earlier_rung():
+    # 2 x 2 grid, one seed: member 3 reached the last rung (2); the others stopped earlier
+    grid = make_results([0.0, 0.0, 1.0, 1.0], [0.8, 1.0] * 2, [0.1] * 4, [0] * 4,
+                        [0.80, 0.82, 0.84, 0.90])  # fmt: skip
+    grid.rung = np.asarray([0, 1, 0, 2])
+    texts = {k: t.get_text() for k, t in texts_at(plot.heatmap_figure(grid).axes[0]).items()}
+    assert texts == {  # (lambd, keep_prob) cell -> its text
+        (0, 0): "0.800\n(rung 0)",
+        (0, 1): "0.820\n(rung 1)",
+        (1, 0): "0.840\n(rung 0)",
+        (1, 1): "0.900",
+    }
+    # a random search: the stopped points are hollow, the finished one filled
+    scattered = make_results(np.geomspace(1e-3, 1, 6), np.linspace(0.5, 1, 6), [0.1] * 6,
+                             [0] * 6, np.linspace(0.8, 0.9, 6))  # fmt: skip
+    scattered.rung = np.asarray([0, 0, 0, 1, 1, 2])
+    ax = plot.heatmap_figure(scattered).axes[0]
+    (hollow,) = [c for c in ax.collections if c.get_gid() == "earlier rung"]
+    np.testing.assert_allclose(hollow.get_offsets()[:, 0], np.geomspace(1e-3, 1, 6)[:5], 1e-6)
+    assert len(ax.collections[0].get_offsets()) == 1  # the filled one: member 5
