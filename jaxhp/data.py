@@ -222,6 +222,7 @@ def load_file(path) -> tuple[np.ndarray, np.ndarray]:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"dataset file {path} does not exist")
+    lines = None  # a CSV's line number of each data row, to name a bad one
     if path.suffix == ".npz":
         try:
             archive = np.load(path)
@@ -254,6 +255,7 @@ def load_file(path) -> tuple[np.ndarray, np.ndarray]:
         except (ValueError, IndexError):
             rows = rows[1:]  # header
         table = _csv_table(path, rows)
+        lines = [number for number, _ in rows]
         if table.ndim != 2 or table.shape[1] < 2:
             raise ValueError(
                 f"dataset file {path} needs at least one feature column and a label column"
@@ -269,9 +271,10 @@ def load_file(path) -> tuple[np.ndarray, np.ndarray]:
         )
     bad = ~np.isfinite(x).all(axis=1)
     if bad.any():
+        row = int(np.argmax(bad))
+        where = f"line {lines[row]}" if lines else f"row {row} (counted from 0)"
         raise ValueError(
-            f"dataset file {path}: x holds NaN or inf, first in data row {int(np.argmax(bad))} "
-            "(counted from 0); fill or drop those rows"
+            f"dataset file {path}: x holds NaN or inf, first at {where}; fill or drop those rows"
         )
     y = np.asarray(y)
     if y.ndim == 2 and y.shape[1] == 1:  # a column of class ids
@@ -303,6 +306,13 @@ def _csv_table(path: Path, rows: list) -> np.ndarray:
     if not rows:
         raise ValueError(f"dataset file {path} has no data rows")
     width = len(rows[0][1])
+    other = next((sep for sep in (";", "\t", " ") if sep in rows[0][1][0]), None)
+    if width == 1 and other is not None:
+        shown = {";": "';'", "\t": "tabs", " ": "spaces"}[other]
+        raise ValueError(
+            f"dataset file {path} line {rows[0][0]} reads as one column: jaxhp reads "
+            f"comma-separated values, and this file looks separated by {shown}"
+        )
     for number, cells in rows:
         if len(cells) != width:
             raise ValueError(
