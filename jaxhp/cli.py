@@ -1717,7 +1717,9 @@ def _report_steps(args, results, record, trained, data, config, done: list[str])
             f"{_noise_words(args.metric, live, results._resolution(args.metric), args.command)})",
             *_stopping_words(results, best),
             _diagnosis_words(
-                args, lambda bayes: results.diagnosis(best["members"], bayes_error=bayes)
+                args,
+                lambda bayes: results.diagnosis(best["members"], bayes_error=bayes),
+                chosen_from=len(rows),
             ),
         )
     out = Path(args.out)
@@ -2101,14 +2103,22 @@ def _bayes_default(args) -> tuple[float | None, str]:
     return None, "the default: pass --bayes-error, your estimate of human-level error"
 
 
-def _diagnosis_words(args, diagnosis_of) -> str:
+def _diagnosis_words(args, diagnosis_of, chosen_from: int = 1) -> str:
     """The diagnosis, with the Bayes error the CLI assumes and where it comes from. Its
-    warning about a Bayes error above the train error is left out: a note says it."""
+    warning about a Bayes error above the train error is left out: a note says it. The
+    best of ``chosen_from`` configurations gets a note that its dev error reads low."""
     bayes, note = _bayes_default(args)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="bayes_error .* is above train_error")
         diagnosis = diagnosis_of(bayes)
-    return str(diagnosis._replace(bayes_note=note or None))
+    notes = diagnosis.notes
+    if chosen_from > 1:
+        notes += (
+            f"chosen as the best of {chosen_from} configurations on this dev set, so its dev "
+            "error reads low (the choice also fits the dev set's noise); a test split "
+            "(--n-test N) scores it once, without that bias",
+        )
+    return str(diagnosis._replace(bayes_note=note or None, notes=notes))
 
 
 def _cache_words(meta: dict) -> str:

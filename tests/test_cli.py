@@ -62,6 +62,7 @@ def test_train_command(tmp_path, capsys, monkeypatch):
     assert sum(line.startswith("step ") for line in out.splitlines()) == 2
     assert "final (last params): train accuracy" in out
     assert "Bayes error 5.00%" in out and "verdict:" in out
+    assert "chosen as the best of" not in out  # one run: nothing was chosen on dev
     assert "saved the last params (step 100)" in out
     with np.load(tmp_path / "p.npz") as params:
         assert params["W1"].shape == (2, 20) and params["b3"].shape == (1,)
@@ -85,6 +86,7 @@ def test_sweep_writes_outputs_and_its_config_reruns_it(tmp_path, capsys):
     assert "sweep: 8 members (4 points × 2 seeds)" in text and "trained 8 members" in text
     assert re.search(r"trained 8 members in [\d.]+ s \(in one chunk\)", text)
     assert "best: lambd=" in text and "verdict:" in text
+    assert "note: chosen as the best of 4 configurations on this dev set, so its dev" in text
     assert "test: no test split drawn (--n-test N draws one" in text
     # moons' noise is known: the Bayes error assumed is the best possible classifier's
     assert re.search(r"assumed Bayes error 5\.\d\d% \(the moons generator's at noise 0.25", text)
