@@ -2252,13 +2252,14 @@ def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespa
 
 
 def _check_repeated(command: argparse.ArgumentParser, words: list[str]) -> None:
-    """One flag given twice (``--lambd 0.1 --lambd 1``) is an error: argparse would keep
-    the last and drop the first silently. ``--lr`` and ``--learning-rate`` are one flag."""
+    """One value flag given twice (``--lambd 0.1 --lambd 1``) is an error: argparse would
+    keep the last and drop the first silently. ``--lr`` and ``--learning-rate`` are one
+    flag."""
     by_string = {s: a for a in command._actions for s in a.option_strings}
     seen: dict[str, str] = {}
     for word in words:
         action = by_string.get(word.split("=")[0]) if word.startswith("--") else None
-        if action is None:
+        if action is None or action.nargs == 0:  # a switch twice (--quiet) loses nothing
             continue
         flag = word.split("=")[0]
         if action.dest in seen:
@@ -2267,8 +2268,7 @@ def _check_repeated(command: argparse.ArgumentParser, words: list[str]) -> None:
                 if seen[action.dest] == flag
                 else f"{seen[action.dest]} and {flag} are one flag,"
             )
-            values = " (a list of values is a,b,c)" if action.nargs != 0 else ""
-            command.error(f"{twice} given twice; give it once{values}")
+            command.error(f"{twice} given twice; give it once (a list of values is a,b,c)")
         seen[action.dest] = flag
 
 

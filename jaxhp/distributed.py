@@ -191,7 +191,7 @@ def _next_peer(server, deadline: float, cluster: Cluster, peers: dict):
         try:
             conn, _ = server.accept()
         except TimeoutError:
-            missing = sorted(set(range(1, n)) - set(peers))
+            missing = sorted(set(range(1, n)) - set(_still_open(peers)))
             raise TimeoutError(
                 f"process(es) {', '.join(map(str, missing))} of {n} did not join the "
                 f"coordinator {cluster.coordinator} within {cluster.timeout_s} s; start one "

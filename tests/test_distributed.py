@@ -322,16 +322,16 @@ def test_a_peer_that_died_after_answering_is_missing_and_may_come_back():
     for comes_back in (False, True):
         port, outcome = free_port(), []
         leader = threading.Thread(
-            target=lambda: outcome.extend(roll_call_all(2, port, timeout_s=3, ids=[0]))
+            target=lambda: outcome.extend(roll_call_all(3, port, timeout_s=3, ids=[0]))
         )
         leader.start()
-        _a_peer_that_quits(port, 1, 2, time.monotonic() + 20)
-        time.sleep(0.3)  # process 0 has read its line by now
+        _a_peer_that_quits(port, 1, 3, time.monotonic() + 20)  # while 0 waits for 2
+        time.sleep(0.3)
         if comes_back:  # restarted with the same id: welcome, not a duplicate
-            assert roll_call_all(2, port, timeout_s=3, ids=[1]) == ["joined"]
+            assert roll_call_all(3, port, timeout_s=3, ids=[1, 2]) == ["joined"] * 2
         leader.join(timeout=30)
         if comes_back:
             assert outcome == ["joined"]
-        else:  # before: process 0 said "go" to the dead connection and went on into JAX
+        else:  # before: process 1 counted as joined, and process 0 went on into JAX
             (error,) = outcome
-            assert isinstance(error, TimeoutError) and "process(es) 1 of 2" in str(error)
+            assert isinstance(error, TimeoutError) and "process(es) 1, 2 of 3" in str(error)

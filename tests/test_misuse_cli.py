@@ -105,7 +105,6 @@ CASES = [
     (["sweep", "--min-steps", "10"], "--min-steps needs --halving ETA"),
     (["sweep", "--lambd", "0.1", "--lambd=1"], "--lambd is given twice; give it once \\(a list"),
     (["train", "--lr", "0.1", "--learning-rate", "1"], "--lr and --learning-rate are one flag"),
-    (["sweep", "--quiet", "--quiet"], "--quiet is given twice; give it once$"),
     (["sweep", "--halving", "3", "--min-steps", "0"], "argument --min-steps: expected an int"),
     (
         ["sweep", "--halving", "3", "--steps", "100", "--eval-every", "10", "--min-steps", "15"],
