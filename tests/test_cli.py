@@ -571,11 +571,11 @@ def test_report_names_diverged_members_and_ranks_by_the_metric(tmp_path, capsys)
 def test_second_sweep_loads_its_program_from_the_cache_and_no_cache_turns_it_off(tmp_path):
     env = {**os.environ, "JAXHP_CACHE_DIR": str(tmp_path / "cache"), "JAX_PLATFORMS": "cpu"}
     args = [sys.executable, "-m", "jaxhp", "sweep", "--lambd", "0,1", "--keep-prob", "1"]
-    args += [*SMALL, "--seeds", "1", "--quiet"]
+    args += ["--n-train", "80", "--n-dev", "40", "--layers", "6", "--seeds", "1", "--quiet"]
 
-    def sweep(*extra):
+    def sweep(*extra, steps="60"):
         done = subprocess.run(
-            [*args, *extra, "--out", str(tmp_path / "out")],
+            [*args, "--steps", steps, *extra, "--out", str(tmp_path / "out")],
             env=env,
             capture_output=True,
             text=True,
@@ -591,7 +591,7 @@ def test_second_sweep_loads_its_program_from_the_cache_and_no_cache_turns_it_off
     )
     # more steps: a new main program, compiled, while the small ones come from the cache
     mixed = r"[1-9]\d* programs? from the cache, [1-9]\d* compiled \(later runs reuse them\)"
-    assert re.search(mixed, sweep("--steps", "70"))
+    assert re.search(mixed, sweep(steps="70"))
     assert "compilation cache off" in sweep("--no-cache")
 
 
