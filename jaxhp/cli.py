@@ -111,7 +111,8 @@ def _eta(text: str) -> float:
 def _bayes_error(text: str) -> float:
     value = _float(text)
     if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"expected an error rate in [0, 1), got {text!r}")
+        percent = f"; for {value:g}% give {value / 100:g}" if 1 < value <= 100 else ""
+        raise argparse.ArgumentTypeError(f"expected an error rate in [0, 1), got {text!r}{percent}")
     return value
 
 
@@ -1824,7 +1825,7 @@ def _tune_record(args, source, config) -> dict:
         "trials": args.trials,
         "batch": args.batch,
         "sampler": args.sampler,
-        "storage": args.storage,
+        "storage": None if args.storage is None else _absolute_sqlite(args.storage),
         "study_name": args.study_name if args.storage else None,
         "seed": args.seed,
         "metric": args.metric,

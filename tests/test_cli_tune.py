@@ -1,6 +1,7 @@
 """``jaxhp tune``: Optuna's sampler over vmapped batches, from the command line."""
 
 import csv
+import json
 import re
 import sys
 
@@ -259,6 +260,9 @@ def test_config_reruns_a_study_and_finds_a_relative_storage_from_any_folder(
     assert main([*argv, "--learning-rate", "0.3,0.6", "--out", "a"]) == 0
     assert main([*argv, "--storage", "sqlite:///study.db", "--out", "stored"]) == 0
     capsys.readouterr()
+
+    recorded = json.loads((first / "stored" / "results.json").read_text())["config"]
+    assert recorded["storage"] == f"sqlite:///{first / 'study.db'}"  # absolute, as replayed
 
     # In memory: the seeded sampler asks the same trials, so the same table, as text.
     assert main(["tune", "--config", str(first / "a" / "results.json"), "--out", "b"]) == 0

@@ -90,7 +90,7 @@ CASES = [
     (["train", "--n-dev", "0"], "argument --n-dev: expected an int >= 1, got 0"),
     (
         ["sweep", "--bayes-error", "5"],
-        "argument --bayes-error: expected an error rate in \\[0, 1\\)",
+        "argument --bayes-error: expected an error rate in \\[0, 1\\), got '5'; for 5% give 0.05",
     ),
     (["sweep", "--bayes-error", "1"], "argument --bayes-error: expected an error rate"),
     (["sweep", "--out", "FILE"], "--out .*a-file is a file; give a folder"),
