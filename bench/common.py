@@ -99,13 +99,17 @@ def table(rows: list[dict], columns: list[tuple[str, str]]) -> str:
     return "\n".join(lines)
 
 
-def write(name: str, payload: dict, *, quick: bool) -> Path:
-    RESULTS.mkdir(parents=True, exist_ok=True)
+def results_path(name: str, *, quick: bool) -> Path:
     import jax
 
     if jax.default_backend() != "cpu":  # e.g. sweep-gpu.json beside the CPU's sweep.json
         name = f"{name}-{jax.default_backend()}"
-    path = RESULTS / (f"{name}-quick.json" if quick else f"{name}.json")
+    return RESULTS / (f"{name}-quick.json" if quick else f"{name}.json")
+
+
+def write(name: str, payload: dict, *, quick: bool) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = results_path(name, quick=quick)
     payload = {
         "benchmark": name,
         "quick": quick,

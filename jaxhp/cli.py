@@ -974,8 +974,14 @@ def _data_line(source: dict, data, n_classes: int) -> str:
             if source["normalized"]
             else "; features as they are in the file"
         )
+    header = ""
+    if str(source.get("file", "")).endswith(".csv"):
+        from jaxhp.data import csv_header
+
+        names = csv_header(source["file"])
+        header = f" (its first row, {', '.join(names)}, read as column names)" if names else ""
     return (
-        f"data: {label}: {source['m_train']} train, {source['m_dev']} dev, "
+        f"data: {label}{header}: {source['m_train']} train, {source['m_dev']} dev, "
         f"{source['m_test']} test examples; {shape}, {n_classes} classes{scaling}"
     )
 

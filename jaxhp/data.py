@@ -218,7 +218,8 @@ def split(x, y, *, key, ratios="auto", stratify: bool = True, train_dev: bool = 
 
 def load_file(path) -> tuple[np.ndarray, np.ndarray]:
     """Read ``(x, y)`` from an ``.npz`` (arrays ``x`` and ``y``) or a ``.csv`` (features then
-    the label in the last column; a header row is skipped)."""
+    the label in the last column; a first row without numbers is a header, and skipped:
+    :func:`csv_header` returns it)."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"dataset file {path} does not exist")
@@ -250,10 +251,8 @@ def load_file(path) -> tuple[np.ndarray, np.ndarray]:
     elif path.suffix == ".csv":
         with path.open(newline="") as f:
             rows = [(number, r) for number, r in enumerate(csv.reader(f), start=1) if r]
-        try:
-            float(rows[0][1][0])
-        except (ValueError, IndexError):
-            rows = rows[1:]  # header
+        if rows and _is_header(rows[0][1]):
+            rows = rows[1:]
         table = _csv_table(path, rows)
         lines = [number for number, _ in rows]
         if table.ndim != 2 or table.shape[1] < 2:
@@ -301,6 +300,28 @@ def load_file(path) -> tuple[np.ndarray, np.ndarray]:
     return x, y.astype(np.int32)
 
 
+def _is_number(cell: str) -> bool:
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
+
+
+def _is_header(cells: list[str]) -> bool:
+    """A first row with no number in it names the columns; one with some numbers is data
+    (a bad cell there is reported, not dropped with the row)."""
+    return not any(_is_number(cell) for cell in cells)
+
+
+def csv_header(path) -> list[str] | None:
+    """The column names of a CSV dataset file whose first row is a header (which
+    :func:`load_file` skips), else None."""
+    with Path(path).open(newline="") as f:
+        first = next((row for row in csv.reader(f) if row), None)
+    return first if first is not None and _is_header(first) else None
+
+
 def _csv_table(path: Path, rows: list) -> np.ndarray:
     """The numeric table of a CSV's (line number, cells) rows; a bad row is named."""
     if not rows:
@@ -320,12 +341,8 @@ def _csv_table(path: Path, rows: list) -> np.ndarray:
                 f"row has {width}"
             )
         for cell in cells:
-            try:
-                float(cell)
-            except ValueError:
-                raise ValueError(
-                    f"dataset file {path} line {number}: {cell!r} is not a number"
-                ) from None
+            if not _is_number(cell):
+                raise ValueError(f"dataset file {path} line {number}: {cell!r} is not a number")
     return np.asarray([cells for _, cells in rows], np.float64)
 
 

@@ -61,7 +61,9 @@ def _split_address(address: str) -> tuple[str, int]:
 
 
 def _port_is_free(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+    host = "127.0.0.1" if host == "localhost" else host.strip("[]")  # [::1] is IPv6's
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
         try:
             probe.bind((host, port))
         except OSError:
@@ -86,7 +88,7 @@ def validate(cluster: Cluster) -> Cluster:
     if isinstance(k, bool) or not isinstance(k, int) or not 0 <= k < n:
         raise ValueError(f"process_id must be in [0, {n}), got {k!r}")
     host, port = _split_address(cluster.coordinator)
-    if k == 0 and not _port_is_free(host if host not in ("localhost",) else "127.0.0.1", port):
+    if k == 0 and not _port_is_free(host, port):
         raise ValueError(
             f"coordinator port {port} on {host} is already in use; pick a free "
             "port for --coordinator"

@@ -280,6 +280,8 @@ def test_sweep_from_files(tmp_path, capsys):
         assert code == 0, err
         # a file keeps its own test split (60/20/20 at this size), scored once at the end
         assert "90 train, 30 dev, 30 test examples" in out
+        said = "(its first row, a, b, c, label, read as column names)"
+        assert (said in out) == (name == "d.csv")
         assert "test accuracy of the chosen configuration (last params): " in out
     # train reads files too (it once crashed checking the built-in-only flags)
     assert main(["train", "--dataset", str(tmp_path / "d.csv"), "--steps", "60", "--quiet"]) == 0
@@ -295,6 +297,8 @@ def test_sweep_from_files(tmp_path, capsys):
         (b"not a zip file", "not a readable .npz"),
         ("npz-missing-y", "must hold arrays 'x' and 'y'"),
         ("csv-bad", "d.csv line 2: 'oops' is not a number"),
+        # a first row with numbers in it is data: it was once dropped as a header
+        ("csv-bad-first", "d.csv line 1: 'oops' is not a number"),
     ],
 )
 def test_sweep_bad_dataset_file(tmp_path, capsys, content, match):
@@ -304,6 +308,9 @@ def test_sweep_bad_dataset_file(tmp_path, capsys, content, match):
     elif content == "csv-bad":
         path = tmp_path / "d.csv"
         path.write_text("1,2,0\n3,oops,1\n")
+    elif content == "csv-bad-first":
+        path = tmp_path / "d.csv"
+        path.write_text("oops,2,0\n3,4,1\n5,6,0\n")
     else:
         path = tmp_path / "d.npz"
         if content is not None:

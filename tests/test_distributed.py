@@ -10,6 +10,7 @@ import sys
 import time
 
 import numpy as np
+import pytest
 
 ENV = {
     **os.environ,
@@ -186,6 +187,29 @@ def test_port_in_use(tmp_path):
         done = run_one(*SWEEP, *cluster, "--process-id", "0", timeout=60)
     assert done.returncode == 2
     assert f"port {port} on 127.0.0.1 is already in use" in done.stderr
+
+
+def _ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not _ipv6_loopback(), reason="no IPv6 loopback here")
+def test_an_ipv6_coordinator_port_is_probed_as_ipv6():
+    from jaxhp import distributed as dist
+
+    with socket.socket(socket.AF_INET6) as busy:
+        busy.bind(("::1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        with pytest.raises(ValueError, match=rf"port {port} on \[::1\] is already in use"):
+            dist.validate(dist.Cluster(f"[::1]:{port}", 2, 0, 10))
+    free = dist.Cluster(f"[::1]:{port}", 2, 0, 10)  # was refused as "in use" when free
+    assert dist.validate(free) == free
 
 
 def test_processes_with_different_arguments_are_refused(tmp_path):
