@@ -119,26 +119,60 @@ _TRAIN_J = "train J = cross-entropy + L2 term"
 _DEV_CE = "dev cross-entropy"
 
 
-def _draw_run(cost_ax, acc_ax, steps, history: History, member, colour, label=None) -> None:
-    """Cost (log scale) and accuracy of one run: train dashed, dev solid."""
+_MARKERS = "osD^vPX*<>"
+
+
+def _markers(index: int, count: int, n_points: int) -> dict:
+    """Run ``index`` of ``count`` drawn together: its own marker shape, at points spread
+    between the others' (so runs whose curves coincide still show each of them)."""
+    if n_points < 2:
+        return {}
+    every = max(1, n_points // 6)
+    start = index * every // count
+    return dict(marker=_MARKERS[index % len(_MARKERS)], markevery=(start, every), ms=5)
+
+
+def _draw_run(
+    cost_ax, acc_ax, steps, history: History, member, colour, label=None, marks=None
+) -> None:
+    """Cost (log scale) and accuracy of one run: train dashed, dev solid (with ``marks``,
+    matplotlib marker options, on the dev lines)."""
 
     def row(values):
         values = np.asarray(values)
         return values[member] if member is not None else values
 
+    marks = marks or {}
     train_cost, dev_cost = row(history.train_cost), row(history.dev_cost)
-    cost_ax.plot(steps, _finite_or_nan(dev_cost), color=colour, label=label)
+    cost_ax.plot(steps, _finite_or_nan(dev_cost), color=colour, label=label, **marks)
     cost_ax.plot(steps, _finite_or_nan(train_cost), color=colour, ls="--", lw=1)
-    acc_ax.plot(steps, row(history.dev_accuracy), color=colour, label=label)
+    acc_ax.plot(steps, row(history.dev_accuracy), color=colour, label=label, **marks)
     acc_ax.plot(steps, row(history.train_accuracy), color=colour, ls="--", lw=1)
     for series in (dev_cost, train_cost):
         _mark_nonfinite(cost_ax, steps, series, colour)
+
+
+def _plain_log_labels(**options):
+    """matplotlib's log-axis labels (which ticks get one) written as plain numbers: 0.3,
+    not 3e-01."""
+    from matplotlib.ticker import LogFormatter
+
+    class PlainLog(LogFormatter):
+        def __call__(self, x, pos=None):
+            return f"{x:g}" if super().__call__(x, pos) else ""
+
+    return PlainLog(**options)
 
 
 def _label_run_axes(cost_ax, acc_ax) -> None:
     from matplotlib.lines import Line2D
 
     cost_ax.set_yscale("log")
+    # plain numbers (0.3, 0.4, ...), and the minor ticks labelled over up to two decades
+    cost_ax.yaxis.set_major_formatter(_plain_log_labels(minor_thresholds=(2, 0.5)))
+    cost_ax.yaxis.set_minor_formatter(
+        _plain_log_labels(labelOnlyBase=False, minor_thresholds=(2, 0.5))
+    )
     cost_ax.set_xlabel("step")
     cost_ax.set_ylabel("cost (log scale)")
     cost_ax.set_title("cost: the train J includes the L2 term, the dev cost does not", fontsize=9)
@@ -594,13 +628,15 @@ def curves_figure(results, *, top: int = 5, metric: str | None = None):
     fig = _figure(figsize=(14, 4.5), layout="constrained")
     cost_ax, acc_ax = fig.subplots(1, 2)
     steps = np.asarray(results.history.step)
+    drawn = [_trained_part(results.history, r["member"], _steps_of(steps, r), r) for r in rows]
     # The best drawn last, on top: runs that coincide then show the higher-ranked one.
     for i, row in reversed(list(enumerate(rows))):
-        member = row["member"]
-        step = steps[member] if steps.ndim == 2 else steps
+        history = drawn[i]
         label = f"{i + 1}. {member_label(row, names)}"  # the table's rank, then the member
-        history = _trained_part(results.history, member, step, row)
-        _draw_run(cost_ax, acc_ax, step[: len(history.step)], history, None, f"C{i % 10}", label)
+        label += _hidden_under(history, drawn[:i])
+        marks = _markers(i, len(rows), len(history.step))
+        step = _steps_of(steps, row)[: len(history.step)]
+        _draw_run(cost_ax, acc_ax, step, history, None, f"C{i % 10}", label, marks)
     _label_run_axes(cost_ax, acc_ax)
     if rows:
         several = len(set(np.asarray(results.seeds).tolist())) > 1
@@ -616,6 +652,25 @@ def curves_figure(results, *, top: int = 5, metric: str | None = None):
         acc_ax.text(0.5, 0.5, "every member diverged", ha="center", transform=acc_ax.transAxes)
     fig.suptitle("curves of the best configurations (train dashed, dev solid)")
     return fig
+
+
+def _steps_of(steps: np.ndarray, row: dict) -> np.ndarray:
+    return steps[row["member"]] if steps.ndim == 2 else steps
+
+
+def _hidden_under(history: History, above: list[History]) -> str:
+    """A legend note when this run's dev curves lie within 1% of a higher-ranked run's,
+    which is drawn over it: the legend then explains the curve one cannot see."""
+    for k, other in enumerate(above):
+        if len(other.step) != len(history.step):
+            continue
+        cost, other_cost = _finite_or_nan(history.dev_cost), _finite_or_nan(other.dev_cost)
+        scale = np.nanmax(np.abs(other_cost)) if np.isfinite(other_cost).any() else 1.0
+        close_cost = np.nanmax(np.abs(cost - other_cost), initial=0.0) <= 0.01 * scale
+        accuracy = np.abs(np.asarray(history.dev_accuracy) - np.asarray(other.dev_accuracy))
+        if close_cost and np.max(accuracy, initial=0.0) <= 0.01:
+            return f" (hidden under {k + 1}.: the same curves within 1%)"
+    return ""
 
 
 def _trained_part(history: History, member: int, steps: np.ndarray, row: dict) -> History:

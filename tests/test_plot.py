@@ -249,6 +249,39 @@ def test_curves_end_where_each_member_stopped():
     assert ends == [20, 20, 40, 40]  # dev and train line of each member
 
 
+def test_curves_legend_names_a_configuration_hidden_under_a_better_one():
+    # accuracies tie, so the table ranks members 0, 1 by dev cost, then member 2
+    results = make_results([0.0, 0.1, 1.0], [1.0] * 3, [0.3] * 3, [0, 0, 0], [0.9, 0.9, 0.8])
+    cost = results.history.dev_cost
+    cost[1] = cost[0] * 1.005  # within 1% of member 0's curve, which is drawn over it
+    cost[2] = cost[0] * 1.05  # 5% away: visible on its own
+    fig = plot.curves_figure(results, top=3)
+    cost_ax, acc_ax = fig.axes
+    texts = [t.get_text() for t in acc_ax.get_legend().get_texts()]
+    assert [t.split()[1] for t in texts] == ["#0", "#1", "#2"]
+    assert texts[1].endswith("(hidden under 1.: the same curves within 1%)")
+    assert "hidden" not in texts[0] + texts[2]
+    # each configuration's dev lines carry its own marker, at points the others leave free
+    marked = [line for line in acc_ax.get_lines() if line.get_marker() not in (None, "None", "")]
+    assert len({line.get_marker() for line in marked}) == 3
+    starts = [plot._markers(i, 3, 60)["markevery"] for i in range(3)]  # 60 evaluations
+    assert [every for _, every in starts] == [10] * 3
+    assert sorted(start for start, _ in starts) == [0, 3, 6]
+
+
+def test_log_cost_axis_labels_plain_numbers():
+    fig = plot.curves_figure(make_results([0.0], [1.0], [0.3], [0], [0.9]), top=1)
+    cost_ax = fig.axes[0]
+    fig.canvas.draw()
+    low, high = cost_ax.get_ylim()
+    ticks = [*cost_ax.get_yticklabels(), *cost_ax.get_yticklabels(minor=True)]
+    shown = {t.get_text(): t.get_position()[1] for t in ticks if low <= t.get_position()[1] <= high}
+    labels = {text: where for text, where in shown.items() if text}
+    assert len(labels) >= 3  # costs from 0.3 to 0.8: under one decade, yet labelled
+    for text, where in labels.items():
+        assert "e" not in text and np.isclose(float(text), where)  # "0.4", not "4e-01"
+
+
 @pytest.mark.parametrize(
     "value, text",
     [(np.float32(0.7), "0.7"), (0.30000001192092896, "0.3"), (1e-5, "1e-05"),
