@@ -249,15 +249,40 @@ def _ordered(values: np.ndarray, numeric: bool) -> np.ndarray:
     return np.unique(values) if numeric else np.asarray(list(dict.fromkeys(values.tolist())))
 
 
-def default_axes(results) -> tuple[str, str]:
+def default_axes(results, metric: str | None = None) -> tuple[str, str]:
     """The heatmap's two axes by default: the swept columns, λ and keep_prob first (the
-    course's pair); a column that does not vary fills in only when fewer than two do."""
+    course's pair). When more than two vary, the two that explain most of ``metric``'s
+    spread over the members (:func:`_influence`; default ``results.default_metric``), so a
+    learning rate that decides the results is not averaged away. A column that does not
+    vary fills in only when fewer than two do."""
     columns = results.columns()
     names = _config_names(results)
     keep = "keep_prob" if "keep_prob" in names else "keep_prob_1"
     preferred = ["lambd", keep] + [n for n in names if n not in ("lambd", keep)]
     varying = [n for n in preferred if len({repr(v) for v in columns[n]}) > 1]
+    if len(varying) > 2:
+        values = np.asarray(columns[metric or _default_metric(results)], np.float64)
+        values[np.asarray(columns["diverged"], bool)] = np.nan
+        share = {n: _influence(columns[n], values) for n in varying}
+        varying.sort(key=lambda n: -share[n])  # a stable sort: ties keep the course's order
     return tuple((varying + [n for n in preferred if n not in varying])[:2])
+
+
+def _influence(column, values, bins: int = 5) -> float:
+    """The share of the variance of ``values`` that lies between the groups of ``column``
+    (η², the correlation ratio): one group per distinct value, or ``bins`` groups of equal
+    size by rank for a numeric column with more distinct values (random search). Members
+    whose value is not finite are left out. 0 when ``values`` do not vary."""
+    keys, numeric = _axis_values(column)
+    finite = np.isfinite(values)
+    keys, values = keys[finite], values[finite]
+    if len(values) < 2 or np.var(values) == 0:
+        return 0.0
+    if numeric and len(np.unique(keys)) > bins:
+        keys = np.argsort(np.argsort(keys, kind="stable"), kind="stable") * bins // len(keys)
+    groups = np.unique(keys, return_inverse=True)[1]
+    means = np.bincount(groups, values) / np.bincount(groups)
+    return float(np.var(means[groups]) / np.var(values))
 
 
 def _axis_values(column) -> tuple[np.ndarray, bool]:
@@ -389,7 +414,8 @@ def heatmap_figure(
     Args:
       results: a :class:`jaxhp.SweepResults`.
       x, y: configuration columns of ``results.columns()`` for the two axes; by default
-        the swept ones, λ and keep_prob first (see :func:`default_axes`).
+        the swept ones, λ and keep_prob first; of three or more, the two that explain
+        most of the metric's spread (see :func:`default_axes`).
       metric: the column to colour by (accuracies: higher is better; costs: lower);
         default: ``results.default_metric``.
 
@@ -400,9 +426,9 @@ def heatmap_figure(
       ValueError: ``x``, ``y`` or ``metric`` is not a column of the sweep.
     """
     metric = metric or _default_metric(results)
-    if x is None or y is None:
-        x, y = _fill_axes(results, x, y)
     columns, names = _check_names(results, x=x, y=y, metric=metric)
+    if x is None or y is None:
+        x, y = _fill_axes(results, x, y, metric)
     xs, x_numeric = _axis_values(columns[x])
     ys, y_numeric = _axis_values(columns[y])
     values = np.asarray(columns[metric], np.float64)
@@ -450,9 +476,9 @@ def heatmap_figure(
     return fig
 
 
-def _fill_axes(results, x, y) -> tuple[str, str]:
+def _fill_axes(results, x, y, metric: str | None = None) -> tuple[str, str]:
     """The axes not given, from :func:`default_axes`, other than the one given."""
-    spare = [name for name in default_axes(results) if name not in (x, y)]
+    spare = [name for name in default_axes(results, metric) if name not in (x, y)]
     spare += [name for name in _config_names(results) if name not in (x, y, *spare)]
     x = x if x is not None else spare.pop(0)
     return x, y if y is not None else next(n for n in spare if n != x)

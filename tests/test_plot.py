@@ -400,6 +400,43 @@ def test_the_heatmap_shows_the_swept_columns_by_default():
     assert (ax.get_xlabel(), ax.get_ylabel()) == ("learning_rate", "lambd")
 
 
+def test_of_three_swept_columns_the_heatmap_shows_the_two_that_matter():
+    # a 3 x 2 x 2 grid whose accuracy depends on the learning rate and keep_prob only
+    rows = list(itertools.product(LAMBDS, KEEPS, RATES))
+    lambd, keep, rate = (np.asarray(c) for c in zip(*rows))
+    accuracy = 0.5 + (rate == 0.3) * 0.3 + (keep == 1.0) * 0.1 + 0.001 * lambd
+    results = make_results(lambd, keep, rate, [0] * len(rows), accuracy)
+    ax = plot.heatmap_figure(results).axes[0]
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("learning_rate", "keep_prob")
+    # make_results' dev cost rises with the member number, so with λ, then keep_prob
+    assert plot.default_axes(results, metric="dev_cost") == ("lambd", "keep_prob")
+
+
+def _eta_squared(keys, values):
+    """The correlation ratio, written out: between-group over total sum of squares."""
+    mean = sum(values) / len(values)
+    total = sum((v - mean) ** 2 for v in values)
+    between = 0.0
+    for key in set(keys):
+        group = [v for k, v in zip(keys, values) if k == key]
+        between += len(group) * (sum(group) / len(group) - mean) ** 2
+    return between / total
+
+
+def test_influence_is_the_correlation_ratio():
+    values = np.array([1.0, 1.2, 3.0, 3.4, 2.0, np.nan])
+    column = ["a", "a", "b", "b", "c", "c"]  # the NaN member is left out
+    assert plot._influence(column, values) == pytest.approx(
+        _eta_squared(column[:5], values[:5].tolist())
+    )
+    assert plot._influence([1, 2, 1, 2], np.array([5.0, 5.0, 5.0, 5.0])) == 0.0
+    # random search: 10 distinct rates in 5 bins of 2 by rank
+    rng = np.random.default_rng(0)
+    rates, values = rng.uniform(size=10), rng.normal(size=10)
+    bins = [sorted(rates).index(r) // 2 for r in rates]
+    assert plot._influence(rates, values) == pytest.approx(_eta_squared(bins, values.tolist()))
+
+
 def test_label_axes_keep_the_sweeps_order():
     # layer sizes as labels: "2-16-8-1" sorts before "2-8-1" as text, not as the sweep has them
     results = make_results([0.0, 0.1, 0.0, 0.1], [1.0] * 4, [0.1] * 4, [0] * 4, [0.8, 0.9] * 2)
