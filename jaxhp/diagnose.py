@@ -4,7 +4,8 @@ With Bayes error as the reference: avoidable bias = train error − Bayes error;
 dev error − train error, or train-dev error − train error when a train-dev set (held out
 from the training distribution) is given, in which case data mismatch = dev − train-dev.
 Each gap counts as "high" when it exceeds ``threshold`` (absolute error rate, default 0.02:
-the course's 15%/16% case is high bias only, 0.5%/1% is fine).
+the course's 15%/16% case is high bias only, 0.5%/1% is fine); a gap equal to it, up to
+float32 rounding (2 examples in 100), is not.
 
 A run that did not train (diverged, or train error at chance level) has no meaningful bias
 or variance: it gets "learning rate too high / diverging" and nothing else. A negative gap
@@ -22,6 +23,17 @@ from jaxhp import _checks
 from jaxhp.records import History
 
 DIVERGING = "learning rate too high / diverging"
+
+# Error rates come from float32 accuracies, which put up to ~1e-7 of rounding on a gap: a
+# gap of exactly the threshold (2 examples in 100) must read the same whichever way it
+# rounded, so comparisons with a threshold allow this much.
+_ROUNDING = 1e-6
+_BELOW_PRINT = 5e-5  # a negative gap smaller than this prints as 0.00%: rounding, not a gap
+
+
+def gap_exceeds(gap: float, threshold: float) -> bool:
+    """``gap > threshold`` beyond float32 rounding (a gap equal to it is not above it)."""
+    return gap > threshold + _ROUNDING
 
 ADVICE = {
     "diverging": (
@@ -240,7 +252,7 @@ def diagnose(
     else:
         problems = _problems(bias, variance, mismatch, threshold)
         notes = _negative_gap_notes(bias, variance, mismatch)
-        if bias < 0:
+        if bias < -_BELOW_PRINT:
             warnings.warn(
                 f"bayes_error {bayes:.2%} is above train_error {train:.2%}: either the Bayes "
                 "estimate is too high or the model memorises noise; avoidable bias reads as 0",
@@ -268,18 +280,19 @@ def _failure(diverged: bool, train: float, bayes: float, chance, threshold: floa
     chance level while the task itself is not (Bayes error below chance)."""
     if diverged:
         return "the run diverged (its cost became non-finite)"
-    if chance is not None and train >= chance - threshold and bayes < chance - threshold:
+    near_chance = chance is not None and not gap_exceeds(chance - train, threshold)
+    if near_chance and gap_exceeds(chance - bayes, threshold):
         return f"train error {train:.2%} is at chance level ({chance:.2%})"
     return None
 
 
 def _problems(bias: float, variance: float, mismatch: float | None, threshold: float) -> list:
     problems = []
-    if bias > threshold:
+    if gap_exceeds(bias, threshold):
         problems.append("high bias")
-    if variance > threshold:
+    if gap_exceeds(variance, threshold):
         problems.append("high variance")
-    if mismatch is not None and mismatch > threshold:
+    if mismatch is not None and gap_exceeds(mismatch, threshold):
         problems.append("data mismatch")
     return problems
 
@@ -295,7 +308,7 @@ def _verdict(problems: list) -> str:
 def _negative_gap_notes(bias: float, variance: float, mismatch: float | None) -> list[str]:
     """Why a gap that cannot truly be negative was measured below 0, and read as about 0."""
     notes = []
-    tiny = 5e-5  # below what the notes print (0.00%): float rounding, not a gap
+    tiny = _BELOW_PRINT
     if bias < -tiny:
         notes.append(
             f"train error is {-bias:.2%} below the assumed Bayes error: avoidable bias read "

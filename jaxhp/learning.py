@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxhp.diagnose import Diagnosis, diagnose
+from jaxhp.diagnose import Diagnosis, diagnose, gap_exceeds
 from jaxhp.init import init_mlp
 from jaxhp.nn import ACTIVATIONS
 from jaxhp.records import Data, HParams, TrainConfig, TrainResult
@@ -102,7 +102,7 @@ def learning_curve(
         bayes_error=bayes_error,
         threshold=threshold,
     )
-    still_falling = len(sizes) > 1 and dev_error[-2] - dev_error[-1] > threshold / 2
+    still_falling = len(sizes) > 1 and gap_exceeds(dev_error[-2] - dev_error[-1], threshold / 2)
     return LearningCurve(sizes, train_error, dev_error, results, verdict, bool(still_falling))
 
 

@@ -132,6 +132,34 @@ def test_threshold_is_adjustable_and_bayes_error_counts():
     assert jaxhp.diagnose(train_error=0.03, dev_error=0.035, threshold=0.01).verdict == "high bias"
 
 
+def _result_with_accuracies(train, dev):
+    """A one-run TrainResult whose last evaluation has these float32 accuracies."""
+    f32 = lambda v: np.asarray([v], np.float32)  # noqa: E731
+    history = jaxhp.History(np.asarray([100]), f32(0.1), f32(train), f32(0.2), f32(dev))
+    return jaxhp.TrainResult(None, None, history, np.int32(100), np.bool_(False), np.int32(100))
+
+
+@pytest.mark.parametrize("n", [100, 1000])
+def test_a_gap_of_exactly_the_threshold_is_not_high_whatever_the_rounding(n):
+    # every pair below has dev error - train error = 2% exactly, counted in examples: the
+    # float32 accuracies round the gap to 0.0199999 or 0.0200001, it must not matter
+    hits = range(n // 10, n - n // 50 + 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nor does a Bayes error equal to the train error warn
+        for train_hits in hits:
+            dev_hits = train_hits - n // 50
+            d = jaxhp.diagnose(
+                _result_with_accuracies(train_hits / n, dev_hits / n),
+                bayes_error=1 - train_hits / n,
+            )
+            assert "high variance" not in d.problems, (train_hits, dev_hits, d.variance)
+    # plain floats: 0.07 - 0.05 is 0.020000000000000004
+    assert jaxhp.diagnose(train_error=0.07, dev_error=0.09, bayes_error=0.05).verdict == "fine"
+    # and one example more is high
+    d = jaxhp.diagnose(_result_with_accuracies(0.97, 0.95 - 1 / n), bayes_error=0.03)
+    assert d.verdict == "high variance"
+
+
 def test_diagnose_a_train_result():
     data = jaxhp.datasets.load("moons", n_train=100, n_dev=50, n_test=0)
     config = jaxhp.TrainConfig(layer_sizes=(2, 4, 1), steps=50)
