@@ -509,6 +509,33 @@ def test_float32_loss_passes_and_a_1_5x_gradient_fails(mode):
     assert abs(wrong.worst.taylor_order - 1.0) < 0.2
 
 
+@pytest.mark.parametrize("mode", ["full", "directions"])
+def test_a_1_percent_error_in_float32_fails_and_points_to_float64(mode):
+    params = {"W": jax.random.normal(jax.random.key(2), (3, 2))}
+    x = jax.random.normal(jax.random.key(3), (5, 3))
+
+    def off_by_1_percent(p, x):  # the closed form above, times 1.01
+        t = np.tanh(np.asarray(x, np.float64) @ np.asarray(p["W"], np.float64))
+        return {"W": 1.01 * np.asarray(x, np.float64).T @ (2 * t * (1 - t**2))}
+
+    report = jaxhp.grad_check(_mixed_precision_loss, params, x, grad_fn=off_by_1_percent, mode=mode)
+    assert not report.passed  # 0.01 / 2.01 = 5.0e-3, above float32's tol of 2.4e-3
+    np.testing.assert_allclose(report.worst.difference, 0.01 / 2.01, rtol=0.2)
+    if report.verdict != "bug":  # float32 cannot always say more: it must say what will
+        assert "check f in float64 (under jax.enable_x64(True))" in str(report), str(report)
+
+    # the advice settles it: the same loss in float64 calls the error a bug
+    def loss64(p, x):
+        return jnp.sum(jnp.tanh(x @ p["W"]) ** 2)
+
+    with jax.enable_x64(True):
+        p64 = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), params)
+        settled = jaxhp.grad_check(
+            loss64, p64, x.astype(jnp.float64), grad_fn=off_by_1_percent, mode=mode
+        )
+    assert settled.verdict == "bug", str(settled)
+
+
 def _cost32(p, *a):  # one function for every case below, so they share compiled programs
     return cost(jax.tree.map(lambda w: w.astype(jnp.float32), p), *a)
 

@@ -781,7 +781,7 @@ def _judge_coordinates(p: _Problem, i: int, numeric: np.ndarray, analytic: np.nd
         gap = np.zeros(len(p.grad))
         gap[p.offsets[i] : p.offsets[i] + n] = analytic - numeric
         order = _taylor_order(p, i, gap)
-        verdict_, extra = _with_taylor(verdict_, order)
+        verdict_, extra = _with_taylor(verdict_, order, p.precision)
         note = "; ".join(s for s in (note, extra) if s)
     check = LeafCheck(
         path=p.names[i],
@@ -803,15 +803,26 @@ def _judge_coordinates(p: _Problem, i: int, numeric: np.ndarray, analytic: np.nd
     ), numeric
 
 
-def _with_taylor(band: str, order: float | None) -> tuple[str, str]:
+def _with_taylor(band: str, order: float | None, precision) -> tuple[str, str]:
     """The verdict once the Taylor order is known, and a note that explains it."""
-    if order is None:
-        return band, "Taylor test inconclusive (the remainder stays within rounding noise)"
-    if order < 1.5:
+    if order is not None and order < 1.5:
         return "bug", f"Taylor remainder falls with order {order:.2f} (1 = a wrong gradient)"
+    # In float32 both tests are coarse: a gradient 1% off can read as "suspicious" by the
+    # difference and as order ~1.8 by the remainder, so float64 settles it, not eps.
+    coarse = precision.u > 1e-10
+    settle = (
+        f"; f computes in {precision.dtype}, whose rounding can hide a gradient error of "
+        "about 1% from both tests: check f in float64 (under jax.enable_x64(True)) to "
+        "settle it"
+        if coarse
+        else ""
+    )
+    if order is None:
+        return band, f"Taylor test inconclusive (the remainder stays within rounding noise){settle}"
+    hint = settle or ": check eps, or the kinks and noise of f"
     return "disputed", (
         f"the finite difference disagrees, but the Taylor remainder falls with order "
-        f"{order:.2f} (2 = a right gradient): check eps, or the kinks and noise of f"
+        f"{order:.2f} (2 = a right gradient, 1 = a wrong one){hint}"
     )
 
 
@@ -1049,7 +1060,7 @@ def _judge_directions(p: _Problem, i: int, numeric, analytic, blocks, keys) -> L
         judged, _ = _judge_coordinates(p, i, coords, p.grad[p.offsets[i] : p.offsets[i] + size])
         return judged
     order = _taylor_order(p, i, direction, smallest)
-    verdict_, note = _with_taylor(check.verdict, order)
+    verdict_, note = _with_taylor(check.verdict, order, p.precision)
     return check._replace(verdict=verdict_, taylor_order=order, note=note)
 
 
