@@ -35,6 +35,7 @@ def gap_exceeds(gap: float, threshold: float) -> bool:
     """``gap > threshold`` beyond float32 rounding (a gap equal to it is not above it)."""
     return gap > threshold + _ROUNDING
 
+
 ADVICE = {
     "diverging": (
         "Learning rate too high / diverging: the run did not learn (a non-finite cost, or "
