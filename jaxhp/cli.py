@@ -1168,7 +1168,8 @@ def _train(args) -> int:
     started = time.perf_counter()
     try:
         on_eval = None if args.quiet else progress
-        result = fit(_train_key(args), hparams, data, config, on_eval=on_eval)
+        key = _train_key(args)
+        result = _interruptible(lambda: fit(key, hparams, data, config, on_eval=on_eval))
         jax.effects_barrier()
         history = jax.device_get(result.history)
     except KeyboardInterrupt:
@@ -2192,6 +2193,28 @@ def _mean_cell(row: dict, metric: str) -> str:
     if row["seeds"] - row["diverged"] < 2:
         return f"{mean} {'':<9}"
     return f"{mean} ± {row[metric + '_std']:<7.4f}"
+
+
+def _interruptible(call):
+    """``call()`` in a worker thread, waited for in short joins: JAX runs a program that
+    calls back to Python (the progress lines) inside the calling thread, where Ctrl-C
+    waited for the whole run. After Ctrl-C the worker is left to the process's exit
+    (:func:`console_main` leaves at once)."""
+    outcome = {}
+
+    def work():
+        try:
+            outcome["value"] = call()
+        except BaseException as err:  # handed to the caller's thread
+            outcome["error"] = err
+
+    worker = threading.Thread(target=work, daemon=True)
+    worker.start()
+    while worker.is_alive():
+        worker.join(0.05)
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
 
 
 def _is_main() -> bool:

@@ -490,6 +490,22 @@ def test_ctrl_c_without_a_checkpoint_says_nothing_was_saved(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+def test_ctrl_c_stops_train_while_it_prints_its_history(tmp_path):
+    # The progress lines come from a host callback, and JAX ran such a program inside the
+    # main thread, which held Ctrl-C until the last of the 3,000,000 steps.
+    cmd = [sys.executable, "-m", "jaxhp", "train", "--n-train", "100", "--n-dev", "40"]
+    cmd += ["--layers", "6", "--steps", "3000000", "--save", str(tmp_path / "p.npz")]
+
+    def printing(proc):
+        return proc.stdout.readline().startswith("step")
+
+    code, out, err = _interrupt(cmd, printing, {**os.environ, "JAX_PLATFORMS": "cpu"})
+    assert code == 130 and "Traceback" not in err
+    assert "step 3000000" not in out  # stopped, not run to the end
+    assert err.strip().startswith("interrupted: nothing was saved")
+    assert not (tmp_path / "p.npz").exists()
+
+
 def test_ctrl_c_inside_a_gc_callback_is_sent_again_once_it_returns(monkeypatch):
     """Python ignores an exception raised in a garbage-collector callback (JAX registers
     one), so a KeyboardInterrupt raised there was lost and the sweep ran on. The handler
