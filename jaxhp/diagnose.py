@@ -7,8 +7,9 @@ Each gap counts as "high" when it exceeds ``threshold`` (absolute error rate, de
 the course's 15%/16% case is high bias only, 0.5%/1% is fine); a gap equal to it, up to
 float32 rounding (2 examples in 100), is not.
 
-A run that did not train (diverged, or train error at chance level) has no meaningful bias
-or variance: it gets "learning rate too high / diverging" and nothing else. A negative gap
+A run that did not train has no meaningful bias or variance: a diverged one gets "learning
+rate too high / diverging", one whose train error sits at chance level "not learning", and
+nothing else. A negative gap
 is noise around 0 and is reported as about 0, with a note.
 """
 
@@ -23,6 +24,7 @@ from jaxhp import _checks
 from jaxhp.records import History
 
 DIVERGING = "learning rate too high / diverging"
+NOT_LEARNING = "not learning (train error at chance level)"
 
 # Error rates come from float32 accuracies, which put up to ~1e-7 of rounding on a gap: a
 # gap of exactly the threshold (2 examples in 100) must read the same whichever way it
@@ -38,12 +40,17 @@ def gap_exceeds(gap: float, threshold: float) -> bool:
 
 ADVICE = {
     "diverging": (
-        "Learning rate too high / diverging: the run did not learn (a non-finite cost, or "
-        "train error at chance level). If the cost rose or jumped about, lower the learning "
-        "rate (try 10x smaller); if it fell, but slowly, the run is too short or the "
-        "learning rate too low: train longer or raise it. If the error still sits at "
-        "chance, check the labels and the initialisation (zeros cannot break symmetry). "
-        "Bias and variance are not assessed until the run trains."
+        "Learning rate too high / diverging: the cost became non-finite, so the run "
+        "stopped where it last was finite. Lower the learning rate (try 10x smaller). Bias "
+        "and variance are not assessed until the run trains."
+    ),
+    "not learning": (
+        "Not learning: the train error sits at chance level although the cost stayed "
+        "finite. Look at the cost curve: if it rose or jumped about, lower the learning rate "
+        "(try 10x smaller); if it fell, but slowly, train longer or raise the learning rate; "
+        "if it hardly moved, the units may be dead or stuck from the start: try other seeds "
+        "or another initialisation (zeros cannot break symmetry), and check the labels. Bias "
+        "and variance are not assessed until the run trains."
     ),
     "high bias": (
         "High avoidable bias: use a bigger or deeper network, train longer (more steps, a "
@@ -71,8 +78,9 @@ class Diagnosis(NamedTuple):
 
     ``verdict`` is one of ``"high bias"``, ``"high variance"``, ``"high bias and high
     variance"``, ``"data mismatch"`` (possibly combined with the others by ``" + "``),
-    ``"fine"``, or ``"learning rate too high / diverging"`` (alone: a run that did not train
-    has no bias/variance reading); ``advice`` holds one recipe line per problem.
+    ``"fine"``, ``"learning rate too high / diverging"`` or ``"not learning (train error at
+    chance level)"`` (alone: a run that did not train has no bias/variance reading);
+    ``advice`` holds one recipe line per problem.
 
     ``avoidable_bias``, ``variance`` and ``data_mismatch`` are the measured gaps and may be
     negative (noise around 0); ``str()`` reports a negative gap as about 0 and ``notes``
@@ -102,7 +110,7 @@ class Diagnosis(NamedTuple):
         parts = [
             f"train error {self.train_error:.2%}, dev error {self.dev_error:.2%}, {bayes}",
         ]
-        if "diverging" in self.problems:
+        if {"diverging", "not learning"} & set(self.problems):
             parts.append("avoidable bias and variance: not assessed (the run did not train)")
         else:
             gaps = [("avoidable bias", self.avoidable_bias), ("variance", self.variance)]
@@ -185,8 +193,9 @@ def diagnose(
     """Diagnose bias, variance and data mismatch from error rates.
 
     Before any bias/variance verdict, a run that did not train is called "learning rate
-    too high / diverging": ``diverged`` (or the result's flag, or a non-finite cost in its
-    history), or a train error within ``threshold`` of ``chance_error``.
+    too high / diverging" when ``diverged`` (or the result's flag, or a non-finite cost in
+    its history), and "not learning" when its train error is within ``threshold`` of
+    ``chance_error``.
 
     Args:
       result: optional :class:`jaxhp.TrainResult`; its last recorded train/dev accuracies
@@ -249,7 +258,8 @@ def diagnose(
 
     failure = _failure(diverged, train, bayes, chance, threshold)
     if failure is not None:
-        problems, notes = ["diverging"], [failure]
+        problem, note = failure
+        problems, notes = [problem], [note]
     else:
         problems = _problems(bias, variance, mismatch, threshold)
         notes = _negative_gap_notes(bias, variance, mismatch)
@@ -277,13 +287,13 @@ def diagnose(
 
 
 def _failure(diverged: bool, train: float, bayes: float, chance, threshold: float):
-    """Why the run did not train (None when it did): it diverged, or its train error is at
-    chance level while the task itself is not (Bayes error below chance)."""
+    """(problem, note) when the run did not train, else None: it diverged, or its train
+    error is at chance level while the task itself is not (Bayes error below chance)."""
     if diverged:
-        return "the run diverged (its cost became non-finite)"
+        return "diverging", "the run diverged (its cost became non-finite)"
     near_chance = chance is not None and not gap_exceeds(chance - train, threshold)
     if near_chance and gap_exceeds(chance - bayes, threshold):
-        return f"train error {train:.2%} is at chance level ({chance:.2%})"
+        return "not learning", f"train error {train:.2%} is at chance level ({chance:.2%})"
     return None
 
 
@@ -301,6 +311,8 @@ def _problems(bias: float, variance: float, mismatch: float | None, threshold: f
 def _verdict(problems: list) -> str:
     if problems == ["diverging"]:
         return DIVERGING
+    if problems == ["not learning"]:
+        return NOT_LEARNING
     if problems[:2] == ["high bias", "high variance"]:
         return " + ".join(["high bias and high variance", *problems[2:]])
     return " + ".join(problems) or "fine"

@@ -96,7 +96,7 @@ class SweepResults:
       meta: how the sweep ran (chunk size, memory estimate, devices, seconds, ...).
         ``meta["m_dev"]`` / ``meta["m_train"]``, when present, set the resolution of
         :meth:`summary`; ``meta["chance_error"]`` (the error of guessing the majority dev
-        class) lets the diagnosis call members at chance level "diverging".
+        class) lets the diagnosis call members at chance level "not learning".
       static: per-member values of static axes (e.g. ``layer_sizes``), shown as columns.
         ``meta["label_columns"]`` names static columns that label members rather than
         configure them (an Optuna study's ``trial``): the plots leave them out.

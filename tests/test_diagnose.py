@@ -73,19 +73,25 @@ def test_bayes_error_above_train_error_warns():
         jaxhp.diagnose(train_error=0.13, dev_error=0.14, bayes_error=0.12)
 
 
-def test_chance_level_is_diverging_before_any_bias_verdict():
+def test_chance_level_is_not_learning_before_any_bias_verdict():
     # Stuck at chance, the bias reading (49%) would say "use a bigger network".
     assert jaxhp.diagnose(train_error=0.49, dev_error=0.50).verdict == "high bias"
     d = jaxhp.diagnose(train_error=0.49, dev_error=0.50, chance_error=0.5)
-    assert d.verdict == "learning rate too high / diverging"
-    assert d.problems == ("diverging",) and len(d.advice) == 1
+    # not "learning rate too high": a run with dead units sits at chance with a finite,
+    # smoothly falling cost, and a lower learning rate does not help it
+    assert d.verdict == "not learning (train error at chance level)"
+    assert d.problems == ("not learning",) and len(d.advice) == 1
     assert "lower the learning rate" in d.advice[0] and "train longer" in d.advice[0]
+    assert "dead" in d.advice[0] and "other seeds" in d.advice[0]
     assert "bigger" not in str(d) and "not assessed" in str(d)
     assert "train error 49.00% is at chance level (50.00%)" in str(d)
     # Three classes (chance 2/3): 60% error has learnt something; 66% has not.
     three = dict(dev_error=0.7, chance_error=2 / 3)
     assert jaxhp.diagnose(train_error=0.60, **three).verdict == "high bias and high variance"
-    assert jaxhp.diagnose(train_error=0.66, **three).problems == ("diverging",)
+    assert jaxhp.diagnose(train_error=0.66, **three).problems == ("not learning",)
+    # a diverged run is that, whatever its error
+    d = jaxhp.diagnose(train_error=0.49, dev_error=0.50, chance_error=0.5, diverged=True)
+    assert d.problems == ("diverging",) and "non-finite" in d.advice[0]
     # A task whose Bayes error is itself near chance is not a failed run.
     noisy = jaxhp.diagnose(train_error=0.49, dev_error=0.5, chance_error=0.5, bayes_error=0.485)
     assert noisy.verdict == "fine"
