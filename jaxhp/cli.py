@@ -1131,6 +1131,9 @@ def _train(args) -> int:
     data, n_out, n_classes, source = _load_data(args)
     config = _config(args, data, n_out)
     _check_training(args, config, data)
+    for target, flag in ((args.save, "--save"), (args.plot, "--plot")):
+        if target is not None:  # a folder that cannot be made fails now, not after training
+            _make_folder(Path(target).absolute().parent, flag)
     keep = (
         np.asarray(args.keep_prob, np.float32)
         if isinstance(args.keep_prob, tuple)
@@ -1699,6 +1702,9 @@ def _interrupted_reporting(args, done: list[str]) -> Interrupted:
     return Interrupted(f"interrupted after training, while reporting: {wrote}{kept}")
 
 
+_PLOTS = ("heatmap.png", "curves.png", "rungs.png")
+
+
 def _report_steps(args, results, record, trained, data, config, done: list[str]) -> int:
     _print(_sweep_trained(results.meta, results) if trained is None else trained)
     if results.diverged_members:
@@ -1728,12 +1734,30 @@ def _report_steps(args, results, record, trained, data, config, done: list[str])
                 args,
                 lambda bayes: results.diagnosis(best["members"], bayes_error=bayes),
                 chosen_from=len(rows),
+                data=data,
             ),
         )
     out = Path(args.out)
+    # An earlier run's plots must never sit beside this run's table, even if Ctrl-C comes
+    # before this run's are drawn.
+    earlier = [name for name in _PLOTS if (out / name).is_file()]
+    for name in earlier:
+        (out / name).unlink()
     results.to_csv(out / "results.csv")
     results.to_json(out / "results.json", config=record)
     written = "results.csv, results.json"
+    done.append(written)
+    try:  # before the test refit, which trains: the plots do not depend on it
+        results.plot_heatmap(out / "heatmap.png", metric=args.metric)  # the swept columns
+        results.plot_curves(out / "curves.png", top=min(args.top, 5), metric=args.metric)
+        written += ", heatmap.png, curves.png"
+        if results.rung is not None:
+            results.plot_rungs(out / "rungs.png")
+            written += ", rungs.png"
+        elif "rungs.png" in earlier:  # an earlier halving run's: not this sweep's
+            written += " (and removed an earlier run's rungs.png)"
+    except ImportError as err:  # matplotlib is optional: keep the table, say what is missing
+        written += f" (no plots: {err})"
     done.append(written)
     if ranked and _has_test_split(data):  # after the table is safe on disk: it trains
         test = _score_test(results, best, args.metric, data, config)
@@ -1745,18 +1769,6 @@ def _report_steps(args, results, record, trained, data, config, done: list[str])
     elif ranked and data is not None and getattr(args, "dataset", None) in datasets.NAMES:
         _print("test: no test split drawn (--n-test N draws one; the chosen configuration is "
                "then refitted and scored on it once)")  # fmt: skip
-    try:
-        results.plot_heatmap(out / "heatmap.png", metric=args.metric)  # the swept columns
-        results.plot_curves(out / "curves.png", top=min(args.top, 5), metric=args.metric)
-        written += ", heatmap.png, curves.png"
-        if results.rung is not None:
-            results.plot_rungs(out / "rungs.png")
-            written += ", rungs.png"
-        elif (out / "rungs.png").is_file():  # an earlier halving run's: not this sweep's
-            (out / "rungs.png").unlink()
-            written += " (and removed an earlier run's rungs.png)"
-    except ImportError as err:  # matplotlib is optional: keep the table, say what is missing
-        written += f" (no plots: {err})"
     _print(f"done: {headline}; wrote {written} to {out}/")
     return 0
 
@@ -2111,10 +2123,11 @@ def _bayes_default(args) -> tuple[float | None, str]:
     return None, "the default: pass --bayes-error, your estimate of human-level error"
 
 
-def _diagnosis_words(args, diagnosis_of, chosen_from: int = 1) -> str:
+def _diagnosis_words(args, diagnosis_of, chosen_from: int = 1, data=None) -> str:
     """The diagnosis, with the Bayes error the CLI assumes and where it comes from. Its
     warning about a Bayes error above the train error is left out: a note says it. The
-    best of ``chosen_from`` configurations gets a note that its dev error reads low."""
+    best of ``chosen_from`` configurations gets a note that its dev error reads low, and
+    where an unbiased score comes from (``data``'s test split, or how to draw one)."""
     bayes, note = _bayes_default(args)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="bayes_error .* is above train_error")
@@ -2123,10 +2136,18 @@ def _diagnosis_words(args, diagnosis_of, chosen_from: int = 1) -> str:
     if chosen_from > 1:
         notes += (
             f"chosen as the best of {chosen_from} configurations on this dev set, so its dev "
-            "error reads low (the choice also fits the dev set's noise); a test split "
-            "(--n-test N) scores it once, without that bias",
+            f"error reads low (the choice also fits the dev set's noise); {_unbiased(args, data)} "
+            "scores it once, without that bias",
         )
     return str(diagnosis._replace(bayes_note=note or None, notes=notes))
+
+
+def _unbiased(args, data) -> str:
+    if _has_test_split(data):
+        return "the test split below"
+    if getattr(args, "dataset", None) in datasets.NAMES:
+        return "a test split (--n-test N)"
+    return "a test split"
 
 
 def _cache_words(meta: dict) -> str:

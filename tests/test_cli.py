@@ -282,6 +282,8 @@ def test_sweep_from_files(tmp_path, capsys):
         assert "90 train, 30 dev, 30 test examples" in out
         said = "(its first row, a, b, c, label, read as column names)"
         assert (said in out) == (name == "d.csv")
+        # its own test split scores the choice: no --n-test (refused with a file) to suggest
+        assert "the test split below scores it once" in out and "--n-test" not in out
         assert "test accuracy of the chosen configuration (last params): " in out
     # train reads files too (it once crashed checking the built-in-only flags)
     assert main(["train", "--dataset", str(tmp_path / "d.csv"), "--steps", "60", "--quiet"]) == 0
@@ -721,6 +723,9 @@ def test_ctrl_c_while_reporting_says_what_is_on_disk(tmp_path, capsys, monkeypat
 
     monkeypatch.setattr(SweepResults, "plot_heatmap", interrupted)
     out, ck = tmp_path / "out", tmp_path / "ck"
+    out.mkdir()
+    for name in ("heatmap.png", "curves.png", "rungs.png"):  # an earlier run's plots
+        (out / name).write_bytes(b"an earlier sweep")
     argv = ["sweep", *SMALL, "--lambd", "0,0.1", "--keep-prob", "1", "--no-cache"]
     assert main([*argv, "--out", str(out), "--checkpoint", str(ck)]) == cli.EXIT_INTERRUPTED
     said = capsys.readouterr().err.strip()
@@ -729,6 +734,33 @@ def test_ctrl_c_while_reporting_says_what_is_on_disk(tmp_path, capsys, monkeypat
         f"{out}/; the members are saved in {ck}: re-run to report them"
     )
     assert (out / "results.csv").is_file() and (out / "results.json").is_file()
+    # they showed another sweep beside this one's table
+    assert not any((out / n).exists() for n in ("heatmap.png", "curves.png", "rungs.png"))
+
+
+def test_ctrl_c_during_the_test_refit_leaves_this_runs_plots(tmp_path, capsys, monkeypatch):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "_score_test", interrupted)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "heatmap.png").write_bytes(b"an earlier sweep")
+    argv = ["sweep", *SMALL, "--n-test", "40", "--lambd", "0,0.1", "--keep-prob", "1"]
+    assert main([*argv, "--no-cache", "--out", str(out)]) == cli.EXIT_INTERRUPTED
+    assert capsys.readouterr().err.strip() == (
+        "interrupted after training, while reporting: results.csv, results.json, heatmap.png, "
+        f"curves.png written to {out}/"
+    )
+    assert (out / "heatmap.png").read_bytes()[:4] == b"\x89PNG"  # this run's
+
+
+def test_train_save_to_a_folder_that_cannot_be_made_fails_before_training(capsys):
+    # /proc refuses new folders even to root, whom os.access lets through
+    argv = ["train", "--n-train", "60", "--n-dev", "30", "--steps", "20", "--quiet"]
+    assert main([*argv, "--save", "/proc/jaxhp-test/p.npz"]) == 2
+    out, err = capsys.readouterr()
+    assert err.startswith("jaxhp train: error: --save /proc/jaxhp-test") and "done" not in out
 
 
 def test_train_ctrl_c_after_saving_says_the_params_are_saved(tmp_path, capsys, monkeypatch):
