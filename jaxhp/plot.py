@@ -164,15 +164,18 @@ def _plain_log_labels(**options):
     return PlainLog(**options)
 
 
+def _plain_log_axis(axis) -> None:
+    """A log axis labelled in plain numbers (0.3, 0.4, ...), its minor ticks too over up
+    to two decades (matplotlib labels only the decades of a wider one)."""
+    axis.set_major_formatter(_plain_log_labels(minor_thresholds=(2, 0.5)))
+    axis.set_minor_formatter(_plain_log_labels(labelOnlyBase=False, minor_thresholds=(2, 0.5)))
+
+
 def _label_run_axes(cost_ax, acc_ax) -> None:
     from matplotlib.lines import Line2D
 
     cost_ax.set_yscale("log")
-    # plain numbers (0.3, 0.4, ...), and the minor ticks labelled over up to two decades
-    cost_ax.yaxis.set_major_formatter(_plain_log_labels(minor_thresholds=(2, 0.5)))
-    cost_ax.yaxis.set_minor_formatter(
-        _plain_log_labels(labelOnlyBase=False, minor_thresholds=(2, 0.5))
-    )
+    _plain_log_axis(cost_ax.yaxis)
     cost_ax.set_xlabel("step")
     cost_ax.set_ylabel("cost (log scale)")
     cost_ax.set_title("cost: the train J includes the L2 term, the dev cost does not", fontsize=9)
@@ -256,16 +259,29 @@ def default_axes(results, metric: str | None = None) -> tuple[str, str]:
     learning rate that decides the results is not averaged away. A column that does not
     vary fills in only when fewer than two do."""
     columns = results.columns()
-    names = _config_names(results)
-    keep = "keep_prob" if "keep_prob" in names else "keep_prob_1"
-    preferred = ["lambd", keep] + [n for n in names if n not in ("lambd", keep)]
-    varying = [n for n in preferred if len({repr(v) for v in columns[n]}) > 1]
+    preferred, varying = _swept(results)
     if len(varying) > 2:
         values = np.asarray(columns[metric or _default_metric(results)], np.float64)
         values[np.asarray(columns["diverged"], bool)] = np.nan
         share = {n: _influence(columns[n], values) for n in varying}
         varying.sort(key=lambda n: -share[n])  # a stable sort: ties keep the course's order
+        # a column that splits the members as a chosen one does (keep_prob_2 swept with
+        # keep_prob_1 as "0.8/0.9,1/1") would only plot a diagonal: the next one instead
+        groups = {n: tuple(np.unique(_axis_values(columns[n])[0], return_inverse=True)[1])
+                  for n in varying}  # fmt: skip
+        distinct = [n for k, n in enumerate(varying) if groups[n] not in
+                    {groups[m] for m in varying[:k]}]  # fmt: skip
+        varying = distinct + [n for n in varying if n not in distinct]
     return tuple((varying + [n for n in preferred if n not in varying])[:2])
+
+
+def _swept(results) -> tuple[list[str], list[str]]:
+    """The configuration columns, λ and keep_prob first, and those of them that vary."""
+    columns = results.columns()
+    names = _config_names(results)
+    keep = "keep_prob" if "keep_prob" in names else "keep_prob_1"
+    preferred = ["lambd", keep] + [n for n in names if n not in ("lambd", keep)]
+    return preferred, [n for n in preferred if len({repr(v) for v in columns[n]}) > 1]
 
 
 def _influence(column, values, bins: int = 5) -> float:
@@ -427,6 +443,9 @@ def heatmap_figure(
     """
     metric = metric or _default_metric(results)
     columns, names = _check_names(results, x=x, y=y, metric=metric)
+    chosen, n_swept = "", len(_swept(results)[1])
+    if x is None and y is None and n_swept > 2:
+        chosen = f"\naxes: the 2 of its {n_swept} swept columns that explain most of its spread"
     if x is None or y is None:
         x, y = _fill_axes(results, x, y, metric)
     xs, x_numeric = _axis_values(columns[x])
@@ -461,8 +480,9 @@ def heatmap_figure(
     ax.set_ylabel(y)
     halving = " (halving: at each member's last rung)" if "rung" in columns else ""
     ax.set_title(
-        f"{metric}{halving} by {x} and {y}\n{_what_a_point_shows(columns, names, x, y, cells)};"
-        f" diverged members excluded",
+        f"{metric}{halving} by {x} and {y}\n"
+        f"{_what_a_point_shows(columns, names, x, y, cells)};"
+        f" diverged members excluded{chosen}",
         fontsize=10,
     )
     handles = _heatmap_legend(
@@ -748,6 +768,7 @@ def rungs_figure(results):
         ax.plot(step[shown], line, color=colours[k], lw=0.8 + 0.5 * k, alpha=0.8)
         ax.plot(step[shown][-1:], line[-1:], "o", color=colours[k], ms=3)  # where it stopped
     ax.set_yscale("log")
+    _plain_log_axis(ax.yaxis)
     ax.set_xscale("log")  # rungs at r, r*eta, r*eta^2, ...: evenly spaced, labels apart
     for rung in rungs:
         ax.axvline(rung["step"], color="grey", ls=":", lw=1)

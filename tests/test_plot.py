@@ -271,7 +271,10 @@ def test_curves_legend_names_a_configuration_hidden_under_a_better_one():
 
 def test_log_cost_axis_labels_plain_numbers():
     fig = plot.curves_figure(make_results([0.0], [1.0], [0.3], [0], [0.9]), top=1)
-    cost_ax = fig.axes[0]
+    assert_plain_log_labels(fig, fig.axes[0])
+
+
+def assert_plain_log_labels(fig, cost_ax):
     fig.canvas.draw()
     low, high = cost_ax.get_ylim()
     ticks = [*cost_ax.get_yticklabels(), *cost_ax.get_yticklabels(minor=True)]
@@ -412,6 +415,19 @@ def test_of_three_swept_columns_the_heatmap_shows_the_two_that_matter():
     assert plot.default_axes(results, metric="dev_cost") == ("lambd", "keep_prob")
 
 
+def test_a_column_swept_together_with_a_chosen_one_is_not_the_second_axis():
+    # the learning rate is set with keep_prob (0.8 -> 0.1, 1.0 -> 0.3), as keep_prob_2 is
+    # with keep_prob_1 in "--keep-prob 0.8/0.9,1/1": as axes they would plot a diagonal
+    rows = [(lam, kp, 0.1 if kp == 0.8 else 0.3) for lam in LAMBDS for kp in KEEPS]
+    lambd, keep, rate = (np.asarray(c) for c in zip(*rows))
+    results = make_results(lambd, keep, rate, [0] * len(rows), 0.6 + 0.2 * keep + 0.01 * lambd)
+    assert plot.default_axes(results) == ("keep_prob", "lambd")
+    title = plot.heatmap_figure(results).axes[0].get_title()
+    assert title.endswith("axes: the 2 of its 3 swept columns that explain most of its spread")
+    chosen = plot.heatmap_figure(results, x="lambd", y="keep_prob").axes[0].get_title()
+    assert "axes:" not in chosen  # the user's own choice needs no explaining
+
+
 def _eta_squared(keys, values):
     """The correlation ratio, written out: between-group over total sum of squares."""
     mean = sum(values) / len(values)
@@ -484,6 +500,7 @@ def test_rungs_figure_spaces_geometric_rungs_evenly_and_labels_them():
     assert labels == ["rung 0\n3 members", "rung 1\n1 member"]
     legend = [t.get_text() for t in ax.get_legend().get_texts()]
     assert legend == ["stopped at rung 0", "reached rung 1, the end"]  # finalists not "stopped"
+    assert_plain_log_labels(ax.figure, ax)  # costs 0.3 to 0.7: "0.4", not "4×10⁻¹"
 
 
 def test_heatmap_title_names_an_axis_that_varies_only_from_point_to_point():
