@@ -357,7 +357,7 @@ class Checkpoint:
             except FileNotFoundError:  # another process set it aside meanwhile
                 continue
             except Exception as err:  # noqa: BLE001 - zipfile, numpy and the OS raise many types
-                _set_aside(file, "damaged", f"cannot be read: {type(err).__name__}: {err}")
+                _set_aside(file, "damaged", _unreadable(file, err))
                 continue
             problem = self._problem(arrays)
             if problem:
@@ -408,6 +408,19 @@ class Checkpoint:
 def _read_chunk(file: Path) -> dict[str, np.ndarray]:
     with np.load(file) as chunk:  # allow_pickle stays off: a chunk holds plain arrays
         return {k: chunk[k] for k in chunk.files}
+
+
+def _unreadable(file: Path, err: Exception) -> str:
+    """Why a chunk cannot be read. Bytes that are no zip archive at all make numpy try
+    them as a pickle and refuse that, which would read as if the chunk held objects."""
+    try:
+        with open(file, "rb") as f:
+            head = f.read(4)
+    except OSError:
+        head = b""
+    if head and head != b"PK\x03\x04":
+        return "cannot be read: not an .npz file (overwritten?)"
+    return f"cannot be read: {type(err).__name__}: {err}"
 
 
 def _set_aside(file: Path, kind: str, reason: str) -> None:

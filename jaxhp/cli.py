@@ -13,6 +13,7 @@ import difflib
 import gc
 import hashlib
 import json
+import math
 import os
 import platform
 import re
@@ -205,6 +206,7 @@ def _axis_type(number, *, keep_prob: bool = False):
             )
         return _Axis(text, values)
 
+    parse.is_axis = True  # a flag that takes a list of values (a,b,c)
     return parse
 
 
@@ -1283,6 +1285,14 @@ def _space(args):
                     "add --random N to draw N points from it"
                 )
         return sweep.grid(seeds=args.seeds, **axes)
+    lists = [len(v) for v in axes.values() if isinstance(v, list)]
+    if len(lists) == len(axes) and args.random > math.prod(lists):  # said in flags, not Python
+        raise UsageError(
+            f"--random {args.random} asks for more distinct points than the lists hold "
+            f"({math.prod(lists)}: {' x '.join(map(str, lists))}); draw at most "
+            f"{math.prod(lists)}, give a distribution (e.g. --lambd loguniform:1e-4:10), or "
+            "drop --random to train them all"
+        )
     return sweep.random(args.seed, args.random, seeds=args.seeds, **axes)
 
 
@@ -2319,7 +2329,8 @@ def _check_repeated(command: argparse.ArgumentParser, words: list[str]) -> None:
                 if seen[action.dest] == flag
                 else f"{seen[action.dest]} and {flag} are one flag,"
             )
-            command.error(f"{twice} given twice; give it once (a list of values is a,b,c)")
+            hint = " (a list of values is a,b,c)" if getattr(action.type, "is_axis", False) else ""
+            command.error(f"{twice} given twice; give it once{hint}")
         seen[action.dest] = flag
 
 
@@ -2333,6 +2344,7 @@ def main(argv: list[str] | None = None) -> int:
             recorded = _recorded_argv(args.config, args.command)
             args = _parse(parser, [args.command, *recorded, *argv[1:]])
         with _ctrl_c_never_lost(), warnings.catch_warnings():
+            warnings.showwarning = _show_warning
             # the table's headline says it, with advice
             warnings.filterwarnings("ignore", message="every member of the sweep diverged")
             # the test line says when a refit moved (refit_moved)
@@ -2347,6 +2359,11 @@ def main(argv: list[str] | None = None) -> int:
         message = " ".join(str(err).split())
         print(f"jaxhp {args.command}: error: {message}", file=sys.stderr)
         return EXIT_USAGE
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """A warning as one line for a command's user, not Python's file:line and source."""
+    print(f"warning: {message}", file=sys.stderr if file is None else file)
 
 
 def console_main() -> None:

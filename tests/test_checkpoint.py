@@ -149,6 +149,12 @@ def _truncate(file):
 DAMAGE = {
     "truncated": (_truncate, "damaged", "cannot be read: BadZipFile"),
     "empty": (lambda file: file.write_bytes(b""), "damaged", "cannot be read: EOFError"),
+    # numpy reads bytes that are no zip as a pickle and says the file holds "pickled data"
+    "overwritten": (
+        lambda file: file.write_bytes(b"garbage " * 20),
+        "damaged",
+        r"cannot be read: not an .npz file \(overwritten\?\)",
+    ),
     "missing-key": (
         lambda file: _rewrite(file, lambda a: a.pop("history_dev_cost")),
         "damaged",

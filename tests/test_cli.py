@@ -755,6 +755,22 @@ def test_ctrl_c_during_the_test_refit_leaves_this_runs_plots(tmp_path, capsys, m
     assert (out / "heatmap.png").read_bytes()[:4] == b"\x89PNG"  # this run's
 
 
+def test_a_damaged_checkpoint_chunk_is_one_warning_line(tmp_path, capsys):
+    argv = ["sweep", *SMALL, "--lambd", "0,0.1", "--keep-prob", "1", "--chunk-size", "2"]
+    argv += ["--no-cache", "--checkpoint", str(tmp_path / "ck"), "--out", str(tmp_path / "o")]
+    assert main(argv) == 0
+    chunk = sorted((tmp_path / "ck").glob("chunk-*.npz"))[0]
+    chunk.write_bytes(b"garbage " * 20)
+    capsys.readouterr()
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    assert err == (
+        f"warning: checkpoint chunk {chunk} is damaged (cannot be read: not an .npz file "
+        f"(overwritten?)); set aside as {chunk.name}.damaged, and its members will be trained "
+        "again\n"
+    )  # not Python's "sweep.py:607: UserWarning:" and source line, nor a "pickled data" cause
+
+
 def test_train_save_to_a_folder_that_cannot_be_made_fails_before_training(capsys):
     # /proc refuses new folders even to root, whom os.access lets through
     argv = ["train", "--n-train", "60", "--n-dev", "30", "--steps", "20", "--quiet"]

@@ -104,6 +104,12 @@ CASES = [
     (["sweep", "--halving", "x"], "argument --halving: .*'x'"),
     (["sweep", "--min-steps", "10"], "--min-steps needs --halving ETA"),
     (["sweep", "--lambd", "0.1", "--lambd=1"], "--lambd is given twice; give it once \\(a list"),
+    (["sweep", "--steps", "100", "--steps", "200"], "--steps is given twice; give it once$"),
+    (
+        ["sweep", "--random", "6", "--lambd", "0,1", "--keep-prob", "1"],
+        "--random 6 asks for more distinct points than the lists hold \\(2: 2 x 1 x 1\\);.*drop "
+        "--random",
+    ),
     (["train", "--lr", "0.1", "--learning-rate", "1"], "--lr and --learning-rate are one flag"),
     (["sweep", "--halving", "3", "--min-steps", "0"], "argument --min-steps: expected an int"),
     (
