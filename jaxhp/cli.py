@@ -1957,7 +1957,12 @@ def _tune(args) -> int:
     finished = len(bridge.finished_trials(study))
     stale = len(bridge.stale_trials(study, distributions))
     if finished or stale:
-        again = f"; {stale} left running by a killed run are trained again" if stale else ""
+        again = (
+            f"; {_plural(stale, 'trial')} an interrupted run left unfinished "
+            f"{'is' if stale == 1 else 'are'} trained again"
+            if stale
+            else ""
+        )
         _print(
             f"resuming study {args.study_name!r} in {args.storage}: {finished} of "
             f"{args.trials} trials finished{again}"

@@ -106,7 +106,8 @@ def test_a_second_run_resumes_the_study_without_retraining(tmp_path, capsys, mon
     assert code == 0
     assert (
         "resuming study 'jaxhp-tune' in sqlite:///" in text.splitlines()[0]
-        and "2 of 4 trials finished; 1 left running by a killed run are trained again" in text
+        and "2 of 4 trials finished; 1 trial an interrupted run left unfinished is trained again"
+        in text
     )
     assert trained == [2]  # the killed trial and one new one; trials 0 and 1 are kept
     resumed = optuna.load_study(study_name="jaxhp-tune", storage=url)
