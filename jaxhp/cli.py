@@ -982,10 +982,25 @@ def _data_line(source: dict, data, n_classes: int) -> str:
 
         names = csv_header(source["file"])
         header = f" (its first row, {', '.join(names)}, read as column names)" if names else ""
-    return (
+    line = (
         f"data: {label}{header}: {source['m_train']} train, {source['m_dev']} dev, "
         f"{source['m_test']} test examples; {shape}, {n_classes} classes{scaling}"
     )
+    small = [(part, source[f"m_{part}"]) for part in ("dev", "test")]
+    small = [(part, m) for part, m in small if 0 < m < _FEW_EXAMPLES]
+    if small:
+        steps = " and ".join(
+            f"in steps of {1 / m:.0%} on the {part} set ({_plural(m, 'example')})"
+            for part, m in small
+        )
+        line += (
+            f"\nnote: accuracy moves {steps}: too coarse to tell configurations apart or to "
+            "estimate an error; more rows help"
+        )
+    return line
+
+
+_FEW_EXAMPLES = 20  # a dev or test set below this scores in steps of more than 5%
 
 
 def _hidden(args) -> tuple[int, ...]:

@@ -755,6 +755,15 @@ def test_ctrl_c_during_the_test_refit_leaves_this_runs_plots(tmp_path, capsys, m
     assert (out / "heatmap.png").read_bytes()[:4] == b"\x89PNG"  # this run's
 
 
+@pytest.mark.parametrize("n_dev, note", [(10, True), (20, False)])
+def test_a_dev_set_too_small_to_rank_on_is_said(n_dev, note, capsys):
+    argv = ["train", "--n-train", "60", "--n-dev", str(n_dev), "--steps", "10", "--quiet"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    said = "note: accuracy moves in steps of 10% on the dev set (10 examples): too coarse"
+    assert (said in out) == note, out
+
+
 def test_a_damaged_checkpoint_chunk_is_one_warning_line(tmp_path, capsys):
     argv = ["sweep", *SMALL, "--lambd", "0,0.1", "--keep-prob", "1", "--chunk-size", "2"]
     argv += ["--no-cache", "--checkpoint", str(tmp_path / "ck"), "--out", str(tmp_path / "o")]
