@@ -675,11 +675,13 @@ def curves_figure(results, *, top: int = 5, metric: str | None = None):
     cost_ax, acc_ax = fig.subplots(1, 2)
     steps = np.asarray(results.history.step)
     drawn = [_trained_part(results.history, r["member"], _steps_of(steps, r), r) for r in rows]
+    # one dev example's accuracy: curves that differ by no more than that look the same
+    resolution = results._resolution("dev_accuracy") if hasattr(results, "_resolution") else 0
     # The best drawn last, on top: runs that coincide then show the higher-ranked one.
     for i, row in reversed(list(enumerate(rows))):
         history = drawn[i]
         label = f"{i + 1}. {member_label(row, names)}"  # the table's rank, then the member
-        label += _hidden_under(history, drawn[:i])
+        label += _hidden_under(history, drawn[:i], resolution)
         marks = _markers(i, len(rows), len(history.step))
         step = _steps_of(steps, row)[: len(history.step)]
         _draw_run(cost_ax, acc_ax, step, history, None, f"C{i % 10}", label, marks)
@@ -704,9 +706,10 @@ def _steps_of(steps: np.ndarray, row: dict) -> np.ndarray:
     return steps[row["member"]] if steps.ndim == 2 else steps
 
 
-def _hidden_under(history: History, above: list[History]) -> str:
-    """A legend note when this run's dev curves lie within 1% of a higher-ranked run's,
-    which is drawn over it: the legend then explains the curve one cannot see."""
+def _hidden_under(history: History, above: list[History], resolution: float = 0.0) -> str:
+    """A legend note when this run's dev curves lie within 1% (its accuracy within 0.01 or
+    one dev example, ``resolution``) of a higher-ranked run's, which is drawn over it: the
+    legend then explains the curve one cannot see."""
     for k, other in enumerate(above):
         if len(other.step) != len(history.step):
             continue
@@ -714,8 +717,8 @@ def _hidden_under(history: History, above: list[History]) -> str:
         scale = np.nanmax(np.abs(other_cost)) if np.isfinite(other_cost).any() else 1.0
         close_cost = np.nanmax(np.abs(cost - other_cost), initial=0.0) <= 0.01 * scale
         accuracy = np.abs(np.asarray(history.dev_accuracy) - np.asarray(other.dev_accuracy))
-        if close_cost and np.max(accuracy, initial=0.0) <= 0.01:
-            return f" (hidden under {k + 1}.: the same curves within 1%)"
+        if close_cost and np.max(accuracy, initial=0.0) <= max(0.01, resolution) + 1e-6:
+            return f" (hidden under {k + 1}.: the same curves)"
     return ""
 
 

@@ -259,8 +259,18 @@ def test_curves_legend_names_a_configuration_hidden_under_a_better_one():
     cost_ax, acc_ax = fig.axes
     texts = [t.get_text() for t in acc_ax.get_legend().get_texts()]
     assert [t.split()[1] for t in texts] == ["#0", "#1", "#2"]
-    assert texts[1].endswith("(hidden under 1.: the same curves within 1%)")
+    assert texts[1].endswith("(hidden under 1.: the same curves)")
     assert "hidden" not in texts[0] + texts[2]
+    # accuracies one dev example apart (1/80) at one evaluation look the same too
+    results.history.dev_accuracy[1, 2] += 1 / 80
+
+    def legend(results):
+        ax = plot.curves_figure(results, top=3).axes[1]
+        return [t.get_text() for t in ax.get_legend().get_texts()]
+
+    assert "hidden" not in legend(results)[1]  # 0.0125 apart, with no dev size known
+    results.meta["m_dev"] = 80
+    assert legend(results)[1].endswith("(hidden under 1.: the same curves)")
     # each configuration's dev lines carry its own marker, at points the others leave free
     marked = [line for line in acc_ax.get_lines() if line.get_marker() not in (None, "None", "")]
     assert len({line.get_marker() for line in marked}) == 3
