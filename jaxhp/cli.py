@@ -1148,9 +1148,12 @@ def _train(args) -> int:
     data, n_out, n_classes, source = _load_data(args)
     config = _config(args, data, n_out)
     _check_training(args, config, data)
+    made = []  # folders made here, removed again if Ctrl-C leaves them empty
     for target, flag in ((args.save, "--save"), (args.plot, "--plot")):
         if target is not None:  # a folder that cannot be made fails now, not after training
-            _make_folder(Path(target).absolute().parent, flag)
+            parent = Path(target).absolute().parent
+            made += [p for p in (parent, *parent.parents) if not p.exists()]
+            _make_folder(parent, flag)
     keep = (
         np.asarray(args.keep_prob, np.float32)
         if isinstance(args.keep_prob, tuple)
@@ -1193,6 +1196,8 @@ def _train(args) -> int:
         jax.effects_barrier()
         history = jax.device_get(result.history)
     except KeyboardInterrupt:
+        for folder in made:  # deepest first
+            _remove_if_empty(folder, True)
         raise Interrupted(
             "interrupted: nothing was saved (jaxhp train keeps no checkpoint; jaxhp sweep "
             "--checkpoint DIR keeps finished members and resumes)"
@@ -1237,7 +1242,6 @@ def _train(args) -> int:
     saved = []  # for an interruption's message
     try:
         if args.save:
-            Path(args.save).absolute().parent.mkdir(parents=True, exist_ok=True)
             np.savez(args.save, **_named_leaves(result.params))
             saved.append(str(args.save))
             which = (
@@ -1760,6 +1764,7 @@ def _report_steps(args, results, record, trained, data, config, done: list[str])
                 lambda bayes: results.diagnosis(best["members"], bayes_error=bayes),
                 chosen_from=len(rows),
                 data=data,
+                processes=results.meta.get("processes", 1),
             ),
         )
     out = Path(args.out)
@@ -2153,7 +2158,7 @@ def _bayes_default(args) -> tuple[float | None, str]:
     return None, "the default: pass --bayes-error, your estimate of human-level error"
 
 
-def _diagnosis_words(args, diagnosis_of, chosen_from: int = 1, data=None) -> str:
+def _diagnosis_words(args, diagnosis_of, chosen_from: int = 1, data=None, processes=1) -> str:
     """The diagnosis, with the Bayes error the CLI assumes and where it comes from. Its
     warning about a Bayes error above the train error is left out: a note says it. The
     best of ``chosen_from`` configurations gets a note that its dev error reads low, and
@@ -2164,16 +2169,17 @@ def _diagnosis_words(args, diagnosis_of, chosen_from: int = 1, data=None) -> str
         diagnosis = diagnosis_of(bayes)
     notes = diagnosis.notes
     if chosen_from > 1:
+        where = _unbiased(args, data, processes)
         notes += (
             f"chosen as the best of {chosen_from} configurations on this dev set, so its dev "
-            f"error reads low (the choice also fits the dev set's noise); {_unbiased(args, data)} "
+            f"error reads low (the choice also fits the dev set's noise); {where} "
             "scores it once, without that bias",
         )
     return str(diagnosis._replace(bayes_note=note or None, notes=notes))
 
 
-def _unbiased(args, data) -> str:
-    if _has_test_split(data):
+def _unbiased(args, data, processes: int = 1) -> str:
+    if _has_test_split(data) and processes == 1:  # as _score_test scores it
         return "the test split below"
     if getattr(args, "dataset", None) in datasets.NAMES:
         return "a test split (--n-test N)"
@@ -2364,7 +2370,7 @@ def main(argv: list[str] | None = None) -> int:
             recorded = _recorded_argv(args.config, args.command)
             args = _parse(parser, [args.command, *recorded, *argv[1:]])
         with _ctrl_c_never_lost(), warnings.catch_warnings():
-            warnings.showwarning = _show_warning
+            warnings.formatwarning = _warning_line  # recorded warnings stay recorded
             # the table's headline says it, with advice
             warnings.filterwarnings("ignore", message="every member of the sweep diverged")
             # the test line says when a refit moved (refit_moved)
@@ -2381,9 +2387,9 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
 
 
-def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+def _warning_line(message, category, filename, lineno, line=None) -> str:
     """A warning as one line for a command's user, not Python's file:line and source."""
-    print(f"warning: {message}", file=sys.stderr if file is None else file)
+    return f"warning: {message}\n"
 
 
 def console_main() -> None:

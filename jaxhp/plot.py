@@ -127,7 +127,7 @@ def _markers(index: int, count: int, n_points: int) -> dict:
     between the others' (so runs whose curves coincide still show each of them)."""
     if n_points < 2:
         return {}
-    every = max(1, n_points // 6)
+    every = max(count, n_points // 6)  # room for every run's own start
     start = index * every // count
     return dict(marker=_MARKERS[index % len(_MARKERS)], markevery=(start, every), ms=5)
 
@@ -267,12 +267,19 @@ def default_axes(results, metric: str | None = None) -> tuple[str, str]:
         varying.sort(key=lambda n: -share[n])  # a stable sort: ties keep the course's order
         # a column that splits the members as a chosen one does (keep_prob_2 swept with
         # keep_prob_1 as "0.8/0.9,1/1") would only plot a diagonal: the next one instead
-        groups = {n: tuple(np.unique(_axis_values(columns[n])[0], return_inverse=True)[1])
-                  for n in varying}  # fmt: skip
-        distinct = [n for k, n in enumerate(varying) if groups[n] not in
-                    {groups[m] for m in varying[:k]}]  # fmt: skip
+        distinct = []
+        for name in varying:
+            if not any(_same_split(columns[name], columns[m]) for m in distinct):
+                distinct.append(name)
         varying = distinct + [n for n in varying if n not in distinct]
     return tuple((varying + [n for n in preferred if n not in varying])[:2])
+
+
+def _same_split(a, b) -> bool:
+    """Do columns ``a`` and ``b`` group the members alike (each value of one goes with a
+    single value of the other, and back)?"""
+    a, b = (_axis_values(c)[0].tolist() for c in (a, b))
+    return len(set(zip(a, b))) == len(set(a)) == len(set(b))
 
 
 def _swept(results) -> tuple[list[str], list[str]]:
@@ -285,20 +292,26 @@ def _swept(results) -> tuple[list[str], list[str]]:
 
 
 def _influence(column, values, bins: int = 5) -> float:
-    """The share of the variance of ``values`` that lies between the groups of ``column``
-    (η², the correlation ratio): one group per distinct value, or ``bins`` groups of equal
-    size by rank for a numeric column with more distinct values (random search). Members
-    whose value is not finite are left out. 0 when ``values`` do not vary."""
+    """The share of the variance of ``values`` that lies between the groups of ``column``,
+    as ε² = (SSB − (k − 1) MSW) / SST: the correlation ratio η² less what k groups of noise
+    alone would explain (η² favours columns with more values). One group per distinct
+    value, or ``bins`` groups of equal size by rank for a numeric column with more distinct
+    values (random search). Members whose value is not finite are left out. 0 when
+    ``values`` do not vary or every member is its own group."""
     keys, numeric = _axis_values(column)
     finite = np.isfinite(values)
     keys, values = keys[finite], values[finite]
-    if len(values) < 2 or np.var(values) == 0:
-        return 0.0
     if numeric and len(np.unique(keys)) > bins:
         keys = np.argsort(np.argsort(keys, kind="stable"), kind="stable") * bins // len(keys)
     groups = np.unique(keys, return_inverse=True)[1]
+    n, k = len(values), int(groups.max(initial=-1)) + 1
+    total = float(np.sum((values - values.mean()) ** 2)) if n else 0.0
+    if n <= k or total == 0:
+        return 0.0
     means = np.bincount(groups, values) / np.bincount(groups)
-    return float(np.var(means[groups]) / np.var(values))
+    between = float(np.sum((means[groups] - values.mean()) ** 2))
+    within = (total - between) / (n - k)
+    return (between - (k - 1) * within) / total
 
 
 def _axis_values(column) -> tuple[np.ndarray, bool]:
@@ -707,17 +720,21 @@ def _steps_of(steps: np.ndarray, row: dict) -> np.ndarray:
 
 
 def _hidden_under(history: History, above: list[History], resolution: float = 0.0) -> str:
-    """A legend note when this run's dev curves lie within 1% (its accuracy within 0.01 or
-    one dev example, ``resolution``) of a higher-ranked run's, which is drawn over it: the
-    legend then explains the curve one cannot see."""
+    """A legend note when this run's dev cost lies within 2% of a higher-ranked run's (a
+    ratio: the axis is logarithmic) and its accuracy within 0.01, or one dev example
+    (``resolution``) up to 0.02: that run is drawn over it, and the legend then explains
+    the curve one cannot see."""
+    tolerance = max(0.01, min(resolution, 0.02)) + 1e-6  # up to one example of 50 or more
     for k, other in enumerate(above):
         if len(other.step) != len(history.step):
             continue
-        cost, other_cost = _finite_or_nan(history.dev_cost), _finite_or_nan(other.dev_cost)
-        scale = np.nanmax(np.abs(other_cost)) if np.isfinite(other_cost).any() else 1.0
-        close_cost = np.nanmax(np.abs(cost - other_cost), initial=0.0) <= 0.01 * scale
+        with np.errstate(divide="ignore", invalid="ignore"):  # the cost axis is logarithmic
+            ratio = np.abs(
+                np.log(_finite_or_nan(history.dev_cost) / _finite_or_nan(other.dev_cost))
+            )
         accuracy = np.abs(np.asarray(history.dev_accuracy) - np.asarray(other.dev_accuracy))
-        if close_cost and np.max(accuracy, initial=0.0) <= max(0.01, resolution) + 1e-6:
+        close_cost = np.nanmax(ratio, initial=0.0) <= np.log(1.02)
+        if close_cost and np.max(accuracy, initial=0.0) <= tolerance:
             return f" (hidden under {k + 1}.: the same curves)"
     return ""
 

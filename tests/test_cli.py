@@ -764,16 +764,32 @@ def test_a_dev_set_too_small_to_rank_on_is_said(n_dev, note, capsys):
     assert (said in out) == note, out
 
 
-def test_a_damaged_checkpoint_chunk_is_one_warning_line(tmp_path, capsys):
+def test_train_interrupted_leaves_no_empty_folder_behind(tmp_path, capsys, monkeypatch):
+    import jaxhp.train
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(jaxhp.train, "fit", interrupted)
+    target = tmp_path / "new" / "sub" / "p.npz"
+    argv = ["train", "--n-train", "60", "--n-dev", "30", "--steps", "10", "--quiet"]
+    assert main([*argv, "--save", str(target)]) == cli.EXIT_INTERRUPTED
+    assert not (tmp_path / "new").exists()  # made before training, removed as it was empty
+
+
+def test_a_damaged_checkpoint_chunk_is_one_warning_line(tmp_path):
     argv = ["sweep", *SMALL, "--lambd", "0,0.1", "--keep-prob", "1", "--chunk-size", "2"]
     argv += ["--no-cache", "--checkpoint", str(tmp_path / "ck"), "--out", str(tmp_path / "o")]
     assert main(argv) == 0
     chunk = sorted((tmp_path / "ck").glob("chunk-*.npz"))[0]
     chunk.write_bytes(b"garbage " * 20)
-    capsys.readouterr()
-    assert main(argv) == 0
-    err = capsys.readouterr().err
-    assert err == (
+    # in its own process: pytest records warnings raised in this one
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    done = subprocess.run(
+        [sys.executable, "-m", "jaxhp", *argv], env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == (
         f"warning: checkpoint chunk {chunk} is damaged (cannot be read: not an .npz file "
         f"(overwritten?)); set aside as {chunk.name}.damaged, and its members will be trained "
         "again\n"

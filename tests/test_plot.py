@@ -279,6 +279,27 @@ def test_curves_legend_names_a_configuration_hidden_under_a_better_one():
     assert sorted(start for start, _ in starts) == [0, 3, 6]
 
 
+def test_hidden_under_compares_costs_as_the_log_axis_shows_them():
+    def run(cost, accuracy=(0.8, 0.9, 0.9, 0.9)):
+        steps = np.arange(1, 5) * 10
+        return History(steps, np.asarray(cost), np.asarray(accuracy), np.asarray(cost),
+                       np.asarray(accuracy, np.float64))  # fmt: skip
+
+    best = run([0.7, 0.1, 0.01, 0.001])
+    assert plot._hidden_under(run([0.7, 0.1, 0.01, 0.00101]), [best]) != ""
+    # twice the cost at the end is far apart on a log axis, however small next to 0.7
+    assert plot._hidden_under(run([0.7, 0.1, 0.01, 0.002]), [best]) == ""
+    # one dev example of 10 is a visible step: never "the same"
+    lower = run([0.7, 0.1, 0.01, 0.001], (0.7, 0.8, 0.8, 0.8))
+    assert plot._hidden_under(lower, [best], resolution=0.1) == ""
+
+
+def test_every_run_gets_its_own_marker_start_even_on_short_histories():
+    for n_points in (4, 12, 60):
+        starts = [plot._markers(i, 5, n_points)["markevery"][0] for i in range(5)]
+        assert len(set(starts)) == 5, (n_points, starts)
+
+
 def test_log_cost_axis_labels_plain_numbers():
     fig = plot.curves_figure(make_results([0.0], [1.0], [0.3], [0], [0.9]), top=1)
     assert_plain_log_labels(fig, fig.axes[0])
@@ -432,35 +453,43 @@ def test_a_column_swept_together_with_a_chosen_one_is_not_the_second_axis():
     lambd, keep, rate = (np.asarray(c) for c in zip(*rows))
     results = make_results(lambd, keep, rate, [0] * len(rows), 0.6 + 0.2 * keep + 0.01 * lambd)
     assert plot.default_axes(results) == ("keep_prob", "lambd")
+    flipped = make_results(
+        lambd, keep, 0.4 - rate, [0] * len(rows), results.columns()["dev_accuracy"]
+    )
+    assert plot.default_axes(flipped) == ("keep_prob", "lambd")  # 0.8 -> 0.3, 1.0 -> 0.1
     title = plot.heatmap_figure(results).axes[0].get_title()
     assert title.endswith("axes: the 2 of its 3 swept columns that explain most of its spread")
     chosen = plot.heatmap_figure(results, x="lambd", y="keep_prob").axes[0].get_title()
     assert "axes:" not in chosen  # the user's own choice needs no explaining
 
 
-def _eta_squared(keys, values):
-    """The correlation ratio, written out: between-group over total sum of squares."""
+def _epsilon_squared(keys, values):
+    """ε², written out: (between-group SS - (k - 1) within-group mean square) / total SS."""
     mean = sum(values) / len(values)
     total = sum((v - mean) ** 2 for v in values)
-    between = 0.0
+    between = within = 0.0
     for key in set(keys):
         group = [v for k, v in zip(keys, values) if k == key]
-        between += len(group) * (sum(group) / len(group) - mean) ** 2
-    return between / total
+        group_mean = sum(group) / len(group)
+        between += len(group) * (group_mean - mean) ** 2
+        within += sum((v - group_mean) ** 2 for v in group)
+    k = len(set(keys))
+    return (between - (k - 1) * within / (len(values) - k)) / total
 
 
-def test_influence_is_the_correlation_ratio():
-    values = np.array([1.0, 1.2, 3.0, 3.4, 2.0, np.nan])
-    column = ["a", "a", "b", "b", "c", "c"]  # the NaN member is left out
+def test_influence_is_the_noise_corrected_correlation_ratio():
+    values = np.array([1.0, 1.2, 3.0, 3.4, 2.0, 2.3, np.nan])
+    column = ["a", "a", "b", "b", "c", "c", "c"]  # the NaN member is left out
     assert plot._influence(column, values) == pytest.approx(
-        _eta_squared(column[:5], values[:5].tolist())
+        _epsilon_squared(column[:6], values[:6].tolist())
     )
     assert plot._influence([1, 2, 1, 2], np.array([5.0, 5.0, 5.0, 5.0])) == 0.0
+    assert plot._influence([1, 2, 3], np.array([0.1, 0.5, 0.2])) == 0.0  # a group each
     # random search: 10 distinct rates in 5 bins of 2 by rank
     rng = np.random.default_rng(0)
     rates, values = rng.uniform(size=10), rng.normal(size=10)
     bins = [sorted(rates).index(r) // 2 for r in rates]
-    assert plot._influence(rates, values) == pytest.approx(_eta_squared(bins, values.tolist()))
+    assert plot._influence(rates, values) == pytest.approx(_epsilon_squared(bins, values.tolist()))
 
 
 def test_label_axes_keep_the_sweeps_order():
