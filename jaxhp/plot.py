@@ -261,7 +261,7 @@ def default_axes(results, metric: str | None = None) -> tuple[str, str]:
     columns = results.columns()
     preferred, varying = _swept(results)
     if len(varying) > 2:
-        values = np.asarray(columns[metric or _default_metric(results)], np.float64)
+        values = np.array(columns[metric or _default_metric(results)], np.float64)  # a copy
         values[np.asarray(columns["diverged"], bool)] = np.nan
         share = {n: _influence(columns[n], values) for n in varying}
         varying.sort(key=lambda n: -share[n])  # a stable sort: ties keep the course's order
