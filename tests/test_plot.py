@@ -463,6 +463,15 @@ def test_a_column_swept_together_with_a_chosen_one_is_not_the_second_axis():
     assert "axes:" not in chosen  # the user's own choice needs no explaining
 
 
+def test_choosing_the_axes_leaves_the_results_untouched(grid_results):
+    # float64 histories: the metric column is a view of them, and diverged members are
+    # left out of the choice by marking them NaN, in a copy
+    before = np.array(grid_results.history.dev_cost)
+    assert grid_results.diverged.any() and before.dtype == np.float64
+    plot.default_axes(grid_results, metric="dev_cost")
+    np.testing.assert_array_equal(grid_results.history.dev_cost, before)
+
+
 def _epsilon_squared(keys, values):
     """ε², written out: (between-group SS - (k - 1) within-group mean square) / total SS."""
     mean = sum(values) / len(values)
