@@ -487,6 +487,8 @@ def heatmap_figure(
     draw = _draw_grid if as_grid else _draw_scatter
     resolution = results._resolution(metric) if hasattr(results, "_resolution") else 0.0
     image = draw(ax, cells, ux, uy, best, _colour_norm(cells, metric, resolution))
+    near = _near_best_points(results, metric, xs, ys) - {best} if as_grid else set()
+    _outline_near(ax, near, ux, uy)
     direction = "higher" if maximise else "lower"
     fig.colorbar(image, ax=ax, label=f"{metric} ({direction} is better)")
     ax.set_xlabel(x)
@@ -501,6 +503,7 @@ def heatmap_figure(
     handles = _heatmap_legend(
         as_grid,
         best is not None,
+        bool(near),
         any(c.n_diverged for c in cells.values()),
         any(c.earlier_rung is not None for c in cells.values()),
     )
@@ -517,10 +520,32 @@ def _fill_axes(results, x, y, metric: str | None = None) -> tuple[str, str]:
     return x, y if y is not None else next(n for n in spare if n != x)
 
 
-def _heatmap_legend(as_grid: bool, has_best: bool, has_diverged: bool, earlier: bool) -> list:
+def _near_best_points(results, metric: str, xs, ys) -> set:
+    """The points of the configurations the table marks within noise of the best."""
+    rows = results.summary(metric) if hasattr(results, "summary") else []
+    near = [int(np.atleast_1d(row["members"])[0]) for row in rows[1:] if row["within_noise"]]
+    return {(xs.tolist()[m], ys.tolist()[m]) for m in near}
+
+
+def _outline_near(ax, points: set, ux, uy) -> None:
+    """A dashed outline on each grid cell holding a configuration within noise of the best:
+    the data cannot tell those apart from it."""
+    from matplotlib.patches import Rectangle
+
+    for xv, yv in points:
+        i, j = ux.tolist().index(xv), uy.tolist().index(yv)
+        ax.add_patch(
+            Rectangle((i - 0.5, j - 0.5), 1, 1, fill=False, ec="red", lw=1.5, ls="--", gid="near")
+        )
+
+
+def _heatmap_legend(
+    as_grid: bool, has_best: bool, has_near: bool, has_diverged: bool, earlier: bool
+) -> list:
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
+    near = Patch(fill=False, ec="red", lw=1.5, ls="--", label="within noise of the best")
     if as_grid:
         best = Patch(fill=False, ec="red", lw=2, label="best mean")
         diverged = Patch(fc="lightgrey", ec="black", hatch=_HATCH, label="has diverged members")
@@ -530,7 +555,7 @@ def _heatmap_legend(as_grid: bool, has_best: bool, has_diverged: bool, earlier: 
         diverged = Line2D([], [], ls="", marker="x", c="red", label="has diverged members")
         stopped = Line2D([], [], ls="", marker="o", mfc="none", mec="grey",
                          label="stopped at an earlier rung by halving: fewer steps")  # fmt: skip
-    return [best] * has_best + [diverged] * has_diverged + [stopped] * earlier
+    return [best] * has_best + [near] * has_near + [diverged] * has_diverged + [stopped] * earlier
 
 
 def _colour_norm(cells, metric: str, resolution: float = 0.0):

@@ -463,6 +463,18 @@ def test_a_column_swept_together_with_a_chosen_one_is_not_the_second_axis():
     assert "axes:" not in chosen  # the user's own choice needs no explaining
 
 
+def test_heatmap_outlines_the_cells_within_noise_of_the_best():
+    # 100 dev examples: 0.895 is half an example below 0.90, 0.80 ten examples below
+    results = make_results([0.0, 0.1, 1.0], [1.0] * 3, [0.1] * 3, [0] * 3, [0.9, 0.895, 0.8])
+    results.meta["m_dev"] = 100
+    fig = plot.heatmap_figure(results, x="lambd", y="keep_prob")
+    ax = fig.axes[0]
+    outlined = {p.get_gid(): p.get_x() + 0.5 for p in ax.patches if p.get_gid() in ("best", "near")}
+    assert outlined == {"best": 0.0, "near": 1.0}  # columns λ = 0 and λ = 0.1
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert labels == ["best mean", "within noise of the best"]
+
+
 def test_choosing_the_axes_leaves_the_results_untouched(grid_results):
     # float64 histories: the metric column is a view of them, and diverged members are
     # left out of the choice by marking them NaN, in a copy
