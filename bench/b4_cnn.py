@@ -27,6 +27,7 @@ from common import (
     import_torch,
     scaled,
     skipped,
+    start_backend,
     table,
     timed,
     timed_sweep,
@@ -285,7 +286,7 @@ def torch_vmap_row(w):
     return timed(run, repeats=w["repeats"]), np.asarray(accs)
 
 
-def run(quick: bool) -> dict:
+def run(quick: bool, widths: tuple[int, ...] = ()) -> dict:
     w = workload(quick)
     rows = []
 
@@ -296,6 +297,14 @@ def run(quick: bool) -> dict:
     jax.clear_caches()
     t_jaxhp, acc_jaxhp = jaxhp_row(w)
     add("jaxhp sweep", t_jaxhp, "one compiled program")
+    default_width = sweep.ACCELERATOR_GROUP_WIDTH
+    for width in widths:  # on an accelerator: how much do the padded lanes cost?
+        sweep.ACCELERATOR_GROUP_WIDTH = width
+        try:
+            timing, _ = jaxhp_row(w)
+        finally:
+            sweep.ACCELERATOR_GROUP_WIDTH = default_width
+        add(f"jaxhp sweep, {width} lanes a vmap", timing, f"default {default_width}")
     t_plain, acc_plain = plain_jax_row(w)
     add("plain JAX+optax sequential", t_plain, "jit(lax.scan), compiled once, per config")
     n_torch = 1 if quick else 8
@@ -320,8 +329,21 @@ def run(quick: bool) -> dict:
 def main(argv=None):
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="2 configs, 5 steps")
+    parser.add_argument(
+        "--accelerator-widths",
+        default="",
+        help="comma-separated vmap widths for extra jaxhp rows on a GPU/TPU (the default "
+        "width pads the 32 configs to 64 lanes); no effect on the CPU",
+    )
     args = parser.parse_args(argv)
-    result = run(args.quick)
+    try:
+        widths = tuple(int(v) for v in args.accelerator_widths.split(",") if v.strip())
+    except ValueError:
+        parser.error(f"--accelerator-widths takes integers, got {args.accelerator_widths!r}")
+    if any(width < 1 for width in widths):
+        parser.error(f"--accelerator-widths must be at least 1, got {args.accelerator_widths}")
+    start_backend()  # no row pays for it
+    result = run(args.quick, widths)
     print(f"## B4: user CNN on digits ({result['configs']} configs, {result['steps']} steps)")
     print(
         table(

@@ -99,6 +99,16 @@ def table(rows: list[dict], columns: list[tuple[str, str]]) -> str:
     return "\n".join(lines)
 
 
+def start_backend() -> None:
+    """Start JAX's backend before any row is timed. On a GPU this takes a second or two
+    (CUDA's context) that the first row would otherwise pay alone; a user's process pays
+    it once, before or during its first call (bench/first_call.py measures that call)."""
+    import jax
+    import jax.numpy as jnp
+
+    jax.block_until_ready(jnp.zeros(()) + 1)
+
+
 def results_path(name: str, *, quick: bool) -> Path:
     import jax
 

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Every GPU row in one short run: B1 and B2 (bench/sweep.py), B4 (bench/b4_cnn.py), B3
-# (bench/gradcheck.py), then as much of the test suite as the time left allows. Each step
-# has its own time limit, so one that fails or hangs leaves the others' results.
+# Every GPU row in one short run: B3 (bench/gradcheck.py), the Optuna bridge, halving, B4
+# (bench/b4_cnn.py, also at 32 lanes a vmap), as much of the test suite as its limit
+# allows, then B1 and B2 (bench/sweep.py) when B1_S / B2_S give them seconds. Each step has
+# its own time limit, so one that fails or hangs leaves the others' results.
 #
 # Run from the repository root on a machine with a GPU and JAX's CUDA plugin:
 #   OUT=/some/folder bash bench/gpu.sh
 # Results: $OUT/log.txt, $OUT/tests.log and each step's bench/results/*-gpu.json as
-# $OUT/<step>-<file> (b1-sweep-gpu.json, b2-sweep-gpu.json, b4-..., b3-...).
+# $OUT/<step>-<file> (b3-gradcheck-gpu.json, optuna-optuna_bridge-gpu.json, ...).
 set -u
 OUT=${OUT:-/tmp/jaxhp-gpu}
 mkdir -p "$OUT"
@@ -40,12 +41,19 @@ print('torch', torch.__version__, torch.cuda.get_device_name(0)); \
 print('matmul precision', jax.config.jax_default_matmul_precision)"
 } >"$LOG" 2>&1
 
-step b1 "${B1_S:-170}" sweep-gpu.json $PY bench/sweep.py --only b1 --no-torch-compile
-step b2 "${B2_S:-60}" sweep-gpu.json $PY bench/sweep.py --only b2
-step b4 "${B4_S:-80}" b4_cnn-gpu.json $PY bench/b4_cnn.py
+# Rows not yet measured on a GPU first (B3, Optuna, halving, B4's lane widths), then the
+# suite; B1/B2 last, each skipped with a 0 limit (GPU rows of 2026-11-28 04:03 exist).
 step b3 "${B3_S:-60}" gradcheck-gpu.json $PY bench/gradcheck.py
-# The suite, eight workers sharing the card (each allocates as it goes).
+step optuna "${OPTUNA_S:-100}" optuna_bridge-gpu.json $PY bench/optuna_bridge.py
+step halving "${HALVING_S:-50}" halving-gpu.json $PY bench/halving.py
+step b4 "${B4_S:-90}" b4_cnn-gpu.json $PY bench/b4_cnn.py --accelerator-widths 32
+# The suite, workers sharing the card (each allocates as it goes); -v names each result as
+# it comes, so a run cut short by its limit still says which tests passed and failed.
 export XLA_PYTHON_CLIENT_PREALLOCATE=false
-timeout -k 10 "${TESTS_S:-110}" $PY -m pytest -q -n 8 -p no:cacheprovider -rfE --durations=10 \
-    >"$OUT/tests.log" 2>&1
+timeout -k 10 "${TESTS_S:-180}" $PY -m pytest -v -n "${TEST_WORKERS:-12}" --dist load \
+    -p no:cacheprovider -rfE --durations=15 >"$OUT/tests.log" 2>&1
 echo "### tests: exit $?" >>"$LOG"
+unset XLA_PYTHON_CLIENT_PREALLOCATE
+[ "${B1_S:-0}" -gt 0 ] && step b1 "$B1_S" sweep-gpu.json $PY bench/sweep.py --only b1 --no-torch-compile
+[ "${B2_S:-0}" -gt 0 ] && step b2 "$B2_S" sweep-gpu.json $PY bench/sweep.py --only b2
+true

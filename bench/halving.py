@@ -22,7 +22,7 @@ import time
 
 import jax
 import numpy as np
-from common import table, write
+from common import start_backend, table, write
 
 import jaxhp
 from jaxhp import sweep
@@ -72,6 +72,7 @@ def main():
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
     jaxhp.sweep.use_cpu_cores()  # as `jaxhp sweep` does: members sharded over the cores
+    start_backend()  # no row pays for it
     w = workload(args.quick)
     full = {"row": "full sweep", **run(w, None)}
     halved = {"row": "successive halving, eta 3", **run(w, w["schedule"])}

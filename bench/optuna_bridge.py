@@ -23,7 +23,7 @@ import time
 import jax
 import numpy as np
 import optuna
-from common import table, write
+from common import start_backend, table, write
 
 import jaxhp
 from jaxhp import _programs
@@ -32,7 +32,6 @@ from jaxhp.integrations import optuna as bridge
 from jaxhp.sweep import member_key
 
 Float = optuna.distributions.FloatDistribution
-SAME_COMPILER_OPTIONS = _programs._CPU_OPTIONS  # as jaxhp.sweep's CPU program
 
 
 def workload(quick: bool) -> dict:
@@ -107,7 +106,9 @@ def run_bridge(w: dict) -> dict:
 
 def run_per_trial(w: dict, n_jobs: int) -> dict:
     jax.clear_caches()
-    fit = jax.jit(jaxhp.fit, static_argnames="config", compiler_options=SAME_COMPILER_OPTIONS)
+    # the compiler options of jaxhp's sweep program: its own on the CPU, XLA's elsewhere
+    options = _programs._CPU_OPTIONS if jax.default_backend() == "cpu" else {}
+    fit = jax.jit(jaxhp.fit, static_argnames="config", compiler_options=options)
     training = _Clock()
 
     @training.wrap
@@ -167,6 +168,7 @@ def main():
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
     jaxhp.sweep.use_cpu_cores()  # as `jaxhp sweep` does: members sharded over the cores
+    start_backend()  # no row pays for it
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     w = workload(args.quick)
     rows = [run_bridge(w), run_per_trial(w, 1), run_per_trial(w, os.cpu_count() or 1)]

@@ -33,6 +33,7 @@ from common import (
     results_path,
     scaled,
     skipped,
+    start_backend,
     table,
     timed,
     timed_sweep,
@@ -615,6 +616,7 @@ def main(argv=None):
             sweep.use_cpu_cores()
         except RuntimeError:
             pass  # JAX already started (e.g. under pytest): measure with what there is
+    start_backend()  # no row pays for it
     payload = {"jaxhp_devices": jax.device_count()}
     torch = import_torch()
     if torch is not None:

@@ -13,11 +13,18 @@ _LOOP_EMITTERS = " --xla_cpu_use_fusion_emitters=false" if _JAXLIB < (0, 11) els
 os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')}{_LOOP_EMITTERS}{_COMPILE_FAST}"
 
 
+def cpu_command_env(**extra) -> dict:
+    """The environment for a command a test starts: on the CPU, split into 2 devices as on
+    the 2-core CI machine whatever this machine has (a sweep's chunks, hence where an
+    interrupt lands, follow the device count; on 16 devices 16 members are one chunk)."""
+    return {**os.environ, "JAX_PLATFORMS": "cpu", "JAXHP_CPU_DEVICES": "2", **extra}
+
+
 def long_run_env(**extra) -> dict:
-    """The environment for a command that trains for a while: XLA's default LLVM level,
-    whose code runs about 3x faster than -O0's (a sweep the test must kill mid-way)."""
+    """:func:`cpu_command_env` for a command that trains for a while: XLA's default LLVM
+    level, whose code runs about 3x faster than -O0's (a sweep the test must kill mid-way)."""
     flags = os.environ["XLA_FLAGS"].replace(_COMPILE_FAST, "")
-    return {**os.environ, "XLA_FLAGS": flags, **extra}
+    return cpu_command_env(XLA_FLAGS=flags, **extra)
 
 
 import chex  # noqa: E402

@@ -13,7 +13,7 @@ import jax
 import numpy as np
 import optax
 import pytest
-from conftest import long_run_env
+from conftest import cpu_command_env, long_run_env
 
 import jaxhp
 from jaxhp import cli
@@ -352,7 +352,7 @@ def _sweep_cmd(checkpoint, out):
 
 def test_sigkilled_sweep_resumes_to_the_same_table(tmp_path):
     checkpoint = tmp_path / "ck"
-    env = long_run_env(JAX_PLATFORMS="cpu")
+    env = long_run_env()
     proc = subprocess.Popen(
         _sweep_cmd(checkpoint, tmp_path / "killed"),
         env=env,
@@ -431,7 +431,7 @@ def _interrupt(cmd, ready, env):
 
 
 def test_ctrl_c_with_a_checkpoint_says_what_was_saved_and_resumes(tmp_path):
-    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    env = cpu_command_env()
     checkpoint = tmp_path / "ck"
     cmd = _interruptible(tmp_path / "out", checkpoint)
     code, _, err = _interrupt(cmd, lambda _: any(checkpoint.glob("chunk-*.npz")), env)
@@ -459,7 +459,7 @@ def test_ctrl_c_while_xla_compiles_exits_130_not_a_crash(tmp_path):
     # XLA compiles the sweep program on its own threads; a normal Python shutdown under
     # them crashed the command (exit -11) in 5 of 6 tries before the fix. At XLA's default
     # level the compile runs from about 1.5 s to 5 s after the plan is printed.
-    env = long_run_env(JAX_PLATFORMS="cpu")
+    env = long_run_env()
     cmd = [sys.executable, "-m", "jaxhp", "sweep", "--steps", "3000", "--no-cache", "--quiet"]
     cmd += ["--out", str(tmp_path / "out"), "--checkpoint", str(tmp_path / "ck")]
 
@@ -478,7 +478,7 @@ def test_ctrl_c_while_xla_compiles_exits_130_not_a_crash(tmp_path):
 
 
 def test_ctrl_c_without_a_checkpoint_says_nothing_was_saved(tmp_path):
-    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    env = cpu_command_env()
 
     def started(proc):  # the start-up lines are printed just before training
         return proc.stdout.readline().startswith("sweep:")
@@ -501,7 +501,7 @@ def test_ctrl_c_stops_train_while_it_prints_its_history(tmp_path):
     def printing(proc):
         return proc.stdout.readline().startswith("step")
 
-    code, out, err = _interrupt(cmd, printing, {**os.environ, "JAX_PLATFORMS": "cpu"})
+    code, out, err = _interrupt(cmd, printing, cpu_command_env())
     assert code == 130 and "Traceback" not in err
     assert "step 3000000" not in out  # stopped, not run to the end
     assert err.strip().startswith("interrupted: nothing was saved")
@@ -594,7 +594,7 @@ def test_report_names_diverged_members_and_ranks_by_the_metric(tmp_path, capsys)
 
 
 def test_second_sweep_loads_its_program_from_the_cache_and_no_cache_turns_it_off(tmp_path):
-    env = {**os.environ, "JAXHP_CACHE_DIR": str(tmp_path / "cache"), "JAX_PLATFORMS": "cpu"}
+    env = cpu_command_env(JAXHP_CACHE_DIR=str(tmp_path / "cache"))
     args = [sys.executable, "-m", "jaxhp", "sweep", "--lambd", "0,1", "--keep-prob", "1"]
     args += ["--n-train", "80", "--n-dev", "40", "--layers", "6", "--seeds", "1", "--quiet"]
 
@@ -780,14 +780,14 @@ def test_train_interrupted_leaves_no_empty_folder_behind(tmp_path, capsys, monke
 def test_a_damaged_checkpoint_chunk_is_one_warning_line(tmp_path):
     argv = ["sweep", *SMALL, "--lambd", "0,0.1", "--keep-prob", "1", "--chunk-size", "2"]
     argv += ["--no-cache", "--checkpoint", str(tmp_path / "ck"), "--out", str(tmp_path / "o")]
-    assert main(argv) == 0
+    # in their own processes: pytest records warnings raised in this one, and both runs on
+    # the same backend (a checkpoint written on a GPU would be another sweep's on the CPU)
+    cmd, env = [sys.executable, "-m", "jaxhp", *argv], cpu_command_env()
+    first = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    assert first.returncode == 0, first.stderr
     chunk = sorted((tmp_path / "ck").glob("chunk-*.npz"))[0]
     chunk.write_bytes(b"garbage " * 20)
-    # in its own process: pytest records warnings raised in this one
-    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
-    done = subprocess.run(
-        [sys.executable, "-m", "jaxhp", *argv], env=env, capture_output=True, text=True
-    )
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stderr == (
         f"warning: checkpoint chunk {chunk} is damaged (cannot be read: not an .npz file "

@@ -154,6 +154,7 @@ def test_a_model_without_convolutions_is_applied_as_it_is():
     assert str(rewritten) == str(original)  # the jit call is kept, not inlined
 
 
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="convolutions stay off the CPU")
 def test_fit_trains_a_convolving_model_without_convolutions_on_the_cpu(digits_small):
     """fit's whole program on the CPU holds no convolution for the built-in CNN."""
     model = jaxhp.models.cnn((8, 8, 1), channels=(4,), dense=(10,))

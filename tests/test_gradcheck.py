@@ -685,6 +685,31 @@ def test_directions_chunk_follows_the_shapes_of_each_check():
     assert chunks[0] >= 2 and chunks[1] == 1 and chunks[2] == chunks[0], chunks
 
 
+def test_directions_chunk_follows_the_shapes_without_a_cost_model(monkeypatch):
+    # CUDA's lowered programs have no cost analysis: the chunk then comes from the bytes of
+    # f's inputs and largest value, and still drops to one evaluation for 1000 rows.
+    from jaxhp.gradcheck import _check
+
+    def no_cost_model(self):
+        raise NotImplementedError("no cost analysis before compiling on this backend")
+
+    monkeypatch.setattr(jax.stages.Lowered, "cost_analysis", no_cost_model)
+    monkeypatch.setattr(_check, "_COSTS", {})
+
+    def g(p, x):  # not f above: a new function, so no cost is remembered for it
+        return jnp.sum(jnp.sin(x * p[None, :]))
+
+    p = jnp.linspace(-1.0, 1.0, 100)
+    chunks = [
+        jaxhp.grad_check(
+            g, p, jnp.ones((m, 100)), mode="directions", memory_budget=2**19
+        ).problem.chunk
+        for m in (10, 1000)
+    ]
+    # 10 rows: 8 kB of x (float64) + 0.8 kB of p + the 8 kB product -> 2**19 // 16.8 kB
+    assert chunks == [2**19 // (8000 + 800 + 8000), 1], chunks
+
+
 def test_taylor_order_of_closed_form_remainders():
     from jaxhp.gradcheck._check import remainder_order
 

@@ -6,6 +6,7 @@ evaluation, ranked by dev cost with NumPy."""
 
 import math
 
+import jax
 import numpy as np
 import pytest
 
@@ -141,7 +142,9 @@ def test_one_advance_program_serves_every_rung(data, halved):
 
 def test_lanes_and_table(full, halved):
     n_devices = len(halved.meta["devices"])
-    lanes = n_devices * 8  # one vmap group per device per call
+    # one vmap group per device per call: 8 members on the CPU, 64 on an accelerator
+    width = 8 if jax.default_backend() == "cpu" else sweep.ACCELERATOR_GROUP_WIDTH
+    lanes = n_devices * width
     calls = [math.ceil(r["members"] / lanes) for r in halved.meta["rungs"]]
     steps = [5, 10, 30]  # each rung's new steps
     assert halved.meta["lane_steps"] == sum(c * lanes * s for c, s in zip(calls, steps))

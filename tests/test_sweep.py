@@ -362,8 +362,10 @@ def test_refit_a_halving_member_that_stopped_early_by_patience(data):
     again = sweep.refit(halved, i, data, config)
     assert int(again.stop_step) == int(halved.stop_step[i])
     n = int(np.sum(halved.history.step[i] <= halved.stop_step[i]))
+    # a learning rate of 2 grows the batched matmuls' rounding: 2-4e-6 relative by step 40
+    # on the CPU at XLA's default level, and more on a GPU (1e-6 failed on an H200)
     assert_close(jax.tree.map(lambda a: a[i, :n], halved.history),
-                 jax.tree.map(lambda a: a[:n], again.history), rtol=1e-6)  # fmt: skip
+                 jax.tree.map(lambda a: a[:n], again.history), rtol=1e-4)  # fmt: skip
 
 
 def test_a_sweep_whose_every_member_diverged_warns_with_advice(data):

@@ -190,3 +190,94 @@ def test_the_auto_memory_budget_is_half_of_the_cards():
     assert sweep._memory_budget("auto", [_Card(None)]) == sweep.DEFAULT_MEMORY_BUDGET
     assert sweep._memory_budget("auto", jax.devices("cpu")) == sweep.DEFAULT_MEMORY_BUDGET
     assert sweep._memory_budget(12345, [_Card(80 * 2**30)]) == 12345
+
+
+# ---- a width the user chooses (run_sweep's vmap_width, the CLI's --vmap-width) -------------
+CHOSEN = jaxhp.TrainConfig(layer_sizes=(2, 5, 1), steps=20, eval_every=5)
+MEMBERS = [
+    {"lambd": lam, "keep_prob": kp, "learning_rate": 0.3, "seed": s}
+    for s, (lam, kp) in enumerate([(0.0, 1.0), (0.1, 0.8), (1.0, 0.9), (0.01, 0.7), (0.3, 1.0)])
+]
+
+
+@pytest.fixture(scope="module")
+def moons():
+    return jaxhp.datasets.load("moons", n_train=48, n_dev=24, n_test=0, noise=0.3)
+
+
+def _raw(results, i):  # member i's history as bits
+    return {k: np.asarray(v[i]).view(np.uint32) for k, v in results.history._asdict().items()}
+
+
+def test_a_chosen_width_is_used_and_its_members_equal_fit(moons):
+    results = sweep.run_sweep(
+        sweep.Space(MEMBERS), moons, CHOSEN, progress=False, vmap_width=3, devices=1
+    )
+    assert results.meta["vmap_width"] == 3 and results.meta["chunk_size"] == 6  # 5 -> 2 x 3
+    for i, member in enumerate(MEMBERS):  # the reference: fit, one member alone
+        hp = jaxhp.HParams(**{k: v for k, v in member.items() if k != "seed"})
+        alone = jaxhp.fit(sweep.member_key(0, member["seed"]), hp, moons, CHOSEN)
+        np.testing.assert_allclose(results.history.dev_cost[i], alone.history.dev_cost, rtol=1e-5)
+
+
+def test_at_one_chosen_width_members_are_bit_identical_in_any_sweep(moons):
+    small = sweep.run_sweep(sweep.Space(MEMBERS[:3]), moons, CHOSEN, progress=False, vmap_width=2)
+    shuffled = [MEMBERS[4], MEMBERS[2], MEMBERS[0], MEMBERS[3], MEMBERS[1]]
+    large = sweep.run_sweep(
+        sweep.Space(shuffled), moons, CHOSEN, progress=False, vmap_width=2, chunk_size=2
+    )
+    for i, j in ((0, 2), (1, 4), (2, 1)):  # small's member i is large's member j
+        assert all(
+            np.array_equal(a, b) for a, b in zip(_raw(small, i).values(), _raw(large, j).values())
+        )
+
+
+def test_halving_trains_whole_groups_of_the_chosen_width(moons):
+    space = sweep.Space(MEMBERS)
+    halved = sweep.run_sweep(
+        space, moons, CHOSEN, progress=False, vmap_width=2, devices=1,
+        schedule=sweep.halving(eta=2, min_steps=5),
+    )  # fmt: skip
+    # rungs at 5, 10, 20 steps with 5, 2, 1 members: groups of 2 lanes, 5/5/10 new steps
+    assert [r["members"] for r in halved.meta["rungs"]] == [5, 2, 1]
+    assert halved.meta["lane_steps"] == 3 * 2 * 5 + 1 * 2 * 5 + 1 * 2 * 10
+
+
+@pytest.mark.parametrize(
+    ("width", "error"),
+    [(0, ValueError), (-2, ValueError), (2.0, TypeError), (True, TypeError), ("8", TypeError)],
+)
+def test_a_bad_width_is_refused_before_training(moons, width, error, monkeypatch):
+    monkeypatch.setattr(sweep, "_run", None)  # training would fail another way
+    with pytest.raises(
+        error, match=rf"vmap_width must be None \(jaxhp's rule\) or a positive int, got {width!r}"
+    ):
+        sweep.run_sweep(sweep.Space(MEMBERS), moons, CHOSEN, progress=False, vmap_width=width)
+
+
+def test_a_checkpoint_is_not_resumed_at_another_width(moons, tmp_path):
+    space, folder = sweep.Space(MEMBERS[:2]), tmp_path / "ck"
+    sweep.run_sweep(space, moons, CHOSEN, progress=False, vmap_width=2, checkpoint=folder)
+    again = sweep.run_sweep(space, moons, CHOSEN, progress=False, vmap_width=2, checkpoint=folder)
+    assert again.meta["members_from_checkpoint"] == 2
+    with pytest.raises(ValueError, match="written by a different sweep"):
+        sweep.run_sweep(space, moons, CHOSEN, progress=False, vmap_width=1, checkpoint=folder)
+    with pytest.raises(ValueError, match="written by a different sweep"):  # jaxhp's rule: 8
+        sweep.run_sweep(space, moons, CHOSEN, progress=False, checkpoint=folder)
+
+
+def test_the_cli_passes_its_width_and_refuses_a_bad_one(tmp_path, capsys):
+    import json
+
+    from jaxhp.cli import main
+
+    argv = ["sweep", "--n-train", "60", "--n-dev", "30", "--layers", "4", "--steps", "10"]
+    argv += ["--lambd", "0,0.1,1", "--keep-prob", "1", "--seeds", "1", "--quiet"]
+    with pytest.raises(SystemExit) as refused:
+        main([*argv, "--vmap-width", "0", "--out", str(tmp_path / "bad")])
+    assert refused.value.code == 2
+    assert "argument --vmap-width: expected an int >= 1, got 0" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()
+    assert main([*argv, "--vmap-width", "2", "--out", str(tmp_path / "o")]) == 0
+    written = json.loads((tmp_path / "o" / "results.json").read_text())
+    assert written["meta"]["vmap_width"] == 2

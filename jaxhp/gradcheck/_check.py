@@ -236,7 +236,8 @@ _MAX_COSTS = 256
 def _evaluation_cost(traced, spec: _Spec, leaves: list, arrays: tuple) -> tuple[float, int]:
     """XLA's cost model of one evaluation of f: flops and bytes accessed, read from the
     lowered program (no compile). Kept per function and shapes: lowering again on every
-    check costs tens of milliseconds."""
+    check costs tens of milliseconds. Where the backend has no cost model before compiling
+    (CUDA's), the bytes are those of f's inputs and its largest value."""
     key = (spec, tuple((tuple(a.shape), str(a.dtype)) for a in (*leaves, *arrays)))
     if key not in _COSTS:
         try:
@@ -245,6 +246,9 @@ def _evaluation_cost(traced, spec: _Spec, leaves: list, arrays: tuple) -> tuple[
             found = float(cost.get("flops", 0.0)), int(cost.get("bytes accessed", 0))
         except Exception:  # noqa: BLE001 - the cost model is best effort on some backends
             found = 0.0, 0
+        if found[1] == 0:
+            inputs = sum(a.size * a.dtype.itemsize for a in (*leaves, *arrays))
+            found = found[0], inputs + perturb.largest_value_bytes(traced.jaxpr.jaxpr)
         if len(_COSTS) >= _MAX_COSTS:
             _COSTS.clear()
         _COSTS[key] = found
