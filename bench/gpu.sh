@@ -6,7 +6,8 @@
 #
 # Run from the repository root on a machine with a GPU and JAX's CUDA plugin:
 #   OUT=/some/folder bash bench/gpu.sh
-# Results: $OUT/log.txt, $OUT/tests.log and each step's bench/results/*-gpu.json as
+# Results: $OUT/log.txt, $OUT/tests.log, $OUT/failures.log and each step's
+# bench/results/*-gpu.json as
 # $OUT/<step>-<file> (b3-gradcheck-gpu.json, optuna-optuna_bridge-gpu.json, ...).
 set -u
 OUT=${OUT:-/tmp/jaxhp-gpu}
@@ -53,6 +54,15 @@ export XLA_PYTHON_CLIENT_PREALLOCATE=false
 timeout -k 10 "${TESTS_S:-180}" $PY -m pytest -v -n "${TEST_WORKERS:-12}" --dist load \
     -p no:cacheprovider -rfE --durations=15 >"$OUT/tests.log" 2>&1
 echo "### tests: exit $?" >>"$LOG"
+# Under xdist the failures' tracebacks come only in pytest's final summary, which a run cut
+# at its limit never prints: run the failed tests again, one process, for their messages.
+failed=$(grep -oE "FAILED tests/[^ ]+" "$OUT/tests.log" | sed 's/^FAILED //' | sort -u)
+if [ -n "$failed" ]; then
+    # shellcheck disable=SC2086  # one argument per test id
+    timeout -k 10 "${RERUN_S:-90}" $PY -m pytest -n 0 -q -p no:cacheprovider --tb=short \
+        $failed >"$OUT/failures.log" 2>&1
+    echo "### failures rerun: exit $?" >>"$LOG"
+fi
 unset XLA_PYTHON_CLIENT_PREALLOCATE
 [ "${B1_S:-0}" -gt 0 ] && step b1 "$B1_S" sweep-gpu.json $PY bench/sweep.py --only b1 --no-torch-compile
 [ "${B2_S:-0}" -gt 0 ] && step b2 "$B2_S" sweep-gpu.json $PY bench/sweep.py --only b2

@@ -14,7 +14,6 @@ Run: python examples/regularization.py [--quick] [--out jaxhp-out/examples/regul
 import argparse
 from pathlib import Path
 
-import jax
 import numpy as np
 
 import jaxhp
@@ -91,18 +90,12 @@ def main(argv=None):
     )
     print_table(table, args.seeds)
 
-    # One figure per row: refit its seed-0 member with the sweep's key. One compile serves
-    # the three rows (hparams are traced, the config is static).
-    fit = jax.jit(jaxhp.fit, static_argnums=3)
+    # One figure per row: its seed-0 member refitted for its params, all three in one
+    # compiled call of the sweep's own program (so exactly the members the table counts).
+    members = [k * args.seeds for k in range(len(ROWS))]
+    fitted = sweep.refit_together(results, members, data, config)
     x, y = data.train
-    for k, (row, changes) in enumerate(ROWS.items()):
-        member = k * args.seeds
-        result = fit(
-            sweep.member_key(0, int(results.seeds[member])),
-            base._replace(**changes),
-            data,
-            config,
-        )
+    for row, result in zip(ROWS, fitted):
         train_acc = float(result.history.train_accuracy[-1])
         dev_acc = float(result.history.dev_accuracy[-1])
         fig = plot.decision_boundary_figure(

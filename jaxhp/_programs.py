@@ -58,13 +58,23 @@ def _per_member(one, seed, member_seeds, hparams, rest, *, width: int, dropout: 
 
 
 def _train_block(
-    seed, member_seeds, hparams, data, config, *, width: int, dropout: bool, report: bool
+    seed,
+    member_seeds,
+    hparams,
+    data,
+    config,
+    *,
+    width: int,
+    dropout: bool,
+    report: bool,
+    keep_params: bool,
 ):
     """Train a block of members on one device: ``vmap(fit)``."""
     on_eval = _dispatch_eval if report else None
 
     def one(key, hp, _):
-        return _kept(train._fit(key, hp, data, config, on_eval, checked=True))
+        result = train._fit(key, hp, data, config, on_eval, checked=True)
+        return result if keep_params else _kept(result)
 
     return _per_member(one, seed, member_seeds, hparams, None, width=width, dropout=dropout)
 
@@ -96,10 +106,25 @@ def _on_devices(block, mesh: Mesh, by_member: tuple[bool, ...], *args):
 
 
 def _sweep_program(
-    seed, member_seeds, hparams, data, config, *, mesh, width, dropout=True, report=False
+    seed,
+    member_seeds,
+    hparams,
+    data,
+    config,
+    *,
+    mesh,
+    width,
+    dropout=True,
+    report=False,
+    keep_params=False,
 ):
     block = functools.partial(
-        _train_block, config=config, width=width, dropout=dropout, report=report
+        _train_block,
+        config=config,
+        width=width,
+        dropout=dropout,
+        report=report,
+        keep_params=keep_params,
     )
     split = (False, True, True, False)
     return _on_devices(block, mesh, split, seed, member_seeds, hparams, data)
@@ -148,15 +173,15 @@ _CPU_OPTIONS = _cpu_options()
 _CONV_CPU_OPTIONS = {**_CPU_OPTIONS, "xla_cpu_experimental_ynn_fusion_type": ""}
 
 
-def _by_platform(program) -> dict:
+def _by_platform(program, static=_STATIC) -> dict:
     return {
-        "cpu": jax.jit(program, static_argnames=_STATIC, compiler_options=_CPU_OPTIONS),
-        "cpu-conv": jax.jit(program, static_argnames=_STATIC, compiler_options=_CONV_CPU_OPTIONS),
-        "other": jax.jit(program, static_argnames=_STATIC),
+        "cpu": jax.jit(program, static_argnames=static, compiler_options=_CPU_OPTIONS),
+        "cpu-conv": jax.jit(program, static_argnames=static, compiler_options=_CONV_CPU_OPTIONS),
+        "other": jax.jit(program, static_argnames=static),
     }
 
 
-_SWEEP = _by_platform(_sweep_program)
+_SWEEP = _by_platform(_sweep_program, (*_STATIC, "keep_params"))
 _ADVANCE = _by_platform(_advance_program)
 
 
@@ -189,11 +214,13 @@ def _train_members(
     dropout=True,
     report=False,
     convolves=False,
+    keep_params=False,
 ):
     """The sweep program: each device of ``mesh`` trains its share of the member axis
     (``shard_map``), ``width`` members at a time in one ``vmap(fit)``; data is replicated.
     Member i is ``fit(member_key(seed, member_seeds[i]), hparams[i], data, config)``; the
-    keys are made inside the program (no separate compile for them)."""
+    keys are made inside the program (no separate compile for them). ``keep_params``: the
+    results hold the params too (a refit); a sweep leaves them out."""
     return sweep_program(mesh, convolves)(
         seed,
         member_seeds,
@@ -204,6 +231,7 @@ def _train_members(
         width=width,
         dropout=dropout,
         report=report,
+        keep_params=keep_params,
     )
 
 

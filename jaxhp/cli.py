@@ -37,7 +37,7 @@ from jaxhp.nn import ACTIVATIONS
 from jaxhp.records import OPTIMIZER_HPARAMS, OPTIMIZERS, HParams
 from jaxhp.results import METRICS, diagnose_errors, tie_break
 from jaxhp.space import _repeated
-from jaxhp.sweep import _divergence_advice, refit
+from jaxhp.sweep import _divergence_advice, refit_together
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -476,9 +476,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="K",
         type=_seed,
         default=None,
-        help="train exactly the member of seed K (results.csv's seed column) of jaxhp sweep "
-        "--seed SEED with these flags, to --save its params (default: the key is "
-        "jax.random.key(SEED))",
+        help="train the member of seed K (results.csv's seed column) of jaxhp sweep --seed "
+        "SEED with these flags, to --save its params; a plain fit, equal to the sweep's row "
+        "to float rounding (default: the key is jax.random.key(SEED))",
     )
     out = train.add_argument_group("outputs")
     out.add_argument("--quiet", action="store_true", help="no per-step lines, only the result")
@@ -2091,7 +2091,7 @@ def _score_test(results, best, metric: str, data, config) -> dict | str:
     seeds_words = _plural(len(members), "seed")
     _print(f"refitting the chosen configuration ({seeds_words}) to score it on the test split")
     try:
-        fitted = [refit(results, m, data, config) for m in members]
+        fitted = refit_together(results, members, data, config)  # one compiled call
     except ValueError as err:  # e.g. a halving member that the schedule stopped at a rung
         return str(err)
     at_best = metric.startswith("best_")
@@ -2101,8 +2101,8 @@ def _score_test(results, best, metric: str, data, config) -> dict | str:
         else ("kept params (best evaluation)" if config.restore_best else "last params")
     )
     scores = [_test_accuracy(f.best_params if at_best else f.params, data, config) for f in fitted]
-    # a refit rounds differently from its batched sweep run; where that moved its best
-    # evaluation or stop, the params scored are the refit's own
+    # a refit on another kind of device rounds differently from the sweep; where that moved
+    # its best evaluation or stop, the params scored are the refit's own
     reads_best = at_best or config.restore_best  # else the last params: only the stop counts
     moved = [
         m

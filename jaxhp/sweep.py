@@ -40,11 +40,20 @@ from jaxhp._programs import (
     _lanes,
     _Reporting,
     _train_members,
+    advance_program,
     member_key,
 )
 from jaxhp.checkpoint import Checkpoint, data_digest, sweep_spec
 from jaxhp.halving import Halving, halving
-from jaxhp.records import Data, History, HParams, TrainConfig, config_record, read_names
+from jaxhp.records import (
+    Data,
+    History,
+    HParams,
+    TrainConfig,
+    TrainResult,
+    config_record,
+    read_names,
+)
 from jaxhp.results import SweepResults
 from jaxhp.space import (
     Space,
@@ -416,6 +425,7 @@ class _Plan(NamedTuple):
     points: np.ndarray  # each member's configuration: members that differ only in seed share it
     memory_budget: int | float  # bytes per chunk, "auto" resolved
     config: TrainConfig  # as given (static axes replace its fields per group)
+    vmap_width: int | None  # as given (None: jaxhp's rule)
 
 
 def _points(space: Space) -> np.ndarray:
@@ -685,6 +695,7 @@ def _plan(
         _points(space),
         memory_budget,
         config,
+        vmap_width,
     )
 
 
@@ -767,6 +778,7 @@ def _gather(plan: _Plan, shard_counts, started: float, rungs: dict | None = None
         "train_weighted": len(plan.data.train) > 2 and plan.data.train[2] is not None,
         "chunk_size": largest.size,
         "vmap_width": largest.width,
+        "vmap_width_given": plan.vmap_width,  # refit trains a member at its sweep's width
         "chunks_run": sum(-(-len(g.mine) // g.size) for g in groups),
         "members_from_checkpoint": plan.n - pending,
         "memory_per_member_bytes": max(g.per_member for g in groups),
@@ -945,14 +957,17 @@ def _divergence_advice(data: Data) -> str:
     return "Lower the learning rate."
 
 
-def refit(results: SweepResults, member: int, data: Data, config: TrainConfig):
-    """Train member ``member`` of a finished sweep again, alone, and return its
+def refit(results: SweepResults, member: int, data: Data, config: TrainConfig) -> TrainResult:
+    """Train member ``member`` of a finished sweep again and return its
     :class:`jaxhp.TrainResult` with the params (a sweep keeps only histories).
 
     It is the ``fit`` that ``run_sweep`` promises the member equals: the member's key
     (``member_key(meta["seed"], seeds[member])``), its hyperparameters, and ``config`` with
-    the member's static values. The history equals the sweep's row to float rounding (a
-    sweep batches members, so its matmuls round differently).
+    the member's static values. It runs in the sweep's own compiled program, in one vmap
+    group of the width the sweep gave the member, so on the same kind of device its
+    history is the sweep's row bit for bit and the params are those the row describes (a
+    plain ``fit`` rounds differently from a batched member, and at a large learning rate
+    the difference can grow into another run).
 
     Args:
       results: what :func:`run_sweep` returned.
@@ -972,24 +987,122 @@ def refit(results: SweepResults, member: int, data: Data, config: TrainConfig):
         0.1%: a model or optimizer other than the sweep's (functions are compared by kind
         only), or chaotic training, which makes the refit another run of the configuration.
     """
+    return refit_together(results, [member], data, config, stacklevel=4)[0]
+
+
+def refit_together(
+    results: SweepResults, members, data: Data, config: TrainConfig, *, stacklevel: int = 3
+) -> list[TrainResult]:
+    """:func:`refit` for several members (e.g. one configuration's seeds), in their order:
+    members that share a config and a rung train side by side in one call of the program
+    (a repeated member is trained once). Raises and warns as :func:`refit` does."""
     if not isinstance(results, SweepResults):
         raise TypeError(f"results must be what run_sweep returned, got {type(results).__name__}")
-    i = results.member_index(member)
+    rows = [results.member_index(member) for member in members]
     labels = results.meta.get("label_columns", [])  # e.g. an Optuna study's trial numbers
-    static = {name: values[i] for name, values in results.static.items() if name not in labels}
-    member_config = _refit_config(results, i, config, static)
-    if results.meta.get("seed") is None:
-        raise ValueError(
-            f"member {i}'s base seed is unknown (results.meta['seed'] is None: e.g. an "
-            "Optuna study told by optimize calls with different seed=, or told before the "
-            "seed was recorded): refit it with jaxhp.fit and the member_key it was trained with"
+    batches: dict = {}  # config, rung and static values -> rows trained in one call
+    for i in rows:
+        static = {name: values[i] for name, values in results.static.items() if name not in labels}
+        member_config = _refit_config(results, i, config, static)
+        if results.meta.get("seed") is None:
+            raise ValueError(
+                f"member {i}'s base seed is unknown (results.meta['seed'] is None: e.g. an "
+                "Optuna study told by optimize calls with different seed=, or told before "
+                "the seed was recorded): refit it with jaxhp.fit and the member_key it was "
+                "trained with"
+            )
+        hparams = jax.tree.map(lambda values: values[i], results.hparams)
+        _check_same_data(results, data, hparams, member_config, config)
+        rung = None if results.rung is None else int(results.rung[i])
+        key = (member_config, rung, repr(sorted(static.items())))
+        batches.setdefault(key, (member_config, static, []))[2].append(i)
+    fitted = {}
+    for member_config, static, batch in batches.values():
+        trained = _train_as_in_the_sweep(results, batch, data, member_config, static)
+        fitted.update(zip(batch, trained))
+    for i in dict.fromkeys(rows):
+        _check_reproduced(results, i, fitted[i], stacklevel)
+    return [fitted[i] for i in rows]
+
+
+def _train_as_in_the_sweep(results, rows, data, config, static) -> list[TrainResult]:
+    """Members ``rows`` (of one static group and rung) trained again by the program that
+    trained them in the sweep, params kept: vmap groups of the width the sweep gave them,
+    on one device, padded with copies of the first. A member's arithmetic depends only on
+    that program and width, so on the same kind of device its history is the sweep's bit
+    for bit. ``config``: their config for the refit; ``static``: their static values."""
+    first = jax.tree.map(lambda values: values[rows[0]], results.hparams)
+    host = _host_data(train.check_inputs(first, data, config), config)
+    example_shape = host.train[0].shape[1:]
+    device = jax.local_devices()[0]
+    width = results.meta.get("vmap_width_given")
+    if width is None:
+        m_train, m_dev = host.train[0].shape[0], 0 if host.dev is None else len(host.dev[0])
+        width = _vmap_width(
+            config,
+            m_train,
+            example_shape,
+            first,
+            platform=device.platform,
+            per_member=estimate_member_bytes(config, m_train, m_dev, example_shape=example_shape),
+            device_bytes=_device_bytes([device]),
         )
-    hparams = jax.tree.map(lambda values: values[i], results.hparams)
-    _check_same_data(results, data, hparams, member_config, config)
-    key = member_key(results.meta["seed"], int(results.seeds[i]))
-    fitted = train.fit(key, hparams, data, member_config)
-    _check_reproduced(results, i, fitted)
-    return fitted
+    lanes = np.resize(np.asarray(rows), -(-len(rows) // width) * width)
+    lanes[len(rows) :] = rows[0]
+    hparams = jax.tree.map(lambda values: np.asarray(values)[lanes], results.hparams)
+    program = {
+        "seed": np.int32(results.meta["seed"]),
+        "member_seeds": np.asarray(results.seeds[lanes], np.int32),
+        "hparams": hparams,
+        "data": jax.device_put(host, device),
+        "mesh": Mesh(np.asarray([device]), ("members",)),
+        "width": int(width),
+    }
+    convolves = _convolves_on_cpu(config, example_shape, first)
+    with train.hyperparameters_traced():
+        if results.rung is None:
+            result = _train_members(
+                config=config,
+                dropout=not bool(np.all(np.asarray(hparams.keep_prob) == 1.0)),
+                convolves=convolves,
+                keep_params=True,
+                **program,
+            )
+            return [jax.tree.map(lambda a, k=k: a[k], result) for k in range(len(rows))]
+        swept = _swept_config(results, config, static)
+        treedef, shapes = successive_halving._progress_shapes(swept, host, first)
+        start = [np.zeros((len(lanes), *shape), dtype) for shape, dtype in shapes.values()]
+        progress = advance_program(program["mesh"], convolves)(
+            progress=jax.tree.unflatten(treedef, start),
+            until=np.int32(results.meta["rungs"][int(results.rung[rows[0]])]["evaluation"]),
+            fresh=np.bool_(True),
+            config=swept,
+            dropout=_group_drops_units(results, rows[0]),
+            report=False,
+            **program,
+        )
+    return [
+        train._finish(config, jax.tree.map(lambda a, k=k: a[k], progress)) for k in range(len(rows))
+    ]
+
+
+def _swept_config(results, config: TrainConfig, static: dict) -> TrainConfig:
+    """The config a halving sweep trained the member with: a refit "as far as it went"
+    passes fewer steps, but the member trained (and its optimizer scheduled) toward the
+    sweep's own."""
+    swept = results.meta.get("train_config") or {}
+    lengths = {k: static.get(k, swept.get(k)) for k in ("steps", "eval_every")}
+    return config.replace(**{k: v for k, v in lengths.items() if v is not None})
+
+
+def _group_drops_units(results, i: int) -> bool:
+    """Did halving compile dropout masks for member i's static group (some member of it
+    has keep_prob < 1)?"""
+    same = np.ones(len(results), bool)
+    for values in results.static.values():
+        same &= np.asarray([v == values[i] for v in values])
+    keep = np.asarray(results.hparams.keep_prob)
+    return bool(np.any(keep[same] != 1.0)) if keep.ndim else bool(keep != 1.0)
 
 
 def held_data_digest(data, hparams, member_config, config) -> str:
@@ -1011,15 +1124,15 @@ def _check_same_data(results: SweepResults, data, hparams, member_config, config
         )
 
 
-# A refit rounds differently from its batched sweep run, by far less than this at the first
-# evaluation unless its training is chaotic (a large learning rate amplifies rounding).
+# A refit on another kind of device (or XLA version) rounds differently from the sweep, by
+# far less than this at the first evaluation unless its training is chaotic.
 _REFIT_RTOL = 1e-3
 
 
-def _check_reproduced(results: SweepResults, i: int, fitted) -> None:
+def _check_reproduced(results: SweepResults, i: int, fitted, stacklevel: int) -> None:
     """Warn when the refit's first evaluation is not the member's: the config check compares
-    functions (a model, an optimizer factory) by kind only. Not an error: chaotic training
-    moves it too."""
+    functions (a model, an optimizer factory) by kind only. Not an error: on another kind
+    of device, chaotic training moves it too."""
     swept = [float(results.history.train_cost[i][0]), float(results.history.dev_cost[i][0])]
     again = [float(fitted.history.train_cost[0]), float(fitted.history.dev_cost[0])]
     if not np.allclose(again, swept, rtol=_REFIT_RTOL, atol=0, equal_nan=True):
@@ -1028,9 +1141,10 @@ def _check_reproduced(results: SweepResults, i: int, fitted) -> None:
             f"the refit of member {i} does not reproduce its first evaluation (step {step}): "
             f"train and dev costs {again[0]:.6g} and {again[1]:.6g}, the sweep's "
             f"{swept[0]:.6g} and {swept[1]:.6g}. Either the model or optimizer differs from "
-            "the sweep's, or its training is chaotic (rounding grows at a large learning "
-            "rate) and the refit is another run of the same configuration",
-            stacklevel=3,
+            "the sweep's, or the sweep ran on another kind of device (or JAX version) and "
+            "its training is chaotic (rounding grows at a large learning rate), so the "
+            "refit is another run of the same configuration",
+            stacklevel=stacklevel,
         )
 
 

@@ -222,8 +222,9 @@ def test_study_results_refit_with_the_seed_the_trials_were_trained_with(data):
     trial = study.get_trials(states=(State.COMPLETE,))[1]
     hp = BASE._replace(**{k: np.float32(v) for k, v in trial.params.items()})
     alone = jaxhp.fit(member_key(7, 0), hp, data, CONFIG)  # member seed 0, base seed 7
-    np.testing.assert_array_equal(refitted.history.dev_cost, alone.history.dev_cost)
-    np.testing.assert_allclose(results.history.dev_cost[1], alone.history.dev_cost, rtol=1e-5)
+    # the trial's stored history bit for bit (the sweep's program), and fit's to rounding
+    np.testing.assert_array_equal(refitted.history.dev_cost, results.history.dev_cost[1])
+    np.testing.assert_allclose(refitted.history.dev_cost, alone.history.dev_cost, rtol=1e-5)
     # The trials record the config, the data and the base: a refit checks all three.
     with pytest.raises(ValueError, match=r"eval_every=5, the sweep's eval_every=10"):
         jaxhp.sweep.refit(results, 1, data, CONFIG.replace(eval_every=5))

@@ -298,6 +298,14 @@ def _numpy_dev_accuracy(params, data):
     return float(np.mean((logits[:, 0] > 0) == y))
 
 
+def _assert_same_bits(results, i, refitted, n=None):
+    """The refit's history is member i's row of the sweep, bit for bit (first n rows)."""
+    for field in results.history._fields:
+        np.testing.assert_array_equal(
+            getattr(results.history, field)[i, :n], getattr(refitted.history, field)[:n]
+        )
+
+
 def test_refit_returns_the_members_params(data):
     space = sweep.grid(layer_sizes=[(2, 8, 4, 1), (2, 6, 1)], lambd=[0.0, 0.2], keep_prob=[0.8])
     results = jaxhp.run_sweep(space, data, CONFIG, seed=3, progress=False)
@@ -305,13 +313,32 @@ def test_refit_returns_the_members_params(data):
         refitted = sweep.refit(results, i, data, CONFIG)
         sizes = results.static["layer_sizes"][i]
         assert [layer.W.shape for layer in refitted.params] == list(zip(sizes, sizes[1:]))
-        assert_close(
-            jax.tree.map(lambda a: a[i], results.history), refitted.history, rtol=1e-6, atol=1e-7
-        )
+        _assert_same_bits(results, i, refitted)  # the sweep's own program, same width
+        alone = _standalone(results, i, data, CONFIG.replace(layer_sizes=sizes))
+        assert_close(alone.history, refitted.history, rtol=1e-6, atol=1e-7)  # = fit, rounded
         # the params give the sweep's final dev accuracy (last params: no early stopping)
         assert _numpy_dev_accuracy(refitted.params, data) == pytest.approx(
             float(results.history.dev_accuracy[i, -1]), abs=1.5 / len(data.dev[0])
         )
+
+
+def test_refit_together_trains_each_member_as_the_sweep_did(data):
+    space = sweep.grid(lambd=[0.0, 0.3], keep_prob=[1.0, 0.7], seeds=2)
+    config = CONFIG.replace(steps=80, patience=2)
+    results = jaxhp.run_sweep(space, data, config, progress=False)
+    members = [5, 0, 7, 5, 2]  # any order, one repeated, dropout on and off
+    fitted = sweep.refit_together(results, members, data, config)
+    assert len(fitted) == len(members)
+    for i, refitted in zip(members, fitted):
+        _assert_same_bits(results, i, refitted)
+        assert int(refitted.stop_step) == int(results.stop_step[i])
+    halved = jaxhp.run_sweep(space, data, config, schedule=sweep.halving(2, 20), progress=False)
+    last = [int(i) for i in np.flatnonzero(halved.rung == 2)]  # reached 80 steps
+    assert len(last) == 2
+    for i, refitted in zip(last, sweep.refit_together(halved, last, data, config)):
+        _assert_same_bits(halved, i, refitted)
+    with pytest.raises(ValueError, match=r"member must be a row .*\[0, 8\), got 8$"):
+        sweep.refit_together(results, [0, 8], data, config)
 
 
 def test_refit_refuses_a_member_outside_the_results_and_a_halved_one(data):
@@ -326,7 +353,7 @@ def test_refit_refuses_a_member_outside_the_results_and_a_halved_one(data):
         with pytest.raises(ValueError, match=rf"not the one the sweep was given: {name}={value!r}"):
             sweep.refit(results, 1, data, CONFIG.replace(**change))
     one = sweep.refit(results, jax.numpy.int32(1), data, CONFIG)  # any integer scalar
-    assert_close(jax.tree.map(lambda a: a[1], results.history), one.history, rtol=1e-6)
+    _assert_same_bits(results, 1, one)
     with pytest.raises(TypeError, match="results must be what run_sweep returned, got dict"):
         sweep.refit({}, 0, data, CONFIG)
     config = CONFIG.replace(steps=90)
@@ -342,7 +369,7 @@ def test_refit_refuses_a_member_outside_the_results_and_a_halved_one(data):
         sweep.refit(halved, stopped, data, config)
     # as far as it went, as the message says: its history up to its rung (3 evaluations)
     short = sweep.refit(halved, stopped, data, config.replace(steps=30, eval_every=10))
-    assert_close(jax.tree.map(lambda a: a[stopped, :3], halved.history), short.history, rtol=1e-6)
+    _assert_same_bits(halved, stopped, short, n=3)
 
 
 def test_refit_a_halving_member_that_stopped_early_by_patience(data):
@@ -361,11 +388,11 @@ def test_refit_a_halving_member_that_stopped_early_by_patience(data):
     i = early[0]
     again = sweep.refit(halved, i, data, config)
     assert int(again.stop_step) == int(halved.stop_step[i])
-    n = int(np.sum(halved.history.step[i] <= halved.stop_step[i]))
-    # a learning rate of 2 grows the batched matmuls' rounding: 2-4e-6 relative by step 40
-    # on the CPU at XLA's default level, and more on a GPU (1e-6 failed on an H200)
-    assert_close(jax.tree.map(lambda a: a[i, :n], halved.history),
-                 jax.tree.map(lambda a: a[:n], again.history), rtol=1e-4)  # fmt: skip
+    # bit for bit even at a learning rate of 2, where a plain fit drifts (2-4e-6 relative
+    # by step 40 on the CPU, more on an H200)
+    _assert_same_bits(
+        halved, i, again, n=int(np.sum(halved.history.step[i] <= halved.stop_step[i]))
+    )
 
 
 def test_a_sweep_whose_every_member_diverged_warns_with_advice(data):
@@ -392,11 +419,11 @@ def test_refit_compares_configs_by_value_and_a_model_sweep_writes_its_json(data,
     assert recorded["model"] == "<Model>" and recorded["eval_every"] == 1
     again = jaxhp.TrainConfig(model=jaxhp.models.mlp((2, 6, 1)), steps=np.int64(40), eval_every=1)
     single = sweep.refit(results, 1, data, again)
-    assert_close(jax.tree.map(lambda a: a[1], results.history), single.history, rtol=1e-6)
+    _assert_same_bits(results, 1, single)
     with pytest.raises(ValueError, match=r"augment='<function>', the sweep's augment=None"):
         sweep.refit(results, 1, data, again.replace(augment=lambda key, x: x))
     # Functions are compared by kind: another model of the same kind is caught by its
-    # first evaluation, with a warning (chaotic training moves it too).
+    # first evaluation, with a warning.
     with pytest.warns(UserWarning, match=r"refit of member 1 does not reproduce its first"):
         sweep.refit(results, 1, data, config.replace(model=jaxhp.models.mlp((2, 3, 3, 1))))
     with warnings.catch_warnings():  # the sweep's own model: no warning
