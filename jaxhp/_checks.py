@@ -24,11 +24,19 @@ def _where(member: int | None) -> str:
     return "" if member is None else f" (member {member} of the sweep)"
 
 
+def _hyperparameter(name: str, value: Any) -> np.ndarray:
+    """A hyperparameter's value as numbers: a string ("0.8", which NumPy would parse) or
+    None is refused by name."""
+    if value is None or isinstance(value, (str, bytes)):
+        raise TypeError(f"{name} must be a number, got {value!r} ({type(value).__name__})")
+    return as_numeric(name, value)
+
+
 def check_keep_prob(keep_prob: Any, *, n_hidden: int | None = None, member: int | None = None):
     """keep_prob must be finite and in (0, 1]; a vector must have one entry per hidden layer."""
     if not is_concrete(keep_prob):
         return
-    kp = np.asarray(keep_prob, dtype=np.float64)
+    kp = _hyperparameter("keep_prob", keep_prob).astype(np.float64)  # "0.8" would parse
     if kp.ndim > 1:
         raise ValueError(
             f"keep_prob must be a scalar or a vector with one value per hidden layer, "
@@ -49,7 +57,7 @@ def check_lambd(lambd: Any, *, member: int | None = None):
     """lambd must be finite and >= 0."""
     if not is_concrete(lambd):
         return
-    lam = np.asarray(lambd, dtype=np.float64)
+    lam = _hyperparameter("lambd", lambd).astype(np.float64)
     if lam.ndim != 0:
         raise ValueError(f"lambd must be a scalar, got shape {lam.shape}{_where(member)}")
     if not (np.isfinite(lam) and lam >= 0):
@@ -60,7 +68,7 @@ def check_learning_rate(learning_rate: Any, *, member: int | None = None):
     """learning_rate must be finite and > 0."""
     if not is_concrete(learning_rate):
         return
-    lr = np.asarray(learning_rate, dtype=np.float64)
+    lr = _hyperparameter("learning_rate", learning_rate).astype(np.float64)
     if lr.ndim != 0:
         raise ValueError(f"learning_rate must be a scalar, got shape {lr.shape}{_where(member)}")
     if not (np.isfinite(lr) and lr > 0):

@@ -154,6 +154,7 @@ def sweep_spec(
     *,
     static: dict[str, list] | None = None,
     checkpoint_id: str | None = None,
+    program_notes: dict | None = None,
 ) -> SweepSpec:
     """The identity of a sweep: its training program(s), data and members.
 
@@ -167,6 +168,9 @@ def sweep_spec(
       static: per-member values of static axes (JSON-able lists), if any.
       checkpoint_id: a name the caller gives the training program; when given, the program
         is not lowered, and the id (with the config's plain fields) stands for it.
+      program_notes: JSON-able values outside the config that change what the programs
+        compute (the sweep's vmap widths, its schedule): hashed with the program and
+        named in the summary, so that a refusal says which differs.
 
     Returns:
       A :class:`SweepSpec`.
@@ -189,6 +193,7 @@ def sweep_spec(
             program.update(part.encode())
             unidentified = unidentified or reason
 
+    program.update(json.dumps(program_notes or {}, sort_keys=True).encode())
     members = hashlib.sha256()
     members.update(json.dumps({"names": list(hparams._fields), "seed": int(seed)}).encode())
     members.update(json.dumps(static or {}, sort_keys=True).encode())
@@ -207,6 +212,7 @@ def sweep_spec(
         "members": len(seeds),
         "seed": int(seed),
         **{name: _few(values) for name, values in hparams._asdict().items()},
+        **(program_notes or {}),
     }
     summary = json.loads(json.dumps(summary))  # tuples as lists, as spec.json reads back
     return SweepSpec(digest, parts, len(seeds), unidentified, summary)
@@ -236,7 +242,8 @@ def _differences(stored: dict | None, now: dict | None) -> list[str]:
 
 
 _PART_WORDS = {
-    "program": "the training program (config, model, optimizer or augmentation)",
+    "program": "the training program (config, model, optimizer, augmentation, schedule or "
+    "vmap width)",
     "data": "the data",
     "members": "the members (hyperparameters or seeds)",
 }

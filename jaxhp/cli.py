@@ -1999,18 +1999,24 @@ def _tune(args) -> int:
             if stale
             else ""
         )
-        _print(
-            f"resuming study {args.study_name!r} in {args.storage}: {finished} of "
-            f"{args.trials} trials finished{again}"
+        held = (
+            f"{finished} of {args.trials} trials finished"
+            if finished <= args.trials
+            else f"it holds {_plural(finished, 'finished trial')}, --trials asks for {args.trials}"
         )
+        _print(f"resuming study {args.study_name!r} in {args.storage}: {held}{again}")
     todo = max(0, args.trials - finished)
     batch = max(1, min(args.batch, todo))  # fewer trials than --batch: no padding lanes
     if not args.no_cache:
         enable_compilation_cache()
+    plan = (
+        f"{_plural(todo, 'trial')} to train in batches of {batch}"
+        if todo
+        else "nothing to train (raise --trials to search further)"
+    )
     _print(
         _data_line(source, data, n_classes),
-        f"tune: {_plural(todo, 'trial')} to train in batches of {batch}, "
-        f"{args.sampler} sampler "
+        f"tune: {plan}, {args.sampler} sampler "
         f"over {', '.join(distributions)}; {_architecture(args, config, n_out)}, "
         f"{config.steps} steps, {config.optimizer}; ranked by {args.metric}, ties by "
         f"{tie_break(args.metric)}",

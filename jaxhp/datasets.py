@@ -188,12 +188,19 @@ def load(
 
     Raises:
       ValueError: an unknown name (the message lists the allowed ones), ``noise`` for
-        digits, or digits sizes that add up to more than its 1,797 images.
+        digits or below 0, or digits sizes that add up to more than its 1,797 images.
+      TypeError: a size or ``noise`` that is not a number.
     """
     _checks.check_choice("dataset", name, NAMES)
     if name in IMAGES:
         return _load_images(name, (n_train, n_dev, n_test), noise, seed)
     n_train, n_dev, n_test = _sizes((n_train, n_dev, n_test), _GENERATOR_SIZES)
+    _checks.check_positive_int("n_train", n_train)
+    for label, size in (("n_dev", n_dev), ("n_test", n_test)):
+        if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 0:
+            raise ValueError(f"{label} must be an int >= 0, got {size!r}")
+    if noise is not None:
+        noise = _checks.check_number("noise", noise, low=0.0)
     make = GENERATORS[name]
     kwargs = {} if noise is None else {"noise": noise}
     train = make(n_train, seed=seed, **kwargs)

@@ -198,6 +198,25 @@ def _check_one_member_fits(per_member: int, limit: int | None, rows: int) -> Non
         )
 
 
+def _check_chosen_width(width: int, per_member: int, limit: int | None, n_members: int):
+    """A ``vmap_width`` the user chose: one group of it must fit in memory; lanes beyond the
+    sweep's members are padding, computed and thrown away."""
+    if limit is not None and per_member * width > limit:
+        raise ValueError(
+            f"vmap_width={width}: one vmap group of {width} members needs about "
+            f"{_size(per_member * width)} ({_size(per_member)} each), more than the "
+            f"{_size(limit)} of memory here; at most {max(1, limit // per_member):,} fit"
+        )
+    if width > n_members:
+        warnings.warn(
+            f"vmap_width={width} is more than the {n_members} members trained together "
+            f"(one static group): {width - n_members} of its lanes are padding, computed and "
+            f"thrown away; a width of {n_members} or less trains them sooner",
+            UserWarning,
+            stacklevel=4,
+        )
+
+
 def _size(n_bytes: float) -> str:
     """57.6 GB, 5.1 kB: bytes in the unit that reads best."""
     for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
@@ -608,6 +627,31 @@ def _plan(
         )
     host = _host_data(checked[0][0], config)
     n = len(space)
+    m_train = host.train[0].shape[0]
+    m_dev = 0 if host.dev is None else host.dev[0].shape[0]
+    example_shape = host.train[0].shape[1:]
+    sizing = []  # each group's (bytes per member, vmap width): the width enters the spec
+    for _, group_config, _, members in checked:
+        per_member = estimate_member_bytes(
+            group_config, m_train, m_dev, example_shape=example_shape
+        )
+        limit = device_bytes or _host_bytes()
+        _check_one_member_fits(per_member, limit, m_train + m_dev)
+        first_hp = jax.tree.map(lambda v: np.asarray(v)[int(members[0])], hparams)
+        if vmap_width is None:
+            width = _vmap_width(
+                group_config,
+                m_train,
+                example_shape,
+                first_hp,
+                platform=devices[0].platform,
+                per_member=per_member,
+                device_bytes=device_bytes,
+            )
+        else:
+            width = int(vmap_width)
+            _check_chosen_width(width, per_member, limit, len(members))
+        sizing.append((per_member, width))
 
     store, done = None, {}
     if checkpoint is not None or distributed:
@@ -620,13 +664,12 @@ def _plan(
             hparams,
             seeds,
             seed,
-            static={
-                "group": group_of.tolist(),
-                "schedule": list(schedule or ()),
-                # only when chosen: checkpoints made by jaxhp's own rule stay valid
-                **({"vmap_width": [int(vmap_width)]} if vmap_width is not None else {}),
-            },
+            static={"group": group_of.tolist()},
             checkpoint_id=checkpoint_id,
+            program_notes={  # they change what the programs compute, or for how long
+                "schedule": repr(schedule) if schedule is not None else "every member to the end",
+                "vmap width": [width for _, width in sizing],
+            },
         )
     if distributed:
         dist.agree_on_spec(spec.digest)
@@ -638,32 +681,12 @@ def _plan(
     if distributed:  # same pending set everywhere; no chunk written before all have read
         dist.agree_on_finished(done, checkpoint)
 
-    m_train = host.train[0].shape[0]
-    m_dev = 0 if host.dev is None else host.dev[0].shape[0]
     groups = []
-    for _, group_config, key, members in checked:
+    for (_, group_config, key, members), (per_member, width) in zip(checked, sizing):
         members = np.asarray(members, np.int64)
         pending = np.asarray([i for i in members if i not in done], np.int64)
         mine = dist.assigned(pending, process, n_processes)
-        per_member = estimate_member_bytes(
-            group_config, m_train, m_dev, example_shape=host.train[0].shape[1:]
-        )
-        _check_one_member_fits(per_member, device_bytes or _host_bytes(), m_train + m_dev)
         first_hp = jax.tree.map(lambda v: np.asarray(v)[int(members[0])], hparams)
-        example_shape = host.train[0].shape[1:]
-        width = (
-            int(vmap_width)
-            if vmap_width is not None
-            else _vmap_width(
-                group_config,
-                m_train,
-                example_shape,
-                first_hp,
-                platform=devices[0].platform,
-                per_member=per_member,
-                device_bytes=device_bytes,
-            )
-        )
         convolves = _convolves_on_cpu(group_config, example_shape, first_hp)
         size = _chunk_size(
             chunk_size, max(1, len(mine)), per_member, len(devices), memory_budget, width
@@ -1034,7 +1057,7 @@ def _train_as_in_the_sweep(results, rows, data, config, static) -> list[TrainRes
     first = jax.tree.map(lambda values: values[rows[0]], results.hparams)
     host = _host_data(train.check_inputs(first, data, config), config)
     example_shape = host.train[0].shape[1:]
-    device = jax.local_devices()[0]
+    device = _device_like_the_sweeps(results)
     width = results.meta.get("vmap_width_given")
     if width is None:
         m_train, m_dev = host.train[0].shape[0], 0 if host.dev is None else len(host.dev[0])
@@ -1084,6 +1107,17 @@ def _train_as_in_the_sweep(results, rows, data, config, static) -> list[TrainRes
     return [
         train._finish(config, jax.tree.map(lambda a, k=k: a[k], progress)) for k in range(len(rows))
     ]
+
+
+def _device_like_the_sweeps(results) -> jax.Device:
+    """A local device of the platform the sweep ran on ("cpu:0", "cuda:0", ...: e.g. a
+    sweep given CPU devices on a GPU host), else the default one."""
+    swept = str((results.meta.get("devices") or [""])[0]).split(":")[0].lower()
+    platform = {"cuda": "gpu", "rocm": "gpu"}.get(swept, swept)
+    try:
+        return jax.local_devices(backend=platform)[0] if platform else jax.local_devices()[0]
+    except RuntimeError:  # not on this machine: the refit rounds as this one does
+        return jax.local_devices()[0]
 
 
 def _swept_config(results, config: TrainConfig, static: dict) -> TrainConfig:

@@ -118,7 +118,7 @@ def test_a_second_run_resumes_the_study_without_retraining(tmp_path, capsys, mon
 
     capsys.readouterr()
     code, _ = _tune(tmp_path, trials=4)  # nothing left: the table is written again
-    assert code == 0 and "tune: 0 trials to train" in capsys.readouterr().out
+    assert code == 0 and "tune: nothing to train" in capsys.readouterr().out
     assert trained == [2]
 
 
@@ -214,6 +214,10 @@ def test_a_stored_study_of_other_settings_is_not_mixed_in(tmp_path, capsys, monk
     assert "tune: 2 trials to train in batches of 2," in capsys.readouterr().out  # no padding
     monkeypatch.setattr(jaxhp.sweep, "run_sweep", lambda *a, **k: pytest.fail("trained"))
     capsys.readouterr()
+    assert _tune(tmp_path, *mine, trials=1)[0] == 0  # the study holds more than asked for
+    out = capsys.readouterr().out
+    assert "it holds 2 finished trials, --trials asks for 1" in out
+    assert "tune: nothing to train (raise --trials to search further)," in out
     code, _ = _tune(tmp_path, *mine, "--steps", "20")
     assert code == 2
     err = capsys.readouterr().err
@@ -223,7 +227,7 @@ def test_a_stored_study_of_other_settings_is_not_mixed_in(tmp_path, capsys, monk
     assert "search" in capsys.readouterr().err  # the optimizer's own value is searched too
     code, _ = _tune(tmp_path, *mine, "--n-test", "50", trials=2)  # a test split shapes no trial
     out = capsys.readouterr().out
-    assert code == 0 and "tune: 0 trials to train" in out, out
+    assert code == 0 and "tune: nothing to train" in out, out
     said = re.search(r"test accuracy of the chosen configuration \(.*\): (\S+) on 50", out)
     # The study's best trial (ranked by best_dev_cost), trained alone, at its best params.
     best = optuna.load_study(study_name="jaxhp-tune", storage=url).best_trial

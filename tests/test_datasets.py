@@ -50,6 +50,9 @@ def test_load_digits_defaults_and_empty_sets():
         (dict(name="digits", n_train=1500, n_dev=300), "= 2100 exceeds the 1797 images"),
         (dict(name="digits", noise=0.1), "digits dataset has no noise parameter"),
         (dict(name="digits", n_dev=-1), "n_dev must be an int >= 0, got -1"),
+        (dict(name="moons", n_dev=-1), "n_dev must be an int >= 0, got -1"),
+        (dict(name="moons", n_train="600"), "n_train must be a positive int, got '600'"),
+        (dict(name="circles", noise=-1), r"noise must be in \[0.0, inf\], got -1.0"),
     ],
 )
 def test_load_bad_arguments(kwargs, match):

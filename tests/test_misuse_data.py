@@ -140,6 +140,11 @@ CASES = {
         "classes must be a positive int",
     ),
     "load name": (lambda: datasets.load("mnist"), ValueError, "unknown dataset 'mnist'"),
+    "load noise string": (
+        lambda: datasets.load("moons", noise="0.3"),
+        TypeError,
+        "noise must be a number, got '0.3'",
+    ),
     # init_mlp
     "init key": (lambda: jaxhp.init_mlp("k", (2, 1)), TypeError, "key must be a PRNG key"),
     "init scale string": (

@@ -1,6 +1,7 @@
 """Bad input to the engine (HParams, Model, TrainConfig, fit, make_update_step, spaces,
 run_sweep): a clear error naming the argument, before any training starts."""
 
+import re
 import warnings
 
 import jax
@@ -459,3 +460,21 @@ def test_forward_and_loss_fed_x_transposed_say_so():
     (w1, b1), (w2, b2) = [(np.asarray(p.W), np.asarray(p.b)) for p in params]
     expected = np.maximum(x @ w1 + b1, 0) @ w2 + b2  # the right layout still works
     np.testing.assert_allclose(jaxhp.forward(params, x), expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "kwargs, name, value",
+    [
+        ({"lambd": "0.7"}, "lambd", "'0.7'"),  # NumPy would parse it: the loss then fails
+        ({"keep_prob": "0.8", "key": jax.random.key(1)}, "keep_prob", "'0.8'"),
+        ({"lambd": None}, "lambd", "None"),
+    ],
+)
+def test_loss_and_grad_check_refuse_a_hyperparameter_given_as_text(kwargs, name, value):
+    params = jaxhp.init_mlp(jax.random.key(0), (2, 3, 1))
+    x, y = np.ones((4, 2), np.float32), np.array([0, 1, 0, 1])
+    match = rf"{name} must be a number, got {re.escape(value)} \("
+    with pytest.raises(TypeError, match=match):
+        jaxhp.loss(params, x, y, **kwargs)
+    with pytest.raises(TypeError, match=match):  # not "unsupported operand" from losses.py
+        jaxhp.grad_check(jaxhp.loss, params, x, y, **kwargs)

@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import os
 import subprocess
@@ -433,3 +434,11 @@ def test_refit_compares_configs_by_value_and_a_model_sweep_writes_its_json(data,
     for other in (jaxhp.Data(data.train, (x[:-1], y[:-1])), jaxhp.Data(data.train, (x + 1e-3, y))):
         with pytest.raises(ValueError, match="data is not what the sweep trained on"):
             sweep.refit(results, 1, other, config)
+
+
+def test_a_refit_runs_on_the_platform_the_sweep_ran_on(data):
+    results = jaxhp.run_sweep(sweep.grid(lambd=[0.0]), data, CONFIG, progress=False)
+    assert results.meta["devices"][0].startswith("cpu:")
+    assert sweep._device_like_the_sweeps(results).platform == "cpu"
+    elsewhere = dataclasses.replace(results, meta={**results.meta, "devices": ["tpu:0"]})
+    assert sweep._device_like_the_sweeps(elsewhere) == jax.local_devices()[0]

@@ -255,15 +255,33 @@ def test_a_bad_width_is_refused_before_training(moons, width, error, monkeypatch
         sweep.run_sweep(sweep.Space(MEMBERS), moons, CHOSEN, progress=False, vmap_width=width)
 
 
-def test_a_checkpoint_is_not_resumed_at_another_width(moons, tmp_path):
+def test_a_checkpoint_is_resumed_at_its_width_only(moons, tmp_path):
     space, folder = sweep.Space(MEMBERS[:2]), tmp_path / "ck"
     sweep.run_sweep(space, moons, CHOSEN, progress=False, vmap_width=2, checkpoint=folder)
     again = sweep.run_sweep(space, moons, CHOSEN, progress=False, vmap_width=2, checkpoint=folder)
     assert again.meta["members_from_checkpoint"] == 2
-    with pytest.raises(ValueError, match="written by a different sweep"):
+    with pytest.raises(ValueError, match=r"vmap width \[1\] here, \[2\] in the checkpoint"):
         sweep.run_sweep(space, moons, CHOSEN, progress=False, vmap_width=1, checkpoint=folder)
-    with pytest.raises(ValueError, match="written by a different sweep"):  # jaxhp's rule: 8
+    # jaxhp's rule (8 on the CPU, 64 on a GPU) is another width: refused; given explicitly,
+    # the rule's own width is the same arithmetic: resumed
+    by_rule = sweep.Space(MEMBERS)
+    rule = sweep.run_sweep(by_rule, moons, CHOSEN, progress=False, checkpoint=tmp_path / "r")
+    width = rule.meta["vmap_width"]
+    with pytest.raises(ValueError, match=rf"vmap width \[{width}\] here, \[2\] in the checkpoint"):
         sweep.run_sweep(space, moons, CHOSEN, progress=False, checkpoint=folder)
+    with pytest.warns(UserWarning, match=f"{width - 5} of its lanes are padding"):  # 5 members
+        given = sweep.run_sweep(
+            by_rule, moons, CHOSEN, progress=False, vmap_width=width, checkpoint=tmp_path / "r"
+        )
+    assert given.meta["members_from_checkpoint"] == 5
+
+
+def test_a_width_too_big_for_memory_is_refused_before_training(moons, monkeypatch):
+    monkeypatch.setattr(sweep, "_run", None)  # training would fail another way
+    with pytest.raises(
+        ValueError, match=r"vmap_width=1000000000: one vmap group of 1000000000 members needs about"
+    ):
+        sweep.run_sweep(sweep.Space(MEMBERS), moons, CHOSEN, progress=False, vmap_width=10**9)
 
 
 def test_the_cli_passes_its_width_and_refuses_a_bad_one(tmp_path, capsys):
