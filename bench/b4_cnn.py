@@ -298,6 +298,8 @@ def run(quick: bool, widths: tuple[int, ...] = ()) -> dict:
     t_jaxhp, acc_jaxhp = jaxhp_row(w)
     add("jaxhp sweep", t_jaxhp, "one compiled program")
     default_width = sweep.ACCELERATOR_GROUP_WIDTH
+    if jax.default_backend() == "cpu":
+        widths = ()  # the CPU trains a convolving model one member at a time
     for width in widths:  # on an accelerator: how much do the padded lanes cost?
         sweep.ACCELERATOR_GROUP_WIDTH = width
         try:

@@ -187,9 +187,10 @@ def load(
         for digits, the seed of the shuffle that deals the images into the three sets.
 
     Raises:
-      ValueError: an unknown name (the message lists the allowed ones), ``noise`` for
-        digits or below 0, or digits sizes that add up to more than its 1,797 images.
-      TypeError: a size or ``noise`` that is not a number.
+      ValueError: an unknown name (the message lists the allowed ones), a size that is not
+        an int (n_train >= 1, n_dev and n_test >= 0), ``noise`` for digits or below 0, or
+        digits sizes that add up to more than its 1,797 images.
+      TypeError: ``noise`` that is not a number.
     """
     _checks.check_choice("dataset", name, NAMES)
     if name in IMAGES:

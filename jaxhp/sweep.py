@@ -10,9 +10,10 @@ one results table.
 
 Reproducibility guarantee. Member i is trained by ``fit(member_key(seed, seeds[i]),
 hparams[i], data, config)``; its key depends on its own seed only, never on its position.
-Its results are bit-identical whatever the sweep's width, order, chunk size or device count
-(the vmap width depends on the config alone), and equal that standalone ``fit`` to float
-rounding.
+Its results are bit-identical whatever the sweep's size, order, chunk size or device count
+(the vmap width depends on the config alone, or is the one ``vmap_width`` chooses), and
+equal that standalone ``fit`` to float rounding; :func:`refit` trains it again in the same
+program, bit for bit.
 """
 
 from __future__ import annotations
@@ -79,6 +80,7 @@ __all__ = [
     "uniform",
     "member_key",
     "refit",
+    "refit_together",
     "run_sweep",
     "estimate_member_bytes",
     "use_cpu_cores",
@@ -630,7 +632,8 @@ def _plan(
     m_train = host.train[0].shape[0]
     m_dev = 0 if host.dev is None else host.dev[0].shape[0]
     example_shape = host.train[0].shape[1:]
-    sizing = []  # each group's (bytes per member, vmap width): the width enters the spec
+    sizing = []  # each group's bytes per member, vmap width and first hparams (the width
+    # enters the checkpoint's spec)
     for _, group_config, _, members in checked:
         per_member = estimate_member_bytes(
             group_config, m_train, m_dev, example_shape=example_shape
@@ -651,7 +654,7 @@ def _plan(
         else:
             width = int(vmap_width)
             _check_chosen_width(width, per_member, limit, len(members))
-        sizing.append((per_member, width))
+        sizing.append((per_member, width, first_hp))
 
     store, done = None, {}
     if checkpoint is not None or distributed:
@@ -668,7 +671,7 @@ def _plan(
             checkpoint_id=checkpoint_id,
             program_notes={  # they change what the programs compute, or for how long
                 "schedule": repr(schedule) if schedule is not None else "every member to the end",
-                "vmap width": [width for _, width in sizing],
+                "vmap width": [width for _, width, _ in sizing],
             },
         )
     if distributed:
@@ -682,11 +685,10 @@ def _plan(
         dist.agree_on_finished(done, checkpoint)
 
     groups = []
-    for (_, group_config, key, members), (per_member, width) in zip(checked, sizing):
+    for (_, group_config, key, members), (per_member, width, first_hp) in zip(checked, sizing):
         members = np.asarray(members, np.int64)
         pending = np.asarray([i for i in members if i not in done], np.int64)
         mine = dist.assigned(pending, process, n_processes)
-        first_hp = jax.tree.map(lambda v: np.asarray(v)[int(members[0])], hparams)
         convolves = _convolves_on_cpu(group_config, example_shape, first_hp)
         size = _chunk_size(
             chunk_size, max(1, len(mine)), per_member, len(devices), memory_budget, width
@@ -801,7 +803,8 @@ def _gather(plan: _Plan, shard_counts, started: float, rungs: dict | None = None
         "train_weighted": len(plan.data.train) > 2 and plan.data.train[2] is not None,
         "chunk_size": largest.size,
         "vmap_width": largest.width,
-        "vmap_width_given": plan.vmap_width,  # refit trains a member at its sweep's width
+        # refit trains a member at its sweep's width
+        "vmap_width_given": None if plan.vmap_width is None else int(plan.vmap_width),
         "chunks_run": sum(-(-len(g.mine) // g.size) for g in groups),
         "members_from_checkpoint": plan.n - pending,
         "memory_per_member_bytes": max(g.per_member for g in groups),
@@ -1008,7 +1011,8 @@ def refit(results: SweepResults, member: int, data: Data, config: TrainConfig) -
     Warns:
       UserWarning: the refit's first evaluation differs from the member's by more than
         0.1%: a model or optimizer other than the sweep's (functions are compared by kind
-        only), or chaotic training, which makes the refit another run of the configuration.
+        only), or a sweep run on another kind of device with chaotic training, which makes
+        the refit another run of the configuration.
     """
     return refit_together(results, [member], data, config, stacklevel=4)[0]
 
@@ -1018,13 +1022,18 @@ def refit_together(
 ) -> list[TrainResult]:
     """:func:`refit` for several members (e.g. one configuration's seeds), in their order:
     members that share a config and a rung train side by side in one call of the program
-    (a repeated member is trained once). Raises and warns as :func:`refit` does."""
+    (a repeated member is trained once). Raises and warns as :func:`refit` does, and
+    TypeError where ``members`` is not a sequence of rows."""
     if not isinstance(results, SweepResults):
         raise TypeError(f"results must be what run_sweep returned, got {type(results).__name__}")
+    if isinstance(members, (str, bytes)) or not isinstance(members, (list, tuple, np.ndarray)):
+        raise TypeError(
+            f"members must be a list of rows of results (refit takes one), got {members!r}"
+        )
     rows = [results.member_index(member) for member in members]
     labels = results.meta.get("label_columns", [])  # e.g. an Optuna study's trial numbers
     batches: dict = {}  # config, rung and static values -> rows trained in one call
-    for i in rows:
+    for i in dict.fromkeys(rows):  # each member once
         static = {name: values[i] for name, values in results.static.items() if name not in labels}
         member_config = _refit_config(results, i, config, static)
         if results.meta.get("seed") is None:

@@ -288,3 +288,18 @@ def test_a_study_of_float64_data_resumes_and_its_members_refit(data):
     results = bridge.study_results(study, CONFIG)
     refitted = jaxhp.sweep.refit(results, 0, wide, CONFIG)
     np.testing.assert_allclose(refitted.history.dev_cost, results.history.dev_cost[0], 1e-5)
+
+
+def test_trials_at_a_chosen_width_refit_at_it_and_resume_only_at_it(data):
+    study = bridge.create_study(sampler="random", seed=1)
+    kwargs = {"base": BASE, "keep_history": True}
+    bridge.optimize(study, DISTS, data, CONFIG, n_trials=3, batch_size=3, vmap_width=3, **kwargs)
+    results = bridge.study_results(study, CONFIG, base=BASE)
+    assert results.meta["vmap_width_given"] == 3
+    for i, refitted in enumerate(jaxhp.sweep.refit_together(results, [0, 1, 2], data, CONFIG)):
+        for field in results.history._fields:  # trained at width 3 again, not jaxhp's 8
+            np.testing.assert_array_equal(
+                getattr(results.history, field)[i], getattr(refitted.history, field)
+            )
+    with pytest.raises(ValueError, match=r"another vmap_width: 3 \(here 'default'\)"):
+        bridge.optimize(study, DISTS, data, CONFIG, n_trials=1, batch_size=1, **kwargs)

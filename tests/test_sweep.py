@@ -340,6 +340,30 @@ def test_refit_together_trains_each_member_as_the_sweep_did(data):
         _assert_same_bits(halved, i, refitted)
     with pytest.raises(ValueError, match=r"member must be a row .*\[0, 8\), got 8$"):
         sweep.refit_together(results, [0, 8], data, config)
+    with pytest.raises(TypeError, match=r"members must be a list of rows .*got 3$"):
+        sweep.refit_together(results, 3, data, config)
+
+
+def test_refit_together_trains_a_repeated_member_once(data, monkeypatch):
+    results = jaxhp.run_sweep(sweep.grid(lambd=[0.0, 0.1]), data, CONFIG, progress=False)
+    trained, real = [], sweep._train_as_in_the_sweep
+    monkeypatch.setattr(
+        sweep,
+        "_train_as_in_the_sweep",
+        lambda r, rows, *a: trained.append(rows) or real(r, rows, *a),
+    )
+    fitted = sweep.refit_together(results, [1, 1, 0, 1], data, CONFIG)
+    assert trained == [[1, 0]] and len(fitted) == 4
+    assert fitted[0] is fitted[1] is fitted[3]
+    _assert_same_bits(results, 0, fitted[2])
+
+
+def test_a_numpy_vmap_width_is_recorded_as_a_plain_int(data, tmp_path):
+    results = jaxhp.run_sweep(
+        sweep.grid(lambd=[0.0, 0.1]), data, CONFIG, progress=False, vmap_width=np.int64(2)
+    )
+    results.to_json(tmp_path / "r.json")  # NumPy ints are not JSON
+    assert json.loads((tmp_path / "r.json").read_text())["meta"]["vmap_width_given"] == 2
 
 
 def test_refit_refuses_a_member_outside_the_results_and_a_halved_one(data):
