@@ -207,7 +207,7 @@ def _check_chosen_width(width: int, per_member: int, limit: int | None, n_member
         raise ValueError(
             f"vmap_width={width}: one vmap group of {width} members needs about "
             f"{_size(per_member * width)} ({_size(per_member)} each), more than the "
-            f"{_size(limit)} of memory here; at most {max(1, limit // per_member):,} fit"
+            f"{_size(limit)} of memory per device here; at most {max(1, limit // per_member):,} fit"
         )
     if width > n_members:
         warnings.warn(
@@ -653,7 +653,9 @@ def _plan(
             )
         else:
             width = int(vmap_width)
-            _check_chosen_width(width, per_member, limit, len(members))
+            # CPU devices share the host's memory, each training a group at once
+            per_device = device_bytes or (limit and limit // len(devices))
+            _check_chosen_width(width, per_member, per_device, len(members))
         sizing.append((per_member, width, first_hp))
 
     store, done = None, {}
