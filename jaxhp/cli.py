@@ -2063,11 +2063,13 @@ def _tune(args) -> int:
         compile_cache_misses=compiled.cache_misses,
         compile_cache=None if args.no_cache else str(default_cache_dir()),
     )
+    holds = f"the study holds {_plural(len(results), 'finished trial')}"
     trained = (
         f"trained {_plural(todo, 'trial')} in {seconds:.1f} s "
         f"({_plural(-(-todo // batch), 'batch', 'batches')} of "
-        f"{batch}); the study holds {_plural(len(results), 'finished trial')}"
-        f"{_cache_words(results.meta) if todo else ''}"
+        f"{batch}); {holds}{_cache_words(results.meta)}"
+        if todo
+        else f"trained nothing; {holds}"
     )
     return _report(args, results, record, trained, data=data, config=config)
 

@@ -218,6 +218,7 @@ def test_a_stored_study_of_other_settings_is_not_mixed_in(tmp_path, capsys, monk
     out = capsys.readouterr().out
     assert "it holds 2 finished trials, --trials asks for 1" in out
     assert "tune: nothing to train (raise --trials to search further)," in out
+    assert "trained nothing; the study holds 2 finished trials" in out
     code, _ = _tune(tmp_path, *mine, "--steps", "20")
     assert code == 2
     err = capsys.readouterr().err
