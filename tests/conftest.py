@@ -13,11 +13,15 @@ _LOOP_EMITTERS = " --xla_cpu_use_fusion_emitters=false" if _JAXLIB < (0, 11) els
 os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')}{_LOOP_EMITTERS}{_COMPILE_FAST}"
 
 
-def cpu_command_env(**extra) -> dict:
-    """The environment for a command a test starts: on the CPU, split into 2 devices as on
-    the 2-core CI machine whatever this machine has (a sweep's chunks, hence where an
-    interrupt lands, follow the device count; on 16 devices 16 members are one chunk)."""
-    return {**os.environ, "JAX_PLATFORMS": "cpu", "JAXHP_CPU_DEVICES": "2", **extra}
+# The suite's processes split the CPU into 2 devices, as on the 2-core CI machine, whatever
+# this machine has: a sweep's chunks (hence what a checkpoint holds, and where an interrupt
+# lands) follow the device count; on 16 devices, 16 members are one chunk.
+os.environ.setdefault("JAXHP_CPU_DEVICES", "2")
+
+
+def cpu_command_env(devices: int = 2, **extra) -> dict:
+    """The environment for a command a test starts: on the CPU, as ``devices`` devices."""
+    return {**os.environ, "JAX_PLATFORMS": "cpu", "JAXHP_CPU_DEVICES": str(devices), **extra}
 
 
 def long_run_env(**extra) -> dict:

@@ -5,12 +5,12 @@ Each variant runs in one fresh process with three CPU devices, so the comparison
 """
 
 import json
-import os
 import subprocess
 import sys
 import textwrap
 
 import numpy as np
+from conftest import cpu_command_env
 
 VARIANTS = textwrap.dedent(
     """
@@ -54,7 +54,7 @@ VARIANTS = textwrap.dedent(
 
 
 def test_members_are_bit_identical_across_devices_order_and_chunks():
-    env = {**os.environ, "JAX_NUM_CPU_DEVICES": "3", "JAX_PLATFORMS": "cpu"}
+    env = cpu_command_env(devices=3)
     env.pop("XLA_FLAGS", None)
     done = subprocess.run(
         [sys.executable, "-c", VARIANTS], env=env, capture_output=True, text=True, timeout=300

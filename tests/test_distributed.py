@@ -1,7 +1,6 @@
 """Multi-process sweeps: every test launches real processes on 127.0.0.1 with timeouts."""
 
 import csv
-import os
 import re
 import signal
 import socket
@@ -11,12 +10,9 @@ import time
 
 import numpy as np
 import pytest
+from conftest import cpu_command_env
 
-ENV = {
-    **os.environ,
-    "XLA_FLAGS": "--xla_force_host_platform_device_count=2",
-    "JAX_PLATFORMS": "cpu",
-}
+ENV = cpu_command_env(devices=2, XLA_FLAGS="--xla_force_host_platform_device_count=2")
 SWEEP = [
     "--n-train",
     "120",

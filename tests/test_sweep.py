@@ -1,6 +1,5 @@
 import dataclasses
 import json
-import os
 import subprocess
 import sys
 import textwrap
@@ -9,7 +8,7 @@ import warnings
 import jax
 import numpy as np
 import pytest
-from conftest import assert_close
+from conftest import assert_close, cpu_command_env
 
 import jaxhp
 from jaxhp import _programs, sweep
@@ -239,11 +238,7 @@ SHARDED = textwrap.dedent("""
 
 
 def test_sharded_sweep_over_four_devices():
-    env = {
-        **os.environ,
-        "XLA_FLAGS": "--xla_force_host_platform_device_count=4",
-        "JAX_PLATFORMS": "cpu",
-    }
+    env = cpu_command_env(devices=4, XLA_FLAGS="--xla_force_host_platform_device_count=4")
     done = subprocess.run(
         [sys.executable, "-c", SHARDED], env=env, capture_output=True, text=True, timeout=300
     )
