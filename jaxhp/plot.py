@@ -487,8 +487,8 @@ def heatmap_figure(
     draw = _draw_grid if as_grid else _draw_scatter
     resolution = results._resolution(metric) if hasattr(results, "_resolution") else 0.0
     image = draw(ax, cells, ux, uy, best, _colour_norm(cells, metric, resolution))
-    near = _near_best_points(results, metric, xs, ys) - {best} if as_grid else set()
-    _outline_near(ax, near, ux, uy)
+    near = _near_best_points(results, metric, xs, ys) - {best}
+    (_outline_near if as_grid else _ring_near)(ax, near, ux, uy)
     direction = "higher" if maximise else "lower"
     fig.colorbar(image, ax=ax, label=f"{metric} ({direction} is better)")
     ax.set_xlabel(x)
@@ -539,6 +539,16 @@ def _outline_near(ax, points: set, ux, uy) -> None:
         )
 
 
+def _ring_near(ax, points: set, ux, uy) -> None:
+    """A dashed ring around each scatter point within noise of the best."""
+    if points:
+        xv, yv = zip(*sorted(points))
+        ax.scatter(
+            xv, yv, marker="o", s=160, facecolors="none", edgecolors="red", lw=1.2,
+            linestyle="--", gid="near",
+        )  # fmt: skip
+
+
 def _heatmap_legend(
     as_grid: bool, has_best: bool, has_near: bool, has_diverged: bool, earlier: bool
 ) -> list:
@@ -546,6 +556,9 @@ def _heatmap_legend(
     from matplotlib.patches import Patch
 
     near = Patch(fill=False, ec="red", lw=1.5, ls="--", label="within noise of the best")
+    if not as_grid:
+        near = Line2D([], [], ls="", marker="o", ms=12, mfc="none", mec="red",
+                      label="within noise of the best (dashed ring)")  # fmt: skip
     if as_grid:
         best = Patch(fill=False, ec="red", lw=2, label="best mean")
         diverged = Patch(fc="lightgrey", ec="black", hatch=_HATCH, label="has diverged members")

@@ -475,6 +475,18 @@ def test_heatmap_outlines_the_cells_within_noise_of_the_best():
     assert labels == ["best mean", "within noise of the best"]
 
 
+def test_scatter_rings_the_points_within_noise_of_the_best():
+    # the same accuracies as above, at points that make no grid: a scatter
+    results = make_results([0.0, 0.1, 1.0], [1.0] * 3, [0.1, 0.2, 0.3], [0] * 3, [0.9, 0.895, 0.8])
+    results.meta["m_dev"] = 100
+    fig = plot.heatmap_figure(results, x="lambd", y="learning_rate")
+    ringed = [c for c in fig.axes[0].collections if c.get_gid() == "near"]
+    assert len(ringed) == 1
+    np.testing.assert_allclose(ringed[0].get_offsets(), [[0.1, 0.2]])  # λ 0.1, not 1.0
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert labels == ["best mean", "within noise of the best (dashed ring)"]
+
+
 def test_choosing_the_axes_leaves_the_results_untouched(grid_results):
     # float64 histories: the metric column is a view of them, and diverged members are
     # left out of the choice by marking them NaN, in a copy
