@@ -2006,7 +2006,7 @@ def _tune(args) -> int:
         )
         _print(f"resuming study {args.study_name!r} in {args.storage}: {held}{again}")
     todo = max(0, args.trials - finished)
-    batch = max(1, min(args.batch, todo))  # fewer trials than --batch: no padding lanes
+    batch = max(1, min(args.batch, todo))  # fewer trials than --batch: a smaller call
     if not args.no_cache:
         enable_compilation_cache()
     plan = (

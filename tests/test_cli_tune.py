@@ -211,7 +211,7 @@ def test_a_stored_study_of_other_settings_is_not_mixed_in(tmp_path, capsys, monk
     mine = ["--optimizer", "momentum", "--momentum", "0.8"]
     code, url = _tune(tmp_path, *mine, "--batch", "8", trials=2)
     assert code == 0
-    assert "tune: 2 trials to train in batches of 2," in capsys.readouterr().out  # no padding
+    assert "tune: 2 trials to train in batches of 2," in capsys.readouterr().out  # not of 8
     monkeypatch.setattr(jaxhp.sweep, "run_sweep", lambda *a, **k: pytest.fail("trained"))
     capsys.readouterr()
     assert _tune(tmp_path, *mine, trials=1)[0] == 0  # the study holds more than asked for
