@@ -2043,6 +2043,14 @@ def _tune(args) -> int:
     except KeyboardInterrupt:
         _remove_if_empty(args.out, made)
         raise _tune_interrupted(args, bridge, study) from None
+    except ValueError as err:  # a stored study trained otherwise: the advice in flags
+        _remove_if_empty(args.out, made)
+        raise UsageError(
+            str(err).replace(
+                "use the same one, or a new study (create_study(study_name=...))",
+                f"give the flags it was tuned with, or another --study-name than {args.study_name}",
+            )
+        ) from None
     finally:
         bar.close()
     seconds = time.perf_counter() - started

@@ -200,20 +200,27 @@ def _check_one_member_fits(per_member: int, limit: int | None, rows: int) -> Non
         )
 
 
-def _check_chosen_width(width: int, per_member: int, limit: int | None, n_members: int):
+def _check_chosen_width(
+    width: int, per_member: int, limit: int | None, n_members: int, n_devices: int
+):
     """A ``vmap_width`` the user chose: one group of it must fit in memory; lanes beyond the
-    sweep's members are padding, computed and thrown away."""
+    members each device trains are padding, computed and thrown away."""
     if limit is not None and per_member * width > limit:
         raise ValueError(
             f"vmap_width={width}: one vmap group of {width} members needs about "
             f"{_size(per_member * width)} ({_size(per_member)} each), more than the "
             f"{_size(limit)} of memory per device here; at most {max(1, limit // per_member):,} fit"
         )
-    if width > n_members:
+    share = -(-n_members // n_devices)  # members per device
+    if width > share:
+        where = (
+            f"the {n_members} members trained together (one static group)"
+            if n_devices == 1
+            else f"the {share} members each of {n_devices} devices trains of this static group"
+        )
         warnings.warn(
-            f"vmap_width={width} is more than the {n_members} members trained together "
-            f"(one static group): {width - n_members} of its lanes are padding, computed and "
-            f"thrown away; a width of {n_members} or less trains them sooner",
+            f"vmap_width={width} is more than {where}: {width - share} of its lanes are "
+            f"padding, computed and thrown away; a width of {share} or less trains them sooner",
             UserWarning,
             stacklevel=4,
         )
@@ -655,7 +662,7 @@ def _plan(
             width = int(vmap_width)
             # CPU devices share the host's memory, each training a group at once
             per_device = device_bytes or (limit and limit // len(devices))
-            _check_chosen_width(width, per_member, per_device, len(members))
+            _check_chosen_width(width, per_member, per_device, len(members), len(devices))
         sizing.append((per_member, width, first_hp))
 
     store, done = None, {}
@@ -1069,18 +1076,7 @@ def _train_as_in_the_sweep(results, rows, data, config, static) -> list[TrainRes
     host = _host_data(train.check_inputs(first, data, config), config)
     example_shape = host.train[0].shape[1:]
     device = _device_like_the_sweeps(results)
-    width = results.meta.get("vmap_width_given")
-    if width is None:
-        m_train, m_dev = host.train[0].shape[0], 0 if host.dev is None else len(host.dev[0])
-        width = _vmap_width(
-            config,
-            m_train,
-            example_shape,
-            first,
-            platform=device.platform,
-            per_member=estimate_member_bytes(config, m_train, m_dev, example_shape=example_shape),
-            device_bytes=_device_bytes([device]),
-        )
+    width = results.meta.get("vmap_width_given") or _rule_width(config, host, first, [device])
     lanes = np.resize(np.asarray(rows), -(-len(rows) // width) * width)
     lanes[len(rows) :] = rows[0]
     hparams = jax.tree.map(lambda values: np.asarray(values)[lanes], results.hparams)
@@ -1118,6 +1114,32 @@ def _train_as_in_the_sweep(results, rows, data, config, static) -> list[TrainRes
     return [
         train._finish(config, jax.tree.map(lambda a, k=k: a[k], progress)) for k in range(len(rows))
     ]
+
+
+def _rule_width(config: TrainConfig, host: Data, hparams, devices: list) -> int:
+    """The vmap width jaxhp's rule gives ``config``'s members on ``devices`` (host data)."""
+    m_train, m_dev = host.train[0].shape[0], 0 if host.dev is None else len(host.dev[0])
+    example_shape = host.train[0].shape[1:]
+    return _vmap_width(
+        config,
+        m_train,
+        example_shape,
+        hparams,
+        platform=devices[0].platform,
+        per_member=estimate_member_bytes(config, m_train, m_dev, example_shape=example_shape),
+        device_bytes=_device_bytes(devices),
+    )
+
+
+def _sweep_width(config: TrainConfig, data: Data, hparams, *, vmap_width=None, devices=None):
+    """The vmap width ``run_sweep(space, data, config, vmap_width=..., devices=...)`` gives
+    members like ``hparams`` (a sweep of one static group): ``vmap_width`` when given,
+    else jaxhp's rule on those devices."""
+    _check_vmap_width(vmap_width)
+    if vmap_width is not None:
+        return int(vmap_width)
+    host = _host_data(train.check_inputs(hparams, data, config), config)
+    return _rule_width(config, host, hparams, _resolve_devices(devices))
 
 
 def _device_like_the_sweeps(results) -> jax.Device:

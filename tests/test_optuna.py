@@ -292,7 +292,7 @@ def test_a_study_of_float64_data_resumes_and_its_members_refit(data):
 
 def test_trials_at_a_chosen_width_refit_at_it_and_resume_only_at_it(data):
     study = bridge.create_study(sampler="random", seed=1)
-    kwargs = {"base": BASE, "keep_history": True}
+    kwargs = {"base": BASE, "keep_history": True, "devices": 1}  # 3 trials fill 3 lanes
     bridge.optimize(study, DISTS, data, CONFIG, n_trials=3, batch_size=3, vmap_width=3, **kwargs)
     results = bridge.study_results(study, CONFIG, base=BASE)
     assert results.meta["vmap_width_given"] == 3
@@ -301,5 +301,14 @@ def test_trials_at_a_chosen_width_refit_at_it_and_resume_only_at_it(data):
             np.testing.assert_array_equal(
                 getattr(results.history, field)[i], getattr(refitted.history, field)
             )
-    with pytest.raises(ValueError, match=r"another vmap_width: 3 \(here 'default'\)"):
+    rule = jaxhp.sweep._vmap_width(CONFIG, len(data.train[0]), (2,))  # 8 on the CPU
+    with pytest.raises(ValueError, match=rf"another vmap_width: 3 \(here {rule}\)"):
         bridge.optimize(study, DISTS, data, CONFIG, n_trials=1, batch_size=1, **kwargs)
+    # a study trained at the rule's width resumes with that width given explicitly
+    ruled = bridge.create_study(sampler="random", seed=2)
+    bridge.optimize(ruled, DISTS, data, CONFIG, n_trials=1, batch_size=1, **kwargs)
+    with pytest.warns(UserWarning, match="lanes are padding"):  # 1 trial in `rule` lanes
+        bridge.optimize(
+            ruled, DISTS, data, CONFIG, n_trials=1, batch_size=1, vmap_width=rule, **kwargs
+        )
+    assert bridge.study_results(ruled, CONFIG, base=BASE).meta["vmap_width"] == rule

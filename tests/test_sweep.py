@@ -355,8 +355,9 @@ def test_refit_together_trains_a_repeated_member_once(data, monkeypatch):
 
 def test_a_numpy_vmap_width_is_recorded_as_a_plain_int(data, tmp_path):
     results = jaxhp.run_sweep(
-        sweep.grid(lambd=[0.0, 0.1]), data, CONFIG, progress=False, vmap_width=np.int64(2)
-    )
+        sweep.grid(lambd=[0.0, 0.1]), data, CONFIG, progress=False, vmap_width=np.int64(2),
+        devices=1,
+    )  # fmt: skip
     results.to_json(tmp_path / "r.json")  # NumPy ints are not JSON
     assert json.loads((tmp_path / "r.json").read_text())["meta"]["vmap_width_given"] == 2
 

@@ -257,21 +257,35 @@ def test_a_bad_width_is_refused_before_training(moons, width, error, monkeypatch
 
 def test_a_checkpoint_is_resumed_at_its_width_only(moons, tmp_path):
     space, folder = sweep.Space(MEMBERS[:2]), tmp_path / "ck"
-    sweep.run_sweep(space, moons, CHOSEN, progress=False, vmap_width=2, checkpoint=folder)
-    again = sweep.run_sweep(space, moons, CHOSEN, progress=False, vmap_width=2, checkpoint=folder)
+    sweep.run_sweep(
+        space, moons, CHOSEN, progress=False, devices=1, vmap_width=2, checkpoint=folder
+    )
+    again = sweep.run_sweep(
+        space, moons, CHOSEN, progress=False, devices=1, vmap_width=2, checkpoint=folder
+    )
     assert again.meta["members_from_checkpoint"] == 2
     with pytest.raises(ValueError, match=r"vmap width \[1\] here, \[2\] in the checkpoint"):
-        sweep.run_sweep(space, moons, CHOSEN, progress=False, vmap_width=1, checkpoint=folder)
+        sweep.run_sweep(
+            space, moons, CHOSEN, progress=False, devices=1, vmap_width=1, checkpoint=folder
+        )
     # jaxhp's rule (8 on the CPU, 64 on a GPU) is another width: refused; given explicitly,
     # the rule's own width is the same arithmetic: resumed
     by_rule = sweep.Space(MEMBERS)
-    rule = sweep.run_sweep(by_rule, moons, CHOSEN, progress=False, checkpoint=tmp_path / "r")
+    rule = sweep.run_sweep(
+        by_rule, moons, CHOSEN, progress=False, devices=1, checkpoint=tmp_path / "r"
+    )
     width = rule.meta["vmap_width"]
     with pytest.raises(ValueError, match=rf"vmap width \[{width}\] here, \[2\] in the checkpoint"):
-        sweep.run_sweep(space, moons, CHOSEN, progress=False, checkpoint=folder)
+        sweep.run_sweep(space, moons, CHOSEN, progress=False, devices=1, checkpoint=folder)
     with pytest.warns(UserWarning, match=f"{width - 5} of its lanes are padding"):  # 5 members
         given = sweep.run_sweep(
-            by_rule, moons, CHOSEN, progress=False, vmap_width=width, checkpoint=tmp_path / "r"
+            by_rule,
+            moons,
+            CHOSEN,
+            progress=False,
+            devices=1,
+            vmap_width=width,
+            checkpoint=tmp_path / "r",
         )
     assert given.meta["members_from_checkpoint"] == 5
 

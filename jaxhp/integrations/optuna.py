@@ -196,7 +196,7 @@ def _tell(study, trials: list, results: SweepResults, keep_history: bool, base: 
         "base": _base_record(base),
         "train_config": results.meta["train_config"],
         "data_digest": results.meta["data_digest"],
-        "vmap_width": _width_record(results.meta["vmap_width_given"]),
+        "vmap_width": int(results.meta["vmap_width"]),  # one static group: its width
     }
     fail = _optuna().trial.TrialState.FAIL
     for i, (trial, row) in enumerate(zip(trials, results.table())):
@@ -273,8 +273,8 @@ def optimize(
             "halving is run_sweep's, over a space of its own)"
         )
 
-    vmap_width = sweep_options.get("vmap_width")
-    _check_same_training(study, lambda: _record(data, config, seed, base, vmap_width))
+    width = {k: sweep_options.get(k) for k in ("vmap_width", "devices")}
+    _check_same_training(study, lambda: _record(data, config, seed, base, width))
     if len(data) < 2 or data[1] is None:  # a Data, or a (train, dev, test) tuple
         warnings.warn(
             "data has no dev set: the objective is the train cross-entropy, so the study "
@@ -306,29 +306,22 @@ def optimize(
     return study
 
 
-def _width_record(vmap_width) -> int | str:
-    """A trial's vmap width as recorded: the one ``optimize`` was given, or "default"
-    (jaxhp's rule) — a width changes a trial's rounding, so a refit needs it."""
-    return "default" if vmap_width is None else int(vmap_width)
-
-
-def _record(
-    data: Data, config: TrainConfig, seed: int, base: HParams, vmap_width: int | None
-) -> dict:
+def _record(data: Data, config: TrainConfig, seed: int, base: HParams, width: dict) -> dict:
     """What :func:`_tell` will record on each trial of this call, before any training."""
     from jaxhp.records import config_record
-    from jaxhp.sweep import held_data_digest
+    from jaxhp.sweep import _sweep_width, held_data_digest
 
     with warnings.catch_warnings():  # run_sweep gives them, once
         warnings.simplefilter("ignore")
         # base holds every searched name (checked), and the digest needs no sampled value
         digest = held_data_digest(data, base, config, config)
+        vmap_width = _sweep_width(config, data, base, **width)
     return {
         "seed": int(seed),
         "base": _base_record(base),
         "train_config": config_record(config),
         "data_digest": digest,
-        "vmap_width": _width_record(vmap_width),
+        "vmap_width": vmap_width,  # it sets the trials' rounding; a refit needs it
     }
 
 
@@ -433,17 +426,12 @@ def study_results(study, config: TrainConfig, *, base: HParams | None = None) ->
             "seed": _common(trials, "seed"),
             "train_config": _common(trials, "train_config"),
             "data_digest": _common(trials, "data_digest"),
-            "vmap_width_given": _given_width(_common(trials, "vmap_width")),
+            "vmap_width": _common(trials, "vmap_width"),  # None: unknown
+            "vmap_width_given": _common(trials, "vmap_width"),  # refit trains at it
             "label_columns": ["trial"],
         },
         static={"trial": [t.number for t in trials]},
     )
-
-
-def _given_width(recorded):
-    """``meta["vmap_width_given"]`` from the trials' record: None for jaxhp's rule (or
-    trials that did not record it)."""
-    return recorded if isinstance(recorded, int) else None
 
 
 def _common(trials, name: str):
