@@ -196,10 +196,6 @@ def load(
     if name in IMAGES:
         return _load_images(name, (n_train, n_dev, n_test), noise, seed)
     n_train, n_dev, n_test = _sizes((n_train, n_dev, n_test), _GENERATOR_SIZES)
-    _checks.check_positive_int("n_train", n_train)
-    for label, size in (("n_dev", n_dev), ("n_test", n_test)):
-        if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 0:
-            raise ValueError(f"{label} must be an int >= 0, got {size!r}")
     if noise is not None:
         noise = _checks.check_number("noise", noise, low=0.0)
     make = GENERATORS[name]
@@ -211,17 +207,19 @@ def load(
 
 
 def _sizes(sizes, defaults) -> tuple[int, int, int]:
-    return tuple(default if size is None else size for size, default in zip(sizes, defaults))
+    """(n_train, n_dev, n_test), defaults filled in: n_train >= 1, the others >= 0."""
+    n_train, n_dev, n_test = (d if size is None else size for size, d in zip(sizes, defaults))
+    _checks.check_positive_int("n_train", n_train)
+    for label, size in (("n_dev", n_dev), ("n_test", n_test)):
+        if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 0:
+            raise ValueError(f"{label} must be an int >= 0, got {size!r}")
+    return int(n_train), int(n_dev), int(n_test)
 
 
 def _load_images(name: str, sizes, noise, seed: int) -> Data:
     if noise is not None:
         raise ValueError(f"the {name} dataset has no noise parameter, got noise={noise!r}")
     n_train, n_dev, n_test = _sizes(sizes, _DIGITS_SIZES)
-    _checks.check_positive_int("n_train", n_train)
-    for size_name, size in (("n_dev", n_dev), ("n_test", n_test)):
-        if not (isinstance(size, int) and size >= 0):
-            raise ValueError(f"{size_name} must be an int >= 0, got {size!r}")
     x, y = IMAGES[name]()
     total = n_train + n_dev + n_test
     if total > len(y):

@@ -51,6 +51,7 @@ def test_load_digits_defaults_and_empty_sets():
         (dict(name="digits", noise=0.1), "digits dataset has no noise parameter"),
         (dict(name="digits", n_dev=-1), "n_dev must be an int >= 0, got -1"),
         (dict(name="moons", n_dev=-1), "n_dev must be an int >= 0, got -1"),
+        (dict(name="digits", n_test=True), "n_test must be an int >= 0, got True"),
         (dict(name="moons", n_train="600"), "n_train must be a positive int, got '600'"),
         (dict(name="circles", noise=-1), r"noise must be in \[0.0, inf\], got -1.0"),
     ],
@@ -58,6 +59,12 @@ def test_load_digits_defaults_and_empty_sets():
 def test_load_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         jaxhp.datasets.load(**kwargs)
+
+
+def test_sizes_may_be_numpy_ints_for_every_dataset():
+    for name in ("digits", "moons"):
+        data = jaxhp.datasets.load(name, n_train=np.int64(60), n_dev=np.int64(20), n_test=0)
+        assert (len(data.train[1]), len(data.dev[1]), data.test) == (60, 20, None)
 
 
 def test_digits_without_scikit_learn_names_the_extra(monkeypatch):
