@@ -202,37 +202,15 @@ def advance_program(mesh: Mesh, convolves: bool = False):
     return _ADVANCE[_platform(mesh, convolves)]
 
 
-def _train_members(
-    seed,
-    member_seeds,
-    hparams,
-    data,
-    config,
-    *,
-    mesh,
-    width,
-    dropout=True,
-    report=False,
-    convolves=False,
-    keep_params=False,
-):
+def _train_members(seed, member_seeds, hparams, data, config, *, mesh, convolves=False, **options):
     """The sweep program: each device of ``mesh`` trains its share of the member axis
     (``shard_map``), ``width`` members at a time in one ``vmap(fit)``; data is replicated.
     Member i is ``fit(member_key(seed, member_seeds[i]), hparams[i], data, config)``; the
-    keys are made inside the program (no separate compile for them). ``keep_params``: the
-    results hold the params too (a refit); a sweep leaves them out."""
-    return sweep_program(mesh, convolves)(
-        seed,
-        member_seeds,
-        hparams,
-        data,
-        config,
-        mesh=mesh,
-        width=width,
-        dropout=dropout,
-        report=report,
-        keep_params=keep_params,
-    )
+    keys are made inside the program (no separate compile for them). ``options``: the
+    program's static ``width``, ``dropout``, ``report`` and ``keep_params`` (the results
+    hold the params too: a refit; a sweep leaves them out)."""
+    program = sweep_program(mesh, convolves)
+    return program(seed, member_seeds, hparams, data, config, mesh=mesh, **options)
 
 
 def member_key(seed: int, member_seed: int) -> jax.Array:
