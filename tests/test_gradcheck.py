@@ -667,6 +667,18 @@ def test_huge_eps_in_directions_mode_is_disputed_with_order_2():
     assert abs(report.worst.taylor_order - 2.0) < 0.1
 
 
+def _directions_chunks(f, rows) -> list[int]:
+    """The vmapped chunk grad_check's directions mode picks for f(p, x) with 100
+    parameters and x of each of ``rows`` rows, under a 512 kB memory budget."""
+    p = jnp.linspace(-1.0, 1.0, 100)
+    return [
+        jaxhp.grad_check(
+            f, p, jnp.ones((m, 100)), mode="directions", memory_budget=2**19
+        ).problem.chunk
+        for m in rows
+    ]
+
+
 def test_directions_chunk_follows_the_shapes_of_each_check():
     # Evaluations per vmapped chunk = memory_budget // bytes one evaluation accesses. With
     # 1000 rows, reading x alone (800 kB) exceeds the 512 kB budget: one at a time. With 10
@@ -675,13 +687,7 @@ def test_directions_chunk_follows_the_shapes_of_each_check():
     def f(p, x):
         return jnp.sum(jnp.tanh(x * p[None, :]))
 
-    p = jnp.linspace(-1.0, 1.0, 100)
-    chunks = [
-        jaxhp.grad_check(
-            f, p, jnp.ones((m, 100)), mode="directions", memory_budget=2**19
-        ).problem.chunk
-        for m in (10, 1000, 10)
-    ]
+    chunks = _directions_chunks(f, (10, 1000, 10))
     assert chunks[0] >= 2 and chunks[1] == 1 and chunks[2] == chunks[0], chunks
 
 
@@ -699,13 +705,7 @@ def test_directions_chunk_follows_the_shapes_without_a_cost_model(monkeypatch):
     def g(p, x):  # not f above: a new function, so no cost is remembered for it
         return jnp.sum(jnp.sin(x * p[None, :]))
 
-    p = jnp.linspace(-1.0, 1.0, 100)
-    chunks = [
-        jaxhp.grad_check(
-            g, p, jnp.ones((m, 100)), mode="directions", memory_budget=2**19
-        ).problem.chunk
-        for m in (10, 1000)
-    ]
+    chunks = _directions_chunks(g, (10, 1000))
     # 10 rows: 8 kB of x (float64) + 0.8 kB of p + the 8 kB product -> 2**19 // 16.8 kB
     assert chunks == [2**19 // (8000 + 800 + 8000), 1], chunks
 
