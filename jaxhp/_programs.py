@@ -14,7 +14,6 @@ import os
 from collections.abc import Callable
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, PartitionSpec
 
@@ -80,17 +79,32 @@ def _train_block(
 
 
 def _advance_block(
-    seed, member_seeds, hparams, data, progress, until, fresh, config, *, width, dropout, report
+    seed,
+    member_seeds,
+    hparams,
+    data,
+    progress,
+    until,
+    fresh,
+    config,
+    *,
+    width,
+    dropout,
+    report,
+    keep_best,
 ):
     """Successive halving: advance each member's progress up to evaluation ``until``, from
     its start when ``fresh`` (then ``progress`` is a placeholder). Both are traced, so one
-    program serves every rung."""
+    program serves every rung. ``keep_best``: the progress tracks the best params."""
     on_eval = _dispatch_eval if report else None
 
     def one(key, hp, member_progress):
         run, carry = train._start(key, hp, data, config, checked=True)
-        begun = train._begin(run, carry)
-        member_progress = jax.tree.map(lambda a, b: jnp.where(fresh, a, b), begun, member_progress)
+        # A cond, not a select of every leaf: fresh is the same for all lanes, and each
+        # leaf's select would be a kernel of its own to compile.
+        member_progress = jax.lax.cond(
+            fresh, lambda: train._begin(run, carry, keep_best), lambda: member_progress
+        )
         return train._advance(run, member_progress, until, on_eval)
 
     return _per_member(one, seed, member_seeds, hparams, progress, width=width, dropout=dropout)
@@ -144,9 +158,15 @@ def _advance_program(
     width,
     dropout,
     report,
+    keep_best=False,
 ):
     block = functools.partial(
-        _advance_block, config=config, width=width, dropout=dropout, report=report
+        _advance_block,
+        config=config,
+        width=width,
+        dropout=dropout,
+        report=report,
+        keep_best=keep_best,
     )
     split = (False, True, True, False, True, False, False)
     args = (seed, member_seeds, hparams, data, progress, until, fresh)
@@ -182,7 +202,7 @@ def _by_platform(program, static=_STATIC) -> dict:
 
 
 _SWEEP = _by_platform(_sweep_program, (*_STATIC, "keep_params"))
-_ADVANCE = _by_platform(_advance_program)
+_ADVANCE = _by_platform(_advance_program, (*_STATIC, "keep_best"))
 
 
 def _platform(mesh: Mesh, convolves: bool) -> str:

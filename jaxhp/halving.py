@@ -185,11 +185,14 @@ class _Trainer(NamedTuple):
     shared: Data  # the data, replicated on the devices
 
 
-def _progress_shapes(config, data, hparams):
+def _progress_shapes(config, data, hparams, keep_best: bool = False):
     """One member's progress: its tree structure and the shapes of its leaves (the sweep
-    has checked the inputs)."""
+    has checked the inputs). ``keep_best``: it tracks the best params (a refit does; the
+    sweep keeps no params)."""
     shapes = jax.eval_shape(
-        lambda: train._begin(*train._start(jax.random.key(0), hparams, data, config, checked=True))
+        lambda: train._begin(
+            *train._start(jax.random.key(0), hparams, data, config, checked=True), keep_best
+        )
     )
     leaves, treedef = jax.tree.flatten(shapes)
     return treedef, {f"progress_{i}": (leaf.shape, leaf.dtype) for i, leaf in enumerate(leaves)}

@@ -1100,12 +1100,13 @@ def _train_as_in_the_sweep(results, rows, data, config, static) -> list[TrainRes
             )
             return [jax.tree.map(lambda a, k=k: a[k], result) for k in range(len(rows))]
         swept = _swept_config(results, config, static)
-        treedef, shapes = successive_halving._progress_shapes(swept, host, first)
+        treedef, shapes = successive_halving._progress_shapes(swept, host, first, keep_best=True)
         start = [np.zeros((len(lanes), *shape), dtype) for shape, dtype in shapes.values()]
         progress = advance_program(program["mesh"], convolves)(
             progress=jax.tree.unflatten(treedef, start),
             until=np.int32(results.meta["rungs"][int(results.rung[rows[0]])]["evaluation"]),
             fresh=np.bool_(True),
+            keep_best=True,
             config=swept,
             dropout=_group_drops_units(results, rows[0]),
             report=False,

@@ -821,7 +821,9 @@ def _bookkeeping(config: TrainConfig, start: _Carry, carry: _Carry, metrics: _Me
         updates=updates,
         active=active,
         diverged=diverged,
-        best_params=_select(improved, state.params, carry.best_params),
+        best_params=None
+        if carry.best_params is None  # not kept (successive halving's sweep)
+        else _select(improved, state.params, carry.best_params),
         best_cost=jnp.where(improved, metrics.dev_cost, carry.best_cost),
         best_step=jnp.where(improved, updates, carry.best_step),
         bad_evals=bad_evals,
@@ -837,9 +839,12 @@ class _Progress(NamedTuple):
     done: jax.Array  # evaluations run so far
 
 
-def _begin(run: _Run, carry: _Carry) -> _Progress:
-    """The progress of a run before its first evaluation."""
+def _begin(run: _Run, carry: _Carry, keep_best: bool = True) -> _Progress:
+    """The progress of a run before its first evaluation. Without ``keep_best`` it does not
+    track the best params (a halving sweep keeps no params: fewer kernels to compile)."""
     n_evals = run.config.n_evals
+    if not keep_best:
+        carry = carry._replace(best_params=None)
     shapes = jax.eval_shape(lambda params: evaluate(run, params), carry.state.params)
     empty = History(jnp.zeros(n_evals, jnp.int32), *(jnp.zeros(n_evals, s.dtype) for s in shapes))
     return _Progress(carry, empty, jnp.int32(0))
