@@ -442,9 +442,82 @@ class SweepResults:
                 else np.asarray(v).tolist()
                 for k, v in self.history._asdict().items()
             },
+            "layout": self._layout(),
         }
         _atomic_write(path, json.dumps(payload, indent=1).encode())
         return path
+
+    def _layout(self) -> dict:
+        """What :meth:`from_json` needs beyond the table: each hyperparameter's shape and
+        dtype, the histories' dtypes, and the static values that are plain data."""
+        return {
+            "hparams": {
+                name: {"shape": list(np.shape(v)), "dtype": str(np.asarray(v).dtype)}
+                for name, v in self.hparams._asdict().items()
+            },
+            "history": {k: str(np.asarray(v).dtype) for k, v in self.history._asdict().items()},
+            "static": {
+                name: [_as_json(v) for v in values] if all(map(_plain_data, values)) else None
+                for name, values in self.static.items()
+            },
+        }
+
+    @classmethod
+    def from_json(cls, path) -> SweepResults:
+        """The results that :meth:`to_json` wrote to ``path`` (``jaxhp sweep`` and ``jaxhp
+        tune`` write them as results.json): table, histories (float32 exactly) and meta,
+        ready for :meth:`summary`, the plots and :func:`jaxhp.sweep.refit`. A static value
+        that is not plain data (a function as the optimizer, say) comes back as its table
+        text; refit refuses such members.
+
+        Raises:
+          ValueError: ``path`` is not JSON that :meth:`to_json` wrote (naming what is not).
+        """
+        path = Path(path)
+        try:
+            payload = json.loads(path.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise ValueError(f"cannot read results from {path}: {err}") from err
+        missing = [k for k in ("meta", "members", "history", "layout") if k not in payload]
+        if not isinstance(payload, dict) or missing:
+            raise ValueError(
+                f"{path} is not a results.json written by SweepResults.to_json of this jaxhp "
+                f"(missing {missing or 'everything: not a JSON object'}); older files hold no "
+                "layout: run the sweep again"
+            )
+        rows, layout = payload["members"], payload["layout"]
+        n = len(rows)
+
+        def column(name, dtype):
+            return np.asarray([row[name] for row in rows], dtype)
+
+        hparams = {}
+        for name, spec in layout["hparams"].items():
+            shape, dtype = tuple(spec["shape"]), spec["dtype"]
+            if len(shape) <= 1:  # one value per member, or one for the whole sweep
+                hparams[name] = column(name, dtype) if shape else np.asarray(rows[0][name], dtype)
+            else:  # one value per layer: columns name_1, name_2, ...
+                layers = [column(f"{name}_{k + 1}", dtype) for k in range(shape[1])]
+                hparams[name] = np.stack(layers, axis=1).reshape(shape)
+        static = {
+            name: _from_json(values) if values is not None else [row[name] for row in rows]
+            for name, values in layout["static"].items()
+        }
+        texts = [name for name, values in layout["static"].items() if values is None]
+        history = History(
+            **{k: np.asarray(v, layout["history"][k]) for k, v in payload["history"].items()}
+        )
+        return cls(
+            hparams=HParams._make(hparams, hparams.values()),
+            seeds=column("seed", np.int64),
+            history=history,
+            stop_step=column("stop_step", np.int32),
+            best_step=column("best_step", np.int32),
+            diverged=column("diverged", bool),
+            meta={**payload["meta"], "read_from": str(path), "static_as_text": texts},
+            static=static,
+            rung=column("rung", np.int64) if n and "rung" in rows[0] else None,
+        )
 
     def to_pandas(self):
         """The table as a pandas DataFrame (needs pandas)."""
@@ -496,6 +569,23 @@ def diagnose_errors(
         diverged=diverged,
         chance_error=chance_error,
     )
+
+
+def _plain_data(value) -> bool:
+    """Can ``value`` go to JSON and come back equal (layer sizes, a batch size, a name)?"""
+    if isinstance(value, (tuple, list)):
+        return all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in value)
+    return value is None or isinstance(value, (str, bool, int, float, np.integer, np.floating))
+
+
+def _as_json(value):
+    if isinstance(value, (tuple, list)):
+        return {"tuple": [int(v) for v in value]}
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _from_json(values: list) -> list:
+    return [tuple(v["tuple"]) if isinstance(v, dict) else v for v in values]
 
 
 def _static_texts(values: list) -> list:

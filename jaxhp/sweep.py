@@ -1041,6 +1041,13 @@ def refit_together(
         )
     rows = [results.member_index(member) for member in members]
     labels = results.meta.get("label_columns", [])  # e.g. an Optuna study's trial numbers
+    texts = [name for name in results.meta.get("static_as_text", []) if name not in labels]
+    if texts:
+        raise ValueError(
+            f"the static axis {texts[0]!r} came back from {results.meta.get('read_from')} as "
+            f"its table text ({results.static[texts[0]][rows[0]]!r}), not the value the sweep "
+            "trained with: refit from the SweepResults that run_sweep returned"
+        )
     batches: dict = {}  # config, rung and static values -> rows trained in one call
     for i in dict.fromkeys(rows):  # each member once
         static = {name: values[i] for name, values in results.static.items() if name not in labels}

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from jaxhp import diagnose
+from jaxhp import diagnose, sweep
 from jaxhp.records import History, HParams
 from jaxhp.results import SweepResults, short_float
 
@@ -238,6 +238,50 @@ def test_json_holds_the_config_and_short_numbers(tmp_path):
     assert payload["config"]["steps"] == 30 and payload["meta"]["m_dev"] == 40
     assert payload["members"][0]["dev_accuracy"] == 0.3
     assert "0.30000001" not in text and payload["history"]["dev_accuracy"][0][-1] == 0.3
+
+
+def test_json_reads_back_as_the_same_results(tmp_path):
+    def custom(hp):
+        return None
+
+    rng = np.random.default_rng(1)
+    results = _results([0.9, 0.8, 0.7], [0.3, 0.4, np.nan], keep=rng.uniform(0.5, 1, (3, 2)))
+    results.history = results.history._replace(
+        train_cost=rng.uniform(0, 1, (3, 3)).astype(np.float32)  # no short decimal texts
+    )
+    results.best_step = np.asarray([30, 20, 0])  # member 2 never improved: NaN best columns
+    results.stop_step = np.asarray([30, 20, 10], np.int32)
+    results.rung = np.asarray([1, 0, 0])
+    results.static = {"layer_sizes": [(2, 4, 1), (2, 4, 1), (2, 8, 1)], "batch_size": [None] * 3}
+    results.meta.update(seed=7, rungs=[{"step": 10}, {"step": 30}])
+    read = SweepResults.from_json(results.to_json(tmp_path / "r.json"))
+    for field in ("seeds", "stop_step", "best_step", "diverged", "rung"):
+        np.testing.assert_array_equal(getattr(read, field), getattr(results, field))
+    for name, value in results.hparams._asdict().items():
+        got = getattr(read.hparams, name)
+        assert got.dtype == np.float32 and np.array_equal(got, value), name
+    for name, value in results.history._asdict().items():
+        got = getattr(read.history, name)
+        assert got.dtype == value.dtype and np.array_equal(got, value, equal_nan=True), name
+    assert read.static == results.static and read.meta["seed"] == 7
+    assert repr(read.summary()) == repr(results.summary())  # NaN gaps compare as text
+    # a function on a static axis comes back as its table text, and refit refuses it
+    results.static = {"optimizer": [custom, "adam", "adam"]}
+    read = SweepResults.from_json(results.to_json(tmp_path / "r.json"))
+    assert read.static["optimizer"] == ["custom", "adam", "adam"]
+    with pytest.raises(ValueError, match=r"static axis 'optimizer' came back from .*r.json"):
+        sweep.refit(read, 1, None, None)
+
+
+def test_reading_a_file_that_is_not_results_json_names_it(tmp_path):
+    (tmp_path / "a.json").write_text('{"meta": {}}')
+    (tmp_path / "b.json").write_text("not json")
+    with pytest.raises(ValueError, match=r"a.json is not a results.json .*missing \['members'"):
+        SweepResults.from_json(tmp_path / "a.json")
+    with pytest.raises(ValueError, match=r"cannot read results from .*b.json"):
+        SweepResults.from_json(tmp_path / "b.json")
+    with pytest.raises(ValueError, match=r"cannot read results from .*c.json"):
+        SweepResults.from_json(tmp_path / "c.json")
 
 
 def test_a_point_drawn_twice_with_the_same_seed_counts_as_one_seed():

@@ -302,9 +302,12 @@ def _assert_same_bits(results, i, refitted, n=None):
         )
 
 
-def test_refit_returns_the_members_params(data):
+def test_refit_returns_the_members_params(data, tmp_path):
     space = sweep.grid(layer_sizes=[(2, 8, 4, 1), (2, 6, 1)], lambd=[0.0, 0.2], keep_prob=[0.8])
     results = jaxhp.run_sweep(space, data, CONFIG, seed=3, progress=False)
+    # read back from its results.json, the sweep refits its members just the same
+    read = jaxhp.SweepResults.from_json(results.to_json(tmp_path / "results.json"))
+    _assert_same_bits(results, 3, sweep.refit(read, 3, data, CONFIG))
     for i in (1, 3):  # one member of each static group
         refitted = sweep.refit(results, i, data, CONFIG)
         sizes = results.static["layer_sizes"][i]
