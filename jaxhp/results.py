@@ -301,7 +301,7 @@ class SweepResults:
         After successive halving, a row summarises its members at their highest ``rung``
         (also a column), and rows from later rungs rank first; a row from an earlier rung
         than the best row's has ``gap`` NaN and is not within noise (it was measured
-        after fewer steps).
+        after fewer steps). Rows without a mean (every member diverged) come last.
 
         Raises:
           ValueError: an unknown metric, or a negative resolution.
@@ -350,7 +350,9 @@ class SweepResults:
         primary = _ranking_key([r[f"{metric}_mean"] for r in rows], metric)
         secondary = _ranking_key([r[f"{tie_break(metric)}_mean"] for r in rows], tie_break(metric))
         reached = [-r.get("rung", 0) for r in rows]
-        rows = [rows[i] for i in np.lexsort((np.arange(len(rows)), secondary, primary, reached))]
+        unranked = ~np.isfinite([r[f"{metric}_mean"] for r in rows])  # every member diverged
+        order = np.lexsort((np.arange(len(rows)), secondary, primary, reached, unranked))
+        rows = [rows[i] for i in order]
         best = rows[0]
         sign = 1.0 if metric in _MAXIMISE else -1.0
         for row in rows:

@@ -1076,23 +1076,27 @@ def refit_together(
 def _train_as_in_the_sweep(results, rows, data, config, static) -> list[TrainResult]:
     """Members ``rows`` (of one static group and rung) trained again by the program that
     trained them in the sweep, params kept: vmap groups of the width the sweep gave them,
-    on one device, padded with copies of the first. A member's arithmetic depends only on
-    that program and width, so on the same kind of device its history is the sweep's bit
-    for bit. ``config``: their config for the refit; ``static``: their static values."""
+    on the first device, padded with copies of the first member. A member's arithmetic
+    depends only on that program and width, so on the same kind of device its history is
+    the sweep's bit for bit. ``config``: their config for the refit; ``static``: their
+    static values."""
     first = jax.tree.map(lambda values: values[rows[0]], results.hparams)
     host = _host_data(train.check_inputs(first, data, config), config)
     example_shape = host.train[0].shape[1:]
-    device = _device_like_the_sweeps(results)
-    width = results.meta.get("vmap_width_given") or _rule_width(config, host, first, [device])
-    lanes = np.resize(np.asarray(rows), -(-len(rows) // width) * width)
-    lanes[len(rows) :] = rows[0]
+    devices = _devices_like_the_sweeps(results)
+    width = results.meta.get("vmap_width_given") or _rule_width(config, host, first, devices[:1])
+    group = np.resize(np.asarray(rows), -(-len(rows) // width) * width)
+    group[len(rows) :] = rows[0]
+    lanes = np.concatenate([group, np.full(len(group) * (len(devices) - 1), rows[0])])
+    mesh = Mesh(np.asarray(devices), ("members",))
+    by_member = NamedSharding(mesh, PartitionSpec("members"))
     hparams = jax.tree.map(lambda values: np.asarray(values)[lanes], results.hparams)
     program = {
         "seed": np.int32(results.meta["seed"]),
-        "member_seeds": np.asarray(results.seeds[lanes], np.int32),
-        "hparams": hparams,
-        "data": jax.device_put(host, device),
-        "mesh": Mesh(np.asarray([device]), ("members",)),
+        "member_seeds": jax.device_put(np.asarray(results.seeds[lanes], np.int32), by_member),
+        "hparams": jax.device_put(hparams, by_member),
+        "data": jax.device_put(host, NamedSharding(mesh, PartitionSpec())),
+        "mesh": mesh,
         "width": int(width),
     }
     convolves = _convolves_on_cpu(config, example_shape, first)
@@ -1109,8 +1113,8 @@ def _train_as_in_the_sweep(results, rows, data, config, static) -> list[TrainRes
         swept = _swept_config(results, config, static)
         treedef, shapes = successive_halving._progress_shapes(swept, host, first, keep_best=True)
         start = [np.zeros((len(lanes), *shape), dtype) for shape, dtype in shapes.values()]
-        progress = advance_program(program["mesh"], convolves)(
-            progress=jax.tree.unflatten(treedef, start),
+        progress = advance_program(mesh, convolves)(
+            progress=jax.device_put(jax.tree.unflatten(treedef, start), by_member),
             until=np.int32(results.meta["rungs"][int(results.rung[rows[0]])]["evaluation"]),
             fresh=np.bool_(True),
             keep_best=True,
@@ -1150,15 +1154,25 @@ def _sweep_width(config: TrainConfig, data: Data, hparams, *, vmap_width=None, d
     return _rule_width(config, host, hparams, _resolve_devices(devices))
 
 
-def _device_like_the_sweeps(results) -> jax.Device:
-    """A local device of the platform the sweep ran on ("cpu:0", "cuda:0", ...: e.g. a
-    sweep given CPU devices on a GPU host), else the default one."""
-    swept = str((results.meta.get("devices") or [""])[0]).split(":")[0].lower()
+def _devices_like_the_sweeps(results) -> list[jax.Device]:
+    """Local devices of the platform the sweep ran on ("cpu:0", "cuda:0", ...: e.g. a
+    sweep given CPU devices on a GPU host), else the default ones: two where the sweep's
+    program was split over several devices and this machine has two, else one.
+
+    Why two: XLA compiles a program split over devices through its partitioner, and one
+    for a single device without it, and the two may simplify an expression differently
+    (optax.adam's bias correction: a division by a per-member value, kept in one and
+    made a multiplication by its reciprocal in the other), so the last bits can differ.
+    Two, three or more devices give the same per-device program."""
+    devices = results.meta.get("devices") or [""]
+    swept = str(devices[0]).split(":")[0].lower()
     platform = {"cuda": "gpu", "rocm": "gpu"}.get(swept, swept)
     try:
-        return jax.local_devices(backend=platform)[0] if platform else jax.local_devices()[0]
+        local = jax.local_devices(backend=platform) if platform else jax.local_devices()
     except RuntimeError:  # not on this machine: the refit rounds as this one does
-        return jax.local_devices()[0]
+        local = jax.local_devices()
+    split = len(devices) > 1 or (results.meta.get("processes") or 1) > 1
+    return local[:2] if split else local[:1]
 
 
 def _swept_config(results, config: TrainConfig, static: dict) -> TrainConfig:

@@ -155,6 +155,11 @@ def _searching(name):
             "batch_size must be a positive int, got 0",
         ),
         (
+            lambda s, d: bridge.optimize(s, DISTS, d, CONFIG, n_trials=2, vmap_width=0),
+            ValueError,
+            "vmap_width must be",
+        ),
+        (
             lambda s, d: bridge.optimize(s, DISTS, d, CONFIG, n_trials=0),
             ValueError,
             "n_trials must be a positive int",
@@ -210,6 +215,20 @@ def test_without_dev_data_the_objective_is_the_train_cross_entropy(data):
     history = jaxhp.fit(member_key(0, 0), hp, train_only, CONFIG).history
     # Without dev data the history's dev columns repeat the train cross-entropy.
     np.testing.assert_allclose(trial.value, np.min(np.asarray(history.dev_cost)), rtol=1e-5)
+
+
+def test_an_adam_trial_refits_bit_for_bit_on_as_many_devices_as_it_trained_on(data):
+    """XLA rounds Adam differently in a one-device program than in one split over devices
+    (see test_sweep): the trials record their devices, and the refit splits as they did."""
+    study = bridge.create_study(sampler="random", seed=0)
+    config = CONFIG.replace(optimizer="adam")
+    kwargs = {"n_trials": 2, "batch_size": 2, "base": BASE, "keep_history": True}
+    bridge.optimize(study, DISTS, data, config, devices=2, **kwargs)
+    results = bridge.study_results(study, config, base=BASE)
+    assert results.meta["devices"] == ["cpu:0", "cpu:1"]
+    for i in (0, 1):
+        refitted = jaxhp.sweep.refit(results, i, data, config)
+        np.testing.assert_array_equal(refitted.history.dev_cost, results.history.dev_cost[i])
 
 
 def test_study_results_refit_with_the_seed_the_trials_were_trained_with(data):

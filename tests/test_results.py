@@ -273,6 +273,16 @@ def test_json_reads_back_as_the_same_results(tmp_path):
         sweep.refit(read, 1, None, None)
 
 
+def test_a_configuration_whose_members_all_diverged_ranks_last_whatever_its_rung():
+    results = _results([0.7, 0.8, 0.95], [0.5, 0.4, 0.2], diverged=[True, False, False])
+    results.rung = np.asarray([1, 1, 0])  # the diverged one reached the last rung
+    rows = results.summary()
+    assert [row["members"] for row in rows] == [[1], [2], [0]]
+    assert rows[0]["within_noise"] and rows[0]["dev_accuracy_mean"] == 0.8
+    assert np.isnan(rows[2]["dev_accuracy_mean"]) and not rows[2]["within_noise"]
+    assert results.best()["member"] == 1
+
+
 def test_reading_a_file_that_is_not_results_json_names_it(tmp_path):
     (tmp_path / "a.json").write_text('{"meta": {}}')
     (tmp_path / "b.json").write_text("not json")

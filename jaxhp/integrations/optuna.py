@@ -197,6 +197,7 @@ def _tell(study, trials: list, results: SweepResults, keep_history: bool, base: 
         "train_config": results.meta["train_config"],
         "data_digest": results.meta["data_digest"],
         "vmap_width": int(results.meta["vmap_width"]),  # one static group: its width
+        "devices": results.meta["devices"],  # a refit splits over devices as they did
     }
     fail = _optuna().trial.TrialState.FAIL
     for i, (trial, row) in enumerate(zip(trials, results.table())):
@@ -274,7 +275,8 @@ def optimize(
         )
 
     width = {k: sweep_options.get(k) for k in ("vmap_width", "devices")}
-    _check_same_training(study, lambda: _record(data, config, seed, base, width))
+    record = _record(data, config, seed, base, width)  # checks them before any trial is asked
+    _check_same_training(study, lambda: record)
     if len(data) < 2 or data[1] is None:  # a Data, or a (train, dev, test) tuple
         warnings.warn(
             "data has no dev set: the objective is the train cross-entropy, so the study "
@@ -428,6 +430,7 @@ def study_results(study, config: TrainConfig, *, base: HParams | None = None) ->
             "data_digest": _common(trials, "data_digest"),
             "vmap_width": _common(trials, "vmap_width"),  # None: unknown
             "vmap_width_given": _common(trials, "vmap_width"),  # refit trains at it
+            "devices": _common(trials, "devices"),
             "label_columns": ["trial"],
         },
         static={"trial": [t.number for t in trials]},
