@@ -16,6 +16,8 @@ from jaxhp.records import Data
 
 
 def _rng(seed: int) -> np.random.Generator:
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be an int >= 0, got {seed!r}")
     return np.random.default_rng(seed)
 
 
@@ -189,10 +191,12 @@ def load(
     Raises:
       ValueError: an unknown name (the message lists the allowed ones), a size that is not
         an int (n_train >= 1, n_dev and n_test >= 0), ``noise`` for digits or below 0, or
-        digits sizes that add up to more than its 1,797 images.
+        digits sizes that add up to more than its 1,797 images, or a ``seed`` that is not
+        an int >= 0.
       TypeError: ``noise`` that is not a number.
     """
     _checks.check_choice("dataset", name, NAMES)
+    _rng(seed)  # checks it before anything is drawn
     if name in IMAGES:
         return _load_images(name, (n_train, n_dev, n_test), noise, seed)
     n_train, n_dev, n_test = _sizes((n_train, n_dev, n_test), _GENERATOR_SIZES)

@@ -54,11 +54,16 @@ def test_load_digits_defaults_and_empty_sets():
         (dict(name="digits", n_test=True), "n_test must be an int >= 0, got True"),
         (dict(name="moons", n_train="600"), "n_train must be a positive int, got '600'"),
         (dict(name="circles", noise=-1), r"noise must be in \[0.0, inf\], got -1.0"),
+        (dict(name="moons", seed=-1), "seed must be an int >= 0, got -1"),
+        (dict(name="digits", seed=True), "seed must be an int >= 0, got True"),
+        (dict(name="spirals", seed=1.5), "seed must be an int >= 0, got 1.5"),
     ],
 )
 def test_load_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         jaxhp.datasets.load(**kwargs)
+    with pytest.raises(ValueError, match="seed must be an int >= 0, got -2"):
+        jaxhp.datasets.moons(10, seed=-2)
 
 
 def test_sizes_may_be_numpy_ints_for_every_dataset():
