@@ -480,8 +480,9 @@ class SweepResults:
             payload = json.loads(path.read_text())
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
             raise ValueError(f"cannot read results from {path}: {err}") from err
-        missing = [k for k in ("meta", "members", "history", "layout") if k not in payload]
-        if not isinstance(payload, dict) or missing:
+        expected = ("meta", "members", "history", "layout")
+        missing = [k for k in expected if k not in payload] if isinstance(payload, dict) else None
+        if missing is None or missing:
             raise ValueError(
                 f"{path} is not a results.json written by SweepResults.to_json of this jaxhp "
                 f"(missing {missing or 'everything: not a JSON object'}); older files hold no "

@@ -681,6 +681,9 @@ def _plan(
             program_notes={  # they change what the programs compute, or for how long
                 "schedule": repr(schedule) if schedule is not None else "every member to the end",
                 "vmap width": [width for _, width, _ in sizing],
+                # rung checkpoints hold each member's progress: its layout (halving's own
+                # carries no best params since 2026-11-28; older checkpoints are another's)
+                "progress": "without best params" if schedule is not None else None,
             },
         )
     if distributed:

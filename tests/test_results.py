@@ -286,6 +286,9 @@ def test_a_configuration_whose_members_all_diverged_ranks_last_whatever_its_rung
 def test_reading_a_file_that_is_not_results_json_names_it(tmp_path):
     (tmp_path / "a.json").write_text('{"meta": {}}')
     (tmp_path / "b.json").write_text("not json")
+    (tmp_path / "d.json").write_text("5")
+    with pytest.raises(ValueError, match=r"d.json is not a results.json .*not a JSON object"):
+        SweepResults.from_json(tmp_path / "d.json")
     with pytest.raises(ValueError, match=r"a.json is not a results.json .*missing \['members'"):
         SweepResults.from_json(tmp_path / "a.json")
     with pytest.raises(ValueError, match=r"cannot read results from .*b.json"):
