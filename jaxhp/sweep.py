@@ -1038,7 +1038,7 @@ def refit_together(
     TypeError where ``members`` is not a sequence of rows."""
     if not isinstance(results, SweepResults):
         raise TypeError(f"results must be what run_sweep returned, got {type(results).__name__}")
-    if isinstance(members, (str, bytes)) or not isinstance(members, (list, tuple, np.ndarray)):
+    if not isinstance(members, (list, tuple, range, np.ndarray)):
         raise TypeError(
             f"members must be a list of rows of results (refit takes one), got {members!r}"
         )

@@ -354,6 +354,7 @@ def test_refit_together_trains_a_repeated_member_once(data, monkeypatch):
     assert trained == [[1, 0]] and len(fitted) == 4
     assert fitted[0] is fitted[1] is fitted[3]
     _assert_same_bits(results, 0, fitted[2])
+    assert len(sweep.refit_together(results, range(2), data, CONFIG)) == 2  # any sequence
 
 
 def test_a_numpy_vmap_width_is_recorded_as_a_plain_int(data, tmp_path):
