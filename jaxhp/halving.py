@@ -15,7 +15,6 @@ trains the rungs is :func:`jaxhp.run_sweep`.
 
 from __future__ import annotations
 
-import functools
 import math
 import numbers
 from typing import Any, NamedTuple
@@ -309,13 +308,6 @@ def _at_rung(trainer: _Trainer, state: dict) -> tuple[float, float]:
     return float(progress.history.dev_cost[row]), float(progress.history.train_cost[row])
 
 
-@functools.partial(jax.jit, static_argnums=0)
-def _finish_members(config, progress):
-    """Every member's result from its progress: one compiled program (run op by op, each
-    operation would compile on its own)."""
-    return _programs._kept(jax.vmap(functools.partial(train._finish, config))(progress))
-
-
 def train_rungs(plan, schedule: Halving, *, report: bool) -> dict[str, Any]:
     """Train ``plan``'s members by successive halving; fills ``plan.done`` with every
     member's result arrays (as a full sweep's) and returns the halving's record: each
@@ -347,13 +339,12 @@ def train_rungs(plan, schedule: Halving, *, report: bool) -> dict[str, Any]:
             entrants = entrants[np.isin(plan.points[entrants], kept)]
             if plan.n_processes > 1:
                 dist.agree_on_survivors(entrants, k + 1)
-    for trainer in trainers:
-        rows = [states[int(m)] for m in trainer.members]
-        leaves = [np.stack([row[name] for row in rows]) for name in trainer.shapes]
-        progress = jax.tree.unflatten(trainer.treedef, leaves)
-        arrays = _programs._flatten(_finish_members(trainer.config, progress))
-        for row, member in enumerate(trainer.members):
-            plan.done[int(member)] = {name: v[row] for name, v in arrays.items()}
+    for trainer in trainers:  # each member's result, from its progress on the host
+        for member in trainer.members:
+            leaves = [states[int(member)][name] for name in trainer.shapes]
+            progress = jax.tree.unflatten(trainer.treedef, leaves)
+            result = train._finish(trainer.config, progress, xp=np)
+            plan.done[int(member)] = _programs._flatten(_programs._kept(result))
     return {
         "rung": last_rung,
         "rungs": [r._asdict() for r in schedule_rungs],

@@ -879,15 +879,16 @@ def _advance(run: _Run, progress: _Progress, until, on_eval=None) -> _Progress:
     return jax.lax.while_loop(running, body, progress)
 
 
-def _finish(config: TrainConfig, progress: _Progress) -> TrainResult:
+def _finish(config: TrainConfig, progress: _Progress, xp=jnp) -> TrainResult:
     """The result of a run that stopped (or was stopped) after ``progress.done``
     evaluations: history rows after the last one repeat it, at the steps they stand for,
-    as a run that stopped early reads."""
+    as a run that stopped early reads. ``xp``: ``numpy`` for a progress on the host (no
+    program to compile for it)."""
     n_evals = config.n_evals
     carry = progress.carry
-    last_run = jnp.minimum(jnp.arange(n_evals), progress.done - 1)
+    last_run = xp.minimum(xp.arange(n_evals), progress.done - 1)
     history = jax.tree.map(lambda h: h[last_run], progress.history)
-    steps = jnp.minimum((jnp.arange(n_evals, dtype=jnp.int32) + 1) * config.every, config.steps)
+    steps = xp.minimum((xp.arange(n_evals, dtype=xp.int32) + 1) * config.every, config.steps)
     return TrainResult(
         params=carry.best_params if config.restore_best else carry.state.params,
         best_params=carry.best_params,
