@@ -69,6 +69,7 @@ class CompileStats:
       trace_s, lower_s, compile_s: seconds spent tracing, lowering to StableHLO, and in the
         backend compiler (on a cache hit, loading the executable).
       cache_hits, cache_misses: persistent-cache lookups that found or missed a program.
+      programs: programs compiled (or loaded from the cache).
     """
 
     trace_s: float = 0.0
@@ -76,6 +77,7 @@ class CompileStats:
     compile_s: float = 0.0
     cache_hits: int = 0
     cache_misses: int = 0
+    programs: int = 0
 
     @property
     def total_s(self) -> float:
@@ -98,6 +100,7 @@ def compile_stats():
     def on_duration(event: str, seconds: float, **_):
         if event in durations:
             setattr(stats, durations[event], getattr(stats, durations[event]) + seconds)
+        stats.programs += event == _COMPILE
 
     def on_event(event: str, **_):
         if event in counts:

@@ -12,6 +12,7 @@ import pytest
 
 import jaxhp
 from jaxhp import _programs, halving, sweep
+from jaxhp.cache import compile_stats
 
 CONFIG = jaxhp.TrainConfig(layer_sizes=(2, 6, 1), steps=45, eval_every=5)
 SPACE = sweep.random(
@@ -138,6 +139,21 @@ def test_one_advance_program_serves_every_rung(data, halved):
     # ... and the count does see a new program: another config compiles one more
     jaxhp.run_sweep(SPACE, data, CONFIG.replace(steps=40), progress=False, schedule=SCHEDULE)
     assert program._cache_size() == before + 1
+
+
+def test_a_halving_run_compiles_one_program_per_static_group(data):
+    space = sweep.random(1, 6, lambd=sweep.loguniform(1e-3, 1.0), layer_sizes=[(2, 3, 1)])
+    config = CONFIG.replace(steps=30)  # a config no other test compiles
+    with compile_stats() as stats:
+        jaxhp.run_sweep(space, data, config, progress=False, schedule=SCHEDULE)
+    assert stats.programs == 1  # every rung, and the members' results, from one program
+    # ... and the count sees a second program: two static groups compile two
+    space = sweep.random(
+        1, 6, lambd=sweep.loguniform(1e-3, 1.0), layer_sizes=[(2, 4, 1), (2, 5, 1)]
+    )
+    with compile_stats() as stats:
+        jaxhp.run_sweep(space, data, config, progress=False, schedule=SCHEDULE)
+    assert stats.programs == 2
 
 
 def test_lanes_and_table(full, halved):
