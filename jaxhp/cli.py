@@ -196,6 +196,12 @@ def _axis_type(number, *, keep_prob: bool = False):
                 bound = " <= 1" if keep_prob else " < 1" if beta else ""
                 raise argparse.ArgumentTypeError(f"{text!r} needs {allowed}{bound}")
             return _Axis(text, getattr(sweep, kind)(a, b))
+        if ":" in text:  # a distribution of another name
+            beta_only = "" if beta else " (one_minus_loguniform is for the β axes)"
+            raise argparse.ArgumentTypeError(
+                f"unknown distribution {kind!r} in {text!r}; allowed: "
+                f"{', '.join(f'{k}:a:b' for k in kinds)}{beta_only}, or values a,b,c"
+            )
         parse_one = _keep_prob_value if keep_prob else number
         values = [parse_one(part) for part in text.split(",")]
         twice = _repeated(values)
@@ -1167,8 +1173,11 @@ def _train(args) -> int:
     for target, flag in ((args.save, "--save"), (args.plot, "--plot")):
         if target is not None:  # a folder that cannot be made fails now, not after training
             parent = Path(target).absolute().parent
-            made += [p for p in (parent, *parent.parents) if not p.exists()]
+            new = [p for p in (parent, *parent.parents) if not p.exists()]
             _make_folder(parent, flag)
+            if new:  # said, so that a mistyped path does not go unnoticed
+                _print(f"{flag}: made the folder {parent}")
+            made += new
     keep = (
         np.asarray(args.keep_prob, np.float32)
         if isinstance(args.keep_prob, tuple)
@@ -1461,17 +1470,23 @@ def _versions() -> dict:
 
 
 def _recorded_argv(path: Path, command: str) -> list[str]:
+    if Path(path).is_dir():
+        raise UsageError(
+            f"--config {path} is a folder; give the results.json a run wrote there "
+            f"({Path(path) / 'results.json'})"
+        )
     try:
         payload = json.loads(Path(path).read_text())
         argv = payload["config"]["argv"]
     except FileNotFoundError:
         raise UsageError(f"--config {path} does not exist") from None
     except (OSError, ValueError, KeyError, TypeError) as err:
-        reason = (
-            "it is not UTF-8 text"
-            if isinstance(err, UnicodeDecodeError)
-            else f"{type(err).__name__}: {str(err)[:120]}"
-        )
+        if isinstance(err, UnicodeDecodeError):
+            reason = "it is not UTF-8 text"
+        elif isinstance(err, KeyError):
+            reason = f"it has no {err.args[0]!r} entry"
+        else:
+            reason = f"{type(err).__name__}: {str(err)[:120]}"
         raise UsageError(
             f"--config {path} is not a results.json written by jaxhp {command} ({reason})"
         ) from None

@@ -479,7 +479,8 @@ class SweepResults:
         try:
             payload = json.loads(path.read_text())
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-            raise ValueError(f"cannot read results from {path}: {err}") from err
+            hint = "" if path.suffix == ".json" else " (give the results.json a sweep wrote)"
+            raise ValueError(f"cannot read results from {path}: {err}{hint}") from err
         expected = ("meta", "members", "history", "layout")
         missing = [k for k in expected if k not in payload] if isinstance(payload, dict) else None
         if missing is None or missing:

@@ -775,6 +775,8 @@ def test_train_interrupted_leaves_no_empty_folder_behind(tmp_path, capsys, monke
     argv = ["train", "--n-train", "60", "--n-dev", "30", "--steps", "10", "--quiet"]
     assert main([*argv, "--save", str(target)]) == cli.EXIT_INTERRUPTED
     assert not (tmp_path / "new").exists()  # made before training, removed as it was empty
+    # ... and said, so that a mistyped path does not go unnoticed
+    assert f"--save: made the folder {target.parent}\n" in capsys.readouterr().out
 
 
 def test_a_damaged_checkpoint_chunk_is_one_warning_line(tmp_path):

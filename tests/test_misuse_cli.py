@@ -165,6 +165,14 @@ CASES = [
     ),
     (["train", "--optimizer", "adam", "--b1=0.99999999"], "β in \\[0, 1\\), got '0.99999999'"),
     (["train", "--optimizer", "adam", "--b1", "uniform:0.8:0.9"], "a distribution is for jaxhp"),
+    (
+        ["sweep", "--random", "5", "--lambd", "normal:0:1"],
+        "unknown distribution 'normal' in 'normal:0:1'; allowed: loguniform:a:b, uniform:a:b",
+    ),
+    (
+        ["tune", "--lambd", "one_minus_loguniform:0.9:0.99"],
+        "unknown distribution 'one_minus_loguniform' .*is for the β axes",
+    ),
     (["train", "--dataset", "digits", "--model", "cnn", "--init", "xavier"], "--init xavier app"),
     (["sweep", "--dataset", "digits", "--noise", "0.1"], "--noise 0.1 applies to the 2-D gen"),
     (["sweep", "--dataset", "digits", "--n-train", "1700"], "exceeds the 1797 images of digits"),
@@ -193,7 +201,8 @@ CASES = [
     (["tune", "--batch", "2"], "the following arguments are required: --trials$"),
     (["tune"], "the following arguments are required: --trials, --batch$"),
     (["sweep", "--config", "NOTJSON"], "--config .*not.json is not a results.json"),
-    (["sweep", "--config", "OTHERJSON"], "--config .*other.json is not a results.json"),
+    (["sweep", "--config", "OTHERJSON"], "--config .*other.json is not .*no 'config' entry"),
+    (["sweep", "--config", "DIR"], "--config .* is a folder; give the results.json .*"),
 ]
 
 

@@ -295,6 +295,9 @@ def test_reading_a_file_that_is_not_results_json_names_it(tmp_path):
         SweepResults.from_json(tmp_path / "b.json")
     with pytest.raises(ValueError, match=r"cannot read results from .*c.json"):
         SweepResults.from_json(tmp_path / "c.json")
+    (tmp_path / "results.csv").write_text("member,seed\n0,0\n")
+    with pytest.raises(ValueError, match=r"results.csv: .*\(give the results.json a sweep wrote"):
+        SweepResults.from_json(tmp_path / "results.csv")
 
 
 def test_a_point_drawn_twice_with_the_same_seed_counts_as_one_seed():
