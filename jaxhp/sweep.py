@@ -547,9 +547,10 @@ def _check_names_are_read(space: Space, read: set[str]):
             )
 
 
-def _check_schedule(schedule, configs: list, n: int, data: Data):
+def _check_schedule(schedule, configs: list, space: Space, data: Data):
     """A halving schedule needs one rung layout for every group, and a rung on an
-    evaluation (checked by ``halving.rungs``)."""
+    evaluation (checked by ``halving.rungs``); a first rung of a few steps, chosen by
+    default, is worth a warning."""
     if not isinstance(schedule, Halving):
         raise TypeError(
             f"schedule must be None or jaxhp.sweep.halving(eta, min_steps), got {schedule!r}"
@@ -560,7 +561,19 @@ def _check_schedule(schedule, configs: list, n: int, data: Data):
             "halving needs the same steps and eval_every in every static group (rungs are "
             f"shared), got (steps, eval_every) = {sorted(layouts)}"
         )
-    successive_halving.rungs(schedule, n, configs[0].steps, configs[0].every)  # n >= points
+    steps, every = configs[0].steps, configs[0].every
+    n_points = len(np.unique(_points(space)))
+    first = successive_halving.rungs(schedule, n_points, steps, every)[0].step
+    if schedule.min_steps is None and first < min(10, steps):
+        suggest = min(steps, -(-10 // every) * every)
+        warnings.warn(
+            f"successive halving ranks its {n_points} configurations first after {first} of "
+            f"{steps} steps (the first rung chosen for eta {schedule.eta:g}): so early they "
+            f"differ mostly by their initialisation; give min_steps (jaxhp sweep --min-steps), "
+            f"e.g. {suggest}, or "
+            "train for more steps",
+            stacklevel=4,
+        )
     if data.dev is None:
         warnings.warn(
             "halving without dev data ranks the members at each rung by their training cost "
@@ -626,7 +639,7 @@ def _plan(
     _check_names_are_read(space, read)
     train._check_names_read(base, read, label="base", stacklevel=4)  # _plan's caller
     if schedule is not None:
-        _check_schedule(schedule, [c for _, c, _, _ in checked], len(space), checked[0][0])
+        _check_schedule(schedule, [c for _, c, _, _ in checked], space, checked[0][0])
     elif checked[0][0].dev is None:
         warnings.warn(
             "data has no dev set: the dev_* columns repeat the training set's metrics, so "

@@ -5,6 +5,7 @@ The reference for who survives is the full sweep itself: its history at each run
 evaluation, ranked by dev cost with NumPy."""
 
 import math
+import warnings
 
 import jax
 import numpy as np
@@ -154,6 +155,16 @@ def test_a_halving_run_compiles_one_program_per_static_group(data):
     with compile_stats() as stats:
         jaxhp.run_sweep(space, data, config, progress=False, schedule=SCHEDULE)
     assert stats.programs == 2
+
+
+def test_a_first_rung_of_a_few_steps_chosen_by_default_warns(data):
+    space = sweep.random(2, 9, lambd=sweep.loguniform(1e-3, 1.0))
+    config = CONFIG.replace(steps=20, eval_every=1)  # default first rung: 20 / 3**2 -> 2
+    with pytest.warns(UserWarning, match=r"first after 2 of 20 steps .*min_steps .*e.g. 10"):
+        jaxhp.run_sweep(space, data, config, progress=False, schedule=sweep.halving(3))
+    with warnings.catch_warnings():  # chosen by the user: no warning
+        warnings.simplefilter("error")
+        jaxhp.run_sweep(space, data, config, progress=False, schedule=sweep.halving(3, 2))
 
 
 def test_lanes_and_table(full, halved):
