@@ -60,7 +60,8 @@ def halving(eta: float = 3, min_steps: int | None = None) -> Halving:
       eta: reduction factor, a number > 1 (3 is the usual choice): each rung keeps the
         best ``floor(n / eta)`` of its ``n`` members (at least one).
       min_steps: the first rung in update steps, > 0 and a multiple of the config's
-        ``eval_every`` (rungs fall on evaluations); None chooses it from the member count.
+        ``eval_every`` (rungs fall on evaluations); None chooses it from the member count
+        (:func:`rungs`), and run_sweep warns where that leaves fewer than 10 steps.
 
     Raises:
       ValueError: ``eta`` <= 1 or not finite; ``min_steps`` <= 0.
