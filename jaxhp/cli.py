@@ -1501,6 +1501,29 @@ def _recorded_argv(path: Path, command: str) -> list[str]:
     return argv
 
 
+def load_run(path) -> tuple:
+    """A run that ``jaxhp sweep`` or ``jaxhp tune`` wrote (its results.json), back in
+    Python: ``(results, data, config)``, the :class:`jaxhp.SweepResults` and the data and
+    :class:`jaxhp.TrainConfig` it trained with, rebuilt from the recorded flags.
+
+    Example:
+      >>> results, data, config = jaxhp.cli.load_run("jaxhp-out/results.json")
+      >>> best = jaxhp.sweep.refit(results, results.best()["member"], data, config)
+
+    Raises:
+      ValueError: ``path`` is not a results.json of this jaxhp, or a data file it read has
+        changed since (its sha256 differs).
+    """
+    from jaxhp.results import SweepResults
+
+    results = SweepResults.from_json(path)
+    command = json.loads(Path(path).read_text())["config"].get("command", "sweep")
+    args = _parse(build_parser(), [command, *_recorded_argv(path, command), f"--config={path}"])
+    data, n_out, _, source = _load_data(args)
+    _check_same_file(args, source)
+    return results, data, _config(args, data, n_out)
+
+
 def _check_same_file(args, source: dict):
     """With --config, a data file must be the one the recorded run read."""
     if args.config is None or "sha256" not in source:

@@ -285,8 +285,17 @@ def test_sweep_from_files(tmp_path, capsys):
         # its own test split scores the choice: no --n-test (refused with a file) to suggest
         assert "the test split below scores it once" in out and "--n-test" not in out
         assert "test accuracy of the chosen configuration (last params): " in out
+    # the run, back in Python: its data and config rebuilt from the recorded flags, a refit
+    # of its best member is the table's row bit for bit
+    results, data, config = cli.load_run(tmp_path / "csv" / "results.json")
+    best = results.best()["member"]
+    refitted = jaxhp.sweep.refit(results, best, data, config)
+    np.testing.assert_array_equal(refitted.history.dev_cost, results.history.dev_cost[best])
     # train reads files too (it once crashed checking the built-in-only flags)
     assert main(["train", "--dataset", str(tmp_path / "d.csv"), "--steps", "60", "--quiet"]) == 0
+    (tmp_path / "d.csv").write_text("a,b,c,label\n" + rows + "\n0,0,0,1\n")
+    with pytest.raises(ValueError, match=r"d.csv has changed since that sweep read it"):
+        cli.load_run(tmp_path / "csv" / "results.json")
     assert re.search(
         r"^test accuracy \(last params\): \S+ on 30 test", capsys.readouterr().out, re.M
     )
