@@ -64,9 +64,10 @@ __all__ = [
 
 
 def __getattr__(name: str):
-    # jaxhp.optuna needs the optional optuna extra, so it is imported on first use only.
-    if name == "optuna":
+    # jaxhp.optuna needs the optional optuna extra, and jaxhp.cli (the command, and
+    # cli.load_run) is not needed to train: each is imported on first use only.
+    if name in ("optuna", "cli"):
         import importlib
 
-        return importlib.import_module("jaxhp.integrations.optuna")
+        return importlib.import_module(f"jaxhp.{'integrations.' * (name == 'optuna')}{name}")
     raise AttributeError(f"module 'jaxhp' has no attribute {name!r}")

@@ -470,7 +470,8 @@ class SweepResults:
         tune`` write them as results.json): table, histories (float32 exactly) and meta,
         ready for :meth:`summary`, the plots and :func:`jaxhp.sweep.refit`. A static value
         that is not plain data (a function as the optimizer, say) comes back as its table
-        text; refit refuses such members.
+        text; refit refuses such members. :func:`jaxhp.cli.load_run` also rebuilds the
+        data and config of a ``jaxhp sweep`` or ``jaxhp tune`` run.
 
         Raises:
           ValueError: ``path`` is not JSON that :meth:`to_json` wrote (naming what is not).

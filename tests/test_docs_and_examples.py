@@ -2,6 +2,8 @@ import ast
 import inspect
 import re
 import runpy
+import subprocess
+import sys
 import types
 from pathlib import Path
 
@@ -71,6 +73,12 @@ def test_public_api_is_pinned():
     namespace = {}
     exec("from jaxhp import *", namespace)
     assert sorted(set(namespace) - {"__builtins__"}) == sorted(PINNED)
+
+
+def test_the_lazy_submodules_are_reached_from_a_plain_import():
+    code = "import jaxhp; print(jaxhp.cli.load_run.__name__, jaxhp.optuna.optimize.__name__)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.stdout.split() == ["load_run", "optimize"], done.stderr[-2000:]
 
 
 def test_surface_check_sees_a_missing_and_an_unpinned_name():
