@@ -396,11 +396,16 @@ def _table_best_point(results, metric: str, xs, ys):
     return (xs.tolist()[member], ys.tolist()[member])
 
 
+def _seeds_per_point(columns, cells) -> int:
+    """The most seeds any point averages over (1: each point is one run)."""
+    seed = np.asarray(columns["seed"]).tolist()
+    return max(len({seed[i] for i in c.members}) for c in cells.values())
+
+
 def _what_a_point_shows(columns, names, x, y, cells) -> str:
     """E.g. ``best of 2 learning_rate values, mean ± std over 3 seeds``, counted within the
     points (a random search has one member per point although its other axes vary)."""
-    seed = np.asarray(columns["seed"]).tolist()
-    seeds = max(len({seed[i] for i in c.members}) for c in cells.values())
+    seeds = _seeds_per_point(columns, cells)
     best_of, along = [], []  # varying within a point; varying only from point to point
     for name in (n for n in names if n not in (x, y)):
         column = np.asarray(columns[name]).tolist()
@@ -502,6 +507,7 @@ def heatmap_figure(
     )
     handles = _heatmap_legend(
         as_grid,
+        _seeds_per_point(columns, cells) > 1,
         best is not None,
         bool(near),
         any(c.n_diverged for c in cells.values()),
@@ -532,11 +538,14 @@ def _outline_near(ax, points: set, ux, uy) -> None:
     the data cannot tell those apart from it."""
     from matplotlib.patches import Rectangle
 
-    for xv, yv in points:
+    for xv, yv in points:  # inside the cell: neighbours' outlines (and the best's) stay apart
         i, j = ux.tolist().index(xv), uy.tolist().index(yv)
         ax.add_patch(
-            Rectangle((i - 0.5, j - 0.5), 1, 1, fill=False, ec="red", lw=1.5, ls="--", gid="near")
-        )
+            Rectangle(
+                (i - 0.44, j - 0.44), 0.88, 0.88, fill=False, ec="red", lw=1.5, ls="--",
+                gid="near",
+            )
+        )  # fmt: skip
 
 
 def _ring_near(ax, points: set, ux, uy) -> None:
@@ -550,25 +559,31 @@ def _ring_near(ax, points: set, ux, uy) -> None:
 
 
 def _heatmap_legend(
-    as_grid: bool, has_best: bool, has_near: bool, has_diverged: bool, earlier: bool
+    as_grid: bool, means: bool, has_best: bool, has_near: bool, has_diverged: bool, earlier: bool
 ) -> list:
+    """``means``: the points average several seeds (the best is the best mean)."""
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
+    best_label = "best mean" if means else "best"
     near = Patch(fill=False, ec="red", lw=1.5, ls="--", label="within noise of the best")
     if not as_grid:
         near = Line2D([], [], ls="", marker="o", ms=12, mfc="none", mec="red",
                       label="within noise of the best (dashed ring)")  # fmt: skip
     if as_grid:
-        best = Patch(fill=False, ec="red", lw=2, label="best mean")
+        best = Patch(fill=False, ec="red", lw=2, label=best_label)
         diverged = Patch(fc="lightgrey", ec="black", hatch=_HATCH, label="has diverged members")
-        stopped = Patch(fill=False, lw=0, label="(rung k): stopped by halving, fewer steps")
+        stopped = [Patch(fill=False, lw=0, label="(rung k): stopped by halving, fewer steps")]
     else:
-        best = Line2D([], [], ls="", marker="*", ms=14, mfc="none", mec="red", label="best mean")
+        best = Line2D([], [], ls="", marker="*", ms=14, mfc="none", mec="red", label=best_label)
         diverged = Line2D([], [], ls="", marker="x", c="red", label="has diverged members")
-        stopped = Line2D([], [], ls="", marker="o", mfc="none", mec="grey",
-                         label="stopped at an earlier rung by halving: fewer steps")  # fmt: skip
-    return [best] * has_best + [near] * has_near + [diverged] * has_diverged + [stopped] * earlier
+        stopped = [
+            Line2D([], [], ls="", marker="o", mfc="grey", mec="k", mew=0.3,
+                   label="filled: trained to the last rung"),
+            Line2D([], [], ls="", marker="o", mfc="none", mec="grey",
+                   label="hollow: stopped at an earlier rung by halving, fewer steps"),
+        ]  # fmt: skip
+    return [best] * has_best + [near] * has_near + [diverged] * has_diverged + stopped * earlier
 
 
 def _colour_norm(cells, metric: str, resolution: float = 0.0):

@@ -469,10 +469,16 @@ def test_heatmap_outlines_the_cells_within_noise_of_the_best():
     results.meta["m_dev"] = 100
     fig = plot.heatmap_figure(results, x="lambd", y="keep_prob")
     ax = fig.axes[0]
-    outlined = {p.get_gid(): p.get_x() + 0.5 for p in ax.patches if p.get_gid() in ("best", "near")}
+    outlined = {
+        p.get_gid(): p.get_x() + p.get_width() / 2
+        for p in ax.patches
+        if p.get_gid() in ("best", "near")
+    }
     assert outlined == {"best": 0.0, "near": 1.0}  # columns λ = 0 and λ = 0.1
+    near = next(p for p in ax.patches if p.get_gid() == "near")
+    assert near.get_width() < 1  # inside its cell: apart from a neighbour's outline
     labels = [t.get_text() for t in fig.legends[0].get_texts()]
-    assert labels == ["best mean", "within noise of the best"]
+    assert labels == ["best", "within noise of the best"]  # one run per point: no mean
 
 
 def test_scatter_rings_the_points_within_noise_of_the_best():
@@ -484,7 +490,7 @@ def test_scatter_rings_the_points_within_noise_of_the_best():
     assert len(ringed) == 1
     np.testing.assert_allclose(ringed[0].get_offsets(), [[0.1, 0.2]])  # λ 0.1, not 1.0
     labels = [t.get_text() for t in fig.legends[0].get_texts()]
-    assert labels == ["best mean", "within noise of the best (dashed ring)"]
+    assert labels == ["best", "within noise of the best (dashed ring)"]
 
 
 def test_choosing_the_axes_leaves_the_results_untouched(grid_results):
@@ -613,7 +619,13 @@ def test_halving_heatmaps_mark_the_points_stopped_at_an_earlier_rung():
     scattered = make_results(np.geomspace(1e-3, 1, 6), np.linspace(0.5, 1, 6), [0.1] * 6,
                              [0] * 6, np.linspace(0.8, 0.9, 6))  # fmt: skip
     scattered.rung = np.asarray([0, 0, 0, 1, 1, 2])
-    ax = plot.heatmap_figure(scattered).axes[0]
+    fig = plot.heatmap_figure(scattered)
+    ax = fig.axes[0]
     (hollow,) = [c for c in ax.collections if c.get_gid() == "earlier rung"]
     np.testing.assert_allclose(hollow.get_offsets()[:, 0], np.geomspace(1e-3, 1, 6)[:5], 1e-6)
     assert len(ax.collections[0].get_offsets()) == 1  # the filled one: member 5
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]  # both kinds explained
+    assert labels[-2:] == [
+        "filled: trained to the last rung",
+        "hollow: stopped at an earlier rung by halving, fewer steps",
+    ]
