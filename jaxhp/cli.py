@@ -12,6 +12,7 @@ import contextlib
 import difflib
 import gc
 import hashlib
+import io
 import json
 import math
 import os
@@ -1510,17 +1511,38 @@ def load_run(path) -> tuple:
       >>> results, data, config = jaxhp.cli.load_run("jaxhp-out/results.json")
       >>> best = jaxhp.sweep.refit(results, results.best()["member"], data, config)
 
+    The results rank by the run's own ``--metric`` (``results.best()`` is the member the
+    run called best).
+
     Raises:
-      ValueError: ``path`` is not a results.json of this jaxhp, or a data file it read has
+      ValueError: ``path`` is not a results.json that ``jaxhp sweep`` or ``jaxhp tune`` of
+        this jaxhp wrote (one that ``SweepResults.to_json`` wrote from Python records no
+        flags: read it with ``SweepResults.from_json``), or a data file it read has
         changed since (its sha256 differs).
     """
     from jaxhp.results import SweepResults
 
     results = SweepResults.from_json(path)
-    command = json.loads(Path(path).read_text())["config"].get("command", "sweep")
-    args = _parse(build_parser(), [command, *_recorded_argv(path, command), f"--config={path}"])
+    recorded = json.loads(Path(path).read_text())["config"]
+    if not isinstance(recorded, dict) or "argv" not in recorded:
+        raise ValueError(
+            f"{path} records no jaxhp sweep or tune flags (SweepResults.to_json wrote it?): "
+            "read it with jaxhp.SweepResults.from_json, and pass its data and config yourself"
+        )
+    command = recorded.get("command", "sweep")
+    argv = [command, *_recorded_argv(path, command), f"--config={path}"]
+    with contextlib.redirect_stderr(io.StringIO()) as said:
+        try:
+            args = _parse(build_parser(), argv)
+        except SystemExit:  # argparse's own refusal, said on stderr
+            message = " ".join(said.getvalue().split())
+            raise ValueError(
+                f"{path}: its recorded flags are not this jaxhp's ({message})"
+            ) from None
     data, n_out, _, source = _load_data(args)
     _check_same_file(args, source)
+    if recorded.get("metric") is not None:
+        results.meta["metric"] = recorded["metric"]
     return results, data, _config(args, data, n_out)
 
 

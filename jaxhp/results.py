@@ -250,9 +250,13 @@ class SweepResults:
 
     @property
     def default_metric(self) -> str:
-        """The dev accuracy of the params each member keeps: ``best_dev_accuracy`` when the
-        sweep restored its best params (``meta["restore_best"]``, as early stopping does),
-        else ``dev_accuracy`` (the last evaluation's)."""
+        """``meta["metric"]`` when the run chose one (``jaxhp sweep --metric``, a tune's
+        ``best_dev_cost``: :func:`jaxhp.cli.load_run` records it), else the dev accuracy of
+        the params each member keeps: ``best_dev_accuracy`` when the sweep restored its
+        best params (``meta["restore_best"]``, as early stopping does), else
+        ``dev_accuracy`` (the last evaluation's)."""
+        if self.meta.get("metric") in METRICS:
+            return self.meta["metric"]
         return "best_dev_accuracy" if self.meta.get("restore_best") else "dev_accuracy"
 
     def top(self, k: int = 5, *, metric: str | None = None) -> list[dict[str, Any]]:
@@ -458,8 +462,13 @@ class SweepResults:
                 for name, v in self.hparams._asdict().items()
             },
             "history": {k: str(np.asarray(v).dtype) for k, v in self.history._asdict().items()},
+            "arrays": {
+                name: str(np.asarray(getattr(self, name)).dtype)
+                for name in ("seeds", "stop_step", "best_step", "diverged", "rung")
+                if getattr(self, name) is not None
+            },
             "static": {
-                name: [_as_json(v) for v in values] if all(map(_plain_data, values)) else None
+                name: [_as_json(v, text) for v, text in zip(values, _static_texts(values))]
                 for name, values in self.static.items()
             },
         }
@@ -492,6 +501,8 @@ class SweepResults:
             )
         rows, layout = payload["members"], payload["layout"]
         n = len(rows)
+        dtypes = {"seeds": "int64", "stop_step": "int32", "best_step": "int32", "rung": "int64"}
+        dtypes.update(layout.get("arrays", {}))
 
         def column(name, dtype):
             return np.asarray([row[name] for row in rows], dtype)
@@ -505,23 +516,33 @@ class SweepResults:
                 layers = [column(f"{name}_{k + 1}", dtype) for k in range(shape[1])]
                 hparams[name] = np.stack(layers, axis=1).reshape(shape)
         static = {
-            name: _from_json(values) if values is not None else [row[name] for row in rows]
+            name: [_from_json(v) for v in values] for name, values in layout["static"].items()
+        }
+        # members whose static value was a Python object (a function): only its text is left;
+        # a file read and written again keeps them marked
+        texts = {
+            name: [i for i, v in enumerate(values) if isinstance(v, dict) and "text" in v]
             for name, values in layout["static"].items()
         }
-        texts = [name for name, values in layout["static"].items() if values is None]
+        for name, members in (payload["meta"].get("static_as_text") or {}).items():
+            texts[name] = sorted(set(texts.get(name, [])) | set(members))
         history = History(
             **{k: np.asarray(v, layout["history"][k]) for k, v in payload["history"].items()}
         )
         return cls(
             hparams=HParams._make(hparams, hparams.values()),
-            seeds=column("seed", np.int64),
+            seeds=column("seed", dtypes["seeds"]),
             history=history,
-            stop_step=column("stop_step", np.int32),
-            best_step=column("best_step", np.int32),
+            stop_step=column("stop_step", dtypes["stop_step"]),
+            best_step=column("best_step", dtypes["best_step"]),
             diverged=column("diverged", bool),
-            meta={**payload["meta"], "read_from": str(path), "static_as_text": texts},
+            meta={
+                **payload["meta"],
+                "read_from": str(path),
+                "static_as_text": {k: v for k, v in texts.items() if v},
+            },
             static=static,
-            rung=column("rung", np.int64) if n and "rung" in rows[0] else None,
+            rung=column("rung", dtypes["rung"]) if n and "rung" in rows[0] else None,
         )
 
     def to_pandas(self):
@@ -580,17 +601,24 @@ def _plain_data(value) -> bool:
     """Can ``value`` go to JSON and come back equal (layer sizes, a batch size, a name)?"""
     if isinstance(value, (tuple, list)):
         return all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in value)
-    return value is None or isinstance(value, (str, bool, int, float, np.integer, np.floating))
+    plain = (str, bool, int, float, np.bool_, np.integer, np.floating)
+    return value is None or isinstance(value, plain)
 
 
-def _as_json(value):
+def _as_json(value, text):
+    """A static value for results.json: layer sizes as ``{"tuple": [...]}``, a Python
+    object that JSON cannot hold (a function) as ``{"text": its table text}``."""
+    if not _plain_data(value):
+        return {"text": text}
     if isinstance(value, (tuple, list)):
         return {"tuple": [int(v) for v in value]}
     return value.item() if isinstance(value, np.generic) else value
 
 
-def _from_json(values: list) -> list:
-    return [tuple(v["tuple"]) if isinstance(v, dict) else v for v in values]
+def _from_json(value):
+    if isinstance(value, dict):
+        return tuple(value["tuple"]) if "tuple" in value else value["text"]
+    return value
 
 
 def _static_texts(values: list) -> list:

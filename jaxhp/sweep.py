@@ -547,6 +547,18 @@ def _check_names_are_read(space: Space, read: set[str]):
             )
 
 
+def _program_notes(schedule, widths: list) -> dict:
+    """What changes what the programs compute, or for how long, beyond the configs: the
+    checkpoint identity hashes it."""
+    notes = {
+        "schedule": repr(schedule) if schedule is not None else "every member to the end",
+        "vmap width": widths,
+    }
+    if schedule is not None:  # rung checkpoints hold each member's progress: its layout
+        notes["progress"] = "without best params"  # since 2026-11-28; older: another's
+    return notes
+
+
 def _check_schedule(schedule, configs: list, space: Space, data: Data):
     """A halving schedule needs one rung layout for every group, and a rung on an
     evaluation (checked by ``halving.rungs``); a first rung of a few steps, chosen by
@@ -691,13 +703,7 @@ def _plan(
             seed,
             static={"group": group_of.tolist()},
             checkpoint_id=checkpoint_id,
-            program_notes={  # they change what the programs compute, or for how long
-                "schedule": repr(schedule) if schedule is not None else "every member to the end",
-                "vmap width": [width for _, width, _ in sizing],
-                # rung checkpoints hold each member's progress: its layout (halving's own
-                # carries no best params since 2026-11-28; older checkpoints are another's)
-                "progress": "without best params" if schedule is not None else None,
-            },
+            program_notes=_program_notes(schedule, [width for _, width, _ in sizing]),
         )
     if distributed:
         dist.agree_on_spec(spec.digest)
@@ -1057,12 +1063,23 @@ def refit_together(
         )
     rows = [results.member_index(member) for member in members]
     labels = results.meta.get("label_columns", [])  # e.g. an Optuna study's trial numbers
-    texts = [name for name in results.meta.get("static_as_text", []) if name not in labels]
-    if texts:
-        raise ValueError(
-            f"the static axis {texts[0]!r} came back from {results.meta.get('read_from')} as "
-            f"its table text ({results.static[texts[0]][rows[0]]!r}), not the value the sweep "
-            "trained with: refit from the SweepResults that run_sweep returned"
+    for name, texts in (results.meta.get("static_as_text") or {}).items():
+        i = next((i for i in rows if i in texts), None)
+        if i is not None and name not in labels:
+            raise ValueError(
+                f"member {i}'s {name} came back from {results.meta.get('read_from')} as its "
+                f"name ({results.static[name][i]!r}), not the object the sweep trained with "
+                "(a function): refit it from the SweepResults that run_sweep returned"
+            )
+    devices = _devices_like_the_sweeps(results)
+    if len(devices) < _split_over(results):
+        warnings.warn(
+            f"the sweep's program was split over {_split_over(results)} devices and this "
+            "process has one of that kind: XLA compiles a one-device program differently "
+            "(optax.adam's bias correction, say), so the refit can differ from the table in "
+            "the last bits and drift from there; give the process two devices "
+            "(JAX_NUM_CPU_DEVICES=2 on the CPU) for the table's bits",
+            stacklevel=stacklevel,
         )
     batches: dict = {}  # config, rung and static values -> rows trained in one call
     for i in dict.fromkeys(rows):  # each member once
@@ -1082,24 +1099,23 @@ def refit_together(
         batches.setdefault(key, (member_config, static, []))[2].append(i)
     fitted = {}
     for member_config, static, batch in batches.values():
-        trained = _train_as_in_the_sweep(results, batch, data, member_config, static)
+        trained = _train_as_in_the_sweep(results, batch, data, member_config, static, devices)
         fitted.update(zip(batch, trained))
     for i in dict.fromkeys(rows):
         _check_reproduced(results, i, fitted[i], stacklevel)
     return [fitted[i] for i in rows]
 
 
-def _train_as_in_the_sweep(results, rows, data, config, static) -> list[TrainResult]:
+def _train_as_in_the_sweep(results, rows, data, config, static, devices) -> list[TrainResult]:
     """Members ``rows`` (of one static group and rung) trained again by the program that
     trained them in the sweep, params kept: vmap groups of the width the sweep gave them,
     on the first device, padded with copies of the first member. A member's arithmetic
     depends only on that program and width, so on the same kind of device its history is
     the sweep's bit for bit. ``config``: their config for the refit; ``static``: their
-    static values."""
+    static values; ``devices``: :func:`_devices_like_the_sweeps`."""
     first = jax.tree.map(lambda values: values[rows[0]], results.hparams)
     host = _host_data(train.check_inputs(first, data, config), config)
     example_shape = host.train[0].shape[1:]
-    devices = _devices_like_the_sweeps(results)
     width = results.meta.get("vmap_width_given") or _rule_width(config, host, first, devices[:1])
     group = np.resize(np.asarray(rows), -(-len(rows) // width) * width)
     group[len(rows) :] = rows[0]
@@ -1187,8 +1203,14 @@ def _devices_like_the_sweeps(results) -> list[jax.Device]:
         local = jax.local_devices(backend=platform) if platform else jax.local_devices()
     except RuntimeError:  # not on this machine: the refit rounds as this one does
         local = jax.local_devices()
-    split = len(devices) > 1 or (results.meta.get("processes") or 1) > 1
-    return local[:2] if split else local[:1]
+    return local[: _split_over(results)]
+
+
+def _split_over(results) -> int:
+    """Devices a refit needs for the sweep's rounding: 2 where its program was split over
+    several (processes included), else 1."""
+    split = len(results.meta.get("devices") or [""]) > 1 or (results.meta.get("processes") or 1) > 1
+    return 2 if split else 1
 
 
 def _swept_config(results, config: TrainConfig, static: dict) -> TrainConfig:

@@ -288,6 +288,7 @@ def test_sweep_from_files(tmp_path, capsys):
     # the run, back in Python: its data and config rebuilt from the recorded flags, a refit
     # of its best member is the table's row bit for bit
     results, data, config = cli.load_run(tmp_path / "csv" / "results.json")
+    assert results.default_metric == "dev_accuracy"  # the run's --metric
     best = results.best()["member"]
     refitted = jaxhp.sweep.refit(results, best, data, config)
     np.testing.assert_array_equal(refitted.history.dev_cost, results.history.dev_cost[best])
@@ -296,6 +297,14 @@ def test_sweep_from_files(tmp_path, capsys):
     (tmp_path / "d.csv").write_text("a,b,c,label\n" + rows + "\n0,0,0,1\n")
     with pytest.raises(ValueError, match=r"d.csv has changed since that sweep read it"):
         cli.load_run(tmp_path / "csv" / "results.json")
+    # a file with flags of another jaxhp, and one SweepResults.to_json wrote: ValueErrors
+    payload = json.loads((tmp_path / "npz" / "results.json").read_text())
+    payload["config"]["argv"].append("--frobnicate=1")
+    (tmp_path / "other.json").write_text(json.dumps(payload))
+    with pytest.raises(ValueError, match=r"recorded flags are not this jaxhp's .*--frobnicate"):
+        cli.load_run(tmp_path / "other.json")
+    with pytest.raises(ValueError, match=r"records no jaxhp sweep or tune flags .*from_json"):
+        cli.load_run(results.to_json(tmp_path / "python.json"))
     assert re.search(
         r"^test accuracy \(last params\): \S+ on 30 test", capsys.readouterr().out, re.M
     )

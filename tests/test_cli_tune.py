@@ -83,6 +83,7 @@ def test_tune_writes_the_study_as_a_sweep_table(tmp_path, capsys):
     assert study.best_value == pytest.approx(expected, rel=1e-5)
     # the study, back in Python: a refit of its best trial is its stored history
     results, data, config = jaxhp.cli.load_run(tmp_path / "out" / "results.json")
+    assert int(results.best()["trial"]) == study.best_trial.number  # ranked as the study
     i = int(np.flatnonzero(np.asarray(results.static["trial"]) == study.best_trial.number)[0])
     refitted = jaxhp.sweep.refit(results, i, data, config)
     np.testing.assert_array_equal(refitted.history.dev_cost, results.history.dev_cost[i])

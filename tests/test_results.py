@@ -256,7 +256,8 @@ def test_json_reads_back_as_the_same_results(tmp_path):
     results.meta.update(seed=7, rungs=[{"step": 10}, {"step": 30}])
     read = SweepResults.from_json(results.to_json(tmp_path / "r.json"))
     for field in ("seeds", "stop_step", "best_step", "diverged", "rung"):
-        np.testing.assert_array_equal(getattr(read, field), getattr(results, field))
+        got, want = np.asarray(getattr(read, field)), np.asarray(getattr(results, field))
+        assert got.dtype == want.dtype and np.array_equal(got, want), field
     for name, value in results.hparams._asdict().items():
         got = getattr(read.hparams, name)
         assert got.dtype == np.float32 and np.array_equal(got, value), name
@@ -265,12 +266,17 @@ def test_json_reads_back_as_the_same_results(tmp_path):
         assert got.dtype == value.dtype and np.array_equal(got, value, equal_nan=True), name
     assert read.static == results.static and read.meta["seed"] == 7
     assert repr(read.summary()) == repr(results.summary())  # NaN gaps compare as text
-    # a function on a static axis comes back as its table text, and refit refuses it
-    results.static = {"optimizer": [custom, "adam", "adam"]}
+    # a function on a static axis comes back as its table text, and refit refuses that
+    # member, also once the file has been read and written again
+    results.static = {"optimizer": [custom, "adam", "adam"], "flag": [np.bool_(True)] * 3}
     read = SweepResults.from_json(results.to_json(tmp_path / "r.json"))
     assert read.static["optimizer"] == ["custom", "adam", "adam"]
-    with pytest.raises(ValueError, match=r"static axis 'optimizer' came back from .*r.json"):
-        sweep.refit(read, 1, None, None)
+    assert read.static["flag"] == [True] * 3  # a NumPy bool is plain data
+    again = SweepResults.from_json(read.to_json(tmp_path / "again.json"))
+    for each in (read, again):
+        assert each.meta["static_as_text"] == {"optimizer": [0]}
+        with pytest.raises(ValueError, match=r"member 0's optimizer came back from .*json as"):
+            sweep.refit(each, 0, None, None)
 
 
 def test_a_configuration_whose_members_all_diverged_ranks_last_whatever_its_rung():

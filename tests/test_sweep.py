@@ -479,3 +479,15 @@ def test_an_adam_member_refits_bit_for_bit_from_a_sweep_split_over_devices(data)
     halved = jaxhp.run_sweep(space, data, config, progress=False, schedule=sweep.halving(3, 20))
     best = int(np.flatnonzero(halved.rung == 1)[0])
     _assert_same_bits(halved, best, sweep.refit(halved, best, data, config))
+
+
+def test_a_refit_with_fewer_devices_than_its_sweep_was_split_over_warns(data, monkeypatch):
+    results = jaxhp.run_sweep(sweep.grid(lambd=[0.0]), data, CONFIG, progress=False, devices=2)
+    real = jax.local_devices
+    monkeypatch.setattr(jax, "local_devices", lambda *a, **k: real(*a, **k)[:1])
+    with pytest.warns(UserWarning, match=r"split over 2 devices and this process has one"):
+        sweep.refit(results, 0, data, CONFIG)
+    one = dataclasses.replace(results, meta={**results.meta, "devices": ["cpu:0"]})
+    with warnings.catch_warnings():  # a one-device sweep needs one
+        warnings.simplefilter("error")
+        sweep.refit(one, 0, data, CONFIG)
