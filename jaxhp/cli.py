@@ -59,10 +59,21 @@ def _int(text: str, low: int, what: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        value = _whole_number(text)  # 1e3 is 1000; 100.5 is no int
+        if value is None:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
     if not low <= value < 2**31:
         raise argparse.ArgumentTypeError(f"expected {what}, got {value}")
     return value
+
+
+def _whole_number(text: str) -> int | None:
+    """``text`` as an int when it is a float's text of a whole number (``1e3``, ``2000.0``)."""
+    try:
+        number = float(text)
+    except ValueError:
+        return None
+    return int(number) if number.is_integer() else None
 
 
 def _positive_int(text: str) -> int:

@@ -70,6 +70,11 @@ def test_train_command(tmp_path, capsys, monkeypatch):
     assert titles == ["moons: layers 2-20-3-1, λ=0.1, keep_prob=0.8, lr=0.1"]  # which run
 
 
+def test_an_int_flag_takes_a_whole_number_written_as_a_float():
+    args = build_parser().parse_args(["sweep", "--steps", "1e3", "--seeds", "2.0"])
+    assert (args.steps, args.seeds) == (1000, 2) and isinstance(args.steps, int)
+
+
 def test_one_default_learning_rate_for_library_and_cli():
     parser = build_parser()
     assert parser.parse_args(["train"]).learning_rate == HParams().learning_rate
