@@ -581,9 +581,8 @@ def _check_schedule(schedule, configs: list, space: Space, data: Data):
         warnings.warn(
             f"successive halving ranks its {n_points} configurations first after {first} of "
             f"{steps} steps (the first rung chosen for eta {schedule.eta:g}): so early they "
-            f"differ mostly by their initialisation; give min_steps (jaxhp sweep --min-steps), "
-            f"e.g. {suggest}, or "
-            "train for more steps",
+            "differ mostly by their initialisation; give min_steps (jaxhp sweep --min-steps), "
+            f"e.g. {suggest}, or train for more steps",
             stacklevel=4,
         )
     if data.dev is None:
@@ -1071,10 +1070,11 @@ def refit_together(
                 f"name ({results.static[name][i]!r}), not the object the sweep trained with "
                 "(a function): refit it from the SweepResults that run_sweep returned"
             )
-    devices = _devices_like_the_sweeps(results)
-    if len(devices) < _split_over(results):
+    devices, needed = _devices_like_the_sweeps(results), _split_over(results)
+    if len(devices) < needed:
+        split = max(len(results.meta.get("devices") or []), results.meta.get("processes") or 1)
         warnings.warn(
-            f"the sweep's program was split over {_split_over(results)} devices and this "
+            f"the sweep's program was split over {split} devices and this "
             "process has one of that kind: XLA compiles a one-device program differently "
             "(optax.adam's bias correction, say), so the refit can differ from the table in "
             "the last bits and drift from there; give the process two devices "
