@@ -5,7 +5,10 @@ The reference for who survives is the full sweep itself: its history at each run
 evaluation, ranked by dev cost with NumPy."""
 
 import math
+import subprocess
+import sys
 import warnings
+from pathlib import Path
 
 import jax
 import numpy as np
@@ -117,6 +120,54 @@ def test_survivors_are_the_full_sweeps_best_and_equal_its_members(full, halved):
 
 
 def test_stopped_members_train_no_further_than_their_rung(full, halved):
+    _assert_each_member_is_the_full_sweeps_up_to_its_rung(full, halved)
+
+
+ADAM_SUBPROCESS = """
+import sys
+sys.path.insert(0, {tests!r})
+import jaxhp
+import test_halving
+
+data = jaxhp.datasets.load("moons", n_train=64, n_dev=48, n_test=0, noise=0.3)
+test_halving.check_adam_mini_batches_and_patience(data)
+print("same bits")
+"""
+
+
+def test_with_adam_mini_batches_and_patience_members_are_the_full_sweeps():
+    """In a process with XLA's default flags, as users run: this suite's compile-fast
+    flags (loop emitters at -O0) compile the sweep's and halving's programs so that Adam
+    rounds differently in the two (seen in row 0 of a member's train cost)."""
+    from conftest import cpu_command_env  # here: the subprocess imports this module
+
+    env = cpu_command_env()
+    env.pop("XLA_FLAGS", None)
+    script = ADAM_SUBPROCESS.format(tests=str(Path(__file__).parent))
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0 and done.stdout.split()[-2:] == ["same", "bits"], done.stderr[
+        -3000:
+    ]
+
+
+def check_adam_mini_batches_and_patience(data):
+    config = CONFIG.replace(optimizer="adam", batch_size=16, patience=1)
+    space = sweep.random(
+        4, 10, lambd=sweep.loguniform(1e-3, 1.0), learning_rate=sweep.loguniform(0.05, 2.0)
+    )
+    full = jaxhp.run_sweep(space, data, config, progress=False)
+    halved = jaxhp.run_sweep(space, data, config, progress=False, schedule=SCHEDULE)
+    assert (full.stop_step < config.steps).any()  # patience stopped someone: the case exists
+    for k, entrants in enumerate(_expected_survivors(full, halved.meta["rungs"])):
+        np.testing.assert_array_equal(np.flatnonzero(halved.rung >= k), entrants)
+    _assert_each_member_is_the_full_sweeps_up_to_its_rung(full, halved)
+    for field in ("stop_step", "best_step", "diverged", "seeds"):  # the same arrays, dtypes too
+        assert getattr(halved, field).dtype == getattr(full, field).dtype, field
+
+
+def _assert_each_member_is_the_full_sweeps_up_to_its_rung(full, halved):
     rungs = halved.meta["rungs"]
     for member in range(len(full)):
         k = int(halved.rung[member])
