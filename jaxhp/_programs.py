@@ -79,23 +79,12 @@ def _train_block(
 
 
 def _advance_block(
-    seed,
-    member_seeds,
-    hparams,
-    data,
-    progress,
-    until,
-    fresh,
-    config,
-    *,
-    width,
-    dropout,
-    report,
-    keep_best,
+    seed, member_seeds, hparams, data, progress, until, fresh, config, *, report, keep_best, **group
 ):
     """Successive halving: advance each member's progress up to evaluation ``until``, from
     its start when ``fresh`` (then ``progress`` is a placeholder). Both are traced, so one
-    program serves every rung. ``keep_best``: the progress tracks the best params."""
+    program serves every rung. ``keep_best``: the progress tracks the best params;
+    ``group``: the ``width`` and ``dropout`` of :func:`_per_member`."""
     on_eval = _dispatch_eval if report else None
 
     def one(key, hp, member_progress):
@@ -107,7 +96,7 @@ def _advance_block(
         )
         return train._advance(run, member_progress, until, on_eval)
 
-    return _per_member(one, seed, member_seeds, hparams, progress, width=width, dropout=dropout)
+    return _per_member(one, seed, member_seeds, hparams, progress, **group)
 
 
 def _on_devices(block, mesh: Mesh, by_member: tuple[bool, ...], *args):
