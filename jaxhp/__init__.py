@@ -63,11 +63,14 @@ __all__ = [
 ]
 
 
+# jaxhp.optuna needs the optional optuna extra, and jaxhp.cli (the command, and
+# cli.load_run) is not needed to train: each is imported on first use only.
+_LAZY = {"optuna": "jaxhp.integrations.optuna", "cli": "jaxhp.cli"}
+
+
 def __getattr__(name: str):
-    # jaxhp.optuna needs the optional optuna extra, and jaxhp.cli (the command, and
-    # cli.load_run) is not needed to train: each is imported on first use only.
-    if name in ("optuna", "cli"):
+    if name in _LAZY:
         import importlib
 
-        return importlib.import_module(f"jaxhp.{'integrations.' * (name == 'optuna')}{name}")
+        return importlib.import_module(_LAZY[name])
     raise AttributeError(f"module 'jaxhp' has no attribute {name!r}")

@@ -545,6 +545,20 @@ class SweepResults:
             rung=column("rung", dtypes["rung"]) if n and "rung" in rows[0] else None,
         )
 
+    def refuse_static_text(self, members, fix: str) -> None:
+        """Raise ValueError where one of ``members`` has a static value that came back from
+        a results.json as its text (a function the sweep trained with), which nothing can
+        train with again; ``fix`` says what to do instead."""
+        labels = self.meta.get("label_columns", [])  # e.g. an Optuna study's trial numbers
+        for name, texts in (self.meta.get("static_as_text") or {}).items():
+            i = next((int(i) for i in members if i in texts), None)
+            if i is not None and name not in labels:
+                raise ValueError(
+                    f"member {i}'s {name} came back from {self.meta.get('read_from')} as its "
+                    f"name ({self.static[name][i]!r}), not the object the sweep trained with "
+                    f"(a function): {fix}"
+                )
+
     def to_pandas(self):
         """The table as a pandas DataFrame (needs pandas)."""
         try:

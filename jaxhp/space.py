@@ -502,6 +502,7 @@ def refine(
     )
     hp = results.hparams
     centres = [row["member"] for row in best]
+    results.refuse_static_text(centres, "refine the SweepResults that run_sweep returned")
     static = getattr(results, "static", {})
 
     def point(j: int) -> dict:

@@ -547,15 +547,18 @@ def _check_names_are_read(space: Space, read: set[str]):
             )
 
 
-def _program_notes(schedule, widths: list) -> dict:
+def _program_notes(schedule, widths: list, *, split: bool) -> dict:
     """What changes what the programs compute, or for how long, beyond the configs: the
-    checkpoint identity hashes it."""
+    checkpoint identity hashes it. ``split``: the program runs over several devices, which
+    XLA compiles through its partitioner and may round differently (see
+    :func:`_devices_like_the_sweeps`)."""
     notes = {
         "schedule": repr(schedule) if schedule is not None else "every member to the end",
         "vmap width": widths,
+        "split over devices": split,
     }
     if schedule is not None:  # rung checkpoints hold each member's progress: its layout
-        notes["progress"] = "without best params"  # since 2026-11-28; older: another's
+        notes["progress"] = "without best params"
     return notes
 
 
@@ -702,7 +705,9 @@ def _plan(
             seed,
             static={"group": group_of.tolist()},
             checkpoint_id=checkpoint_id,
-            program_notes=_program_notes(schedule, [width for _, width, _ in sizing]),
+            program_notes=_program_notes(
+                schedule, [width for _, width, _ in sizing], split=len(devices) > 1
+            ),
         )
     if distributed:
         dist.agree_on_spec(spec.digest)
@@ -1056,25 +1061,17 @@ def refit_together(
     TypeError where ``members`` is not a sequence of rows."""
     if not isinstance(results, SweepResults):
         raise TypeError(f"results must be what run_sweep returned, got {type(results).__name__}")
-    if not isinstance(members, (list, tuple, range, np.ndarray)):
+    if not isinstance(members, (list, tuple, range, np.ndarray)) or np.ndim(members) != 1:
         raise TypeError(
             f"members must be a list of rows of results (refit takes one), got {members!r}"
         )
     rows = [results.member_index(member) for member in members]
+    results.refuse_static_text(rows, "refit it from the SweepResults that run_sweep returned")
     labels = results.meta.get("label_columns", [])  # e.g. an Optuna study's trial numbers
-    for name, texts in (results.meta.get("static_as_text") or {}).items():
-        i = next((i for i in rows if i in texts), None)
-        if i is not None and name not in labels:
-            raise ValueError(
-                f"member {i}'s {name} came back from {results.meta.get('read_from')} as its "
-                f"name ({results.static[name][i]!r}), not the object the sweep trained with "
-                "(a function): refit it from the SweepResults that run_sweep returned"
-            )
-    devices, needed = _devices_like_the_sweeps(results), _split_over(results)
-    if len(devices) < needed:
-        split = max(len(results.meta.get("devices") or []), results.meta.get("processes") or 1)
+    devices = _devices_like_the_sweeps(results)
+    if len(devices) < _split_over(results):
         warnings.warn(
-            f"the sweep's program was split over {split} devices and this "
+            f"the sweep's program was split over {len(results.meta['devices'])} devices and this "
             "process has one of that kind: XLA compiles a one-device program differently "
             "(optax.adam's bias correction, say), so the refit can differ from the table in "
             "the last bits and drift from there; give the process two devices "
@@ -1208,9 +1205,9 @@ def _devices_like_the_sweeps(results) -> list[jax.Device]:
 
 def _split_over(results) -> int:
     """Devices a refit needs for the sweep's rounding: 2 where its program was split over
-    several (processes included), else 1."""
-    split = len(results.meta.get("devices") or [""]) > 1 or (results.meta.get("processes") or 1) > 1
-    return 2 if split else 1
+    several, else 1. Each process of a distributed sweep runs its own program on its local
+    devices (``meta["devices"]``), so two processes of one device each round as one."""
+    return 2 if len(results.meta.get("devices") or []) > 1 else 1
 
 
 def _swept_config(results, config: TrainConfig, static: dict) -> TrainConfig:

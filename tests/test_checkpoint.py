@@ -284,3 +284,11 @@ def test_atomic_writes_follow_the_umask_like_open(tmp_path, umask):
         os.umask(old)
     mode = lambda name: (tmp_path / name).stat().st_mode & 0o777  # noqa: E731
     assert mode("atomic") == mode("plain") == 0o666 & ~umask
+
+
+def test_a_checkpoint_split_over_devices_does_not_serve_a_one_device_run(data, folder, finished):
+    """XLA may round a program split over devices differently from a one-device program
+    (optax.adam does): a one-device run must not take a two-device run's members."""
+    with pytest.raises(ValueError, match=r"split over devices False here, True in the checkpoint"):
+        jaxhp.run_sweep(SPACE, data, CONFIG, chunk_size=2, checkpoint=folder, devices=1)
+    assert _resume(data, folder).meta["members_from_checkpoint"] == 4  # split again: reused

@@ -40,14 +40,14 @@ def jaxhp_sweep(*args):
     return [sys.executable, "-m", "jaxhp", "sweep", *args]
 
 
-def run_one(*args, timeout=300):
+def run_one(*args, timeout=300, env=ENV):
     """One single-process jaxhp sweep, to completion."""
     return subprocess.run(
-        jaxhp_sweep(*args), env=ENV, capture_output=True, text=True, timeout=timeout
+        jaxhp_sweep(*args), env=env, capture_output=True, text=True, timeout=timeout
     )
 
 
-def launch(args_of, n, port, extra=()):
+def launch(args_of, n, port, extra=(), env=ENV):
     return [
         subprocess.Popen(
             jaxhp_sweep(
@@ -60,7 +60,7 @@ def launch(args_of, n, port, extra=()):
                 str(k),
                 *extra,
             ),
-            env=ENV,
+            env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -110,6 +110,42 @@ def test_two_processes_equal_one(tmp_path):
     one = (tmp_path / "one" / "results.csv").read_text()
     assert one.count("\n") > 10
     assert (tmp_path / "two" / "results.csv").read_text() == one
+
+
+REFIT_MEMBER_0 = """
+import sys, numpy as np, jaxhp
+results, data, config = jaxhp.cli.load_run(sys.argv[1])
+refitted = jaxhp.sweep.refit(results, 0, data, config)
+print(np.array_equal(refitted.history.dev_cost, results.history.dev_cost[0]))
+"""
+
+
+def test_two_processes_of_one_device_each_round_as_one_device(tmp_path):
+    """Each process trains its members on its own devices: with one device each, the
+    program is not split, and XLA rounds Adam as in a one-device run (a split program
+    rounds its bias correction differently). A refit of their table runs unsplit too.
+    XLA's default flags, as users run it (the suite's compile-fast ones round Adam
+    differently again with the number of vmap groups a device runs)."""
+    adam = [*SWEEP[:-3], "--steps", "40", "--optimizer", "adam", "--quiet"]
+    two_devices = cpu_command_env(devices=2, XLA_FLAGS="")
+    one_device = cpu_command_env(devices=1, XLA_FLAGS="")
+    for name, env in (("1dev", one_device), ("2dev", two_devices)):
+        run = run_one(*adam, "--out", str(tmp_path / name), env=env)
+        assert run.returncode == 0, run.stderr
+    outs = finish(launch(lambda k: [*adam, "--out", str(tmp_path / "two")], 2, free_port(),
+                         env=one_device))  # fmt: skip
+    for code, _out, err in outs:
+        assert code == 0, err
+    table = (tmp_path / "two" / "results.csv").read_text()
+    assert table == (tmp_path / "1dev" / "results.csv").read_text()
+    assert table != (tmp_path / "2dev" / "results.csv").read_text()  # the rounding shows
+
+    refit = subprocess.run(  # a process of two devices refits the table's member 0
+        [sys.executable, "-c", REFIT_MEMBER_0, str(tmp_path / "two" / "results.json")],
+        env=two_devices, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert refit.returncode == 0, refit.stderr
+    assert refit.stdout.split()[-1] == "True", refit.stdout
 
 
 def test_two_processes_agree_on_halving_survivors(tmp_path):

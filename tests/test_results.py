@@ -277,6 +277,9 @@ def test_json_reads_back_as_the_same_results(tmp_path):
         assert each.meta["static_as_text"] == {"optimizer": [0]}
         with pytest.raises(ValueError, match=r"member 0's optimizer came back from .*json as"):
             sweep.refit(each, 0, None, None)
+        # refine would draw new points with the text "custom" as their optimizer
+        with pytest.raises(ValueError, match=r"member 0's optimizer .*: refine the SweepResults"):
+            sweep.refine(each, top=3, n=4)
 
 
 def test_a_configuration_whose_members_all_diverged_ranks_last_whatever_its_rung():

@@ -340,6 +340,8 @@ def test_refit_together_trains_each_member_as_the_sweep_did(data):
         sweep.refit_together(results, [0, 8], data, config)
     with pytest.raises(TypeError, match=r"members must be a list of rows .*got 3$"):
         sweep.refit_together(results, 3, data, config)
+    with pytest.raises(TypeError, match=r"members must be a list of rows .*got array\(1\)$"):
+        sweep.refit_together(results, np.array(1), data, config)  # 0-d: not a sequence
 
 
 def test_refit_together_trains_a_repeated_member_once(data, monkeypatch):
@@ -354,7 +356,10 @@ def test_refit_together_trains_a_repeated_member_once(data, monkeypatch):
     assert trained == [[1, 0]] and len(fitted) == 4
     assert fitted[0] is fitted[1] is fitted[3]
     _assert_same_bits(results, 0, fitted[2])
-    assert len(sweep.refit_together(results, range(2), data, CONFIG)) == 2  # any sequence
+    for rows in (range(2), np.arange(2)):  # any sequence of rows, in its order
+        again = sweep.refit_together(results, rows, data, CONFIG)
+        _assert_same_bits(results, 0, again[0])
+        _assert_same_bits(results, 1, again[1])
 
 
 def test_a_numpy_vmap_width_is_recorded_as_a_plain_int(data, tmp_path):
