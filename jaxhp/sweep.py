@@ -1113,7 +1113,9 @@ def _train_as_in_the_sweep(results, rows, data, config, static, devices) -> list
     first = jax.tree.map(lambda values: values[rows[0]], results.hparams)
     host = _host_data(train.check_inputs(first, data, config), config)
     example_shape = host.train[0].shape[1:]
-    width = results.meta.get("vmap_width_given") or _rule_width(config, host, first, devices[:1])
+    # a halving member "as far as it went" gets a shorter config: its width is the sweep's
+    swept = config if results.rung is None else _swept_config(results, config, static)
+    width = results.meta.get("vmap_width_given") or _rule_width(swept, host, first, devices[:1])
     group = np.resize(np.asarray(rows), -(-len(rows) // width) * width)
     group[len(rows) :] = rows[0]
     lanes = np.concatenate([group, np.full(len(group) * (len(devices) - 1), rows[0])])
@@ -1139,7 +1141,6 @@ def _train_as_in_the_sweep(results, rows, data, config, static, devices) -> list
                 **program,
             )
             return [jax.tree.map(lambda a, k=k: a[k], result) for k in range(len(rows))]
-        swept = _swept_config(results, config, static)
         treedef, shapes = successive_halving._progress_shapes(swept, host, first, keep_best=True)
         start = [np.zeros((len(lanes), *shape), dtype) for shape, dtype in shapes.values()]
         progress = advance_program(mesh, convolves)(

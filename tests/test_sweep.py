@@ -402,6 +402,25 @@ def test_refit_refuses_a_member_outside_the_results_and_a_halved_one(data):
     _assert_same_bits(halved, stopped, short, n=3)
 
 
+def test_a_short_refit_of_a_halving_member_keeps_the_sweeps_vmap_width(data, monkeypatch):
+    """A refit "as far as it went" passes fewer steps; jaxhp's width rule may depend on the
+    run's length (its memory, on an accelerator): the width is the one the sweep's config
+    got, or the member rounds differently."""
+    rule = sweep._vmap_width
+
+    def by_length(config, *args, **kwargs):  # a rule that gives shorter runs width 1
+        return rule(config, *args, **kwargs) if config.steps >= 90 else 1
+
+    monkeypatch.setattr(sweep, "_vmap_width", by_length)
+    config = CONFIG.replace(steps=90, optimizer="adam")
+    space = sweep.grid(lambd=[0.0, 0.01, 0.1, 1.0, 3.0, 10.0])
+    halved = jaxhp.run_sweep(space, data, config, schedule=sweep.halving(3, 30), progress=False)
+    assert halved.meta["vmap_width"] > 1
+    stopped = int(np.flatnonzero(halved.stop_step < 90)[0])
+    short = sweep.refit(halved, stopped, data, config.replace(steps=30, eval_every=10))
+    _assert_same_bits(halved, stopped, short, n=3)
+
+
 def test_refit_a_halving_member_that_stopped_early_by_patience(data):
     """Early stopping, not the schedule, ended it: the refit stops there too."""
     config = CONFIG.replace(steps=90, patience=1)
