@@ -29,6 +29,24 @@ _SUMMARISED = (
 )
 
 
+def _pooled_seed_std(rows: list[dict], live_counts: list[int], metric: str) -> float:
+    """The seeds' std of ``metric``, pooled by degrees of freedom over the better half of
+    the ranked ``rows`` at the best row's rung (rows in rank order; ``live_counts``: how
+    many values each row's mean and std are of); 0 where no such row has two values."""
+    rung = rows[0].get("rung", 0)
+    ranked = [
+        (row[f"{metric}_std"], n)
+        for row, n in zip(rows, live_counts)
+        if np.isfinite(row[f"{metric}_mean"]) and row.get("rung", 0) == rung
+    ]
+    better = [(std, n) for std, n in ranked[: -(-len(ranked) // 2)] if n > 1]
+    if not better:
+        return 0.0
+    dof = np.asarray([n - 1 for _, n in better], np.float64)
+    variance = np.asarray([std for std, _ in better], np.float64) ** 2
+    return _plain_float(np.float32(np.sqrt((dof * variance).sum() / dof.sum())))
+
+
 def tie_break(metric: str) -> str:
     """The column that orders members whose ``metric`` is equal: the dev cost of the same
     evaluation (``best_dev_cost`` for the ``best_*`` metrics), or the dev accuracy when the
@@ -296,11 +314,14 @@ class SweepResults:
         ranked by the mean of ``metric``, then by the mean of its :func:`tie_break` column.
 
         ``within_noise`` marks the rows whose mean ``metric`` differs from the best row's by
-        less than the noise: the larger of the two rows' std across seeds and, for an
-        accuracy, the set's resolution (one example: ``1 / meta["m_dev"]`` for dev
-        accuracies, ``1 / meta["m_train"]`` for train accuracy), or ``resolution`` if given.
-        The best row itself is within noise. ``gap`` is the best mean minus this row's
-        (costs: this row's minus the best), so it is >= 0.
+        less than ``noise``, one level for every row, so the marks follow the gap: the
+        larger of the seeds' std of ``metric`` pooled over the better half of the ranked
+        rows (by degrees of freedom, over rows with two live seeds or more: the worse half
+        is left out, as configurations that barely learn scatter far more from seed to
+        seed) and, for an accuracy, the set's resolution (one example: ``1 / meta["m_dev"]``
+        for dev accuracies, ``1 / meta["m_train"]`` for train accuracy), or ``resolution``
+        if given. The best row itself is within noise. ``gap`` is the best mean minus this
+        row's (costs: this row's minus the best), so it is >= 0.
 
         After successive halving, a row summarises its members at their highest ``rung``
         (also a column), and rows from later rungs rank first; a row from an earlier rung
@@ -322,7 +343,7 @@ class SweepResults:
             groups.setdefault(tuple(_plain(cols[n], i) for n in names), []).append(i)
         ok = ~np.asarray(self.diverged, bool)
         rung = self._rungs()
-        rows = []
+        rows, live_counts = [], []  # live: the members each row's metric is a mean of
         seed_of = np.asarray(self.seeds)
         train_m, dev_m = self._accuracy_rows()
         rows_of = {  # accuracies are hits / m: their means are taken over exact fractions
@@ -350,18 +371,21 @@ class SweepResults:
                 row[f"{name}_std"] = (
                     _plain_float(np.float32(values.std(ddof=1))) if values.size > 1 else 0.0
                 )
+                if name == metric:
+                    live_counts.append(values.size)
             rows.append(row)
         primary = _ranking_key([r[f"{metric}_mean"] for r in rows], metric)
         secondary = _ranking_key([r[f"{tie_break(metric)}_mean"] for r in rows], tie_break(metric))
         reached = [-r.get("rung", 0) for r in rows]
         unranked = ~np.isfinite([r[f"{metric}_mean"] for r in rows])  # every member diverged
         order = np.lexsort((np.arange(len(rows)), secondary, primary, reached, unranked))
-        rows = [rows[i] for i in order]
+        rows, live_counts = [rows[i] for i in order], [live_counts[i] for i in order]
         best = rows[0]
         sign = 1.0 if metric in _MAXIMISE else -1.0
+        noise = max(resolution, _pooled_seed_std(rows, live_counts, metric))
         for row in rows:
             gap = sign * (best[f"{metric}_mean"] - row[f"{metric}_mean"])
-            noise = max(resolution, best[f"{metric}_std"], row[f"{metric}_std"])
+            row["noise"] = noise
             if row.get("rung", 0) < best.get("rung", 0):
                 gap = float("nan")  # measured after fewer steps: not comparable
             row["gap"] = gap

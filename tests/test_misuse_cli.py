@@ -240,14 +240,15 @@ def test_config_whose_data_file_changed_is_refused(tmp_path, capsys, no_training
 def test_noise_words_say_what_the_threshold_is_made_of():
     from jaxhp.cli import _noise_words
 
-    assert _noise_words("dev_accuracy", 2, 0.005) == (
-        "gap below the larger of one dev example (0.0050) and either point's std across seeds"
+    pooled = "the seeds' std pooled over the better half of the points"
+    assert _noise_words("dev_accuracy", 2, 0.005, 0.0073) == (
+        f"gap below 0.0073, the larger of one dev example and {pooled}"
     )
-    assert _noise_words("dev_accuracy", 1, 0.025) == "gap below one dev example, 0.0250"
-    assert _noise_words("train_accuracy", 3, 0.01).startswith("gap below the larger of one ex")
-    assert _noise_words("best_dev_cost", 2, 0.0) == "gap below either point's std across seeds"
-    assert "--seeds 2" in _noise_words("best_dev_cost", 1, 0.0)
-    assert "jaxhp sweep" in _noise_words("best_dev_cost", 1, 0.0, "tune")  # tune has no --seeds
+    assert _noise_words("dev_accuracy", 1, 0.025, 0.025) == "gap below one dev example, 0.0250"
+    assert _noise_words("train_accuracy", 3, 0.01, 0.01).startswith("gap below 0.0100, the larg")
+    assert _noise_words("best_dev_cost", 2, 0.0, 0.0123) == f"gap below 0.0123, {pooled}"
+    assert "--seeds 2" in _noise_words("best_dev_cost", 1, 0.0, 0.0)
+    assert "jaxhp sweep" in _noise_words("best_dev_cost", 1, 0.0, 0.0, "tune")  # no --seeds
 
 
 def test_a_point_with_one_live_seed_shows_no_spread():

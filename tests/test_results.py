@@ -103,6 +103,43 @@ def test_csv_holds_the_shortest_text_that_round_trips_float32(tmp_path):
     assert short_float(np.float32(np.inf)) == "inf"
 
 
+def _configurations(acc_by_config, m_dev):
+    """One configuration (a lambd) per list of accuracies, one member per seed."""
+    acc = [a for accs in acc_by_config for a in accs]
+    seeds = [s for accs in acc_by_config for s in range(len(accs))]
+    results = _results(acc, [0.3] * len(acc), seeds=seeds, m_dev=m_dev)
+    lambd = [float(k) for k, accs in enumerate(acc_by_config) for _ in accs]
+    results.hparams = results.hparams._replace(lambd=np.asarray(lambd, np.float32))
+    return results
+
+
+def test_within_noise_compares_every_gap_with_one_pooled_noise_level():
+    """A configuration whose seeds scatter widely is not within noise of the best just for
+    that, while a steadier and closer one is: one noise level for every row, the seeds'
+    std pooled over the better half (here A and B), not each pair's larger std."""
+    a, b, c, d = [0.97, 0.965], [0.97, 0.96], [0.99, 0.87], [0.80, 0.60]
+    rows = _configurations([a, b, c, d], m_dev=200).summary()
+    assert [r["lambd"] for r in rows] == [0.0, 1.0, 2.0, 3.0]
+    pooled = np.sqrt((np.var(a, ddof=1) + np.var(b, ddof=1)) / 2)  # equal degrees of freedom
+    assert rows[0]["noise"] == pytest.approx(max(1 / 200, pooled), rel=1e-6)
+    # gaps 0, 0.0025, 0.0375 (c: std 0.085), 0.2675
+    assert [r["within_noise"] for r in rows] == [True, True, False, False]
+
+
+def test_within_noise_marks_follow_the_gap():
+    """No row is left unmarked while a row further from the best is marked."""
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        centres = rng.uniform(0.6, 0.95, 12)
+        spreads = rng.uniform(0.0, 0.08, 12)
+        accs = [np.round(np.clip(c + s * rng.standard_normal(3), 0, 1) * 100) / 100
+                for c, s in zip(centres, spreads)]  # fmt: skip
+        rows = _configurations(accs, m_dev=100).summary()
+        marked = [r["gap"] for r in rows if r["within_noise"]]
+        unmarked = [r["gap"] for r in rows if not r["within_noise"]]
+        assert max(marked) < min(unmarked, default=np.inf)
+
+
 def test_table_values_read_back_as_the_stored_float32():
     results = _results([0.3, 0.7], [0.25, 0.2])
     row = results.table()[0]
