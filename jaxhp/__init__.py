@@ -6,7 +6,7 @@ _cpu.split_cpu_by_default()  # before anything starts JAX's backends
 
 # ruff: noqa: E402 - the imports below come after the CPU device default on purpose
 
-from jaxhp import data, datasets, models, sweep, testing
+from jaxhp import augment, data, datasets, models, sweep, testing
 from jaxhp.cache import enable_compilation_cache
 from jaxhp.diagnose import Diagnosis, diagnose
 from jaxhp.gradcheck import GradCheckReport, LeafCheck, grad_check
@@ -36,6 +36,7 @@ __all__ = [
     "TrainResult",
     "TrainState",
     "accuracy",
+    "augment",
     "cross_entropy",
     "data",
     "datasets",
@@ -63,9 +64,9 @@ __all__ = [
 ]
 
 
-# jaxhp.optuna needs the optional optuna extra, and jaxhp.cli (the command, and
-# cli.load_run) is not needed to train: each is imported on first use only.
-_LAZY = {"optuna": "jaxhp.integrations.optuna", "cli": "jaxhp.cli"}
+# jaxhp.optuna and jaxhp.plot need optional extras (optuna, matplotlib), and jaxhp.cli (the
+# command, and cli.load_run) is not needed to train: each is imported on first use only.
+_LAZY = {"optuna": "jaxhp.integrations.optuna", "cli": "jaxhp.cli", "plot": "jaxhp.plot"}
 
 
 def __getattr__(name: str):

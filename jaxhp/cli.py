@@ -1520,10 +1520,11 @@ def load_run(path) -> tuple:
 
     Example:
       >>> results, data, config = jaxhp.cli.load_run("jaxhp-out/results.json")
-      >>> best = jaxhp.sweep.refit(results, results.best()["member"], data, config)
+      >>> best = results.summary()[0]  # the configuration the run called best
+      >>> fitted = jaxhp.sweep.refit(results, best["members"][0], data, config)
 
-    The results rank by the run's own ``--metric`` (``results.best()`` is the member the
-    run called best).
+    The results rank by the run's own ``--metric`` and diagnose against the Bayes error
+    the command assumed (``meta["bayes_error"]``).
 
     Raises:
       ValueError: ``path`` is not a results.json that ``jaxhp sweep`` or ``jaxhp tune`` of
@@ -1554,6 +1555,9 @@ def load_run(path) -> tuple:
     _check_same_file(args, source)
     if recorded.get("metric") is not None:
         results.meta["metric"] = recorded["metric"]
+    bayes, note = _bayes_default(args)  # the diagnosis assumes what the command assumed
+    if bayes is not None:
+        results.meta.update(bayes_error=bayes, bayes_note=note or None)
     return results, data, _config(args, data, n_out)
 
 

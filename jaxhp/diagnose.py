@@ -126,10 +126,18 @@ def _gap(value: float) -> str:
     return "about 0" if value < 0 else f"{value:+.2%}"
 
 
-def _error_rate(name: str, value) -> float:
+def _error_rate(name: str, value, *, below_one: bool = False) -> float:
+    """``value`` checked as an error rate: in [0, 1], or [0, 1) where ``below_one``."""
     value = _checks.check_number(name, value)
-    if not (0.0 <= value <= 1.0):
-        raise ValueError(f"{name} must be an error rate in [0, 1], got {value!r}")
+    if not (0.0 <= value < 1.0 if below_one else 0.0 <= value <= 1.0):
+        allowed = "[0, 1)" if below_one else "[0, 1]"
+        why = (  # the Bayes error: the best possible classifier's
+            ": a task that even the best possible classifier always gets wrong has nothing "
+            "to diagnose"
+            if value == 1.0
+            else ""
+        )
+        raise ValueError(f"{name} must be an error rate in {allowed}, got {value!r}{why}")
     return value
 
 
@@ -153,6 +161,14 @@ def _errors_of(result: Any) -> tuple[float, float, bool]:
         raise ValueError(
             f"result holds {train_accuracy.shape[0]} runs (a sweep); diagnose one member "
             "with results.diagnosis(member), or all with results.diagnose()"
+        )
+    if np.array_equal(history.train_cost, history.dev_cost) and np.array_equal(
+        train_accuracy, history.dev_accuracy
+    ):
+        raise ValueError(
+            "result's dev history repeats its train history at every evaluation (fit without "
+            "dev data, or with the training set as dev): its variance cannot be read; fit "
+            "with Data(train, dev), or pass train_error= and dev_error="
         )
     costs = np.concatenate([np.asarray(history.train_cost), np.asarray(history.dev_cost)])
     diverged = bool(np.asarray(getattr(result, "diverged", False))) or not np.isfinite(costs).all()
@@ -239,12 +255,8 @@ def diagnose(
     train = _error_rate("train_error", train_error)
     dev = _error_rate("dev_error", dev_error)
     bayes_given = bayes_error is not None
-    bayes = _error_rate("bayes_error", bayes_error) if bayes_given else 0.0
-    if bayes == 1.0:  # the CLI's --bayes-error allows the same [0, 1)
-        raise ValueError(
-            "bayes_error must be in [0, 1), got 1: a task that even the best possible "
-            "classifier always gets wrong has nothing to diagnose"
-        )
+    # the CLI's --bayes-error allows the same [0, 1)
+    bayes = _error_rate("bayes_error", bayes_error, below_one=True) if bayes_given else 0.0
     threshold = _checks.check_number("threshold", threshold)
     if not (threshold > 0):
         raise ValueError(f"threshold must be > 0, got {threshold!r}")

@@ -406,7 +406,9 @@ class SweepResults:
         diverged = np.asarray(columns["diverged"], bool)[members]
         live = members[~diverged] if not diverged.all() else members
         kept = "best_" if self.meta.get("restore_best") else ""  # the params the member keeps
-        return diagnose_errors(
+        if bayes_error is None:  # the run's own, where it recorded one (jaxhp.cli.load_run)
+            bayes_error = self.meta.get("bayes_error")
+        diagnosis = diagnose_errors(
             float(np.mean(np.asarray(columns[kept + "train_accuracy"], np.float64)[live])),
             float(np.mean(np.asarray(columns[kept + "dev_accuracy"], np.float64)[live])),
             bayes_error=bayes_error,
@@ -414,11 +416,16 @@ class SweepResults:
             diverged=bool(diverged.any()),
             chance_error=self.meta.get("chance_error"),
         )
+        if bayes_error is not None and bayes_error == self.meta.get("bayes_error"):
+            diagnosis = diagnosis._replace(bayes_note=self.meta.get("bayes_note"))
+        return diagnosis
 
     def diagnose(self, bayes_error: float | None = None, *, threshold: float = 0.02) -> list[dict]:
         """The table with each member's error rates, avoidable bias (train − Bayes),
         variance (dev − train) and verdict (see :func:`jaxhp.diagnose`); :meth:`diagnosis`
-        gives one configuration's full diagnosis, with advice."""
+        gives one configuration's full diagnosis, with advice. ``bayes_error`` None: the
+        run's own, ``meta["bayes_error"]`` (:func:`jaxhp.cli.load_run` sets the one the
+        command assumed), else 0 (said in the diagnosis)."""
         columns, rows = self.columns(), self.table()
         for member, row in enumerate(rows):
             d = self._diagnosis(columns, member, bayes_error, threshold)
@@ -438,7 +445,7 @@ class SweepResults:
         configuration (``summary()[0]``). The error rates are those of the params each
         member keeps: at its best evaluation when the sweep restored its best params
         (``meta["restore_best"]``), else at its last. :meth:`diagnose` gives every
-        member's error rates and verdict as a table instead."""
+        member's error rates and verdict as a table instead; ``bayes_error`` as there."""
         if member is None:
             member = self.summary()[0]["members"]
         return self._diagnosis(self.columns(), member, bayes_error, threshold)

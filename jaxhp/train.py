@@ -983,7 +983,8 @@ def fit(
       key: PRNG key (a Python int is taken as a seed).
       hparams: :class:`HParams` (or a dict of name -> value) with scalar leaves (keep_prob
         may be per hidden layer); the model's apply and the optimizer factory read them.
-      data: :class:`Data`; ``train`` is required, ``dev`` is used for history and stopping.
+      data: :class:`Data`; ``train`` is required, ``dev`` is used for history and stopping
+        (without it, the history's ``dev_*`` repeat the training set's metrics).
         ``train`` may be ``(x, y, w)`` with per-example weights w >= 0: costs and accuracy
         become weighted means and the L2 term's m becomes sum(w). A mini-batch whose
         weights sum to 0 makes no update (the step still counts).

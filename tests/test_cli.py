@@ -105,6 +105,10 @@ def test_sweep_writes_outputs_and_its_config_reruns_it(tmp_path, capsys):
     assert config["layer_sizes"] == [2, 6, 1] and config["steps"] == 60
     assert config["optimizer"] == "sgd" and config["seeds"] == 2
     assert set(config["versions"]) >= {"jaxhp", "jax", "jaxlib"}
+    # back in Python, the diagnosis assumes the Bayes error the command assumed
+    said = str(cli.load_run(out_dir / "results.json")[0].diagnosis()).splitlines()[0]
+    assert said.startswith("train error ") and "assumed Bayes error 5." in said
+    assert said in text.splitlines()
 
     again = tmp_path / "again"
     assert main(["sweep", "--config", str(out_dir / "results.json"), "--out", str(again)]) == 0

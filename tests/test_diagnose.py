@@ -115,6 +115,19 @@ def test_diverged_flag_and_non_finite_costs_give_diverging():
     assert d.verdict == "high bias and high variance"  # 10% and 5% against Bayes 0
 
 
+def test_a_result_without_dev_data_is_refused_not_read_as_zero_variance():
+    """fit without dev data records the training set's metrics as dev_*: a diagnosis would
+    read a variance of exactly 0."""
+    data = jaxhp.datasets.load("moons", n_train=60, n_dev=0, n_test=0, noise=0.2)
+    config = jaxhp.TrainConfig(layer_sizes=(2, 4, 1), steps=20, eval_every=10)
+    result = jaxhp.fit(jax.random.key(0), jaxhp.HParams(), jaxhp.Data(data.train), config)
+    assert data.dev is None
+    with pytest.raises(ValueError, match=r"dev history repeats its train history .*Data\(train"):
+        jaxhp.diagnose(result)
+    with_dev = jaxhp.Data(data.train, (data.train[0][:30], data.train[1][:30]))
+    jaxhp.diagnose(jaxhp.fit(jax.random.key(0), jaxhp.HParams(), with_dev, config))  # reads
+
+
 def test_majority_error_is_the_chance_level():
     assert majority_error(np.array([0, 0, 0, 1])) == pytest.approx(0.25)
     assert majority_error(np.eye(3)[[0, 1, 2, 2, 2]]) == pytest.approx(0.4)
@@ -186,10 +199,9 @@ def test_bad_input():
     with pytest.raises(ValueError, match="needs train_error and dev_error"):
         jaxhp.diagnose(train_error=0.1)
     # the same range as the CLI's --bayes-error: [0, 1)
-    with pytest.raises(ValueError, match=r"bayes_error must be in \[0, 1\), got 1"):
-        jaxhp.diagnose(train_error=0.1, dev_error=0.2, bayes_error=1.0)
-    with pytest.raises(ValueError, match=r"bayes_error must be an error rate in \[0, 1\]"):
-        jaxhp.diagnose(train_error=0.1, dev_error=0.2, bayes_error=-0.1)
+    for bad in (1.0, 5, -0.1):  # one range, said the same way for every bad value
+        with pytest.raises(ValueError, match=r"bayes_error must be an error rate in \[0, 1\), "):
+            jaxhp.diagnose(train_error=0.1, dev_error=0.2, bayes_error=bad)
 
 
 def test_learning_curve_equals_separate_training():

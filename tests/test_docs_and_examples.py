@@ -27,6 +27,7 @@ PINNED = [
     "TrainResult",
     "TrainState",
     "accuracy",
+    "augment",
     "cross_entropy",
     "data",
     "datasets",
@@ -76,9 +77,10 @@ def test_public_api_is_pinned():
 
 
 def test_the_lazy_submodules_are_reached_from_a_plain_import():
-    code = "import jaxhp; print(jaxhp.cli.load_run.__name__, jaxhp.optuna.optimize.__name__)"
+    names = "jaxhp.cli.load_run, jaxhp.optuna.optimize, jaxhp.plot.heatmap_figure"
+    code = f"import jaxhp; print(*(f.__name__ for f in ({names})))"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert done.stdout.split() == ["load_run", "optimize"], done.stderr[-2000:]
+    assert done.stdout.split() == ["load_run", "optimize", "heatmap_figure"], done.stderr[-2000:]
 
 
 def test_surface_check_sees_a_missing_and_an_unpinned_name():
