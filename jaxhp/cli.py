@@ -1976,6 +1976,7 @@ def _tune_record(args, source, config) -> dict:
 
 
 _STUDY_ATTR = "jaxhp_tune"  # the study's user attribute: what its trials were trained on
+_SAMPLER_ATTR = "jaxhp_sampler"  # and the sampler its last run asked
 _SHAPES_TRIALS = (
     "dataset",
     "model",
@@ -2081,6 +2082,13 @@ def _tune(args) -> int:
             else f"it holds {_plural(finished, 'finished trial')}, --trials asks for {args.trials}"
         )
         _print(f"resuming study {args.study_name!r} in {args.storage}: {held}{again}")
+        before = study.user_attrs.get(_SAMPLER_ATTR)
+        if before not in (None, args.sampler):  # allowed (Optuna keeps no sampler): said
+            _print(
+                f"note: its trials so far were sampled by {before}; the next come from "
+                f"--sampler {args.sampler}"
+            )
+    study.set_user_attr(_SAMPLER_ATTR, args.sampler)
     todo = max(0, args.trials - finished)
     batch = max(1, min(args.batch, todo))  # fewer trials than --batch: a smaller call
     if not args.no_cache:

@@ -124,8 +124,16 @@ def test_a_second_run_resumes_the_study_without_retraining(tmp_path, capsys, mon
 
     capsys.readouterr()
     code, _ = _tune(tmp_path, trials=4)  # nothing left: the table is written again
-    assert code == 0 and "tune: nothing to train" in capsys.readouterr().out
+    text = capsys.readouterr().out
+    assert code == 0 and "tune: nothing to train" in text and "note: its trials" not in text
     assert trained == [2]
+    # another sampler may go on with the study (Optuna keeps none), and the run says so
+    code, _ = _tune(tmp_path, "--sampler", "random", trials=5)
+    text = capsys.readouterr().out
+    assert code == 0 and trained == [2, 1]
+    assert (
+        "note: its trials so far were sampled by tpe; the next come from --sampler random" in text
+    )
 
 
 def test_ctrl_c_says_how_to_resume(tmp_path, capsys, monkeypatch):
@@ -154,9 +162,14 @@ BAD = [
     (["--sampler", "tpee"], "argument --sampler: invalid choice: 'tpee'.*did you mean tpe\\?"),
     (
         ["--storage", "sqlite:///TMP/no/such/folder/s.db"],
-        "--storage sqlite:///.*/no/such/folder/s.db: .*cannot be opened",
+        "--storage sqlite:///.*/no/such/folder/s.db: .*the file .*/no/such/folder/s.db, whose "
+        "folder .*/no/such/folder does not exist",
     ),
     (["--storage", "not a url"], "--storage not a url: .*cannot be opened"),
+    (  # three slashes: a path relative to the working folder
+        ["--storage", "sqlite:///no-such-folder/s.db"],
+        r"the file no-such-folder/s.db, whose folder no-such-folder does not exist \(sqlite:/// ",
+    ),
     (
         ["--layers", "4,3", "--keep-prob", "0.8/0.9,0.7/0.6"],
         "--keep-prob 0.8/0.9,0.7/0.6: per-layer values",

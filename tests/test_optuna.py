@@ -188,7 +188,7 @@ def _searching(name):
         (
             lambda s, d: bridge.create_study(storage="sqlite:////no/such/dir/s.db"),
             ValueError,
-            "storage 'sqlite:////no/such/dir/s.db' cannot be opened",
+            r"storage 'sqlite:////no/such/dir/s.db' names .*, whose folder /no/such/dir does not",
         ),
         (lambda s, d: bridge.create_study(storage="nosuchdb://x"), ValueError, "cannot be opened"),
     ],

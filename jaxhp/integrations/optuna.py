@@ -28,6 +28,7 @@ import math
 import numbers
 import warnings
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -79,6 +80,8 @@ def create_study(
             import cmaes  # noqa: F401 - Optuna's CmaEsSampler needs it at its first sample
         except ImportError as err:
             raise ImportError("sampler='cmaes' needs cmaes: pip install 'jaxhp[optuna]'") from err
+    if storage is not None:
+        _check_sqlite_folder(storage)
     try:
         return optuna.create_study(
             storage=storage,
@@ -95,6 +98,34 @@ def create_study(
             f"{str(err).splitlines()[0]}); give an RDB URL such as sqlite:///study.db in a "
             "writable folder"
         ) from err
+
+
+def _check_sqlite_folder(storage) -> None:
+    """A SQLite URL whose file lies in a folder that does not exist: said before SQLite's
+    own "unable to open database file"."""
+    if not isinstance(storage, str) or not storage.startswith("sqlite:"):
+        return
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        database = make_url(storage).database
+    except ArgumentError:
+        return  # create_study names the URL
+    if not database or database == ":memory:":
+        return
+    folder = Path(database).parent
+    if not folder.is_dir():
+        how = (
+            ""
+            if folder.is_absolute()
+            else " (sqlite:/// takes a path relative to the working folder, sqlite://// an "
+            "absolute one)"
+        )
+        raise ValueError(
+            f"storage {storage!r} names the file {database}, whose folder {folder} does not "
+            f"exist{how}: create the folder, or give another path"
+        )
 
 
 def make_sampler(name: str, seed: int | None = None):
