@@ -1774,9 +1774,10 @@ def _trained_words(meta: dict, results) -> str:
         return f"({members - loaded} now, in {_chunks_words(meta)}; {loaded} from the checkpoint)"
     trained = int(np.sum(results.stop_step))
     full = meta["members"] * meta["rungs"][-1]["step"]
+    loaded = meta.get("member_steps_from_checkpoint", 0)
     return (
         f"(successive halving: {trained:,} member-steps, {trained / full:.0%} of a full "
-        f"sweep's {full:,})"
+        f"sweep's {full:,}{f'; {loaded:,} of them from the checkpoint' if loaded else ''})"
     )
 
 
@@ -2339,7 +2340,8 @@ def _format_summary(rows, results, metric: str) -> str:
             lines.append(" ".join(cells))
             continue
         cells += [_mean_cell(row, m) for m in shown]
-        cells.append("  yes" if row["within_noise"] else "")
+        earlier = row.get("rung", 0) < rows[0].get("rung", 0)  # fewer steps: not comparable
+        cells.append("  yes" if row["within_noise"] else "  (stopped at an earlier rung)" * earlier)
         if row["diverged"]:
             cells.append(f"({_plural(row['diverged'], 'seed')} diverged, not in the mean)")
         lines.append(" ".join(cells))

@@ -271,7 +271,8 @@ def _rung_store(plan, trainer: _Trainer, rung: int, number: int):
 
 def _train_rung(plan, trainer, number, rung, k, entrants, states, mesh, report):
     """Train the group's entrants of rung ``k`` (reusing its checkpoint); returns each
-    entrant's progress after the rung and the lanes this process ran."""
+    entrant's progress after the rung, the lanes this process ran and how many entrants
+    the checkpoint held."""
     members = entrants[np.isin(entrants, trainer.members)]
     store = _rung_store(plan, trainer, k, number)
     finished = store.load() if store is not None else {}
@@ -299,7 +300,7 @@ def _train_rung(plan, trainer, number, rung, k, entrants, states, mesh, report):
             for name, (shape, dtype) in trainer.shapes.items()
         }
         new = dist.gather_members(mine, local, counts)
-    return {**finished, **new}, lanes
+    return {**finished, **new}, lanes, len(finished)
 
 
 def _at_rung(trainer: _Trainer, state: dict) -> tuple[float, float]:
@@ -312,7 +313,8 @@ def _at_rung(trainer: _Trainer, state: dict) -> tuple[float, float]:
 def train_rungs(plan, schedule: Halving, *, report: bool) -> dict[str, Any]:
     """Train ``plan``'s members by successive halving; fills ``plan.done`` with every
     member's result arrays (as a full sweep's) and returns the halving's record: each
-    member's last rung, the rungs, and the lane-steps the programs ran."""
+    member's last rung, the rungs, the lane-steps the programs ran and the member-steps
+    the checkpoint held."""
     mesh = Mesh(np.asarray(plan.devices), ("members",))
     config = plan.groups[0].config
     n_points = len(np.unique(plan.points))
@@ -323,14 +325,15 @@ def train_rungs(plan, schedule: Halving, *, report: bool) -> dict[str, Any]:
     entrants = np.arange(plan.n)
     states: dict[int, dict] = {}
     last_rung = np.zeros(plan.n, np.int64)
-    lane_steps, previous = 0, 0
+    lane_steps, loaded_steps, previous = 0, 0, 0
     for k, rung in enumerate(schedule_rungs):
         for number, trainer in enumerate(trainers):
-            trained, lanes = _train_rung(
+            trained, lanes, loaded = _train_rung(
                 plan, trainer, number, rung, k, entrants, states, mesh, report
             )
             states.update(trained)
             lane_steps += lanes * (rung.step - previous)
+            loaded_steps += loaded * (rung.step - previous)
         previous = rung.step
         last_rung[entrants] = k
         if k + 1 < len(schedule_rungs):
@@ -350,4 +353,5 @@ def train_rungs(plan, schedule: Halving, *, report: bool) -> dict[str, Any]:
         "rung": last_rung,
         "rungs": [r._asdict() for r in schedule_rungs],
         "lane_steps": lane_steps,
+        "member_steps_from_checkpoint": loaded_steps,
     }

@@ -578,7 +578,16 @@ def _check_schedule(schedule, configs: list, space: Space, data: Data):
         )
     steps, every = configs[0].steps, configs[0].every
     n_points = len(np.unique(_points(space)))
-    first = successive_halving.rungs(schedule, n_points, steps, every)[0].step
+    rungs = successive_halving.rungs(schedule, n_points, steps, every)
+    first = rungs[0].step
+    if len(rungs) == 1 and n_points > 1:
+        warnings.warn(
+            f"successive halving has one rung here ({n_points} configurations, first rung at "
+            f"{first} of {steps} steps, eta {schedule.eta:g}; a rung within a factor "
+            f"sqrt(eta) of the end is merged into it): every member trains to the end, as "
+            "in a full sweep; give a smaller min_steps",
+            stacklevel=4,
+        )
     if schedule.min_steps is None and first < min(10, steps):
         suggest = min(steps, -(-10 // every) * every)
         warnings.warn(
@@ -860,6 +869,7 @@ def _gather(plan: _Plan, shard_counts, started: float, rungs: dict | None = None
     if rungs is not None:
         meta["rungs"] = rungs["rungs"]
         meta["lane_steps"] = rungs["lane_steps"]
+        meta["member_steps_from_checkpoint"] = rungs["member_steps_from_checkpoint"]
     return SweepResults(
         rung=None if rungs is None else rungs["rung"],
         hparams=jax.tree.map(np.asarray, plan.hparams),

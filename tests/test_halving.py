@@ -5,6 +5,7 @@ The reference for who survives is the full sweep itself: its history at each run
 evaluation, ranked by dev cost with NumPy."""
 
 import math
+import re
 import subprocess
 import sys
 import warnings
@@ -218,6 +219,19 @@ def test_a_first_rung_of_a_few_steps_chosen_by_default_warns(data):
         jaxhp.run_sweep(space, data, config, progress=False, schedule=sweep.halving(3, 2))
 
 
+def test_a_schedule_of_one_rung_warns_that_it_halves_nothing(data):
+    space = sweep.random(2, 9, lambd=sweep.loguniform(1e-3, 1.0))
+    config = CONFIG.replace(steps=20, eval_every=1)
+    # min_steps 12: the next rung (36) is past the end, and 12 * sqrt(3) > 20 merges the
+    # first into the last: one rung, every member trained to the end
+    assert len(halving.rungs(sweep.halving(3, 12), 9, 20, 1)) == 1
+    for min_steps in (20, 12):
+        with pytest.warns(UserWarning, match=r"has one rung here \(9 configurations, first"):
+            jaxhp.run_sweep(
+                space, data, config, progress=False, schedule=sweep.halving(3, min_steps)
+            )
+
+
 def test_lanes_and_table(full, halved):
     n_devices = len(halved.meta["devices"])
     # one vmap group per device per call: 8 members on the CPU, 64 on an accelerator
@@ -259,6 +273,8 @@ def test_resume_per_rung_retrains_nothing_finished(data, halved, tmp_path, monke
         SPACE, data, CONFIG, progress=False, schedule=SCHEDULE, checkpoint=folder
     )
     assert [u for u, _ in calls] == [3, 9]  # rung 0 was read back, not trained again
+    first = halved.meta["rungs"][0]
+    assert resumed.meta["member_steps_from_checkpoint"] == first["members"] * first["step"]
     for field in resumed.history._fields:
         np.testing.assert_array_equal(
             getattr(resumed.history, field), getattr(halved.history, field)
@@ -266,8 +282,11 @@ def test_resume_per_rung_retrains_nothing_finished(data, halved, tmp_path, monke
     np.testing.assert_array_equal(resumed.rung, halved.rung)
     np.testing.assert_array_equal(resumed.stop_step, halved.stop_step)
     calls.clear()
-    jaxhp.run_sweep(SPACE, data, CONFIG, progress=False, schedule=SCHEDULE, checkpoint=folder)
+    again = jaxhp.run_sweep(
+        SPACE, data, CONFIG, progress=False, schedule=SCHEDULE, checkpoint=folder
+    )
     assert calls == []  # everything finished: nothing trains
+    assert again.meta["member_steps_from_checkpoint"] == int(np.sum(halved.stop_step))
 
 
 def test_a_halving_checkpoint_never_serves_another_schedule_or_a_full_sweep(data, tmp_path):
@@ -342,6 +361,10 @@ def test_the_sweep_command_halves_and_records_it(tmp_path, capsys):
     assert main(argv) == 0
     printed = capsys.readouterr().out
     assert "rungs at step (members) 10 (6), 20 (3), 30 (1)" in printed
+    # the best reached the last rung: the others were measured after fewer steps
+    table = [line for line in printed.splitlines() if re.match(r"\s+\d+ ", line)]
+    assert table[0].endswith("yes") and len(table) == 5
+    assert all(line.endswith("  (stopped at an earlier rung)") for line in table[1:])
     with open(out / "results.csv") as f:
         rows = list(csv.DictReader(f))
     rungs = sorted(int(r["rung"]) for r in rows)
@@ -354,7 +377,12 @@ def test_the_sweep_command_halves_and_records_it(tmp_path, capsys):
     assert "--halving=2.0" in recorded["argv"] and "--min-steps=10" in recorded["argv"]
     # a re-run resumes, and counts what the latest rung saved: its one member
     assert main(argv) == 0
-    assert "holds the progress of 1 member at rung 2" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "holds the progress of 1 member at rung 2" in printed
+    # 3 members x 10 steps, 2 x 20 and 1 x 30, all read back
+    assert (
+        "(successive halving: 100 member-steps, 56% of a full sweep's 180; 100 of them " in printed
+    )
 
 
 def test_without_eval_every_the_sweep_command_evaluates_on_the_first_rung(tmp_path, capsys):
