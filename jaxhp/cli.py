@@ -946,6 +946,13 @@ def _load_data(args):
         )
     if data.dev is None or len(data.dev[0]) == 0:
         raise UsageError(f"--dataset {name}: no dev set (too few rows to split)")
+    train_classes = np.unique(np.asarray(data.train[1]))
+    if len(train_classes) < 2:  # e.g. --n-train 1: nothing to tell apart
+        raise UsageError(
+            f"--dataset {name}: every training label is {train_classes[0]} "
+            f"({_plural(len(data.train[1]), 'training example')}); a classifier needs examples "
+            "of two classes or more: draw more (--n-train)"
+        )
     source.update(_split_sizes(data))
     source["example_shape"] = list(np.shape(data.train[0])[1:])
     if args.model == "mlp":  # dense layers take flat rows: an image becomes its pixels
@@ -2482,6 +2489,9 @@ def _check_repeated(command: argparse.ArgumentParser, words: list[str]) -> None:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser()
+    if not argv:  # a first try: the commands, not only that one is missing
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
     args = _parse(parser, argv)
     _check_repeated(_subcommands(parser)[args.command], argv[1:])
     try:

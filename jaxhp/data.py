@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import csv
+import zipfile
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -225,9 +226,16 @@ def load_file(path) -> tuple[np.ndarray, np.ndarray]:
         raise FileNotFoundError(f"dataset file {path} does not exist")
     lines = None  # a CSV's line number of each data row, to name a bad one
     if path.suffix == ".npz":
+        with path.open("rb") as f:
+            magic = f.read(4)
+        if magic not in (b"PK\x03\x04", b"PK\x05\x06"):  # not a zip (np.load would unpickle)
+            raise ValueError(
+                f"dataset file {path} is not a .npz archive (a zip of arrays, as "
+                f"np.savez(path, x=x, y=y) writes; it starts with {magic!r})"
+            )
         try:
             archive = np.load(path)
-        except (OSError, EOFError, ValueError) as err:
+        except (OSError, EOFError, ValueError, zipfile.BadZipFile) as err:
             raise ValueError(f"dataset file {path} is not a readable .npz: {err}") from err
         if not hasattr(archive, "files"):
             raise ValueError(f"dataset file {path} is not a readable .npz (a plain array)")
@@ -283,8 +291,14 @@ def load_file(path) -> tuple[np.ndarray, np.ndarray]:
             f"dataset file {path}: y must hold one class id per row, shape ({len(x)},), got "
             f"shape {y.shape}; for one-hot labels save y.argmax(axis=1)"
         )
-    if np.any(y != np.round(y)):
-        raise ValueError(f"dataset file {path}: labels must be integer class ids")
+    fractional = y != np.round(y)  # NaN too
+    if fractional.any():
+        row = int(np.argmax(fractional))
+        where = f"line {lines[row]}" if lines else f"row {row} (counted from 0)"
+        raise ValueError(
+            f"dataset file {path}: labels must be integer class ids, got {y[row].item()!r} "
+            f"first at {where}"
+        )
     present = np.unique(y).astype(np.int64)
     if len(present) < 2:
         raise ValueError(

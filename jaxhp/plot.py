@@ -56,14 +56,19 @@ def save(fig, path) -> Path:
 # ---- small pieces -------------------------------------------------------------------------
 def format_number(value: Any) -> str:
     """Three significant digits of a stored float32: ``0.7`` for 0.699999988, ``1e-05``,
-    ``inf``, ``nan``; ints as ints; per-layer tuples joined with ``/``."""
+    ``1000`` (not ``1e+03``), ``1.23e+06``, ``inf``, ``nan``; ints as ints; per-layer
+    tuples joined with ``/``."""
     if isinstance(value, (tuple, list, np.ndarray)) and np.ndim(value) == 1:
         return "/".join(format_number(v) for v in value)
     if isinstance(value, (bool, np.bool_, str)):
         return str(value)
     if isinstance(value, (int, np.integer)):
         return str(int(value))
-    return f"{float(np.float32(value)):.3g}"
+    value = float(np.float32(value))
+    text = f"{value:.3g}"
+    if "e+" in text and abs(value) < 1e5 and float(text) == value:
+        return str(int(value))  # 1000, 25000: whole numbers read better plainly
+    return text
 
 
 def member_label(row: Mapping[str, Any], names: Sequence[str]) -> str:
@@ -239,6 +244,9 @@ def _check_names(results, *, x=None, y=None, metric=None) -> tuple[dict, list[st
     for arg, value in (("x", x), ("y", y)):
         if value is not None and value not in names:
             raise ValueError(f"{arg}={value!r} is not a swept column; allowed: {', '.join(names)}")
+    if x is not None and x == y:
+        others = ", ".join(n for n in names if n != x) or "none"
+        raise ValueError(f"x and y are both {x!r}: give two different columns (others: {others})")
     if metric is not None:
         numeric = [c for c in columns if "cost" in c or "accuracy" in c]
         if metric not in numeric:

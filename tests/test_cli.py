@@ -70,6 +70,13 @@ def test_train_command(tmp_path, capsys, monkeypatch):
     assert titles == ["moons: layers 2-20-3-1, λ=0.1, keep_prob=0.8, lr=0.1"]  # which run
 
 
+def test_no_command_lists_the_commands(capsys):
+    assert main([]) == 2
+    err = capsys.readouterr().err
+    for command in ("train", "sweep", "tune"):
+        assert re.search(rf"^\s+{command}\s+\S", err, re.M), err
+
+
 def test_an_int_flag_takes_a_whole_number_written_as_a_float():
     args = build_parser().parse_args(["sweep", "--steps", "1e3", "--seeds", "2.0"])
     assert (args.steps, args.seeds) == (1000, 2) and isinstance(args.steps, int)
@@ -323,11 +330,13 @@ def test_sweep_from_files(tmp_path, capsys):
     "content, match",
     [
         (None, "does not exist"),
-        (b"not a zip file", "not a readable .npz"),
+        (b"not a zip file", "is not a .npz archive (a zip of arrays, as np.savez"),
+        (b"PK\x03\x04 but no zip", "is not a readable .npz"),  # a damaged archive
         ("npz-missing-y", "must hold arrays 'x' and 'y'"),
         ("csv-bad", "d.csv line 2: 'oops' is not a number"),
         # a first row with numbers in it is data: it was once dropped as a header
         ("csv-bad-first", "d.csv line 1: 'oops' is not a number"),
+        ("csv-fractional", "d.csv: labels must be integer class ids, got 0.5 first at line 3"),
     ],
 )
 def test_sweep_bad_dataset_file(tmp_path, capsys, content, match):
@@ -337,6 +346,9 @@ def test_sweep_bad_dataset_file(tmp_path, capsys, content, match):
     elif content == "csv-bad":
         path = tmp_path / "d.csv"
         path.write_text("1,2,0\n3,oops,1\n")
+    elif content == "csv-fractional":
+        path = tmp_path / "d.csv"
+        path.write_text("x,label\n1,0\n2,0.5\n3,1\n")
     elif content == "csv-bad-first":
         path = tmp_path / "d.csv"
         path.write_text("oops,2,0\n3,4,1\n5,6,0\n")

@@ -121,7 +121,7 @@ CASES = [
         "--min-steps must be <= --steps \\(100\\), got 200",
     ),
     (["sweep", "--dataset", "MISSING"], "dataset file .*missing.csv does not exist"),
-    (["sweep", "--dataset", "BADNPZ"], "dataset file .*bad.npz is not a readable .npz"),
+    (["sweep", "--dataset", "BADNPZ"], "dataset file .*bad.npz is not a .npz archive"),
     (
         ["sweep", "--dataset", "LABELS12"],
         "labels12.csv: labels must be the class ids 0, 1, .*got 1, 2",
@@ -136,6 +136,10 @@ CASES = [
     (["train", "--dataset", "STRINGS"], "strings.npz: y must hold numbers, got dtype <U3; rel"),
     (["train", "--dataset", "OBJECTS"], "objects.npz: x and y must be arrays of numbers"),
     (["sweep", "--dataset", "ONECLASS"], "oneclass.npz: every label is 0; a classifier needs"),
+    (  # one moons point: one class to learn
+        ["sweep", "--n-train", "1"],
+        r"--dataset moons: every training label is [01] \(1 training example\); a classifier",
+    ),
     (["train", "--save", "p.txt"], "--save p.txt: give a file name ending in .npz"),
     (["train", "--save", "/proc/p.npz"], "--save.*(cannot write in /proc|/proc is not writable)"),
     (["train", "--plot", "cost.txt"], "--plot cost.txt: give a file name ending in .png, .pdf"),

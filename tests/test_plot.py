@@ -214,6 +214,8 @@ def test_heatmap_rejects_unknown_names(grid_results):
         plot.heatmap_figure(grid_results, x="lr")
     with pytest.raises(ValueError, match=r"unknown metric 'accuracy'"):
         plot.heatmap_figure(grid_results, metric="accuracy")
+    with pytest.raises(ValueError, match=r"x and y are both 'lambd': give two different col"):
+        plot.heatmap_figure(grid_results, x="lambd", y="lambd")
 
 
 def test_curves_legend_uses_significant_digits_and_labels_both_costs():
@@ -319,7 +321,8 @@ def assert_plain_log_labels(fig, cost_ax):
 @pytest.mark.parametrize(
     "value, text",
     [(np.float32(0.7), "0.7"), (0.30000001192092896, "0.3"), (1e-5, "1e-05"),
-     (123456.0, "1.23e+05"), (np.inf, "inf"), (np.nan, "nan"), (3, "3"),
+     (123456.0, "1.23e+05"), (1000.0, "1000"), (12345.0, "1.23e+04"), (np.inf, "inf"),
+     (np.nan, "nan"), (3, "3"),
      ((0.8, np.float32(0.9)), "0.8/0.9")],
 )  # fmt: skip
 def test_format_number(value, text):
