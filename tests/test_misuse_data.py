@@ -291,7 +291,7 @@ CASES = {
     "diagnose bayes 5": (
         lambda: jaxhp.diagnose(train_error=0.1, dev_error=0.2, bayes_error=5),
         ValueError,
-        r"bayes_error must be an error rate in \[0, 1\], got 5.0",
+        r"bayes_error must be an error rate in \[0, 1\), got 5.0",
     ),
     "diagnose result and rates": (
         lambda: jaxhp.diagnose(
