@@ -2347,8 +2347,10 @@ def _format_summary(rows, results, metric: str) -> str:
             lines.append(" ".join(cells))
             continue
         cells += [_mean_cell(row, m) for m in shown]
-        earlier = row.get("rung", 0) < rows[0].get("rung", 0)  # fewer steps: not comparable
-        cells.append("  yes" if row["within_noise"] else "  (stopped at an earlier rung)" * earlier)
+        if row["within_noise"]:
+            cells.append("  yes")
+        elif row.get("rung", 0) < rows[0].get("rung", 0):  # fewer steps: not comparable
+            cells.append("  (stopped at an earlier rung)")
         if row["diverged"]:
             cells.append(f"({_plural(row['diverged'], 'seed')} diverged, not in the mean)")
         lines.append(" ".join(cells))

@@ -406,8 +406,10 @@ class SweepResults:
         diverged = np.asarray(columns["diverged"], bool)[members]
         live = members[~diverged] if not diverged.all() else members
         kept = "best_" if self.meta.get("restore_best") else ""  # the params the member keeps
-        if bayes_error is None:  # the run's own, where it recorded one (jaxhp.cli.load_run)
-            bayes_error = self.meta.get("bayes_error")
+        note = None
+        if bayes_error is None and self.meta.get("bayes_error") is not None:
+            # the run's own, where it recorded one (jaxhp.cli.load_run), and where it came from
+            bayes_error, note = self.meta["bayes_error"], self.meta.get("bayes_note")
         diagnosis = diagnose_errors(
             float(np.mean(np.asarray(columns[kept + "train_accuracy"], np.float64)[live])),
             float(np.mean(np.asarray(columns[kept + "dev_accuracy"], np.float64)[live])),
@@ -416,9 +418,7 @@ class SweepResults:
             diverged=bool(diverged.any()),
             chance_error=self.meta.get("chance_error"),
         )
-        if bayes_error is not None and bayes_error == self.meta.get("bayes_error"):
-            diagnosis = diagnosis._replace(bayes_note=self.meta.get("bayes_note"))
-        return diagnosis
+        return diagnosis._replace(bayes_note=note) if note else diagnosis
 
     def diagnose(self, bayes_error: float | None = None, *, threshold: float = 0.02) -> list[dict]:
         """The table with each member's error rates, avoidable bias (train − Bayes),

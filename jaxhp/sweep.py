@@ -1071,7 +1071,8 @@ def refit_together(
     TypeError where ``members`` is not a sequence of rows."""
     if not isinstance(results, SweepResults):
         raise TypeError(f"results must be what run_sweep returned, got {type(results).__name__}")
-    if not isinstance(members, (list, tuple, range, np.ndarray)) or np.ndim(members) != 1:
+    sequence = isinstance(members, (list, tuple, range)) or np.ndim(members) == 1
+    if not sequence:  # an int, a 0-d array
         raise TypeError(
             f"members must be a list of rows of results (refit takes one), got {members!r}"
         )
