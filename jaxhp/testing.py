@@ -29,7 +29,9 @@ def assert_grads_close(f: Callable, params: Any, *args, **options) -> GradCheckR
     """
     report = grad_check(f, params, *args, **options)
     if not report.passed:
-        failing = ", ".join(f"{c.path} ({c.verdict})" for c in report.failing)
+        failing = ", ".join(f"{c.path} ({c.verdict})" for c in report.failing) or (
+            f"the overall difference {report.difference:.2e} ({report.verdict})"
+        )
         message = [f"gradient check failed (tol {report.tol:.1e}) at {failing}:", str(report)]
         worst = report.worst
         if report.mode == "directions" and worst.worst_index is None and report.order == 1:

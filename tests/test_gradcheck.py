@@ -777,3 +777,42 @@ def test_float32_relu_net_whose_step_crosses_kinks_is_no_bug(seed):
         return jax.tree.map(lambda g: 1.5 * g, jax.grad(_float32_relu_loss)(p, x, y))
 
     assert jaxhp.grad_check(_float32_relu_loss, params, x, y, grad_fn=wrong).worst.verdict == "bug"
+
+
+def _tanh_loss(p, x, y, dtype=jnp.float64):
+    p = jax.tree.map(lambda a: a.astype(dtype), p)
+    a1 = jnp.tanh(x.astype(dtype) @ p["W1"] + p["b1"][None, :])
+    z = (a1 @ p["W2"] + p["b2"][None, :])[:, 0]
+    return jnp.mean(jnp.logaddexp(0, z) - y * z)
+
+
+def _doubled_b1(f):
+    """A backward pass with a planted bug: the bias gradient of layer 1 twice too large."""
+
+    def grad_fn(p, x, y):
+        g = jax.grad(f)(p, x, y)
+        return {**g, "b1": 2 * g["b1"]}
+
+    return grad_fn
+
+
+def test_a_bug_below_float32_resolution_is_unresolved_not_great():
+    """Small params (the course's 0.01 init) in an f that computes in float32: the bias
+    gradient (~1e-7) lies far below finite differences' noise floor, and a doubled one
+    passed as "great" (difference 0). It is "unresolved" now, and the test fails naming the
+    leaf; in float64 the same bug is resolved as a bug, and correct gradients pass in both."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(40, 3))
+    y = (x[:, 0] > 0).astype(np.float64)
+    p = {"W1": rng.normal(size=(3, 6)) * 0.01, "b1": np.full(6, 1e-3)}
+    p |= {"W2": rng.normal(size=(6, 1)) * 0.01, "b2": np.zeros(1)}
+    f32 = functools.partial(_tanh_loss, dtype=jnp.float32)
+    for f, caught in ((f32, "unresolved"), (_tanh_loss, "bug")):
+        assert jaxhp.grad_check(f, p, x, y).passed
+        report = jaxhp.grad_check(f, p, x, y, grad_fn=_doubled_b1(f))
+        assert [c.path for c in report.failing] == ["b1"]
+        assert report.failing[0].verdict == report.verdict == caught
+        if caught == "unresolved":
+            assert "below the finite-difference noise floor of float32" in report.failing[0].note
+    with pytest.raises(AssertionError, match=r"failed \(tol .*\) at b1 \(unresolved\):"):
+        jaxhp.testing.assert_grads_close(f32, p, x, y, grad_fn=_doubled_b1(f32))

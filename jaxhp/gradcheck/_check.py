@@ -28,7 +28,9 @@ Only where a leaf's difference is above ``tol`` does the check do more, before i
 
 Zero gradients. A leaf whose analytic and numeric gradients both lie below the
 finite-difference noise floor (``||·|| <= 100 u (1 + |J|) / ε_leaf * sqrt(n)``) counts as
-zero and gets difference 0.
+zero and gets difference 0, unless they differ beyond the "suspicious" band while the
+analytic one is not zero: then the check cannot tell, and the leaf is "unresolved" (it
+fails, and its note says to compute f in float64).
 
 Dropout. A loss that draws fresh randomness on each call has no gradient to check and is
 refused. A loss with dropout and a *fixed* key is a deterministic function of the params,
@@ -715,10 +717,15 @@ def grad_check(
 
 
 def _overall_verdict(p: _Problem, leaves, diff: float) -> str:
-    for name in SEVERE:
+    """The worst leaf's severe verdict; else the overall difference's band, unless a leaf
+    could not be resolved (a "bug" band stands: the overall difference did resolve)."""
+    for name in ("not finite", "bug", "disputed"):
         if any(c.verdict == name for c in leaves):
             return name
-    return p.precision.verdict(diff)
+    band = p.precision.verdict(diff)
+    if band != "bug" and any(c.verdict == "unresolved" for c in leaves):
+        return "unresolved"
+    return band
 
 
 # --- judging ---------------------------------------------------------------------------
@@ -734,6 +741,33 @@ def _relative_difference(numeric: np.ndarray, analytic: np.ndarray, floor: float
     if denominator <= floor:
         return 0.0 if gap <= floor else 1.0
     return float(gap / denominator)
+
+
+def _unresolved(p: _Problem, i: int, check: LeafCheck, numeric, analytic) -> LeafCheck:
+    """``check``, or where it passed only because both gradients of leaf i lie below the
+    noise floor (difference 0) while they differ by more than the "suspicious" band:
+    "unresolved". A claimed gradient that is not zero but below what finite differences
+    resolve in f's precision cannot be checked (a float32 f with small params: a doubled
+    bias gradient would pass as "great"). Closer than that, they agree as far as the noise
+    lets anyone tell; a leaf whose analytic gradient is zero (next to the whole gradient's
+    size) agrees with a numeric one in the noise."""
+    if check.verdict in SEVERE or check.difference > p.tol:
+        return check
+    ana, num = np.linalg.norm(analytic), np.linalg.norm(numeric)
+    floor, gap = _noise_floor(p, i, len(numeric)), np.linalg.norm(numeric - analytic)
+    zero = p.precision.u * np.linalg.norm(p.grad)
+    suspicious = p.precision.bands[-1][0]
+    if not (ana + num <= floor and ana > zero and gap > suspicious * (ana + num)):
+        return check
+    return check._replace(
+        difference=float(gap / (ana + num)),
+        verdict="unresolved",
+        note=f"its numeric and analytic gradients (norms {num:.1e} and {ana:.1e}) both lie "
+        f"below the finite-difference noise floor of {p.precision.dtype} ({floor:.1e}) and "
+        f"differ by {gap / (ana + num):.0%}: this check cannot tell whether they agree; "
+        "compute f in float64 (jaxhp upcasts params and float arguments: drop float32 casts "
+        "in f), or check at larger params",
+    )
 
 
 def _not_finite(p: _Problem, i: int, numeric, n_checked: int, index=None) -> LeafCheck:
@@ -797,6 +831,7 @@ def _judge_coordinates(p: _Problem, i: int, numeric: np.ndarray, analytic: np.nd
         taylor_order=order,
         note=note,
     )
+    check = _unresolved(p, i, check, numeric, analytic)
     if n == 0:
         return check, numeric
     j = int(np.argmax(np.abs(numeric - analytic)))
@@ -1040,7 +1075,7 @@ def _judge_directions(p: _Problem, i: int, numeric, analytic, blocks, keys) -> L
         n_checked=n,
     )
     if diff <= p.tol:
-        return check
+        return _unresolved(p, i, check, numeric, analytic)
     worst = int(np.argmax(np.abs(numeric - analytic)))
     lo, hi = blocks[worst]
     hs = _taylor_steps(p, i)

@@ -6,8 +6,9 @@ from typing import Any, NamedTuple
 
 from jaxhp.gradcheck._precision import Precision
 
-# Verdicts that fail a leaf whatever its difference, worst first.
-SEVERE = ("not finite", "bug", "disputed")
+# Verdicts that fail a leaf whatever its difference, worst first ("unresolved": both
+# gradients below finite differences' noise floor, yet different).
+SEVERE = ("not finite", "bug", "disputed", "unresolved")
 
 
 class Kink(NamedTuple):
@@ -69,14 +70,15 @@ class GradCheckReport(NamedTuple):
       leaves: one :class:`LeafCheck` per leaf, in tree order.
       difference: the overall relative difference (kink coordinates left out).
       verdict: the worst leaf's "not finite", "bug" or "disputed", else the band of
-        ``difference`` for the working precision.
+        ``difference`` for the working precision, or "unresolved" where a leaf's
+        gradients lie below finite differences' noise floor yet differ.
       mode: ``"full"`` or ``"directions"``.
       tol: the pass bound used.
       precision: the working :class:`~jaxhp.gradcheck.Precision` of f.
       check: ``"vjp"`` (reverse mode or ``grad_fn``) or ``"jvp"`` (forward mode).
       order: 1 (gradient) or 2 (Hessian-vector products).
-      passed: True when no leaf is "not finite" or "bug" or "disputed" and every leaf and
-        the overall number are at most ``tol``.
+      passed: True when no leaf is "not finite", "bug", "disputed" or "unresolved" and
+        every leaf and the overall number are at most ``tol``.
     """
 
     leaves: tuple[LeafCheck, ...]
