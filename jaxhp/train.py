@@ -301,6 +301,7 @@ def model_loss(
       Scalar cost.
     """
     hparams = HParams() if hparams is None else HParams.coerce(hparams)
+    _check_applies(config.resolved_model, params, x, hparams)
     logits = config.resolved_model.apply(params, x, key=key, hparams=hparams)
     _check_label_shape(jnp.shape(y), logits.shape[0], logits.shape[-1], "y")
     t = targets(jnp.asarray(y), logits.shape[-1], logits.dtype)
@@ -372,25 +373,85 @@ def make_update_step(config: TrainConfig, *, m: int | None = None) -> Callable:
       The jitted step. ``metrics`` holds ``loss`` and ``grad_norm``. Build its first
       ``state`` with :func:`init_state`. ``key`` may be None (no dropout).
 
-    Raises:
-      ValueError: labels whose shape does not fit the output layer (at the first call).
-      TypeError: a key that is not a PRNG key.
+    Raises (before the step runs, as :func:`fit` would):
+      ValueError: labels whose shape does not fit the output layer, or (for an MLP) whose
+        values do not; hyperparameters out of range; keep_prob < 1 with key None; params
+        that do not fit x. Hyperparameters are checked on every call where they are host
+        values (Python or NumPy), labels' values on the first call.
+      TypeError: x or y not an array, a key that is not a PRNG key.
     """
     model = _training_model(config)
 
     @jax.jit
-    def step(state: TrainState, x, y, key, hparams: HParams):
+    def jitted(state: TrainState, x, y, key, hparams: HParams):
         hparams = HParams.coerce(hparams)
-        _check_key(key)
-        logits = jax.eval_shape(
-            lambda p: model.apply(p, x, key=None, hparams=hparams), state.params
-        )
+        logits = _check_applies(model, state.params, x, hparams)
         _check_label_shape(y.shape, x.shape[0], logits.shape[-1], "y")
         t = targets(y, logits.shape[-1], logits.dtype)
         batch_m = x.shape[0] if m is None else m
         return _update(model, config, batch_m, state, x, t, None, hparams, key)
 
+    first_call = True  # checks device values too (one transfer, once)
+
+    def step(state: TrainState, x, y, key, hparams: HParams):
+        """One update: ``(state, metrics)`` (see :func:`make_update_step`)."""
+        nonlocal first_call
+        hparams = _check_step_inputs(config, x, y, key, hparams, first=first_call)
+        first_call = False
+        return jitted(state, x, y, key, hparams)
+
+    step.lower, step._cache_size = jitted.lower, jitted._cache_size  # as a jitted function
     return step
+
+
+def _check_step_inputs(config: TrainConfig, x, y, key, hparams, *, first: bool) -> HParams:
+    """What :func:`fit` checks before training, for one update step: types and the key on
+    every call; the hyperparameters' ranges where they are host values (on the ``first``
+    call also on the device: a step in a loop must not wait on it); the labels' values on
+    the ``first`` call (a loop's batches come from one dataset)."""
+    for name, value in (("x", x), ("y", y)):
+        if not (hasattr(value, "shape") and hasattr(value, "dtype")):
+            raise TypeError(f"{name} must be an array (numpy or jax), got {type(value).__name__}")
+    _check_key(key)
+    hparams = HParams.coerce(hparams)
+    leaves = jax.tree.leaves(hparams)
+    if all(isinstance(v, (int, float)) for v in leaves):  # a loop's usual case: cached
+        _check_step_hparams(config.n_hidden, hparams, key is None)
+    elif (first or not any(isinstance(v, jax.Array) for v in leaves)) and _checks.is_concrete(
+        hparams
+    ):
+        _check_step_hparams.__wrapped__(config.n_hidden, hparams, key is None)
+    if first and _checks.is_concrete(y) and config.layer_sizes is not None:
+        _check_rows(x, y, "x")
+        _checks.check_labels(np.asarray(y), config.layer_sizes[-1], name="x")
+    return hparams
+
+
+@functools.lru_cache(maxsize=256)
+def _check_step_hparams(n_hidden: int, hparams: HParams, no_key: bool) -> None:
+    hparams.validate(n_hidden=n_hidden)
+    if no_key and any(np.any(np.asarray(v) < 1) for v in jax.tree.leaves(hparams.keep_prob)):
+        raise ValueError(
+            f"keep_prob={hparams.keep_prob!r} drops units, which needs a PRNG key: pass "
+            "key=jax.random.key(...) (key=None trains without dropout, keep_prob=1)"
+        )
+
+
+def _check_applies(model: Model, params, x, hparams: HParams):
+    """The shape of ``model.apply(params, x)``; params that do not fit x (built for other
+    layer sizes, or x with other features) are named, not left to a shape error deep in
+    JAX."""
+    try:
+        return jax.eval_shape(lambda p: model.apply(p, x, key=None, hparams=hparams), params)
+    except TypeError as err:
+        if "shape" not in str(err):
+            raise
+        shapes = [getattr(leaf, "shape", None) for leaf in jax.tree.leaves(params)]
+        raise ValueError(
+            f"the params do not fit x {tuple(x.shape)}: applying the model fails with "
+            f'"{str(err).splitlines()[0]}" (param shapes {shapes}); were they made for '
+            "other layer sizes, or does x have other features?"
+        ) from None
 
 
 # ---- inputs -------------------------------------------------------------------------------

@@ -266,6 +266,43 @@ def test_update_step_single_output_column_labels(key):
         step(state, x, y, 7, jaxhp.HParams(keep_prob=0.5))
 
 
+def test_update_step_refuses_what_fit_refuses_before_it_trains(key):
+    """The step once trained on keep_prob 0 or 1.5, a negative lambd and labels -1/1 or
+    1/2 for a sigmoid output, and dropped dropout silently without a key."""
+    x = np.asarray(jax.random.normal(key, (6, 2)))
+    y = np.array([0, 1, 1, 0, 1, 0])
+    config = jaxhp.TrainConfig(layer_sizes=(2, 3, 1), steps=1)
+    state = jaxhp.init_state(jaxhp.init_mlp(key, (2, 3, 1)), config)
+    step = jaxhp.make_update_step(config)
+    bad = [
+        ((x, y, key, jaxhp.HParams(keep_prob=0.0)), ValueError, r"keep_prob must be in \(0, 1\]"),
+        ((x, y, key, jaxhp.HParams(keep_prob=1.5)), ValueError, r"keep_prob must be in \(0, 1\]"),
+        ((x, y, key, jaxhp.HParams(lambd=-1.0)), ValueError, r"lambd must be a finite number >="),
+        ((x, 2 * y - 1, key, jaxhp.HParams()), ValueError, r"must be 0 or 1 .*, got -1"),
+        ((x, y + 1, key, jaxhp.HParams()), ValueError, r"must be 0 or 1 .*, got 2"),
+        ((x, y[None, :], key, jaxhp.HParams()), ValueError, r"look like one row \(1, m\)"),
+        ((x, None, key, jaxhp.HParams()), TypeError, r"y must be an array .*got NoneType"),
+        ((x, y, None, jaxhp.HParams(keep_prob=0.8)), ValueError, r"keep_prob=0.8 drops units"),
+    ]
+    for args, error, match in bad:
+        with pytest.raises(error, match=match):
+            step(state, *args)
+    # on the device, labels are checked at the first call (later calls must not wait)
+    fresh = jaxhp.make_update_step(config)
+    with pytest.raises(ValueError, match=r"must be 0 or 1 .*, got 2"):
+        fresh(state, x, jnp.asarray(y + 1), key, jaxhp.HParams())
+    # params made for other layer sizes: named, not a dot_general error from inside JAX
+    other = jaxhp.init_state(jaxhp.init_mlp(key, (3, 3, 1)), config)
+    for call in (
+        lambda: step(other, x, y, key, jaxhp.HParams()),
+        lambda: jaxhp.model_loss(config, other.params, x, y),
+    ):
+        with pytest.raises(ValueError, match=r"the params do not fit x \(6, 2\): .*\(3, 3\)"):
+            call()
+    new, _ = step(state, x, y, key, jaxhp.HParams(keep_prob=0.8))  # good input still trains
+    assert not np.array_equal(new.params[0].W, state.params[0].W)
+
+
 # ---- spaces and run_sweep -----------------------------------------------------------------
 @pytest.mark.parametrize(
     "make, error, match",
