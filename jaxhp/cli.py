@@ -32,6 +32,7 @@ import numpy as np
 import jaxhp
 from jaxhp import datasets
 from jaxhp.cache import compile_stats, default_cache_dir, enable_compilation_cache
+from jaxhp.diagnose import majority_error
 from jaxhp.init import SCHEMES
 from jaxhp.losses import predictions
 from jaxhp.nn import ACTIVATIONS
@@ -976,9 +977,7 @@ def _flattened(data):
 
 def _chance_error(data) -> float:
     """The dev error of always guessing the most common dev class."""
-    y = np.asarray(data.dev[1])
-    labels = y.argmax(axis=1) if y.ndim == 2 and y.shape[1] > 1 else y.reshape(len(y))
-    return 1.0 - np.unique(labels, return_counts=True)[1].max() / len(labels)
+    return majority_error(data.dev[1])
 
 
 def _split_sizes(data) -> dict:

@@ -456,7 +456,10 @@ class Normalizer:
         return cls(state["mean"], std, min_std=float(state["min_std"]))
 
     def save(self, path) -> Path:
+        """Write the statistics to ``path`` (``.npz`` is appended where it is missing, as
+        ``np.savez`` does); returns the path written, which :meth:`load` reads."""
         path = Path(path)
+        path = path if path.suffix == ".npz" else path.with_name(path.name + ".npz")
         np.savez(path, **self.to_dict())
         return path
 

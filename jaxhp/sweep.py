@@ -45,6 +45,7 @@ from jaxhp._programs import (
     member_key,
 )
 from jaxhp.checkpoint import Checkpoint, data_digest, sweep_spec
+from jaxhp.diagnose import majority_error
 from jaxhp.halving import Halving, halving
 from jaxhp.records import (
     Data,
@@ -844,6 +845,8 @@ def _gather(plan: _Plan, shard_counts, started: float, rungs: dict | None = None
         "members": plan.n,
         "m_train": plan.data.train[0].shape[0],
         "m_dev": 0 if plan.data.dev is None else plan.data.dev[0].shape[0],
+        # guessing the majority class: the diagnosis calls members there "not learning"
+        "chance_error": majority_error((plan.data.dev or plan.data.train)[1]),
         "train_weighted": len(plan.data.train) > 2 and plan.data.train[2] is not None,
         "chunk_size": largest.size,
         "vmap_width": largest.width,

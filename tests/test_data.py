@@ -85,8 +85,10 @@ def test_normalizer_uses_training_statistics_only(tmp_path):
     np.testing.assert_allclose(norm.transform(x_train).mean(axis=0), 0, atol=1e-5)
     # The dev set's own statistics are not used: it is far from mean 0 / std 1.
     assert abs(norm.transform(x_dev).mean()) > 3
-    restored = Normalizer.load(norm.save(tmp_path / "norm.npz"))
-    np.testing.assert_allclose(restored.transform(x_dev), norm.transform(x_dev))
+    for name in ("norm.npz", "plain"):  # np.savez appends .npz: save returns what it wrote
+        restored = Normalizer.load(norm.save(tmp_path / name))
+        np.testing.assert_allclose(restored.transform(x_dev), norm.transform(x_dev))
+    assert (tmp_path / "plain.npz").is_file()
     again = Normalizer.from_dict(norm.to_dict())
     np.testing.assert_allclose(
         again.inverse_transform(again.transform(x_dev)), x_dev, rtol=1e-5, atol=1e-5

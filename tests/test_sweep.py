@@ -371,6 +371,20 @@ def test_a_numpy_vmap_width_is_recorded_as_a_plain_int(data, tmp_path):
     assert json.loads((tmp_path / "r.json").read_text())["meta"]["vmap_width_given"] == 2
 
 
+def test_a_member_that_cannot_see_its_inputs_is_diagnosed_not_learning():
+    """All-zero features: the net can only learn the majority class, so its train error
+    sits at chance level. run_sweep records the chance error (guessing the dev set's
+    majority class), so the diagnosis says "not learning", not "high bias" with advice to
+    grow the network."""
+    rng = np.random.default_rng(0)
+    y, y_dev = (rng.random(100) < 0.7).astype(np.int32), (rng.random(50) < 0.7).astype(np.int32)
+    blind = jaxhp.Data((np.zeros((100, 2), np.float32), y), (np.zeros((50, 2), np.float32), y_dev))
+    config = jaxhp.TrainConfig(layer_sizes=(2, 4, 1), steps=100)
+    results = jaxhp.run_sweep(sweep.grid(learning_rate=[0.5]), blind, config, progress=False)
+    assert results.meta["chance_error"] == pytest.approx(1 - np.bincount(y_dev).max() / 50)
+    assert results.diagnose()[0]["verdict"] == "not learning (train error at chance level)"
+
+
 def test_refit_refuses_a_member_outside_the_results_and_a_halved_one(data):
     results = jaxhp.run_sweep(sweep.grid(lambd=[0.0, 0.1]), data, CONFIG, progress=False)
     for bad in (2, -1, True, 0.0):
