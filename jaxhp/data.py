@@ -427,7 +427,8 @@ class Normalizer:
         return self
 
     def transform(self, x) -> np.ndarray:
-        """``(x − μ) / σ`` with the stored training statistics."""
+        """``(x − μ) / σ`` with the stored training statistics, as float32 (what jaxhp
+        trains in; the statistics themselves are kept in float64)."""
         self._require_fit()
         x = self._check(x)
         return ((x - self.mean) / self.std).astype(np.float32)
@@ -436,7 +437,8 @@ class Normalizer:
         return self.fit(x_train).transform(x_train)
 
     def inverse_transform(self, x) -> np.ndarray:
-        """``x σ + μ``: back to the original units (x of the fitted feature shape)."""
+        """``x σ + μ``: back to the original units (x of the fitted feature shape), as
+        float32 like :meth:`transform` (about 7 significant digits)."""
         self._require_fit()
         x = self._check(x)
         return (x * self.std + self.mean).astype(np.float32)

@@ -328,6 +328,9 @@ def test_bad_input(problem):
         jaxhp.grad_check(cost, params, *args, grad_fn=lambda p, *a: [p["W1"]])
     with pytest.raises(ValueError, match="it returned 1 leaves, params has"):
         jaxhp.grad_check(cost, params, *args, grad_fn=lambda p, *a: {"W1": p["W1"]})
+    renamed = {f"d{k}": v for k, v in params.items()}  # as many leaves, other names
+    with pytest.raises(ValueError, match=r"it returned leaves dW1, .* where params has W1, "):
+        jaxhp.grad_check(cost, params, *args, grad_fn=lambda p, *a: renamed)
     with pytest.raises(ValueError, match="leaf W2 has shape \\(6, 7\\)"):
         jaxhp.grad_check(cost, params, *args, grad_fn=lambda p, *a: {**p, "W2": jnp.zeros((6, 7))})
     with pytest.raises(ValueError, match="eps must be > 0, got 0"):

@@ -594,7 +594,13 @@ def _check_grad_structure(params, grads):
     if p_def != g_def:
         kinds = f"a {type(grads).__name__}, params is a {type(params).__name__}"
         if type(grads) is type(params):  # the same container: say where the leaves differ
-            kinds = f"{g_def.num_leaves} leaves, params has {p_def.num_leaves}"
+            got = [path_name(k) for k, _ in jax.tree_util.tree_flatten_with_path(grads)[0]]
+            want = [path_name(k) for k, _ in jax.tree_util.tree_flatten_with_path(params)[0]]
+            kinds = (
+                f"leaves {', '.join(got)} where params has {', '.join(want)}"
+                if len(got) == len(want)
+                else f"{len(got)} leaves, params has {len(want)}"
+            )
         raise ValueError(
             f"grad_fn must return a pytree with the structure of params; it returned {kinds} "
             f"(got {g_def}, expected {p_def})"
@@ -800,18 +806,18 @@ def _judge_coordinates(p: _Problem, i: int, numeric: np.ndarray, analytic: np.nd
         notes = []
         if kinks:
             notes.append(
-                f"{len(kinks) - outside} coordinates cross a kink and are left out of the "
-                "difference"
+                f"{_coordinates_words(len(kinks) - outside)} cross a kink and are left out "
+                "of the difference"
             )
         if outside:
             notes.append(
-                f"{outside} kink coordinate(s) have an analytic value outside their "
-                "one-sided derivatives and are compared with the nearer one"
+                f"{_coordinates_words(outside, 'kink coordinate')} have an analytic value "
+                "outside their one-sided derivatives and are compared with the nearer one"
             )
         if agreed:
             notes.append(
-                f"{agreed} coordinate(s) whose ±eps step crosses a kink agree at a smaller "
-                "step, within its rounding noise"
+                f"{_coordinates_words(agreed)} whose ±eps step crosses a kink agree at a "
+                "smaller step, within its rounding noise"
             )
         note = "; ".join(notes)
     verdict_ = p.precision.verdict(diff)
@@ -840,6 +846,11 @@ def _judge_coordinates(p: _Problem, i: int, numeric: np.ndarray, analytic: np.nd
         analytic=float(analytic[j]),
         numeric=float(numeric[j]),
     ), numeric
+
+
+def _coordinates_words(n: int, noun: str = "coordinate") -> str:
+    """``1 coordinate``, ``3 coordinates``."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def _with_taylor(band: str, order: float | None, precision) -> tuple[str, str]:
