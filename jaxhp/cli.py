@@ -1850,13 +1850,14 @@ def _report_steps(args, results, record, trained, data, config, done: list[str])
     else:
         others = sum(r["within_noise"] for r in rows) - 1
         resolution = results._resolution(args.metric)
+        seeded = any(r["seeds"] - r["diverged"] > 1 for r in rows)
         live = best["seeds"] - best["diverged"]
         spread = f" ± {std:.4f} over {live} seeds" if live > 1 else " (one seed)"
         headline = f"best: {_point(best, results)}: {args.metric} {mean:.4f}{spread}"
         _print(
             f"{headline}; {_plural(others, 'other point') if others else 'no other point'} "
             "within noise of it ("
-            f"{_noise_words(args.metric, live, resolution, best['noise'], args.command)})",
+            f"{_noise_words(args.metric, seeded, resolution, best['noise'], args.command)})",
             *_stopping_words(results, best),
             _diagnosis_words(
                 args,
@@ -2249,17 +2250,17 @@ def _test_line(test: dict | str) -> str:
 
 
 def _noise_words(
-    metric: str, seeds: int, resolution: float, noise: float, command: str = "sweep"
+    metric: str, seeded: bool, resolution: float, noise: float, command: str = "sweep"
 ) -> str:
-    """The rule that marks a point within noise of the best, for this metric and seed
-    count, and the ``noise`` it gave (see SweepResults.summary)."""
+    """The rule that marks a point within noise of the best, and the ``noise`` it gave
+    (see SweepResults.summary); ``seeded``: some point has two live seeds or more."""
     example = "one example" if metric == "train_accuracy" else "one dev example"
     pooled = "the seeds' std pooled over the better half of the points"
     if "accuracy" in metric:
-        if seeds > 1:
+        if seeded:
             return f"gap below {noise:.4f}, the larger of {example} and {pooled}"
         return f"gap below {example}, {resolution:.4f}"
-    if seeds > 1:
+    if seeded:
         return f"gap below {noise:.4g}, {pooled}"
     rerun = "rerun with --seeds 2 or more"
     if command != "sweep":  # only sweep has --seeds

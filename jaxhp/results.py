@@ -31,15 +31,16 @@ _SUMMARISED = (
 
 def _pooled_seed_std(rows: list[dict], live_counts: list[int], metric: str) -> float:
     """The seeds' std of ``metric``, pooled by degrees of freedom over the better half of
-    the ranked ``rows`` at the best row's rung (rows in rank order; ``live_counts``: how
-    many values each row's mean and std are of); 0 where no such row has two values."""
+    the ranked ``rows`` at the best row's rung that have two values or more (rows in rank
+    order; ``live_counts``: how many values each row's mean and std are of); 0 where no
+    row has two values."""
     rung = rows[0].get("rung", 0)
-    ranked = [
+    seeded = [
         (row[f"{metric}_std"], n)
         for row, n in zip(rows, live_counts)
-        if np.isfinite(row[f"{metric}_mean"]) and row.get("rung", 0) == rung
+        if n > 1 and np.isfinite(row[f"{metric}_mean"]) and row.get("rung", 0) == rung
     ]
-    better = [(std, n) for std, n in ranked[: -(-len(ranked) // 2)] if n > 1]
+    better = seeded[: -(-len(seeded) // 2)]
     if not better:
         return 0.0
     dof = np.asarray([n - 1 for _, n in better], np.float64)
@@ -315,10 +316,10 @@ class SweepResults:
 
         ``within_noise`` marks the rows whose mean ``metric`` differs from the best row's by
         less than ``noise``, one level for every row, so the marks follow the gap: the
-        larger of the seeds' std of ``metric`` pooled over the better half of the ranked
-        rows (by degrees of freedom, over rows with two live seeds or more: the worse half
-        is left out, as configurations that barely learn scatter far more from seed to
-        seed) and, for an accuracy, the set's resolution (one example: ``1 / meta["m_dev"]``
+        larger of the seeds' std of ``metric`` pooled (by degrees of freedom) over the
+        better half of the ranked rows with two live seeds or more (the worse half is left
+        out, as configurations that barely learn scatter far more from seed to seed) and,
+        for an accuracy, the set's resolution (one example: ``1 / meta["m_dev"]``
         for dev accuracies, ``1 / meta["m_train"]`` for train accuracy), or ``resolution``
         if given. The best row itself is within noise. ``gap`` is the best mean minus this
         row's (costs: this row's minus the best), so it is >= 0.

@@ -301,8 +301,8 @@ def model_loss(
       Scalar cost.
     """
     hparams = HParams() if hparams is None else HParams.coerce(hparams)
-    _check_applies(config.resolved_model, params, x, hparams)
-    logits = config.resolved_model.apply(params, x, key=key, hparams=hparams)
+    with _params_fit(params, x):
+        logits = config.resolved_model.apply(params, x, key=key, hparams=hparams)
     _check_label_shape(jnp.shape(y), logits.shape[0], logits.shape[-1], "y")
     t = targets(jnp.asarray(y), logits.shape[-1], logits.dtype)
     if m is None:
@@ -370,8 +370,9 @@ def make_update_step(config: TrainConfig, *, m: int | None = None) -> Callable:
       m: training-set size for the L2 term; ``None`` uses the batch's row count.
 
     Returns:
-      The jitted step. ``metrics`` holds ``loss`` and ``grad_norm``. Build its first
-      ``state`` with :func:`init_state`. ``key`` may be None (no dropout).
+      The step: checks its inputs, then runs the jitted update (``step.lower`` lowers
+      it). ``metrics`` holds ``loss`` and ``grad_norm``. Build its first ``state`` with
+      :func:`init_state`. ``key`` may be None (no dropout).
 
     Raises (before the step runs, as :func:`fit` would):
       ValueError: labels whose shape does not fit the output layer, or (for an MLP) whose
@@ -385,7 +386,10 @@ def make_update_step(config: TrainConfig, *, m: int | None = None) -> Callable:
     @jax.jit
     def jitted(state: TrainState, x, y, key, hparams: HParams):
         hparams = HParams.coerce(hparams)
-        logits = _check_applies(model, state.params, x, hparams)
+        with _params_fit(state.params, x):
+            logits = jax.eval_shape(
+                lambda p: model.apply(p, x, key=None, hparams=hparams), state.params
+            )
         _check_label_shape(y.shape, x.shape[0], logits.shape[-1], "y")
         t = targets(y, logits.shape[-1], logits.dtype)
         batch_m = x.shape[0] if m is None else m
@@ -397,7 +401,7 @@ def make_update_step(config: TrainConfig, *, m: int | None = None) -> Callable:
         """One update: ``(state, metrics)`` (see :func:`make_update_step`)."""
         nonlocal first_call
         hparams = _check_step_inputs(config, x, y, key, hparams, first=first_call)
-        first_call = False
+        first_call = first_call and not _checks.is_concrete((y, hparams))  # traced: later
         return jitted(state, x, y, key, hparams)
 
     step.lower, step._cache_size = jitted.lower, jitted._cache_size  # as a jitted function
@@ -416,7 +420,8 @@ def _check_step_inputs(config: TrainConfig, x, y, key, hparams, *, first: bool) 
     hparams = HParams.coerce(hparams)
     leaves = jax.tree.leaves(hparams)
     if all(isinstance(v, (int, float)) for v in leaves):  # a loop's usual case: cached
-        _check_step_hparams(config.n_hidden, hparams, key is None)
+        lists = {k: tuple(v) for k, v in hparams._asdict().items() if isinstance(v, list)}
+        _check_step_hparams(config.n_hidden, hparams._replace(**lists), key is None)  # hashable
     elif (first or not any(isinstance(v, jax.Array) for v in leaves)) and _checks.is_concrete(
         hparams
     ):
@@ -437,18 +442,18 @@ def _check_step_hparams(n_hidden: int, hparams: HParams, no_key: bool) -> None:
         )
 
 
-def _check_applies(model: Model, params, x, hparams: HParams):
-    """The shape of ``model.apply(params, x)``; params that do not fit x (built for other
-    layer sizes, or x with other features) are named, not left to a shape error deep in
-    JAX."""
+@contextlib.contextmanager
+def _params_fit(params, x):
+    """Name params that do not fit x (made for other layer sizes, or x with other
+    features) instead of a shape error from deep inside JAX."""
     try:
-        return jax.eval_shape(lambda p: model.apply(p, x, key=None, hparams=hparams), params)
+        yield
     except TypeError as err:
-        if "shape" not in str(err):
+        if "dot_general requires contracting dimensions" not in str(err):
             raise
         shapes = [getattr(leaf, "shape", None) for leaf in jax.tree.leaves(params)]
         raise ValueError(
-            f"the params do not fit x {tuple(x.shape)}: applying the model fails with "
+            f"the params do not fit x {np.shape(x)}: applying the model fails with "
             f'"{str(err).splitlines()[0]}" (param shapes {shapes}); were they made for '
             "other layer sizes, or does x have other features?"
         ) from None

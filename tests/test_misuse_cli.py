@@ -245,14 +245,14 @@ def test_noise_words_say_what_the_threshold_is_made_of():
     from jaxhp.cli import _noise_words
 
     pooled = "the seeds' std pooled over the better half of the points"
-    assert _noise_words("dev_accuracy", 2, 0.005, 0.0073) == (
+    assert _noise_words("dev_accuracy", True, 0.005, 0.0073) == (
         f"gap below 0.0073, the larger of one dev example and {pooled}"
     )
-    assert _noise_words("dev_accuracy", 1, 0.025, 0.025) == "gap below one dev example, 0.0250"
-    assert _noise_words("train_accuracy", 3, 0.01, 0.01).startswith("gap below 0.0100, the larg")
-    assert _noise_words("best_dev_cost", 2, 0.0, 0.0123) == f"gap below 0.0123, {pooled}"
-    assert "--seeds 2" in _noise_words("best_dev_cost", 1, 0.0, 0.0)
-    assert "jaxhp sweep" in _noise_words("best_dev_cost", 1, 0.0, 0.0, "tune")  # no --seeds
+    assert _noise_words("dev_accuracy", False, 0.025, 0.025) == "gap below one dev example, 0.0250"
+    assert _noise_words("train_accuracy", True, 0.01, 0.01).startswith("gap below 0.0100, the larg")
+    assert _noise_words("best_dev_cost", True, 0.0, 0.0123) == f"gap below 0.0123, {pooled}"
+    assert "--seeds 2" in _noise_words("best_dev_cost", False, 0.0, 0.0)
+    assert "jaxhp sweep" in _noise_words("best_dev_cost", False, 0.0, 0.0, "tune")  # no --seeds
 
 
 def test_a_point_with_one_live_seed_shows_no_spread():

@@ -301,6 +301,13 @@ def test_update_step_refuses_what_fit_refuses_before_it_trains(key):
             call()
     new, _ = step(state, x, y, key, jaxhp.HParams(keep_prob=0.8))  # good input still trains
     assert not np.array_equal(new.params[0].W, state.params[0].W)
+    per_layer, _ = step(state, x, y, key, jaxhp.HParams(keep_prob=[0.8]))  # a list: no hash
+    assert np.array_equal(per_layer.params[0].W, new.params[0].W)
+    # a first call inside the user's jit checks nothing concrete: the next eager call does
+    traced = jaxhp.make_update_step(config)
+    jax.jit(lambda s, yy: traced(s, x, yy, key, jaxhp.HParams()))(state, y)
+    with pytest.raises(ValueError, match=r"must be 0 or 1 .*, got 2"):
+        traced(state, x, jnp.asarray(y + 1), key, jaxhp.HParams())
 
 
 # ---- spaces and run_sweep -----------------------------------------------------------------

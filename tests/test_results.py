@@ -126,6 +126,17 @@ def test_within_noise_compares_every_gap_with_one_pooled_noise_level():
     assert [r["within_noise"] for r in rows] == [True, True, False, False]
 
 
+def test_a_best_row_of_one_live_seed_still_gets_the_others_seed_noise():
+    """The pool takes the better half of the rows that have two seeds or more: a best row
+    whose other seed diverged does not leave the noise at one example."""
+    results = _configurations([[0.98, 0.5], [0.95, 0.93], [0.90, 0.94]], m_dev=100)
+    results.diverged = np.asarray([False, True, False, False, False, False])
+    rows = results.summary()
+    assert [r["seeds"] - r["diverged"] for r in rows] == [1, 2, 2]
+    pooled = np.std([0.95, 0.93], ddof=1)  # the better half of the two seeded rows
+    assert rows[0]["noise"] == pytest.approx(pooled, rel=1e-6)
+
+
 def test_within_noise_marks_follow_the_gap():
     """No row is left unmarked while a row further from the best is marked."""
     rng = np.random.default_rng(3)

@@ -6,9 +6,8 @@ from typing import Any, NamedTuple
 
 from jaxhp.gradcheck._precision import Precision
 
-# Verdicts that fail a leaf whatever its difference, worst first ("unresolved": both
-# gradients below finite differences' noise floor, yet different).
-SEVERE = ("not finite", "bug", "disputed", "unresolved")
+# Verdicts that fail a leaf whatever its difference, worst first.
+SEVERE = ("not finite", "bug", "disputed")
 
 
 class Kink(NamedTuple):
@@ -70,15 +69,17 @@ class GradCheckReport(NamedTuple):
       leaves: one :class:`LeafCheck` per leaf, in tree order.
       difference: the overall relative difference (kink coordinates left out).
       verdict: the worst leaf's "not finite", "bug" or "disputed", else the band of
-        ``difference`` for the working precision, or "unresolved" where a leaf's
-        gradients lie below finite differences' noise floor yet differ.
+        ``difference`` for the working precision, or "unresolved" where a leaf could
+        not be checked (its gradients lie below finite differences' noise floor in a
+        float32 f, yet differ; grad_check warns).
       mode: ``"full"`` or ``"directions"``.
       tol: the pass bound used.
       precision: the working :class:`~jaxhp.gradcheck.Precision` of f.
       check: ``"vjp"`` (reverse mode or ``grad_fn``) or ``"jvp"`` (forward mode).
       order: 1 (gradient) or 2 (Hessian-vector products).
-      passed: True when no leaf is "not finite", "bug", "disputed" or "unresolved" and
-        every leaf and the overall number are at most ``tol``.
+      passed: True when no leaf is "not finite" or "bug" or "disputed" and every leaf and
+        the overall number are at most ``tol`` (an "unresolved" leaf was not checked: it
+        neither passes nor fails, and grad_check warns).
     """
 
     leaves: tuple[LeafCheck, ...]
