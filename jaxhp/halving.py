@@ -271,8 +271,8 @@ def _rung_store(plan, trainer: _Trainer, rung: int, number: int):
 
 def _train_rung(plan, trainer, number, rung, k, entrants, states, mesh, report):
     """Train the group's entrants of rung ``k`` (reusing its checkpoint); returns each
-    entrant's progress after the rung, the lanes this process ran and how many entrants
-    the checkpoint held."""
+    entrant's progress after the rung, the lanes this process ran and the entrants whose
+    progress the checkpoint held."""
     members = entrants[np.isin(entrants, trainer.members)]
     store = _rung_store(plan, trainer, k, number)
     finished = store.load() if store is not None else {}
@@ -300,7 +300,7 @@ def _train_rung(plan, trainer, number, rung, k, entrants, states, mesh, report):
             for name, (shape, dtype) in trainer.shapes.items()
         }
         new = dist.gather_members(mine, local, counts)
-    return {**finished, **new}, lanes, len(finished)
+    return {**finished, **new}, lanes, list(finished)
 
 
 def _at_rung(trainer: _Trainer, state: dict) -> tuple[float, float]:
@@ -308,6 +308,15 @@ def _at_rung(trainer: _Trainer, state: dict) -> tuple[float, float]:
     progress = jax.tree.unflatten(trainer.treedef, [state[name] for name in trainer.shapes])
     row = int(progress.done) - 1
     return float(progress.history.dev_cost[row]), float(progress.history.train_cost[row])
+
+
+def _steps_so_far(trainer: _Trainer, state: dict | None) -> int:
+    """The steps a member has trained (its last evaluation's; 0 before the first)."""
+    if state is None:
+        return 0
+    progress = jax.tree.unflatten(trainer.treedef, [state[name] for name in trainer.shapes])
+    done = int(progress.done)
+    return int(progress.history.step[done - 1]) if done else 0
 
 
 def train_rungs(plan, schedule: Halving, *, report: bool) -> dict[str, Any]:
@@ -331,9 +340,12 @@ def train_rungs(plan, schedule: Halving, *, report: bool) -> dict[str, Any]:
             trained, lanes, loaded = _train_rung(
                 plan, trainer, number, rung, k, entrants, states, mesh, report
             )
+            loaded_steps += sum(  # a member stopped early by patience trained fewer
+                _steps_so_far(trainer, trained[m]) - _steps_so_far(trainer, states.get(m))
+                for m in loaded
+            )
             states.update(trained)
             lane_steps += lanes * (rung.step - previous)
-            loaded_steps += loaded * (rung.step - previous)
         previous = rung.step
         last_rung[entrants] = k
         if k + 1 < len(schedule_rungs):

@@ -289,6 +289,23 @@ def test_resume_per_rung_retrains_nothing_finished(data, halved, tmp_path, monke
     assert again.meta["member_steps_from_checkpoint"] == int(np.sum(halved.stop_step))
 
 
+def test_member_steps_read_back_count_what_members_stopped_by_patience_trained(data, tmp_path):
+    """A member that early stopping ended inside a rung trained fewer steps than the rung:
+    a resumed run counts the steps its members trained, not rungs times members."""
+    config = CONFIG.replace(patience=1)
+    space = sweep.grid(learning_rate=[0.01, 0.3, 3.0, 30.0, 300.0, 1e3], seeds=2)
+    folder = tmp_path / "ck"
+    first = jaxhp.run_sweep(
+        space, data, config, progress=False, schedule=SCHEDULE, checkpoint=folder
+    )
+    rung_steps = np.asarray([r["step"] for r in first.meta["rungs"]])[first.rung]
+    assert np.any(first.stop_step < rung_steps)  # some stopped early: the case in question
+    again = jaxhp.run_sweep(
+        space, data, config, progress=False, schedule=SCHEDULE, checkpoint=folder
+    )
+    assert again.meta["member_steps_from_checkpoint"] == int(np.sum(first.stop_step))
+
+
 def test_a_halving_checkpoint_never_serves_another_schedule_or_a_full_sweep(data, tmp_path):
     folder = tmp_path / "ck"
     small = sweep.grid(lambd=[0.0, 0.1, 1.0])
