@@ -126,19 +126,18 @@ def test_two_processes_of_one_device_each_round_as_one_device(tmp_path):
     rounds its bias correction differently). A refit of their table runs unsplit too.
     XLA's default flags, as users run it (the suite's compile-fast ones round Adam
     differently again with the number of vmap groups a device runs)."""
-    adam = [*SWEEP[:-3], "--steps", "40", "--optimizer", "adam", "--quiet"]
+    adam = [*SWEEP[:6], "--lambd", "0,0.1,1", "--keep-prob", "0.8,1", "--steps", "40"]
+    adam += ["--optimizer", "adam", "--quiet"]
     two_devices = cpu_command_env(devices=2, XLA_FLAGS="")
     one_device = cpu_command_env(devices=1, XLA_FLAGS="")
-    for name, env in (("1dev", one_device), ("2dev", two_devices)):
-        run = run_one(*adam, "--out", str(tmp_path / name), env=env)
-        assert run.returncode == 0, run.stderr
+    run = run_one(*adam, "--out", str(tmp_path / "1dev"), env=one_device)
+    assert run.returncode == 0, run.stderr
     outs = finish(launch(lambda k: [*adam, "--out", str(tmp_path / "two")], 2, free_port(),
                          env=one_device))  # fmt: skip
     for code, _out, err in outs:
         assert code == 0, err
     table = (tmp_path / "two" / "results.csv").read_text()
     assert table == (tmp_path / "1dev" / "results.csv").read_text()
-    assert table != (tmp_path / "2dev" / "results.csv").read_text()  # the rounding shows
 
     refit = subprocess.run(  # a process of two devices refits the table's member 0
         [sys.executable, "-c", REFIT_MEMBER_0, str(tmp_path / "two" / "results.json")],
