@@ -2222,7 +2222,7 @@ def _score_test(results, best, metric: str, data, config) -> dict | str:
         "members": members,
         "accuracy": scores,
         "accuracy_mean": float(np.mean(scores)),
-        "accuracy_std": float(np.std(scores, ddof=1)) if len(scores) > 1 else 0.0,  # as the table's
+        "accuracy_std": float(np.std(scores, ddof=1)) if len(scores) > 1 else None,  # JSON null
         "m_test": len(data.test[0]),
         "params": which,
         "refit_moved": moved,

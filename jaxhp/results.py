@@ -311,7 +311,7 @@ class SweepResults:
         ``diverged`` (how many of them diverged), and for each of ``train_accuracy``,
         ``dev_accuracy``, ``dev_cost`` and their ``best_`` columns (at each member's best
         evaluation) its mean and sample std over the members that did not diverge
-        (``dev_accuracy_mean``, ``dev_accuracy_std``, ...; std 0 with one seed). Rows are
+        (``dev_accuracy_mean``, ``dev_accuracy_std``, ...; std NaN with one seed). Rows are
         ranked by the mean of ``metric``, then by the mean of its :func:`tie_break` column.
 
         ``within_noise`` marks the rows whose mean ``metric`` differs from the best row's by
@@ -369,9 +369,9 @@ class SweepResults:
                     values, mean = hits / rows_of[name], hits.sum() / (hits.size * rows_of[name])
                 # as float32 (the metrics' precision): 0.89, not 0.8899999856948853
                 row[f"{name}_mean"] = _plain_float(np.float32(mean))
-                row[f"{name}_std"] = (
-                    _plain_float(np.float32(values.std(ddof=1))) if values.size > 1 else 0.0
-                )
+                # one value has no sample std: NaN, not 0 ("no spread")
+                std = values.std(ddof=1) if values.size > 1 else np.nan
+                row[f"{name}_std"] = _plain_float(np.float32(std))
                 if name == metric:
                     live_counts.append(values.size)
             rows.append(row)
