@@ -135,6 +135,18 @@ def check_number(
     return number
 
 
+def check_m(m: Any):
+    """The L2 term's m (the training-set size, or a sum of weights): a positive number.
+    Traced values pass (inside a caller's jit)."""
+    if m is None or not is_concrete(m):
+        return
+    if check_number("m", m) <= 0:
+        raise ValueError(
+            f"m must be positive (the L2 term is lambd / (2 m) * sum ||W||^2, m the number "
+            f"of training examples), got {m!r}"
+        )
+
+
 def as_numeric(name: str, x: Any) -> np.ndarray:
     """x as a NumPy array of real numbers (lists are fine); strings, objects and ragged
     nestings are refused with the argument's name."""
@@ -239,9 +251,16 @@ def check_labels(y: np.ndarray, n_out: int, *, name: str = "x"):
             )
         bad = (y != 0) & (y != 1)
         if bad.any():
+            value = y.reshape(-1)[np.argmax(bad.reshape(-1))].item()
+            regression = (  # a fraction: most likely a regression target, not a class
+                " (jaxhp trains classifiers with a cross-entropy loss: regression targets are "
+                "not supported)"
+                if np.isfinite(value) and value != round(value)
+                else ""
+            )
             raise ValueError(
                 f"labels for {name} must be 0 or 1 for a single sigmoid output, "
-                f"got {y.reshape(-1)[np.argmax(bad.reshape(-1))].item()!r}"
+                f"got {value!r}{regression}"
             )
         return
     if y.ndim == 2 and y.shape[1] == n_out:  # one-hot or soft targets

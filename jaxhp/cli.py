@@ -2030,7 +2030,8 @@ def _without_test_sizes(setting):
 
 def _open_study(args, bridge):
     """The study: new, or (with --storage) resumed; its sampler's seed moves on with the
-    finished trials, so a resumed random sampler does not repeat the first run's draws."""
+    trials asked so far (finished or left running by an interrupted run), so a resumed
+    sampler does not repeat the first run's draws."""
     try:
         study = bridge.create_study(
             storage=args.storage,
@@ -2040,9 +2041,9 @@ def _open_study(args, bridge):
         )
     except ValueError as err:
         raise UsageError(f"--storage {args.storage}: {err}") from None
-    finished = len(bridge.finished_trials(study))
-    if finished:
-        study.sampler = bridge.make_sampler(args.sampler, args.seed + finished)
+    asked = len(study.trials)
+    if asked:
+        study.sampler = bridge.make_sampler(args.sampler, args.seed + asked)
     return study
 
 

@@ -163,7 +163,10 @@ def split_indices(
 
 
 def _class_ids(y) -> np.ndarray:
-    y = np.asarray(y)
+    y = _checks.as_numeric("y", y)
+    if not np.isfinite(y).all():
+        row = int(np.argmin(np.isfinite(y).reshape(len(y), -1).all(axis=1)))
+        raise ValueError(f"y must be finite labels, got {y[row].tolist()} at row {row}")
     if y.ndim == 2 and y.shape[1] > 1:
         return np.argmax(y, axis=1)
     return y.reshape(-1)
@@ -365,11 +368,13 @@ class Normalizer:
 
     Fit it on train, then apply the same instance, unchanged, to dev and test (COURSE.md
     point 8). Statistics are per feature over the first axis, so any trailing shape works.
-    A constant feature (σ below ``min_std``) gets σ = 1: it is centred to 0 on train and
-    shifted by the same μ elsewhere, never divided by ~0; ``constant_features`` lists them.
+    A constant feature (σ at most ``min_std`` · |μ|: a spread within the rounding of its
+    values, 0 included) gets σ = 1: it is centred to 0 on train and shifted by the same μ
+    elsewhere, never divided by ~0; ``constant_features`` lists them. The bound is relative,
+    so a feature in small units (σ = 1e-9 about 0) is still scaled.
 
     ``Normalizer(mean, std)`` builds one from known statistics (both required, the same
-    feature shape, std >= 0); an explicit std below ``min_std``, 0 included, is a constant
+    feature shape, std >= 0); an explicit std within that bound, 0 included, is a constant
     feature exactly as in :meth:`fit`.
 
     Example:
@@ -408,7 +413,10 @@ class Normalizer:
 
     def _set(self, mean: np.ndarray, raw_std: np.ndarray):
         self.mean, self._raw_std = mean, raw_std
-        self.std = np.where(raw_std < self.min_std, 1.0, raw_std)
+        self.std = np.where(self._constant(), 1.0, raw_std)
+
+    def _constant(self) -> np.ndarray:
+        return self._raw_std <= self.min_std * np.abs(self.mean)
 
     @property
     def fitted(self) -> bool:
@@ -416,9 +424,9 @@ class Normalizer:
 
     @property
     def constant_features(self) -> np.ndarray:
-        """Flat indices of the features whose std was below ``min_std``."""
+        """Flat indices of the features whose std was at most ``min_std`` · |mean|."""
         self._require_fit()
-        return np.flatnonzero(self._raw_std.ravel() < self.min_std)
+        return np.flatnonzero(self._constant().ravel())
 
     def fit(self, x_train) -> Normalizer:
         """Store μ and σ of ``x_train`` (m, ...); returns self."""

@@ -18,6 +18,7 @@ from __future__ import annotations
 import warnings
 from typing import Any, NamedTuple
 
+import jax
 import numpy as np
 
 from jaxhp import _checks
@@ -107,9 +108,10 @@ class Diagnosis(NamedTuple):
             bayes += f" ({self.bayes_note})"
         elif not self.bayes_error_given:
             bayes += " (the default: pass bayes_error, your estimate of human-level error)"
-        parts = [
-            f"train error {self.train_error:.2%}, dev error {self.dev_error:.2%}, {bayes}",
-        ]
+        errors = f"train error {self.train_error:.2%}, dev error {self.dev_error:.2%}"
+        if np.isnan(self.train_error):  # diverged at its first evaluation
+            errors = "train and dev error not measured (no finite evaluation)"
+        parts = [f"{errors}, {bayes}"]
         if {"diverging", "not learning"} & set(self.problems):
             parts.append("avoidable bias and variance: not assessed (the run did not train)")
         else:
@@ -172,8 +174,30 @@ def _errors_of(result: Any) -> tuple[float, float, bool]:
         )
     costs = np.concatenate([np.asarray(history.train_cost), np.asarray(history.dev_cost)])
     diverged = bool(np.asarray(getattr(result, "diverged", False))) or not np.isfinite(costs).all()
-    train_error = 1.0 - float(train_accuracy[-1])
-    return train_error, 1.0 - float(np.asarray(history.dev_accuracy)[-1]), diverged
+    dev_accuracy = np.asarray(history.dev_accuracy)
+    row = _row_of_returned_params(result)
+    measured = np.flatnonzero(np.isfinite(train_accuracy) & np.isfinite(dev_accuracy))
+    if diverged and measured.size:  # it returns the params of the last finite evaluation
+        row = measured[-1]
+    return 1.0 - float(train_accuracy[row]), 1.0 - float(dev_accuracy[row]), diverged
+
+
+def _unmeasured(*errors) -> bool:
+    """NaN error rates: a run that diverged before any finite evaluation."""
+    return any(isinstance(e, (float, np.floating)) and np.isnan(e) for e in errors)
+
+
+def _row_of_returned_params(result: Any) -> int:
+    """The history row measured on the params the result returns: the best evaluation's
+    when they are its best params (``restore_best``), else the last row."""
+    params, best = getattr(result, "params", None), getattr(result, "best_params", None)
+    if params is None or best is None:
+        return -1
+    (leaves, tree), (best_leaves, best_tree) = (jax.tree.flatten(t) for t in (params, best))
+    if tree != best_tree or not all(map(np.array_equal, leaves, best_leaves)):
+        return -1
+    rows = np.flatnonzero(np.asarray(result.history.step) == np.asarray(result.best_step))
+    return int(rows[0]) if rows.size else -1
 
 
 def majority_error(y) -> float:
@@ -214,8 +238,9 @@ def diagnose(
     ``chance_error``.
 
     Args:
-      result: optional :class:`jaxhp.TrainResult`; its last recorded train/dev accuracies
-        give the error rates (1 − accuracy), and its ``diverged`` flag and costs count.
+      result: optional :class:`jaxhp.TrainResult`; the train/dev accuracies recorded for
+        the params it returns give the error rates (1 − accuracy): the best evaluation's
+        under ``restore_best``, else the last; its ``diverged`` flag and costs count.
       train_error, dev_error: error rates in [0, 1] (required without ``result``).
       bayes_error: the unavoidable error (≈ human error), in [0, 1); None assumes 0 and
         says so in the output.
@@ -226,7 +251,8 @@ def diagnose(
         :func:`majority_error` of the dev labels; None skips the chance check (it is also
         skipped when ``bayes_error`` is itself within ``threshold`` of chance).
       diverged: True when the run's cost exploded (e.g. ``TrainResult.diverged`` or
-        ``SweepResults.diverged[member]``).
+        ``SweepResults.diverged[member]``); its error rates may then be NaN (a run that
+        diverged before any finite evaluation measured none).
 
     Returns:
       A :class:`Diagnosis`.
@@ -252,8 +278,11 @@ def diagnose(
         diverged = diverged or result_diverged
     if train_error is None or dev_error is None:
         raise ValueError("diagnose needs train_error and dev_error, or a TrainResult")
-    train = _error_rate("train_error", train_error)
-    dev = _error_rate("dev_error", dev_error)
+    if diverged and _unmeasured(train_error, dev_error):
+        train = dev = float("nan")  # diverged at its first evaluation: nothing was measured
+    else:
+        train = _error_rate("train_error", train_error)
+        dev = _error_rate("dev_error", dev_error)
     bayes_given = bayes_error is not None
     # the CLI's --bayes-error allows the same [0, 1)
     bayes = _error_rate("bayes_error", bayes_error, below_one=True) if bayes_given else 0.0

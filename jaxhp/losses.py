@@ -94,6 +94,7 @@ def l2_penalty(params: Params, lambd: Any, m: Any) -> jax.Array:
       lambd: L2 strength (scalar, may be traced).
       m: number of training examples (the full training set, also under mini-batches).
     """
+    _checks.check_m(m)
     squares = sum(jnp.sum(layer.W**2) for layer in params)
     return lambd / (2 * m) * squares
 
@@ -134,6 +135,9 @@ def loss(
     """
     _checks.check_xy(x, y, n_in=params[0].W.shape[0], n_out=params[-1].W.shape[1])
     _checks.check_lambd(lambd)
+    _checks.check_m(m)
+    if weights is not None:
+        _checks.check_weights(weights, x.shape[0])
     logits = forward(params, x, key=key, keep_prob=keep_prob, activation=activation)
     ce = cross_entropy(logits, targets(y, logits.shape[-1], logits.dtype), weights)
     if m is None:

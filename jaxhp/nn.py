@@ -9,8 +9,11 @@ xor with ``w1`` keeps two keys' streams from being shifted copies of each other.
 ~8 integer ops per unit where threefry costs ~100. Masks are deterministic per key, fresh
 per key, and the kept units are scaled by ``1 / p_eff`` with
 ``p_eff = round(keep_prob * 2**24) / 2**24`` (within 6e-8 of keep_prob), so the expected
-activation is exactly unchanged. ``tests/test_nn.py`` checks the keep fraction and the
-independence of masks across keys (also keys one bit apart), layers, units and shifted rows.
+activation is unchanged up to the rounding of ``a / p_eff`` to the activations' dtype:
+about 1e-7 relative in float32, but up to 2**-9 in bfloat16 (``1 / 0.9`` is stored as
+1.109375), so a bfloat16 layer's dropout shifts its mean by that much.
+``tests/test_nn.py`` checks the keep fraction and the independence of masks across keys
+(also keys one bit apart), layers, units and shifted rows.
 keep_prob is always handled in float32, whatever the activations' dtype.
 """
 

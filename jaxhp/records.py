@@ -231,9 +231,9 @@ class HParams:
             if not np.isfinite(array).all():
                 raise ValueError(f"hyperparameter {name} must be finite, got {value!r}{where}")
             if name in DECAY_RATES and not ((array >= 0) & (array < 1)).all():
+                why = "negative" if (array < 0).any() else "at 1 or more the averages never settle"
                 raise ValueError(
-                    f"{name} must be in [0, 1) (a decay rate: at 1 or more the averages never "
-                    f"settle), got {value!r}{where}"
+                    f"{name} must be in [0, 1) (a decay rate: {why}), got {value!r}{where}"
                 )
         return self
 
@@ -308,10 +308,12 @@ class TrainConfig:
       model: a :class:`jaxhp.Model` (``init(key) -> params``, ``apply(params, x, *, key,
         hparams) -> logits``).
       l2: which parameter leaves the L2 term ``lambd / (2 m) * sum ||leaf||^2`` covers:
-        None (default) for every float leaf with ``ndim >= 2`` whose name does not end in
-        ``bias`` (weight matrices and conv kernels, not biases, Equinox's (C, 1, 1) conv
-        biases included, or norm scales); a regular expression searched in each leaf's
-        name (``jax.tree_util.keystr`` of its path, e.g. ``"[0].W"``); or a function
+        None (default) for every float leaf with ``ndim >= 2`` whose own name (the last
+        key of its path) is not a bias's: ``bias``, ``*bias``, ``b``, ``b1``, ``b2``, ...
+        (weight matrices and conv kernels, not biases, Equinox's (C, 1, 1) conv biases and
+        the course's (n, 1) ``b1`` included, or norm scales); a regular expression
+        searched in each leaf's name (``jax.tree_util.keystr`` of its path, e.g.
+        ``"[0].W"``); or a function
         ``f(name, leaf) -> bool``. :func:`jaxhp.train.l2_leaves` lists the chosen leaves.
     """
 
@@ -452,7 +454,8 @@ class History(NamedTuple):
     the dev cross-entropy without the L2 term (the generalisation error that early stopping
     watches). Without dev data the dev fields repeat the train cross-entropy and accuracy.
     Entries after a stop repeat the last evaluation; a diverged run's last evaluation keeps
-    its non-finite cost (its returned params are those of the evaluation before).
+    its non-finite cost, with a NaN accuracy (its returned params are those of the
+    evaluation before).
     """
 
     step: jax.Array

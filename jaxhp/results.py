@@ -321,7 +321,8 @@ class SweepResults:
         out, as configurations that barely learn scatter far more from seed to seed) and,
         for an accuracy, the set's resolution (one example: ``1 / meta["m_dev"]``
         for dev accuracies, ``1 / meta["m_train"]`` for train accuracy), or ``resolution``
-        if given. The best row itself is within noise. ``gap`` is the best mean minus this
+        if given. The best row itself is within noise, as is a row tied with it (gap 0,
+        even where no noise is known: one seed of a cost). ``gap`` is the best mean minus this
         row's (costs: this row's minus the best), so it is >= 0.
 
         After successive halving, a row summarises its members at their highest ``rung``
@@ -390,8 +391,10 @@ class SweepResults:
             if row.get("rung", 0) < best.get("rung", 0):
                 gap = float("nan")  # measured after fewer steps: not comparable
             row["gap"] = gap
-            # float32 metrics: a gap equal to the noise must not pass for smaller
-            row["within_noise"] = bool(np.isfinite(gap) and gap < noise * (1 - 1e-4))
+            # float32 metrics: a gap equal to the noise must not pass for smaller; a tie
+            # with the best is within noise of it even where no noise is known (one seed
+            # of a cost)
+            row["within_noise"] = bool(np.isfinite(gap) and (gap <= 0 or gap < noise * (1 - 1e-4)))
         best["within_noise"] = bool(np.isfinite(best[f"{metric}_mean"]))
         return rows
 

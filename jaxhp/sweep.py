@@ -48,6 +48,7 @@ from jaxhp.checkpoint import Checkpoint, data_digest, sweep_spec
 from jaxhp.diagnose import majority_error
 from jaxhp.halving import Halving, halving
 from jaxhp.records import (
+    OPTIMIZER_HPARAMS,
     Data,
     History,
     HParams,
@@ -542,10 +543,37 @@ def _check_names_are_read(space: Space, read: set[str]):
         else:
             raise ValueError(
                 f"unknown axis {name!r}: neither the model, the optimizer nor the loss reads "
-                f"it (they read {known}); check its spelling, or use a model or optimizer "
-                f"that reads hparams.{name} (e.g. optimizer=lambda hp: optax.sgd("
-                "hp.learning_rate, momentum=hp.momentum))"
+                f"it (they read {known}); check its spelling, or {_reader_hint(name)}"
             )
+
+
+def _check_seeds_reach_init(space: Space, configs: list) -> None:
+    """Seeds of a model whose init ignores its key (from_flax or from_equinox given a
+    module instance) differ only in dropout masks and batch order: their std is not the
+    init-to-init spread a user reads it as."""
+    seeds = {m.get("seed", 0) for m in space.members}
+    one_init = any(getattr(c.resolved_model.init, "ignores_key", False) for c in configs)
+    if len(seeds) > 1 and one_init:
+        warnings.warn(
+            f"the sweep has {len(seeds)} seeds, but its model's init returns the same params "
+            "for every key (from_flax or from_equinox was given a module instance), so the "
+            "seeds differ only in dropout masks and batch order, and their std leaves out "
+            "the spread of initialisations; pass a function key -> module instead",
+            stacklevel=4,
+        )
+
+
+def _reader_hint(name: str) -> str:
+    """Where an unread axis would be read: the built-in optimizer that reads it, or a
+    factory that reads it."""
+    for optimizer, own in OPTIMIZER_HPARAMS.items():
+        if name in own:
+            return f"use optimizer={optimizer!r}, which reads hparams.{name}"
+    return (
+        f"use a model, or an optimizer factory of hp, that reads hparams.{name} (a factory "
+        "of one number, such as optax.inject_hyperparams(optax.adamw), receives the "
+        f"learning rate only): lambda hp: optax.adamw(hp.learning_rate, weight_decay=hp.{name})"
+    )
 
 
 def _program_notes(schedule, widths: list, *, split: bool) -> dict:
@@ -661,6 +689,7 @@ def _plan(
         checked.append((group_data, group_config, key, members))
         read |= _names_read(group_config, group_read)  # a name any group reads is used
     _check_names_are_read(space, read)
+    _check_seeds_reach_init(space, [c for _, c, _, _ in checked])
     train._check_names_read(base, read, label="base", stacklevel=4)  # _plan's caller
     if schedule is not None:
         _check_schedule(schedule, [c for _, c, _, _ in checked], space, checked[0][0])

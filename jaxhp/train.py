@@ -238,7 +238,7 @@ def _l2_choices(params: Params, l2) -> list[tuple[str, Any, bool]]:
         name = jax.tree_util.keystr(path)
         is_float = jnp.issubdtype(jnp.result_type(leaf), jnp.floating)
         if l2 is None:  # Equinox keeps a conv bias as (C, 1, 1): a bias by its name
-            chosen = is_float and jnp.ndim(leaf) >= 2 and not _named_bias(name)
+            chosen = is_float and jnp.ndim(leaf) >= 2 and not _named_bias(path)
         elif isinstance(l2, str):
             chosen = is_float and re.search(l2, name) is not None
         else:
@@ -247,8 +247,15 @@ def _l2_choices(params: Params, l2) -> list[tuple[str, Any, bool]]:
     return rows
 
 
-def _named_bias(name: str) -> bool:
-    return name.rstrip("]'\"").endswith("bias")
+# A bias by its own name: ``bias``, ``conv_bias``, or the course's ``b``, ``b1``, ``b2``
+# (often kept as (n, 1) columns, so the shape cannot tell). A capital ``B`` stays a weight.
+_BIAS_NAME = re.compile(r"b\d*|.*[bB]ias")
+
+
+def _named_bias(path) -> bool:
+    last = path[-1] if path else None
+    name = getattr(last, "key", getattr(last, "name", None))  # a dict key or an attribute
+    return isinstance(name, str) and _BIAS_NAME.fullmatch(name) is not None
 
 
 def l2_leaves(config: TrainConfig, params: Params | None = None) -> list[str]:
@@ -256,7 +263,7 @@ def l2_leaves(config: TrainConfig, params: Params | None = None) -> list[str]:
 
     Args:
       config: its ``l2`` field chooses (default: float leaves with ndim >= 2, not named
-        ``bias``).
+        like a bias: ``bias``, ``*bias``, ``b``, ``b1``, ...).
       params: the params to look at; None uses the shapes of ``config``'s model's init.
     """
     if params is None:
@@ -266,7 +273,7 @@ def l2_leaves(config: TrainConfig, params: Params | None = None) -> list[str]:
 
 def l2_term(params: Params, lambd: Any, m: Any, l2=None) -> jax.Array:
     """``lambd / (2 m) * sum ||leaf||_F^2`` over the leaves ``l2`` chooses (see
-    :class:`TrainConfig`; default: float leaves with ndim >= 2, not named ``bias``)."""
+    :class:`TrainConfig`; default: float leaves with ndim >= 2, not named like a bias)."""
     chosen = [leaf for _, leaf, on in _l2_choices(params, l2) if on]
     squares = sum((jnp.sum(leaf**2) for leaf in chosen), jnp.zeros(()))
     return lambd / (2 * m) * squares
@@ -301,6 +308,11 @@ def model_loss(
       Scalar cost.
     """
     hparams = HParams() if hparams is None else HParams.coerce(hparams)
+    if _checks.is_concrete(hparams):  # as fit and the step check them
+        hparams.validate(n_hidden=config.n_hidden)
+    _checks.check_m(m)
+    if weights is not None:
+        _checks.check_weights(weights, jnp.shape(x)[0])
     with _params_fit(params, x):
         logits = config.resolved_model.apply(params, x, key=key, hparams=hparams)
     _check_label_shape(jnp.shape(y), logits.shape[0], logits.shape[-1], "y")
@@ -370,17 +382,27 @@ def make_update_step(config: TrainConfig, *, m: int | None = None) -> Callable:
       m: training-set size for the L2 term; ``None`` uses the batch's row count.
 
     Returns:
-      The step: checks its inputs, then runs the jitted update (``step.lower`` lowers
-      it). ``metrics`` holds ``loss`` and ``grad_norm``. Build its first ``state`` with
-      :func:`init_state`. ``key`` may be None (no dropout).
+      The step: checks its inputs, then runs the jitted update (its ``lower``, ``trace``,
+      ``eval_shape`` and ``clear_cache`` are the jitted function's, without the checks).
+      ``metrics`` holds ``loss`` and ``grad_norm``. Build its first ``state`` with
+      :func:`init_state`. ``key`` may be None (no dropout). A name in ``hparams`` that
+      nothing reads warns at the first call, as in :func:`fit`.
 
     Raises (before the step runs, as :func:`fit` would):
       ValueError: labels whose shape does not fit the output layer, or (for an MLP) whose
         values do not; hyperparameters out of range; keep_prob < 1 with key None; params
-        that do not fit x. Hyperparameters are checked on every call where they are host
-        values (Python or NumPy), labels' values on the first call.
-      TypeError: x or y not an array, a key that is not a PRNG key.
+        that do not fit x; an empty batch; a batch of keys; ``m`` <= 0. Hyperparameters
+        are checked on every call where they are host values (Python or NumPy), labels'
+        values on the first call.
+      TypeError: a config that is not a TrainConfig, a state that is not a TrainState, x
+        or y not an array, a key that is not a PRNG key.
     """
+    if not isinstance(config, TrainConfig):
+        raise TypeError(
+            f"make_update_step takes a jaxhp.TrainConfig, got {type(config).__name__} "
+            f"{config!r:.60}; e.g. TrainConfig(layer_sizes=(2, 16, 1))"
+        )
+    _checks.check_m(m)
     model = _training_model(config)
 
     @jax.jit
@@ -400,23 +422,43 @@ def make_update_step(config: TrainConfig, *, m: int | None = None) -> Callable:
     def step(state: TrainState, x, y, key, hparams: HParams):
         """One update: ``(state, metrics)`` (see :func:`make_update_step`)."""
         nonlocal first_call
-        hparams = _check_step_inputs(config, x, y, key, hparams, first=first_call)
-        first_call = first_call and not _checks.is_concrete((y, hparams))  # traced: later
-        return jitted(state, x, y, key, hparams)
+        hparams = _check_step_inputs(config, state, x, y, key, hparams, first=first_call)
+        if not first_call:
+            return jitted(state, x, y, key, hparams)
+        with read_names() as read:  # the first call traces the model and the optimizer
+            out = jitted(state, x, y, key, hparams)
+        if read:  # traced here (not found in a cache): names nothing reads are misspelt
+            _check_names_read(hparams, read, stacklevel=3)
+        first_call = not _checks.is_concrete((y, hparams))  # traced: check them later
+        return out
 
-    step.lower, step._cache_size = jitted.lower, jitted._cache_size  # as a jitted function
+    # As a jitted function: lower, trace, eval_shape, clear_cache (no input checks there)
+    for name in ("lower", "trace", "eval_shape", "clear_cache", "_cache_size"):
+        setattr(step, name, getattr(jitted, name))
     return step
 
 
-def _check_step_inputs(config: TrainConfig, x, y, key, hparams, *, first: bool) -> HParams:
+def _check_step_inputs(config: TrainConfig, state, x, y, key, hparams, *, first: bool) -> HParams:
     """What :func:`fit` checks before training, for one update step: types and the key on
     every call; the hyperparameters' ranges where they are host values (on the ``first``
     call also on the device: a step in a loop must not wait on it); the labels' values on
     the ``first`` call (a loop's batches come from one dataset)."""
+    if not (hasattr(state, "params") and hasattr(state, "opt_state")):
+        raise TypeError(
+            f"state must be a TrainState (params, opt_state) from jaxhp.init_state(params, "
+            f"config), got {type(state).__name__}"
+        )
     for name, value in (("x", x), ("y", y)):
         if not (hasattr(value, "shape") and hasattr(value, "dtype")):
             raise TypeError(f"{name} must be an array (numpy or jax), got {type(value).__name__}")
+    if x.ndim < 1 or x.shape[0] == 0:
+        raise ValueError(f"x must hold at least one example (row), got shape {tuple(x.shape)}")
     _check_key(key)
+    if key is not None and jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key) and key.shape:
+        raise ValueError(
+            f"key must be one PRNG key, got a batch of shape {tuple(key.shape)} (a step "
+            "draws one dropout mask per call: pass keys[i], or vmap the step over them)"
+        )
     hparams = HParams.coerce(hparams)
     leaves = jax.tree.leaves(hparams)
     if all(isinstance(v, (int, float)) for v in leaves):  # a loop's usual case: cached
@@ -590,7 +632,16 @@ def _output_width(config: TrainConfig, hparams: HParams, x) -> int:
             raise
         raise type(err)(
             f"the model's apply fails on train x of shape {tuple(x.shape)} (one example per "
-            f"row, then the example's shape): {str(err).splitlines()[0]}"
+            f"row, then the example's shape; cast to the config's dtype {spec.dtype.name}, so "
+            f"integer ids arrive as floats): {str(err).splitlines()[0]}"
+        ) from err
+    try:  # as jaxhp evaluates: dropout off
+        jax.eval_shape(lambda p, x: model.apply(p, x, key=None, hparams=hparams), params, spec)
+    except (TypeError, ValueError) as err:
+        raise type(err)(
+            "the model's apply fails with key=None, as jaxhp evaluates it (dropout off: "
+            "jaxhp.dropout returns its input for key None, and a dropout of the model's own "
+            f"must too): {str(err).splitlines()[0]}"
         ) from err
     if not isinstance(logits, jax.ShapeDtypeStruct):
         raise ValueError(
@@ -625,6 +676,17 @@ def _check_augment(config: TrainConfig, x):
         )
 
 
+def _check_dtype_enabled(dtype) -> None:
+    """A float64 config where JAX computes in float32 (x64 off) would train in float32
+    behind JAX's truncation warnings."""
+    if jax.dtypes.canonicalize_dtype(dtype) != jnp.dtype(dtype):
+        raise ValueError(
+            f"TrainConfig(dtype={jnp.dtype(dtype).name!r}) needs JAX's 64-bit mode, which is "
+            "off, so it would train in float32: run under `with jax.enable_x64(True):` (or "
+            "set JAX_ENABLE_X64=1), or use dtype='float32'"
+        )
+
+
 def check_inputs(hparams: HParams, data: Data, config: TrainConfig) -> Data:
     """Validate concrete inputs before anything is compiled; returns ``data`` as a Data.
 
@@ -634,6 +696,7 @@ def check_inputs(hparams: HParams, data: Data, config: TrainConfig) -> Data:
     """
     if not isinstance(config, TrainConfig):
         raise TypeError(f"config must be a jaxhp.TrainConfig, got {type(config).__name__}")
+    _check_dtype_enabled(config.dtype)
     hparams = HParams.coerce(hparams).validate(n_hidden=config.n_hidden)
     data = _as_data(data)
     x = data.train[0]
@@ -862,9 +925,17 @@ def evaluate(run: _Run, params: Params) -> _Metrics:
     hits = (predictions(logits) == labels_of(t)).astype(jnp.float32)
     train_ce, train_acc = (weighted_mean(v[:n], run.weights) for v in (ce, hits))
     train_cost = train_ce + l2_term(params, run.hparams.lambd, run.m, run.config.l2)
+    train_acc = _unless_diverged(train_acc, train_cost)
     if run.dev is None:
         return _Metrics(train_cost, train_acc, train_ce, train_acc)
-    return _Metrics(train_cost, train_acc, jnp.mean(ce[n:]), jnp.mean(hits[n:]))
+    dev_cost = jnp.mean(ce[n:])
+    return _Metrics(train_cost, train_acc, dev_cost, _unless_diverged(jnp.mean(hits[n:]), dev_cost))
+
+
+def _unless_diverged(accuracy, cost):
+    """NaN where the cost is not finite: non-finite logits predict class 0, so the
+    accuracy a diverged evaluation would read (about chance) describes no model."""
+    return jnp.where(jnp.isfinite(cost), accuracy, jnp.nan)
 
 
 def _bookkeeping(config: TrainConfig, start: _Carry, carry: _Carry, metrics: _Metrics) -> _Carry:
@@ -1029,7 +1100,7 @@ def fit(
 
     The loss is :func:`model_loss`: the cross-entropy of the logits plus
     ``lambd / (2 m) * sum ||leaf||^2`` over the leaves ``config.l2`` chooses (by default the
-    float leaves with ndim >= 2 not named ``bias``; :func:`l2_leaves` lists them), with m
+    float leaves with ndim >= 2 not named like a bias; :func:`l2_leaves` lists them), with m
     the training-set size.
 
     Early stopping: after each evaluation, the dev cost (train cost without dev data) is

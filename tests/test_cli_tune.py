@@ -146,6 +146,15 @@ def test_ctrl_c_says_how_to_resume(tmp_path, capsys, monkeypatch):
     err = capsys.readouterr().err.strip()
     assert err.startswith("interrupted: 0 of 4 trials finished in study 'jaxhp-tune'")
     assert err.endswith("re-run the same command to resume")
+    # Resumed, the first batch is trained again and the sampler goes on: it must not
+    # replay that batch's draws (no trial finished, so a seed moved on by the finished
+    # trials started over, and the study held every configuration twice).
+    monkeypatch.undo()
+    code, url = _tune(tmp_path)
+    assert code == 0
+    trials = optuna.load_study(study_name="jaxhp-tune", storage=url).trials
+    assert [t.state for t in trials] == [State.COMPLETE] * 4
+    assert len({tuple(sorted(t.params.items())) for t in trials}) == 4
 
 
 @pytest.fixture

@@ -191,6 +191,30 @@ def test_diagnose_a_train_result():
     wild = jaxhp.fit(jax.random.key(0), jaxhp.HParams(learning_rate=1e3), data, config)
     d = jaxhp.diagnose(wild, chance_error=majority_error(data.dev[1]))
     assert d.verdict == "learning rate too high / diverging"
+    # its error rates are those of the params it returns: the last finite evaluation's
+    train_accuracy = np.mean(np.asarray(jaxhp.predict(wild.params, x)) == y)
+    assert d.train_error == pytest.approx(1 - train_accuracy, abs=1e-6)
+    # diverged at its only evaluation: nothing measured, and the text says so (not "nan%")
+    once = config.replace(eval_every=50)
+    first = jaxhp.fit(jax.random.key(0), jaxhp.HParams(learning_rate=1e30), data, once)
+    d = jaxhp.diagnose(first)
+    assert d.verdict == "learning rate too high / diverging" and np.isnan(d.train_error)
+    assert str(d).startswith("train and dev error not measured")
+
+
+def test_diagnose_reads_the_evaluation_of_the_params_a_result_returns():
+    """Under restore_best the params returned are the best evaluation's, not the last's:
+    the error rates must be theirs (predicted here from the params, on both sets)."""
+    data = jaxhp.datasets.load("moons", n_train=40, n_dev=200, n_test=0, noise=0.35)
+    config = jaxhp.TrainConfig(
+        layer_sizes=(2, 32, 32, 1), steps=1500, eval_every=50, patience=4, restore_best=True
+    )
+    result = jaxhp.fit(jax.random.key(0), jaxhp.HParams(learning_rate=0.5), data, config)
+    assert int(result.best_step) < int(result.stop_step)  # the case: best before the end
+    d = jaxhp.diagnose(result)
+    for (x, y), error in ((data.train, d.train_error), (data.dev, d.dev_error)):
+        accuracy = np.mean(np.asarray(jaxhp.predict(result.params, x)) == y)
+        assert error == pytest.approx(1 - accuracy, abs=1e-6)
 
 
 def test_bad_input():

@@ -841,3 +841,86 @@ def test_a_zero_gradient_left_as_float64_rounding_residue_agrees():
         warnings.simplefilter("error")
         report = jaxhp.grad_check(f, p, x)
     assert report.passed and next(c for c in report.leaves if c.path == "b").verdict == "great"
+
+
+def _sign_flipped(f):
+    """``grad_fn`` for ``f(p)``: its gradient with the sign flipped (a planted bug)."""
+    return lambda p: jax.tree.map(jnp.negative, jax.grad(f)(p))
+
+
+_W = {"w": np.array([0.3, -1.2, 2.0])}
+
+
+@pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.float16])
+def test_a_low_precision_f_is_unresolved_never_passed(dtype):
+    """In bfloat16/float16 the bands reach past a relative difference of 1, the most two
+    gradients can differ by, so a sign error passed as "great". Such an f is not checked:
+    "unresolved", not passed, with a warning; assert_grads_close fails on it."""
+
+    def f(p):
+        return jnp.sum(jnp.tanh(p["w"].astype(dtype)) ** 2).astype(jnp.float32)
+
+    with pytest.warns(UserWarning, match=f"could not check w: f computes in {jnp.dtype(dtype)}"):
+        report = jaxhp.grad_check(f, _W, grad_fn=_sign_flipped(f))
+    assert report.verdict == "unresolved" and not report.passed
+    with pytest.warns(UserWarning), pytest.raises(AssertionError, match="w \\(unresolved\\)"):
+        assert_grads_close(f, _W, grad_fn=_sign_flipped(f))
+
+
+def test_a_wrong_gradient_under_a_large_offset_is_not_passed_as_zero():
+    """At |J| = 1e10 the finite differences' noise floor (float64) exceeds a gradient of
+    norm 5: a sign error there read as "both zero", difference 0, "great". It is
+    "unresolved" now; a bias's float64 rounding residue still counts as zero (above)."""
+
+    def f(p):
+        return 1e10 + jnp.sum(p["w"] ** 2)
+
+    with pytest.warns(UserWarning, match=r"could not check w: .*\|J\| = 1e\+10"):
+        report = jaxhp.grad_check(f, _W, grad_fn=_sign_flipped(f))
+    assert report.verdict == "unresolved" and not report.passed
+
+
+def test_rounding_noise_at_a_large_cost_is_not_called_a_dispute():
+    """At |J| = 1e8 the differences of a right gradient carry ~3e-4 relative noise (u|J|/ε),
+    above the float64 tol: "disputed" failed it as if the tests disagreed. It is not
+    checked now (the note says why); a wrong sign is still a bug."""
+
+    def f(p):
+        return 1e8 + jnp.sum(p["w"] ** 2)
+
+    with pytest.warns(UserWarning, match="lies within the rounding noise"):
+        report = jaxhp.grad_check(f, _W)
+    assert report.verdict == "unresolved" and not report.passed
+    assert jaxhp.grad_check(f, _W, grad_fn=_sign_flipped(f)).verdict == "bug"
+
+
+def test_huge_gradients_do_not_overflow_the_difference():
+    """Gradients near 1e200 squared overflow in np.linalg.norm (difference NaN, "bug" for
+    a right gradient); the norms are scaled now. Closed form: 2e200 * w."""
+
+    def f(p):
+        return 1e200 * jnp.sum(p["w"] ** 2)
+
+    right = jaxhp.grad_check(f, _W)
+    assert right.verdict == "great" and right.difference < 1e-9, str(right)
+    wrong = jaxhp.grad_check(f, _W, grad_fn=_sign_flipped(f))
+    assert wrong.verdict == "bug" and wrong.difference == pytest.approx(1.0)
+
+
+def test_a_nan_analytic_gradient_is_a_bug_that_names_its_coordinate():
+    """where(w > 0, sqrt(w), 0) at w = 0 is finite, but its gradient is NaN (the hidden
+    branch is differentiated): a bug at coordinate [0], with the trap named."""
+    p = {"w": np.array([0.0, 1.0, 2.0])}
+
+    def f(p):
+        return jnp.sum(jnp.where(p["w"] > 0, jnp.sqrt(p["w"]), 0.0) + p["w"] ** 2)
+
+    report = jaxhp.grad_check(f, p)
+    (leaf,) = report.leaves
+    assert leaf.verdict == report.verdict == "bug" and leaf.worst_index == (0,)
+    assert "analytic gradient is nan at coordinate [0]" in leaf.note and "where(" in leaf.note
+
+
+def test_f_returning_a_loss_and_aux_pair_is_told_how_to_check_it():
+    with pytest.raises(ValueError, match=r"got a tuple of 2 values; for f returning \(loss, aux\)"):
+        jaxhp.grad_check(lambda p: (jnp.sum(p["w"] ** 2), 1.0), _W)

@@ -36,6 +36,11 @@ CASES = {
     "split strings": (lambda: split([["a", "b"]] * 10, Y[:10], key=0), TypeError, "x must hold"),
     "split ragged": (lambda: split([[1, 2], [3]], [0, 1], key=0), ValueError, "x must be a rect"),
     "split ratios number": (lambda: split(X, Y, key=0, ratios=0.5), TypeError, "ratios must"),
+    "split NaN label": (  # was "class nan has 1 example"
+        lambda: split(X, np.where(np.arange(len(Y)) == 3, np.nan, Y), key=0),
+        ValueError,
+        r"y must be finite labels, got nan at row 3",
+    ),
     "split y 3-D": (
         lambda: split(X, np.zeros((40, 2, 2)), key=0),
         ValueError,
@@ -201,7 +206,7 @@ CASES = {
     "loss soft binary labels": (
         lambda: jaxhp.loss(BINARY, XB, jnp.full((4,), 0.5)),
         ValueError,
-        "labels for x must be 0 or 1",
+        "labels for x must be 0 or 1 .*got 0.5 .*regression targets are not supported",
     ),
     "loss (m, 2) labels for 3 classes": (
         lambda: jaxhp.loss(MULTI, XB, jnp.zeros((4, 2))),

@@ -283,10 +283,38 @@ def test_update_step_refuses_what_fit_refuses_before_it_trains(key):
         ((x, y[None, :], key, jaxhp.HParams()), ValueError, r"look like one row \(1, m\)"),
         ((x, None, key, jaxhp.HParams()), TypeError, r"y must be an array .*got NoneType"),
         ((x, y, None, jaxhp.HParams(keep_prob=0.8)), ValueError, r"keep_prob=0.8 drops units"),
+        ((x[:0], y[:0], key, jaxhp.HParams()), ValueError, r"x must hold at least one example"),
+        (
+            (x, y, jax.random.split(key, 2), jaxhp.HParams()),
+            ValueError,
+            r"key must be one PRNG key, got a batch of shape \(2,\)",
+        ),
     ]
     for args, error, match in bad:
         with pytest.raises(error, match=match):
             step(state, *args)
+    with pytest.raises(TypeError, match=r"state must be a TrainState .*got tuple"):
+        step(tuple(state), x, y, key, jaxhp.HParams())
+    with pytest.raises(TypeError, match=r"make_update_step takes a jaxhp.TrainConfig, got tuple"):
+        jaxhp.make_update_step((2, 3, 1))
+    for m, error in ((0, ValueError), (-5, ValueError), ("5", TypeError)):
+        with pytest.raises(error, match=f"m must be .*got {m!r}"):
+            jaxhp.make_update_step(config, m=m)
+        for call in (
+            lambda: jaxhp.model_loss(config, state.params, x, y, m=m),
+            lambda: jaxhp.loss(state.params, x, y, m=m),
+            lambda: jaxhp.l2_penalty(state.params, 0.1, m),
+        ):
+            with pytest.raises(error, match="m must be"):
+                call()
+    # model_loss refuses what loss and fit refuse: a negative lambd, negative weights
+    with pytest.raises(ValueError, match=r"lambd must be a finite number >="):
+        jaxhp.model_loss(config, state.params, x, y, hparams=jaxhp.HParams(lambd=-1.0))
+    with pytest.raises(ValueError, match="weights must be finite, >= 0"):
+        jaxhp.model_loss(config, state.params, x, y, weights=-np.ones(6))
+    # a misspelt name in hparams warns at the first call, as fit does
+    with pytest.warns(UserWarning, match=r"'lamda', which neither the model nor .*'lambd'"):
+        jaxhp.make_update_step(config)(state, x, y, key, {"lamda": 0.3})
     # on the device, labels are checked at the first call (later calls must not wait)
     fresh = jaxhp.make_update_step(config)
     with pytest.raises(ValueError, match=r"must be 0 or 1 .*, got 2"):
@@ -299,6 +327,8 @@ def test_update_step_refuses_what_fit_refuses_before_it_trains(key):
     ):
         with pytest.raises(ValueError, match=r"the params do not fit x \(6, 2\): .*\(3, 3\)"):
             call()
+    # as a jitted function: eval_shape (and lower, trace, clear_cache) are there
+    assert step.eval_shape(state, x, y, key, jaxhp.HParams())[1]["loss"].shape == ()
     new, _ = step(state, x, y, key, jaxhp.HParams(keep_prob=0.8))  # good input still trains
     assert not np.array_equal(new.params[0].W, state.params[0].W)
     per_layer, _ = step(state, x, y, key, jaxhp.HParams(keep_prob=[0.8]))  # a list: no hash
@@ -404,6 +434,18 @@ def test_swept_name_that_nothing_reads(data):
         jaxhp.run_sweep(space, data, config, base={"momentum": 0.0}, progress=False)
     with pytest.raises(AttributeError, match=r"no hyperparameter 'momentum'.*base=HParams"):
         jaxhp.run_sweep(sweep.grid(lambd=[0.0]), data, config, progress=False)
+    # A built-in optimizer's own name on another optimizer: the one that reads it is named.
+    with pytest.raises(ValueError, match=r"unknown axis 'b1'.*use optimizer='adam'"):
+        jaxhp.run_sweep(sweep.grid(b1=[0.8]), data, MLP.replace(optimizer="momentum"))
+    # A factory of one number gets the learning rate only: the hint says so.
+    adamw = optax.inject_hyperparams(optax.adamw)
+    with pytest.raises(ValueError, match=r"'weight_decay'.*receives the learning rate only"):
+        jaxhp.run_sweep(sweep.grid(weight_decay=[1e-4]), data, MLP.replace(optimizer=adamw))
+
+
+def test_a_negative_decay_rate_is_refused_for_being_negative():
+    with pytest.raises(ValueError, match=r"must be in \[0, 1\) \(a decay rate: negative\)"):
+        jaxhp.HParams(momentum=-0.1).validate()
 
 
 def test_keep_prob_axis_for_a_model_without_dropout_warns(data):
@@ -522,3 +564,13 @@ def test_loss_and_grad_check_refuse_a_hyperparameter_given_as_text(kwargs, name,
         jaxhp.loss(params, x, y, **kwargs)
     with pytest.raises(TypeError, match=match):  # not "unsupported operand" from losses.py
         jaxhp.grad_check(jaxhp.loss, params, x, y, **kwargs)
+
+
+def test_a_float64_config_without_64_bit_jax_is_refused_not_truncated(data):
+    """x64 off, a float64 config trained in float32 behind JAX's truncation warnings."""
+    config = jaxhp.TrainConfig(layer_sizes=(2, 3, 1), steps=2, dtype="float64")
+    with pytest.raises(ValueError, match=r"dtype='float64'\) needs JAX's 64-bit mode"):
+        jaxhp.fit(jax.random.key(0), jaxhp.HParams(), data, config)
+    with jax.enable_x64(True):
+        result = jaxhp.fit(jax.random.key(0), jaxhp.HParams(), data, config)
+    assert result.history.train_cost.dtype == np.float64

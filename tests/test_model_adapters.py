@@ -3,6 +3,7 @@ against the same networks written in NumPy; dropout statistics."""
 
 import functools
 import sys
+import warnings
 
 import equinox as eqx
 import flax.linen as nn
@@ -464,6 +465,14 @@ def test_nnx_dropout_with_its_own_rngs_warns(key):
         (lambda: models.from_flax(42), "from_flax takes a flax.linen.Module, an nnx.Module"),
         (lambda: models.from_flax(lambda key: 3), "must return an nnx.Module for a key"),
         (lambda: models.from_equinox(lambda key: 3), "from_equinox takes an eqx.Module"),
+        (  # a factory of Rngs, not of a key: the error says how jaxhp calls it
+            lambda: models.from_flax(lambda rngs: NNXNet(4, rngs=rngs)),
+            r"from_flax calls its function with a PRNG key .*AttributeError.*rngs=nnx.Rngs\(key\)",
+        ),
+        (
+            lambda: models.from_equinox(lambda k1, k2: EqxNet(4, key=k1)),
+            r"from_equinox calls its function with a PRNG key .*TypeError.*key=key\)",
+        ),
     ],
 )
 def test_not_a_module(make, match):
@@ -511,3 +520,41 @@ def test_l2_leaves_of_an_equinox_cnn_leave_out_its_conv_bias():
     params = config.model.init(jax.random.key(0))
     assert params.conv.bias.shape == (2, 1, 1)
     assert jaxhp.l2_leaves(config) == [".conv.weight", ".out.weight"]
+
+
+def test_seeds_of_a_module_instance_warn_that_init_does_not_vary():
+    """A module instance gives every key the same init: its seeds differ only in batch
+    order and masks, and a std of 0 would read as "no init spread". Seeds of a factory's
+    model, and a single seed of an instance, say nothing."""
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(24, 4)).astype(np.float32), rng.integers(0, 3, 24)
+    data = jaxhp.Data((x[:16], y[:16]), (x[16:], y[16:]))
+    space = jaxhp.sweep.grid(lambd=[0.0], seeds=2)
+    for instance in (NNXNet(4, rngs=nnx.Rngs(0)), EqxNet(4, key=jax.random.key(0))):
+        adapt = models.from_flax if isinstance(instance, nnx.Module) else models.from_equinox
+        config = jaxhp.TrainConfig(model=adapt(instance), steps=2)
+        with pytest.warns(UserWarning, match="2 seeds, but its model's init returns the same"):
+            results = jaxhp.run_sweep(space, data, config, progress=False)
+        assert np.array_equal(results.history.dev_cost[0], results.history.dev_cost[1])
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            jaxhp.run_sweep(jaxhp.sweep.grid(lambd=[0.0]), data, config, progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        config = jaxhp.TrainConfig(model=make_model("nnx"), steps=2)
+        jaxhp.run_sweep(space, data, config, progress=False)
+
+
+def test_an_own_dropout_that_needs_a_key_is_named_before_training():
+    """jaxhp evaluates with key=None: a model's own dropout that draws from the key
+    unguarded failed deep inside jax.random at the first evaluation."""
+
+    def apply(p, x, *, key=None, hparams=None):
+        h = jnp.tanh(x @ p["w"])
+        return h * jax.random.bernoulli(key, hparams.keep_prob, h.shape) / hparams.keep_prob
+
+    model = jaxhp.Model(lambda key: {"w": jax.random.normal(key, (4, 3))}, apply)
+    rng = np.random.default_rng(0)
+    data = jaxhp.Data((rng.normal(size=(8, 4)).astype(np.float32), rng.integers(0, 3, 8)))
+    with pytest.raises(TypeError, match="the model's apply fails with key=None, as jaxhp"):
+        jaxhp.fit(jax.random.key(0), jaxhp.HParams(), data, jaxhp.TrainConfig(model=model, steps=2))

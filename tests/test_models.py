@@ -175,3 +175,24 @@ def test_cnn_refuses_images_of_another_layout_with_the_same_size():
         model.apply(params, nhwc.transpose(0, 3, 1, 2), key=None, hparams=jaxhp.HParams())
     with pytest.raises(ValueError, match=r"x must be \(m, 8, 8, 3\) or flat \(m, 192\)$"):
         model.apply(params, nhwc.reshape(5, 4, 16, 3), key=None, hparams=jaxhp.HParams())
+
+
+def test_course_style_column_biases_are_not_penalised():
+    """The course keeps b1 as an (n, 1) column: 2-D, yet a bias by its name, as are ``b``
+    and ``*bias``; a capital ``B`` (a low-rank factor, say) is a weight and is penalised."""
+    rng = np.random.default_rng(0)
+    shapes = {"W1": (4, 2), "b1": (4, 1), "W2": (1, 4), "b2": (1, 1), "B": (2, 2)}
+    shapes |= {"conv_bias": (3, 1, 1), "b": (2, 1)}
+    params = {k: jnp.asarray(rng.normal(size=s), jnp.float32) for k, s in shapes.items()}
+
+    def apply(p, x, *, key=None, hparams=None):
+        return (p["W2"] @ jax.nn.relu(p["W1"] @ x.T + p["b1"]) + p["b2"]).T
+
+    config = jaxhp.TrainConfig(model=jaxhp.Model(lambda key: params, apply), steps=1)
+    assert jaxhp.l2_leaves(config) == ["['B']", "['W1']", "['W2']"]
+    x, y = rng.normal(size=(5, 2)).astype(np.float32), np.array([0, 1, 1, 0, 1])
+    hp = jaxhp.HParams(lambd=3.0)
+    with_l2 = jaxhp.model_loss(config, params, x, y, hparams=hp)
+    without = jaxhp.model_loss(config, params, x, y, hparams=jaxhp.HParams(lambd=0.0))
+    squares = sum(np.sum(np.asarray(params[k], np.float64) ** 2) for k in ("W1", "W2", "B"))
+    assert_close(with_l2 - without, 3.0 / (2 * 5) * squares, rtol=1e-5)

@@ -137,6 +137,14 @@ def test_a_best_row_of_one_live_seed_still_gets_the_others_seed_noise():
     assert rows[0]["noise"] == pytest.approx(pooled, rel=1e-6)
 
 
+def test_a_tie_with_the_best_is_within_noise_where_no_noise_is_known():
+    """One seed of a cost: no seed std, no resolution, so the noise is 0; a configuration
+    whose mean equals the best's (a duplicate point) must still read as within noise."""
+    rows = _results([0.9, 0.9, 0.8], [0.3, 0.3, 0.5], m_dev=100).summary(metric="dev_cost")
+    assert [r["noise"] for r in rows] == [0.0] * 3 and [r["gap"] for r in rows[:2]] == [0.0] * 2
+    assert [r["within_noise"] for r in rows] == [True, True, False]
+
+
 def test_within_noise_marks_follow_the_gap():
     """No row is left unmarked while a row further from the best is marked."""
     rng = np.random.default_rng(3)

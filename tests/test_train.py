@@ -139,6 +139,12 @@ def test_divergence_returns_the_last_finite_evaluation(moons):
     assert int(result.stop_step) == 20 * first_bad
     x, y = moons.train
     np.testing.assert_allclose(jaxhp.loss(result.params, x, y), cost[first_bad - 1], rtol=1e-5)
+    # The diverged evaluation's accuracies describe no model (non-finite logits predict
+    # class 0): NaN, not a chance-level number; the rows before keep theirs.
+    for accuracy in (result.history.train_accuracy, result.history.dev_accuracy):
+        accuracy = np.asarray(accuracy)
+        assert np.all(np.isnan(accuracy[first_bad:])), accuracy
+        assert np.all(np.isfinite(accuracy[:first_bad]))
 
 
 def test_vmap_fit_equals_separate_fits(moons):

@@ -8,6 +8,7 @@ from jaxhp.gradcheck._precision import Precision
 
 # Verdicts that fail a leaf whatever its difference, worst first.
 SEVERE = ("not finite", "bug", "disputed")
+NOT_PASSED = (*SEVERE, "unresolved")  # an unresolved leaf was not checked: no pass
 
 
 class Kink(NamedTuple):
@@ -70,16 +71,16 @@ class GradCheckReport(NamedTuple):
       difference: the overall relative difference (kink coordinates left out).
       verdict: the worst leaf's "not finite", "bug" or "disputed", else the band of
         ``difference`` for the working precision, or "unresolved" where a leaf could
-        not be checked (its gradients lie below finite differences' noise floor in a
-        float32 f, yet differ; grad_check warns).
+        not be checked (its gradients lie below finite differences' noise floor, yet
+        differ, or f computes in float16/bfloat16; grad_check warns).
       mode: ``"full"`` or ``"directions"``.
       tol: the pass bound used.
       precision: the working :class:`~jaxhp.gradcheck.Precision` of f.
       check: ``"vjp"`` (reverse mode or ``grad_fn``) or ``"jvp"`` (forward mode).
       order: 1 (gradient) or 2 (Hessian-vector products).
-      passed: True when no leaf is "not finite" or "bug" or "disputed" and every leaf and
-        the overall number are at most ``tol`` (an "unresolved" leaf was not checked: it
-        neither passes nor fails, and grad_check warns).
+      passed: True when no leaf is "not finite", "bug", "disputed" or "unresolved" and
+        every leaf and the overall number are at most ``tol`` (an "unresolved" leaf was
+        not checked, so it does not pass; nor is it called a bug).
     """
 
     leaves: tuple[LeafCheck, ...]
@@ -94,7 +95,7 @@ class GradCheckReport(NamedTuple):
 
     @property
     def passed(self) -> bool:
-        if any(c.verdict in SEVERE for c in self.leaves):
+        if any(c.verdict in NOT_PASSED for c in self.leaves):
             return False
         return self.difference <= self.tol and all(c.difference <= self.tol for c in self.leaves)
 
@@ -109,7 +110,7 @@ class GradCheckReport(NamedTuple):
 
     @property
     def failing(self) -> list[LeafCheck]:
-        return [c for c in self.ranked if c.verdict in SEVERE or not c.difference <= self.tol]
+        return [c for c in self.ranked if c.verdict in NOT_PASSED or not c.difference <= self.tol]
 
     @property
     def kinks(self) -> dict[str, tuple[Kink, ...]]:

@@ -13,6 +13,8 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
+import jax
+
 
 def import_extra(module: str, extra: str, caller: str):
     """Import ``module`` or raise an ImportError naming the jaxhp extra that installs it."""
@@ -49,3 +51,15 @@ def call_keywords(call: Callable) -> Callable[[Any, Any], dict]:
 def is_factory(obj: Any, module_type: type) -> bool:
     """Whether ``obj`` is a function ``key -> module`` rather than a module."""
     return callable(obj) and not isinstance(obj, module_type)
+
+
+def build(factory: Callable, caller: str, example: str) -> Any:
+    """``factory(key)``; a factory that fails on a key is told how jaxhp calls it."""
+    try:
+        return factory(jax.random.key(0))
+    except Exception as err:  # noqa: BLE001 - any failure: the call convention is the likely cause
+        raise TypeError(
+            f"{caller} calls its function with a PRNG key (jax.random.key) and expects a "
+            f"module back; calling it failed with {type(err).__name__}: "
+            f"{str(err).splitlines()[0] if str(err) else ''} (write it as {example})"
+        ) from err

@@ -29,7 +29,7 @@ from typing import Any
 
 import jax
 
-from jaxhp.models._adapter import call_keywords, import_extra, is_factory
+from jaxhp.models._adapter import build, call_keywords, import_extra, is_factory
 from jaxhp.models._model import Model
 
 
@@ -56,7 +56,11 @@ def from_equinox(module: Any, *, per_example: bool = True) -> Model:
     """
     eqx = import_extra("equinox", "equinox", "from_equinox")
     factory = module if is_factory(module, eqx.Module) else None
-    template = module if factory is None else factory(jax.random.key(0))
+    template = (
+        module
+        if factory is None
+        else build(factory, "from_equinox", "lambda key: Net(..., key=key)")
+    )
     if not isinstance(template, eqx.Module):
         raise TypeError(
             f"from_equinox takes an eqx.Module or a function key -> eqx.Module, got {template!r}"
@@ -72,6 +76,8 @@ def from_equinox(module: Any, *, per_example: bool = True) -> Model:
         if factory is None:
             return params
         return eqx.partition(factory(key), eqx.is_inexact_array)[0]
+
+    init.ignores_key = factory is None  # a module instance: one init for every seed
 
     def apply(params, x, *, key=None, hparams=None):
         net = eqx.combine(params, static)

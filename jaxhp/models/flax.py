@@ -30,7 +30,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from jaxhp.models._adapter import call_keywords, import_extra, is_factory
+from jaxhp.models._adapter import build, call_keywords, import_extra, is_factory
 from jaxhp.models._model import Model
 
 
@@ -104,7 +104,11 @@ def _from_linen(module, sample_x) -> Model:
 
 def _from_nnx(module, nnx) -> Model:
     factory = module if is_factory(module, nnx.Module) else None
-    template = module if factory is None else factory(jax.random.key(0))
+    template = (
+        module
+        if factory is None
+        else build(factory, "from_flax", "lambda key: Net(..., rngs=nnx.Rngs(key))")
+    )
     if not isinstance(template, nnx.Module):
         raise TypeError(
             f"from_flax's function must return an nnx.Module for a key, got {template!r}"
@@ -133,6 +137,8 @@ def _from_nnx(module, nnx) -> Model:
         if factory is None:
             return params
         return nnx.split(factory(key), nnx.Param, ...)[1]
+
+    init.ignores_key = factory is None  # a module instance: one init for every seed
 
     def apply(params, x, *, key=None, hparams=None):
         # A trace-local copy of the rng state: NNX refuses to update state from outside.
