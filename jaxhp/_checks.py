@@ -252,9 +252,10 @@ def check_labels(y: np.ndarray, n_out: int, *, name: str = "x"):
         bad = (y != 0) & (y != 1)
         if bad.any():
             value = y.reshape(-1)[np.argmax(bad.reshape(-1))].item()
-            regression = (  # a fraction: most likely a regression target, not a class
-                " (jaxhp trains classifiers with a cross-entropy loss: regression targets are "
-                "not supported)"
+            regression = (  # a fraction: a soft label, or a regression target
+                " (one sigmoid output takes hard 0/1 labels: give soft labels as (m, 2) rows "
+                "for 2 outputs; regression targets are not supported, jaxhp trains "
+                "classifiers)"
                 if np.isfinite(value) and value != round(value)
                 else ""
             )
@@ -283,10 +284,8 @@ def check_labels(y: np.ndarray, n_out: int, *, name: str = "x"):
 
 def check_weights(weights: Any, m: int):
     """Per-example weights: shape (m,), finite, >= 0, with a positive sum."""
-    if getattr(weights, "shape", None) != (m,):
-        raise ValueError(
-            f"training weights must have shape ({m},), got {getattr(weights, 'shape', None)}"
-        )
+    if np.shape(weights) != (m,):
+        raise ValueError(f"training weights must have shape ({m},), got {np.shape(weights)}")
     if not is_concrete(weights):
         return
     w = np.asarray(weights, np.float64)

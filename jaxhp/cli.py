@@ -32,7 +32,7 @@ import numpy as np
 import jaxhp
 from jaxhp import datasets
 from jaxhp.cache import compile_stats, default_cache_dir, enable_compilation_cache
-from jaxhp.diagnose import majority_error
+from jaxhp.diagnose import majority_error, returned_params_row
 from jaxhp.init import SCHEMES
 from jaxhp.losses import predictions
 from jaxhp.nn import ACTIVATIONS
@@ -1253,11 +1253,15 @@ def _train(args) -> int:
         if stop < config.steps
         else f"ran all {stop} steps"
     )
-    row, params_words = -1, "last params"
-    if config.restore_best:  # report the params that were kept: those of the best evaluation
-        at = np.nonzero(np.asarray(history.step) == best_step)[0]
-        if at.size:
-            row, params_words = int(at[0]), f"kept params, step {best_step}"
+    row = returned_params_row(result)  # the params kept: best (restore_best) or last finite
+    at_step = int(np.asarray(history.step)[row])
+    params_words = (
+        f"kept params, step {at_step}"
+        if config.restore_best
+        else f"last finite params, step {at_step}"
+        if diverged
+        else "last params"
+    )
     train_acc, dev_acc = float(history.train_accuracy[row]), float(history.dev_accuracy[row])
     _print(
         f"final ({params_words}): train accuracy {train_acc:.4f}, dev accuracy {dev_acc:.4f} "

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import csv
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -368,13 +369,13 @@ class Normalizer:
 
     Fit it on train, then apply the same instance, unchanged, to dev and test (COURSE.md
     point 8). Statistics are per feature over the first axis, so any trailing shape works.
-    A constant feature (σ at most ``min_std`` · |μ|: a spread within the rounding of its
-    values, 0 included) gets σ = 1: it is centred to 0 on train and shifted by the same μ
-    elsewhere, never divided by ~0; ``constant_features`` lists them. The bound is relative,
-    so a feature in small units (σ = 1e-9 about 0) is still scaled.
+    A constant feature (σ below ``min_std``) gets σ = 1: it is centred to 0 on train and
+    shifted by the same μ elsewhere, never divided by ~0; ``constant_features`` lists them.
+    :meth:`fit` warns when such a feature varies at all (σ > 0): rounding residue, or a
+    signal in small units that a smaller ``min_std`` would scale.
 
     ``Normalizer(mean, std)`` builds one from known statistics (both required, the same
-    feature shape, std >= 0); an explicit std within that bound, 0 included, is a constant
+    feature shape, std >= 0); an explicit std below ``min_std``, 0 included, is a constant
     feature exactly as in :meth:`fit`.
 
     Example:
@@ -413,10 +414,7 @@ class Normalizer:
 
     def _set(self, mean: np.ndarray, raw_std: np.ndarray):
         self.mean, self._raw_std = mean, raw_std
-        self.std = np.where(self._constant(), 1.0, raw_std)
-
-    def _constant(self) -> np.ndarray:
-        return self._raw_std <= self.min_std * np.abs(self.mean)
+        self.std = np.where(raw_std < self.min_std, 1.0, raw_std)
 
     @property
     def fitted(self) -> bool:
@@ -424,14 +422,24 @@ class Normalizer:
 
     @property
     def constant_features(self) -> np.ndarray:
-        """Flat indices of the features whose std was at most ``min_std`` · |mean|."""
+        """Flat indices of the features whose std was below ``min_std``."""
         self._require_fit()
-        return np.flatnonzero(self._constant().ravel())
+        return np.flatnonzero(self._raw_std.ravel() < self.min_std)
 
     def fit(self, x_train) -> Normalizer:
         """Store μ and σ of ``x_train`` (m, ...); returns self."""
         x = self._check(x_train, fitting=True)
         self._set(x.mean(axis=0), x.std(axis=0))
+        varying = self._raw_std.ravel()[self.constant_features] > 0
+        if varying.any():
+            first = int(self.constant_features[np.argmax(varying)])
+            warnings.warn(
+                f"{int(varying.sum())} feature(s) vary by less than min_std={self.min_std:g} "
+                f"(feature {first}: std {self._raw_std.ravel()[first]:.2g}) and are treated as "
+                "constant (centred, not scaled); if that is a signal in small units, pass a "
+                "smaller min_std or rescale it",
+                stacklevel=2,
+            )
         return self
 
     def transform(self, x) -> np.ndarray:

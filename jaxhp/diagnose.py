@@ -175,10 +175,7 @@ def _errors_of(result: Any) -> tuple[float, float, bool]:
     costs = np.concatenate([np.asarray(history.train_cost), np.asarray(history.dev_cost)])
     diverged = bool(np.asarray(getattr(result, "diverged", False))) or not np.isfinite(costs).all()
     dev_accuracy = np.asarray(history.dev_accuracy)
-    row = _row_of_returned_params(result)
-    measured = np.flatnonzero(np.isfinite(train_accuracy) & np.isfinite(dev_accuracy))
-    if diverged and measured.size:  # it returns the params of the last finite evaluation
-        row = measured[-1]
+    row = returned_params_row(result)
     return 1.0 - float(train_accuracy[row]), 1.0 - float(dev_accuracy[row]), diverged
 
 
@@ -187,17 +184,24 @@ def _unmeasured(*errors) -> bool:
     return any(isinstance(e, (float, np.floating)) and np.isnan(e) for e in errors)
 
 
-def _row_of_returned_params(result: Any) -> int:
-    """The history row measured on the params the result returns: the best evaluation's
-    when they are its best params (``restore_best``), else the last row."""
+def returned_params_row(result: Any) -> int:
+    """The history row of a :class:`jaxhp.TrainResult` measured on the params it returns:
+    the best evaluation's when they are its best params (``restore_best``), else the last
+    finite one (a diverged run returns the params before), else the last row (-1)."""
+    history = result.history
+    measured = np.flatnonzero(
+        np.isfinite(np.asarray(history.train_accuracy))
+        & np.isfinite(np.asarray(history.dev_accuracy))
+    )
+    last = int(measured[-1]) if measured.size else -1
     params, best = getattr(result, "params", None), getattr(result, "best_params", None)
     if params is None or best is None:
-        return -1
+        return last
     (leaves, tree), (best_leaves, best_tree) = (jax.tree.flatten(t) for t in (params, best))
     if tree != best_tree or not all(map(np.array_equal, leaves, best_leaves)):
-        return -1
-    rows = np.flatnonzero(np.asarray(result.history.step) == np.asarray(result.best_step))
-    return int(rows[0]) if rows.size else -1
+        return last
+    rows = np.flatnonzero(np.asarray(history.step) == np.asarray(result.best_step))
+    return int(rows[0]) if rows.size and rows[0] in measured else last
 
 
 def majority_error(y) -> float:

@@ -309,11 +309,11 @@ class TrainConfig:
         hparams) -> logits``).
       l2: which parameter leaves the L2 term ``lambd / (2 m) * sum ||leaf||^2`` covers:
         None (default) for every float leaf with ``ndim >= 2`` whose own name (the last
-        key of its path) is not a bias's: ``bias``, ``*bias``, ``b``, ``b1``, ``b2``, ...
-        (weight matrices and conv kernels, not biases, Equinox's (C, 1, 1) conv biases and
-        the course's (n, 1) ``b1`` included, or norm scales); a regular expression
-        searched in each leaf's name (``jax.tree_util.keystr`` of its path, e.g.
-        ``"[0].W"``); or a function
+        key of its path, before NNX's ``.value``) is not a bias's: ``bias``, ``*bias``,
+        ``b``, ``b1``, ``b2``, ... (weight matrices and conv kernels, not biases,
+        Equinox's (C, 1, 1) conv biases and the course's (n, 1) ``b1`` included, or norm
+        scales); a regular expression searched in each leaf's name
+        (``jax.tree_util.keystr`` of its path, e.g. ``"[0].W"``); or a function
         ``f(name, leaf) -> bool``. :func:`jaxhp.train.l2_leaves` lists the chosen leaves.
     """
 

@@ -414,9 +414,16 @@ class SweepResults:
         if bayes_error is None and self.meta.get("bayes_error") is not None:
             # the run's own, where it recorded one (jaxhp.cli.load_run), and where it came from
             bayes_error, note = self.meta["bayes_error"], self.meta.get("bayes_note")
+
+        def accuracy(name: str) -> float:
+            # a diverged member's last evaluation has NaN accuracies: its best one's instead
+            values = np.asarray(columns[kept + name], np.float64)[live]
+            best = np.asarray(columns["best_" + name], np.float64)[live]
+            return float(np.mean(np.where(np.isnan(values), best, values)))
+
         diagnosis = diagnose_errors(
-            float(np.mean(np.asarray(columns[kept + "train_accuracy"], np.float64)[live])),
-            float(np.mean(np.asarray(columns[kept + "dev_accuracy"], np.float64)[live])),
+            accuracy("train_accuracy"),
+            accuracy("dev_accuracy"),
             bayes_error=bayes_error,
             threshold=threshold,
             diverged=bool(diverged.any()),
@@ -448,7 +455,8 @@ class SweepResults:
         error rates of those that did not diverge), or by default of the best
         configuration (``summary()[0]``). The error rates are those of the params each
         member keeps: at its best evaluation when the sweep restored its best params
-        (``meta["restore_best"]``), else at its last. :meth:`diagnose` gives every
+        (``meta["restore_best"]``), else at its last (for a diverged member, whose last
+        evaluation has no accuracy: at its best). :meth:`diagnose` gives every
         member's error rates and verdict as a table instead; ``bayes_error`` as there."""
         if member is None:
             member = self.summary()[0]["members"]

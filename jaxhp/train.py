@@ -253,6 +253,8 @@ _BIAS_NAME = re.compile(r"b\d*|.*[bB]ias")
 
 
 def _named_bias(path) -> bool:
+    if path and getattr(path[-1], "name", None) == "value":  # NNX: ['b1'].value
+        path = path[:-1]
     last = path[-1] if path else None
     name = getattr(last, "key", getattr(last, "name", None))  # a dict key or an attribute
     return isinstance(name, str) and _BIAS_NAME.fullmatch(name) is not None
@@ -443,6 +445,7 @@ def _check_step_inputs(config: TrainConfig, state, x, y, key, hparams, *, first:
     every call; the hyperparameters' ranges where they are host values (on the ``first``
     call also on the device: a step in a loop must not wait on it); the labels' values on
     the ``first`` call (a loop's batches come from one dataset)."""
+    _check_dtype_enabled(config.dtype)  # x64 may be switched on around some calls only
     if not (hasattr(state, "params") and hasattr(state, "opt_state")):
         raise TypeError(
             f"state must be a TrainState (params, opt_state) from jaxhp.init_state(params, "
@@ -925,17 +928,20 @@ def evaluate(run: _Run, params: Params) -> _Metrics:
     hits = (predictions(logits) == labels_of(t)).astype(jnp.float32)
     train_ce, train_acc = (weighted_mean(v[:n], run.weights) for v in (ce, hits))
     train_cost = train_ce + l2_term(params, run.hparams.lambd, run.m, run.config.l2)
-    train_acc = _unless_diverged(train_acc, train_cost)
     if run.dev is None:
-        return _Metrics(train_cost, train_acc, train_ce, train_acc)
-    dev_cost = jnp.mean(ce[n:])
-    return _Metrics(train_cost, train_acc, dev_cost, _unless_diverged(jnp.mean(hits[n:]), dev_cost))
+        return _unless_diverged(_Metrics(train_cost, train_acc, train_ce, train_acc))
+    return _unless_diverged(_Metrics(train_cost, train_acc, jnp.mean(ce[n:]), jnp.mean(hits[n:])))
 
 
-def _unless_diverged(accuracy, cost):
-    """NaN where the cost is not finite: non-finite logits predict class 0, so the
-    accuracy a diverged evaluation would read (about chance) describes no model."""
-    return jnp.where(jnp.isfinite(cost), accuracy, jnp.nan)
+def _unless_diverged(metrics: _Metrics) -> _Metrics:
+    """Both accuracies NaN where the evaluation diverged (either cost not finite, as
+    :func:`_bookkeeping` reads it): non-finite logits predict class 0, so the accuracy
+    such params would read (about chance) describes no model."""
+    finite = jnp.isfinite(metrics.train_cost) & jnp.isfinite(metrics.dev_cost)
+    return metrics._replace(
+        train_accuracy=jnp.where(finite, metrics.train_accuracy, jnp.nan),
+        dev_accuracy=jnp.where(finite, metrics.dev_accuracy, jnp.nan),
+    )
 
 
 def _bookkeeping(config: TrainConfig, start: _Carry, carry: _Carry, metrics: _Metrics) -> _Carry:

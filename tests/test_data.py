@@ -101,10 +101,12 @@ def test_normalizer_constant_feature_and_errors():
     np.testing.assert_array_equal(norm.constant_features, [1])
     out = norm.transform(np.array([[0.0, 4.0]]))
     assert np.isfinite(out).all() and out[0, 1] == pytest.approx(1.0)
-    # small units are not constant: a std of 1e-9 about 0 is scaled to 1 (it was left)
+    # a feature that varies below min_std is not left unscaled silently (small units?)
     tiny = np.random.default_rng(0).normal(0.0, 1e-9, (100, 1))
-    assert Normalizer().fit(tiny).constant_features.size == 0
-    assert np.std(Normalizer().fit(tiny).transform(tiny)) == pytest.approx(1.0, rel=1e-6)
+    with pytest.warns(UserWarning, match=r"feature 0: std 9.*e-10\) and are treated as const"):
+        assert Normalizer().fit(tiny).constant_features.tolist() == [0]
+    small = Normalizer(min_std=1e-12).fit(tiny)  # as the warning says: scaled
+    assert np.std(small.transform(tiny)) == pytest.approx(1.0, rel=1e-5)
     with pytest.raises(ValueError, match="not fitted"):
         Normalizer().transform(x)
     with pytest.raises(ValueError, match="feature shape \\(3,\\) but .* fitted on \\(2,\\)"):

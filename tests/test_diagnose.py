@@ -2,6 +2,7 @@ import warnings
 
 import jax
 import numpy as np
+import optax
 import pytest
 from conftest import assert_close
 
@@ -211,10 +212,16 @@ def test_diagnose_reads_the_evaluation_of_the_params_a_result_returns():
     )
     result = jaxhp.fit(jax.random.key(0), jaxhp.HParams(learning_rate=0.5), data, config)
     assert int(result.best_step) < int(result.stop_step)  # the case: best before the end
-    d = jaxhp.diagnose(result)
-    for (x, y), error in ((data.train, d.train_error), (data.dev, d.dev_error)):
-        accuracy = np.mean(np.asarray(jaxhp.predict(result.params, x)) == y)
-        assert error == pytest.approx(1 - accuracy, abs=1e-6)
+    # and a run that also diverged: it still returns the best params, not the last finite
+    blow_up = lambda hp: optax.sgd(optax.piecewise_constant_schedule(0.3, {600: 1e5}))  # noqa: E731
+    both = config.replace(patience=None, eval_every=10, optimizer=blow_up)
+    diverged = jaxhp.fit(jax.random.key(0), jaxhp.HParams(), data, both)
+    assert bool(diverged.diverged) and int(diverged.best_step) < int(diverged.stop_step) - 10
+    for run in (result, diverged):
+        d = jaxhp.diagnose(run)
+        for (x, y), error in ((data.train, d.train_error), (data.dev, d.dev_error)):
+            accuracy = np.mean(np.asarray(jaxhp.predict(run.params, x)) == y)
+            assert error == pytest.approx(1 - accuracy, abs=1e-6)
 
 
 def test_bad_input():

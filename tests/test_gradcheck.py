@@ -865,6 +865,9 @@ def test_a_low_precision_f_is_unresolved_never_passed(dtype):
     assert report.verdict == "unresolved" and not report.passed
     with pytest.warns(UserWarning), pytest.raises(AssertionError, match="w \\(unresolved\\)"):
         assert_grads_close(f, _W, grad_fn=_sign_flipped(f))
+    with pytest.warns(UserWarning, match="could not check w"):  # Hessian-vector products too
+        second = jaxhp.grad_check(f, _W, order=2)
+    assert second.verdict == "unresolved" and not second.passed
 
 
 def test_a_wrong_gradient_under_a_large_offset_is_not_passed_as_zero():

@@ -206,7 +206,7 @@ CASES = {
     "loss soft binary labels": (
         lambda: jaxhp.loss(BINARY, XB, jnp.full((4,), 0.5)),
         ValueError,
-        "labels for x must be 0 or 1 .*got 0.5 .*regression targets are not supported",
+        "labels for x must be 0 or 1 .*got 0.5 .*soft labels as \\(m, 2\\) rows",
     ),
     "loss (m, 2) labels for 3 classes": (
         lambda: jaxhp.loss(MULTI, XB, jnp.zeros((4, 2))),

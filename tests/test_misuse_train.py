@@ -571,6 +571,11 @@ def test_a_float64_config_without_64_bit_jax_is_refused_not_truncated(data):
     config = jaxhp.TrainConfig(layer_sizes=(2, 3, 1), steps=2, dtype="float64")
     with pytest.raises(ValueError, match=r"dtype='float64'\) needs JAX's 64-bit mode"):
         jaxhp.fit(jax.random.key(0), jaxhp.HParams(), data, config)
+    step = jaxhp.make_update_step(config)
+    x, y = data.train
+    state = jaxhp.init_state(jaxhp.init_mlp(jax.random.key(0), (2, 3, 1)), config)
+    with pytest.raises(ValueError, match=r"dtype='float64'\) needs JAX's 64-bit mode"):
+        step(state, x, y, None, jaxhp.HParams())
     with jax.enable_x64(True):
         result = jaxhp.fit(jax.random.key(0), jaxhp.HParams(), data, config)
     assert result.history.train_cost.dtype == np.float64

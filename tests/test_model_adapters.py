@@ -558,3 +558,20 @@ def test_an_own_dropout_that_needs_a_key_is_named_before_training():
     data = jaxhp.Data((rng.normal(size=(8, 4)).astype(np.float32), rng.integers(0, 3, 8)))
     with pytest.raises(TypeError, match="the model's apply fails with key=None, as jaxhp"):
         jaxhp.fit(jax.random.key(0), jaxhp.HParams(), data, jaxhp.TrainConfig(model=model, steps=2))
+
+
+def test_l2_leaves_of_an_nnx_module_leave_out_its_column_bias():
+    """NNX keeps each param in a Variable, so its path ends in .value: the (4, 1) b1 is a
+    bias by the name before it, not penalised; W1 and the Linear's kernel are."""
+
+    class Net(nnx.Module):
+        def __init__(self, rngs):
+            self.W1 = nnx.Param(jax.random.normal(rngs.params(), (4, 3)))
+            self.b1 = nnx.Param(jnp.zeros((4, 1)))
+            self.lin = nnx.Linear(4, 2, rngs=rngs)
+
+        def __call__(self, x, *, key=None, hparams=None):
+            return self.lin((self.W1 @ x.T + self.b1).T)
+
+    config = jaxhp.TrainConfig(model=models.from_flax(lambda key: Net(nnx.Rngs(key))), steps=1)
+    assert jaxhp.l2_leaves(config) == ["['W1'].value", "['lin']['kernel'].value"]

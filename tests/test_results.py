@@ -413,3 +413,19 @@ def test_with_restored_params_the_diagnosis_reads_the_best_evaluation():
     assert restored.diagnosis(0).dev_error == pytest.approx(1 - 0.5)  # 0.5 at step 10
     assert last.diagnosis(0).train_error == pytest.approx(1 - final_train)
     assert last.diagnosis(0).dev_error == pytest.approx(1 - 0.9)
+
+
+def test_a_diverged_members_diagnosis_reads_its_best_evaluation_not_nan():
+    """A diverged member's last evaluation has NaN accuracies (no model to score), and
+    the diagnosis once read "not measured" for a member with finite evaluations: it reads
+    the best evaluation's error rates (here at step 20, row 1) and says it diverged."""
+    results = _results([np.nan, 0.9], [np.nan, 0.3], diverged=[True, False], best_step=[20, 30])
+    last_of_member_0 = (np.arange(2)[:, None] == 0) & (np.arange(3)[None, :] == 2)
+    results.history = results.history._replace(
+        train_accuracy=np.where(last_of_member_0, np.nan, results.history.train_accuracy)
+    )
+    d = results.diagnosis(0)
+    assert d.verdict == "learning rate too high / diverging"
+    assert d.dev_error == pytest.approx(1 - 0.6)  # _results' row at step 20
+    assert d.train_error == pytest.approx(1 - float(results.history.train_accuracy[0, 1]))
+    assert [row["dev_error"] for row in results.diagnose()] == pytest.approx([0.4, 0.1])

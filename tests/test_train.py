@@ -145,6 +145,14 @@ def test_divergence_returns_the_last_finite_evaluation(moons):
         accuracy = np.asarray(accuracy)
         assert np.all(np.isnan(accuracy[first_bad:])), accuracy
         assert np.all(np.isfinite(accuracy[:first_bad]))
+    # Both accuracies, also where only the train cost is non-finite (its L2 term
+    # overflowed) while the dev cross-entropy stays a huge finite number.
+    every_step = jaxhp.TrainConfig(layer_sizes=(2, 20, 3, 1), steps=100, eval_every=1)
+    wild = jaxhp.fit(jax.random.key(0), jaxhp.HParams(learning_rate=1e5), moons, every_step)
+    h = jax.tree.map(np.asarray, wild.history)
+    row = int(np.flatnonzero(~np.isfinite(h.train_cost))[0])
+    assert np.isfinite(h.dev_cost[row]), "the case: train cost diverged, dev cost finite"
+    assert np.isnan(h.train_accuracy[row]) and np.isnan(h.dev_accuracy[row])
 
 
 def test_vmap_fit_equals_separate_fits(moons):

@@ -793,18 +793,14 @@ def _unresolved(p: _Problem, i: int, check: LeafCheck, numeric, analytic) -> Lea
     norm: 1e-17), and the leaf agrees."""
     if check.verdict in SEVERE:
         return check
-    suspicious = p.precision.bands[-1][0]
-    if suspicious >= 1:  # no relative difference exceeds 1: a sign error would pass
-        return check._replace(
-            verdict="unresolved",
-            note=f"not checked: f computes in {p.precision.dtype}, whose finite differences "
-            f"tell relative differences only above {p.precision.resolution:.2g}, so even a "
-            f"wrong sign would pass; {_IN_FLOAT64}",
-        )
+    too_coarse = coarse_precision_note(p.precision)
+    if too_coarse:
+        return check._replace(verdict="unresolved", note=too_coarse)
     if check.difference > p.tol:
         return check
     ana, num = norm(analytic), norm(numeric)
     floor, gap = _noise_floor(p, i, len(numeric)), norm(numeric - analytic)
+    suspicious = p.precision.bands[-1][0]
     # Below this the analytic side is rounding residue (float64: a bias before a batch
     # norm, 1e-17); in float32 a real gradient can be 1e-7 (the course's biases).
     residue = p.precision.u * norm(p.grad)
@@ -817,8 +813,21 @@ def _unresolved(p: _Problem, i: int, check: LeafCheck, numeric, analytic) -> Lea
         note=f"not checked: its numeric and analytic gradients (norms {num:.1e} and "
         f"{ana:.1e}) both lie below the finite-difference noise floor in "
         f"{p.precision.dtype} at |J| = {abs(p.value):.2g} ({floor:.1e}) and differ by "
-        f"{gap / (ana + num):.0%}, so finite differences cannot tell whether they agree; "
-        f"{_IN_FLOAT64 if p.precision.u > 1e-10 else _SMALLER_J}",
+        f"{100 * gap / (ana + num):.2g}%, so finite differences cannot tell whether they "
+        f"agree; {_advice(p)}",
+    )
+
+
+def coarse_precision_note(precision: Precision) -> str:
+    """Why nothing can be checked in ``precision`` (float16, bfloat16), else "": its
+    "suspicious" band reaches past 1, the largest relative difference, so even a wrong
+    sign would pass."""
+    if precision.bands[-1][0] < 1:
+        return ""
+    return (
+        f"not checked: f computes in {precision.dtype}, whose finite differences tell "
+        f"relative differences only above {precision.resolution:.2g}, so even a wrong sign "
+        f"would pass; {_IN_FLOAT64}"
     )
 
 
@@ -826,7 +835,18 @@ _IN_FLOAT64 = (
     "compute f in float64 (jaxhp upcasts params and float arguments: drop low-precision "
     "casts in f) to check it"
 )
-_SMALLER_J = "check f without its constant offset (the noise grows with |J|), or with a larger eps"
+
+
+def _advice(p: _Problem) -> str:
+    """How to make an unresolved leaf checkable: float64, a smaller |J|, larger gradients."""
+    if p.precision.u > 1e-10:
+        return _IN_FLOAT64
+    if abs(p.value) > 100:
+        return "check f without its constant offset (the noise grows with |J|), or a larger eps"
+    return (
+        "its gradients are too small for finite differences here (vanishing through many "
+        "layers of small weights?): check it at params of a larger scale, or with a larger eps"
+    )
 
 
 def _not_finite(p: _Problem, i: int, numeric, n_checked: int, index=None) -> LeafCheck:
@@ -934,12 +954,15 @@ def _coordinates_words(n: int, noun: str = "coordinate") -> str:
 def _within_rounding_note(p: _Problem, diff: float, order: float | None) -> str:
     """Why a leaf whose gap lies within the differences' own rounding noise
     (``u (1 + |J|) / ε``, large at a large |J|) is not checked rather than disputed."""
-    taylor = "inconclusive" if order is None else f"falls with order {order:.2f}"
+    taylor = (
+        "the Taylor test is inconclusive"
+        if order is None
+        else f"the Taylor remainder falls with order {order:.2f} (2 = a right gradient)"
+    )
     return (
         f"not checked: the difference {diff:.1e} lies within the rounding noise of "
-        f"{p.precision.dtype} finite differences at |J| = {abs(p.value):.2g}, and the "
-        f"Taylor remainder {taylor} (2 = a right gradient); "
-        f"{_IN_FLOAT64 if p.precision.u > 1e-10 else _SMALLER_J}"
+        f"{p.precision.dtype} finite differences at |J| = {abs(p.value):.2g}, and {taylor}; "
+        f"{_advice(p)}"
     )
 
 

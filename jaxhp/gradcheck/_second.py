@@ -19,6 +19,7 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from jaxhp.gradcheck import _kinks
+from jaxhp.gradcheck._check import coarse_precision_note, norm
 from jaxhp.gradcheck._report import LeafCheck
 
 
@@ -122,21 +123,20 @@ def check_second_order(p, mode: str, check: str, n_directions: int, key):
             / p.eps[i]
             * math.sqrt(max(1, num.size))
         )
-        gap = np.linalg.norm(num - ana)
-        denominator = np.linalg.norm(num) + np.linalg.norm(ana)
+        gap = norm(num - ana)
+        denominator = norm(num) + norm(ana)
         diff = float(gap / denominator) if denominator > floor else float(gap > floor)
         n_kinks = int((mine & kinks).sum())
         note = f"{n_kinks} directions cross a kink and are left out" if n_kinks else ""
-        leaves.append(
-            LeafCheck(
-                p.names[i], p.shapes[i], diff, p.precision.verdict(diff), int(mine.sum()), note=note
-            )
-        )
+        verdict = p.precision.verdict(diff)
+        if coarse_precision_note(p.precision):
+            verdict, note = "unresolved", coarse_precision_note(p.precision)
+        leaves.append(LeafCheck(p.names[i], p.shapes[i], diff, verdict, int(mine.sum()), note=note))
         num_all.append(num)
         ana_all.append(ana)
     num, ana = np.concatenate(num_all or [np.zeros(0)]), np.concatenate(ana_all or [np.zeros(0)])
-    denominator = np.linalg.norm(num) + np.linalg.norm(ana)
-    overall = float(np.linalg.norm(num - ana) / denominator) if denominator > 0 else 0.0
+    denominator = norm(num) + norm(ana)
+    overall = float(norm(num - ana) / denominator) if denominator > 0 else 0.0
     if any(c.verdict == "not finite" for c in leaves):
         overall = float("nan")
     return leaves, overall
