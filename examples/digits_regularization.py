@@ -2,10 +2,12 @@
 
 A small training set (150 images) and a roomy CNN (conv 3x3x16 -> max pool -> dropout ->
 dense 64 -> dropout -> dense 10) overfit without regularisation: train accuracy near 1, dev
-accuracy well below. Each row of the table is one member of a single compiled sweep; read
-the train - dev gap (variance) shrink as lambd grows or keep_prob falls, until too much of
-either costs train accuracy too (bias). Needs scikit-learn for the digits
-(``pip install 'jaxhp[data]'``).
+accuracy well below. Each row of the table is one member of a single compiled sweep (one
+seed per cell, so single cells move by about 0.01 from noise alone); the lines after it
+average the train - dev gap (variance) over each axis. Here dropout narrows the gap (+0.088
+at keep_prob 1, +0.072 at 0.7, averaged over lambd, on a 2-core CPU run) while L2 at these
+strengths does not: a large lambd costs train accuracy (bias) and the gap grows. Needs
+scikit-learn for the digits (``pip install 'jaxhp[data]'``).
 
 Run: python examples/digits_regularization.py [--quick] [--out DIR]
 """
@@ -50,6 +52,12 @@ def main(argv=None):
             f"| {row['lambd']:g} | {row['keep_prob']:g} | {row['train_accuracy']:.3f} "
             f"| {row['dev_accuracy']:.3f} | {gap:+.3f} |"
         )
+    for axis in ("keep_prob", "lambd"):
+        gaps = {}
+        for row in rows:
+            gaps.setdefault(row[axis], []).append(row["train_accuracy"] - row["dev_accuracy"])
+        means = ", ".join(f"{k:g}: {sum(v) / len(v):+.3f}" for k, v in sorted(gaps.items()))
+        print(f"mean train - dev gap by {axis}: {means}")
     best = results.best()
     print(
         f"best dev accuracy {best['dev_accuracy']:.3f} at lambd={best['lambd']:g}, "

@@ -48,8 +48,11 @@ def _figure(**kwargs):
 def save(fig, path) -> Path:
     """Write ``fig`` as a PNG at ``path`` (parent folders are created); return the path."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110, bbox_inches="tight")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=110, bbox_inches="tight")
+    except OSError as err:  # a read-only folder, a folder at path: named, not PIL's frames
+        raise type(err)(err.errno, f"cannot write the plot: {err.strerror}", str(path)) from None
     return path
 
 
@@ -781,23 +784,33 @@ def _steps_of(steps: np.ndarray, row: dict) -> np.ndarray:
 
 
 def _hidden_under(history: History, above: list[History], resolution: float = 0.0) -> str:
-    """A legend note when this run's dev cost lies within 2% of a higher-ranked run's (a
-    ratio: the axis is logarithmic) and its accuracy within 0.01, or one dev example
-    (``resolution``) up to 0.02: that run is drawn over it, and the legend then explains
-    the curve one cannot see."""
+    """A legend note when this run's train and dev costs lie within 2% of a higher-ranked
+    run's (a ratio: the axis is logarithmic) and its train and dev accuracies within 0.01,
+    or one dev example (``resolution``) up to 0.02: that run is drawn over all four of its
+    curves, and the legend then explains the curves one cannot see."""
     tolerance = max(0.01, min(resolution, 0.02)) + 1e-6  # up to one example of 50 or more
     for k, other in enumerate(above):
         if len(other.step) != len(history.step):
             continue
-        with np.errstate(divide="ignore", invalid="ignore"):  # the cost axis is logarithmic
-            ratio = np.abs(
-                np.log(_finite_or_nan(history.dev_cost) / _finite_or_nan(other.dev_cost))
-            )
-        accuracy = np.abs(np.asarray(history.dev_accuracy) - np.asarray(other.dev_accuracy))
-        close_cost = np.nanmax(ratio, initial=0.0) <= np.log(1.02)
-        if close_cost and np.max(accuracy, initial=0.0) <= tolerance:
+        close_costs = all(
+            _log_gap(getattr(history, name), getattr(other, name)) <= np.log(1.02)
+            for name in ("train_cost", "dev_cost")
+        )
+        close_accuracies = all(
+            np.max(np.abs(np.asarray(getattr(history, name)) - getattr(other, name)), initial=0.0)
+            <= tolerance
+            for name in ("train_accuracy", "dev_accuracy")
+        )
+        if close_costs and close_accuracies:
             return f" (hidden under {k + 1}.: the same curves)"
     return ""
+
+
+def _log_gap(a, b) -> float:
+    """The largest |log(a / b)| over the finite pairs (the cost axis is logarithmic)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.abs(np.log(_finite_or_nan(a) / _finite_or_nan(b)))
+    return float(np.nanmax(ratio, initial=0.0))
 
 
 def _trained_part(history: History, member: int, steps: np.ndarray, row: dict) -> History:

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from jaxhp import _checks
 from jaxhp.checkpoint import _atomic_write
 from jaxhp.diagnose import diagnose
 from jaxhp.records import History, HParams
@@ -280,7 +281,15 @@ class SweepResults:
 
     def top(self, k: int = 5, *, metric: str | None = None) -> list[dict[str, Any]]:
         """The k best members that did not diverge, best first (ranked by ``metric``, then
-        by its :func:`tie_break` column, then by member index)."""
+        by its :func:`tie_break` column, then by member index).
+
+        Raises:
+          TypeError: ``k`` not an int (``top(3, metric="dev_cost")`` names the metric).
+          ValueError: ``k`` < 1, or an unknown metric.
+        """
+        if isinstance(k, str):
+            raise TypeError(f"top(k, *, metric=...) takes the metric by name: top(metric={k!r})")
+        _checks.check_positive_int("k", k)
         metric = metric or self.default_metric
         rows = self.table()
         return [rows[i] for i in self._order(metric)[:k]]

@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
+import warnings
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
@@ -497,6 +498,12 @@ def refine(
     best = results.top(top, metric=metric)
     if not best:
         raise ValueError("refine needs at least one member that did not diverge")
+    if len(best) < top:
+        warnings.warn(
+            f"refine: top={top}, but the sweep has {len(best)} members that did not diverge: "
+            f"the new space is drawn around all {len(best)} (a box that wide narrows little)",
+            stacklevel=2,
+        )
     rng = np.random.default_rng(
         np.asarray(jax.random.key_data(jax.random.key(key) if isinstance(key, int) else key))
     )

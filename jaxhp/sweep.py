@@ -798,6 +798,19 @@ def _plan(
     )
 
 
+def _interrupted_note(plan: _Plan, checkpoint, schedule) -> str:
+    if plan.store is None:
+        return (
+            "run_sweep was interrupted: nothing was saved (with checkpoint=DIR finished "
+            "chunks are kept, and the same call resumes)"
+        )
+    kept = "finished rungs" if schedule is not None else f"{len(plan.done)} of {plan.n} members"
+    return (
+        f"run_sweep was interrupted: {kept} are saved in the checkpoint {checkpoint}; call "
+        "run_sweep again with the same arguments to resume"
+    )
+
+
 def _run(plan: _Plan, progress: bool, report: bool) -> list:
     """Train every group's pending chunks (one compiled program per group and chunk shape);
     fills ``plan.done``; returns each device's member count of the last chunk."""
@@ -1036,6 +1049,9 @@ def run_sweep(
         else:
             rungs = successive_halving.train_rungs(plan, schedule, report=on_eval is not None)
             shard_counts = None
+    except KeyboardInterrupt as err:  # the traceback ends inside JAX: say what was kept
+        err.add_note(_interrupted_note(plan, checkpoint, schedule))
+        raise
     finally:
         _Reporting.listener = None
     if distributed and schedule is None:

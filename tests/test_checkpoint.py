@@ -292,3 +292,27 @@ def test_a_checkpoint_split_over_devices_does_not_serve_a_one_device_run(data, f
     with pytest.raises(ValueError, match=r"split over devices False here, True in the checkpoint"):
         jaxhp.run_sweep(SPACE, data, CONFIG, chunk_size=2, checkpoint=folder, devices=1)
     assert _resume(data, folder).meta["members_from_checkpoint"] == 4  # split again: reused
+
+
+def test_an_interrupted_sweep_says_what_it_kept_and_resumes(data, tmp_path, finished, monkeypatch):
+    """Ctrl-C inside run_sweep ended in a traceback deep in JAX with nothing about the
+    checkpoint: the KeyboardInterrupt now carries a note (2 of 4 members saved here, after
+    the first chunk), and the same call resumes to the uninterrupted results."""
+    train_chunk, calls = sweep._train_chunk, []
+
+    def interrupted_at_the_second_chunk(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return train_chunk(*args, **kwargs)
+
+    monkeypatch.setattr(sweep, "_train_chunk", interrupted_at_the_second_chunk)
+    folder = tmp_path / "ck"
+    with pytest.raises(KeyboardInterrupt) as caught:
+        _resume(data, folder)
+    assert caught.value.__notes__ == [
+        f"run_sweep was interrupted: 2 of 4 members are saved in the checkpoint {folder}; "
+        "call run_sweep again with the same arguments to resume"
+    ]
+    monkeypatch.undo()
+    _assert_same_results(_resume(data, folder), finished[1])

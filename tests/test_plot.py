@@ -46,7 +46,7 @@ def grid_results():
     accuracy = 0.6 + 0.1 * lambd + 0.2 * keep + 0.01 * rng.standard_normal(len(rows))
     diverged = (lambd == 0.0) & (keep == 0.8) & (rate == 0.3) & (seed == 1)
     diverged |= (lambd == 1.0) & (keep == 1.0) & (seed == 2)
-    accuracy[diverged] = 0.5  # what a diverged member reports: chance level
+    accuracy[diverged] = 0.5  # a diverged member's: not in any mean, whatever it reads
     return make_results(lambd, keep, rate, seed, accuracy, diverged)
 
 
@@ -254,9 +254,9 @@ def test_curves_end_where_each_member_stopped():
 def test_curves_legend_names_a_configuration_hidden_under_a_better_one():
     # accuracies tie, so the table ranks members 0, 1 by dev cost, then member 2
     results = make_results([0.0, 0.1, 1.0], [1.0] * 3, [0.3] * 3, [0, 0, 0], [0.9, 0.9, 0.8])
-    cost = results.history.dev_cost
-    cost[1] = cost[0] * 1.005  # within 1% of member 0's curve, which is drawn over it
-    cost[2] = cost[0] * 1.05  # 5% away: visible on its own
+    for cost in (results.history.dev_cost, results.history.train_cost):
+        cost[1] = cost[0] * 1.005  # within 1% of member 0's curves, drawn over it
+        cost[2] = cost[0] * 1.05  # 5% away: visible on its own
     fig = plot.curves_figure(results, top=3)
     cost_ax, acc_ax = fig.axes
     texts = [t.get_text() for t in acc_ax.get_legend().get_texts()]
@@ -273,6 +273,12 @@ def test_curves_legend_names_a_configuration_hidden_under_a_better_one():
     assert "hidden" not in legend(results)[1]  # 0.0125 apart, with no dev size known
     results.meta["m_dev"] = 80
     assert legend(results)[1].endswith("(hidden under 1.: the same curves)")
+    # the dev curves alike but the train curves apart: the train line shows, not hidden
+    results.history.train_cost[1] = results.history.train_cost[0] * 1.05
+    assert "hidden" not in legend(results)[1]
+    results.history.train_cost[1] = results.history.train_cost[0]
+    results.history.train_accuracy[1] = results.history.train_accuracy[0] - 0.03
+    assert "hidden" not in legend(results)[1]
     # each configuration's dev lines carry its own marker, at points the others leave free
     marked = [line for line in acc_ax.get_lines() if line.get_marker() not in (None, "None", "")]
     assert len({line.get_marker() for line in marked}) == 3

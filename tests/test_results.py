@@ -429,3 +429,19 @@ def test_a_diverged_members_diagnosis_reads_its_best_evaluation_not_nan():
     assert d.dev_error == pytest.approx(1 - 0.6)  # _results' row at step 20
     assert d.train_error == pytest.approx(1 - float(results.history.train_accuracy[0, 1]))
     assert [row["dev_error"] for row in results.diagnose()] == pytest.approx([0.4, 0.1])
+
+
+def test_top_and_writing_errors_name_what_the_user_gave(tmp_path):
+    """top("dev_cost") failed with "slice indices must be integers"; writing a table over a
+    folder named the temporary file (.tmp-...) instead of the path given."""
+    results = _results([0.9, 0.8], [0.3, 0.4])
+    with pytest.raises(TypeError, match=r"top\(metric='dev_cost'\)"):
+        results.top("dev_cost")
+    with pytest.raises(ValueError, match="k must be a positive int, got -1"):
+        results.top(-1)
+    (tmp_path / "taken").mkdir()
+    for write in (results.to_csv, results.to_json):
+        with pytest.raises(IsADirectoryError) as caught:
+            write(tmp_path / "taken")
+        assert caught.value.filename == str(tmp_path / "taken") and ".tmp-" not in str(caught.value)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp-")]  # none left

@@ -173,6 +173,8 @@ def test_refine_builds_a_smaller_box_around_the_best(data):
     centres = np.log10([r["lambd"] for r in best])
     half_width = 0.25 * 4 / 2  # a quarter of the 4 decades swept
     assert all(min(abs(v - c) for c in centres) <= half_width + 1e-9 for v in lambdas)
+    with pytest.warns(UserWarning, match="top=50, but the sweep has 10 members"):
+        sweep.refine(coarse, top=50, n=4, key=1)
 
 
 def test_checkpoint_resume_and_refusal(data, tmp_path):
