@@ -120,7 +120,8 @@ def rungs(
             )
     ends, k = [], 0
     while True:
-        end = min(steps, -(-round(first * eta**k) // every) * every)
+        # up to the next evaluation; 1e-9: float error in an exact product (40 * 3**k)
+        end = min(steps, math.ceil(first * eta**k / every - 1e-9) * every)
         if steps < end * math.sqrt(eta):  # a last rung this short halves nothing worth it
             end = steps
         if not ends or end > ends[-1]:

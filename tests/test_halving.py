@@ -65,6 +65,8 @@ def test_rungs_round_up_to_evaluations_and_end_at_steps():
     got = halving.rungs(sweep.halving(2.5, 100), 20, 2000, 50)
     assert [r.step for r in got] == [100, 250, 650, 2000]
     assert [r.members for r in got] == [20, 8, 3, 1]  # floor(n / 2.5), at least 1
+    # 40 x 2.01 = 80.4 is past the evaluation at 80: up to 90 (it was rounded to 80 first)
+    assert [r.step for r in halving.rungs(sweep.halving(2.01, 40), 20, 1000, 10)][:2] == [40, 90]
 
 
 def test_one_configuration_left_trains_to_the_end():

@@ -51,6 +51,24 @@ def test_trials_are_told_their_standalone_dev_cost(data):
         assert trial.user_attrs["stop_step"] == CONFIG.steps
 
 
+def test_a_trials_accuracies_are_those_of_its_best_evaluation():
+    """The value is the dev cost at the best evaluation; train_accuracy came from the last
+    one. A small noisy set over-fits, so the best evaluation comes well before the end."""
+    data = jaxhp.datasets.load("moons", n_train=40, n_dev=200, n_test=0, noise=0.35)
+    config = jaxhp.TrainConfig(layer_sizes=(2, 32, 32, 1), steps=1500, eval_every=50)
+    study = bridge.create_study(sampler="random", seed=0)
+    dists = {"learning_rate": Float(0.5, 0.5001)}
+    bridge.optimize(study, dists, data, config, n_trials=1, batch_size=1)
+    (trial,) = study.trials
+    fitted = jaxhp.fit(member_key(0, 0), jaxhp.HParams(**trial.params), data, config)
+    best = int(np.argmin(np.asarray(fitted.history.dev_cost)))
+    assert best < len(fitted.history.step) - 1  # the case: not the last evaluation
+    assert trial.user_attrs["best_step"] == int(fitted.history.step[best])
+    for name in ("train_accuracy", "dev_accuracy"):
+        expected = float(getattr(fitted.history, name)[best])
+        assert trial.user_attrs[name] == pytest.approx(expected, abs=1e-6)
+
+
 def test_a_point_asked_twice_is_trained_and_told_twice(data):
     # A sampler may ask for one point twice (here: the only one there is); both trials
     # are trained (one identical run each) and told the same value.
@@ -87,9 +105,14 @@ def test_trials_left_running_by_a_killed_run_are_trained_again(data):
     stale = study.ask(DISTS)  # as a killed optimize() leaves it
     stale.set_user_attr(bridge.MARK, True)
     foreign = study.ask(DISTS)  # asked by someone else: left alone
-    bridge.optimize(study, DISTS, data, CONFIG, n_trials=1, batch_size=2, base=BASE)
+    # drawn from other ranges (the invalid ones that failed their batch, say): not retrained
+    elsewhere = study.ask({**DISTS, "learning_rate": Float(2.0, 5.0, log=True)})
+    elsewhere.set_user_attr(bridge.MARK, True)
+    bridge.optimize(study, DISTS, data, CONFIG, n_trials=2, batch_size=2, base=BASE)
     states = {t.number: t.state for t in study.trials}
-    assert states == {stale.number: State.COMPLETE, foreign.number: State.RUNNING}
+    assert states[stale.number] == State.COMPLETE and states[foreign.number] == State.RUNNING
+    assert states[elsewhere.number] == State.RUNNING
+    assert sum(state == State.COMPLETE for state in states.values()) == 2  # and one new
     expected = _standalone_best_dev_cost(study.trials[stale.number].params, data)
     np.testing.assert_allclose(study.trials[stale.number].value, expected, rtol=1e-5)
 
@@ -184,6 +207,16 @@ def _searching(name):
             "study must minimise",
         ),
         (lambda s, d: bridge.optimize("study", DISTS, d, CONFIG, n_trials=1), TypeError, "study"),
+        (  # a range that reaches invalid values: refused before any trial is asked
+            lambda s, d: bridge.optimize(s, {"keep_prob": Float(0.5, 1.5)}, d, CONFIG, n_trials=1),
+            ValueError,
+            r"distributions\['keep_prob'\] = .* near 1.5, but keep_prob must be in \(0, 1\]$",
+        ),
+        (
+            lambda s, d: bridge.optimize(s, {"learning_rate": Float(-1, 1)}, d, CONFIG, n_trials=1),
+            ValueError,
+            r"distributions\['learning_rate'\] = .* near -1.0, but learning_rate must be",
+        ),
         (lambda s, d: bridge.create_study(sampler="grid"), ValueError, "unknown sampler 'grid'"),
         (
             lambda s, d: bridge.create_study(storage="sqlite:////no/such/dir/s.db"),

@@ -9,9 +9,11 @@ any other.
 Contract:
   - The objective is the dev cost (cross-entropy without the L2 term) at the member's best
     evaluation, so the study must minimise. Without dev data it is the train cost.
-  - Each trial's user attributes hold ``dev_accuracy``, ``train_accuracy``, ``best_step``,
-    ``stop_step`` and ``diverged`` (and, with ``keep_history=True``, ``history``: its
-    evaluations, which :func:`study_results` reads back). A diverged member is told as FAIL.
+  - Each trial's user attributes hold ``dev_accuracy`` and ``train_accuracy`` (at its best
+    evaluation, as the objective), ``best_step``, ``stop_step`` and ``diverged`` (and, with
+    ``keep_history=True``, ``history``: its evaluations, which :func:`study_results` reads
+    back). A diverged member is told as FAIL. Every value a distribution can draw must be
+    one its hyperparameter allows (checked before any trial is asked).
   - Trials are marked with the user attribute ``jaxhp`` = True. Marked trials left RUNNING
     by a killed process are trained again on the next call (with the params Optuna stored),
     so a study in an RDB storage (``sqlite:///study.db``) resumes with nothing lost. Do not
@@ -177,8 +179,31 @@ def _check_distributions(distributions: Any, names: tuple[str, ...]) -> dict:
                     f"distributions[{name!r}] is categorical with non-numeric choices {bad!r}; "
                     "hyperparameters are numbers (use a static axis for other choices)"
                 )
+        _check_range(name, dist)
         checked[name] = dist
     return checked
+
+
+def _check_range(name: str, dist) -> None:
+    """Every value the distribution can draw must be one the hyperparameter allows (its
+    ends, or its choices: each allowed range is an interval), before any trial is asked:
+    a bad draw would fail its batch and leave its trials to be retrained. A continuous
+    range's own ends are never drawn in practice: learning_rate in [0, 1] is fine."""
+    if hasattr(dist, "choices"):
+        ends = [(value, value) for value in dist.choices]
+    elif isinstance(dist, _optuna().distributions.FloatDistribution) and dist.step is None:
+        inside = (np.nextafter(dist.low, dist.high), np.nextafter(dist.high, dist.low))
+        ends = list(zip((dist.low, dist.high), inside))
+    else:
+        ends = [(dist.low, dist.low), (dist.high, dist.high)]
+    for shown, value in ends:
+        try:
+            HParams(**{name: float(value)}).validate()
+        except ValueError as err:
+            allowed = str(err).split(", got")[0]
+            raise ValueError(
+                f"distributions[{name!r}] = {dist!r} draws values near {shown!r}, but {allowed}"
+            ) from None
 
 
 def _is_number(value: Any) -> bool:
@@ -201,14 +226,23 @@ def _check_study(study: Any):
 
 
 def stale_trials(study, distributions: Mapping[str, Any]) -> list:
-    """Trials this module asked for that a killed process left RUNNING, as live trials."""
+    """Trials this module asked for that a killed process left RUNNING, as live trials:
+    those whose params all lie in ``distributions`` (a trial drawn from other ranges, say
+    the invalid ones that failed its batch, is not trained again)."""
     optuna = _optuna()
     running = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
     return [
         optuna.trial.Trial(study, t._trial_id)
         for t in running
-        if t.user_attrs.get(MARK) and set(distributions) <= set(t.params)
+        if t.user_attrs.get(MARK) and _drawn_from(t.params, distributions)
     ]
+
+
+def _drawn_from(params: Mapping[str, Any], distributions: Mapping[str, Any]) -> bool:
+    return all(
+        name in params and dist._contains(dist.to_internal_repr(params[name]))
+        for name, dist in distributions.items()
+    )
 
 
 def _ask(study, distributions: dict, n: int) -> list:
@@ -233,7 +267,7 @@ def _tell(study, trials: list, results: SweepResults, keep_history: bool, base: 
     fail = _optuna().trial.TrialState.FAIL
     for i, (trial, row) in enumerate(zip(trials, results.table())):
         trial.set_user_attr("dev_accuracy", float(row["best_dev_accuracy"]))
-        trial.set_user_attr("train_accuracy", float(row["train_accuracy"]))
+        trial.set_user_attr("train_accuracy", float(row["best_train_accuracy"]))
         trial.set_user_attr("best_step", int(row["best_step"]))
         trial.set_user_attr("stop_step", int(row["stop_step"]))
         trial.set_user_attr("diverged", bool(row["diverged"]))
