@@ -469,6 +469,6 @@ def _atomic_write(path: Path, payload: bytes) -> None:
     except BaseException as err:
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)
-        if isinstance(err, OSError):  # named by the file asked for, not the temporary one
-            raise type(err)(err.errno, err.strerror, str(path)) from None
+        if isinstance(err, OSError) and err.errno is not None:  # the file asked for, not
+            raise type(err)(err.errno, err.strerror, str(path)) from None  # the temporary one
         raise

@@ -52,6 +52,8 @@ def save(fig, path) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(path, dpi=110, bbox_inches="tight")
     except OSError as err:  # a read-only folder, a folder at path: named, not PIL's frames
+        if err.errno is None:
+            raise
         raise type(err)(err.errno, f"cannot write the plot: {err.strerror}", str(path)) from None
     return path
 

@@ -238,7 +238,8 @@ class HParams:
         return self
 
 
-DECAY_RATES = ("momentum", "b1", "b2")  # optax's momentum and Adam's moment decays
+# optax's momentum, Adam's moment decays and RMSprop's decay
+DECAY_RATES = ("momentum", "b1", "b2", "decay")
 
 _READ_LOGS: list[set[str]] = []
 

@@ -284,8 +284,8 @@ class SweepResults:
         by its :func:`tie_break` column, then by member index).
 
         Raises:
-          TypeError: ``k`` not an int (``top(3, metric="dev_cost")`` names the metric).
-          ValueError: ``k`` < 1, or an unknown metric.
+          TypeError: a metric name in ``k``'s place (``top(3, metric="dev_cost")``).
+          ValueError: ``k`` not a positive int, or an unknown metric.
         """
         if isinstance(k, str):
             raise TypeError(f"top(k, *, metric=...) takes the metric by name: top(metric={k!r})")

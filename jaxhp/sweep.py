@@ -1050,7 +1050,8 @@ def run_sweep(
             rungs = successive_halving.train_rungs(plan, schedule, report=on_eval is not None)
             shard_counts = None
     except KeyboardInterrupt as err:  # the traceback ends inside JAX: say what was kept
-        err.add_note(_interrupted_note(plan, checkpoint, schedule))
+        if hasattr(err, "add_note"):  # Python 3.11+
+            err.add_note(_interrupted_note(plan, checkpoint, schedule))
         raise
     finally:
         _Reporting.listener = None

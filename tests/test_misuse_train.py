@@ -446,6 +446,8 @@ def test_swept_name_that_nothing_reads(data):
 def test_a_negative_decay_rate_is_refused_for_being_negative():
     with pytest.raises(ValueError, match=r"must be in \[0, 1\) \(a decay rate: negative\)"):
         jaxhp.HParams(momentum=-0.1).validate()
+    with pytest.raises(ValueError, match=r"decay must be in \[0, 1\)"):  # RMSprop's, too
+        jaxhp.HParams(decay=1.5).validate()
 
 
 def test_keep_prob_axis_for_a_model_without_dropout_warns(data):

@@ -108,10 +108,15 @@ def test_trials_left_running_by_a_killed_run_are_trained_again(data):
     # drawn from other ranges (the invalid ones that failed their batch, say): not retrained
     elsewhere = study.ask({**DISTS, "learning_rate": Float(2.0, 5.0, log=True)})
     elsewhere.set_user_attr(bridge.MARK, True)
+    wider = study.ask({**DISTS, "momentum": Float(0.1, 0.9)})  # a name these do not draw
+    wider.set_user_attr(bridge.MARK, True)
+    other_choices = study.ask({**DISTS, "keep_prob": Categorical([0.7])})
+    other_choices.set_user_attr(bridge.MARK, True)
+    assert bridge.stale_trials(study, {**DISTS, "keep_prob": Categorical([0.8, 0.9])}) == []
     bridge.optimize(study, DISTS, data, CONFIG, n_trials=2, batch_size=2, base=BASE)
     states = {t.number: t.state for t in study.trials}
     assert states[stale.number] == State.COMPLETE and states[foreign.number] == State.RUNNING
-    assert states[elsewhere.number] == State.RUNNING
+    assert states[elsewhere.number] == states[wider.number] == State.RUNNING
     assert sum(state == State.COMPLETE for state in states.values()) == 2  # and one new
     expected = _standalone_best_dev_cost(study.trials[stale.number].params, data)
     np.testing.assert_allclose(study.trials[stale.number].value, expected, rtol=1e-5)
@@ -216,6 +221,18 @@ def _searching(name):
             lambda s, d: bridge.optimize(s, {"learning_rate": Float(-1, 1)}, d, CONFIG, n_trials=1),
             ValueError,
             r"distributions\['learning_rate'\] = .* near -1.0, but learning_rate must be",
+        ),
+        (  # checked as trained, in float32: 1 - 1e-8 is 1.0 there
+            lambda s, d: bridge.optimize(
+                s,
+                {"momentum": Float(0.99999999, 1.0)},
+                d,
+                CONFIG.replace(optimizer="momentum"),
+                n_trials=1,
+                base=jaxhp.HParams(momentum=0.9),
+            ),
+            ValueError,
+            r"distributions\['momentum'\] = .* near 0.99999999, but momentum must be in \[0, 1\)",
         ),
         (lambda s, d: bridge.create_study(sampler="grid"), ValueError, "unknown sampler 'grid'"),
         (

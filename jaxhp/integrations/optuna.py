@@ -192,13 +192,13 @@ def _check_range(name: str, dist) -> None:
     if hasattr(dist, "choices"):
         ends = [(value, value) for value in dist.choices]
     elif isinstance(dist, _optuna().distributions.FloatDistribution) and dist.step is None:
-        inside = (np.nextafter(dist.low, dist.high), np.nextafter(dist.high, dist.low))
-        ends = list(zip((dist.low, dist.high), inside))
+        low, high = np.float32(dist.low), np.float32(dist.high)  # as trained: float32
+        ends = list(zip((dist.low, dist.high), (np.nextafter(low, high), np.nextafter(high, low))))
     else:
         ends = [(dist.low, dist.low), (dist.high, dist.high)]
     for shown, value in ends:
-        try:
-            HParams(**{name: float(value)}).validate()
+        try:  # as trained: in float32 (1 - 1e-8 is 1.0 there)
+            HParams(**{name: np.float32(value)}).validate()
         except ValueError as err:
             allowed = str(err).split(", got")[0]
             raise ValueError(
@@ -239,10 +239,17 @@ def stale_trials(study, distributions: Mapping[str, Any]) -> list:
 
 
 def _drawn_from(params: Mapping[str, Any], distributions: Mapping[str, Any]) -> bool:
-    return all(
-        name in params and dist._contains(dist.to_internal_repr(params[name]))
-        for name, dist in distributions.items()
-    )
+    """Whether a trial's params could come from ``distributions``: the same names, each
+    value inside its distribution."""
+    if set(params) != set(distributions):
+        return False
+    for name, dist in distributions.items():
+        try:
+            if not dist._contains(dist.to_internal_repr(params[name])):
+                return False
+        except ValueError:  # a categorical value not among the choices
+            return False
+    return True
 
 
 def _ask(study, distributions: dict, n: int) -> list:
