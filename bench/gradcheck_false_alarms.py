@@ -1,11 +1,13 @@
 """False alarms and missed bugs of gradient checkers on a suite of small functions.
 
 Correct functions (their gradient is right): ReLU nets sitting on kinks (zero rows, zero
-biases, zero-padded inputs), abs/hinge/clip/max/sort at their switching points, float32
-and mixed-precision losses, custom_vjp/custom_jvp rules, scan RNNs, a convolution, softmax
-and logsumexp at large logits, nested pytrees and polynomials at scales 1e-4 and 1e3.
+biases, zero-padded inputs) or next to them (the course's deep net at its randn * 0.01
+init, with jax.grad and a hand-written backward), abs/hinge/clip/max/sort at their
+switching points, float32 and mixed-precision losses, custom_vjp/custom_jvp rules, scan
+RNNs, a convolution, softmax and logsumexp at large logits, nested pytrees and polynomials
+at scales 1e-4 and 1e3.
 Planted bugs: hand-written backprops with mistakes, wrong custom_vjp/custom_jvp rules, a
-1.5x gradient in float32 code, and a bug next to a kink.
+1.5x gradient in float32 code, a bug next to a kink, and three in the course's deep net.
 
 Each tool checks the same inputs (params upcast to float64 where the tool allows; functions
 that compute in float32 inside still do): jaxhp.grad_check in "full" and "directions" mode
@@ -172,6 +174,53 @@ def _handwritten_problem(seed):
     )
 
 
+def deep_cost(p, x, y):
+    """The course's L-layer net, its layout: W_l (n_l, n_l-1), b_l (n_l, 1), x (n_x, m)."""
+    a, n = x, len(p) // 2
+    for layer in range(1, n):
+        a = jax.nn.relu(p[f"W{layer}"] @ a + p[f"b{layer}"])
+    z = (p[f"W{n}"] @ a + p[f"b{n}"])[0]
+    return jnp.mean(jnp.logaddexp(0.0, z) - y * z)
+
+
+def deep_backward(p, x, y, bug=None):
+    """The course's L_model_backward (sigmoid output, relu hidden layers), by hand."""
+    n, m = len(p) // 2, x.shape[1]
+    cache, a = [], x
+    for layer in range(1, n):
+        z = p[f"W{layer}"] @ a + p[f"b{layer}"]
+        cache.append((a, z))
+        a = jax.nn.relu(z)
+    cache.append((a, None))
+    dz = (jax.nn.sigmoid(p[f"W{n}"] @ a + p[f"b{n}"]) - y) / m
+    grads = {}
+    for layer in range(n, 0, -1):
+        a_prev, _ = cache[layer - 1]
+        grads[f"W{layer}"] = dz @ a_prev.T
+        grads[f"b{layer}"] = dz.sum(axis=1, keepdims=True)
+        if layer > 1:
+            # bug "wrong_W": layer 3's weights where layer 2's belong (same shape)
+            w = p["W3" if bug == "wrong_W" and layer == 2 else f"W{layer}"]
+            z_prev = cache[layer - 2][1]
+            relu_slope = 1.0 if bug == "no_relu_derivative" and layer == 3 else (z_prev > 0)
+            dz = (w.T @ dz) * relu_slope
+    if bug == "scaled_db1":
+        grads["b1"] = 2 * grads["b1"]
+    return grads
+
+
+def _deep_problem(seed, sizes=(10, 32, 32, 32, 1)):
+    """The course's init, W = randn * 0.01 and b = 0, where a deep relu net's last
+    pre-activations lie within 1e-8 of their kinks."""
+    rng = _rng(seed)
+    p = {}
+    for layer, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:]), start=1):
+        p[f"W{layer}"] = jnp.asarray(0.01 * rng.normal(size=(n_out, n_in)))
+        p[f"b{layer}"] = jnp.zeros((n_out, 1))
+    x = jnp.asarray(rng.normal(size=(sizes[0], 40)))
+    return p, x, jnp.asarray(rng.integers(0, 2, size=40).astype(np.float64))
+
+
 def suite() -> list[Case]:
     cases = []
     p, x, y = _relu_net((3, 4, 1), 0, zero_rows=(2,))
@@ -321,7 +370,30 @@ def suite() -> list[Case]:
             grad_fn=handwritten_backward,
         )
     )
+    for seed in (0, 4):
+        dp, dx, dy = _deep_problem(seed)
+        cases.append(Case(f"course deep relu, 0.01 init, seed {seed}", deep_cost, dp, (dx, dy)))
+    cases.append(
+        Case(
+            "course deep relu, 0.01 init, hand-written backward",
+            deep_cost,
+            dp,
+            (dx, dy),
+            grad_fn=deep_backward,
+        )
+    )
     # --- planted bugs
+    for bug in ("no_relu_derivative", "wrong_W", "scaled_db1"):
+        cases.append(
+            Case(
+                f"BUG course deep relu, 0.01 init, {bug}",
+                deep_cost,
+                dp,
+                (dx, dy),
+                grad_fn=functools.partial(deep_backward, bug=bug),
+                bug=True,
+            )
+        )
     for bug in ("scaled_dW", "bias_normalisation", "no_relu_derivative"):
         cases.append(
             Case(

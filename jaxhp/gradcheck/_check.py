@@ -18,13 +18,14 @@ Only where a leaf's difference is above ``tol`` does the check do more, before i
 
 1. Kinks. Coordinates whose ±ε step switches a branch of a piecewise primitive (relu,
    abs, max/min, clamp, a sign-dependent ``where``, sort/argmax selections; read from the
-   jaxpr, :mod:`jaxhp.gradcheck._kinks`) are re-checked with a 10-100x smaller step; if
-   that still crosses, they are listed as kinks with one-sided differences and left out of
-   the leaf's difference.
+   jaxpr, :mod:`jaxhp.gradcheck._kinks`) are re-checked at steps down to ε/10^4 (ε/10
+   below float64); if every one still crosses, they are listed as kinks with one-sided
+   differences and left out of the leaf's difference.
 2. Taylor remainder. Along the leaf's worst direction d,
    ``r(h) = |J(θ + h d) - J(θ) - h <g, d>|`` falls like h² for a right gradient and like h
-   for a wrong one. The measured order is reported; a leaf is called "bug" only when it is
-   below 1.5, and "disputed" when the difference and the order disagree.
+   for a wrong one (and past a kink: those steps are left out). The measured order is
+   reported; a leaf is called "bug" only when it is below 1.5, and "disputed" when the
+   difference and the order disagree.
 
 Zero gradients. A leaf whose analytic and numeric gradients both lie below the
 finite-difference noise floor (``||·|| <= 100 u (1 + |J|) / ε_leaf * sqrt(n)``) counts as
@@ -374,15 +375,23 @@ def _crossing_program(leaves, arrays, directions, steps, *, spec):
     return flags.reshape(n, k), values.reshape(n, k)
 
 
-def _values_along(spec, arrays, theta, unravel, direction, hs, chunk: int):
-    """J(θ + h d) for each step h, in vmapped chunks (one by one for a costly J)."""
-    return _map(lambda h: spec.call(unravel(theta + h * direction), arrays), hs, chunk)
+def _values_along(spec, arrays, theta, unravel, direction, hs, chunk: int, crossed):
+    """J(θ + h d) for each step h, NaN where J takes another branch there than at θ
+    (``crossed``; the Taylor test leaves those steps out: past a kink the remainder falls
+    like h, as a wrong gradient's), in vmapped chunks (one by one for a costly J)."""
+
+    def value(h):
+        moved = jax.tree.leaves(unravel(theta + h * direction))
+        return jnp.where(crossed(moved), jnp.nan, spec.call(moved, arrays))
+
+    return _map(value, hs, chunk)
 
 
 @functools.partial(jax.jit, static_argnames=("spec", "chunk"))
 def _taylor_program(leaves, arrays, direction, hs, *, spec, chunk):
     theta, unravel = ravel_pytree(list(leaves))
-    return _values_along(spec, arrays, theta, unravel, direction, hs, chunk)
+    crossed = _kinks.crossing(lambda *ls: spec.call(ls, arrays), list(leaves))
+    return _values_along(spec, arrays, theta, unravel, direction, hs, chunk, crossed)
 
 
 @functools.partial(jax.jit, static_argnames=("spec", "chunk"))
@@ -395,7 +404,7 @@ def _worst_direction_program(leaves, arrays, lo, hi, key, steps, hs, *, spec, ch
     v = _unit_direction(theta.size, lo, hi, key)
     crossed = _kinks.crossing(lambda *ls: spec.call(ls, arrays), list(leaves))
     flags = _map(lambda s: crossed(jax.tree.leaves(unravel(theta + s * v))), steps, chunk)
-    return jnp.any(flags), v, _values_along(spec, arrays, theta, unravel, v, hs, chunk)
+    return jnp.any(flags), v, _values_along(spec, arrays, theta, unravel, v, hs, chunk, crossed)
 
 
 # --- arguments -----------------------------------------------------------------------
@@ -992,27 +1001,38 @@ def _with_taylor(band: str, order: float | None, precision) -> tuple[str, str]:
 _KINK_BATCHES = (8, 32, 128, 512, 2048)
 
 
+def _kink_ladder(precision: Precision) -> np.ndarray:
+    """The steps, as fractions of ε, at which a coordinate whose ±ε step crosses a kink is
+    looked at again: down to where their rounding noise stays usable (float64 1e-4 ε,
+    about 6e-10; below float64 one tenth). In a deep ReLU net of 0.01-scale weights the
+    last layers' pre-activations lie within ~1e-8 of their kinks, so ε/100 still crosses."""
+    return 10.0 ** -np.arange(5 if precision.u < 1e-10 else 2)
+
+
 def _set_aside_kinks(p: _Problem, i: int, numeric, analytic):
-    """Re-check the disagreeing coordinates of leaf i (when none disagrees alone, those
-    with the largest gaps), worst first, in growing batches:
-    each step's kink crossings at ±h and ±h/r (r = 100 in float64, 10 below). A coordinate
-    that still crosses at ±h/r is a kink; one that does not gets the smaller step's
-    centred difference. A kink whose analytic value lies between its one-sided derivatives
-    is left out of the difference; one outside them counts, against the nearer one. Stops
-    once a batch holds a disagreement that is no kink. A coordinate whose smaller-step
-    difference agrees within that step's rounding noise counts as agreeing (``agreed``)."""
+    """Re-check the coordinates of leaf i, those that disagree alone first, then the others
+    by their gaps, in growing batches, at each step t of the ladder
+    ε, ε/10, ...: does ±t cross a kink, and J(θ ± t). A coordinate with a level that
+    crosses on neither side gets the centred difference at the largest such t. Otherwise
+    it is a kink, with one-sided derivatives at the largest t that crosses on that side
+    (the smallest t where every step crosses: a kink at θ itself). A kink whose analytic
+    value lies between them is left out of the difference; one outside them counts,
+    against the nearer. Stops after a batch that holds a disagreement that is no kink's,
+    or no crossing at all. A coordinate whose
+    re-checked difference agrees within that step's rounding noise counts as agreeing
+    (``agreed``)."""
     numeric = numeric.copy()
     h = p.eps[i]
-    ratio = 100.0 if p.precision.u < 1e-10 else 10.0
+    fractions = _kink_ladder(p.precision)
     # A coordinate disagrees beyond tol and beyond the rounding noise of one difference.
     allowed = p.tol * (np.abs(numeric) + np.abs(analytic)) + _noise_floor(p, i, 1)
     gap = np.abs(numeric - analytic)
-    bad = np.nonzero(gap > allowed)[0]
-    if len(bad) == 0:  # the leaf disagrees, but no coordinate alone: look at the largest gaps
-        bad = np.nonzero(gap > 0)[0]
-    order = bad[np.argsort(-gap[bad])]
+    # Those that disagree alone first, then the rest: below that, a dozen coordinates whose
+    # steps cross kinks can still add up to a leaf's disagreement.
+    bad, rest = np.nonzero(gap > allowed)[0], np.nonzero((gap > 0) & (gap <= allowed))[0]
+    order = np.concatenate([bad[np.argsort(-gap[bad])], rest[np.argsort(-gap[rest])]])
     kinks, outside, agreed, start = [], 0, 0, 0
-    steps = np.asarray([h, -h, h / ratio, -h / ratio])
+    steps = np.stack([h * fractions, -h * fractions], axis=1).ravel()  # +t, -t per level
     for size in _KINK_BATCHES:
         batch = order[start : start + size]
         if len(batch) == 0:
@@ -1024,47 +1044,86 @@ def _set_aside_kinks(p: _Problem, i: int, numeric, analytic):
             np.asarray(a)
             for a in _crossing_program(p.leaves, p.arrays, directions, steps, spec=p.spec)
         )
-        plain = False
-        for c, crossed, vals in zip(batch, flags, values):
-            if not (crossed[0] or crossed[1]):
-                plain = True
+        plain_bad, crossing = False, False
+        for c, crossed, vals in zip(batch, flags.reshape(len(batch), -1, 2), values):
+            vals = vals.reshape(-1, 2)
+            if not crossed[0].any():
+                plain_bad |= gap[c] > allowed[c]
                 continue
-            if not (crossed[2] or crossed[3]):
-                # The smaller step's difference has ratio times the rounding noise.
-                small = (vals[2] - vals[3]) / (2 * h / ratio)
-                noise = p.tol * (abs(small) + abs(analytic[c])) + ratio * _noise_floor(p, i, 1)
+            crossing = True
+            clear = np.nonzero(~crossed.any(axis=1))[0]
+            if len(clear):
+                # The centred difference at t has ε/t times the rounding noise of ε's.
+                k = clear[0]
+                small = (vals[k, 0] - vals[k, 1]) / (2 * h * fractions[k])
+                noise = (
+                    p.tol * (abs(small) + abs(analytic[c])) + _noise_floor(p, i, 1) / fractions[k]
+                )
                 if abs(small - analytic[c]) <= noise:
                     numeric[c] = analytic[c]
                     agreed += 1
                 else:
                     numeric[c] = small
-                    plain = True
+                    plain_bad = True
                 continue
-            left, right = (p.value - vals[1]) / h, (vals[0] - p.value) / h
-            kinks.append(_kink(p, i, c, analytic[c], left, right))
+            unit = _noise_floor(p, i, 1) * h  # a difference's rounding noise at step 1
+            sides = [
+                _one_sided(p.value, vals[:, side], crossed[:, side], h * fractions, side, unit)
+                for side in (1, 0)
+            ]
+            (left, t_left, left_span, t_min), (right, t_right, right_span, t_min_) = sides
+            kinks.append(_kink(p, i, c, analytic[c], (left, right), (t_left, t_right), unit))
+            noise = unit / min(t_min, t_min_)
             # Any value between the one-sided derivatives is a valid (sub)gradient there and
             # is left out of the difference; one outside them is compared with the nearer.
-            low, high = min(left, right), max(left, right)
-            slack = allowed[c] + p.tol * (abs(left) + abs(right))
+            low, high = min(*left_span, *right_span), max(*left_span, *right_span)
+            slack = p.tol * (abs(numeric[c]) + abs(analytic[c]) + abs(left) + abs(right)) + noise
             if low - slack <= analytic[c] <= high + slack:
                 numeric[c] = analytic[c]
             else:
                 numeric[c] = low if analytic[c] < low else high
                 outside += 1
-                plain = True
-        if plain:
+                plain_bad = True
+        if plain_bad or not crossing:
             break
     return numeric, tuple(kinks), outside, agreed
 
 
-def _kink(p: _Problem, i: int, c: int, analytic: float, left: float, right: float) -> Kink:
-    tol = max(p.tol, p.precision.resolution) * (abs(left) + abs(right) + abs(analytic) + 1e-300)
-    near = [abs(analytic - left) <= tol, abs(analytic - right) <= tol]
+def _kink(p: _Problem, i: int, c: int, analytic: float, slopes, steps, unit: float) -> Kink:
+    """Coordinate c's kink; which one-sided slope the analytic value matches, to the
+    precision's resolution and the rounding noise at the steps they were measured at
+    (``unit / t``, a little above that of one difference)."""
+    scale = abs(slopes[0]) + abs(slopes[1]) + abs(analytic) + 1e-300
+    near = [
+        abs(analytic - slope) <= max(p.tol, p.precision.resolution) * scale + unit / 100 / t
+        for slope, t in zip(slopes, steps)
+    ]
+    left, right = slopes
     matches = {(True, True): "both", (True, False): "left", (False, True): "right"}.get(
         tuple(near), "neither"
     )
     index = tuple(int(k) for k in np.unravel_index(c, p.shapes[i]))
-    return Kink(index, float(analytic), float(left), float(right), matches)
+    return Kink(index, float(analytic), float(left), float(right), matches, steps)
+
+
+def _one_sided(value: float, moved, crossed, steps, side: int, noise: float):
+    """The one-sided derivative on one side (0: right, 1: left) from J at θ ± t for the
+    ladder's steps t, and the range it can be trusted to. Where some step crosses no kink:
+    at the largest such t, trusted as it is. Where every step crosses: at the largest t
+    whose estimate agrees with the smallest t's, within ``noise`` (the rounding noise of a
+    difference at step 1; a kink at θ itself then reads at ε), trusted to the range of
+    every step's estimate (each averages the slopes of the pieces it spans, θ's own among
+    them, when kinks lie too close to tell those apart). Returns (slope, t, range, the
+    smallest t behind the range)."""
+    sign = 1.0 if side == 0 else -1.0
+    slopes = sign * (moved - value) / steps
+    clear = np.nonzero(~crossed)[0]
+    if len(clear):
+        k = clear[0]
+        return float(slopes[k]), float(steps[k]), (slopes[k], slopes[k]), float(steps[k])
+    k = int(np.nonzero(np.abs(slopes - slopes[-1]) <= noise / steps[-1])[0][0])
+    span = (np.min(slopes), np.max(slopes))
+    return float(slopes[k]), float(steps[k]), span, float(steps[-1])
 
 
 # Steps h = scale * 4^-k down to ~1e-9 scale: 15 evaluations cover float64's useful range.
@@ -1184,7 +1243,8 @@ def _judge_directions(p: _Problem, i: int, numeric, analytic, blocks, keys) -> L
     """Leaf i from its directional derivatives. Above tol: if the worst direction's ±ε
     step crosses a kink, the leaf is re-checked coordinate by coordinate (kinks set aside);
     otherwise the discrepancy is no kink's, and the Taylor test along that direction
-    decides between "bug" and "disputed"."""
+    decides between "bug" and "disputed", unless the gap lies within the directions'
+    rounding noise (then the coordinates decide)."""
     n = len(numeric)
     if not np.all(np.isfinite(numeric)):
         return _not_finite(p, i, numeric, n)
@@ -1216,13 +1276,23 @@ def _judge_directions(p: _Problem, i: int, numeric, analytic, blocks, keys) -> L
         )
     )
     if kink:
-        size = math.prod(p.shapes[i])
-        coords = _coordinates(p, {i: np.arange(size)})[i]
-        judged, _ = _judge_coordinates(p, i, coords, p.grad[p.offsets[i] : p.offsets[i] + size])
-        return judged
+        return _by_coordinates(p, i)
     order = _taylor_order(p, i, direction, smallest)
+    rounding = _noise_floor(p, i, n) / 100
+    if (order is None or order >= 1.5) and norm(numeric - analytic) <= 3 * rounding:
+        # Within the rounding noise of differences along random directions (small next to
+        # J where each direction's derivative is): the leaf's coordinates tell it better.
+        return _by_coordinates(p, i)
     verdict_, note = _with_taylor(check.verdict, order, p.precision)
     return check._replace(verdict=verdict_, taylor_order=order, note=note)
+
+
+def _by_coordinates(p: _Problem, i: int) -> LeafCheck:
+    """Leaf i checked coordinate by coordinate, as in full mode."""
+    size = math.prod(p.shapes[i])
+    coords = _coordinates(p, {i: np.arange(size)})[i]
+    judged, _ = _judge_coordinates(p, i, coords, p.grad[p.offsets[i] : p.offsets[i] + size])
+    return judged
 
 
 # --- locate ----------------------------------------------------------------------------

@@ -14,9 +14,11 @@ NOT_PASSED = (*SEVERE, "unresolved")  # an unresolved leaf was not checked: no p
 class Kink(NamedTuple):
     """A coordinate whose ±ε step crosses a kink of f, with its one-sided re-check.
 
-    ``left = (J(θ) - J(θ - h e)) / h`` and ``right = (J(θ + h e) - J(θ)) / h`` at the
-    step h of the leaf; ``matches`` says which one-sided derivative the analytic value
-    equals (to the precision's resolution): "right", "left", "both", or "neither".
+    ``left = (J(θ) - J(θ - t e)) / t`` and ``right = (J(θ + t e) - J(θ)) / t``, each at the
+    largest step t of ε, ε/10, ... that crosses no kink on its side (the smallest where all
+    do); ``steps`` is (t_left, t_right). ``matches`` says which one-sided derivative the
+    analytic value equals (to the precision's resolution and the steps' rounding noise):
+    "right", "left", "both", or "neither".
     """
 
     index: tuple[int, ...]
@@ -24,6 +26,7 @@ class Kink(NamedTuple):
     left: float
     right: float
     matches: str
+    steps: tuple[float, float] = (float("nan"), float("nan"))
 
     def line(self, path: str) -> str:
         return (
