@@ -59,7 +59,7 @@ def run(w: dict, schedule) -> dict:
     return {
         "seconds": seconds[0],
         "steady_s": seconds[1],
-        "member_steps": int(np.sum(results.stop_step)),
+        "member_steps": int(results.meta.get("member_steps", np.sum(results.stop_step))),
         "best_dev_accuracy": float(best["dev_accuracy"]),
         "best_member": int(best["member"]),
         "rungs": results.meta.get("rungs"),

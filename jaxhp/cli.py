@@ -1782,7 +1782,8 @@ def _trained_words(meta: dict, results) -> str:
         if loaded == 0:
             return f"(in {_chunks_words(meta)})"
         return f"({members - loaded} now, in {_chunks_words(meta)}; {loaded} from the checkpoint)"
-    trained = int(np.sum(results.stop_step))
+    # Recorded since diverged members' last steps count (their stop_step rolls back).
+    trained = int(results.meta.get("member_steps", np.sum(results.stop_step)))
     full = meta["members"] * meta["rungs"][-1]["step"]
     loaded = meta.get("member_steps_from_checkpoint", 0)
     return (

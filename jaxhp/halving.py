@@ -323,8 +323,8 @@ def _steps_so_far(trainer: _Trainer, state: dict | None) -> int:
 def train_rungs(plan, schedule: Halving, *, report: bool) -> dict[str, Any]:
     """Train ``plan``'s members by successive halving; fills ``plan.done`` with every
     member's result arrays (as a full sweep's) and returns the halving's record: each
-    member's last rung, the rungs, the lane-steps the programs ran and the member-steps
-    the checkpoint held."""
+    member's last rung, the rungs, the lane-steps the programs ran, the member-steps
+    trained (to each member's last evaluation) and those the checkpoint held."""
     mesh = Mesh(np.asarray(plan.devices), ("members",))
     config = plan.groups[0].config
     n_points = len(np.unique(plan.points))
@@ -356,8 +356,10 @@ def train_rungs(plan, schedule: Halving, *, report: bool) -> dict[str, Any]:
             entrants = entrants[np.isin(plan.points[entrants], kept)]
             if plan.n_processes > 1:
                 dist.agree_on_survivors(entrants, k + 1)
+    trained = 0  # update steps run: a diverged member's too, though its result rolls back
     for trainer in trainers:  # each member's result, from its progress on the host
         for member in trainer.members:
+            trained += _steps_so_far(trainer, states[int(member)])
             leaves = [states[int(member)][name] for name in trainer.shapes]
             progress = jax.tree.unflatten(trainer.treedef, leaves)
             result = train._finish(trainer.config, progress, xp=np)
@@ -366,5 +368,6 @@ def train_rungs(plan, schedule: Halving, *, report: bool) -> dict[str, Any]:
         "rung": last_rung,
         "rungs": [r._asdict() for r in schedule_rungs],
         "lane_steps": lane_steps,
+        "member_steps": trained,
         "member_steps_from_checkpoint": loaded_steps,
     }

@@ -887,7 +887,8 @@ def rungs_figure(results):
     )
     ax.set_xlabel("step (log scale)")
     ax.set_ylabel("dev cross-entropy (log scale)")
-    trained = int(np.sum(results.stop_step))
+    # Recorded since diverged members' last steps count (their stop_step rolls back).
+    trained = int(results.meta.get("member_steps", np.sum(results.stop_step)))
     ax.set_title(
         f"successive halving: {len(results)} members, {trained:,} member-steps "
         f"(a full sweep: {len(results) * int(rungs[-1]['step']):,})",

@@ -914,6 +914,7 @@ def _gather(plan: _Plan, shard_counts, started: float, rungs: dict | None = None
     if rungs is not None:
         meta["rungs"] = rungs["rungs"]
         meta["lane_steps"] = rungs["lane_steps"]
+        meta["member_steps"] = rungs["member_steps"]
         meta["member_steps_from_checkpoint"] = rungs["member_steps_from_checkpoint"]
     return SweepResults(
         rung=None if rungs is None else rungs["rung"],

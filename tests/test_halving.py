@@ -291,21 +291,29 @@ def test_resume_per_rung_retrains_nothing_finished(data, halved, tmp_path, monke
     assert again.meta["member_steps_from_checkpoint"] == int(np.sum(halved.stop_step))
 
 
-def test_member_steps_read_back_count_what_members_stopped_by_patience_trained(data, tmp_path):
-    """A member that early stopping ended inside a rung trained fewer steps than the rung:
-    a resumed run counts the steps its members trained, not rungs times members."""
+def test_member_steps_count_what_members_trained_and_read_back_the_same(data, tmp_path):
+    """A member that early stopping ended inside a rung trained fewer steps than the rung;
+    one that diverged trained up to the evaluation that saw it, though its stop_step rolls
+    back. The reference is the full sweep: each member trains min(its rung's end, the
+    steps it trained there). A resumed run counts the same from the checkpoint."""
     config = CONFIG.replace(patience=1)
-    space = sweep.grid(learning_rate=[0.01, 0.3, 3.0, 30.0, 300.0, 1e3], seeds=2)
+    space = sweep.grid(learning_rate=[0.01, 0.3, 3.0, 30.0, 1e36, 1e38], seeds=2)
     folder = tmp_path / "ck"
     first = jaxhp.run_sweep(
         space, data, config, progress=False, schedule=SCHEDULE, checkpoint=folder
     )
+    full = jaxhp.run_sweep(space, data, config, progress=False)
     rung_steps = np.asarray([r["step"] for r in first.meta["rungs"]])[first.rung]
-    assert np.any(first.stop_step < rung_steps)  # some stopped early: the case in question
+    assert np.any(first.stop_step < rung_steps) and full.diverged.any()  # both cases exist
+    seen = np.argmax(~np.isfinite(full.history.dev_cost), axis=1)  # the evaluation that saw it
+    trained_full = np.where(
+        full.diverged, full.history.step[np.arange(len(full)), seen], full.stop_step
+    )
+    assert first.meta["member_steps"] == int(np.sum(np.minimum(rung_steps, trained_full)))
     again = jaxhp.run_sweep(
         space, data, config, progress=False, schedule=SCHEDULE, checkpoint=folder
     )
-    assert again.meta["member_steps_from_checkpoint"] == int(np.sum(first.stop_step))
+    assert again.meta["member_steps_from_checkpoint"] == first.meta["member_steps"]
 
 
 def test_a_halving_checkpoint_never_serves_another_schedule_or_a_full_sweep(data, tmp_path):
