@@ -194,6 +194,11 @@ def check_array_2d(name: str, x: Any, what: str = "(m, n_x)"):
         raise ValueError(f"{name} has 0 rows; give at least one example")
 
 
+def _labels(name: str) -> str:
+    """How errors name the labels of the inputs called ``name``."""
+    return "labels y" if name == "x" else f"labels for {name}"
+
+
 def check_xy(x: Any, y: Any, *, n_in: int | None = None, n_out: int | None = None, name: str = "x"):
     """Shapes always; finiteness of x and the label range when the arrays are concrete."""
     check_array_2d(name, x)
@@ -211,13 +216,13 @@ def check_xy(x: Any, y: Any, *, n_in: int | None = None, n_out: int | None = Non
     if y is not None:
         if not hasattr(y, "ndim"):
             raise TypeError(
-                f"labels for {name} must be an array (m,), (m, 1) or (m, k), got "
+                f"{_labels(name)} must be an array (m,), (m, 1) or (m, k), got "
                 f"{type(y).__name__}; convert them with np.asarray(...)"
             )
-        check_real_dtype(f"labels for {name}", y.dtype)
+        check_real_dtype(_labels(name), y.dtype)
         if y.ndim not in (1, 2):
             raise ValueError(
-                f"labels for {name} must be (m,), (m, 1) or (m, k), "
+                f"{_labels(name)} must be (m,), (m, 1) or (m, k), "
                 f"got shape {getattr(y, 'shape', None)}"
             )
         if y.shape[0] != x.shape[0]:
@@ -247,7 +252,7 @@ def check_labels(y: np.ndarray, n_out: int, *, name: str = "x"):
     if n_out == 1:
         if y.ndim == 2 and y.shape[1] != 1:
             raise ValueError(
-                f"labels for {name} have shape {y.shape}, but one output unit needs (m,) or (m, 1)"
+                f"{_labels(name)} have shape {y.shape}, but one output unit needs (m,) or (m, 1)"
             )
         bad = (y != 0) & (y != 1)
         if bad.any():
@@ -260,24 +265,24 @@ def check_labels(y: np.ndarray, n_out: int, *, name: str = "x"):
                 else ""
             )
             raise ValueError(
-                f"labels for {name} must be 0 or 1 for a single sigmoid output, "
+                f"{_labels(name)} must be 0 or 1 for a single sigmoid output, "
                 f"got {value!r}{regression}"
             )
         return
     if y.ndim == 2 and y.shape[1] == n_out:  # one-hot or soft targets
         if (y < 0).any() or not np.allclose(y.sum(axis=1), 1.0, atol=1e-5):
-            raise ValueError(f"one-hot labels for {name} must be non-negative rows summing to 1")
+            raise ValueError(f"one-hot {_labels(name)} must be non-negative rows summing to 1")
         return
     flat = y.reshape(-1) if (y.ndim == 1 or y.shape[1] == 1) else None
     if flat is None:
         raise ValueError(
-            f"labels for {name} have shape {y.shape}; with {n_out} outputs use (m,) class "
+            f"{_labels(name)} have shape {y.shape}; with {n_out} outputs use (m,) class "
             f"ids or (m, {n_out}) one-hot"
         )
     bad = (flat < 0) | (flat >= n_out) | (flat != np.round(flat))
     if bad.any():
         raise ValueError(
-            f"labels for {name} must be class ids in [0, {n_out}), "
+            f"{_labels(name)} must be class ids in [0, {n_out}), "
             f"got {flat[np.argmax(bad)].item()!r}"
         )
 

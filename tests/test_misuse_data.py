@@ -181,7 +181,7 @@ CASES = {
     "loss list y": (
         lambda: jaxhp.loss(BINARY, XB, [0, 1, 1, 0]),
         TypeError,
-        "labels for x must be an array",
+        "labels y must be an array",
     ),
     "loss 0 rows": (
         lambda: jaxhp.loss(BINARY, jnp.ones((0, 2)), jnp.ones((0,))),
@@ -201,12 +201,12 @@ CASES = {
     "loss binary (m, 2) labels": (
         lambda: jaxhp.loss(BINARY, XB, jnp.zeros((4, 2))),
         ValueError,
-        r"labels for x have shape \(4, 2\), but one output unit needs",
+        r"labels y have shape \(4, 2\), but one output unit needs",
     ),
     "loss soft binary labels": (
         lambda: jaxhp.loss(BINARY, XB, jnp.full((4,), 0.5)),
         ValueError,
-        "labels for x must be 0 or 1 .*got 0.5 .*soft labels as \\(m, 2\\) rows",
+        "labels y must be 0 or 1 .*got 0.5 .*soft labels as \\(m, 2\\) rows",
     ),
     "loss (m, 2) labels for 3 classes": (
         lambda: jaxhp.loss(MULTI, XB, jnp.zeros((4, 2))),
@@ -236,7 +236,7 @@ CASES = {
     "accuracy label 2 for one output": (
         lambda: jaxhp.accuracy(BINARY, XB, jnp.array([0, 1, 2, 0])),
         ValueError,
-        "labels for x must be 0 or 1",
+        "labels y must be 0 or 1",
     ),
     "accuracy rows": (
         lambda: jaxhp.accuracy(BINARY, XB, jnp.array([0, 1, 1])),
