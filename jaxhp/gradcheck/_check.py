@@ -1011,14 +1011,12 @@ def _kink_ladder(precision: Precision) -> np.ndarray:
 
 def _set_aside_kinks(p: _Problem, i: int, numeric, analytic):
     """Re-check the coordinates of leaf i, those that disagree alone first, then the others
-    by their gaps, in growing batches, at each step t of the ladder
-    ε, ε/10, ...: does ±t cross a kink, and J(θ ± t). A coordinate with a level that
-    crosses on neither side gets the centred difference at the largest such t. Otherwise
-    it is a kink, with one-sided derivatives at the largest t that crosses on that side
-    (the smallest t where every step crosses: a kink at θ itself). A kink whose analytic
-    value lies between them is left out of the difference; one outside them counts,
-    against the nearer. Stops after a batch that holds a disagreement that is no kink's,
-    or no crossing at all. A coordinate whose
+    by their gaps, in growing batches, at each step t of the ladder ε, ε/10, ...: does ±t
+    cross a kink, and J(θ ± t). A coordinate with a step that crosses on neither side gets
+    the centred difference at the largest such t. Otherwise it is a kink, with one-sided
+    derivatives (:func:`_one_sided`); a kink whose analytic value lies between them is left
+    out of the difference, one outside them counts, against the nearer. Stops after a batch
+    that holds a disagreement that is no kink's, or no crossing at all. A coordinate whose
     re-checked difference agrees within that step's rounding noise counts as agreeing
     (``agreed``)."""
     numeric = numeric.copy()
