@@ -503,6 +503,52 @@ def test_course_deep_relu_net_at_its_001_init_is_no_false_alarm(mode):
     assert caught.verdict == "bug" and caught.ranked[0].path == "[1].W", str(caught)
 
 
+@pytest.mark.parametrize("mode", ["full", "directions"])
+def test_a_flipped_sign_at_a_kink_at_theta_is_caught_in_float32_and_next_to_a_large_cost(mode):
+    # Zero-padded rows and zero biases put kinks at θ: every step of the ladder crosses.
+    # Judged to the smallest step's rounding noise (1e4 times ε's), a flip passed.
+    params = jaxhp.init_mlp(jax.random.key(0), (4, 8, 8, 1))
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(12, 4))
+    x[[0, 3]] = 0.0
+    x, y = jnp.asarray(x), jnp.asarray(rng.integers(0, 2, size=12))
+
+    def in_float32(p, x, y):
+        return jaxhp.loss(
+            jax.tree.map(lambda a: a.astype(jnp.float32), p), x.astype(jnp.float32), y
+        )
+
+    def offset(p, x, y):
+        return jaxhp.loss(p, x, y) + 1000.0
+
+    for f in (in_float32, offset):
+
+        def flipped(p, x, y, f=f):
+            g = list(jax.grad(f)(p, x, y))
+            g[1] = g[1]._replace(b=g[1].b.at[3].multiply(-1.0))
+            return tuple(g)
+
+        assert abs(float(jax.grad(f)(params, x, y)[1].b[3])) > 1e-3  # the flip matters
+        assert jaxhp.grad_check(f, params, x, y, mode=mode).passed
+        report = jaxhp.grad_check(f, params, x, y, grad_fn=flipped, mode=mode)
+        assert report.verdict == "bug" and report.ranked[0].path == "[1].b", str(report)
+
+
+def test_kinks_closer_than_every_step_leave_a_leaf_unresolved_not_a_bug():
+    # Six layers of randn * 0.01 weights: the last pre-activations lie within 1e-10 of their
+    # kinks, so steps down to eps / 1e5 still blend the slopes around θ (it read "bug").
+    rng = np.random.default_rng(9)
+    params = tuple(
+        layer._replace(W=jnp.asarray(0.01 * rng.normal(size=layer.W.shape)))
+        for layer in jaxhp.init_mlp(jax.random.key(9), (8, 16, 16, 16, 16, 16, 1))
+    )
+    x, y = jnp.asarray(rng.normal(size=(40, 8))), jnp.asarray(rng.integers(0, 2, size=40))
+    with pytest.warns(UserWarning, match="could not check"):
+        report = jaxhp.grad_check(jaxhp.loss, params, x, y)
+    assert report.verdict == "unresolved" and not report.passed, str(report)
+    assert not any(c.verdict in ("bug", "disputed") for c in report.leaves), str(report)
+
+
 def test_bug_next_to_a_kink_is_still_caught():
     params, x, y = _zero_row_problem()
     # Two units on the kink (bias 0), two off it; the bug is in an off-kink coordinate.
