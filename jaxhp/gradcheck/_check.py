@@ -916,11 +916,11 @@ def _judge_coordinates(p: _Problem, i: int, numeric: np.ndarray, analytic: np.nd
             with_them[unsure] = at_eps[unsure]
             if _relative_difference(with_them, analytic, floor) > p.tol:
                 # The leaf passes only without them: it was not checked there.
+                smallest = _kink_ladder(p.precision)[-1]
                 unsure_note = (
                     f"not checked: {_coordinates_words(len(unsure))} sit among kinks closer "
-                    f"than the smallest step (ε × {_kink_ladder(p.precision)[-1]:g}) and the leaf "
-                    "agrees only without them; "
-                    f"{_advice(p)}"
+                    f"than the smallest step (ε × {smallest:g}) and the leaf agrees only "
+                    f"without them; {_advice(p)}"
                 )
         if kinks:
             notes.append(
@@ -1134,11 +1134,11 @@ def _one_sided(value: float, moved, crossed, steps, side: int, unit: float, prec
     """The one-sided derivative on one side (0: right, 1: left) from J at θ ± t for the
     ladder's steps t. Where some step crosses no kink: at the largest such t; returns
     (slope, t, None). Where every step crosses and each step's estimate agrees with the
-    next smaller one's, within the latter's rounding noise ``unit / t`` and ``precision``
-    (relative): one kink, at θ
-    itself; (slope at ε, ε, None). Otherwise kinks lie closer than the steps tell apart
-    and each estimate blends the slopes around θ: (the slope at the largest t from which
-    all smaller steps agree, that t, the range of every step's estimate)."""
+    next smaller one's (within the latter's rounding noise ``unit / t`` and the relative
+    ``precision``): one kink, at θ itself; returns (the slope at ε, ε, None). Otherwise
+    kinks lie closer than the steps tell apart and each estimate blends the slopes around
+    θ: returns (the slope at the largest t from which all smaller steps agree, that t, the
+    range of every step's estimate)."""
     sign = 1.0 if side == 0 else -1.0
     slopes = sign * (moved - value) / steps
     clear = np.nonzero(~crossed)[0]
