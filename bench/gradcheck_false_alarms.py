@@ -221,6 +221,21 @@ def _deep_problem(seed, sizes=(10, 32, 32, 32, 1)):
     return p, x, jnp.asarray(rng.integers(0, 2, size=40).astype(np.float64))
 
 
+def _planted(name, cost, backward, params, args, bugs) -> list[Case]:
+    """One case per bug planted in a hand-written backward pass."""
+    return [
+        Case(
+            f"BUG {name} {bug}",
+            cost,
+            params,
+            args,
+            grad_fn=functools.partial(backward, bug=bug),
+            bug=True,
+        )
+        for bug in bugs
+    ]
+
+
 def suite() -> list[Case]:
     cases = []
     p, x, y = _relu_net((3, 4, 1), 0, zero_rows=(2,))
@@ -383,28 +398,10 @@ def suite() -> list[Case]:
         )
     )
     # --- planted bugs
-    for bug in ("no_relu_derivative", "wrong_W", "scaled_db1"):
-        cases.append(
-            Case(
-                f"BUG course deep relu, 0.01 init, {bug}",
-                deep_cost,
-                dp,
-                (dx, dy),
-                grad_fn=functools.partial(deep_backward, bug=bug),
-                bug=True,
-            )
-        )
-    for bug in ("scaled_dW", "bias_normalisation", "no_relu_derivative"):
-        cases.append(
-            Case(
-                f"BUG hand-written {bug}",
-                handwritten_cost,
-                hp,
-                (hx, hy),
-                grad_fn=functools.partial(handwritten_backward, bug=bug),
-                bug=True,
-            )
-        )
+    bugs = ("no_relu_derivative", "wrong_W", "scaled_db1")
+    cases += _planted("course deep relu, 0.01 init,", deep_cost, deep_backward, dp, (dx, dy), bugs)
+    bugs = ("scaled_dW", "bias_normalisation", "no_relu_derivative")
+    cases += _planted("hand-written", handwritten_cost, handwritten_backward, hp, (hx, hy), bugs)
     cases.append(
         Case(
             "BUG hand-written scaled_dW, float32 code",
