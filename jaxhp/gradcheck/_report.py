@@ -29,9 +29,11 @@ class Kink(NamedTuple):
     steps: tuple[float, float] = (float("nan"), float("nan"))
 
     def line(self, path: str) -> str:
+        t_left, t_right = self.steps
         return (
             f"kink {path}{list(self.index)}: analytic {self.analytic:.6e}, one-sided left "
-            f"{self.left:.6e}, right {self.right:.6e} (matches {self.matches})"
+            f"{self.left:.6e} (step {t_left:.1e}), right {self.right:.6e} (step {t_right:.1e}) "
+            f"(matches {self.matches})"
         )
 
 
