@@ -412,8 +412,8 @@ def _add_data_args(parser: argparse.ArgumentParser):
         type=_bayes_error,
         default=None,
         help="the error rate you consider unavoidable (e.g. human error) for the "
-        "bias/variance diagnosis, in [0, 1) (default: for moons and circles the error of "
-        "the best possible classifier on the generator's noise, else 0; the diagnosis "
+        "bias/variance diagnosis, in [0, 1) (default: for a built-in 2-D dataset the error "
+        "of the best possible classifier on the generator's noise, else 0; the diagnosis "
         "says which)",
     )
 
@@ -2275,8 +2275,8 @@ def _noise_words(
 
 
 def _bayes_default(args) -> tuple[float | None, str]:
-    """--bayes-error, or for a built-in dataset whose noise is known exactly (moons,
-    circles) the error of the best possible classifier on it; else None (0 assumed)."""
+    """--bayes-error, or for a built-in 2-D dataset (whose generator is known exactly) the
+    error of the best possible classifier on it; else None (0 assumed)."""
     if args.bayes_error is not None:
         return args.bayes_error, ""
     name = getattr(args, "dataset", None)

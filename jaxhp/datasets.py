@@ -9,6 +9,9 @@ distribution, so dev and test match by construction.
 
 from __future__ import annotations
 
+import functools
+import math
+
 import numpy as np
 
 from jaxhp import _checks
@@ -123,41 +126,116 @@ def _circles_curves(theta: np.ndarray, factor: float = 0.8) -> list[np.ndarray]:
 # Generators whose classes are curves plus isotropic Gaussian noise: (curves of a parameter
 # in [0, its range), that range). Their class densities, hence their Bayes error, follow.
 _CURVES = {"moons": (_moons_curves, np.pi), "circles": (_circles_curves, 2 * np.pi)}
+_PETAL = 3.12  # the span of the angle t over which each flower class draws its petals
+_ERF = np.frompyfunc(math.erf, 1, 1)
+
+
+def _normal_cdf(z: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + _ERF(z / math.sqrt(2.0)).astype(np.float64))
+
+
+def _normal_pdf(z: np.ndarray, scale: float) -> np.ndarray:
+    return np.exp(-0.5 * (z / scale) ** 2) / (scale * math.sqrt(2.0 * math.pi))
+
+
+def _curve_densities(name: str, x: np.ndarray, noise: float) -> list[np.ndarray]:
+    """Each class's density at x (up to one shared factor): the mean Gaussian kernel over
+    points of its curve."""
+    curves, span = _CURVES[name]
+    grid = curves(np.linspace(0, span, 360, endpoint=name != "moons"))
+    return [
+        np.exp(-((x[:, None, :] - points[None, :, :]) ** 2).sum(-1) / (2 * noise**2)).mean(1)
+        for points in grid
+    ]
+
+
+def _flower_densities(x: np.ndarray, noise: float) -> list[np.ndarray]:
+    """:func:`flower`'s class densities at x. Class c draws t = U(c T, (c + 1) T) plus
+    N(0, noise^2) (T = 3.12) and r = 4 sin(4 t) + N(0, noise^2), then x = r (sin t, cos t).
+    A point at radius rho and angle phi comes from (t, r) = (phi + 2 pi k, rho) or
+    (phi + pi + 2 pi k, -rho); the map's Jacobian is |r| = rho."""
+    rho = np.hypot(x[:, 0], x[:, 1])
+    phi = np.arctan2(x[:, 0], x[:, 1])
+    turns = int(np.ceil((2 * _PETAL + 10 * noise) / (2 * np.pi))) + 1
+    densities = []
+    for label in range(2):
+        start = label * _PETAL
+        p = np.zeros(len(x))
+        for k in range(-turns, turns + 1):
+            for t, r in ((phi + 2 * np.pi * k, rho), (phi + np.pi * (2 * k + 1), -rho)):
+                p_t = _normal_cdf((t - start) / noise) - _normal_cdf((t - start - _PETAL) / noise)
+                p += p_t / _PETAL * _normal_pdf(r - 4 * np.sin(4 * t), noise)
+        densities.append(p / np.maximum(rho, np.finfo(np.float64).tiny))
+    return densities
+
+
+def _spirals_densities(x: np.ndarray, noise: float, classes: int = 3) -> list[np.ndarray]:
+    """:func:`spirals`' class densities at x, up to a factor all classes share. A row at
+    position u in [0, 1] of its arm has radius 0.05 + 0.95 u (no noise) and angle
+    4 (c + u) + N(0, noise^2): the radius fixes u, and the angle, modulo 2 pi, is a wrapped
+    normal around the arm's."""
+    u = (np.hypot(x[:, 0], x[:, 1]) - 0.05) / 0.95
+    phi = np.arctan2(x[:, 0], x[:, 1])
+    turns = int(np.ceil((4 * classes + 10 * noise) / (2 * np.pi))) + 1
+    densities = []
+    for label in range(classes):
+        gap = phi - 4 * (label + u)
+        densities.append(
+            sum(_normal_pdf(gap + 2 * np.pi * k, noise) for k in range(-turns, turns + 1))
+        )
+    return densities
+
+
+_DENSITIES = {
+    "moons": functools.partial(_curve_densities, "moons"),
+    "circles": functools.partial(_curve_densities, "circles"),
+    "flower": _flower_densities,
+    "spirals": _spirals_densities,
+}
+
+
+def class_densities(name: str, x, noise: float | None = None) -> np.ndarray:
+    """The density of each class of a built-in 2-D generator at points ``x``, (classes,
+    n), from the generator's own model; every class's is scaled by the same factor, so
+    their ratios (the classes' posterior odds, with equal class sizes) are exact. The
+    Bayes classifier predicts ``argmax`` over axis 0. Spirals: the default 3 classes."""
+    _checks.check_choice("dataset", name, tuple(_DENSITIES))
+    noise = DEFAULT_NOISE[name] if noise is None else float(noise)
+    if not noise > 0:
+        raise ValueError(f"noise must be > 0 for class densities, got {noise!r}")
+    x = np.asarray(x, np.float64)
+    if x.ndim != 2 or x.shape[1] != 2:
+        raise ValueError(f"x must be (n, 2) points, got shape {x.shape}")
+    return np.stack(_DENSITIES[name](x, noise))
 
 
 def bayes_error(name: str, noise: float | None = None, *, samples: int = 8_000) -> float:
     """The lowest error any classifier can reach on a built-in 2-D dataset: the error of
-    the Bayes classifier, from the generator's own class densities (each a curve blurred
-    by Gaussian noise), estimated as the mean of min(p0, p1) / (p0 + p1) over ``samples``
-    draws of the generator (the same value every call). For ``moons`` and ``circles``.
+    the Bayes classifier, from the generator's own class densities
+    (:func:`class_densities`), estimated as the mean of 1 - max_c p_c / sum_c p_c over
+    ``samples`` draws of the generator (the same value every call). For ``moons``,
+    ``circles``, ``flower`` and ``spirals`` (its default 3 classes).
 
     Raises:
-      ValueError: another dataset name (whose noise is not additive and isotropic).
+      ValueError: another dataset name (digits: its Bayes error is not known).
     """
-    if name not in _CURVES:
+    if name not in BAYES_KNOWN:
         raise ValueError(
-            f"bayes_error is known for {', '.join(_CURVES)} (curves plus Gaussian noise), "
-            f"not {name!r}"
+            f"bayes_error is known for the 2-D generators {', '.join(BAYES_KNOWN)}, not {name!r}"
         )
-    curves, span = _CURVES[name]
     noise = DEFAULT_NOISE[name] if noise is None else float(noise)
     if noise <= 0:
         return 0.0
     x, _ = GENERATORS[name](samples, noise=noise, seed=12345)
-    grid = curves(np.linspace(0, span, 360, endpoint=name != "moons"))
-    densities = []
-    for points in grid:  # each class: the mean Gaussian kernel over its curve's points
-        squared = ((x[:, None, :] - points[None, :, :]) ** 2).sum(-1)
-        densities.append(np.exp(-squared / (2 * noise**2)).mean(axis=1))
-    p0, p1 = densities
-    total = np.maximum(p0 + p1, np.finfo(np.float64).tiny)
-    return float(np.mean(np.minimum(p0, p1) / total))
+    p = class_densities(name, x, noise)
+    total = np.maximum(p.sum(0), np.finfo(np.float64).tiny)
+    return float(np.mean(1.0 - p.max(0) / total))
 
 
 GENERATORS = {"moons": moons, "circles": circles, "flower": flower, "spirals": spirals}
 DEFAULT_NOISE = {"moons": 0.25, "circles": 0.05, "flower": 0.2, "spirals": 0.2}
-BAYES_KNOWN = tuple(_CURVES)  # the datasets whose bayes_error is known
 IMAGES = {"digits": digits}
+BAYES_KNOWN = tuple(GENERATORS)  # the datasets whose bayes_error is known
 NAMES = (*GENERATORS, *IMAGES)
 _DIGITS_SIZES = (1197, 300, 300)
 _GENERATOR_SIZES = (600, 200, 200)

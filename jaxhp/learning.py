@@ -55,7 +55,7 @@ def learning_curve(
     config: TrainConfig,
     sizes: Sequence[int],
     *,
-    bayes_error: float = 0.0,
+    bayes_error: float | None = None,
     threshold: float = 0.02,
 ) -> LearningCurve:
     """Train on the first n examples for every n in ``sizes``, in one vmapped program.
@@ -70,7 +70,9 @@ def learning_curve(
       data: :class:`jaxhp.Data` with train and dev sets; shuffle train beforehand if its
         order is not random.
       sizes: training-set sizes in [1, m].
-      bayes_error, threshold: for the diagnosis at the largest size.
+      bayes_error, threshold: for the diagnosis at the largest size, as for
+        :func:`jaxhp.diagnose` (None assumes 0 and says so; for a built-in 2-D dataset
+        :func:`jaxhp.datasets.bayes_error` gives the true one).
 
     Returns:
       A :class:`LearningCurve`.

@@ -910,7 +910,8 @@ def learning_curve_figure(curve):
     ax.plot(curve.sizes, curve.train_error, "o--", label="train error")
     ax.plot(curve.sizes, curve.dev_error, "o-", label="dev error")
     bayes = curve.diagnosis.bayes_error
-    ax.axhline(bayes, color="grey", ls=":", lw=2, label=f"Bayes error (assumed {bayes:.3g})")
+    assumed = f"{bayes:.3g}" if curve.diagnosis.bayes_error_given else "0: none given"
+    ax.axhline(bayes, color="grey", ls=":", lw=2, label=f"Bayes error (assumed {assumed})")
     ax.set_xlabel("training examples")
     ax.set_ylabel("error rate (1 − accuracy)")
     ax.set_ylim(bottom=-0.005)

@@ -632,6 +632,17 @@ def test_report_names_diverged_members_and_ranks_by_the_metric(tmp_path, capsys)
     assert table[2].split()[1] == "2" and "every seed diverged" in table[2]
 
 
+def test_flower_noise_is_not_read_as_bias():
+    """On flower the diagnosis assumes the generator's Bayes error (5.8% at its default
+    noise 0.2, not 0): a train error of 7% is then about what any classifier reaches."""
+    bayes, note = cli._bayes_default(build_parser().parse_args(["sweep", "--dataset", "flower"]))
+    assert 0.05 < bayes < 0.07 and "the flower generator's at noise 0.2" in note
+    verdict = jaxhp.diagnose(train_error=0.07, dev_error=0.08, bayes_error=bayes).verdict
+    assert verdict == "fine"
+    digits = build_parser().parse_args(["sweep", "--dataset", "digits"])
+    assert cli._bayes_default(digits)[0] is None
+
+
 def test_second_sweep_loads_its_program_from_the_cache_and_no_cache_turns_it_off(tmp_path):
     env = cpu_command_env(JAXHP_CACHE_DIR=str(tmp_path / "cache"))
     args = [sys.executable, "-m", "jaxhp", "sweep", "--lambd", "0,1", "--keep-prob", "1"]

@@ -258,6 +258,7 @@ def test_learning_curve_plot_and_errors(tmp_path):
     config = jaxhp.TrainConfig(layer_sizes=(2, 4, 1), steps=10)
     curve = jaxhp.learning_curve(jax.random.key(0), jaxhp.HParams(), data, config, [10, 60])
     assert curve.plot(tmp_path / "lc.png").stat().st_size > 1000
+    assert "assumed Bayes error 0.00% (the default" in str(curve.diagnosis)
     with pytest.raises(ValueError, match="sizes must be ints in \\[1, 60\\]"):
         jaxhp.learning_curve(jax.random.key(0), jaxhp.HParams(), data, config, [0, 100])
     with pytest.raises(ValueError, match="full-batch"):

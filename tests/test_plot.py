@@ -394,6 +394,12 @@ def test_learning_curve_and_decision_boundary_axes_are_labelled():
     for fig in (plot.learning_curve_figure(curve), boundary):
         for ax in fig.axes:
             assert ax.get_xlabel() and ax.get_ylabel() and ax.get_title()
+    # the Bayes line says whether its level was given or is the default 0
+    for bayes, label in ((None, "assumed 0: none given"), (0.05, "assumed 0.05")):
+        reading = jaxhp.diagnose(train_error=0.05, dev_error=0.15, bayes_error=bayes)
+        figure = plot.learning_curve_figure(curve._replace(diagnosis=reading))
+        legend = [t.get_text() for t in figure.axes[0].get_legend().get_texts()]
+        assert f"Bayes error ({label})" in legend
 
 
 def test_heatmap_and_curves_write_pngs(grid_results, tmp_path):
