@@ -138,6 +138,29 @@ def _normal_pdf(z: np.ndarray, scale: float) -> np.ndarray:
     return np.exp(-0.5 * (z / scale) ** 2) / (scale * math.sqrt(2.0 * math.pi))
 
 
+def _wrapped(phi: np.ndarray, centre, span: float, noise: float) -> np.ndarray:
+    """Density at the angle phi (mod 2 pi) of an angle drawn uniformly from centre ± span / 2
+    (exactly centre for span 0) plus N(0, noise^2). Terms under e^-32 of the first are left
+    out: for a wide noise, its Fourier series has a few terms; for a narrow one, the sum of
+    its copies shifted by 2 pi k has a few."""
+    offset = np.mod(phi - centre + np.pi, 2 * np.pi) - np.pi  # in [-pi, pi)
+    if noise > 1.0:
+        n = np.arange(1, int(8.0 / noise) + 2)[:, None]
+        weight = np.exp(-0.5 * (n * noise) ** 2) * np.sinc(n * span / (2 * np.pi))
+        return (1.0 + 2.0 * (weight * np.cos(n * offset)).sum(0)) / (2 * np.pi)
+    turns = int((span / 2 + 8 * noise + np.pi) / (2 * np.pi)) + 1
+    total = np.zeros_like(offset)
+    for k in range(-turns, turns + 1):
+        d = offset + 2 * np.pi * k
+        if span == 0:
+            total += _normal_pdf(d, noise)
+        else:
+            total += (
+                _normal_cdf((d + span / 2) / noise) - _normal_cdf((d - span / 2) / noise)
+            ) / span
+    return total
+
+
 def _curve_densities(name: str, x: np.ndarray, noise: float) -> list[np.ndarray]:
     """Each class's density at x (up to one shared factor): the mean Gaussian kernel over
     points of its curve."""
@@ -152,38 +175,32 @@ def _curve_densities(name: str, x: np.ndarray, noise: float) -> list[np.ndarray]
 def _flower_densities(x: np.ndarray, noise: float) -> list[np.ndarray]:
     """:func:`flower`'s class densities at x. Class c draws t = U(c T, (c + 1) T) plus
     N(0, noise^2) (T = 3.12) and r = 4 sin(4 t) + N(0, noise^2), then x = r (sin t, cos t).
-    A point at radius rho and angle phi comes from (t, r) = (phi + 2 pi k, rho) or
-    (phi + pi + 2 pi k, -rho); the map's Jacobian is |r| = rho."""
+    A point at radius rho and angle phi comes from t = phi (mod 2 pi) with r = rho, or
+    t = phi + pi (mod 2 pi) with r = -rho; sin(4 t) is the same for all of them, and the
+    map's Jacobian is |r| = rho."""
     rho = np.hypot(x[:, 0], x[:, 1])
     phi = np.arctan2(x[:, 0], x[:, 1])
-    turns = int(np.ceil((2 * _PETAL + 10 * noise) / (2 * np.pi))) + 1
-    densities = []
-    for label in range(2):
-        start = label * _PETAL
-        p = np.zeros(len(x))
-        for k in range(-turns, turns + 1):
-            for t, r in ((phi + 2 * np.pi * k, rho), (phi + np.pi * (2 * k + 1), -rho)):
-                p_t = _normal_cdf((t - start) / noise) - _normal_cdf((t - start - _PETAL) / noise)
-                p += p_t / _PETAL * _normal_pdf(r - 4 * np.sin(4 * t), noise)
-        densities.append(p / np.maximum(rho, np.finfo(np.float64).tiny))
-    return densities
+    outwards = _normal_pdf(rho - 4 * np.sin(4 * phi), noise)
+    inwards = _normal_pdf(-rho - 4 * np.sin(4 * phi), noise)
+    rho = np.maximum(rho, np.finfo(np.float64).tiny)
+    return [
+        (
+            outwards * _wrapped(phi, centre, _PETAL, noise)
+            + inwards * _wrapped(phi + np.pi, centre, _PETAL, noise)
+        )
+        / rho
+        for centre in (_PETAL / 2, 3 * _PETAL / 2)
+    ]
 
 
 def _spirals_densities(x: np.ndarray, noise: float, classes: int = 3) -> list[np.ndarray]:
-    """:func:`spirals`' class densities at x, up to a factor all classes share. A row at
-    position u in [0, 1] of its arm has radius 0.05 + 0.95 u (no noise) and angle
-    4 (c + u) + N(0, noise^2): the radius fixes u, and the angle, modulo 2 pi, is a wrapped
-    normal around the arm's."""
+    """:func:`spirals`' class densities at x, but for the density of the radius, which all
+    classes share. A row at position u in [0, 1] of its arm has radius 0.05 + 0.95 u (no
+    noise) and angle 4 (c + u) + N(0, noise^2): the radius fixes u, and the angle, modulo
+    2 pi, is a wrapped normal around the arm's."""
     u = (np.hypot(x[:, 0], x[:, 1]) - 0.05) / 0.95
     phi = np.arctan2(x[:, 0], x[:, 1])
-    turns = int(np.ceil((4 * classes + 10 * noise) / (2 * np.pi))) + 1
-    densities = []
-    for label in range(classes):
-        gap = phi - 4 * (label + u)
-        densities.append(
-            sum(_normal_pdf(gap + 2 * np.pi * k, noise) for k in range(-turns, turns + 1))
-        )
-    return densities
+    return [_wrapped(phi, 4 * (label + u), 0.0, noise) for label in range(classes)]
 
 
 _DENSITIES = {
@@ -200,7 +217,7 @@ def class_densities(name: str, x, noise: float | None = None) -> np.ndarray:
     their ratios (the classes' posterior odds, with equal class sizes) are exact. The
     Bayes classifier predicts ``argmax`` over axis 0. Spirals: the default 3 classes."""
     _checks.check_choice("dataset", name, tuple(_DENSITIES))
-    noise = DEFAULT_NOISE[name] if noise is None else float(noise)
+    noise = DEFAULT_NOISE[name] if noise is None else _checks.check_number("noise", noise)
     if not noise > 0:
         raise ValueError(f"noise must be > 0 for class densities, got {noise!r}")
     x = np.asarray(x, np.float64)
@@ -217,19 +234,21 @@ def bayes_error(name: str, noise: float | None = None, *, samples: int = 8_000) 
     ``circles``, ``flower`` and ``spirals`` (its default 3 classes).
 
     Raises:
-      ValueError: another dataset name (digits: its Bayes error is not known).
+      ValueError: another dataset name (digits: its Bayes error is not known), a noise
+        below 0 or not finite.
+      TypeError: a noise that is not a number.
     """
     if name not in BAYES_KNOWN:
         raise ValueError(
             f"bayes_error is known for the 2-D generators {', '.join(BAYES_KNOWN)}, not {name!r}"
         )
-    noise = DEFAULT_NOISE[name] if noise is None else float(noise)
-    if noise <= 0:
+    noise = DEFAULT_NOISE[name] if noise is None else _checks.check_number("noise", noise, low=0)
+    if noise == 0:
         return 0.0
     x, _ = GENERATORS[name](samples, noise=noise, seed=12345)
     p = class_densities(name, x, noise)
-    total = np.maximum(p.sum(0), np.finfo(np.float64).tiny)
-    return float(np.mean(1.0 - p.max(0) / total))
+    total = p.sum(0)  # 0 where every density underflowed: such a point counts no error
+    return float(np.mean((total - p.max(0)) / np.maximum(total, np.finfo(np.float64).tiny)))
 
 
 GENERATORS = {"moons": moons, "circles": circles, "flower": flower, "spirals": spirals}

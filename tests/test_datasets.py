@@ -126,6 +126,11 @@ def test_bayes_error_grows_with_the_noise_and_is_refused_where_unknown():
     assert datasets.bayes_error("flower", 0.1) < datasets.bayes_error("flower", 0.3)
     # the spiral arms lie 1.7 radians apart or more: at noise 0.1 they never meet
     assert datasets.bayes_error("spirals", 0.1) < 1e-6
+    # noise far wider than a turn leaves nothing to tell the classes apart: chance level
+    for name, chance in (("flower", 1 / 2), ("spirals", 2 / 3), ("moons", 1 / 2)):
+        assert datasets.bayes_error(name, 1e4) == pytest.approx(chance, abs=1e-3)
+    with pytest.raises(ValueError, match=r"noise must be in \[0, inf\], got -0.1"):
+        datasets.bayes_error("flower", -0.1)
     with pytest.raises(ValueError, match="known for the 2-D generators moons, circles, flower"):
         datasets.bayes_error("digits")
     with pytest.raises(ValueError, match=r"x must be \(n, 2\) points, got shape \(4, 3\)"):
