@@ -1878,6 +1878,9 @@ def _report_steps(args, results, record, trained, data, config, done: list[str])
     earlier = [name for name in _PLOTS if (out / name).is_file()]
     for name in earlier:
         (out / name).unlink()
+    bayes, note = _bayes_default(args)  # SweepResults.from_json diagnoses as this run did
+    if bayes is not None:
+        results.meta.update(bayes_error=bayes, bayes_note=note or None)
     results.to_csv(out / "results.csv")
     results.to_json(out / "results.json", config=record)
     written = "results.csv, results.json"

@@ -116,6 +116,9 @@ def test_sweep_writes_outputs_and_its_config_reruns_it(tmp_path, capsys):
     said = str(cli.load_run(out_dir / "results.json")[0].diagnosis()).splitlines()[0]
     assert said.startswith("train error ") and "assumed Bayes error 5." in said
     assert said in text.splitlines()
+    # and so does the plain reader, which knows nothing of the flags
+    read = jaxhp.SweepResults.from_json(out_dir / "results.json").diagnosis()
+    assert str(read).splitlines()[0] == said
 
     again = tmp_path / "again"
     assert main(["sweep", "--config", str(out_dir / "results.json"), "--out", str(again)]) == 0
