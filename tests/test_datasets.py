@@ -1,6 +1,7 @@
 """datasets.digits and load("digits") against scikit-learn's own arrays; the Bayes error of
 the 2-D generators against the Bayes classifier's error on fresh draws."""
 
+import functools
 import sys
 
 import numpy as np
@@ -96,8 +97,16 @@ def test_bayes_error_is_the_error_of_the_bayes_classifier_on_fresh_draws(name, n
     assert 0.0 < bayes < 0.5
 
 
-@pytest.mark.parametrize("name, noise", [("flower", 0.2), ("flower", 0.5), ("spirals", 0.5)])
-def test_bayes_error_of_flower_and_spirals_against_nearest_neighbours(name, noise):
+@pytest.mark.parametrize(
+    "name, noise, shape",
+    [
+        ("flower", 0.2, {}),
+        ("flower", 0.5, {}),
+        ("spirals", 0.5, {}),
+        ("spirals", 1, {"classes": 5}),
+    ],
+)
+def test_bayes_error_of_flower_and_spirals_against_nearest_neighbours(name, noise, shape):
     """Petals and spiral arms are blurred along their angle, not isotropically, so their
     class densities come from the generators' own polar models. Two checks independent of
     those densities: on fresh labelled draws, the densities' own classifier errs at the
@@ -105,13 +114,13 @@ def test_bayes_error_of_flower_and_spirals_against_nearest_neighbours(name, nois
     classifier that knows nothing of the model) errs at about that rate, not far below
     it, nor more than a little above (it approaches the Bayes classifier from above)."""
     spatial = pytest.importorskip("scipy.spatial")
-    bayes = datasets.bayes_error(name, noise)
-    generate = datasets.GENERATORS[name]
-    x, y = generate(20_000, noise=noise, seed=99)
+    bayes = datasets.bayes_error(name, noise, **shape)
+    generate = functools.partial(datasets.GENERATORS[name], noise=noise, **shape)
+    x, y = generate(20_000, seed=99)
     margin = 3 * np.sqrt(bayes * (1 - bayes) / len(y)) + 0.003  # + the estimate's own noise
-    by_density = np.mean(datasets.class_densities(name, x, noise).argmax(0) != y)
+    by_density = np.mean(datasets.class_densities(name, x, noise, **shape).argmax(0) != y)
     assert abs(by_density - bayes) < margin
-    known_x, known_y = generate(300_000, noise=noise, seed=98)
+    known_x, known_y = generate(300_000, seed=98)
     _, nearest = spatial.cKDTree(known_x).query(x, k=50)
     votes = np.stack([(known_y[nearest] == c).sum(1) for c in range(int(y.max()) + 1)])
     by_neighbours = np.mean(votes.argmax(0) != y)
@@ -129,6 +138,13 @@ def test_bayes_error_grows_with_the_noise_and_is_refused_where_unknown():
     # noise far wider than a turn leaves nothing to tell the classes apart: chance level
     for name, chance in (("flower", 1 / 2), ("spirals", 2 / 3), ("moons", 1 / 2)):
         assert datasets.bayes_error(name, 1e4) == pytest.approx(chance, abs=1e-3)
+        assert datasets.bayes_error(name, 1e200) == pytest.approx(chance, abs=1e-3)
+        # a vanishing noise leaves the classes apart, though every density underflows
+        assert datasets.bayes_error(name, 1e-8) < 1e-3
+    # a point far from every class still gets its posterior odds (the nearer class wins)
+    np.testing.assert_array_equal(
+        datasets.class_densities("moons", [[10.0, 0.0]], 0.05), [[0], [1]]
+    )
     with pytest.raises(ValueError, match=r"noise must be in \[0, inf\], got -0.1"):
         datasets.bayes_error("flower", -0.1)
     with pytest.raises(ValueError, match="known for the 2-D generators moons, circles, flower"):
