@@ -32,7 +32,7 @@ import numpy as np
 import jaxhp
 from jaxhp import datasets
 from jaxhp.cache import compile_stats, default_cache_dir, enable_compilation_cache
-from jaxhp.diagnose import majority_error, returned_params_row
+from jaxhp.diagnose import check_reference, majority_error, returned_params_row
 from jaxhp.init import SCHEMES
 from jaxhp.losses import predictions
 from jaxhp.nn import ACTIVATIONS
@@ -954,6 +954,11 @@ def _load_data(args):
             f"({_plural(len(data.train[1]), 'training example')}); a classifier needs examples "
             "of two classes or more: draw more (--n-train)"
         )
+    if getattr(args, "bayes_error", None) is not None:
+        try:  # never above guessing: refused before any training, not at the report
+            check_reference(args.bayes_error, 0.02, _chance_error(data))
+        except ValueError as err:
+            raise UsageError(f"--bayes-error: {err} (from the dev labels)") from None
     source.update(_split_sizes(data))
     source["example_shape"] = list(np.shape(data.train[0])[1:])
     if args.model == "mlp":  # dense layers take flat rows: an image becomes its pixels
@@ -1275,6 +1280,7 @@ def _train(args) -> int:
                 diverged=diverged,
                 chance_error=_chance_error(data),
             ),
+            data=data,
         ),
     )
     if data.test is not None and len(data.test[0]):
@@ -1565,7 +1571,7 @@ def load_run(path) -> tuple:
     _check_same_file(args, source)
     if recorded.get("metric") is not None:
         results.meta["metric"] = recorded["metric"]
-    bayes, note = _bayes_default(args)  # the diagnosis assumes what the command assumed
+    bayes, note = _bayes_default(args, data)  # the diagnosis assumes what the command did
     if bayes is not None:
         results.meta.update(bayes_error=bayes, bayes_note=note or None)
     return results, data, _config(args, data, n_out)
@@ -1878,7 +1884,7 @@ def _report_steps(args, results, record, trained, data, config, done: list[str])
     earlier = [name for name in _PLOTS if (out / name).is_file()]
     for name in earlier:
         (out / name).unlink()
-    bayes, note = _bayes_default(args)  # SweepResults.from_json diagnoses as this run did
+    bayes, note = _bayes_default(args, data)  # SweepResults.from_json diagnoses as this did
     if bayes is not None:
         results.meta.update(bayes_error=bayes, bayes_note=note or None)
     results.to_csv(out / "results.csv")
@@ -2277,18 +2283,26 @@ def _noise_words(
     return f"one seed gives no noise estimate for a cost: {rerun}"
 
 
-def _bayes_default(args) -> tuple[float | None, str]:
+def _bayes_default(args, data=None) -> tuple[float | None, str]:
     """--bayes-error, or for a built-in 2-D dataset (whose generator is known exactly) the
-    error of the best possible classifier on it; else None (0 assumed)."""
+    error of the best possible classifier on it, at most ``data``'s dev chance error (a
+    small dev set can sample below the generator's, at a noise where guessing is best);
+    else None (0 assumed)."""
     if args.bayes_error is not None:
         return args.bayes_error, ""
     name = getattr(args, "dataset", None)
     if name in datasets.BAYES_KNOWN:
         noise = args.noise if args.noise is not None else datasets.DEFAULT_NOISE[name]
-        return datasets.bayes_error(name, noise), (
+        bayes = datasets.bayes_error(name, noise)
+        note = (
             f"the {name} generator's at noise {_num(float(noise))}: the error of the best "
             "possible classifier; --bayes-error overrides it"
         )
+        chance = None if data is None or data.dev is None else _chance_error(data)
+        if chance is not None and bayes > chance:
+            note += f"; capped at this dev set's chance error ({bayes:.2%} for the generator)"
+            bayes = chance
+        return bayes, note
     return None, "the default: pass --bayes-error, your estimate of human-level error"
 
 
@@ -2297,7 +2311,7 @@ def _diagnosis_words(args, diagnosis_of, chosen_from: int = 1, data=None, proces
     warning about a Bayes error above the train error is left out: a note says it. The
     best of ``chosen_from`` configurations gets a note that its dev error reads low, and
     where an unbiased score comes from (``data``'s test split, or how to draw one)."""
-    bayes, note = _bayes_default(args)
+    bayes, note = _bayes_default(args, data)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="bayes_error .* is above train_error")
         diagnosis = diagnosis_of(bayes)

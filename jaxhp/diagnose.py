@@ -180,8 +180,38 @@ def _errors_of(result: Any) -> tuple[float, float, bool]:
 
 
 def _unmeasured(*errors) -> bool:
-    """NaN error rates: a run that diverged before any finite evaluation."""
-    return any(isinstance(e, (float, np.floating)) and np.isnan(e) for e in errors)
+    """NaN error rates: a run that diverged before any finite evaluation (Python, NumPy or
+    JAX scalars alike)."""
+    return any(
+        not isinstance(e, (str, bytes, bool))
+        and np.ndim(e) == 0
+        and np.issubdtype(np.asarray(e).dtype, np.floating)
+        and np.isnan(e)
+        for e in errors
+    )
+
+
+def check_reference(bayes_error, threshold, chance_error=None) -> tuple[float | None, float]:
+    """``bayes_error`` (None or an error rate in [0, 1), not above ``chance_error`` by more
+    than ``threshold``: no task is harder than guessing, and a chance error measured on a
+    sample may read a little low) and ``threshold`` (a gap between error rates, in (0, 1)),
+    checked; :func:`diagnose` and :func:`jaxhp.learning_curve` (before it trains) call it."""
+    bayes = None if bayes_error is None else _error_rate("bayes_error", bayes_error, below_one=True)
+    threshold = _checks.check_number("threshold", threshold)
+    if not 0 < threshold < 1:
+        raise ValueError(
+            f"threshold must be a gap between error rates in (0, 1), e.g. 0.02 for 2 points, "
+            f"got {threshold!r}"
+        )
+    if bayes is not None and chance_error is not None:
+        if gap_exceeds(bayes - chance_error, threshold):
+            raise ValueError(
+                f"bayes_error {bayes:.2%} is above the chance error {chance_error:.2%} "
+                f"(always guessing the most frequent class) by more than the threshold "
+                f"{threshold:g}: the best possible classifier never does worse than guessing; "
+                "give a lower bayes_error"
+            )
+    return bayes, threshold
 
 
 def returned_params_row(result: Any) -> int:
@@ -219,6 +249,8 @@ def majority_error(y) -> float:
     labels = labels.reshape(-1)
     if labels.size == 0:
         raise ValueError("y has 0 labels")
+    if not np.isfinite(labels).all():
+        raise ValueError(f"y must be finite labels: {int(np.sum(~np.isfinite(labels)))} are not")
     _, counts = np.unique(labels, return_counts=True)
     return 1.0 - counts.max() / labels.size
 
@@ -250,10 +282,12 @@ def diagnose(
         says so in the output.
       train_dev_error: error on a held-out slice of the training distribution; separates
         variance from data mismatch.
-      threshold: a gap above this is "high".
+      threshold: a gap above this is "high", in (0, 1) (0.02: 2 points).
       chance_error: the error of guessing, e.g. 0.5 for balanced binary labels or
         :func:`majority_error` of the dev labels; None skips the chance check (it is also
-        skipped when ``bayes_error`` is itself within ``threshold`` of chance).
+        skipped when ``bayes_error`` is itself within ``threshold`` of chance: a note then
+        says that no classifier beats guessing on this data). ``bayes_error`` may not
+        exceed it by more than ``threshold``.
       diverged: True when the run's cost exploded (e.g. ``TrainResult.diverged`` or
         ``SweepResults.diverged[member]``); its error rates may then be NaN (a run that
         diverged before any finite evaluation measured none).
@@ -263,7 +297,8 @@ def diagnose(
 
     Raises:
       TypeError: a result that is not a TrainResult, or rates that are not numbers.
-      ValueError: rates outside [0, 1], both a result and rates, or missing rates.
+      ValueError: rates outside [0, 1], a threshold outside (0, 1), a bayes_error above
+        chance_error, both a result and rates, or missing rates.
 
     Warns:
       UserWarning: when ``bayes_error`` is above the train error (the model fits the
@@ -288,12 +323,10 @@ def diagnose(
         train = _error_rate("train_error", train_error)
         dev = _error_rate("dev_error", dev_error)
     bayes_given = bayes_error is not None
-    # the CLI's --bayes-error allows the same [0, 1)
-    bayes = _error_rate("bayes_error", bayes_error, below_one=True) if bayes_given else 0.0
-    threshold = _checks.check_number("threshold", threshold)
-    if not (threshold > 0):
-        raise ValueError(f"threshold must be > 0, got {threshold!r}")
     chance = None if chance_error is None else _error_rate("chance_error", chance_error)
+    # the CLI's --bayes-error allows the same [0, 1)
+    bayes, threshold = check_reference(bayes_error, threshold, chance)
+    bayes = 0.0 if bayes is None else bayes
     train_dev = None if train_dev_error is None else _error_rate("train_dev_error", train_dev_error)
     bias = train - bayes
     if train_dev is None:
@@ -308,6 +341,11 @@ def diagnose(
     else:
         problems = _problems(bias, variance, mismatch, threshold)
         notes = _negative_gap_notes(bias, variance, mismatch)
+        if chance is not None and not gap_exceeds(chance - bayes, threshold):
+            notes.append(
+                f"the Bayes error {bayes:.2%} is at chance level ({chance:.2%}): no classifier "
+                "does better than guessing on this data, so no cure lowers the dev error"
+            )
         if bias < -_BELOW_PRINT:
             warnings.warn(
                 f"bayes_error {bayes:.2%} is above train_error {train:.2%}: either the Bayes "

@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxhp.diagnose import Diagnosis, diagnose, gap_exceeds
+from jaxhp.diagnose import Diagnosis, check_reference, diagnose, gap_exceeds, majority_error
 from jaxhp.init import init_mlp
 from jaxhp.nn import ACTIVATIONS
 from jaxhp.records import Data, HParams, TrainConfig, TrainResult
@@ -87,9 +87,8 @@ def learning_curve(
         )
     x, y = data.train[0], data.train[1]
     m = x.shape[0]
-    sizes = np.asarray(sorted(set(int(n) for n in sizes)))
-    if sizes.size == 0 or sizes[0] < 1 or sizes[-1] > m:
-        raise ValueError(f"sizes must be ints in [1, {m}], got {sizes.tolist()}")
+    sizes = _check_sizes(sizes, m)
+    check_reference(bayes_error, threshold, majority_error(data.dev[1]))  # before training
     weights = (np.arange(m)[None, :] < sizes[:, None]).astype(config.dtype)
 
     def one(w):
@@ -106,6 +105,20 @@ def learning_curve(
     )
     still_falling = len(sizes) > 1 and gap_exceeds(dev_error[-2] - dev_error[-1], threshold / 2)
     return LearningCurve(sizes, train_error, dev_error, results, verdict, bool(still_falling))
+
+
+def _check_sizes(sizes, m: int) -> np.ndarray:
+    """``sizes`` as sorted distinct ints in [1, m]: whole numbers (5.0 is 5; 5.5, True, NaN
+    and strings are refused), in a sequence."""
+    if isinstance(sizes, (str, bytes)) or np.ndim(sizes) != 1:
+        raise TypeError(f"sizes must be a sequence of training-set sizes, got {sizes!r}")
+    for n in sizes:
+        whole = isinstance(n, (int, float, np.integer, np.floating)) and float(n).is_integer()
+        if isinstance(n, (bool, np.bool_)) or not whole or not 1 <= n <= m:
+            raise ValueError(f"sizes must be whole numbers in [1, {m}], got {n!r}")
+    if len(sizes) == 0:
+        raise ValueError(f"sizes must hold at least one size in [1, {m}], got none")
+    return np.asarray(sorted({int(n) for n in sizes}))
 
 
 class InitProbe(NamedTuple):

@@ -1,12 +1,14 @@
 import warnings
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
 from conftest import assert_close
 
 import jaxhp
+from jaxhp import learning
 from jaxhp.diagnose import majority_error
 
 
@@ -259,7 +261,7 @@ def test_learning_curve_plot_and_errors(tmp_path):
     curve = jaxhp.learning_curve(jax.random.key(0), jaxhp.HParams(), data, config, [10, 60])
     assert curve.plot(tmp_path / "lc.png").stat().st_size > 1000
     assert "assumed Bayes error 0.00% (the default" in str(curve.diagnosis)
-    with pytest.raises(ValueError, match="sizes must be ints in \\[1, 60\\]"):
+    with pytest.raises(ValueError, match="sizes must be whole numbers in \\[1, 60\\], got 0"):
         jaxhp.learning_curve(jax.random.key(0), jaxhp.HParams(), data, config, [0, 100])
     with pytest.raises(ValueError, match="full-batch"):
         jaxhp.learning_curve(
@@ -273,3 +275,43 @@ def test_init_probe_he_is_stable_small_random_vanishes(tmp_path):
     assert 1 / 3 <= he[-1] / he[0] <= 3
     assert small[-1] / small[0] < 1e-6
     assert probe.plot(tmp_path / "probe.png").stat().st_size > 1000
+
+
+def test_references_are_checked_and_a_chance_level_bayes_error_is_said(monkeypatch):
+    with pytest.raises(ValueError, match=r"threshold must be a gap .* in \(0, 1\), e.g. 0.02"):
+        jaxhp.diagnose(train_error=0.05, dev_error=0.3, threshold=2)  # meant 2%
+    with pytest.raises(ValueError, match="bayes_error 70.00% is above the chance error 50.00%"):
+        jaxhp.diagnose(train_error=0.4, dev_error=0.45, bayes_error=0.7, chance_error=0.5)
+    # labels that carry nothing: the verdict's gaps are the model fitting noise, and it says so
+    with pytest.warns(UserWarning, match="bayes_error 50.00% is above train_error 30.00%"):
+        noise = jaxhp.diagnose(train_error=0.3, dev_error=0.5, bayes_error=0.5, chance_error=0.5)
+    assert "the Bayes error 50.00% is at chance level (50.00%)" in str(noise)
+    fair = jaxhp.diagnose(train_error=0.3, dev_error=0.5, bayes_error=0.2, chance_error=0.5)
+    assert "chance level" not in str(fair)
+    # a diverged run's NaN errors, as JAX or NumPy scalars, are "not measured"
+    for nan in (jnp.float32(jnp.nan), np.array(np.nan), float("nan")):
+        d = jaxhp.diagnose(train_error=nan, dev_error=nan, diverged=True)
+        assert d.verdict == "learning rate too high / diverging"
+    with pytest.raises(ValueError, match="y must be finite labels: 1 are not"):
+        majority_error([np.nan, 1, 1])
+
+
+def test_learning_curve_refuses_bad_sizes_and_references_before_training(monkeypatch):
+    data = jaxhp.datasets.load("moons", n_train=60, n_dev=30, n_test=0)
+    config = jaxhp.TrainConfig(layer_sizes=(2, 4, 1), steps=10)
+    monkeypatch.setattr(learning, "fit", lambda *a, **k: pytest.fail("trained"))
+    cases = [
+        ({"sizes": [50.7, 60]}, ValueError, r"whole numbers in \[1, 60\], got 50.7"),
+        ({"sizes": [True, 60]}, ValueError, r"whole numbers in \[1, 60\], got True"),
+        ({"sizes": [float("nan")]}, ValueError, r"whole numbers in \[1, 60\], got nan"),
+        ({"sizes": ["a"]}, ValueError, r"whole numbers in \[1, 60\], got 'a'"),
+        ({"sizes": 60}, TypeError, "sizes must be a sequence of training-set sizes, got 60"),
+        ({"sizes": "60"}, TypeError, "sizes must be a sequence of training-set sizes"),
+        ({"sizes": []}, ValueError, "at least one size"),
+        ({"sizes": [60], "bayes_error": -0.1}, ValueError, "bayes_error must be an error rate"),
+        ({"sizes": [60], "bayes_error": 0.9}, ValueError, "above the chance error"),
+        ({"sizes": [60], "threshold": 0}, ValueError, "threshold must be a gap"),
+    ]
+    for kwargs, error, match in cases:
+        with pytest.raises(error, match=match):
+            jaxhp.learning_curve(jax.random.key(0), jaxhp.HParams(), data, config, **kwargs)

@@ -93,6 +93,10 @@ CASES = [
         "argument --bayes-error: expected an error rate in \\[0, 1\\), got '5'; for 5% give 0.05",
     ),
     (["sweep", "--bayes-error", "1"], "argument --bayes-error: expected an error rate"),
+    (
+        ["sweep", "--dataset", "flower", "--bayes-error", "0.8"],
+        "--bayes-error: bayes_error 80.00% is above the chance error 50.00% .* never does worse",
+    ),
     (["sweep", "--out", "FILE"], "--out .*a-file is a file; give a folder"),
     (["sweep", "--out", ""], "--out is empty; give a folder"),
     (["sweep", "--out", "/proc/jaxhp-out"], "--out /proc/jaxhp-out cannot be created"),
