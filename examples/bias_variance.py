@@ -107,7 +107,7 @@ def main(argv=None):
     train_err, dev_err = mean_errors(results, len(configs), seeds)
     best = 1 + int(np.argmin(dev_err[1:]))  # config 0 is the unregularised one
     lam, kp = configs[best]
-    print(f"== regularise: sweep of {len(configs)} configs x {seeds} seeds on the {FEW} rows")
+    print(f"== regularise: sweep of {len(configs)} configs x {seeds} seed(s) on the {FEW} rows")
     print(f"{'lambd':>6} {'keep_prob':>9} {'train err':>9} {'dev err':>8} {'variance':>8}")
     for (lam_k, kp_k), tr, dv in zip(configs, train_err, dev_err):
         mark = "  <- best dev" if (lam_k, kp_k) == (lam, kp) else ""
@@ -116,12 +116,15 @@ def main(argv=None):
     before, after = (test_error(hp, few, wide, test, seeds) for hp in (plain, chosen))
     variance = dev_err - train_err
     tightest = int(np.argmin(variance))
+    over = "one seed" if seeds == 1 else f"mean of {seeds} seeds"
+    on_test = "" if after < before else ": no better on test, so the dev gain was noise"
     print(
-        f"best dev error {dev_err[0]:.1%} -> {dev_err[best]:.1%} (variance {variance[0]:.1%} -> "
-        f"{variance[best]:.1%}); test error, untouched until now (mean of {seeds}): "
-        f"{before:.1%} -> {after:.1%}. The smallest gap ({variance[tightest]:.1%}, lambd="
-        f"{configs[tightest][0]:.3g}) comes from a train error of {train_err[tightest]:.1%}: "
-        f"trading variance for bias\n"
+        f"dev error, unregularised -> best regularised (lambd={lam:g}, keep_prob={kp:g}): "
+        f"{dev_err[0]:.1%} -> {dev_err[best]:.1%} (variance {variance[0]:.1%} -> "
+        f"{variance[best]:.1%}); test error, untouched until now ({over}): "
+        f"{before:.1%} -> {after:.1%}{on_test}. The smallest gap ({variance[tightest]:.1%}, "
+        f"lambd={configs[tightest][0]:.3g}) comes from a train error of "
+        f"{train_err[tightest]:.1%}: trading variance for bias\n"
     )
 
     # More data: the learning curve of a wide model without regularisation.
@@ -143,14 +146,15 @@ def main(argv=None):
     plain_seeds = 1 - results.columns()["dev_accuracy"].reshape(len(configs), seeds)[0]
     spread = float(plain_seeds.max() - plain_seeds.min())
     winner = "more data" if by_data > by_regularising else "regularising"
-    within = (
-        f", less than the {spread:.1%} spread of the unregularised seeds: noise"
-        if by_regularising < spread
-        else ""
-    )
+    if seeds == 1:
+        within = ": no spread to tell it from noise"
+    elif by_regularising < spread:
+        within = f", less than the {spread:.1%} spread of the unregularised seeds: noise"
+    else:
+        within = ""
     print(
         f"dev error gained: {by_regularising:.1%} by regularising the {WIDE} net on {FEW} rows "
-        f"(mean of {seeds} seeds{within}); {by_data:.1%} by training on {curve.sizes[-1]} "
+        f"({over}{within}); {by_data:.1%} by training on {curve.sizes[-1]} "
         f"rows instead of {curve.sizes[0]} (the learning curve's (2, 64, 64, 1) net, one "
         f"seed): here {winner} is the better cure"
     )
