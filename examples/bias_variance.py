@@ -66,10 +66,15 @@ def main(argv=None):
         "--out", type=Path, default=Path("jaxhp-out/examples/bias_variance"), help="figures"
     )
     args = parser.parse_args(argv)
-    steps = 300 if args.quick else args.steps
     # A model that memorises the 60 rows errs less than the Bayes error on them: each
-    # diagnosis below says so in a note, so diagnose()'s warning would repeat it.
-    warnings.filterwarnings("ignore", message="bayes_error .* is above train_error")
+    # diagnosis says so in a note, so diagnose()'s warning would repeat it.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="bayes_error .* is above train_error")
+        return run(args)
+
+
+def run(args):
+    steps = 300 if args.quick else args.steps
 
     x, y = jaxhp.datasets.flower(800, noise=NOISE, seed=0)
     x = x * 3.0 + 5.0  # raw features far from mean 0 / std 1

@@ -88,7 +88,8 @@ def learning_curve(
     x, y = data.train[0], data.train[1]
     m = x.shape[0]
     sizes = _check_sizes(sizes, m)
-    check_reference(bayes_error, threshold, majority_error(data.dev[1]))  # before training
+    chance = majority_error(data.dev[1])
+    check_reference(bayes_error, threshold, chance)  # before training
     weights = (np.arange(m)[None, :] < sizes[:, None]).astype(config.dtype)
 
     def one(w):
@@ -102,6 +103,8 @@ def learning_curve(
         dev_error=float(dev_error[-1]),
         bayes_error=bayes_error,
         threshold=threshold,
+        chance_error=chance,
+        diverged=bool(np.asarray(results.diverged)[-1]),  # its errors may then be NaN
     )
     still_falling = len(sizes) > 1 and gap_exceeds(dev_error[-2] - dev_error[-1], threshold / 2)
     return LearningCurve(sizes, train_error, dev_error, results, verdict, bool(still_falling))

@@ -261,6 +261,13 @@ def test_learning_curve_plot_and_errors(tmp_path):
     curve = jaxhp.learning_curve(jax.random.key(0), jaxhp.HParams(), data, config, [10, 60])
     assert curve.plot(tmp_path / "lc.png").stat().st_size > 1000
     assert "assumed Bayes error 0.00% (the default" in str(curve.diagnosis)
+    # a curve whose runs diverge is returned, and its diagnosis says so (was a ValueError on
+    # the NaN errors, after the training)
+    blown = jaxhp.learning_curve(
+        jax.random.key(0), jaxhp.HParams(learning_rate=1e30), data, config, [10, 60]
+    )
+    assert np.isnan(blown.dev_error).all()
+    assert blown.diagnosis.verdict == "learning rate too high / diverging"
     with pytest.raises(ValueError, match="sizes must be whole numbers in \\[1, 60\\], got 0"):
         jaxhp.learning_curve(jax.random.key(0), jaxhp.HParams(), data, config, [0, 100])
     with pytest.raises(ValueError, match="full-batch"):
