@@ -122,7 +122,7 @@ def run(args):
     variance = dev_err - train_err
     tightest = int(np.argmin(variance))
     over = "one seed" if seeds == 1 else f"mean of {seeds} seeds"
-    on_test = "" if after < before else ": no better on test, so the dev gain was noise"
+    on_test = "" if after < before else ": no better on test, so the dev gain may be noise"
     print(
         f"dev error, unregularised -> best regularised (lambd={lam:g}, keep_prob={kp:g}): "
         f"{dev_err[0]:.1%} -> {dev_err[best]:.1%} (variance {variance[0]:.1%} -> "

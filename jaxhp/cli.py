@@ -32,7 +32,7 @@ import numpy as np
 import jaxhp
 from jaxhp import datasets
 from jaxhp.cache import compile_stats, default_cache_dir, enable_compilation_cache
-from jaxhp.diagnose import check_reference, majority_error, returned_params_row
+from jaxhp.diagnose import above_chance, majority_error, returned_params_row
 from jaxhp.init import SCHEMES
 from jaxhp.losses import predictions
 from jaxhp.nn import ACTIVATIONS
@@ -954,11 +954,6 @@ def _load_data(args):
             f"({_plural(len(data.train[1]), 'training example')}); a classifier needs examples "
             "of two classes or more: draw more (--n-train)"
         )
-    if getattr(args, "bayes_error", None) is not None:
-        try:  # never above guessing: refused before any training, not at the report
-            check_reference(args.bayes_error, 0.02, _chance_error(data))
-        except ValueError as err:
-            raise UsageError(f"--bayes-error: {err} (from the dev labels)") from None
     source.update(_split_sizes(data))
     source["example_shape"] = list(np.shape(data.train[0])[1:])
     if args.model == "mlp":  # dense layers take flat rows: an image becomes its pixels
@@ -983,6 +978,16 @@ def _flattened(data):
 def _chance_error(data) -> float:
     """The dev error of always guessing the most common dev class."""
     return majority_error(data.dev[1])
+
+
+def _check_bayes_error(args, data) -> None:
+    """A --bayes-error above guessing (by more than the diagnosis' default threshold) is a
+    mistake: refused before any training. (A recorded run read back is not re-judged.)"""
+    if getattr(args, "bayes_error", None) is None:
+        return
+    why = above_chance(args.bayes_error, _chance_error(data))
+    if why:
+        raise UsageError(f"--bayes-error {args.bayes_error:g}: {why} (on the dev labels)")
 
 
 def _split_sizes(data) -> dict:
@@ -1190,6 +1195,7 @@ def _train(args) -> int:
     _check_steps(args)
     _check_optimizer_flags(args)
     data, n_out, n_classes, source = _load_data(args)
+    _check_bayes_error(args, data)
     config = _config(args, data, n_out)
     _check_training(args, config, data)
     made = []  # folders made here, removed again if Ctrl-C leaves them empty
@@ -1670,6 +1676,7 @@ def _sweep(args) -> int:
     if args.metric is None:  # rank by the accuracy of the params each member keeps
         args.metric = "best_dev_accuracy" if args.patience is not None else "dev_accuracy"
     data, n_out, n_classes, source = _load_data(args)
+    _check_bayes_error(args, data)
     _check_same_file(args, source)
     config = _config(args, data, n_out)
     _check_training(args, config, data)
@@ -2083,6 +2090,7 @@ def _tune(args) -> int:
     _check_steps(args)
     _check_optimizer_flags(args)
     data, n_out, n_classes, source = _load_data(args)
+    _check_bayes_error(args, data)
     _check_same_file(args, source)
     config = _config(args, data, n_out)
     _check_training(args, config, data)
@@ -2300,7 +2308,10 @@ def _bayes_default(args, data=None) -> tuple[float | None, str]:
         )
         chance = None if data is None or data.dev is None else _chance_error(data)
         if chance is not None and bayes > chance:
-            note += f"; capped at this dev set's chance error ({bayes:.2%} for the generator)"
+            note += (
+                f"; capped at this dev set's chance error {chance:.2%} (the generator's is "
+                f"{bayes:.2%})"
+            )
             bayes = chance
         return bayes, note
     return None, "the default: pass --bayes-error, your estimate of human-level error"

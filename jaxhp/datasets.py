@@ -132,14 +132,16 @@ _LOG_ROOT_2PI = 0.5 * math.log(2 * math.pi)
 
 
 def _log_normal_pdf(z: np.ndarray, scale: float) -> np.ndarray:
-    return -0.5 * (z / scale) ** 2 - math.log(scale) - _LOG_ROOT_2PI
+    with np.errstate(over="ignore"):  # far out at a tiny scale: -inf, as it should be
+        return -0.5 * (z / scale) ** 2 - math.log(scale) - _LOG_ROOT_2PI
 
 
 def _log_wrapped(phi: np.ndarray, centre, span: float, noise: float) -> np.ndarray:
     """Log density at the angle phi (mod 2 pi) of an angle drawn uniformly from
-    centre ± span / 2 (exactly centre for span 0) plus N(0, noise^2). Terms under e^-32 of
-    the first are left out: for a wide noise its Fourier series has a few terms, for a
-    narrow one the sum of its copies shifted by 2 pi k has a few."""
+    centre ± span / 2 (exactly centre for span 0) plus N(0, noise^2): for a wide noise its
+    Fourier series, for a narrow one the sum of its copies shifted by 2 pi k, either cut
+    where the next term is below e^-32 (relative). Far outside the span (~37 noise widths)
+    the narrow form underflows to -inf."""
     offset = np.mod(phi - centre + np.pi, 2 * np.pi) - np.pi  # in [-pi, pi)
     if noise > 1.0:
         n = np.arange(1, int(8.0 / noise) + 2)[:, None]
@@ -159,11 +161,12 @@ def _log_curve_densities(name: str, x: np.ndarray, noise: float, **shape) -> lis
     """Each class's log density at x, up to a shared constant: the mean Gaussian kernel over
     points of its curve."""
     curves, span = _CURVES[name]
-    grid = curves(np.linspace(0, span, 360, endpoint=name != "moons"), **shape)
-    return [
-        np.logaddexp.reduce(-0.5 * (((x[:, None, :] - c[None]) / noise) ** 2).sum(-1), axis=1)
-        for c in grid
-    ]
+    grid = curves((np.arange(360) + 0.5) * span / 360, **shape)  # midpoints of the range
+    with np.errstate(over="ignore"):  # far out at a tiny noise: -inf, as it should be
+        return [
+            np.logaddexp.reduce(-0.5 * (((x[:, None, :] - c[None]) / noise) ** 2).sum(-1), 1)
+            for c in grid
+        ]
 
 
 def _log_flower_densities(x: np.ndarray, noise: float) -> list[np.ndarray]:
@@ -189,7 +192,8 @@ def _log_spirals_densities(x: np.ndarray, noise: float, classes: int = 3) -> lis
     """:func:`spirals`' class log densities at x, less the density of the radius, which all
     classes share. A row at position u in [0, 1] of its arm has radius 0.05 + 0.95 u (no
     noise) and angle 4 (c + u) + N(0, noise^2): the radius fixes u, and the angle, modulo
-    2 pi, is a wrapped normal around the arm's."""
+    2 pi, is a wrapped normal around the arm's. (Off radii 0.05 to 1 no arm reaches: there
+    the arms are extended, and the odds mean nothing.)"""
     u = (np.hypot(x[:, 0], x[:, 1]) - 0.05) / 0.95
     phi = np.arctan2(x[:, 0], x[:, 1])
     return [_log_wrapped(phi, 4 * (label + u), 0.0, noise) for label in range(classes)]
@@ -211,7 +215,7 @@ def _shape(name: str, classes, factor) -> dict:
     shape = dict(_SHAPE_DEFAULTS.get(name, {}))
     for key, value in given.items():
         if key not in shape:
-            owner = "spirals" if key == "classes" else "circles"
+            owner = next(g for g, defaults in _SHAPE_DEFAULTS.items() if key in defaults)
             raise ValueError(f"{key} is an argument of {owner}, not of {name!r}")
         if key == "classes":
             _checks.check_positive_int("classes", value)
@@ -221,14 +225,23 @@ def _shape(name: str, classes, factor) -> dict:
     return shape
 
 
+def _check_known(name) -> None:
+    if name not in _LOG_DENSITIES:
+        raise ValueError(
+            f"class densities and the Bayes error are known for the 2-D generators "
+            f"{', '.join(_LOG_DENSITIES)}, not {name!r}"
+        )
+
+
 def class_densities(
     name: str, x, noise: float | None = None, *, classes: int | None = None, factor=None
 ) -> np.ndarray:
     """Each class's density at points ``x`` under a built-in 2-D generator's own model,
     (classes, n), each column divided by its largest entry (a factor that depends on the
     point, not on the class): the ratios, hence the classes' posterior odds (the classes
-    are equally likely), are exact, and a point far from every class does not underflow.
-    The Bayes classifier predicts ``argmax`` over axis 0.
+    are equally likely), are exact to float64 rounding, and a point far from every class
+    does not underflow (except flower's angle, ~37 noise widths off a class's arc, where
+    that class reads 0). The Bayes classifier predicts ``argmax`` over axis 0.
 
     Args:
       name: ``moons``, ``circles``, ``flower`` or ``spirals``.
@@ -241,7 +254,7 @@ def class_densities(
         argument of another generator or out of range.
       TypeError: a noise or shape argument that is not a number.
     """
-    _checks.check_choice("dataset", name, tuple(_LOG_DENSITIES))
+    _check_known(name)
     shape = _shape(name, classes, factor)
     noise = DEFAULT_NOISE[name] if noise is None else _checks.check_number("noise", noise)
     if not noise > 0:
@@ -271,7 +284,7 @@ def bayes_error(
     the Bayes classifier, from the generator's own class densities
     (:func:`class_densities`), estimated as the mean of 1 - max_c p_c / sum_c p_c over
     ``samples`` draws of the generator (the same value every call; its sampling error is
-    about 0.1 point at the default 8,000). For ``moons``, ``circles`` (inner radius
+    0.1 to 0.2 points at the default 8,000). For ``moons``, ``circles`` (inner radius
     ``factor``, default 0.8), ``flower`` and ``spirals`` (``classes`` arms, default 3).
 
     Raises:
@@ -280,10 +293,7 @@ def bayes_error(
         generator or out of range.
       TypeError: a noise or shape argument that is not a number.
     """
-    if name not in BAYES_KNOWN:
-        raise ValueError(
-            f"bayes_error is known for the 2-D generators {', '.join(BAYES_KNOWN)}, not {name!r}"
-        )
+    _check_known(name)
     shape = _shape(name, classes, factor)
     noise = DEFAULT_NOISE[name] if noise is None else _checks.check_number("noise", noise, low=0)
     _checks.check_positive_int("samples", samples)
@@ -291,9 +301,13 @@ def bayes_error(
         return 0.0
     # Past a noise of 1e6 the classes' densities agree to float64 precision (chance level),
     # and a wider one would overflow the float32 points.
-    noise = min(noise, 1e6)
-    x, _ = GENERATORS[name](samples, noise=noise, seed=12345, **shape)
-    total = class_densities(name, x, noise, **shape).sum(axis=0)  # the largest is 1
+    return _bayes_error(name, min(noise, 1e6), samples, tuple(sorted(shape.items())))
+
+
+@functools.lru_cache(maxsize=64)  # the CLI asks for the same one several times a run
+def _bayes_error(name: str, noise: float, samples: int, shape: tuple) -> float:
+    x, _ = GENERATORS[name](samples, noise=noise, seed=12345, **dict(shape))
+    total = class_densities(name, x, noise, **dict(shape)).sum(axis=0)  # the largest is 1
     with np.errstate(divide="ignore"):  # where no class reached a point: no error counted
         return float(np.mean(np.where(total > 0, 1.0 - 1.0 / total, 0.0)))
 

@@ -191,11 +191,10 @@ def _unmeasured(*errors) -> bool:
     )
 
 
-def check_reference(bayes_error, threshold, chance_error=None) -> tuple[float | None, float]:
-    """``bayes_error`` (None or an error rate in [0, 1), not above ``chance_error`` by more
-    than ``threshold``: no task is harder than guessing, and a chance error measured on a
-    sample may read a little low) and ``threshold`` (a gap between error rates, in (0, 1)),
-    checked; :func:`diagnose` and :func:`jaxhp.learning_curve` (before it trains) call it."""
+def check_reference(bayes_error, threshold) -> tuple[float | None, float]:
+    """``bayes_error`` (None or an error rate in [0, 1)) and ``threshold`` (a gap between
+    error rates, in (0, 1)), checked; :func:`diagnose` and :func:`jaxhp.learning_curve`
+    (before it trains) call it."""
     bayes = None if bayes_error is None else _error_rate("bayes_error", bayes_error, below_one=True)
     threshold = _checks.check_number("threshold", threshold)
     if not 0 < threshold < 1:
@@ -203,15 +202,21 @@ def check_reference(bayes_error, threshold, chance_error=None) -> tuple[float | 
             f"threshold must be a gap between error rates in (0, 1), e.g. 0.02 for 2 points, "
             f"got {threshold!r}"
         )
-    if bayes is not None and chance_error is not None:
-        if gap_exceeds(bayes - chance_error, threshold):
-            raise ValueError(
-                f"bayes_error {bayes:.2%} is above the chance error {chance_error:.2%} "
-                f"(always guessing the most frequent class) by more than the threshold "
-                f"{threshold:g}: the best possible classifier never does worse than guessing; "
-                "give a lower bayes_error"
-            )
     return bayes, threshold
+
+
+def above_chance(bayes_error: float, chance_error: float, threshold: float = 0.02) -> str | None:
+    """Why ``bayes_error`` cannot be right, or None: above ``chance_error`` (always guessing
+    the most frequent class) by more than ``threshold``, where the best possible classifier
+    never does worse than guessing (a chance error measured on a sample may read a little
+    low). The CLI refuses such a ``--bayes-error`` before training."""
+    if not gap_exceeds(bayes_error - chance_error, threshold):
+        return None
+    return (
+        f"bayes_error {bayes_error:.2%} is above the chance error {chance_error:.2%} (always "
+        f"guessing the most frequent class) by more than {threshold:g}, but the best possible "
+        "classifier never does worse than guessing"
+    )
 
 
 def returned_params_row(result: Any) -> int:
@@ -286,8 +291,8 @@ def diagnose(
       chance_error: the error of guessing, e.g. 0.5 for balanced binary labels or
         :func:`majority_error` of the dev labels; None skips the chance check (it is also
         skipped when ``bayes_error`` is itself within ``threshold`` of chance: a note then
-        says that no classifier beats guessing on this data). ``bayes_error`` may not
-        exceed it by more than ``threshold``.
+        says that no classifier beats guessing on this data). A ``bayes_error`` above it
+        by more than ``threshold`` is read as it, with a note.
       diverged: True when the run's cost exploded (e.g. ``TrainResult.diverged`` or
         ``SweepResults.diverged[member]``); its error rates may then be NaN (a run that
         diverged before any finite evaluation measured none).
@@ -297,8 +302,8 @@ def diagnose(
 
     Raises:
       TypeError: a result that is not a TrainResult, or rates that are not numbers.
-      ValueError: rates outside [0, 1], a threshold outside (0, 1), a bayes_error above
-        chance_error, both a result and rates, or missing rates.
+      ValueError: rates outside [0, 1], a threshold outside (0, 1), both a result and
+        rates, or missing rates.
 
     Warns:
       UserWarning: when ``bayes_error`` is above the train error (the model fits the
@@ -325,8 +330,11 @@ def diagnose(
     bayes_given = bayes_error is not None
     chance = None if chance_error is None else _error_rate("chance_error", chance_error)
     # the CLI's --bayes-error allows the same [0, 1)
-    bayes, threshold = check_reference(bayes_error, threshold, chance)
+    bayes, threshold = check_reference(bayes_error, threshold)
     bayes = 0.0 if bayes is None else bayes
+    capped = None if chance is None else above_chance(bayes, chance, threshold)
+    if capped:  # e.g. the generator's Bayes error against a small dev set's chance error
+        bayes = chance
     train_dev = None if train_dev_error is None else _error_rate("train_dev_error", train_dev_error)
     bias = train - bayes
     if train_dev is None:
@@ -341,10 +349,13 @@ def diagnose(
     else:
         problems = _problems(bias, variance, mismatch, threshold)
         notes = _negative_gap_notes(bias, variance, mismatch)
-        if chance is not None and not gap_exceeds(chance - bayes, threshold):
+        if capped:
+            notes.append(f"{capped}: read as {chance:.2%}")
+        elif bayes_given and chance is not None and not gap_exceeds(chance - bayes, threshold):
             notes.append(
                 f"the Bayes error {bayes:.2%} is at chance level ({chance:.2%}): no classifier "
-                "does better than guessing on this data, so no cure lowers the dev error"
+                "does better than guessing on this data, so no cure brings the dev error "
+                "below chance"
             )
         if bias < -_BELOW_PRINT:
             warnings.warn(

@@ -76,6 +76,11 @@ def learning_curve(
 
     Returns:
       A :class:`LearningCurve`.
+
+    Raises:
+      ValueError: no dev set, a batch_size, sizes that are not whole numbers in [1, m], a
+        bayes_error outside [0, 1) or a threshold outside (0, 1): before any training.
+      TypeError: sizes that are not an iterable of numbers.
     """
     data = check_inputs(hparams, data, config)
     if data.dev is None:
@@ -88,8 +93,7 @@ def learning_curve(
     x, y = data.train[0], data.train[1]
     m = x.shape[0]
     sizes = _check_sizes(sizes, m)
-    chance = majority_error(data.dev[1])
-    check_reference(bayes_error, threshold, chance)  # before training
+    check_reference(bayes_error, threshold)  # before training
     weights = (np.arange(m)[None, :] < sizes[:, None]).astype(config.dtype)
 
     def one(w):
@@ -103,7 +107,7 @@ def learning_curve(
         dev_error=float(dev_error[-1]),
         bayes_error=bayes_error,
         threshold=threshold,
-        chance_error=chance,
+        chance_error=majority_error(data.dev[1]),
         diverged=bool(np.asarray(results.diverged)[-1]),  # its errors may then be NaN
     )
     still_falling = len(sizes) > 1 and gap_exceeds(dev_error[-2] - dev_error[-1], threshold / 2)
@@ -112,16 +116,18 @@ def learning_curve(
 
 def _check_sizes(sizes, m: int) -> np.ndarray:
     """``sizes`` as sorted distinct ints in [1, m]: whole numbers (5.0 is 5; 5.5, True, NaN
-    and strings are refused), in a sequence."""
-    if isinstance(sizes, (str, bytes)) or np.ndim(sizes) != 1:
+    are refused), from any iterable but a string."""
+    if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__iter__"):
         raise TypeError(f"sizes must be a sequence of training-set sizes, got {sizes!r}")
-    for n in sizes:
-        whole = isinstance(n, (int, float, np.integer, np.floating)) and float(n).is_integer()
-        if isinstance(n, (bool, np.bool_)) or not whole or not 1 <= n <= m:
+    values = list(np.ravel(sizes)) if hasattr(sizes, "shape") else list(sizes)
+    for n in values:
+        if isinstance(n, (str, bytes)) or np.asarray(n).dtype.kind not in "iuf":
+            raise TypeError(f"sizes must be numbers, got {n!r}")
+        if not float(n).is_integer() or not 1 <= float(n) <= m:
             raise ValueError(f"sizes must be whole numbers in [1, {m}], got {n!r}")
-    if len(sizes) == 0:
+    if not values:
         raise ValueError(f"sizes must hold at least one size in [1, {m}], got none")
-    return np.asarray(sorted({int(n) for n in sizes}))
+    return np.asarray(sorted({int(n) for n in values}))
 
 
 class InitProbe(NamedTuple):

@@ -102,6 +102,7 @@ def test_bayes_error_is_the_error_of_the_bayes_classifier_on_fresh_draws(name, n
     [
         ("flower", 0.2, {}),
         ("flower", 0.5, {}),
+        ("flower", 1.5, {}),  # the angles' Fourier series
         ("spirals", 0.5, {}),
         ("spirals", 1, {"classes": 5}),
     ],
@@ -151,3 +152,17 @@ def test_bayes_error_grows_with_the_noise_and_is_refused_where_unknown():
         datasets.bayes_error("digits")
     with pytest.raises(ValueError, match=r"x must be \(n, 2\) points, got shape \(4, 3\)"):
         datasets.class_densities("flower", np.zeros((4, 3)))
+
+
+@pytest.mark.parametrize("noise", [0.5, 1.5])  # the sum of 2 pi k copies; the Fourier series
+@pytest.mark.parametrize("span", [0.0, datasets._PETAL])
+def test_wrapped_angle_density_against_a_histogram_of_draws(noise, span):
+    """The angle density both the flower and the spirals use, against a histogram of
+    200,000 draws of (centre + U(-span/2, span/2) + N(0, noise^2)) mod 2 pi."""
+    rng = np.random.default_rng(0)
+    draws = 1.0 + rng.uniform(-span / 2, span / 2, 200_000) + noise * rng.standard_normal(200_000)
+    counts, edges = np.histogram(np.mod(draws, 2 * np.pi), bins=40, range=(0, 2 * np.pi))
+    middles = (edges[:-1] + edges[1:]) / 2
+    expected = np.exp(datasets._log_wrapped(middles, 1.0, span, noise)) * (edges[1] - edges[0])
+    z_scores = (counts / 200_000 - expected) / np.sqrt(expected / 200_000)
+    assert np.abs(z_scores).max() < 5

@@ -95,7 +95,7 @@ CASES = [
     (["sweep", "--bayes-error", "1"], "argument --bayes-error: expected an error rate"),
     (
         ["sweep", "--dataset", "flower", "--bayes-error", "0.8"],
-        "--bayes-error: bayes_error 80.00% is above the chance error 50.00% .* never does worse",
+        "--bayes-error 0.8: bayes_error 80.00% is above the chance error 50.00% .* never does",
     ),
     (["sweep", "--out", "FILE"], "--out .*a-file is a file; give a folder"),
     (["sweep", "--out", ""], "--out is empty; give a folder"),
