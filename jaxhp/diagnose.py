@@ -24,6 +24,7 @@ import numpy as np
 from jaxhp import _checks
 from jaxhp.records import History
 
+THRESHOLD = 0.02  # the default gap that counts as "high": 2 points of error rate
 DIVERGING = "learning rate too high / diverging"
 NOT_LEARNING = "not learning (train error at chance level)"
 
@@ -205,7 +206,9 @@ def check_reference(bayes_error, threshold) -> tuple[float | None, float]:
     return bayes, threshold
 
 
-def above_chance(bayes_error: float, chance_error: float, threshold: float = 0.02) -> str | None:
+def above_chance(
+    bayes_error: float, chance_error: float, threshold: float = THRESHOLD
+) -> str | None:
     """Why ``bayes_error`` cannot be right, or None: above ``chance_error`` (always guessing
     the most frequent class) by more than ``threshold``, where the best possible classifier
     never does worse than guessing (a chance error measured on a sample may read a little
@@ -267,7 +270,7 @@ def diagnose(
     dev_error: float | None = None,
     bayes_error: float | None = None,
     train_dev_error: float | None = None,
-    threshold: float = 0.02,
+    threshold: float = THRESHOLD,
     chance_error: float | None = None,
     diverged: bool = False,
 ) -> Diagnosis:

@@ -15,7 +15,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxhp.diagnose import Diagnosis, check_reference, diagnose, gap_exceeds, majority_error
+from jaxhp.diagnose import (
+    THRESHOLD,
+    Diagnosis,
+    check_reference,
+    diagnose,
+    gap_exceeds,
+    majority_error,
+)
 from jaxhp.init import init_mlp
 from jaxhp.nn import ACTIVATIONS
 from jaxhp.records import Data, HParams, TrainConfig, TrainResult
@@ -56,7 +63,7 @@ def learning_curve(
     sizes: Sequence[int],
     *,
     bayes_error: float | None = None,
-    threshold: float = 0.02,
+    threshold: float = THRESHOLD,
 ) -> LearningCurve:
     """Train on the first n examples for every n in ``sizes``, in one vmapped program.
 

@@ -14,7 +14,7 @@ import numpy as np
 
 from jaxhp import _checks
 from jaxhp.checkpoint import _atomic_write
-from jaxhp.diagnose import diagnose
+from jaxhp.diagnose import THRESHOLD, diagnose
 from jaxhp.records import History, HParams
 
 _MAXIMISE = ("train_accuracy", "dev_accuracy", "best_dev_accuracy")
@@ -440,7 +440,9 @@ class SweepResults:
         )
         return diagnosis._replace(bayes_note=note) if note else diagnosis
 
-    def diagnose(self, bayes_error: float | None = None, *, threshold: float = 0.02) -> list[dict]:
+    def diagnose(
+        self, bayes_error: float | None = None, *, threshold: float = THRESHOLD
+    ) -> list[dict]:
         """The table with each member's error rates, avoidable bias (train − Bayes),
         variance (dev − train) and verdict (see :func:`jaxhp.diagnose`); :meth:`diagnosis`
         gives one configuration's full diagnosis, with advice. ``bayes_error`` None: the
@@ -458,7 +460,9 @@ class SweepResults:
             )
         return rows
 
-    def diagnosis(self, member=None, bayes_error: float | None = None, *, threshold: float = 0.02):
+    def diagnosis(
+        self, member=None, bayes_error: float | None = None, *, threshold: float = THRESHOLD
+    ):
         """The full :class:`jaxhp.diagnose.Diagnosis` (with advice) of one member, of a
         configuration given as its members (e.g. ``summary()[1]["members"]``: the mean
         error rates of those that did not diverge), or by default of the best
@@ -647,7 +651,7 @@ def diagnose_errors(
     dev_accuracy: float,
     *,
     bayes_error: float | None = None,
-    threshold: float = 0.02,
+    threshold: float = THRESHOLD,
     diverged: bool = False,
     chance_error: float | None = None,
 ):
