@@ -336,6 +336,23 @@ def test_trials_told_without_a_recorded_seed_have_an_unknown_base_seed():
     assert bridge._common(study.trials[1:], "seed") == 0
 
 
+def test_study_results_rank_as_the_study_and_know_the_dev_sets_resolution(data):
+    """The table ranks trials by the study's objective (the best dev cost), not by dev
+    accuracy, and knows the dev set's size and chance level, as run_sweep's results do."""
+    study = bridge.create_study(sampler="random", seed=0)
+    kwargs = {"n_trials": 8, "batch_size": 4, "base": BASE, "keep_history": True}
+    bridge.optimize(study, DISTS, data, CONFIG, **kwargs)
+    results = bridge.study_results(study, CONFIG, base=BASE)
+    assert results.summary()[0]["trial"] == study.best_trial.number
+    assert results.meta["m_dev"] == len(data.dev[1]) and results.meta["m_train"] == 96
+    labels = np.asarray(data.dev[1]).ravel()
+    majority = max(np.mean(labels == 0), np.mean(labels == 1))
+    assert results.meta["chance_error"] == pytest.approx(1 - majority)
+    # one dev example is the resolution of an accuracy (one seed: no spread to measure)
+    by_accuracy = results.summary(metric="dev_accuracy")
+    assert by_accuracy[0]["noise"] == pytest.approx(1 / len(data.dev[1]))
+
+
 def test_study_results_without_histories_says_how_to_keep_them(data):
     study = bridge.create_study(sampler="random", seed=0)
     bridge.optimize(study, DISTS, data, CONFIG, n_trials=1, base=BASE)

@@ -270,6 +270,10 @@ def _tell(study, trials: list, results: SweepResults, keep_history: bool, base: 
         "data_digest": results.meta["data_digest"],
         "vmap_width": int(results.meta["vmap_width"]),  # one static group: its width
         "devices": results.meta["devices"],  # a refit splits over devices as they did
+        # the resolution and chance level study_results' summary and diagnosis read
+        "m_train": int(results.meta["m_train"]),
+        "m_dev": int(results.meta["m_dev"]),
+        "chance_error": float(results.meta["chance_error"]),
     }
     fail = _optuna().trial.TrialState.FAIL
     for i, (trial, row) in enumerate(zip(trials, results.table())):
@@ -454,6 +458,8 @@ def study_results(study, config: TrainConfig, *, base: HParams | None = None) ->
 
     Only the trials that :func:`optimize` told with ``keep_history=True`` can be rebuilt
     (they carry their evaluations); the ``trial`` column gives each member's trial number.
+    The table ranks by the study's objective (``meta["metric"]`` is ``best_dev_cost``), and
+    knows the dev set's size and chance level where the trials recorded them.
     Every member has seed 0, as in :func:`optimize`; ``meta["seed"]`` is the base seed
     ``optimize`` was given (None where unknown: trials told by calls with different seeds,
     or by a jaxhp that did not record it).
@@ -503,6 +509,10 @@ def study_results(study, config: TrainConfig, *, base: HParams | None = None) ->
             "vmap_width": _common(trials, "vmap_width"),  # None: unknown
             "vmap_width_given": _common(trials, "vmap_width"),  # refit trains at it
             "devices": _common(trials, "devices"),
+            "m_train": _common(trials, "m_train"),
+            "m_dev": _common(trials, "m_dev"),
+            "chance_error": _common(trials, "chance_error"),
+            "metric": "best_dev_cost",  # the study's objective: rank as the study does
             "label_columns": ["trial"],
         },
         static={"trial": [t.number for t in trials]},
