@@ -386,6 +386,13 @@ def diagnose(
 def _failure(diverged: bool, train: float, bayes: float, chance, threshold: float):
     """(problem, note) when the run did not train, else None: it diverged, or its train
     error is at chance level while the task itself is not (Bayes error below chance)."""
+    if diverged and np.isnan(train):
+        return "diverging", (
+            "the run diverged before its first evaluation, so nothing was measured; if it "
+            "does so at any learning rate, its cost may be non-finite from the start: "
+            "jaxhp.train.finite_at_start(key, hparams, data, config) tells, and then the "
+            "model's init or apply, or the data, are the cause"
+        )
     if diverged:
         return "diverging", "the run diverged (its cost became non-finite)"
     near_chance = chance is not None and not gap_exceeds(chance - train, threshold)

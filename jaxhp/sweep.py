@@ -1060,15 +1060,33 @@ def run_sweep(
         _gather_processes(plan)
     results = _gather(plan, shard_counts, started, rungs)
     if results.diverged.all():
+        at_start = not np.any(results.stop_step) and not _first_member_finite_at_start(plan)
         warnings.warn(
             f"every member of the sweep diverged (non-finite cost; results.diverged): no "
-            f"result can be ranked. {_divergence_advice(plan.data)}",
+            f"result can be ranked. {_divergence_advice(plan.data, at_start)}",
             stacklevel=2,
         )
     return results
 
 
-def _divergence_advice(data: Data) -> str:
+def _first_member_finite_at_start(plan: _Plan) -> bool:
+    """Whether member 0's costs are finite at its initial params (see
+    :func:`train.finite_at_start`), with its key, hyperparameters and static values."""
+    group = next(g for g in plan.groups if 0 in g.members)
+    hparams = jax.tree.map(lambda leaf: leaf[0], plan.hparams)
+    key = member_key(plan.seed, int(plan.seeds[0]))
+    return train.finite_at_start(key, hparams, plan.data, group.config)
+
+
+def _divergence_advice(data: Data, at_start: bool = False) -> str:
+    """What to do when every member diverged; ``at_start``: their costs were not finite
+    even before the first update (no learning rate trains such a model)."""
+    if at_start:
+        return (
+            "The cost is not finite at the initial params, before any update, so no "
+            "learning rate can help: check the model's init and apply (a NaN or inf "
+            "parameter, a log or division of 0) and the data."
+        )
     scale = float(np.max(np.abs(np.asarray(data.train[0])))) if data.train[0].size else 0.0
     if scale > 100:
         return (

@@ -1088,6 +1088,16 @@ def _start(
     return run, carry
 
 
+def finite_at_start(key: jax.Array, hparams: HParams, data: Data, config: TrainConfig) -> bool:
+    """Whether ``fit(key, hparams, data, config)``'s train and dev costs are finite at its
+    initial params, before any update. A run that diverged before its first evaluation
+    from a non-finite start is the model's or the data's doing, not the learning rate's.
+    Evaluated eagerly: it is asked only after a run diverged."""
+    run, carry = _start(key, hparams, data, config)
+    metrics = evaluate(run, carry.state.params)
+    return bool(np.isfinite(metrics.train_cost) and np.isfinite(metrics.dev_cost))
+
+
 def fit(
     key: jax.Array,
     hparams: HParams,

@@ -118,6 +118,19 @@ def test_diverged_flag_and_non_finite_costs_give_diverging():
     assert d.verdict == "high bias and high variance"  # 10% and 5% against Bayes 0
 
 
+def test_a_run_that_never_had_a_finite_evaluation_says_the_start_may_be_the_cause():
+    history = jaxhp.History(*(np.array(v) for v in ([10, 20], *[[np.nan, np.nan]] * 4)))
+    result = jaxhp.TrainResult(None, None, history, 0, np.bool_(True), 0)
+    (note,) = jaxhp.diagnose(result).notes
+    assert "before its first evaluation" in note and "finite_at_start" in note
+    measured = history._replace(train_cost=np.array([0.5, np.nan]))
+    measured = measured._replace(dev_cost=measured.train_cost)
+    measured = measured._replace(train_accuracy=np.array([0.8, np.nan]))
+    measured = measured._replace(dev_accuracy=np.array([0.7, np.nan]))
+    (note,) = jaxhp.diagnose(result._replace(history=measured, stop_step=10)).notes
+    assert note == "the run diverged (its cost became non-finite)"
+
+
 def test_a_result_without_dev_data_is_refused_not_read_as_zero_variance():
     """fit without dev data records the training set's metrics as dev_*: a diagnosis would
     read a variance of exactly 0."""

@@ -473,6 +473,27 @@ def test_a_sweep_whose_every_member_diverged_warns_with_advice(data):
         assert jaxhp.run_sweep(space, loud, CONFIG, progress=False).diverged.tolist() == [0, 1]
 
 
+def test_a_sweep_that_cannot_start_finite_blames_the_model_not_the_learning_rate(data):
+    """A model whose cost is NaN at its initial params diverges before any evaluation at
+    every learning rate: the warning says so, and finite_at_start tells the two apart."""
+
+    def init(key):  # a NaN bias, as a broken init would leave it
+        return {"w": jax.random.normal(key, (2, 1)), "b": np.full((1,), np.nan, np.float32)}
+
+    def apply(params, x, *, key, hparams):
+        return x @ params["w"] + params["b"][None, :]
+
+    config = jaxhp.TrainConfig(model=jaxhp.Model(init, apply), steps=20, eval_every=10)
+    space = sweep.grid(learning_rate=[1e-3, 0.1])
+    with pytest.warns(UserWarning, match=r"not finite at the initial params, before any upd"):
+        results = jaxhp.run_sweep(space, data, config, progress=False)
+    assert results.diverged.all() and not results.stop_step.any()
+    hp = jaxhp.HParams(learning_rate=0.1)
+    assert not jaxhp.train.finite_at_start(jax.random.key(0), hp, data, config)
+    sane = jaxhp.models.mlp((2, 4, 1))
+    assert jaxhp.train.finite_at_start(jax.random.key(0), hp, data, config.replace(model=sane))
+
+
 def test_refit_compares_configs_by_value_and_a_model_sweep_writes_its_json(data, tmp_path):
     """A config built again equals the sweep's (NumPy ints, eval_every resolved, a model
     made again by the same factory); a function swapped for another kind is refused; and
