@@ -145,7 +145,12 @@ def test_ctrl_c_says_how_to_resume(tmp_path, capsys, monkeypatch):
     assert code == 130
     err = capsys.readouterr().err.strip()
     assert err.startswith("interrupted: 0 of 4 trials finished in study 'jaxhp-tune'")
-    assert err.endswith("re-run the same command to resume")
+    assert err.endswith(
+        "re-run the same command to resume (the 2 trials it was training stay RUNNING in the "
+        "study and are trained again then)"
+    )
+    study = optuna.load_study(study_name="jaxhp-tune", storage=f"sqlite:///{tmp_path}/study.db")
+    assert [t.state for t in study.trials] == [State.RUNNING] * 2
     # Resumed, the first batch is trained again and the sampler goes on: it must not
     # replay that batch's draws (no trial finished, so a seed moved on by the finished
     # trials started over, and the study held every configuration twice).
