@@ -543,9 +543,17 @@ def test_kinks_closer_than_every_step_leave_a_leaf_unresolved_not_a_bug():
         for layer in jaxhp.init_mlp(jax.random.key(9), (8, 16, 16, 16, 16, 16, 1))
     )
     x, y = jnp.asarray(rng.normal(size=(40, 8))), jnp.asarray(rng.integers(0, 2, size=40))
-    with pytest.warns(UserWarning, match="could not check"):
+    with pytest.warns(UserWarning, match="could not check") as said:
         report = jaxhp.grad_check(jaxhp.loss, params, x, y)
     assert report.verdict == "unresolved" and not report.passed, str(report)
+    unresolved = [c for c in report.leaves if c.verdict == "unresolved"]
+    first = unresolved[0].note.removeprefix("not checked: ")
+    if len(unresolved) > 1:  # every leaf named, and whose reason is quoted
+        names = ", ".join(c.path for c in unresolved)
+        expected = f"{names} (each leaf's note in the report says why); {unresolved[0].path}: "
+    else:
+        expected = f"{unresolved[0].path}: "
+    assert str(said[0].message) == f"grad_check could not check {expected}{first}"
     assert not any(c.verdict in ("bug", "disputed") for c in report.leaves), str(report)
 
 
@@ -898,6 +906,9 @@ def test_a_bug_below_float32_resolution_is_unresolved_not_great():
     b1 = next(c for c in report.leaves if c.path == "b1")
     assert b1.verdict == report.verdict == "unresolved"
     assert b1.note.startswith("not checked: its numeric and analytic gradients")
+    # the table's difference (against the noise floor) is 0: the note says why, and by how
+    # much the two really differ (a doubled gradient: |2g - g| / (|2g| + |g|) = 1/3)
+    assert b1.difference == 0 and "reads 0, though they differ by 33% of their norms" in b1.note
     report = jaxhp.grad_check(_tanh_loss, p, x, y, grad_fn=_doubled_b1(_tanh_loss))
     assert [c.path for c in report.failing] == ["b1"] and report.verdict == "bug"
 

@@ -737,9 +737,14 @@ def grad_check(
             leaves, diff = _check_directions(p, n_directions, key)
     unchecked = [c for c in leaves if c.verdict == "unresolved"]
     if unchecked:
-        why = unchecked[0].note.removeprefix("not checked: ")
-        names = ", ".join(c.path for c in unchecked)
-        warnings.warn(f"grad_check could not check {names}: {why}", UserWarning, stacklevel=2)
+        first = unchecked[0]
+        why = first.note.removeprefix("not checked: ")
+        if len(unchecked) > 1:  # each leaf's own reason is in its note
+            names = ", ".join(c.path for c in unchecked)
+            why = f"{names} (each leaf's note in the report says why); {first.path}: {why}"
+        else:
+            why = f"{first.path}: {why}"
+        warnings.warn(f"grad_check could not check {why}", UserWarning, stacklevel=2)
     return GradCheckReport(
         tuple(leaves),
         diff,
@@ -822,9 +827,10 @@ def _unresolved(p: _Problem, i: int, check: LeafCheck, numeric, analytic) -> Lea
         verdict="unresolved",
         note=f"not checked: its numeric and analytic gradients (norms {num:.1e} and "
         f"{ana:.1e}) both lie below the finite-difference noise floor in "
-        f"{p.precision.dtype} at |J| = {abs(p.value):.2g} ({floor:.1e}) and differ by "
-        f"{100 * gap / (ana + num):.2g}%, so finite differences cannot tell whether they "
-        f"agree; {_advice(p)}",
+        f"{p.precision.dtype} at |J| = {abs(p.value):.2g} ({floor:.1e}), so their difference "
+        f"measured against that floor reads 0, though they differ by "
+        f"{100 * gap / (ana + num):.2g}% of their norms: finite differences cannot tell "
+        f"whether they agree; {_advice(p)}",
     )
 
 
