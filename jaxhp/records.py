@@ -127,11 +127,17 @@ class HParams:
             if bad:
                 raise TypeError(f"{name}: hyperparameter names must be identifiers, got {bad[0]!r}")
             return cls(**value)
-        if isinstance(value, tuple) and len(value) <= len(_COURSE_DEFAULTS):
+        plain_tuple = isinstance(value, tuple) and not hasattr(value, "_fields")
+        if plain_tuple and len(value) <= len(_COURSE_DEFAULTS):
             return cls(*value)
+        shown = (
+            type(value).__name__
+            if hasattr(value, "_fields")
+            else f"{type(value).__name__} {value!r}"
+        )
         raise TypeError(
-            f"{name} must be a jaxhp.HParams or a dict of name -> number, got "
-            f"{type(value).__name__} {value!r}"
+            f"{name} must be a jaxhp.HParams or a dict of name -> number, got {shown}"
+            + (" (arguments in another order?)" if hasattr(value, "_fields") else "")
         )
 
     @property

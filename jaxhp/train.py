@@ -608,10 +608,24 @@ def _warn_unused_logits(y: np.ndarray, n_out: int, mlp: bool = False):
     )
 
 
+def _like(err: Exception, message: str) -> Exception:
+    """A plain TypeError or ValueError, as ``err`` is one, saying ``message`` (JAX's own
+    error classes take other arguments than a message)."""
+    return ValueError(message) if isinstance(err, ValueError) else TypeError(message)
+
+
 def _output_width(config: TrainConfig, hparams: HParams, x) -> int:
     """Shape-check the model on x (init and apply, traced abstractly); return n_out."""
     model = config.resolved_model
-    params = jax.eval_shape(model.init, jax.random.key(0))
+    try:
+        params = jax.eval_shape(model.init, jax.random.key(0))
+    except (TypeError, ValueError) as err:  # a wrong signature, NumPy on traced arrays
+        raise _like(
+            err,
+            "the model's init (Model(init, apply): init comes first) fails when called as "
+            "init(key) with one PRNG key (traced, as in jit: it must use jax.numpy, not NumPy, "
+            f"on arrays): {str(err).splitlines()[0]}",
+        ) from err
     leaves = jax.tree.leaves_with_path(params)
     if not any(jnp.issubdtype(leaf.dtype, jnp.floating) for _, leaf in leaves):
         raise ValueError(
@@ -633,18 +647,20 @@ def _output_width(config: TrainConfig, hparams: HParams, x) -> int:
     except (TypeError, ValueError) as err:  # shapes that do not fit the model's layers
         if "hyperparameter" in str(err):  # HParams' own message already says it all
             raise
-        raise type(err)(
+        raise _like(
+            err,
             f"the model's apply fails on train x of shape {tuple(x.shape)} (one example per "
             f"row, then the example's shape; cast to the config's dtype {spec.dtype.name}, so "
-            f"integer ids arrive as floats): {str(err).splitlines()[0]}"
+            f"integer ids arrive as floats): {str(err).splitlines()[0]}",
         ) from err
     try:  # as jaxhp evaluates: dropout off
         jax.eval_shape(lambda p, x: model.apply(p, x, key=None, hparams=hparams), params, spec)
     except (TypeError, ValueError) as err:
-        raise type(err)(
+        raise _like(
+            err,
             "the model's apply fails with key=None, as jaxhp evaluates it (dropout off: "
             "jaxhp.dropout returns its input for key None, and a dropout of the model's own "
-            f"must too): {str(err).splitlines()[0]}"
+            f"must too): {str(err).splitlines()[0]}",
         ) from err
     if not isinstance(logits, jax.ShapeDtypeStruct):
         raise ValueError(

@@ -158,6 +158,43 @@ def test_bad_model(data, model, match):
         jaxhp.fit(0, jaxhp.HParams(), data, jaxhp.TrainConfig(model=model, steps=1))
 
 
+def _good_init(key):
+    return {"w": jax.random.normal(key, (2, 1))}
+
+
+def _good_apply(p, x, *, key, hparams):
+    return x @ p["w"]
+
+
+@pytest.mark.parametrize(
+    "init, apply, match",
+    [
+        (  # NumPy on a traced array: JAX's own error class, said as a plain TypeError
+            lambda key: {"w": np.asarray(_good_init(key)["w"])},
+            _good_apply,
+            r"the model's init .* fails when called as init\(key\) .* jax\.numpy, not NumPy",
+        ),
+        (lambda: _good_init(0), _good_apply, r"init\(key\) with one PRNG key .* takes 0"),
+        (_good_apply, _good_init, r"Model\(init, apply\): init comes first"),  # swapped
+        (
+            _good_init,
+            lambda p, x, *, key, hparams: np.asarray(x) @ p["w"],  # was an AttributeError
+            r"the model's apply fails on train x of shape \(20, 2\).*numpy\.ndarray",
+        ),
+    ],
+)
+def test_a_model_whose_init_or_apply_cannot_be_traced_is_named(data, init, apply, match):
+    with pytest.raises(TypeError, match=match):
+        jaxhp.fit(
+            0, jaxhp.HParams(), data, jaxhp.TrainConfig(model=jaxhp.Model(init, apply), steps=1)
+        )
+
+
+def test_fit_with_its_arguments_out_of_order_says_so(data):
+    with pytest.raises(TypeError, match=r"hparams must be a jaxhp.HParams .* got Data \(argum"):
+        jaxhp.fit(0, data, jaxhp.HParams(), MLP)
+
+
 @pytest.mark.parametrize("mlp", [False, True])
 def test_model_with_too_few_logits_for_the_labels(mlp):  # the model is named, not the labels
     x = np.random.default_rng(0).normal(size=(12, 2)).astype(np.float32)
