@@ -78,6 +78,11 @@ _loop_backward.defvjp(lambda x: (jnp.sin(x), x), _loop_bwd)
             "unknown keywords \\['scale'\\] next to kwargs=",
         ),
         (lambda: jaxhp.grad_check(f, P, jnp.ones(2)), TypeError, "cannot be called.*1 extra"),
+        (  # a backward pass that does not take f's keywords
+            lambda: jaxhp.grad_check(f_with_eps, P, kwargs={"eps": 0.1}, grad_fn=jax.grad(f)),
+            TypeError,
+            r"grad_fn.* cannot be called as grad_fn\(params, .*\['eps'\].*with f's arguments",
+        ),
         (
             lambda: jaxhp.grad_check(lambda p: jnp.sum(_vjp_only(p)), P, check="jvp"),
             ValueError,

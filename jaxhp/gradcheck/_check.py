@@ -454,8 +454,8 @@ def _split_keywords(f, kwargs, f_keywords: dict, options: dict) -> dict:
     return dict(f_keywords)
 
 
-def _check_call(f, params, args, kwargs):
-    """A clear error when f cannot take (params, *args, **kwargs)."""
+def _check_call(f, params, args, kwargs, name: str = "f"):
+    """A clear error when f (or grad_fn: ``name``) cannot take (params, *args, **kwargs)."""
     sig = _signature(f)
     if sig is None:
         return
@@ -465,9 +465,11 @@ def _check_call(f, params, args, kwargs):
         hint = ""
         if "key" in kwargs and "key" not in sig.parameters:
             hint = " (grad_check's own PRNG key for random directions is direction_key=)"
+        if name != "f":
+            hint += "; grad_check calls grad_fn with f's arguments and keywords"
         raise TypeError(
-            f"f{sig} cannot be called as f(params, *args, **kwargs) with {len(args)} extra "
-            f"positional and keywords {sorted(kwargs)}: {error}{hint}"
+            f"{name}{sig} cannot be called as {name}(params, *args, **kwargs) with "
+            f"{len(args)} extra positional and keywords {sorted(kwargs)}: {error}{hint}"
         ) from None
 
 
@@ -724,6 +726,8 @@ def grad_check(
     }
     f_kwargs = _split_keywords(f, kwargs, f_keywords, options)
     _check_call(f, params, args, f_kwargs)
+    if grad_fn is not None:
+        _check_call(grad_fn, params, args, f_kwargs, name="grad_fn")
     key = jax.random.key(0) if direction_key is None else direction_key
     with jax.enable_x64(True):
         p = _prepare(f, params, args, f_kwargs, grad_fn, eps, tol, check, memory_budget)
