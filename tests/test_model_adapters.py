@@ -414,6 +414,20 @@ def test_equinox_batched_module(key):
     )
 
 
+def test_a_batch_module_given_as_per_example_is_told_about_per_example(key):
+    class Batched(eqx.Module):  # written for (m, 4) batches: reshape(len(x), -1)
+        w: jax.Array
+
+        def __call__(self, x):
+            return x.reshape(len(x), -1) @ self.w
+
+    model = models.from_equinox(Batched(jax.random.normal(key, (4, 3))))
+    data = jaxhp.Data(train=(_normal((6, 4), 2), np.arange(6) % 3))
+    config = jaxhp.TrainConfig(model=model, steps=1)
+    with pytest.raises(TypeError, match=r"one example at a time, of shape \(4,\); give per_ex"):
+        jaxhp.fit(0, jaxhp.HParams(), data, config)
+
+
 # ---- bad modules -----------------------------------------------------------------------
 def test_linen_module_with_batch_stats_is_refused():
     class WithNorm(nn.Module):
@@ -472,6 +486,18 @@ def test_nnx_dropout_with_its_own_rngs_warns(key):
         (
             lambda: models.from_equinox(lambda k1, k2: EqxNet(4, key=k1)),
             r"from_equinox calls its function with a PRNG key .*TypeError.*key=key\)",
+        ),
+        (  # a module of the other library: named, not called as a factory
+            lambda: models.from_flax(EqxNet(4, key=jax.random.key(0))),
+            r"^from_flax got an Equinox module \(EqxNet\): use jaxhp.models.from_equinox",
+        ),
+        (
+            lambda: models.from_equinox(NNXNet(4, rngs=nnx.Rngs(0))),
+            r"^from_equinox got a Flax module \(NNXNet\): use jaxhp.models.from_flax\(",
+        ),
+        (
+            lambda: models.from_equinox(LinenNet()),
+            r"^from_equinox got a Flax module \(LinenNet\)",
         ),
     ],
 )

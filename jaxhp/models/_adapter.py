@@ -48,6 +48,18 @@ def call_keywords(call: Callable) -> Callable[[Any, Any], dict]:
     return keywords
 
 
+def check_library(obj: Any, expected: str, caller: str, instead: str) -> None:
+    """A module of the other library (an Equinox module given to from_flax, or a Flax one
+    to from_equinox) is named as such, not called as a factory."""
+    for library, words in (("equinox", "an Equinox"), ("flax", "a Flax")):
+        if library != expected and any(
+            getattr(c, "__module__", "").startswith(library) for c in type(obj).__mro__
+        ):
+            raise TypeError(
+                f"{caller} got {words} module ({type(obj).__name__}): use jaxhp.models.{instead}"
+            )
+
+
 def is_factory(obj: Any, module_type: type) -> bool:
     """Whether ``obj`` is a function ``key -> module`` rather than a module."""
     return callable(obj) and not isinstance(obj, module_type)

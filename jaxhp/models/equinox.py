@@ -29,7 +29,7 @@ from typing import Any
 
 import jax
 
-from jaxhp.models._adapter import build, call_keywords, import_extra, is_factory
+from jaxhp.models._adapter import build, call_keywords, check_library, import_extra, is_factory
 from jaxhp.models._model import Model
 
 
@@ -54,6 +54,7 @@ def from_equinox(module: Any, *, per_example: bool = True) -> Model:
       ValueError: the module has no float arrays to train, or holds state
         (``eqx.nn.StateIndex``: BatchNorm's running statistics).
     """
+    check_library(module, "equinox", "from_equinox", "from_flax(module, sample_x)")
     eqx = import_extra("equinox", "equinox", "from_equinox")
     factory = module if is_factory(module, eqx.Module) else None
     template = (
@@ -83,10 +84,19 @@ def from_equinox(module: Any, *, per_example: bool = True) -> Model:
         net = eqx.combine(params, static)
         if not per_example:
             return net(x, **keywords(key, hparams))
-        if key is None or not takes_key:
-            return jax.vmap(lambda example: net(example, **keywords(None, hparams)))(x)
-        keys = jax.random.split(key, x.shape[0])
-        return jax.vmap(lambda example, k: net(example, **keywords(k, hparams)))(x, keys)
+        try:
+            if key is None or not takes_key:
+                return jax.vmap(lambda example: net(example, **keywords(None, hparams)))(x)
+            keys = jax.random.split(key, x.shape[0])
+            return jax.vmap(lambda example, k: net(example, **keywords(k, hparams)))(x, keys)
+        except (TypeError, ValueError) as err:  # e.g. a module written for whole batches
+            said = str(err).splitlines()[0] if str(err) else type(err).__name__
+            hint = (
+                f"{said} (from_equinox calls the module on one example at a time, of shape "
+                f"{tuple(x.shape[1:])}; give per_example=False for a module that takes the "
+                "whole batch)"
+            )
+            raise (ValueError if isinstance(err, ValueError) else TypeError)(hint) from err
 
     return Model(init=init, apply=apply)
 

@@ -30,7 +30,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from jaxhp.models._adapter import build, call_keywords, import_extra, is_factory
+from jaxhp.models._adapter import build, call_keywords, check_library, import_extra, is_factory
 from jaxhp.models._model import Model
 
 
@@ -55,6 +55,7 @@ def from_flax(module: Any, sample_x: Any = None) -> Model:
         state besides them (BatchNorm statistics), which a pure (init, apply) pair cannot
         carry.
     """
+    check_library(module, "flax", "from_flax", "from_equinox(module)")
     linen = import_extra("flax.linen", "flax", "from_flax")
     nnx = import_extra("flax.nnx", "flax", "from_flax")
     if isinstance(module, linen.Module):
