@@ -420,20 +420,32 @@ def _what_a_point_shows(columns, names, x, y, cells) -> str:
     points (a random search has one member per point although its other axes vary)."""
     seeds = _seeds_per_point(columns, cells)
     best_of, along = [], []  # varying within a point; varying only from point to point
+    counts = []
     for name in (n for n in names if n not in (x, y)):
         column = np.asarray(columns[name]).tolist()
         count = max(len({str(column[i]) for i in c.members}) for c in cells.values())
         if count > 1:
-            best_of.append(f"{count} {name} values")
+            best_of.append(name)
+            counts.append(count)
         elif len(set(map(str, column))) > 1:  # e.g. keep_prob_2, set with keep_prob_1
             along.append(name)
     also = f" ({', '.join(along)} also varies)" if along else ""
     if seeds == 1 and not best_of:
         return "one member per point" + also
-    parts = [f"best of {' × '.join(best_of)}"] if best_of else []
+    parts = [f"best of {_within_a_point(columns, best_of, counts, cells)}"] if best_of else []
     if seeds > 1:
         parts.append(f"mean ± std over {seeds} seeds")
     return ", ".join(parts) + also
+
+
+def _within_a_point(columns, names: list, counts: list, cells) -> str:
+    """``2 lambd values × 3 keep_prob values``, or, where columns move together (a
+    per-layer keep_prob_1 and keep_prob_2 set as pairs), ``4 combinations of ...``."""
+    rows = [np.asarray(columns[n]).astype(str) for n in names]
+    combos = max(len({tuple(r[i] for r in rows) for i in c.members}) for c in cells.values())
+    if combos == int(np.prod(counts)):
+        return " × ".join(f"{count} {name} values" for name, count in zip(names, counts))
+    return f"{combos} combinations of {', '.join(names)}"
 
 
 def _scale_for(values: np.ndarray) -> tuple[str, dict]:
@@ -582,7 +594,7 @@ def _heatmap_legend(
     near = Patch(fill=False, ec="red", lw=1.5, ls="--", label="within noise of the best")
     if not as_grid:
         near = Line2D([], [], ls="", marker="o", ms=12, mfc="none", mec="red",
-                      label="within noise of the best (dashed ring)")  # fmt: skip
+                      label="within noise of the best (red ring)")  # fmt: skip
     if as_grid:
         best = Patch(fill=False, ec="red", lw=2, label=best_label)
         diverged = Patch(fc="lightgrey", ec="black", hatch=_HATCH, label="has diverged members")

@@ -50,6 +50,22 @@ def grid_results():
     return make_results(lambd, keep, rate, seed, accuracy, diverged)
 
 
+def test_a_title_counts_columns_that_move_together_as_combinations():
+    """keep_prob per layer, set as pairs (0.7, 0.9) and (1, 1): each cell is the best of 2
+    configurations, not of 2 x 2."""
+    rows = list(itertools.product(LAMBDS, RATES, [(0.7, 0.9), (1.0, 1.0)]))
+    lambd, rate, keep = (np.asarray(c) for c in zip(*rows))
+    results = make_results(lambd, keep, rate, np.zeros(len(rows), int), 0.8 + 0.01 * lambd)
+    title = plot.heatmap_figure(results, x="lambd", y="learning_rate").axes[0].get_title()
+    assert "best of 2 combinations of keep_prob_1, keep_prob_2" in title, title
+    pairs = list(itertools.product([0.7, 1.0], [0.7, 1.0]))  # every pair: 2 x 2 in a cell
+    rows = list(itertools.product(LAMBDS, RATES, pairs))
+    lambd, rate, keep = (np.asarray(c) for c in zip(*rows))
+    results = make_results(lambd, keep, rate, np.zeros(len(rows), int), 0.8 + 0.01 * lambd)
+    title = plot.heatmap_figure(results, x="lambd", y="learning_rate").axes[0].get_title()
+    assert "best of 2 keep_prob_1 values × 2 keep_prob_2 values" in title, title
+
+
 def cell_members(results, i, j):
     """Members of the cell at column i (lambd) and row j (keep_prob), by the test's own
     reading of the table."""
@@ -505,7 +521,7 @@ def test_scatter_rings_the_points_within_noise_of_the_best():
     assert len(ringed) == 1
     np.testing.assert_allclose(ringed[0].get_offsets(), [[0.1, 0.2]])  # λ 0.1, not 1.0
     labels = [t.get_text() for t in fig.legends[0].get_texts()]
-    assert labels == ["best", "within noise of the best (dashed ring)"]
+    assert labels == ["best", "within noise of the best (red ring)"]
 
 
 def test_choosing_the_axes_leaves_the_results_untouched(grid_results):
