@@ -32,6 +32,7 @@ def _paths(tmp_path):
     (tmp_path / "lone.csv").write_text("0.1,0.2,0\n" * 9 + "0.3,0.4,1\n")
     (tmp_path / "nan.csv").write_text("0.1,0.2,0\n0.3,nan,1\n" * 5)
     (tmp_path / "semi.csv").write_text("a;b;y\n" + "0.1;0.2;0\n0.3;0.4;1\n" * 5)
+    (tmp_path / "bare.csv").write_text("0.1; 0.2; 0\n0.3; 0.4; 1\n" * 5)  # no header
     x = np.zeros((40, 2), np.float32)
     np.savez(tmp_path / "onehot.npz", x=x, y=np.eye(2, dtype=np.int32)[np.arange(40) % 2])
     np.savez(tmp_path / "strings.npz", x=x, y=np.array(["cat", "dog"])[np.arange(40) % 2])
@@ -51,6 +52,7 @@ def _paths(tmp_path):
         "LONE": str(tmp_path / "lone.csv"),
         "NANCSV": str(tmp_path / "nan.csv"),
         "SEMICOLON": str(tmp_path / "semi.csv"),
+        "BARE_SEMICOLON": str(tmp_path / "bare.csv"),
         "ONEHOT": str(tmp_path / "onehot.npz"),
         "STRINGS": str(tmp_path / "strings.npz"),
         "OBJECTS": str(tmp_path / "objects.npz"),
@@ -154,7 +156,9 @@ CASES = [
     (["sweep", "--n-test", "-1"], "argument --n-test: expected an int >= 0, got -1"),
     (["sweep", "--no-normalize"], "--no-normalize applies to data files only"),
     (["sweep", "--dataset", "NANCSV"], "nan.csv: x holds NaN or inf, first at line 2;"),
-    (["sweep", "--dataset", "SEMICOLON"], "semi.csv line 2 reads as one column: .*by ';'"),
+    (["sweep", "--dataset", "SEMICOLON"], "semi.csv line 1 reads as one column: .*by ';'"),
+    # its first line, not the second: a first row of no numbers was read as a header
+    (["sweep", "--dataset", "BARE_SEMICOLON"], "bare.csv line 1 reads as one column: .*by ';'"),
     (["train", "--lambd", "0,1"], "expected a number, got '0,1'; a list of values is for"),
     (["sweep", "--lambd", "0,0.1,0"], "argument --lambd: '0,0.1,0' lists 0 more than once"),
     (["sweep", "--keep-prob", "0.5,1,0.50"], "argument --keep-prob: .* lists 0.5 more than"),
