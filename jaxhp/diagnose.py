@@ -292,7 +292,9 @@ def diagnose(
         variance from data mismatch.
       threshold: a gap above this is "high", in (0, 1) (0.02: 2 points).
       chance_error: the error of guessing, e.g. 0.5 for balanced binary labels or
-        :func:`majority_error` of the dev labels; None skips the chance check (it is also
+        :func:`majority_error` of the dev labels; None skips the chance check (a "high
+        bias" at a train error of about 50% or more then gets a note that it may be
+        guessing; the check is also
         skipped when ``bayes_error`` is itself within ``threshold`` of chance: a note then
         says that no classifier beats guessing on this data). A ``bayes_error`` above it
         by more than ``threshold`` is read as it, with a note.
@@ -352,6 +354,14 @@ def diagnose(
     else:
         problems = _problems(bias, variance, mismatch, threshold)
         notes = _negative_gap_notes(bias, variance, mismatch)
+        if chance is None and "high bias" in problems and not gap_exceeds(0.5 - train, threshold):
+            # guessing gets 50% on balanced binary labels: bias, or no learning at all?
+            notes.append(
+                f"train error {train:.2%} is as high as guessing on balanced binary labels: "
+                "if it is at chance level, the run is not learning (a learning rate too high "
+                "or too low, dead units) rather than biased; pass chance_error="
+                "majority_error(y_dev) (from jaxhp.diagnose import majority_error) to tell"
+            )
         if capped:
             notes.append(f"{capped}: read as {chance:.2%}")
         elif bayes_given and chance is not None and not gap_exceeds(chance - bayes, threshold):

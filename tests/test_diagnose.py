@@ -77,8 +77,13 @@ def test_bayes_error_above_train_error_warns():
 
 
 def test_chance_level_is_not_learning_before_any_bias_verdict():
-    # Stuck at chance, the bias reading (49%) would say "use a bigger network".
-    assert jaxhp.diagnose(train_error=0.49, dev_error=0.50).verdict == "high bias"
+    # Stuck at chance, the bias reading (49%) would say "use a bigger network"; without a
+    # chance level, a note says that 49% may be guessing, and how to tell.
+    unknown = jaxhp.diagnose(train_error=0.49, dev_error=0.50)
+    assert unknown.verdict == "high bias"
+    (note,) = unknown.notes
+    assert "49.00% is as high as guessing" in note and "chance_error=majority_error" in note
+    assert not jaxhp.diagnose(train_error=0.40, dev_error=0.50).notes  # learnt something
     d = jaxhp.diagnose(train_error=0.49, dev_error=0.50, chance_error=0.5)
     # not "learning rate too high": a run with dead units sits at chance with a finite,
     # smoothly falling cost, and a lower learning rate does not help it
