@@ -292,12 +292,12 @@ def diagnose(
         variance from data mismatch.
       threshold: a gap above this is "high", in (0, 1) (0.02: 2 points).
       chance_error: the error of guessing, e.g. 0.5 for balanced binary labels or
-        :func:`majority_error` of the dev labels; None skips the chance check (a "high
-        bias" at a train error of about 50% or more then gets a note that it may be
-        guessing; the check is also
-        skipped when ``bayes_error`` is itself within ``threshold`` of chance: a note then
-        says that no classifier beats guessing on this data). A ``bayes_error`` above it
-        by more than ``threshold`` is read as it, with a note.
+        :func:`majority_error` of the dev labels. None skips the chance check (then a
+        "high bias" at a train error of about 50% or more gets a note that it may be
+        guessing). The check is also skipped when ``bayes_error`` is itself within
+        ``threshold`` of chance (a note then says that no classifier beats guessing on this
+        data). A ``bayes_error`` above it by more than ``threshold`` is read as it, with a
+        note.
       diverged: True when the run's cost exploded (e.g. ``TrainResult.diverged`` or
         ``SweepResults.diverged[member]``); its error rates may then be NaN (a run that
         diverged before any finite evaluation measured none).
