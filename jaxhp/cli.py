@@ -2076,11 +2076,13 @@ def _tune_interrupted(args, bridge, study) -> Interrupted:
         )
     finished = len(bridge.finished_trials(study))
     running = len(bridge.stale_trials(study, _tune_space(args)[0]))
-    verbs = (
-        "stay RUNNING in the study and are" if running > 1 else "stays RUNNING in the study and is"
-    )
-    unfinished = f" (the {_plural(running, 'trial')} it was training {verbs} trained again then)"
-    unfinished = unfinished if running else ""
+    unfinished = ""
+    if running:
+        stay, are = ("stay", "are") if running > 1 else ("stays", "is")
+        unfinished = (
+            f" (the {_plural(running, 'trial')} it was training {stay} RUNNING in the study "
+            f"and {are} trained again then)"
+        )
     return Interrupted(
         f"interrupted: {finished} of {args.trials} trials finished in study "
         f"{args.study_name!r} ({args.storage}); re-run the same command to resume{unfinished}"

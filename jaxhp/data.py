@@ -263,9 +263,10 @@ def load_file(path) -> tuple[np.ndarray, np.ndarray]:
     elif path.suffix == ".csv":
         with path.open(newline="") as f:
             rows = [(number, r) for number, r in enumerate(csv.reader(f), start=1) if r]
-        if rows:  # the first row, header or data, shows the separator
-            _check_separator(path, *rows[0])
-        if rows and _is_header(rows[0][1]):
+        # A first row of no numbers is a header, unless the file reads as one column
+        # throughout: then it is data in another separator (named at line 1).
+        one_column = len(rows) > 1 and len(rows[0][1]) == len(rows[1][1]) == 1
+        if rows and _is_header(rows[0][1]) and not one_column:
             rows = rows[1:]
         table = _csv_table(path, rows)
         lines = [number for number, _ in rows]
@@ -342,24 +343,18 @@ def csv_header(path) -> list[str] | None:
     return first if first is not None and _is_header(first) else None
 
 
-def _check_separator(path: Path, number: int, cells: list) -> None:
-    """A row that reads as one column holding another separator: the file is not
-    comma-separated."""
-    other = next((sep for sep in (";", "\t", " ") if sep in cells[0]), None)
-    if len(cells) == 1 and other is not None:
-        shown = {";": "';'", "\t": "tabs", " ": "spaces"}[other]
-        raise ValueError(
-            f"dataset file {path} line {number} reads as one column: jaxhp reads "
-            f"comma-separated values, and this file looks separated by {shown}"
-        )
-
-
 def _csv_table(path: Path, rows: list) -> np.ndarray:
     """The numeric table of a CSV's (line number, cells) rows; a bad row is named."""
     if not rows:
         raise ValueError(f"dataset file {path} has no data rows")
     width = len(rows[0][1])
-    _check_separator(path, *rows[0])
+    other = next((sep for sep in (";", "\t", " ") if sep in rows[0][1][0]), None)
+    if width == 1 and other is not None:
+        shown = {";": "';'", "\t": "tabs", " ": "spaces"}[other]
+        raise ValueError(
+            f"dataset file {path} line {rows[0][0]} reads as one column: jaxhp reads "
+            f"comma-separated values, and this file looks separated by {shown}"
+        )
     for number, cells in rows:
         if len(cells) != width:
             raise ValueError(

@@ -127,17 +127,16 @@ class HParams:
             if bad:
                 raise TypeError(f"{name}: hyperparameter names must be identifiers, got {bad[0]!r}")
             return cls(**value)
-        plain_tuple = isinstance(value, tuple) and not hasattr(value, "_fields")
-        if plain_tuple and len(value) <= len(_COURSE_DEFAULTS):
+        if isinstance(value, (Data, History, TrainResult)):  # e.g. fit(key, data, hparams, ...)
+            raise TypeError(
+                f"{name} must be a jaxhp.HParams or a dict of name -> number, got a "
+                f"jaxhp.{type(value).__name__} (arguments in another order?)"
+            )
+        if isinstance(value, tuple) and len(value) <= len(_COURSE_DEFAULTS):
             return cls(*value)
-        shown = (
-            type(value).__name__
-            if hasattr(value, "_fields")
-            else f"{type(value).__name__} {value!r}"
-        )
         raise TypeError(
-            f"{name} must be a jaxhp.HParams or a dict of name -> number, got {shown}"
-            + (" (arguments in another order?)" if hasattr(value, "_fields") else "")
+            f"{name} must be a jaxhp.HParams or a dict of name -> number, got "
+            f"{type(value).__name__} {value!r}"
         )
 
     @property

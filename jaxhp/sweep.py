@@ -1075,7 +1075,10 @@ def _first_member_finite_at_start(plan: _Plan) -> bool:
     group = next(g for g in plan.groups if 0 in g.members)
     hparams = jax.tree.map(lambda leaf: leaf[0], plan.hparams)
     key = member_key(plan.seed, int(plan.seeds[0]))
-    return train.finite_at_start(key, hparams, plan.data, group.config)
+    try:  # the inputs passed the sweep's checks (no second round of their warnings)
+        return train._finite_at_start(key, hparams, plan.data, group.config, checked=True)
+    except Exception:  # noqa: BLE001 - the sweep's results matter more than this advice
+        return True
 
 
 def _divergence_advice(data: Data, at_start: bool = False) -> str:

@@ -1108,8 +1108,21 @@ def finite_at_start(key: jax.Array, hparams: HParams, data: Data, config: TrainC
     """Whether ``fit(key, hparams, data, config)``'s train and dev costs are finite at its
     initial params, before any update. A run that diverged before its first evaluation
     from a non-finite start is the model's or the data's doing, not the learning rate's.
-    Evaluated eagerly: it is asked only after a run diverged."""
-    run, carry = _start(key, hparams, data, config)
+    Evaluated eagerly (one evaluation, no training): ask it after a run diverged.
+
+    Args:
+      key, hparams, data, config: as given to :func:`fit`.
+
+    Raises:
+      TypeError/ValueError: what :func:`fit` raises for the same inputs.
+    """
+    return _finite_at_start(key, hparams, data, config)
+
+
+def _finite_at_start(key, hparams, data, config, checked: bool = False) -> bool:
+    """:func:`finite_at_start`; ``checked``: the inputs passed :func:`check_inputs` already
+    (a sweep's), so their checks and warnings are not run again."""
+    run, carry = _start(key, hparams, data, config, checked=checked)
     metrics = evaluate(run, carry.state.params)
     return bool(np.isfinite(metrics.train_cost) and np.isfinite(metrics.dev_cost))
 

@@ -328,3 +328,13 @@ def test_printing_a_train_result_summarises_its_arrays():
         "TrainResult(params=<2 arrays, 60 values>, best_params=<2 arrays, 60 values>, "
         "history=<5 evaluations>, stop_step=50, diverged=False, best_step=40)"
     )
+
+
+def test_a_csv_with_a_one_cell_title_line_still_loads(tmp_path):
+    """A first line of words (a title, or a header with spaces) before comma-separated rows
+    is a header, not a sign of another separator."""
+    path = tmp_path / "titled.csv"
+    path.write_text("my data\n" + "0.1,0.2,0\n0.3,0.4,1\n" * 3)
+    x, y = jaxhp.data.load_file(path)
+    np.testing.assert_array_equal(x, np.tile(np.float32([[0.1, 0.2], [0.3, 0.4]]), (3, 1)))
+    np.testing.assert_array_equal(np.ravel(y), [0, 1] * 3)

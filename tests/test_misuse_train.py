@@ -1,6 +1,7 @@
 """Bad input to the engine (HParams, Model, TrainConfig, fit, make_update_step, spaces,
 run_sweep): a clear error naming the argument, before any training starts."""
 
+import collections
 import re
 import warnings
 
@@ -191,8 +192,11 @@ def test_a_model_whose_init_or_apply_cannot_be_traced_is_named(data, init, apply
 
 
 def test_fit_with_its_arguments_out_of_order_says_so(data):
-    with pytest.raises(TypeError, match=r"hparams must be a jaxhp.HParams .* got Data \(argum"):
+    with pytest.raises(TypeError, match=r"hparams must be a jaxhp.HParams .* jaxhp.Data \(argu"):
         jaxhp.fit(0, data, jaxhp.HParams(), MLP)
+    # a tuple of the course's three values, a user's namedtuple too, still reads as HParams
+    Course = collections.namedtuple("Course", "lambd keep_prob learning_rate")
+    assert jaxhp.HParams.coerce(Course(0.1, 0.9, 0.01)) == jaxhp.HParams(0.1, 0.9, 0.01)
 
 
 @pytest.mark.parametrize("mlp", [False, True])

@@ -414,6 +414,32 @@ def test_equinox_batched_module(key):
     )
 
 
+def test_modules_in_files_named_after_the_other_library_are_accepted(key):
+    class OwnEqx(eqx.Module):  # e.g. defined in the user's flax_models.py
+        w: jax.Array
+
+        def __call__(self, x):
+            return x @ self.w
+
+    OwnEqx.__module__ = "flax_models"
+    model = models.from_equinox(OwnEqx(jnp.ones((4, 3))))
+    assert model.apply(model.init(key), jnp.ones((2, 4))).shape == (2, 3)
+
+    class OwnLinen(LinenNet):  # e.g. in equinox_port.py
+        pass
+
+    OwnLinen.__module__ = "equinox_port"
+    assert models.from_flax(OwnLinen(), _normal((2, 4), 0)).init(key)
+
+
+def test_a_per_example_module_fed_the_wrong_width_gets_no_per_example_hint(key):
+    model = models.from_equinox(EqxNet(4, key=key))  # a per-example module; data is wider
+    data = jaxhp.Data(train=(_normal((6, 5), 2), np.arange(6) % 3))
+    with pytest.raises(TypeError) as error:
+        jaxhp.fit(0, jaxhp.HParams(), data, jaxhp.TrainConfig(model=model, steps=1))
+    assert "per_example" not in str(error.value) and "shape (6, 5)" in str(error.value)
+
+
 def test_a_batch_module_given_as_per_example_is_told_about_per_example(key):
     class Batched(eqx.Module):  # written for (m, 4) batches: reshape(len(x), -1)
         w: jax.Array

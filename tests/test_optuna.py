@@ -341,9 +341,16 @@ def test_study_results_rank_as_the_study_and_know_the_dev_sets_resolution(data):
     accuracy, and knows the dev set's size and chance level, as run_sweep's results do."""
     study = bridge.create_study(sampler="random", seed=0)
     kwargs = {"n_trials": 8, "batch_size": 4, "base": BASE, "keep_history": True}
-    bridge.optimize(study, DISTS, data, CONFIG, **kwargs)
+    # learning rates up to 5: the dev accuracy then orders the trials otherwise than the cost
+    dists = {**DISTS, "learning_rate": Float(0.05, 5.0, log=True)}
+    bridge.optimize(study, dists, data, CONFIG, **kwargs)
     results = bridge.study_results(study, CONFIG, base=BASE)
-    assert results.summary()[0]["trial"] == study.best_trial.number
+    told = [
+        t.number for t in sorted(study.get_trials(states=(State.COMPLETE,)), key=lambda t: t.value)
+    ]
+    ranked = [row["trial"] for row in results.summary()]
+    assert ranked[: len(told)] == told  # the study's order, FAILs last
+    assert [row["trial"] for row in results.summary("best_dev_accuracy")][: len(told)] != told
     assert results.meta["m_dev"] == len(data.dev[1]) and results.meta["m_train"] == 96
     labels = np.asarray(data.dev[1]).ravel()
     majority = max(np.mean(labels == 0), np.mean(labels == 1))

@@ -477,17 +477,22 @@ def test_a_sweep_that_cannot_start_finite_blames_the_model_not_the_learning_rate
     """A model whose cost is NaN at its initial params diverges before any evaluation at
     every learning rate: the warning says so, and finite_at_start tells the two apart."""
 
-    def init(key):  # a NaN bias, as a broken init would leave it
-        return {"w": jax.random.normal(key, (2, 1)), "b": np.full((1,), np.nan, np.float32)}
+    def init(key):  # a NaN bias, as a broken init would leave it; 3 outputs for 2 classes
+        return {"w": jax.random.normal(key, (2, 3)), "b": np.full((3,), np.nan, np.float32)}
 
     def apply(params, x, *, key, hparams):
         return x @ params["w"] + params["b"][None, :]
 
     config = jaxhp.TrainConfig(model=jaxhp.Model(init, apply), steps=20, eval_every=10)
     space = sweep.grid(learning_rate=[1e-3, 0.1])
-    with pytest.warns(UserWarning, match=r"not finite at the initial params, before any upd"):
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
         results = jaxhp.run_sweep(space, data, config, progress=False)
+    said = [str(w.message) for w in said]
+    assert any("not finite at the initial params, before any update" in w for w in said), said
     assert results.diverged.all() and not results.stop_step.any()
+    # the check of the start does not repeat the sweep's input checks and their warnings
+    assert sum("3 outputs per example" in w for w in said) == 1, said
     hp = jaxhp.HParams(learning_rate=0.1)
     assert not jaxhp.train.finite_at_start(jax.random.key(0), hp, data, config)
     sane = jaxhp.models.mlp((2, 4, 1))

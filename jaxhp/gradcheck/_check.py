@@ -745,7 +745,10 @@ def grad_check(
         why = first.note.removeprefix("not checked: ")
         if len(unchecked) > 1:  # each leaf's own reason is in its note
             names = ", ".join(c.path for c in unchecked)
-            why = f"{names} (each leaf's note in the report says why); {first.path}: {why}"
+            why = (
+                f"{len(unchecked)} leaves ({names}); each one's note in the report says why. "
+                f"{first.path}: {why}"
+            )
         else:
             why = f"{first.path}: {why}"
         warnings.warn(f"grad_check could not check {why}", UserWarning, stacklevel=2)

@@ -53,7 +53,7 @@ def check_library(obj: Any, expected: str, caller: str, instead: str) -> None:
     to from_equinox) is named as such, not called as a factory."""
     for library, words in (("equinox", "an Equinox"), ("flax", "a Flax")):
         if library != expected and any(
-            getattr(c, "__module__", "").startswith(library) for c in type(obj).__mro__
+            getattr(c, "__module__", "").split(".")[0] == library for c in type(obj).__mro__
         ):
             raise TypeError(
                 f"{caller} got {words} module ({type(obj).__name__}): use jaxhp.models.{instead}"

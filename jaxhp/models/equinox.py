@@ -89,7 +89,9 @@ def from_equinox(module: Any, *, per_example: bool = True) -> Model:
                 return jax.vmap(lambda example: net(example, **keywords(None, hparams)))(x)
             keys = jax.random.split(key, x.shape[0])
             return jax.vmap(lambda example, k: net(example, **keywords(k, hparams)))(x, keys)
-        except (TypeError, ValueError) as err:  # e.g. a module written for whole batches
+        except (TypeError, ValueError) as err:
+            if not _takes_batches(net, x, keywords(None, hparams)):
+                raise  # not a batching mistake: the module's own error stands
             said = str(err).splitlines()[0] if str(err) else type(err).__name__
             hint = (
                 f"{said} (from_equinox calls the module on one example at a time, of shape "
@@ -99,6 +101,16 @@ def from_equinox(module: Any, *, per_example: bool = True) -> Model:
             raise (ValueError if isinstance(err, ValueError) else TypeError)(hint) from err
 
     return Model(init=init, apply=apply)
+
+
+def _takes_batches(net, x, kwargs: dict) -> bool:
+    """Whether ``net`` runs on the whole batch ``x`` (a module written for batches, given
+    as per example)."""
+    try:
+        jax.eval_shape(lambda batch: net(batch, **kwargs), x)
+    except Exception:  # noqa: BLE001 - any failure: not a module for whole batches
+        return False
+    return True
 
 
 def _check_stateless(eqx, module) -> None:
