@@ -494,7 +494,8 @@ def test_a_sweep_that_cannot_start_finite_blames_the_model_not_the_learning_rate
     # the check of the start does not repeat the sweep's input checks and their warnings
     assert sum("3 outputs per example" in w for w in said) == 1, said
     hp = jaxhp.HParams(learning_rate=0.1)
-    assert not jaxhp.train.finite_at_start(jax.random.key(0), hp, data, config)
+    with pytest.warns(UserWarning, match="3 outputs per example"):  # fit's checks, once
+        assert not jaxhp.train.finite_at_start(jax.random.key(0), hp, data, config)
     sane = jaxhp.models.mlp((2, 4, 1))
     assert jaxhp.train.finite_at_start(jax.random.key(0), hp, data, config.replace(model=sane))
 
