@@ -45,7 +45,7 @@ from jaxhp._programs import (
     member_key,
 )
 from jaxhp.checkpoint import Checkpoint, data_digest, sweep_spec
-from jaxhp.diagnose import majority_error
+from jaxhp.diagnose import THRESHOLD, gap_exceeds, majority_error
 from jaxhp.halving import Halving, halving
 from jaxhp.records import (
     OPTIMIZER_HPARAMS,
@@ -1060,25 +1060,54 @@ def run_sweep(
         _gather_processes(plan)
     results = _gather(plan, shard_counts, started, rungs)
     if results.diverged.all():
-        at_start = not np.any(results.stop_step) and not _first_member_finite_at_start(plan)
+        # every member diverged before its first evaluation: was member 0's start finite?
+        broken_start = not np.any(results.stop_step) and not _first_member(
+            plan, train._finite_at_start, checked=True, failed=True
+        )
         warnings.warn(
             f"every member of the sweep diverged (non-finite cost; results.diverged): no "
-            f"result can be ranked. {_divergence_advice(plan.data, at_start)}",
+            f"result can be ranked. {_divergence_advice(plan.data, broken_start)}",
+            stacklevel=2,
+        )
+    elif _all_at_chance(results) and _outputs_look_like_probabilities(plan):
+        warnings.warn(
+            "every member's train error sits at chance level, and the model's outputs at "
+            "member 0's initial params all lie in [0, 1]: apply must return logits, without "
+            "a sigmoid or softmax at its end (jaxhp's loss applies it)",
             stacklevel=2,
         )
     return results
 
 
-def _first_member_finite_at_start(plan: _Plan) -> bool:
-    """Whether member 0's costs are finite at its initial params (see
-    :func:`train.finite_at_start`), with its key, hyperparameters and static values."""
+def _first_member(plan: _Plan, ask: Callable, *, failed, **options):
+    """``ask(key, hparams, data, config)`` for member 0, with its key, hyperparameters and
+    static values (e.g. :func:`train.finite_at_start`), or ``failed`` where it raises: the
+    sweep's results matter more than this advice."""
     group = next(g for g in plan.groups if 0 in g.members)
     hparams = jax.tree.map(lambda leaf: leaf[0], plan.hparams)
     key = member_key(plan.seed, int(plan.seeds[0]))
-    try:  # the inputs passed the sweep's checks (no second round of their warnings)
-        return train._finite_at_start(key, hparams, plan.data, group.config, checked=True)
-    except Exception:  # noqa: BLE001 - the sweep's results matter more than this advice
-        return True
+    try:
+        return ask(key, hparams, plan.data, group.config, **options)
+    except Exception:  # noqa: BLE001
+        return failed
+
+
+def _all_at_chance(results: SweepResults) -> bool:
+    """Every member that did not diverge ends with a train error within the threshold of
+    guessing the majority class."""
+    errors = 1.0 - np.asarray(results.history.train_accuracy, np.float64)[:, -1]
+    errors = errors[np.isfinite(errors)]
+    chance = results.meta["chance_error"]
+    return errors.size > 0 and not any(gap_exceeds(chance - e, THRESHOLD) for e in errors)
+
+
+def _outputs_look_like_probabilities(plan: _Plan) -> bool:
+    """A model of the user's whose outputs at init all lie in [0, 1] (probabilities where
+    jaxhp expects logits); jaxhp's own MLP returns logits."""
+    if any(g.config.model is None for g in plan.groups):
+        return False
+    outputs = _first_member(plan, train._outputs_at_start, failed=None)
+    return outputs is not None and bool(np.all((outputs >= 0) & (outputs <= 1)))
 
 
 def _divergence_advice(data: Data, at_start: bool = False) -> str:

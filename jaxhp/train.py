@@ -1127,6 +1127,15 @@ def _finite_at_start(key, hparams, data, config, checked: bool = False) -> bool:
     return bool(np.isfinite(metrics.train_cost) and np.isfinite(metrics.dev_cost))
 
 
+def _outputs_at_start(key, hparams, data, config, rows: int = 256) -> np.ndarray:
+    """The model's outputs (dropout off) at its initial params on the first ``rows`` train
+    examples; the inputs passed :func:`check_inputs` already. Evaluated eagerly."""
+    run, carry = _start(key, hparams, data, config, checked=True)
+    return np.asarray(
+        run.model.apply(carry.state.params, run.x[:rows], key=None, hparams=run.hparams)
+    )
+
+
 def fit(
     key: jax.Array,
     hparams: HParams,

@@ -500,6 +500,24 @@ def test_a_sweep_that_cannot_start_finite_blames_the_model_not_the_learning_rate
     assert jaxhp.train.finite_at_start(jax.random.key(0), hp, data, config.replace(model=sane))
 
 
+def test_a_model_that_returns_probabilities_is_told_to_return_logits(data):
+    """An apply ending in a sigmoid: its "logits" lie in (0, 1), every prediction is class
+    1, and every member sits at chance. The warning says what apply must return."""
+
+    def init(key):
+        return {"w": jax.random.normal(key, (2, 1))}
+
+    def probabilities(params, x, *, key, hparams):
+        return jax.nn.sigmoid(x @ params["w"])
+
+    config = jaxhp.TrainConfig(model=jaxhp.Model(init, probabilities), steps=20, eval_every=10)
+    space = sweep.grid(learning_rate=[0.01, 0.1])
+    with pytest.warns(UserWarning, match=r"all lie in \[0, 1\]: apply must return logits"):
+        results = jaxhp.run_sweep(space, data, config, progress=False)
+    labels = np.asarray(data.train[1]).ravel()
+    np.testing.assert_allclose(results.history.train_accuracy[:, -1], np.mean(labels == 1))
+
+
 def test_refit_compares_configs_by_value_and_a_model_sweep_writes_its_json(data, tmp_path):
     """A config built again equals the sweep's (NumPy ints, eval_every resolved, a model
     made again by the same factory); a function swapped for another kind is refused; and
