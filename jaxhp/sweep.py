@@ -1018,6 +1018,12 @@ def run_sweep(
         that is a file, a checkpoint written by a different sweep or jaxhp/JAX version, or a
         damaged checkpoint spec file.
       TypeError: a space, config, base, devices or vmap width of the wrong type.
+
+    Warns:
+      UserWarning: every member diverged (with what to do: lower the learning rate,
+        normalise the features, or fix a model whose cost is not finite even at its
+        initial params); every member of a user's model sits at chance with outputs in
+        [0, 1] at init (apply must return logits).
     """
     started = time.perf_counter()
     if isinstance(distributed, dist.Cluster):
