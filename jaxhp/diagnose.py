@@ -206,6 +206,13 @@ def check_reference(bayes_error, threshold) -> tuple[float | None, float]:
     return bayes, threshold
 
 
+def at_chance(train_error: float, chance_error: float, threshold: float = THRESHOLD) -> bool:
+    """Whether ``train_error`` sits at chance level: within ``threshold`` of
+    ``chance_error``, and within a tenth of it (with rare positives, chance 3%, a 1% train
+    error has cut the errors by two thirds: that is learning)."""
+    return not gap_exceeds(chance_error - train_error, min(threshold, chance_error / 10))
+
+
 def above_chance(
     bayes_error: float, chance_error: float, threshold: float = THRESHOLD
 ) -> str | None:
@@ -278,8 +285,8 @@ def diagnose(
 
     Before any bias/variance verdict, a run that did not train is called "learning rate
     too high / diverging" when ``diverged`` (or the result's flag, or a non-finite cost in
-    its history), and "not learning" when its train error is within ``threshold`` of
-    ``chance_error``.
+    its history), and "not learning" when its train error sits at ``chance_error``
+    (:func:`at_chance`: within ``threshold`` of it, and within a tenth of it).
 
     Args:
       result: optional :class:`jaxhp.TrainResult`; the train/dev accuracies recorded for
@@ -405,7 +412,7 @@ def _failure(diverged: bool, train: float, bayes: float, chance, threshold: floa
         )
     if diverged:
         return "diverging", "the run diverged (its cost became non-finite)"
-    near_chance = chance is not None and not gap_exceeds(chance - train, threshold)
+    near_chance = chance is not None and at_chance(train, chance, threshold)
     if near_chance and gap_exceeds(chance - bayes, threshold):
         return "not learning", f"train error {train:.2%} is at chance level ({chance:.2%})"
     return None

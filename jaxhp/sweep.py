@@ -45,7 +45,7 @@ from jaxhp._programs import (
     member_key,
 )
 from jaxhp.checkpoint import Checkpoint, data_digest, sweep_spec
-from jaxhp.diagnose import THRESHOLD, gap_exceeds, majority_error
+from jaxhp.diagnose import at_chance, majority_error
 from jaxhp.halving import Halving, halving
 from jaxhp.records import (
     OPTIMIZER_HPARAMS,
@@ -1104,7 +1104,7 @@ def _all_at_chance(results: SweepResults) -> bool:
     errors = 1.0 - np.asarray(results.history.train_accuracy, np.float64)[:, -1]
     errors = errors[np.isfinite(errors)]
     chance = results.meta["chance_error"]
-    return errors.size > 0 and not any(gap_exceeds(chance - e, THRESHOLD) for e in errors)
+    return errors.size > 0 and all(at_chance(e, chance) for e in errors)
 
 
 def _outputs_look_like_probabilities(plan: _Plan) -> bool:

@@ -93,6 +93,11 @@ def test_chance_level_is_not_learning_before_any_bias_verdict():
     assert "dead" in d.advice[0] and "other seeds" in d.advice[0]
     assert "bigger" not in str(d) and "not assessed" in str(d)
     assert "train error 49.00% is at chance level (50.00%)" in str(d)
+    # Rare positives (chance 3%): 1.1% has cut the errors by two thirds, which is learning
+    # (the course's reading: bias 0.6 and variance 0.1 points, fine); 2.8% has not.
+    rare = dict(dev_error=0.012, chance_error=0.03, bayes_error=0.005)
+    assert jaxhp.diagnose(train_error=0.011, **rare).verdict == "fine"
+    assert jaxhp.diagnose(train_error=0.028, **rare).problems == ("not learning",)
     # Three classes (chance 2/3): 60% error has learnt something; 66% has not.
     three = dict(dev_error=0.7, chance_error=2 / 3)
     assert jaxhp.diagnose(train_error=0.60, **three).verdict == "high bias and high variance"
