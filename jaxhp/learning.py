@@ -144,7 +144,8 @@ class InitProbe(NamedTuple):
       schemes: labels, e.g. ``"he"`` or ``"random(0.01)"``.
       activation_std: (S, depth) std of each layer's activations over a N(0, 1) batch.
       grad_norm: (S, depth) Frobenius norm of each layer's weight gradient for a random
-        linear read-out of the last layer.
+        linear read-out of the last layer, drawn per example (so that the examples'
+        gradients do not add up coherently).
       Values that overflowed float32 (an exploding signal) are reported as inf, and so is
       every gradient norm of a scheme whose forward pass overflowed.
     """
@@ -184,7 +185,10 @@ def init_probe(
         raise ValueError(f"unknown activation {activation!r}; allowed: {', '.join(ACTIVATIONS)}")
     kx, kr, kp = jax.random.split(key, 3)
     x = jax.random.normal(kx, (n, width))
-    readout = jax.random.normal(kr, (width,))
+    # A random read-out per example: one shared by all would send every example the same
+    # output gradient, and deep ReLU features (correlated across examples) would then add
+    # their weight gradients up coherently, growing with depth even under He init.
+    readout = jax.random.normal(kr, (n, width))
 
     def run(params):
         stds = []
@@ -192,7 +196,7 @@ def init_probe(
         for layer in params:
             a = g(a @ layer.W + layer.b[None, :])
             stds.append(jnp.std(a))
-        return jnp.mean(a @ readout), jnp.stack(stds)
+        return jnp.mean(jnp.sum(a * readout, axis=1)), jnp.stack(stds)
 
     @jax.jit  # one compile serves every scheme: the shapes are the same
     def measure(params):

@@ -304,6 +304,11 @@ def test_init_probe_he_is_stable_small_random_vanishes(tmp_path):
     he, small = probe.activation_std
     assert 1 / 3 <= he[-1] / he[0] <= 3
     assert small[-1] / small[0] < 1e-6
+    # backward too: He keeps the weight gradients' scale over 50 layers (a read-out shared
+    # by all examples grew it 28x), small random weights let it vanish
+    he, small = probe.grad_norm
+    assert np.all((1 / 3 <= he / he[0]) & (he / he[0] <= 3)), he
+    assert small[-1] < 1e-6 * he[-1]
     assert probe.plot(tmp_path / "probe.png").stat().st_size > 1000
 
 
