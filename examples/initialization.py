@@ -45,12 +45,12 @@ def main(argv=None):
         fig = plot.decision_boundary_figure(
             lambda g, params=result.params: np.asarray(jaxhp.predict(params, g)),
             *data.train,
-            title=f"{label} init: train {train_acc:.2f}, test {dev_acc:.2f}",
+            title=f"{label} init: train {train_acc:.2f}, dev {dev_acc:.2f}",
         )
         path = plot.save(fig, args.out / f"boundary_{init}.png")
         print(
             f"{label:>10}: cost {float(result.history.train_cost[-1]):.4f}, train accuracy "
-            f"{train_acc:.3f}, test accuracy {dev_acc:.3f}  ({path})"
+            f"{train_acc:.3f}, dev accuracy {dev_acc:.3f}  ({path})"
         )
 
     depth = 20 if args.quick else 50

@@ -38,7 +38,8 @@ class LearningCurve(NamedTuple):
       results: the batched :class:`TrainResult` (leading axis S).
       diagnosis: :func:`jaxhp.diagnose` at the largest size.
       more_data_helps: True when the dev error still fell by more than half the diagnosis
-        threshold over the last doubling-or-so of data (the curve has not flattened).
+        threshold between the two largest sizes (the curve has not flattened; space the
+        sizes geometrically, e.g. doubling, for this to mean the last doubling of data).
     """
 
     sizes: np.ndarray

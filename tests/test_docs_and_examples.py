@@ -165,7 +165,7 @@ EXPECTED_OUTPUT = {
         r"over-fits\)\n[^=]*verdict: high variance\n",
     ],
     "sweep_moons": [r"verdict:"],
-    "initialization": [r"^ +He: .*test accuracy"],
+    "initialization": [r"^ +He: .*dev accuracy"],
     "gradient_checking": [r"."],
     "halving_refine": [r"^coarse random \+ halving +9 +210 ", r"the grid's best dev accuracy"],
 }
