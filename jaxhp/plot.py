@@ -97,7 +97,8 @@ def text_colour(background) -> str:
 
 
 def _mark_nonfinite(ax, x, values, colour) -> None:
-    """Draw the first non-finite value of a series at the top edge of ``ax``, labelled."""
+    """Draw the non-finite values of a series at the top edge of ``ax``, the first one
+    labelled (a marker at each, so a series that is inf throughout reads so)."""
     values = np.asarray(values, np.float64)
     bad = np.flatnonzero(~np.isfinite(values))
     if bad.size == 0:
@@ -105,7 +106,8 @@ def _mark_nonfinite(ax, x, values, colour) -> None:
     i = int(bad[0])
     word = "nan" if np.isnan(values[i]) else ("inf" if values[i] > 0 else "-inf")
     top = ax.get_xaxis_transform()  # x in data units, y in axes units
-    ax.plot([x[i]], [1.0], marker="^", color=colour, ms=8, transform=top, clip_on=False)
+    ax.plot(np.asarray(x)[bad], np.ones(bad.size), ls="", marker="^", color=colour, ms=8,
+            transform=top, clip_on=False)  # fmt: skip
     ax.annotate(
         word,
         (x[i], 1.0),
@@ -948,10 +950,11 @@ def _log_series(ax, layers, values, colour, label) -> None:
     ax.plot(layers, shown, marker=".", color=colour, label=label)
     _mark_nonfinite(ax, layers, values, colour)
     zeros = np.flatnonzero(values == 0)
-    if zeros.size:
+    if zeros.size:  # a marker at each, the first labelled
         i = int(zeros[0])
         bottom = ax.get_xaxis_transform()
-        ax.plot([layers[i]], [0.0], marker="v", color=colour, ms=8, transform=bottom, clip_on=False)
+        ax.plot(layers[zeros], np.zeros(zeros.size), ls="", marker="v", color=colour, ms=8,
+                transform=bottom, clip_on=False)  # fmt: skip
         ax.annotate(
             "0", (layers[i], 0.0), xycoords=bottom, xytext=(0, 6), textcoords="offset points",
             ha="center", color=colour, fontsize=8, fontweight="bold",
@@ -967,9 +970,14 @@ def init_probe_figure(probe):
     fig = _figure(figsize=(11, 4.2), layout="constrained")
     left, right = fig.subplots(1, 2)
     layers = np.arange(1, np.asarray(probe.activation_std).shape[1] + 1)
+    seen = []  # (label, std, grad) drawn so far: a scheme identical to one is said to be
     for k, (label, std, grad) in enumerate(
         zip(probe.schemes, probe.activation_std, probe.grad_norm)
     ):
+        same = [s for s, a, g in seen if np.array_equal(a, std) and np.array_equal(g, grad)]
+        seen.append((label, std, grad))
+        if same:  # e.g. glorot and lecun on width -> width layers: one line under the other
+            label = f"{label} (same as {same[0]})"
         _log_series(left, layers, std, f"C{k % 10}", label)
         _log_series(right, layers, grad, f"C{k % 10}", label)
     for ax, quantity in (

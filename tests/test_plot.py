@@ -390,6 +390,22 @@ def test_init_probe_plot_labels_overflow_and_underflow_instead_of_a_floor():
             assert not np.any(y[np.isfinite(y)] < 1e-40)  # nothing drawn at a tiny floor
 
 
+def test_init_probe_plot_marks_every_overflowed_layer_and_names_identical_schemes():
+    probe = InitProbe(
+        ("glorot", "lecun", "big"),
+        np.array([[1.0, 0.5, 0.2], [1.0, 0.5, 0.2], [10.0, np.inf, np.inf]]),
+        np.array([[2.0, 2.0, 2.0], [2.0, 2.0, 2.0], [np.inf, np.inf, np.inf]]),
+    )
+    left, right = plot.init_probe_figure(probe).axes
+    labels = [line.get_label() for line in left.get_lines() if not line.get_label().startswith("_")]
+    assert labels == ["glorot", "lecun (same as glorot)", "big"]  # one line hides the other
+    # a marker at each overflowed layer, so "inf at every layer" does not read as layer 1 only
+    (edge,) = [line for line in right.get_lines() if line.get_marker() == "^"]
+    assert list(edge.get_xdata()) == [1, 2, 3]
+    (edge,) = [line for line in left.get_lines() if line.get_marker() == "^"]
+    assert list(edge.get_xdata()) == [2, 3]
+
+
 def test_init_probe_reports_every_gradient_of_an_exploded_net_as_inf(key):
     probe = jaxhp.init_probe(key, 20, 8, schemes=("he", ("random", 100.0)), n=16)
     he, exploded = probe.activation_std
