@@ -708,7 +708,7 @@ def _draw_scatter(ax, cells, ux, uy, best, norm):
     if best is not None:
         ax.scatter(
             [best[0]], [best[1]], marker="*", s=400, facecolors="none", edgecolors="red",
-            lw=2, gid="best",
+            lw=2, gid="best", clip_on=False, zorder=5,  # whole even at the axes' edge
         )  # fmt: skip
     axes = ((points[:, 0], ax.set_xscale, ax.xaxis), (points[:, 1], ax.set_yscale, ax.yaxis))
     for values, set_scale, axis in axes:
