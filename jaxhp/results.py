@@ -716,7 +716,9 @@ def _position(value, distinct: list) -> int:
 
 def _static_text(value):
     """A static axis value as a table cell: layer sizes as ``2-8-1``, ``None`` (full-batch
-    batch_size, say) as ``"None"``, a function by its name."""
+    batch_size, say) as ``"None"``, a function by its name, a model as ``Model``."""
+    if hasattr(value, "_fields"):  # a Model(init, apply): two models are Model#1, Model#2
+        return type(value).__name__
     if isinstance(value, (tuple, list)):
         return "-".join(map(str, value))
     if value is None:

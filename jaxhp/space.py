@@ -55,7 +55,7 @@ def _static(value: Any, name: str):
     """Static axis values must be hashable (lists become tuples)."""
     if isinstance(value, np.ndarray):
         value = value.tolist()
-    if isinstance(value, (list, tuple)):
+    if isinstance(value, (list, tuple)) and not hasattr(value, "_fields"):  # a Model stays one
         value = tuple(_static(v, name) for v in value)
     if isinstance(value, np.generic):
         value = value.item()

@@ -39,6 +39,19 @@ def test_layer_sizes_axis_one_program_per_value(data):
     assert not np.allclose(results.history.train_cost[0], results.history.train_cost[2])
 
 
+def test_a_model_axis_keeps_each_model_and_labels_them_apart(data):
+    """sweep.grid(model=[m1, m2]): each member trains its own model (as a plain fit with
+    that model), and the table tells the two apart (both would read as "Model")."""
+    models = [jaxhp.models.mlp((2, 4, 1)), jaxhp.models.mlp((2, 6, 1))]
+    config = jaxhp.TrainConfig(model=models[0], steps=12, eval_every=4)
+    space = sweep.grid(model=models, lambd=[0.0, 0.3])
+    results = jaxhp.run_sweep(space, data, config, progress=False)
+    assert [row["model"] for row in results.table()] == ["Model#1"] * 2 + ["Model#2"] * 2
+    for i in range(4):
+        alone = _standalone(results, i, data, config.replace(model=models[i // 2]))
+        assert_close(results.history.dev_cost[i], alone.history.dev_cost, rtol=1e-5)
+
+
 def test_batch_size_optimizer_and_steps_axes(data, tmp_path):
     space = sweep.grid(batch_size=[20], optimizer=["adam"], steps=[8], lambd=[0.0, 0.1])
     space = space + sweep.grid(batch_size=[None], optimizer=["sgd"], steps=[12], lambd=[0.1])
