@@ -518,7 +518,8 @@ def heatmap_figure(
     ax = fig.subplots()
     draw = _draw_grid if as_grid else _draw_scatter
     resolution = results._resolution(metric) if hasattr(results, "_resolution") else 0.0
-    image = draw(ax, cells, ux, uy, best, _colour_norm(cells, metric, resolution))
+    norm = _colour_norm(cells, metric, resolution)
+    image = draw(ax, cells, ux, uy, best, norm, _cmap(maximise))
     near = _near_best_points(results, metric, xs, ys) - {best}
     (_outline_near if as_grid else _ring_near)(ax, near, ux, uy)
     direction = "higher" if maximise else "lower"
@@ -637,16 +638,18 @@ def _colour_norm(cells, metric: str, resolution: float = 0.0):
     return Normalize(lo, hi)
 
 
-def _cmap():
+def _cmap(maximise: bool = True):
+    """viridis, reversed for a metric to minimise: the best values are bright either way."""
     import matplotlib
 
-    return matplotlib.colormaps["viridis"].with_extremes(bad="lightgrey")
+    return matplotlib.colormaps["viridis" if maximise else "viridis_r"].with_extremes(
+        bad="lightgrey"
+    )
 
 
-def _draw_grid(ax, cells, ux, uy, best, norm):
+def _draw_grid(ax, cells, ux, uy, best, norm, cmap):
     from matplotlib.patches import Rectangle
 
-    cmap = _cmap()
     grid = np.full((len(uy), len(ux)), np.nan)
     column_of = {v: i for i, v in enumerate(ux.tolist())}
     row_of = {v: j for j, v in enumerate(uy.tolist())}
@@ -685,19 +688,19 @@ def _tick(value) -> str:
     return value if isinstance(value, str) else format_number(value)
 
 
-def _draw_scatter(ax, cells, ux, uy, best, norm):
+def _draw_scatter(ax, cells, ux, uy, best, norm, cmap):
     points = np.asarray(list(cells), np.float64)
     means = np.asarray([c.mean for c in cells.values()])
     ok = np.isfinite(means)
     earlier = np.asarray([c.earlier_rung is not None for c in cells.values()])
     image = ax.scatter(
         points[ok & ~earlier, 0], points[ok & ~earlier, 1], c=means[ok & ~earlier],
-        cmap=_cmap(), norm=norm, s=40, ec="k", lw=0.3,
+        cmap=cmap, norm=norm, s=40, ec="k", lw=0.3,
     )  # fmt: skip
     if (ok & earlier).any():  # halving: measured after fewer steps, drawn hollow
         ax.scatter(
             points[ok & earlier, 0], points[ok & earlier, 1], facecolors="none",
-            edgecolors=_cmap()(norm(means[ok & earlier])), s=40, lw=1.5, gid="earlier rung",
+            edgecolors=cmap(norm(means[ok & earlier])), s=40, lw=1.5, gid="earlier rung",
         )  # fmt: skip
     some = np.asarray([c.n_diverged > 0 for c in cells.values()])
     if some.any():

@@ -50,6 +50,17 @@ def grid_results():
     return make_results(lambd, keep, rate, seed, accuracy, diverged)
 
 
+@pytest.mark.parametrize("metric, better", [("dev_accuracy", max), ("dev_cost", min)])
+def test_the_better_end_of_the_colour_scale_is_bright_for_any_metric(grid_results, metric, better):
+    image = plot.heatmap_figure(grid_results, x="lambd", y="keep_prob", metric=metric).axes[0]
+    image = image.images[0]
+    values = np.asarray(image.get_array(), np.float64)
+    values = values[np.isfinite(values)]
+    luminance = lambda rgba: 0.2126 * rgba[0] + 0.7152 * rgba[1] + 0.0722 * rgba[2]  # noqa: E731
+    best, worst = better(values), (min if better is max else max)(values)
+    assert luminance(image.cmap(image.norm(best))) > luminance(image.cmap(image.norm(worst)))
+
+
 def test_a_title_counts_columns_that_move_together_as_combinations():
     """keep_prob per layer, set as pairs (0.7, 0.9) and (1, 1): each cell is the best of 2
     configurations, not of 2 x 2."""
