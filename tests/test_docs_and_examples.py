@@ -164,7 +164,7 @@ EXPECTED_OUTPUT = {
         r"== tiny[^=]*verdict: high bias\n",
         r"over-fits\)\n[^=]*verdict: high variance\n",
     ],
-    "sweep_moons": [r"verdict:"],
+    "sweep_moons": [r"verdict:", r"^test accuracy of the chosen member: 0\.\d{3} on 200 "],
     "initialization": [r"^ +He: .*dev accuracy"],
     "gradient_checking": [r"."],
     "halving_refine": [r"^coarse random \+ halving +9 +210 ", r"the grid's best dev accuracy"],
@@ -185,7 +185,7 @@ EXPECTED_RESULT = {
     "initialization": lambda r: (
         abs(r["zeros"][0] - 0.5) <= 0.05 and r["He"][0] > r["random x10"][0]
     ),
-    "sweep_moons": lambda r: 0.5 < r["dev_accuracy"] <= 1.0,
+    "sweep_moons": lambda r: 0.5 < r["dev_accuracy"] <= 1.0 and 0.5 < r["test_accuracy"] <= 1.0,
     # quick: 8 x 90 steps; 9 x 10 + 3 x 20 + 1 x 60; 3 x 10 + 1 x 20 + 1 x 60
     "halving_refine": lambda r: r["member_steps"] == [720, 210, 110],
 }
