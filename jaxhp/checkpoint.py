@@ -36,14 +36,13 @@ import json
 import os
 import re
 import tempfile
-import warnings
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import jax
 import numpy as np
 
-from jaxhp import train
+from jaxhp import _warn, train
 
 SPEC_FILE = "spec.json"
 FORMAT = 2  # version of the folder layout (1: first release, no identity in the chunks)
@@ -436,10 +435,9 @@ def _set_aside(file: Path, kind: str, reason: str) -> None:
         os.replace(file, target)
     except FileNotFoundError:  # another process set it aside first
         pass
-    warnings.warn(
+    _warn.warn(
         f"checkpoint chunk {file} is {kind} ({reason}); set aside as {target.name}, and "
-        "its members will be trained again",
-        stacklevel=3,
+        "its members will be trained again"
     )
 
 

@@ -9,7 +9,6 @@
 from __future__ import annotations
 
 import csv
-import warnings
 import zipfile
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -17,7 +16,7 @@ from typing import Any, NamedTuple
 import jax
 import numpy as np
 
-from jaxhp import _checks
+from jaxhp import _checks, _warn
 from jaxhp.nn import forward
 from jaxhp.records import Data, HParams, TrainConfig
 from jaxhp.train import fit
@@ -436,12 +435,11 @@ class Normalizer:
         varying = self._raw_std.ravel()[self.constant_features] > 0
         if varying.any():
             first = int(self.constant_features[np.argmax(varying)])
-            warnings.warn(
+            _warn.warn(
                 f"{int(varying.sum())} feature(s) vary by less than min_std={self.min_std:g} "
                 f"(feature {first}: std {self._raw_std.ravel()[first]:.2g}) and are treated as "
                 "constant (centred, not scaled); if that is a signal in small units, pass a "
-                "smaller min_std or rescale it",
-                stacklevel=2,
+                "smaller min_std or rescale it"
             )
         return self
 

@@ -15,13 +15,12 @@ is noise around 0 and is reported as about 0, with a note.
 
 from __future__ import annotations
 
-import warnings
 from typing import Any, NamedTuple
 
 import jax
 import numpy as np
 
-from jaxhp import _checks
+from jaxhp import _checks, _warn
 from jaxhp.records import History
 
 THRESHOLD = 0.02  # the default gap that counts as "high": 2 points of error rate
@@ -378,11 +377,9 @@ def diagnose(
                 "below chance"
             )
         if bias < -_BELOW_PRINT:
-            warnings.warn(
+            _warn.warn(
                 f"bayes_error {bayes:.2%} is above train_error {train:.2%}: either the Bayes "
-                "estimate is too high or the model memorises noise; avoidable bias reads as 0",
-                UserWarning,
-                stacklevel=2,
+                "estimate is too high or the model memorises noise; avoidable bias reads as 0"
             )
     return Diagnosis(
         train,

@@ -19,14 +19,13 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
-import warnings
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import jax
 import numpy as np
 
-from jaxhp import _checks
+from jaxhp import _checks, _warn
 from jaxhp.records import DECAY_RATES, HParams, TrainConfig
 
 STATIC_AXES = tuple(f.name for f in dataclasses.fields(TrainConfig))
@@ -499,10 +498,9 @@ def refine(
     if not best:
         raise ValueError("refine needs at least one member that did not diverge")
     if len(best) < top:
-        warnings.warn(
+        _warn.warn(
             f"refine: top={top}, but the sweep has {len(best)} members that did not diverge: "
-            f"the new space is drawn around all {len(best)} (a box that wide narrows little)",
-            stacklevel=2,
+            f"the new space is drawn around all {len(best)} (a box that wide narrows little)"
         )
     rng = np.random.default_rng(
         np.asarray(jax.random.key_data(jax.random.key(key) if isinstance(key, int) else key))

@@ -21,7 +21,6 @@ from __future__ import annotations
 import os
 import sys
 import time
-import warnings
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -30,7 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from jaxhp import _checks, train
+from jaxhp import _checks, _warn, train
 from jaxhp import distributed as dist
 from jaxhp import halving as successive_halving
 from jaxhp._conv import has_primitive
@@ -220,11 +219,9 @@ def _check_chosen_width(
             if n_devices == 1
             else f"the {share} members each of {n_devices} devices trains of this static group"
         )
-        warnings.warn(
+        _warn.warn(
             f"vmap_width={width} is more than {where}: {width - share} of its lanes are "
-            f"padding, computed and thrown away; a width of {share} or less trains them sooner",
-            UserWarning,
-            stacklevel=4,
+            f"padding, computed and thrown away; a width of {share} or less trains them sooner"
         )
 
 
@@ -535,10 +532,9 @@ def _check_names_are_read(space: Space, read: set[str]):
                 "learning_rate": "; the optimizer factory reads no hyperparameter: write it "
                 "as lambda hp: optax.sgd(hp.learning_rate) or lambda lr: optax.sgd(lr)",
             }.get(name, "")
-            warnings.warn(
+            _warn.warn(
                 f"the sweep's axis {name!r} does nothing: neither the model, the optimizer "
-                f"nor the loss reads it (they read {known}){hint}",
-                stacklevel=4,
+                f"nor the loss reads it (they read {known}){hint}"
             )
         else:
             raise ValueError(
@@ -554,12 +550,11 @@ def _check_seeds_reach_init(space: Space, configs: list) -> None:
     seeds = {m.get("seed", 0) for m in space.members}
     one_init = any(getattr(c.resolved_model.init, "ignores_key", False) for c in configs)
     if len(seeds) > 1 and one_init:
-        warnings.warn(
+        _warn.warn(
             f"the sweep has {len(seeds)} seeds, but its model's init returns the same params "
             "for every key (from_flax or from_equinox was given a module instance), so the "
             "seeds differ only in dropout masks and batch order, and their std leaves out "
-            "the spread of initialisations; pass a function key -> module instead",
-            stacklevel=4,
+            "the spread of initialisations; pass a function key -> module instead"
         )
 
 
@@ -610,27 +605,24 @@ def _check_schedule(schedule, configs: list, space: Space, data: Data):
     rungs = successive_halving.rungs(schedule, n_points, steps, every)
     first = rungs[0].step
     if len(rungs) == 1 and n_points > 1:
-        warnings.warn(
+        _warn.warn(
             f"successive halving has one rung here ({n_points} configurations, first rung at "
             f"{first} of {steps} steps, eta {schedule.eta:g}; a rung within a factor "
             f"sqrt(eta) of the end is merged into it): every member trains to the end, as "
-            "in a full sweep; give a smaller min_steps",
-            stacklevel=4,
+            "in a full sweep; give a smaller min_steps"
         )
     if schedule.min_steps is None and first < min(10, steps):
         suggest = min(steps, -(-10 // every) * every)
-        warnings.warn(
+        _warn.warn(
             f"successive halving ranks its {n_points} configurations first after {first} of "
             f"{steps} steps (the first rung chosen for eta {schedule.eta:g}): so early they "
             "differ mostly by their initialisation; give min_steps (jaxhp sweep --min-steps), "
-            f"e.g. {suggest}, or train for more steps",
-            stacklevel=4,
+            f"e.g. {suggest}, or train for more steps"
         )
     if data.dev is None:
-        warnings.warn(
+        _warn.warn(
             "halving without dev data ranks the members at each rung by their training cost "
-            "(and the dev_* columns repeat the training set's metrics)",
-            stacklevel=4,
+            "(and the dev_* columns repeat the training set's metrics)"
         )
 
 
@@ -690,15 +682,14 @@ def _plan(
         read |= _names_read(group_config, group_read)  # a name any group reads is used
     _check_names_are_read(space, read)
     _check_seeds_reach_init(space, [c for _, c, _, _ in checked])
-    train._check_names_read(base, read, label="base", stacklevel=4)  # _plan's caller
+    train._check_names_read(base, read, label="base")
     if schedule is not None:
         _check_schedule(schedule, [c for _, c, _, _ in checked], space, checked[0][0])
     elif checked[0][0].dev is None:
-        warnings.warn(
+        _warn.warn(
             "data has no dev set: the dev_* columns repeat the training set's metrics, so "
             "the ranking rewards fitting the training set, not generalising; hold some "
-            "examples out: jaxhp.data.split(x, y, key=0).data()",
-            stacklevel=3,
+            "examples out: jaxhp.data.split(x, y, key=0).data()"
         )
     host = _host_data(checked[0][0], config)
     n = len(space)
@@ -1070,17 +1061,15 @@ def run_sweep(
         broken_start = not np.any(results.stop_step) and not _first_member(
             plan, train._finite_at_start, checked=True, failed=True
         )
-        warnings.warn(
+        _warn.warn(
             f"every member of the sweep diverged (non-finite cost; results.diverged): no "
-            f"result can be ranked. {_divergence_advice(plan.data, broken_start)}",
-            stacklevel=2,
+            f"result can be ranked. {_divergence_advice(plan.data, broken_start)}"
         )
     elif _all_at_chance(results) and _outputs_look_like_probabilities(plan):
-        warnings.warn(
+        _warn.warn(
             "every member's train error sits at chance level, and the model's outputs at "
             "member 0's initial params all lie in [0, 1]: apply must return logits, without "
-            "a sigmoid or softmax at its end (jaxhp's loss applies it)",
-            stacklevel=2,
+            "a sigmoid or softmax at its end (jaxhp's loss applies it)"
         )
     return results
 
@@ -1165,11 +1154,11 @@ def refit(results: SweepResults, member: int, data: Data, config: TrainConfig) -
         only), or a sweep run on another kind of device with chaotic training, which makes
         the refit another run of the configuration.
     """
-    return refit_together(results, [member], data, config, stacklevel=4)[0]
+    return refit_together(results, [member], data, config)[0]
 
 
 def refit_together(
-    results: SweepResults, members, data: Data, config: TrainConfig, *, stacklevel: int = 3
+    results: SweepResults, members, data: Data, config: TrainConfig
 ) -> list[TrainResult]:
     """:func:`refit` for several members (e.g. one configuration's seeds), in their order:
     members that share a config and a rung train side by side in one call of the program
@@ -1187,13 +1176,12 @@ def refit_together(
     labels = results.meta.get("label_columns", [])  # e.g. an Optuna study's trial numbers
     devices = _devices_like_the_sweeps(results)
     if len(devices) < _split_over(results):
-        warnings.warn(
+        _warn.warn(
             f"the sweep's program was split over {len(results.meta['devices'])} devices and this "
             "process has one of that kind: XLA compiles a one-device program differently "
             "(optax.adam's bias correction, say), so the refit can differ from the table in "
             "the last bits and drift from there; give the process two devices "
-            "(JAX_NUM_CPU_DEVICES=2 on the CPU) for the table's bits",
-            stacklevel=stacklevel,
+            "(JAX_NUM_CPU_DEVICES=2 on the CPU) for the table's bits"
         )
     batches: dict = {}  # config, rung and static values -> rows trained in one call
     for i in dict.fromkeys(rows):  # each member once
@@ -1216,7 +1204,7 @@ def refit_together(
         trained = _train_as_in_the_sweep(results, batch, data, member_config, static, devices)
         fitted.update(zip(batch, trained))
     for i in dict.fromkeys(rows):
-        _check_reproduced(results, i, fitted[i], stacklevel)
+        _check_reproduced(results, i, fitted[i])
     return [fitted[i] for i in rows]
 
 
@@ -1371,7 +1359,7 @@ def _check_same_data(results: SweepResults, data, hparams, member_config, config
 _REFIT_RTOL = 1e-3
 
 
-def _check_reproduced(results: SweepResults, i: int, fitted, stacklevel: int) -> None:
+def _check_reproduced(results: SweepResults, i: int, fitted) -> None:
     """Warn when the refit's first evaluation is not the member's: the config check compares
     functions (a model, an optimizer factory) by kind only. Not an error: on another kind
     of device, chaotic training moves it too."""
@@ -1379,14 +1367,13 @@ def _check_reproduced(results: SweepResults, i: int, fitted, stacklevel: int) ->
     again = [float(fitted.history.train_cost[0]), float(fitted.history.dev_cost[0])]
     if not np.allclose(again, swept, rtol=_REFIT_RTOL, atol=0, equal_nan=True):
         step = int(results.history.step[i][0])
-        warnings.warn(
+        _warn.warn(
             f"the refit of member {i} does not reproduce its first evaluation (step {step}): "
             f"train and dev costs {again[0]:.6g} and {again[1]:.6g}, the sweep's "
             f"{swept[0]:.6g} and {swept[1]:.6g}. Either the model or optimizer differs from "
             "the sweep's, or the sweep ran on another kind of device (or JAX version) and "
             "its training is chaotic (rounding grows at a large learning rate), so the "
-            "refit is another run of the same configuration",
-            stacklevel=stacklevel,
+            "refit is another run of the same configuration"
         )
 
 

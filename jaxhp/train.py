@@ -20,7 +20,6 @@ import difflib
 import functools
 import inspect
 import re
-import warnings
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -29,7 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxhp import _checks
+from jaxhp import _checks, _warn
 from jaxhp._conv import for_training
 from jaxhp.losses import (
     cross_entropy,
@@ -430,7 +429,7 @@ def make_update_step(config: TrainConfig, *, m: int | None = None) -> Callable:
         with read_names() as read:  # the first call traces the model and the optimizer
             out = jitted(state, x, y, key, hparams)
         if read:  # traced here (not found in a cache): names nothing reads are misspelt
-            _check_names_read(hparams, read, stacklevel=3)
+            _check_names_read(hparams, read)
         first_call = not _checks.is_concrete((y, hparams))  # traced: check them later
         return out
 
@@ -599,12 +598,11 @@ def _warn_unused_logits(y: np.ndarray, n_out: int, mlp: bool = False):
         return
     classes = int(ids.max()) + 1
     model = "layer_sizes ends in" if mlp else "model.apply returns"
-    warnings.warn(
+    _warn.warn(
         f"{model} {n_out} outputs per example, but the train labels have class ids only up "
         f"to {classes - 1} ({classes} classes): outputs {classes}..{n_out - 1} are never a "
         "target and only take probability away; give the model as many outputs as there "
-        "are classes",
-        stacklevel=4,
+        "are classes"
     )
 
 
@@ -675,10 +673,9 @@ def _output_width(config: TrainConfig, hparams: HParams, x) -> int:
     chosen = l2_leaves(config, params)
     if not chosen:
         names = [name for name, _, _ in _l2_choices(params, None)] or ["(none)"]
-        warnings.warn(
+        _warn.warn(
             f"TrainConfig(l2={config.l2!r}) matches no parameter leaf, so lambd has no "
-            f"effect; the leaves are {', '.join(names[:8])}",
-            stacklevel=3,
+            f"effect; the leaves are {', '.join(names[:8])}"
         )
     return logits.shape[1]
 
@@ -1226,7 +1223,7 @@ def hyperparameters_traced():
         ) from err
 
 
-def _check_names_read(hparams: HParams, read: set[str], label: str = "hparams", stacklevel=3):
+def _check_names_read(hparams: HParams, read: set[str], label: str = "hparams"):
     """A name beyond the course's three that neither the model nor the optimizer reads is
     ignored by training: most likely misspelt (a warning: one HParams may serve several
     configs)."""
@@ -1240,11 +1237,10 @@ def _check_names_read(hparams: HParams, read: set[str], label: str = "hparams", 
             if close
             else f"check its spelling, or use an optimizer or model that reads hparams.{unread[0]}"
         )
-        warnings.warn(
+        _warn.warn(
             f"{label} has {unread[0]!r}, which neither the model nor the optimizer reads (they "
             f"read lambd, keep_prob, learning_rate and {known}), so training ignores it; "
-            f"{hint}",
-            stacklevel=stacklevel,
+            f"{hint}"
         )
 
 

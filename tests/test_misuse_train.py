@@ -622,3 +622,41 @@ def test_a_float64_config_without_64_bit_jax_is_refused_not_truncated(data):
     with jax.enable_x64(True):
         result = jaxhp.fit(jax.random.key(0), jaxhp.HParams(), data, config)
     assert result.history.train_cost.dtype == np.float64
+
+
+def test_every_warning_points_at_the_users_line(data):
+    """A warning names the caller's file and line, however deep in jaxhp (or in a user's
+    jit) it is raised: else filters by module miss it and the shown line is jaxhp's."""
+    adam = jaxhp.TrainConfig(layer_sizes=(2, 3, 1), steps=1, optimizer="adam")
+    misspelt = jaxhp.HParams(momentun=0.9)
+    state = jaxhp.init_state(jaxhp.init_mlp(jax.random.key(0), (2, 3, 1)), adam)
+    x, y = (np.asarray(v) for v in data.train)
+    sweep_config = jaxhp.TrainConfig(model=_linear(), steps=1)
+
+    def low_precision(p):
+        return jnp.sum(jnp.tanh(p["w"].astype(jnp.bfloat16)) ** 2).astype(jnp.float32)
+
+    calls = {
+        "fit": lambda: jaxhp.fit(0, misspelt, data, adam),
+        "update step": lambda: jaxhp.make_update_step(adam)(
+            state, x, y, jax.random.key(0), misspelt
+        ),
+        "update step in a user's jit": lambda: jax.jit(jaxhp.make_update_step(adam))(
+            state, x, y, jax.random.key(0), misspelt
+        ),
+        "l2": lambda: jaxhp.fit(0, jaxhp.HParams(), data, sweep_config.replace(l2="bias")),
+        "run_sweep axis": lambda: jaxhp.run_sweep(
+            sweep.grid(keep_prob=[0.5]), data, sweep_config, progress=False
+        ),
+        "run_sweep without dev": lambda: jaxhp.run_sweep(
+            sweep.grid(lambd=[0.0]), jaxhp.Data(data.train), sweep_config, progress=False
+        ),
+        "diagnose": lambda: jaxhp.diagnose(train_error=0.10, dev_error=0.11, bayes_error=0.12),
+        "grad_check": lambda: jaxhp.grad_check(low_precision, {"w": np.array([0.3, -1.2])}),
+    }
+    for name, call in calls.items():
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            call()
+        assert caught, name
+        assert {w.filename for w in caught} == {__file__}, (name, [str(w) for w in caught])

@@ -46,7 +46,6 @@ from __future__ import annotations
 import functools
 import inspect
 import math
-import warnings
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
@@ -56,7 +55,7 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 from jax.tree_util import keystr
 
-from jaxhp import perturb
+from jaxhp import _warn, perturb
 from jaxhp.gradcheck import _kinks
 from jaxhp.gradcheck._precision import COURSE_BANDS, Precision, _sub_jaxprs, working_precision
 from jaxhp.gradcheck._report import SEVERE, GradCheckReport, Kink, LeafCheck
@@ -526,13 +525,11 @@ def _steps(leaves, names, eps, precision: Precision) -> tuple[list[float], str]:
     for leaf, name in zip(leaves, names):
         best = precision.eps * max(1.0, _rms(leaf))
         if not best / 1e3 <= eps <= best * 1e2:
-            warnings.warn(
+            _warn.warn(
                 f"eps={eps!r} is far from the step that suits leaf {name} in "
                 f"{precision.dtype} code (~{best:.1e} = u^(1/3) * max(1, rms)); the "
                 "difference will measure truncation or rounding error. The Taylor test "
-                "still judges the gradient before any 'bug'",
-                UserWarning,
-                stacklevel=4,
+                "still judges the gradient before any 'bug'"
             )
             break
     return [float(eps)] * len(leaves), f"{eps:.1e} (given)"
@@ -751,7 +748,7 @@ def grad_check(
             )
         else:
             why = f"{first.path}: {why}"
-        warnings.warn(f"grad_check could not check {why}", UserWarning, stacklevel=2)
+        _warn.warn(f"grad_check could not check {why}")
     return GradCheckReport(
         tuple(leaves),
         diff,

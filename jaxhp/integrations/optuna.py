@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from jaxhp import _checks
+from jaxhp import _checks, _warn
 from jaxhp.records import Data, History, HParams, TrainConfig
 from jaxhp.results import SweepResults
 from jaxhp.space import Space
@@ -354,10 +354,9 @@ def optimize(
     record = _record(data, config, seed, base, width)  # checks them before any trial is asked
     _check_same_training(study, lambda: record)
     if len(data) < 2 or data[1] is None:  # a Data, or a (train, dev, test) tuple
-        warnings.warn(
+        _warn.warn(
             "data has no dev set: the objective is the train cross-entropy, so the study "
-            "rewards fitting the training set, not generalising",
-            stacklevel=2,
+            "rewards fitting the training set, not generalising"
         )
     queue = stale_trials(study, distributions)
     done = 0

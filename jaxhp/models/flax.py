@@ -24,12 +24,12 @@ float arrays only, a pytree that ``jax.grad`` and ``vmap`` take as it is.
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 
+from jaxhp import _warn
 from jaxhp.models._adapter import build, call_keywords, check_library, import_extra, is_factory
 from jaxhp.models._model import Model
 
@@ -124,13 +124,11 @@ def _from_nnx(module, nnx) -> Model:
             "statistics); from_flax supports modules whose only variables are params"
         )
     if jax.tree.leaves(rngs):
-        warnings.warn(
+        _warn.warn(
             f"the NNX module {name} holds nnx.Rngs (e.g. in nnx.Dropout): every call starts "
             "that stream afresh, so its masks repeat at every step and ignore a swept "
             "keep_prob; use jaxhp.dropout(key, x, hparams.keep_prob) with the key __call__ "
-            "receives",
-            UserWarning,
-            stacklevel=3,
+            "receives"
         )
     keywords = call_keywords(type(template).__call__)
 
