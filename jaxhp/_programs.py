@@ -244,8 +244,9 @@ def _flatten(result: TrainResult) -> dict[str, np.ndarray]:
 
 
 def _host_data(data: Data, config: TrainConfig) -> Data:
-    """Train and dev sets as host arrays, inputs in the config's dtype (test is not used)."""
-    dtype = np.dtype(config.dtype)
+    """Train and dev sets as host arrays, inputs in the config's ``x_dtype`` (test is not
+    used)."""
+    dtype = config.x_dtype
     dev = None if data.dev is None else (np.asarray(data.dev[0], dtype), np.asarray(data.dev[1]))
     return Data(train=(np.asarray(data.train[0], dtype), *map(np.asarray, data.train[1:])), dev=dev)
 

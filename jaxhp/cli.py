@@ -2206,7 +2206,7 @@ def _tune(args) -> int:
 
 
 def _test_accuracy(params, data, config) -> float:
-    x, y = data.test[:2]
+    x, y = np.asarray(data.test[0], config.x_dtype), data.test[1]  # as training gave x
     logits = config.resolved_model.apply(params, x, key=None, hparams=HParams())
     return float(np.mean(np.asarray(predictions(logits)) == np.asarray(y).reshape(len(y))))
 

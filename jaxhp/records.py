@@ -273,6 +273,22 @@ jax.tree_util.register_pytree_with_keys(
 )
 
 
+def _input_dtype_name(value: Any) -> str:
+    """``TrainConfig.input_dtype`` checked: a real numeric dtype's name."""
+    try:
+        dtype = jnp.dtype(value)
+    except TypeError as err:
+        raise ValueError(
+            f"input_dtype must be None or a numeric dtype name such as 'int32', got {value!r}"
+        ) from err
+    if not (np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.floating)):
+        raise ValueError(
+            f"input_dtype must be None, an integer dtype (e.g. 'int32' for ids) or a float "
+            f"dtype, got {value!r}"
+        )
+    return dtype.name
+
+
 @jax.tree_util.register_static
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
@@ -309,6 +325,10 @@ class TrainConfig:
         which updates stop; ``None`` turns early stopping off.
       restore_best: return the best-dev-cost params instead of the final ones.
       dtype: float dtype of the data (and of the ``layer_sizes`` MLP's params).
+      input_dtype: dtype the inputs x are given to the model in; None (default) casts them
+        to ``dtype``. An integer dtype (``"int32"``) keeps token or category ids as integers
+        for a model that looks them up (an embedding): x must then hold integers that fit
+        it. The labels and the costs are not affected.
       augment: optional ``f(key, x) -> x`` applied to each training batch inside the scan;
         it must keep the batch's shape and dtype.
       model: a :class:`jaxhp.Model` (``init(key) -> params``, ``apply(params, x, *, key,
@@ -338,6 +358,7 @@ class TrainConfig:
     augment: Callable | None = None
     model: Model | None = None
     l2: str | Callable | None = None
+    input_dtype: str | None = None
 
     def __post_init__(self):
         if self.model is None and self.layer_sizes is None:
@@ -398,6 +419,13 @@ class TrainConfig:
         if not jnp.issubdtype(dtype, jnp.floating):
             raise ValueError(f"dtype must be a float dtype, got {self.dtype!r}")
         object.__setattr__(self, "dtype", dtype.name)
+        if self.input_dtype is not None:
+            object.__setattr__(self, "input_dtype", _input_dtype_name(self.input_dtype))
+
+    @property
+    def x_dtype(self) -> jnp.dtype:
+        """The dtype the inputs x reach the model in: ``input_dtype``, else ``dtype``."""
+        return jnp.dtype(self.input_dtype or self.dtype)
 
     @property
     def resolved_model(self) -> Model:

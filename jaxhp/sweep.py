@@ -268,7 +268,7 @@ def _convolves(config: TrainConfig, example_shape: tuple, hparams: HParams | Non
     model = config.resolved_model
     hparams = HParams() if hparams is None else hparams
     params = jax.eval_shape(model.init, jax.random.key(0))
-    x = jax.ShapeDtypeStruct((1, *example_shape), jnp.dtype(config.dtype))
+    x = jax.ShapeDtypeStruct((1, *example_shape), config.x_dtype)
     try:
         jaxpr = jax.make_jaxpr(lambda p, xb: model.apply(p, xb, key=None, hparams=hparams))(
             params, x

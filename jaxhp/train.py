@@ -637,7 +637,7 @@ def _output_width(config: TrainConfig, hparams: HParams, x) -> int:
                 "every leaf is trained, so each must be a float array (keep integer settings "
                 "out of params, e.g. in a closure)"
             )
-    spec = jax.ShapeDtypeStruct(x.shape, jnp.dtype(config.dtype))
+    spec = jax.ShapeDtypeStruct(x.shape, config.x_dtype)
     try:
         logits = jax.eval_shape(
             lambda p, x: model.apply(p, x, key=jax.random.key(0), hparams=hparams), params, spec
@@ -648,8 +648,7 @@ def _output_width(config: TrainConfig, hparams: HParams, x) -> int:
         raise _like(
             err,
             f"the model's apply fails on train x of shape {tuple(x.shape)} (one example per "
-            f"row, then the example's shape; cast to the config's dtype {spec.dtype.name}, so "
-            f"integer ids arrive as floats): {str(err).splitlines()[0]}",
+            f"row, then the example's shape; {_x_cast(config)}): {str(err).splitlines()[0]}",
         ) from err
     try:  # as jaxhp evaluates: dropout off
         jax.eval_shape(lambda p, x: model.apply(p, x, key=None, hparams=hparams), params, spec)
@@ -680,10 +679,42 @@ def _output_width(config: TrainConfig, hparams: HParams, x) -> int:
     return logits.shape[1]
 
 
+def _x_cast(config: TrainConfig) -> str:
+    """How x reaches the model, for messages about a model that fails on it."""
+    if config.input_dtype is not None:
+        return f"given as TrainConfig.input_dtype {config.input_dtype}"
+    return (
+        f"cast to the config's dtype {config.dtype}, so integer ids arrive as floats: "
+        "TrainConfig(input_dtype='int32') keeps them integers"
+    )
+
+
+def _check_integer_inputs(x, config: TrainConfig, name: str) -> None:
+    """With an integer ``input_dtype``, x must hold integers that fit it (a cast would
+    truncate 2.7 to 2 or wrap 300 to 44 without a word)."""
+    dtype = config.x_dtype
+    if not jnp.issubdtype(dtype, jnp.integer) or not _checks.is_concrete(x):
+        return
+    values = np.asarray(x)
+    if not np.issubdtype(values.dtype, np.integer):
+        whole = np.isfinite(values) & (values == np.round(values))
+        if not whole.all():
+            raise ValueError(
+                f"{name} holds {values[~whole].flat[0].item()!r}, not an integer, but "
+                f"TrainConfig(input_dtype={config.input_dtype!r}) gives the model integers"
+            )
+    info = jnp.iinfo(dtype)
+    if values.size and (values.min() < info.min or values.max() > info.max):
+        raise ValueError(
+            f"{name} holds values from {values.min()} to {values.max()}, outside "
+            f"input_dtype {config.input_dtype}'s range [{info.min}, {info.max}]"
+        )
+
+
 def _check_augment(config: TrainConfig, x):
     if config.augment is None:
         return
-    batch = jax.ShapeDtypeStruct((config.batch_size or x.shape[0], *x.shape[1:]), config.dtype)
+    batch = jax.ShapeDtypeStruct((config.batch_size or x.shape[0], *x.shape[1:]), config.x_dtype)
     out = jax.eval_shape(config.augment, jax.random.key(0), batch)
     if getattr(out, "shape", None) != batch.shape or out.dtype != batch.dtype:
         raise ValueError(
@@ -739,6 +770,9 @@ def check_inputs(hparams: HParams, data: Data, config: TrainConfig) -> Data:
         _warn_unused_logits(np.asarray(data.train[1]), n_out, mlp=config.layer_sizes is not None)
     if data.dev is not None and data.dev[0].shape[1:] != x.shape[1:]:
         raise ValueError(f"dev x has example shape {data.dev[0].shape[1:]}, train x {x.shape[1:]}")
+    for name, pair in (("train x", data.train), ("dev x", data.dev)):
+        if pair is not None:
+            _check_integer_inputs(pair[0], config, name)
     m = x.shape[0]
     if len(data.train) == 3:
         _checks.check_weights(data.train[2], m)
@@ -779,11 +813,11 @@ def _prepare(hparams: HParams, data: Data, config: TrainConfig, checked: bool = 
     # Python numbers stay concrete under jit: keep_prob=1.0 then skips the masks entirely.
     hparams = jax.tree.map(lambda v: v if isinstance(v, (int, float)) else jnp.asarray(v), hparams)
     dtype = jnp.dtype(config.dtype)
-    n_out = _n_out(config, hparams, jnp.asarray(data.train[0], dtype))
+    n_out = _n_out(config, hparams, jnp.asarray(data.train[0], config.x_dtype))
     sets = [
         None
         if pair is None
-        else (jnp.asarray(pair[0], dtype), targets(jnp.asarray(pair[1]), n_out, dtype))
+        else (jnp.asarray(pair[0], config.x_dtype), targets(jnp.asarray(pair[1]), n_out, dtype))
         for pair in (data.train, data.dev)
     ]
     weights = jnp.asarray(data.train[2], dtype) if len(data.train) == 3 else None

@@ -660,3 +660,20 @@ def test_every_warning_points_at_the_users_line(data):
             call()
         assert caught, name
         assert {w.filename for w in caught} == {__file__}, (name, [str(w) for w in caught])
+
+
+def test_input_dtype_refuses_what_would_corrupt_the_ids(data):
+    """An integer input_dtype takes integers that fit it; a cast would truncate or wrap."""
+    for bad in ("text", "bool", "complex64"):
+        with pytest.raises(ValueError, match=f"input_dtype must be .*got '{bad}'"):
+            jaxhp.TrainConfig(layer_sizes=(2, 1), steps=1, input_dtype=bad)
+    model = _linear()
+    ids = np.array([[0, 1], [2, 3], [4, 5], [6, 7]])
+    y = np.array([0, 1, 0, 1])
+    config = jaxhp.TrainConfig(model=model, steps=1, input_dtype="int8")
+    with pytest.raises(ValueError, match=r"train x holds 0.5, not an integer, but .*'int8'"):
+        jaxhp.fit(0, jaxhp.HParams(), jaxhp.Data((ids + 0.5, y)), config)
+    with pytest.raises(ValueError, match=r"dev x holds values from 0 to 350, outside .*-128, 127"):
+        jaxhp.fit(0, jaxhp.HParams(), jaxhp.Data((ids, y), (ids * 50, y)), config)
+    with pytest.raises(ValueError, match=r"outside input_dtype int8"):  # sweeps check first
+        jaxhp.run_sweep(sweep.grid(lambd=[0.0]), jaxhp.Data((ids * 50, y)), config, progress=False)
