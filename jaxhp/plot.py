@@ -883,6 +883,7 @@ def rungs_figure(results):
     ax.set_yscale("log")
     _plain_log_axis(ax.yaxis)
     ax.set_xscale("log")  # rungs at r, r*eta, r*eta^2, ...: evenly spaced, labels apart
+    _plain_log_axis(ax.xaxis)  # steps as 100, 200, 500, not 10^2
     for rung in rungs:
         ax.axvline(rung["step"], color="grey", ls=":", lw=1)
     # The rung labels sit above the plot, clear of the curves.

@@ -340,11 +340,15 @@ def test_log_cost_axis_labels_plain_numbers():
     assert_plain_log_labels(fig, fig.axes[0])
 
 
-def assert_plain_log_labels(fig, cost_ax):
+def assert_plain_log_labels(fig, cost_ax, axis="y"):
     fig.canvas.draw()
-    low, high = cost_ax.get_ylim()
-    ticks = [*cost_ax.get_yticklabels(), *cost_ax.get_yticklabels(minor=True)]
-    shown = {t.get_text(): t.get_position()[1] for t in ticks if low <= t.get_position()[1] <= high}
+    low, high = getattr(cost_ax, f"get_{axis}lim")()
+    labels_of = getattr(cost_ax, f"get_{axis}ticklabels")
+    at = 1 if axis == "y" else 0
+    ticks = [*labels_of(), *labels_of(minor=True)]
+    shown = {
+        t.get_text(): t.get_position()[at] for t in ticks if low <= t.get_position()[at] <= high
+    }
     labels = {text: where for text, where in shown.items() if text}
     assert len(labels) >= 3  # costs from 0.3 to 0.8: under one decade, yet labelled
     for text, where in labels.items():
@@ -637,6 +641,7 @@ def test_rungs_figure_spaces_geometric_rungs_evenly_and_labels_them():
     legend = [t.get_text() for t in ax.get_legend().get_texts()]
     assert legend == ["stopped at rung 0", "reached rung 1, the end"]  # finalists not "stopped"
     assert_plain_log_labels(ax.figure, ax)  # costs 0.3 to 0.7: "0.4", not "4×10⁻¹"
+    assert_plain_log_labels(ax.figure, ax, axis="x")  # steps: "20", not "2×10¹"
 
 
 def test_heatmap_title_names_an_axis_that_varies_only_from_point_to_point():
