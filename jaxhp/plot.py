@@ -777,7 +777,7 @@ def curves_figure(results, *, top: int = 5, metric: str | None = None):
     for i, row in reversed(list(enumerate(rows))):
         history = drawn[i]
         label = f"{i + 1}. {member_label(row, names)}"  # the table's rank, then the member
-        label += _hidden_under(history, drawn[:i], resolution)
+        label += _hidden_under(history, drawn[:i], resolution, _cost_span(drawn))
         marks = _markers(i, len(rows), len(history.step))
         step = _steps_of(steps, row)[: len(history.step)]
         _draw_run(cost_ax, acc_ax, step, history, None, f"C{i % 10}", label, marks)
@@ -802,17 +802,30 @@ def _steps_of(steps: np.ndarray, row: dict) -> np.ndarray:
     return steps[row["member"]] if steps.ndim == 2 else steps
 
 
-def _hidden_under(history: History, above: list[History], resolution: float = 0.0) -> str:
+def _cost_span(histories: list[History]) -> float:
+    """The log range of the costs drawn: the height of the log cost axis."""
+    costs = [_finite_or_nan(getattr(h, n)) for h in histories for n in ("train_cost", "dev_cost")]
+    costs = np.concatenate([c.ravel() for c in costs]) if costs else np.array([np.nan])
+    costs = costs[costs > 0]
+    return float(np.log(costs.max() / costs.min())) if costs.size else 0.0
+
+
+def _hidden_under(
+    history: History, above: list[History], resolution: float = 0.0, span: float = np.inf
+) -> str:
     """A legend note when this run's train and dev costs lie within 2% of a higher-ranked
-    run's (a ratio: the axis is logarithmic) and its train and dev accuracies within 0.01,
-    or one dev example (``resolution``) up to 0.02: that run is drawn over all four of its
-    curves, and the legend then explains the curves one cannot see."""
+    run's (a ratio: the axis is logarithmic), and within half a percent of the cost axis's
+    height ``span`` (its log range: on a narrow axis 2% is a visible gap), and its train
+    and dev accuracies within 0.01, or one dev example (``resolution``) up to 0.02: that
+    run is drawn over all four of its curves, and the legend then explains the curves one
+    cannot see."""
     tolerance = max(0.01, min(resolution, 0.02)) + 1e-6  # up to one example of 50 or more
+    cost_tolerance = min(np.log(1.02), 0.005 * span)
     for k, other in enumerate(above):
         if len(other.step) != len(history.step):
             continue
         close_costs = all(
-            _log_gap(getattr(history, name), getattr(other, name)) <= np.log(1.02)
+            _log_gap(getattr(history, name), getattr(other, name)) <= cost_tolerance
             for name in ("train_cost", "dev_cost")
         )
         close_accuracies = all(

@@ -282,7 +282,7 @@ def test_curves_legend_names_a_configuration_hidden_under_a_better_one():
     # accuracies tie, so the table ranks members 0, 1 by dev cost, then member 2
     results = make_results([0.0, 0.1, 1.0], [1.0] * 3, [0.3] * 3, [0, 0, 0], [0.9, 0.9, 0.8])
     for cost in (results.history.dev_cost, results.history.train_cost):
-        cost[1] = cost[0] * 1.005  # within 1% of member 0's curves, drawn over it
+        cost[1] = cost[0] * 1.002  # 0.2% from member 0's curves, drawn over it
         cost[2] = cost[0] * 1.05  # 5% away: visible on its own
     fig = plot.curves_figure(results, top=3)
     cost_ax, acc_ax = fig.axes
@@ -302,6 +302,10 @@ def test_curves_legend_names_a_configuration_hidden_under_a_better_one():
     assert legend(results)[1].endswith("(hidden under 1.: the same curves)")
     # the dev curves alike but the train curves apart: the train line shows, not hidden
     results.history.train_cost[1] = results.history.train_cost[0] * 1.05
+    assert "hidden" not in legend(results)[1]
+    # 1.5% apart (an L2 term's share of J) on an axis of costs 0.3 to 0.8: 1.5% of its
+    # height, a visible gap, though under the 2% that a wide axis hides
+    results.history.train_cost[1] = results.history.train_cost[0] * 1.015
     assert "hidden" not in legend(results)[1]
     results.history.train_cost[1] = results.history.train_cost[0]
     results.history.train_accuracy[1] = results.history.train_accuracy[0] - 0.03
