@@ -417,9 +417,10 @@ def _seeds_per_point(columns, cells) -> int:
     return max(len({seed[i] for i in c.members}) for c in cells.values())
 
 
-def _what_a_point_shows(columns, names, x, y, cells) -> str:
+def _what_a_point_shows(columns, names, x, y, cells, as_grid: bool = True) -> str:
     """E.g. ``best of 2 learning_rate values, mean ± std over 3 seeds``, counted within the
-    points (a random search has one member per point although its other axes vary)."""
+    points (a random search has one member per point although its other axes vary). A
+    scatter's colour shows the mean only; a grid's cells print the std too."""
     seeds = _seeds_per_point(columns, cells)
     best_of, along = [], []  # varying within a point; varying only from point to point
     counts = []
@@ -436,7 +437,7 @@ def _what_a_point_shows(columns, names, x, y, cells) -> str:
         return "one member per point" + also
     parts = [f"best of {_within_a_point(columns, best_of, counts, cells)}"] if best_of else []
     if seeds > 1:
-        parts.append(f"mean ± std over {seeds} seeds")
+        parts.append(f"mean {'± std ' if as_grid else ''}over {seeds} seeds")
     return ", ".join(parts) + also
 
 
@@ -529,7 +530,7 @@ def heatmap_figure(
     halving = " (halving: at each member's last rung)" if "rung" in columns else ""
     ax.set_title(
         f"{metric}{halving} by {x} and {y}\n"
-        f"{_what_a_point_shows(columns, names, x, y, cells)};"
+        f"{_what_a_point_shows(columns, names, x, y, cells, as_grid)};"
         f" diverged members excluded{chosen}",
         fontsize=10,
     )
@@ -577,13 +578,13 @@ def _outline_near(ax, points: set, ux, uy) -> None:
 
 
 def _ring_near(ax, points: set, ux, uy) -> None:
-    """A dashed ring around each scatter point within noise of the best."""
+    """A red ring around each scatter point within noise of the best (solid, as its legend
+    entry: a marker in a legend cannot be dashed)."""
     if points:
         xv, yv = zip(*sorted(points))
         ax.scatter(
-            xv, yv, marker="o", s=160, facecolors="none", edgecolors="red", lw=1.2,
-            linestyle="--", gid="near",
-        )  # fmt: skip
+            xv, yv, marker="o", s=160, facecolors="none", edgecolors="red", lw=1.2, gid="near"
+        )
 
 
 def _heatmap_legend(

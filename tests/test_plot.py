@@ -557,6 +557,13 @@ def test_scatter_rings_the_points_within_noise_of_the_best():
     np.testing.assert_allclose(ringed[0].get_offsets(), [[0.1, 0.2]])  # λ 0.1, not 1.0
     labels = [t.get_text() for t in fig.legends[0].get_texts()]
     assert labels == ["best", "within noise of the best (red ring)"]
+    # drawn as its legend entry shows it: a solid ring (a legend marker cannot be dashed)
+    assert ringed[0].get_linestyle()[0][1] is None
+    # two seeds per point: the colour is their mean; a scatter shows no std
+    seeded = make_results([0.0, 0.0, 0.1, 0.1], [1.0] * 4, [0.1, 0.1, 0.2, 0.2], [0, 1] * 2,
+                          [0.9, 0.8, 0.85, 0.8])  # fmt: skip
+    title = plot.heatmap_figure(seeded, x="lambd", y="learning_rate").axes[0].get_title()
+    assert "mean over 2 seeds" in title and "std" not in title
 
 
 def test_choosing_the_axes_leaves_the_results_untouched(grid_results):
