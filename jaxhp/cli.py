@@ -259,7 +259,8 @@ class _Parser(argparse.ArgumentParser):
         if choice:
             word, options = choice.group(1), re.findall(r"'([^']*)'", choice.group(2))
         elif message.startswith("unrecognized arguments:"):
-            words = [w for w in message.split(":", 1)[1].split() if w.startswith("-")]
+            listed = message.split(":", 1)[1].split(" (")[0]  # not a hint's own flags
+            words = [w for w in listed.split() if w.startswith("-")]
             if not words:
                 return ""
             word, options = words[0].split("=")[0], _option_strings(self)
@@ -2504,8 +2505,28 @@ def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespa
         if command is None:
             parser.error(f"unrecognized arguments: {' '.join(unknown)}")
         command.root = parser
-        command.error(f"unrecognized arguments: {' '.join(unknown)}")
+        hint = _list_hint(command, argv, unknown)
+        command.error(f"unrecognized arguments: {' '.join(unknown)}{hint}")
     return args
+
+
+def _list_hint(command: argparse.ArgumentParser, argv: list[str], unknown: list[str]) -> str:
+    """For values left over after a list flag's value (``--keep-prob 0.8 0.9``): the list
+    as the one comma-separated word the flag takes."""
+    first = unknown[0]
+    if first.startswith("--") or first not in argv:
+        return ""
+    at = argv.index(first)
+    flag = argv[at - 2] if at >= 2 else ""
+    action = next((a for a in command._actions if flag in a.option_strings), None)
+    if not getattr(getattr(action, "type", None), "is_axis", False) or argv[at - 1][:2] == "--":
+        return ""
+    values = [argv[at - 1]]
+    for word in argv[at:]:
+        if word.startswith("--"):
+            break
+        values.append(word)
+    return f" (a list of values is one word: {flag} {','.join(values)})"
 
 
 def _check_repeated(command: argparse.ArgumentParser, words: list[str]) -> None:

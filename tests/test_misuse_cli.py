@@ -67,6 +67,11 @@ def _paths(tmp_path):
 
 CASES = [
     (["swep"], "invalid choice: 'swep'.*did you mean sweep\\?"),
+    (  # a list given as separate words: the one word the flag takes
+        ["sweep", "--keep-prob", "0.8", "0.9", "1", "--steps", "5"],
+        r"unrecognized arguments: 0.9 1 \(a list of values is one word: --keep-prob 0.8,0.9,1\)$",
+    ),
+    (["sweep", "--steps", "5", "10"], r"unrecognized arguments: 10$"),  # --steps is no list
     (
         ["sweep", "--stpes", "5"],
         "jaxhp sweep: error: unrecognized arguments: --stpes; did you mean --steps\\?",
