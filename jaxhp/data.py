@@ -263,15 +263,18 @@ def load_file(path) -> tuple[np.ndarray, np.ndarray]:
         with path.open(newline="") as f:
             rows = [(number, r) for number, r in enumerate(csv.reader(f), start=1) if r]
         # A first row of no numbers is a header, unless the file reads as one column
-        # throughout: then it is data in another separator (named at line 1).
+        # throughout and its rows hold another separator: then it is data in that
+        # separator (named at line 1).
         one_column = len(rows) > 1 and len(rows[0][1]) == len(rows[1][1]) == 1
-        if rows and _is_header(rows[0][1]) and not one_column:
+        other = one_column and _other_separator(rows[1][1][0]) is not None
+        if rows and _is_header(rows[0][1]) and not other:
             rows = rows[1:]
         table = _csv_table(path, rows)
         lines = [number for number, _ in rows]
         if table.ndim != 2 or table.shape[1] < 2:
             raise ValueError(
-                f"dataset file {path} needs at least one feature column and a label column"
+                f"dataset file {path} needs at least one feature column and a label column; "
+                f"it has {table.shape[1] if table.ndim == 2 else 0}"
             )
         x, y = table[:, :-1], table[:, -1]
     else:
@@ -342,12 +345,17 @@ def csv_header(path) -> list[str] | None:
     return first if first is not None and _is_header(first) else None
 
 
+def _other_separator(cell: str) -> str | None:
+    """The separator other than a comma that a CSV's cell holds, if any."""
+    return next((sep for sep in (";", "\t", " ") if sep in cell), None)
+
+
 def _csv_table(path: Path, rows: list) -> np.ndarray:
     """The numeric table of a CSV's (line number, cells) rows; a bad row is named."""
     if not rows:
         raise ValueError(f"dataset file {path} has no data rows")
     width = len(rows[0][1])
-    other = next((sep for sep in (";", "\t", " ") if sep in rows[0][1][0]), None)
+    other = _other_separator(rows[0][1][0])
     if width == 1 and other is not None:
         shown = {";": "';'", "\t": "tabs", " ": "spaces"}[other]
         raise ValueError(

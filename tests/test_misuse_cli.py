@@ -33,6 +33,7 @@ def _paths(tmp_path):
     (tmp_path / "nan.csv").write_text("0.1,0.2,0\n0.3,nan,1\n" * 5)
     (tmp_path / "semi.csv").write_text("a;b;y\n" + "0.1;0.2;0\n0.3;0.4;1\n" * 5)
     (tmp_path / "bare.csv").write_text("0.1; 0.2; 0\n0.3; 0.4; 1\n" * 5)  # no header
+    (tmp_path / "labels.csv").write_text("class label\n" + "0\n1\n" * 5)  # no features
     x = np.zeros((40, 2), np.float32)
     np.savez(tmp_path / "onehot.npz", x=x, y=np.eye(2, dtype=np.int32)[np.arange(40) % 2])
     np.savez(tmp_path / "strings.npz", x=x, y=np.array(["cat", "dog"])[np.arange(40) % 2])
@@ -53,6 +54,7 @@ def _paths(tmp_path):
         "NANCSV": str(tmp_path / "nan.csv"),
         "SEMICOLON": str(tmp_path / "semi.csv"),
         "BARE_SEMICOLON": str(tmp_path / "bare.csv"),
+        "LABELS_ONLY": str(tmp_path / "labels.csv"),
         "ONEHOT": str(tmp_path / "onehot.npz"),
         "STRINGS": str(tmp_path / "strings.npz"),
         "OBJECTS": str(tmp_path / "objects.npz"),
@@ -164,6 +166,11 @@ CASES = [
     (["sweep", "--dataset", "SEMICOLON"], "semi.csv line 1 reads as one column: .*by ';'"),
     # its first line, not the second: a first row of no numbers was read as a header
     (["sweep", "--dataset", "BARE_SEMICOLON"], "bare.csv line 1 reads as one column: .*by ';'"),
+    # a header (with a space in it) over one column of numbers: no features, not a separator
+    (
+        ["sweep", "--dataset", "LABELS_ONLY"],
+        "labels.csv needs at least one feature column and a label column; it has 1$",
+    ),
     (["train", "--lambd", "0,1"], "expected a number, got '0,1'; a list of values is for"),
     (["sweep", "--lambd", "0,0.1,0"], "argument --lambd: '0,0.1,0' lists 0 more than once"),
     (["sweep", "--keep-prob", "0.5,1,0.50"], "argument --keep-prob: .* lists 0.5 more than"),
