@@ -14,6 +14,7 @@ Conventions shared by every figure:
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -528,12 +529,9 @@ def heatmap_figure(
     ax.set_xlabel(x)
     ax.set_ylabel(y)
     halving = " (halving: at each member's last rung)" if "rung" in columns else ""
-    ax.set_title(
-        f"{metric}{halving} by {x} and {y}\n"
-        f"{_what_a_point_shows(columns, names, x, y, cells, as_grid)};"
-        f" diverged members excluded{chosen}",
-        fontsize=10,
-    )
+    shows = _what_a_point_shows(columns, names, x, y, cells, as_grid)
+    shows = textwrap.fill(f"{shows}; diverged members excluded", 80)  # 7-inch figure, 10 pt
+    ax.set_title(f"{metric}{halving} by {x} and {y}\n{shows}{chosen}", fontsize=10)
     handles = _heatmap_legend(
         as_grid,
         _seeds_per_point(columns, cells) > 1,
