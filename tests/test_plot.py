@@ -121,6 +121,7 @@ def test_heatmap_marks_the_best_cell_and_shows_mean_and_std(grid_results):
         lines = texts[cell].get_text().split("\n")
         assert lines[0] == f"{mean:.3f}" and lines[1] == f"± {std:.3f}"
     assert "best of 2 learning_rate values, mean ± std over 3 seeds" in ax.get_title()
+    assert max(map(len, ax.get_title().splitlines())) <= 80  # wrapped, not past the edge
     assert ax.get_xlabel() == "lambd" and ax.get_ylabel() == "keep_prob"
     assert [t.get_text() for t in ax.get_xticklabels()] == ["0", "0.1", "1"]
     assert "dev_accuracy (higher is better)" in fig.axes[1].get_ylabel()
