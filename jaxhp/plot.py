@@ -179,7 +179,19 @@ def _plain_log_labels(**options):
 
 def _plain_log_axis(axis) -> None:
     """A log axis labelled in plain numbers (0.3, 0.4, ...), its minor ticks too over up
-    to two decades (matplotlib labels only the decades of a wider one)."""
+    to two decades (matplotlib labels only the decades of a wider one), and half steps
+    (0.25, 0.35) on a view under half a decade, where 2, 3, 4 alone leave one or two."""
+    from matplotlib.ticker import LogLocator
+
+    class FinerWhenNarrow(LogLocator):
+        def tick_values(self, vmin, vmax):
+            if not (0 < vmin < vmax and np.log10(vmax / vmin) < 0.5):
+                return super().tick_values(vmin, vmax)
+            decades = 10.0 ** np.arange(np.floor(np.log10(vmin)) - 1, np.ceil(np.log10(vmax)) + 1)
+            steps = (1, 1.5, 2, 2.5, 3, 3.5, 4, 4.5, 5, 6, 7, 8, 9)
+            return np.outer(decades, steps).ravel()
+
+    axis.set_minor_locator(FinerWhenNarrow(subs="auto"))
     axis.set_major_formatter(_plain_log_labels(minor_thresholds=(2, 0.5)))
     axis.set_minor_formatter(_plain_log_labels(labelOnlyBase=False, minor_thresholds=(2, 0.5)))
 

@@ -345,6 +345,18 @@ def test_log_cost_axis_labels_plain_numbers():
     assert_plain_log_labels(fig, fig.axes[0])
 
 
+def test_a_narrow_log_axis_gets_half_steps():
+    """Costs 0.21 to 0.42 (0.3 decades): 2, 3, 4 alone label only 0.3 and 0.4."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    ax.plot([1, 2], [0.21, 0.42])
+    ax.set_yscale("log")
+    plot._plain_log_axis(ax.yaxis)
+    assert_plain_log_labels(fig, ax)
+    plt.close(fig)
+
+
 def assert_plain_log_labels(fig, cost_ax, axis="y"):
     fig.canvas.draw()
     low, high = getattr(cost_ax, f"get_{axis}lim")()
