@@ -11,8 +11,8 @@ import warnings
 import jax
 
 _LIBRARIES = tuple(
-    os.path.dirname(os.path.abspath(path)) + os.sep
-    for path in (os.path.dirname(__file__) + os.sep + "__init__.py", jax.__file__)
+    os.path.dirname(os.path.abspath(module_file)) + os.sep
+    for module_file in (__file__, jax.__file__)  # jaxhp/_warn.py and jax/__init__.py
 )
 
 

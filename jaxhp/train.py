@@ -723,14 +723,15 @@ def _check_augment(config: TrainConfig, x):
         )
 
 
-def _check_dtype_enabled(dtype) -> None:
+def _check_dtype_enabled(dtype, field: str = "dtype") -> None:
     """A float64 config where JAX computes in float32 (x64 off) would train in float32
-    behind JAX's truncation warnings."""
-    if jax.dtypes.canonicalize_dtype(dtype) != jnp.dtype(dtype):
+    behind JAX's truncation warnings (and int64 ids would wrap at 2**31)."""
+    if dtype is not None and jax.dtypes.canonicalize_dtype(dtype) != jnp.dtype(dtype):
+        narrow = jax.dtypes.canonicalize_dtype(dtype).name
         raise ValueError(
-            f"TrainConfig(dtype={jnp.dtype(dtype).name!r}) needs JAX's 64-bit mode, which is "
-            "off, so it would train in float32: run under `with jax.enable_x64(True):` (or "
-            "set JAX_ENABLE_X64=1), or use dtype='float32'"
+            f"TrainConfig({field}={jnp.dtype(dtype).name!r}) needs JAX's 64-bit mode, which is "
+            f"off, so it would run in {narrow}: run under `with jax.enable_x64(True):` (or "
+            f"set JAX_ENABLE_X64=1), or use {field}={narrow!r}"
         )
 
 
@@ -744,6 +745,7 @@ def check_inputs(hparams: HParams, data: Data, config: TrainConfig) -> Data:
     if not isinstance(config, TrainConfig):
         raise TypeError(f"config must be a jaxhp.TrainConfig, got {type(config).__name__}")
     _check_dtype_enabled(config.dtype)
+    _check_dtype_enabled(config.input_dtype, "input_dtype")
     hparams = HParams.coerce(hparams).validate(n_hidden=config.n_hidden)
     data = _as_data(data)
     x = data.train[0]

@@ -675,5 +675,7 @@ def test_input_dtype_refuses_what_would_corrupt_the_ids(data):
         jaxhp.fit(0, jaxhp.HParams(), jaxhp.Data((ids + 0.5, y)), config)
     with pytest.raises(ValueError, match=r"dev x holds values from 0 to 350, outside .*-128, 127"):
         jaxhp.fit(0, jaxhp.HParams(), jaxhp.Data((ids, y), (ids * 50, y)), config)
+    with pytest.raises(ValueError, match=r"input_dtype='int64'\) needs JAX's 64-bit mode.*'int32'"):
+        jaxhp.fit(0, jaxhp.HParams(), jaxhp.Data((ids, y)), config.replace(input_dtype="int64"))
     with pytest.raises(ValueError, match=r"outside input_dtype int8"):  # sweeps check first
         jaxhp.run_sweep(sweep.grid(lambd=[0.0]), jaxhp.Data((ids * 50, y)), config, progress=False)
