@@ -43,6 +43,7 @@ import jax
 import numpy as np
 
 from jaxhp import _warn, train
+from jaxhp.records import without_unset_new_fields
 
 SPEC_FILE = "spec.json"
 FORMAT = 2  # version of the folder layout (1: first release, no identity in the chunks)
@@ -127,7 +128,7 @@ def _is_plain(value) -> bool:
 def _plain_fields(config) -> dict[str, Any]:
     """The config fields that are plain data (callables and other objects left out)."""
     fields = {f.name: getattr(config, f.name) for f in dataclasses.fields(config)}
-    return {name: value for name, value in fields.items() if _is_plain(value)}
+    return without_unset_new_fields({k: v for k, v in fields.items() if _is_plain(v)})
 
 
 def _hash_arrays(digest, arrays) -> None:

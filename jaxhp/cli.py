@@ -2207,7 +2207,7 @@ def _tune(args) -> int:
 
 
 def _test_accuracy(params, data, config) -> float:
-    x, y = np.asarray(data.test[0], config.x_dtype), data.test[1]  # as training gave x
+    x, y = data.test[:2]
     logits = config.resolved_model.apply(params, x, key=None, hparams=HParams())
     return float(np.mean(np.asarray(predictions(logits)) == np.asarray(y).reshape(len(y))))
 
@@ -2512,21 +2512,29 @@ def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespa
 
 def _list_hint(command: argparse.ArgumentParser, argv: list[str], unknown: list[str]) -> str:
     """For values left over after a list flag's value (``--keep-prob 0.8 0.9``): the list
-    as the one comma-separated word the flag takes."""
-    first = unknown[0]
-    if first.startswith("--") or first not in argv:
-        return ""
-    at = argv.index(first)
-    flag = argv[at - 2] if at >= 2 else ""
-    action = next((a for a in command._actions if flag in a.option_strings), None)
-    if not getattr(getattr(action, "type", None), "is_axis", False) or argv[at - 1][:2] == "--":
-        return ""
-    values = [argv[at - 1]]
-    for word in argv[at:]:
-        if word.startswith("--"):
-            break
-        values.append(word)
-    return f" (a list of values is one word: {flag} {','.join(values)})"
+    as the one comma-separated word the flag takes, where that word parses."""
+    by_string = {s: a for a in command._actions for s in a.option_strings}
+    for at, word in enumerate(argv):
+        flag, equals, value = word.partition("=")
+        action = by_string.get(flag)
+        if not getattr(getattr(action, "type", None), "is_axis", False):
+            continue
+        first = at + 1 if equals else at + 2  # the first word after the flag's value
+        values = [value] if equals else argv[at + 1 : at + 2]
+        extra = []
+        for later in argv[first:]:
+            if later.startswith("--"):
+                break
+            extra.append(later)
+        if not values or not extra or any(w not in unknown for w in extra):
+            continue
+        joined = ",".join(values + extra)
+        try:
+            action.type(joined)
+        except (argparse.ArgumentTypeError, ValueError, TypeError):
+            continue
+        return f" (a list of values is one word: {flag} {joined})"
+    return ""
 
 
 def _check_repeated(command: argparse.ArgumentParser, words: list[str]) -> None:

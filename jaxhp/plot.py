@@ -543,7 +543,8 @@ def heatmap_figure(
     halving = " (halving: at each member's last rung)" if "rung" in columns else ""
     shows = _what_a_point_shows(columns, names, x, y, cells, as_grid)
     shows = textwrap.fill(f"{shows}; diverged members excluded", 80)  # 7-inch figure, 10 pt
-    ax.set_title(f"{metric}{halving} by {x} and {y}\n{shows}{chosen}", fontsize=10)
+    what = textwrap.fill(f"{metric}{halving} by {x} and {y}", 80)
+    ax.set_title(f"{what}\n{shows}{chosen}", fontsize=10)
     handles = _heatmap_legend(
         as_grid,
         _seeds_per_point(columns, cells) > 1,

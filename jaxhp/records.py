@@ -281,7 +281,7 @@ def _input_dtype_name(value: Any) -> str:
         raise ValueError(
             f"input_dtype must be None or a numeric dtype name such as 'int32', got {value!r}"
         ) from err
-    if not (np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.floating)):
+    if not (jnp.issubdtype(dtype, jnp.integer) or jnp.issubdtype(dtype, jnp.floating)):
         raise ValueError(
             f"input_dtype must be None, an integer dtype (e.g. 'int32' for ids) or a float "
             f"dtype, got {value!r}"
@@ -328,7 +328,8 @@ class TrainConfig:
       input_dtype: dtype the inputs x are given to the model in; None (default) casts them
         to ``dtype``. An integer dtype (``"int32"``) keeps token or category ids as integers
         for a model that looks them up (an embedding): x must then hold integers that fit
-        it. The labels and the costs are not affected.
+        it (checked where x is concrete, not inside a caller's jit). The labels and the
+        costs are not affected.
       augment: optional ``f(key, x) -> x`` applied to each training batch inside the scan;
         it must keep the batch's shape and dtype.
       model: a :class:`jaxhp.Model` (``init(key) -> params``, ``apply(params, x, *, key,
@@ -517,7 +518,14 @@ def config_record(config: TrainConfig) -> dict[str, Any]:
 
     record = {f.name: plain(getattr(config, f.name)) for f in dataclasses.fields(config)}
     record["eval_every"] = config.every
-    return record
+    return without_unset_new_fields(record)
+
+
+def without_unset_new_fields(record: dict[str, Any]) -> dict[str, Any]:
+    """A config record without the fields added since records were first written, where
+    they hold their default: an Optuna study or a checkpoint written before then still
+    matches its config."""
+    return {k: v for k, v in record.items() if not (k == "input_dtype" and v is None)}
 
 
 class TrainResult(NamedTuple):

@@ -1061,9 +1061,10 @@ def run_sweep(
         broken_start = not np.any(results.stop_step) and not _first_member(
             plan, train._finite_at_start, checked=True, failed=True
         )
+        ids = any(jnp.issubdtype(g.config.x_dtype, jnp.integer) for g in plan.groups)
         _warn.warn(
             f"every member of the sweep diverged (non-finite cost; results.diverged): no "
-            f"result can be ranked. {_divergence_advice(plan.data, broken_start)}"
+            f"result can be ranked. {_divergence_advice(plan.data, broken_start, ids=ids)}"
         )
     elif _all_at_chance(results) and _outputs_look_like_probabilities(plan):
         _warn.warn(
@@ -1105,16 +1106,18 @@ def _outputs_look_like_probabilities(plan: _Plan) -> bool:
     return outputs is not None and bool(np.all((outputs >= 0) & (outputs <= 1)))
 
 
-def _divergence_advice(data: Data, at_start: bool = False) -> str:
+def _divergence_advice(data: Data, at_start: bool = False, *, ids: bool = False) -> str:
     """What to do when every member diverged; ``at_start``: their costs were not finite
-    even before the first update (no learning rate trains such a model)."""
+    even before the first update (no learning rate trains such a model); ``ids``: x holds
+    integer ids (``input_dtype``), not features to normalise, however large."""
     if at_start:
         return (
             "The cost is not finite at the initial params, before any update, so no "
             "learning rate can help: check the model's init and apply (a NaN or inf "
             "parameter, a log or division of 0) and the data."
         )
-    scale = float(np.max(np.abs(np.asarray(data.train[0])))) if data.train[0].size else 0.0
+    x = np.asarray(data.train[0])
+    scale = float(np.max(np.abs(x))) if x.size and not ids else 0.0
     if scale > 100:
         return (
             f"The train features reach {scale:.3g}: normalise them with train statistics "

@@ -74,6 +74,8 @@ CASES = [
         r"unrecognized arguments: 0.9 1 \(a list of values is one word: --keep-prob 0.8,0.9,1\)$",
     ),
     (["sweep", "--steps", "5", "10"], r"unrecognized arguments: 10$"),  # --steps is no list
+    (["sweep", "--steps", "5", "--lambd=0", "5"], r"one word: --lambd 0,5\)$"),  # 5 twice
+    (["sweep", "--lambd", "0.1", "moons"], r"unrecognized arguments: moons$"),  # no list
     (
         ["sweep", "--stpes", "5"],
         "jaxhp sweep: error: unrecognized arguments: --stpes; did you mean --steps\\?",

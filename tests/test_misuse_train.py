@@ -664,6 +664,9 @@ def test_every_warning_points_at_the_users_line(data):
 
 def test_input_dtype_refuses_what_would_corrupt_the_ids(data):
     """An integer input_dtype takes integers that fit it; a cast would truncate or wrap."""
+    assert jaxhp.TrainConfig(layer_sizes=(2, 1), steps=1, input_dtype="bfloat16").input_dtype == (
+        "bfloat16"  # a float dtype, as dtype= takes it
+    )
     for bad in ("text", "bool", "complex64"):
         with pytest.raises(ValueError, match=f"input_dtype must be .*got '{bad}'"):
             jaxhp.TrainConfig(layer_sizes=(2, 1), steps=1, input_dtype=bad)
@@ -679,3 +682,15 @@ def test_input_dtype_refuses_what_would_corrupt_the_ids(data):
         jaxhp.fit(0, jaxhp.HParams(), jaxhp.Data((ids, y)), config.replace(input_dtype="int64"))
     with pytest.raises(ValueError, match=r"outside input_dtype int8"):  # sweeps check first
         jaxhp.run_sweep(sweep.grid(lambd=[0.0]), jaxhp.Data((ids * 50, y)), config, progress=False)
+
+
+def test_configs_without_input_dtype_record_as_before_it_existed():
+    """Optuna studies, checkpoints and results.json written before the field compare their
+    config records to today's: unset, it is left out (else every old study is refused)."""
+    from jaxhp.checkpoint import _plain_fields
+    from jaxhp.records import config_record
+
+    config = jaxhp.TrainConfig(layer_sizes=(2, 1), steps=1)
+    for record in (config_record, _plain_fields):
+        assert "input_dtype" not in record(config)
+        assert record(config.replace(input_dtype="int32"))["input_dtype"] == "int32"

@@ -205,7 +205,8 @@ def test_integer_ids_reach_an_embedding_and_train_as_its_one_hot_twin(ids):
 
 def test_ids_above_float32s_integers_stay_exact():
     """float32 holds integers exactly only up to 2**24: 2**24 + 1 became 2**24 (odd became
-    even). An int32 input keeps it; a model that reads the parity then scores 100%."""
+    even). An int32 input keeps it on every path that trains; a model that reads the
+    parity then scores 100% (50% where any path goes through float32)."""
     x = (2**24 + np.arange(40)).astype(np.int32)[:, None]
     y = (x[:, 0] % 2).astype(np.int32)
 
@@ -215,5 +216,26 @@ def test_ids_above_float32s_integers_stay_exact():
 
     model = jaxhp.Model(lambda key: {"s": jnp.ones(1)}, apply)
     config = jaxhp.TrainConfig(model=model, steps=1, l2="s", input_dtype="int32")
-    result = jaxhp.fit(0, jaxhp.HParams(), jaxhp.Data((x, y)), config)
+    data = jaxhp.Data((x, y), (x[::-1], y[::-1]))
+    result = jaxhp.fit(0, jaxhp.HParams(), data, config)
     assert float(result.history.train_accuracy[0]) == 1.0
+    swept = jaxhp.run_sweep(sweep.grid(lambd=[0.0, 0.1]), data, config, progress=False)
+    np.testing.assert_array_equal(swept.history.dev_accuracy[:, 0], [1.0, 1.0])
+    refitted = sweep.refit(swept, 1, data, config)
+    assert float(refitted.history.dev_accuracy[0]) == 1.0
+    curve = jaxhp.learning_curve(0, jaxhp.HParams(), data, config, sizes=[20, 40])
+    np.testing.assert_array_equal(curve.train_error, [0.0, 0.0])
+
+
+def test_all_diverged_on_large_ids_does_not_advise_normalising_them(ids):
+    """Ids up to 999 are not features 'reaching 999' to standardise: only the learning
+    rate is advised."""
+    big = jaxhp.Data(*((x * 90, y) for x, y in (ids.train, ids.dev)))
+    config = jaxhp.TrainConfig(
+        model=jaxhp.Model(lambda key: {"E": jnp.ones((1000, 3)), "w": jnp.ones((3, 1))},
+                          _bag_of_ids), steps=5, input_dtype="int32",
+    )  # fmt: skip
+    with pytest.warns(UserWarning, match="every member of the sweep diverged") as said:
+        jaxhp.run_sweep(sweep.grid(learning_rate=[1e30]), big, config, progress=False)
+    (text,) = [str(w.message) for w in said if "diverged" in str(w.message)]
+    assert "Lower the learning rate" in text and "normalise" not in text

@@ -695,6 +695,8 @@ def test_halving_heatmaps_mark_the_points_stopped_at_an_earlier_rung():
     grid = make_results([0.0, 0.0, 1.0, 1.0], [0.8, 1.0] * 2, [0.1] * 4, [0] * 4,
                         [0.80, 0.82, 0.84, 0.90])  # fmt: skip
     grid.rung = np.asarray([0, 1, 0, 2])
+    title = plot.heatmap_figure(grid, x="learning_rate", y="keep_prob").axes[0].get_title()
+    assert max(map(len, title.splitlines())) <= 80  # the halving note makes line 1 81 long
     texts = {k: t.get_text() for k, t in texts_at(plot.heatmap_figure(grid).axes[0]).items()}
     assert texts == {  # (lambd, keep_prob) cell -> its text
         (0, 0): "0.800\n(rung 0)",
