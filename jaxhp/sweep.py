@@ -1058,8 +1058,10 @@ def run_sweep(
     results = _gather(plan, shard_counts, started, rungs)
     if results.diverged.all():
         # every member diverged before its first evaluation: was member 0's start finite?
-        broken_start = not np.any(results.stop_step) and not _first_member(
-            plan, train._finite_at_start, checked=True, failed=True
+        broken_start = (
+            ""
+            if np.any(results.stop_step)
+            else _first_member(plan, train._nonfinite_at_start, checked=True, failed="")
         )
         ids = any(jnp.issubdtype(g.config.x_dtype, jnp.integer) for g in plan.groups)
         _warn.warn(
@@ -1106,15 +1108,17 @@ def _outputs_look_like_probabilities(plan: _Plan) -> bool:
     return outputs is not None and bool(np.all((outputs >= 0) & (outputs <= 1)))
 
 
-def _divergence_advice(data: Data, at_start: bool = False, *, ids: bool = False) -> str:
-    """What to do when every member diverged; ``at_start``: their costs were not finite
-    even before the first update (no learning rate trains such a model); ``ids``: x holds
-    integer ids (``input_dtype``), not features to normalise, however large."""
+def _divergence_advice(data: Data, at_start: str = "", *, ids: bool = False) -> str:
+    """What to do when every member diverged; ``at_start``: which costs ("train", "dev" or
+    "train and dev") were not finite even before the first update (no learning rate
+    trains such a model); ``ids``: x holds integer ids (``input_dtype``), not features to
+    normalise, however large."""
     if at_start:
         return (
-            "The cost is not finite at the initial params, before any update, so no "
-            "learning rate can help: check the model's init and apply (a NaN or inf "
-            "parameter, a log or division of 0) and the data."
+            f"The {at_start} cost is not finite at the initial params, before any update, so "
+            "no learning rate can help: check the model's init and apply (a NaN or inf "
+            "parameter, a log or division of 0, an id past an embedding's rows) and the "
+            f"{at_start} data."
         )
     x = np.asarray(data.train[0])
     scale = float(np.max(np.abs(x))) if x.size and not ids else 0.0

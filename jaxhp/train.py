@@ -1149,15 +1149,17 @@ def finite_at_start(key: jax.Array, hparams: HParams, data: Data, config: TrainC
     Raises:
       TypeError/ValueError: what :func:`fit` raises for the same inputs.
     """
-    return _finite_at_start(key, hparams, data, config)
+    return not _nonfinite_at_start(key, hparams, data, config)
 
 
-def _finite_at_start(key, hparams, data, config, checked: bool = False) -> bool:
-    """:func:`finite_at_start`; ``checked``: the inputs passed :func:`check_inputs` already
-    (a sweep's), so their checks and warnings are not run again."""
+def _nonfinite_at_start(key, hparams, data, config, checked: bool = False) -> str:
+    """Which costs are not finite at the initial params: "", "train", "dev" or "train and
+    dev" (:func:`finite_at_start`); ``checked``: the inputs passed :func:`check_inputs`
+    already (a sweep's), so their checks and warnings are not run again."""
     run, carry = _start(key, hparams, data, config, checked=checked)
     metrics = evaluate(run, carry.state.params)
-    return bool(np.isfinite(metrics.train_cost) and np.isfinite(metrics.dev_cost))
+    costs = {"train": metrics.train_cost, "dev": metrics.dev_cost}
+    return " and ".join(name for name, cost in costs.items() if not np.isfinite(cost))
 
 
 def _outputs_at_start(key, hparams, data, config, rows: int = 256) -> np.ndarray:
