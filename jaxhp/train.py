@@ -691,11 +691,25 @@ def _x_cast(config: TrainConfig) -> str:
 
 def _check_integer_inputs(x, config: TrainConfig, name: str) -> None:
     """With an integer ``input_dtype``, x must hold integers that fit it (a cast would
-    truncate 2.7 to 2 or wrap 300 to 44 without a word)."""
+    truncate 2.7 to 2 or wrap 300 to 44 without a word). Integer x cast to a float dtype
+    that rounds some of them (float32 above 2**24) is warned about: likely ids."""
     dtype = config.x_dtype
-    if not jnp.issubdtype(dtype, jnp.integer) or not _checks.is_concrete(x):
+    if not _checks.is_concrete(x):
         return
     values = np.asarray(x)
+    if jnp.issubdtype(dtype, jnp.floating) and np.issubdtype(values.dtype, np.integer):
+        exact = 2 ** (jnp.finfo(dtype).nmant + 1)  # every integer up to this is exact
+        largest = int(np.max(np.abs(values.astype(np.int64)))) if values.size else 0
+        if largest > exact:
+            ints = "int32" if largest < 2**31 else "int64"
+            _warn.warn(
+                f"{name} holds integers up to {largest}, but {dtype.name} rounds integers "
+                f"above {exact}: if they are ids, TrainConfig(input_dtype={ints!r}) passes "
+                "them to the model unrounded"
+            )
+        return
+    if not jnp.issubdtype(dtype, jnp.integer):
+        return
     if not np.issubdtype(values.dtype, np.integer):
         whole = np.isfinite(values) & (values == np.round(values))
         if not whole.all():

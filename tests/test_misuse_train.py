@@ -694,3 +694,17 @@ def test_configs_without_input_dtype_record_as_before_it_existed():
     for record in (config_record, _plain_fields):
         assert "input_dtype" not in record(config)
         assert record(config.replace(input_dtype="int32"))["input_dtype"] == "int32"
+
+
+def test_integer_x_that_float32_would_round_is_warned_about(data):
+    """Ids above 2**24 became even numbers in float32 (odd + 1): the parity, and any id
+    hash, was lost without a word. Integer x below that casts exactly: no warning."""
+    ids = (2**24 + np.arange(20))[:, None].repeat(2, axis=1)
+    y = ids[:, 0] % 2
+    config = jaxhp.TrainConfig(layer_sizes=(2, 3, 1), steps=1)
+    with pytest.warns(UserWarning, match=r"train x holds integers up to 16777235, but float32 "
+                      r"rounds integers above 16777216: .*input_dtype='int32'"):  # fmt: skip
+        jaxhp.fit(0, jaxhp.HParams(), jaxhp.Data((ids, y)), config)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        jaxhp.fit(0, jaxhp.HParams(), jaxhp.Data((ids - 2**24, y)), config)
