@@ -665,9 +665,12 @@ def _output_width(config: TrainConfig, hparams: HParams, x) -> int:
             f"{jax.tree.structure(logits)}; return any extra outputs some other way"
         )
     if len(logits.shape) != 2 or logits.shape[0] != x.shape[0]:
+        one = tuple(logits.shape) == (x.shape[0],)
         raise ValueError(
-            f"model.apply must return logits of shape (m, n_out) = ({x.shape[0]}, n_out) for "
-            f"x of shape {tuple(x.shape)}, got {tuple(logits.shape)}"
+            f"model.apply must return logits of shape (m, n_out), one row per example: "
+            f"({x.shape[0]}, n_out) for x of shape {tuple(x.shape)}, got "
+            f"{tuple(logits.shape)}"
+            + ("; for one logit per example return (m, 1): logits[:, None]" if one else "")
         )
     chosen = l2_leaves(config, params)
     if not chosen:

@@ -140,7 +140,11 @@ def test_bad_train_config(kwargs, error, match):
         ),
         (
             _linear(logits_shape=lambda x: (3, 1)),
-            r"must return logits of shape \(m, n_out\) = \(20",
+            r"must return logits of shape \(m, n_out\), one row per example: \(20, n_out\)",
+        ),
+        (  # a squeezed one-output model (Equinox's Linear(n, "scalar"), Dense(1)(h)[:, 0])
+            _linear(logits_shape=lambda x: (x.shape[0],)),
+            r"got \(20,\); for one logit per example return \(m, 1\): logits\[:, None\]$",
         ),
         (_linear(params={"step": jnp.zeros((), jnp.int32)}), "no float leaves"),
         (
