@@ -454,6 +454,33 @@ def test_a_batch_module_given_as_per_example_is_told_about_per_example(key):
         jaxhp.fit(0, jaxhp.HParams(), data, config)
 
 
+def test_a_per_example_module_given_as_batched_is_told_about_per_example(key):
+    """eqx.nn.Embedding takes one id: per_example=False handed it the whole (m, L) batch
+    and Equinox's own message did not say which argument to change."""
+    ids = np.arange(12, dtype=np.int32).reshape(6, 2) % 5
+
+    class Bag(eqx.Module):
+        embed: eqx.nn.Embedding
+        out: eqx.nn.Linear
+
+        def __call__(self, tokens):  # one example: (2,) ids
+            return self.out(jnp.mean(jax.vmap(self.embed)(tokens), axis=0))
+
+        def __init__(self, key):
+            k1, k2 = jax.random.split(key)
+            self.embed = eqx.nn.Embedding(5, 3, key=k1)
+            self.out = eqx.nn.Linear(3, 2, key=k2)
+
+    data = jaxhp.Data(train=(ids, np.arange(6) % 2))
+    given = models.from_equinox(Bag(key), per_example=False)
+    config = jaxhp.TrainConfig(model=given, steps=1, input_dtype="int32")
+    with pytest.raises((TypeError, ValueError), match=r"whole batch, of shape \(6, 2\); leave "
+                       r"per_example=True"):  # fmt: skip
+        jaxhp.fit(0, jaxhp.HParams(), data, config)
+    right = config.replace(model=models.from_equinox(Bag(key)))
+    assert jaxhp.fit(0, jaxhp.HParams(), data, right).history.train_cost.shape == (1,)
+
+
 # ---- bad modules -----------------------------------------------------------------------
 def test_linen_module_with_batch_stats_is_refused():
     class WithNorm(nn.Module):

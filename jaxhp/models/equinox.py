@@ -83,34 +83,50 @@ def from_equinox(module: Any, *, per_example: bool = True) -> Model:
     def apply(params, x, *, key=None, hparams=None):
         net = eqx.combine(params, static)
         if not per_example:
-            return net(x, **keywords(key, hparams))
+            try:
+                return net(x, **keywords(key, hparams))
+            except (TypeError, ValueError) as err:
+                if not _runs_on(net, x, keywords(None, hparams), per_example=True):
+                    raise
+                raise _batching_hint(
+                    err,
+                    f"from_equinox(per_example=False) calls the module on the whole batch, of "
+                    f"shape {tuple(x.shape)}; leave per_example=True (the default) for a module "
+                    "that maps one example",
+                ) from err
         try:
             if key is None or not takes_key:
                 return jax.vmap(lambda example: net(example, **keywords(None, hparams)))(x)
             keys = jax.random.split(key, x.shape[0])
             return jax.vmap(lambda example, k: net(example, **keywords(k, hparams)))(x, keys)
         except (TypeError, ValueError) as err:
-            if not _takes_batches(net, x, keywords(None, hparams)):
+            if not _runs_on(net, x, keywords(None, hparams), per_example=False):
                 raise  # not a batching mistake: the module's own error stands
-            said = str(err).splitlines()[0] if str(err) else type(err).__name__
-            hint = (
-                f"{said} (from_equinox calls the module on one example at a time, of shape "
+            raise _batching_hint(
+                err,
+                f"from_equinox calls the module on one example at a time, of shape "
                 f"{tuple(x.shape[1:])}; give per_example=False for a module that takes the "
-                "whole batch)"
-            )
-            raise (ValueError if isinstance(err, ValueError) else TypeError)(hint) from err
+                "whole batch",
+            ) from err
 
     return Model(init=init, apply=apply)
 
 
-def _takes_batches(net, x, kwargs: dict) -> bool:
-    """Whether ``net`` runs on the whole batch ``x`` (a module written for batches, given
-    as per example)."""
+def _runs_on(net, x, kwargs: dict, *, per_example: bool) -> bool:
+    """Whether ``net`` runs on the batch ``x`` one example at a time (``per_example``) or
+    whole: the other way round from how it was given, when it failed."""
+    one = lambda batch: net(batch, **kwargs)  # noqa: E731
     try:
-        jax.eval_shape(lambda batch: net(batch, **kwargs), x)
-    except Exception:  # noqa: BLE001 - any failure: not a module for whole batches
+        jax.eval_shape(jax.vmap(one) if per_example else one, x)
+    except Exception:  # noqa: BLE001 - any failure: not a module for that layout
         return False
     return True
+
+
+def _batching_hint(err: Exception, hint: str) -> Exception:
+    """The module's own first line, then how from_equinox called it and what to give."""
+    said = str(err).splitlines()[0] if str(err) else type(err).__name__
+    return (ValueError if isinstance(err, ValueError) else TypeError)(f"{said} ({hint})")
 
 
 def _check_stateless(eqx, module) -> None:
