@@ -300,7 +300,8 @@ def model_loss(
       config: gives the model and the L2 leaves.
       params: the model's params.
       x: (m, ...) inputs. y: (m,), (m, 1) or (m, k) labels as for :func:`jaxhp.fit`.
-      hparams: the member's :class:`HParams` (lambd is read from it).
+      hparams: the member's :class:`HParams` (lambd is read from it). It and the
+        arguments after it are keyword-only: ``model_loss(config, p, x, y, hparams=hp)``.
       key: dropout key (None: dropout off).
       m: the L2 term's m; None uses the rows of x (sum(weights) with weights).
       weights: optional (m,) per-example weights.
