@@ -1012,3 +1012,17 @@ def test_a_nan_analytic_gradient_is_a_bug_that_names_its_coordinate():
 def test_f_returning_a_loss_and_aux_pair_is_told_how_to_check_it():
     with pytest.raises(ValueError, match=r"got a tuple of 2 values; for f returning \(loss, aux\)"):
         jaxhp.grad_check(lambda p: (jnp.sum(p["w"] ** 2), 1.0), _W)
+
+
+def test_the_report_table_keeps_long_leaf_names_apart_from_their_shapes():
+    """A Flax path (Embed_0.embedding, 17 characters) ran into its shape: its columns are
+    as wide as their longest entry."""
+    params = {"Embed_0": {"embedding": np.ones((50, 16))}, "b": np.ones(2)}
+    report = jaxhp.grad_check(lambda p: jnp.sum(p["Embed_0"]["embedding"] ** 2) + p["b"][0],
+                              params, mode="directions")  # fmt: skip
+    lines = str(report).splitlines()
+    header = next(line for line in lines if line.startswith("leaf"))
+    row = next(line for line in lines if line.startswith("Embed_0"))
+    name, shape = row.split()[:2]
+    assert name == "Embed_0.embedding" and shape + row.split()[2] == "(50,16)"
+    assert row.index("(50,") == header.index("shape")  # under its heading

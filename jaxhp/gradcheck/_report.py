@@ -159,8 +159,11 @@ def format_report(report: GradCheckReport) -> str:
             f"precision {prec.dtype} (u={prec.u:.1e}): eps = {p.eps_rule}, resolution "
             f"{prec.resolution:.1e}; bands {bands}, bug above; tol {report.tol:.1e}"
         )
+    # columns as wide as their longest entry (a Flax path such as Embed_0.embedding)
+    leaf = max([14, *(len(c.path) for c in report.ranked)]) + 2
+    shape = max([12, *(len(str(c.shape)) for c in report.ranked)]) + 2
     lines.append(
-        f"{'leaf':<16}{'shape':<14}{'checked':>8}  {'difference':>10}  {'verdict':<11}"
+        f"{'leaf':<{leaf}}{'shape':<{shape}}{'checked':>8}  {'difference':>10}  {'verdict':<11}"
         f"{'kinks':>5}  {'taylor':>6}  {'worst index':<14}{'analytic':>12}  {'numeric':>12}"
     )
     for c in report.ranked:
@@ -168,7 +171,7 @@ def format_report(report: GradCheckReport) -> str:
         ana = "" if c.analytic is None else f"{c.analytic:.5e}"
         num = "" if c.numeric is None else f"{c.numeric:.5e}"
         lines.append(
-            f"{c.path:<16}{str(c.shape):<14}{c.n_checked:>8}  {c.difference:>10.2e}  "
+            f"{c.path:<{leaf}}{str(c.shape):<{shape}}{c.n_checked:>8}  {c.difference:>10.2e}  "
             f"{c.verdict:<11}{len(c.kinks):>5}  {_taylor(c.taylor_order):>6}  "
             f"{index:<14}{ana:>12}  {num:>12}"
         )
