@@ -37,7 +37,7 @@ from jaxhp.init import SCHEMES
 from jaxhp.losses import predictions
 from jaxhp.nn import ACTIVATIONS
 from jaxhp.records import OPTIMIZER_HPARAMS, OPTIMIZERS, HParams
-from jaxhp.results import METRICS, diagnose_errors, tie_break
+from jaxhp.results import METRICS, diagnose_errors, format_summary, number_text, tie_break
 from jaxhp.space import _repeated
 from jaxhp.sweep import _divergence_advice, refit_together
 
@@ -220,8 +220,8 @@ def _axis_type(number, *, keep_prob: bool = False):
         twice = _repeated(values)
         if twice is not None:
             raise argparse.ArgumentTypeError(
-                f"{text!r} lists {_num(twice)} more than once; list each value once (--seeds "
-                "repeats every point with new seeds)"
+                f"{text!r} lists {number_text(twice)} more than once; list each value once "
+                "(--seeds repeats every point with new seeds)"
             )
         return _Axis(text, values)
 
@@ -1164,12 +1164,6 @@ def _plural(n: int, word: str, plural: str | None = None) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {plural or word + 's'}"
 
 
-def _num(value) -> str:
-    if isinstance(value, tuple):
-        return "/".join(_num(v) for v in value)
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
-
-
 def _print(*lines):
     """Print to stdout; when the reader went away (``| head``), stay quiet and carry on,
     so the results are still written."""
@@ -1221,9 +1215,9 @@ def _train(args) -> int:
     shown = f" (every {_ordinal(stride)} shown)" if stride > 1 and not args.quiet else ""
     _print(
         _data_line(source, data, n_classes),
-        f"hparams: lambd={_num(args.lambd)} keep_prob={_num(args.keep_prob)} "
-        f"learning_rate={_num(args.learning_rate)} "
-        + "".join(f"{name}={_num(value)} " for name, value in own.items())
+        f"hparams: lambd={number_text(args.lambd)} keep_prob={number_text(args.keep_prob)} "
+        f"learning_rate={number_text(args.learning_rate)} "
+        + "".join(f"{name}={number_text(value)} " for name, value in own.items())
         + f"seed={args.seed}"
         + ("" if args.member_seed is None else f" member_seed={args.member_seed}"),
         f"model: {_architecture(args, config, n_out)}, {config.activation}, "
@@ -1314,8 +1308,8 @@ def _train(args) -> int:
 
             title = (
                 f"{source.get('name') or Path(source['file']).name}: "
-                f"{_architecture(args, config, n_out)}, λ={_num(args.lambd)}, "
-                f"keep_prob={_num(args.keep_prob)}, lr={_num(args.learning_rate)}"
+                f"{_architecture(args, config, n_out)}, λ={number_text(args.lambd)}, "
+                f"keep_prob={number_text(args.keep_prob)}, lr={number_text(args.learning_rate)}"
             )
             _print(f"saved the cost curve to {plot_cost(history, args.plot, title=title)}")
     except KeyboardInterrupt:
@@ -1770,7 +1764,7 @@ def _rung_lines(args, rungs) -> list[str]:
         return []
     steps = ", ".join(f"{r.step} ({r.members})" for r in rungs)
     lines = [
-        f"successive halving, eta {_num(args.halving)}: rungs at step (members) {steps}; "
+        f"successive halving, eta {number_text(args.halving)}: rungs at step (members) {steps}; "
         "the table ranks later rungs first (their members trained longer)"
     ]
     if len(rungs) == 1:
@@ -1859,7 +1853,7 @@ def _report_steps(args, results, record, trained, data, config, done: list[str])
         args.metric = results.default_metric
     rows = results.summary(args.metric)
     best = rows[0]
-    _print(_format_summary(rows[: args.top], results, args.metric), "")
+    _print(format_summary(rows[: args.top], results, args.metric), "")
     mean, std = best[f"{args.metric}_mean"], best[f"{args.metric}_std"]
     ranked = np.isfinite(mean)
     if not ranked:
@@ -2312,7 +2306,7 @@ def _bayes_default(args, data=None) -> tuple[float | None, str]:
         noise = args.noise if args.noise is not None else datasets.DEFAULT_NOISE[name]
         bayes = datasets.bayes_error(name, noise)
         note = (
-            f"the {name} generator's at noise {_num(float(noise))}: the error of the best "
+            f"the {name} generator's at noise {number_text(float(noise))}: the error of the best "
             "possible classifier; --bayes-error overrides it"
         )
         chance = None if data is None or data.dev is None else _chance_error(data)
@@ -2369,35 +2363,7 @@ def _cache_words(meta: dict) -> str:
 
 
 def _point(row: dict, results) -> str:
-    return " ".join(f"{name}={_num(row[name])}" for name in results.hparam_names())
-
-
-def _format_summary(rows, results, metric: str) -> str:
-    names = results.hparam_names()
-    kept = "best_" if results.meta.get("restore_best") else ""  # the params members keep
-    shown = [metric, *(kept + m for m in ("dev_accuracy", "train_accuracy", "dev_cost"))]
-    shown = list(dict.fromkeys(shown))
-    rungs = results.rung is not None
-    header = [f"{'rank':>4}", *(f"{n:>13}" for n in names), f"{'seeds':>5}"]
-    header += [f"{'rung':>4}"] if rungs else []
-    header += [f"{m:>19}" for m in shown] + ["  within noise of best"]
-    lines = [" ".join(header)]
-    for rank, row in enumerate(rows, start=1):
-        cells = [f"{rank:>4}", *(f"{_num(row[n]):>13}" for n in names), f"{row['seeds']:>5}"]
-        cells += [f"{row['rung']:>4}"] if rungs else []
-        if row["diverged"] == row["seeds"]:
-            cells.append(f"{'every seed diverged':>19}")
-            lines.append(" ".join(cells))
-            continue
-        cells += [_mean_cell(row, m) for m in shown]
-        if row["within_noise"]:
-            cells.append("  yes")
-        elif row.get("rung", 0) < rows[0].get("rung", 0):  # fewer steps: not comparable
-            cells.append("  (stopped at an earlier rung)")
-        if row["diverged"]:
-            cells.append(f"({_plural(row['diverged'], 'seed')} diverged, not in the mean)")
-        lines.append(" ".join(cells))
-    return "\n".join(lines)
+    return " ".join(f"{name}={number_text(row[name])}" for name in results.hparam_names())
 
 
 def _stopping_words(results, best: dict) -> list[str]:
@@ -2413,14 +2379,6 @@ def _stopping_words(results, best: dict) -> list[str]:
 
     stop, kept = np.asarray(results.stop_step), np.asarray(results.best_step)
     return [f"early stopping: stopped at step {steps(stop)}, kept the params of step {steps(kept)}"]
-
-
-def _mean_cell(row: dict, metric: str) -> str:
-    """The mean over the live seeds, and their std when there are two or more."""
-    mean = f"{row[metric + '_mean']:>9.4f}"
-    if row["seeds"] - row["diverged"] < 2:
-        return f"{mean} {'':<9}"
-    return f"{mean} ± {row[metric + '_std']:<7.4f}"
 
 
 def _interruptible(call):

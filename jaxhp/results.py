@@ -152,6 +152,25 @@ class SweepResults:
         point = ", ".join(f"{n}={best[n]}" for n in self.hparam_names())
         return f"{head}; best {point}: {metric} {best[f'{metric}_mean']:.4f})"
 
+    def __str__(self) -> str:
+        """``print(results)``: the ranked table of :meth:`summary_text`."""
+        return self.summary_text()
+
+    def summary_text(self, metric: str | None = None, *, top: int | None = 10) -> str:
+        """The ranked table ``jaxhp sweep`` prints, of the ``top`` best configurations by
+        ``metric`` (default :attr:`default_metric`; None: all): their values, seeds, mean
+        ± std of the metrics over the live seeds, and which are within noise of the best
+        (:meth:`summary`).
+
+        Raises:
+          ValueError: an unknown metric, or ``top`` not a positive int or None.
+        """
+        if top is not None and (isinstance(top, bool) or not isinstance(top, int) or top < 1):
+            raise ValueError(f"top must be a positive int or None, got {top!r}")
+        metric = metric or self.default_metric
+        rows = self.summary(metric)
+        return format_summary(rows if top is None else rows[:top], self, metric)
+
     # ---- the table -------------------------------------------------------------------
     def _hparam_columns(self) -> dict[str, np.ndarray]:
         columns = {}
@@ -758,3 +777,51 @@ def _cell(column: np.ndarray, i: int):
     if isinstance(value, np.floating) and value.dtype == np.float32:
         return short_float(value)
     return value.item() if isinstance(value, np.generic) else value
+
+
+def format_summary(rows: list[dict], results: SweepResults, metric: str) -> str:
+    """``rows`` of :meth:`SweepResults.summary` as the ranked table ``jaxhp sweep`` prints:
+    each configuration's values, seeds (and rung), the metrics' mean ± std over its live
+    seeds, and whether it is within noise of the best."""
+    names = results.hparam_names()
+    kept = "best_" if results.meta.get("restore_best") else ""  # the params members keep
+    shown = [metric, *(kept + m for m in ("dev_accuracy", "train_accuracy", "dev_cost"))]
+    shown = list(dict.fromkeys(shown))
+    rungs = results.rung is not None
+    header = [f"{'rank':>4}", *(f"{n:>13}" for n in names), f"{'seeds':>5}"]
+    header += [f"{'rung':>4}"] if rungs else []
+    header += [f"{m:>19}" for m in shown] + ["  within noise of best"]
+    lines = [" ".join(header)]
+    for rank, row in enumerate(rows, start=1):
+        cells = [f"{rank:>4}", *(f"{number_text(row[n]):>13}" for n in names), f"{row['seeds']:>5}"]
+        cells += [f"{row['rung']:>4}"] if rungs else []
+        if row["diverged"] == row["seeds"]:
+            cells.append(f"{'every seed diverged':>19}")
+            lines.append(" ".join(cells))
+            continue
+        cells += [_mean_cell(row, m) for m in shown]
+        if row["within_noise"]:
+            cells.append("  yes")
+        elif row.get("rung", 0) < rows[0].get("rung", 0):  # fewer steps: not comparable
+            cells.append("  (stopped at an earlier rung)")
+        if row["diverged"]:
+            seeds = f"{row['diverged']} seed{'' if row['diverged'] == 1 else 's'}"
+            cells.append(f"({seeds} diverged, not in the mean)")
+        lines.append(" ".join(cells))
+    return "\n".join(lines)
+
+
+def _mean_cell(row: dict, metric: str) -> str:
+    """The mean over the live seeds, and their std when there are two or more."""
+    mean = f"{row[metric + '_mean']:>9.4f}"
+    if row["seeds"] - row["diverged"] < 2:
+        return f"{mean} {'':<9}"
+    return f"{mean} ± {row[metric + '_std']:<7.4f}"
+
+
+def number_text(value) -> str:
+    """A hyperparameter value as the table shows it: 4 significant digits, a per-layer
+    tuple as 0.8/0.9."""
+    if isinstance(value, tuple):
+        return "/".join(number_text(v) for v in value)
+    return f"{value:.4g}" if isinstance(value, float) else str(value)

@@ -445,3 +445,24 @@ def test_top_and_writing_errors_name_what_the_user_gave(tmp_path):
             write(tmp_path / "taken")
         assert caught.value.filename == str(tmp_path / "taken") and ".tmp-" not in str(caught.value)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp-")]  # none left
+
+
+def test_print_shows_the_ranked_table_the_command_prints():
+    """print(results) is the table of ``jaxhp sweep``: ranked rows whose mean ± std match
+    NumPy's over each configuration's seeds (exact hits / m), the within-noise marks."""
+    acc = [0.90, 0.91, 0.90, 0.905, 0.85, 0.86]
+    results = _results(acc, [0.30, 0.28, 0.25, 0.26, 0.40, 0.41], seeds=[0, 1] * 3, m_dev=200)
+    results.hparams = results.hparams._replace(
+        lambd=np.repeat(np.asarray([0.0, 0.5, 1.0], np.float32), 2)
+    )
+    lines = str(results).splitlines()
+    assert lines[0].split()[:5] == ["rank", "lambd", "keep_prob", "learning_rate", "seeds"]
+    exact = np.round(np.float32(acc).astype(np.float64) * 200) / 200
+    for line, lam, members in zip(lines[1:], ("0", "0.5", "1"), ([0, 1], [2, 3], [4, 5])):
+        shown = f"{np.mean(exact[members]):.4f} ± {np.std(exact[members], ddof=1):.4f}"
+        assert line.split()[1] == lam and shown in line, line
+    assert [line.rstrip().endswith("yes") for line in lines[1:]] == [True, True, False]
+    assert len(results.summary_text(top=1).splitlines()) == 2  # the header and the best
+    assert results.summary_text("dev_cost").splitlines()[1].split()[1] == "0.5"  # 0.255
+    with pytest.raises(ValueError, match="top must be a positive int or None, got 0"):
+        results.summary_text(top=0)
