@@ -51,6 +51,22 @@ def test_trials_are_told_their_standalone_dev_cost(data):
         assert trial.user_attrs["stop_step"] == CONFIG.steps
 
 
+def test_a_name_the_optimizer_reads_needs_no_base(data):
+    """momentum, read by optimizer='momentum', is searched as run_sweep sweeps it, without
+    declaring it in base first; each trial trains with its own momentum, as fit does."""
+    config = CONFIG.replace(optimizer="momentum")
+    study = bridge.create_study(sampler="random", seed=0)
+    dists = {"momentum": Float(0.0, 0.95)}
+    bridge.optimize(study, dists, data, config, n_trials=2, base=BASE, keep_history=True)
+    for trial in study.get_trials(states=(State.COMPLETE,)):
+        hp = jaxhp.HParams(**BASE._asdict(), momentum=trial.params["momentum"])
+        result = jaxhp.fit(member_key(0, 0), hp, data, config)
+        np.testing.assert_allclose(trial.value, np.min(np.asarray(result.history.dev_cost)),
+                                   rtol=1e-5)  # fmt: skip
+    assert study.trials[0].params["momentum"] != study.trials[1].params["momentum"]
+    assert len(bridge.study_results(study, config)) == 2  # its table rebuilds too
+
+
 def test_a_trials_accuracies_are_those_of_its_best_evaluation():
     """The value is the dev cost at the best evaluation; train_accuracy came from the last
     one. A small noisy set over-fits, so the best evaluation comes well before the end."""
@@ -157,11 +173,12 @@ def _searching(name):
     ("call", "error", "match"),
     [
         (lambda s, d: bridge.optimize(s, {}, d, CONFIG, n_trials=1), TypeError, "distributions"),
-        (
+        (  # sgd reads no momentum: refused before any trial is asked, as run_sweep would
             _searching("momentum"),
             ValueError,
-            r"'momentum', which is no hyperparameter.*base=jaxhp.HParams\(momentum=\.\.\.\)",
+            r"'momentum', which neither the model, .*use optimizer='momentum', which reads",
         ),
+        (_searching("momentun"), ValueError, r"'momentun', which neither .*check its spelling"),
         (_searching("lamdb"), ValueError, r"'lamdb', which is no.*did you mean 'lambd'\?"),
         (_searching("lambda"), ValueError, r"'lambda', which is no.*did you mean 'lambd'\?"),
         (_searching("class"), ValueError, r"'class', .*identifiers that are not keywords"),

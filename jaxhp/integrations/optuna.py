@@ -155,12 +155,11 @@ def _check_distributions(distributions: Any, names: tuple[str, ...]) -> dict:
         )
     checked = {}
     for name, dist in distributions.items():
-        if name not in names:
-            close = difflib.get_close_matches(str(name), names, n=1)
+        identifier = isinstance(name, str) and name.isidentifier() and not keyword.iskeyword(name)
+        close = difflib.get_close_matches(str(name), names, n=1)
+        if name not in names and (close or not identifier):  # a new name is checked later
             if close:
                 hint = f"did you mean {close[0]!r}?"
-            elif isinstance(name, str) and name.isidentifier() and not keyword.iskeyword(name):
-                hint = f"declare a new one with base=jaxhp.HParams({name}=...)"
             else:  # lambda, say: no keyword argument can carry it
                 hint = "hyperparameter names must be Python identifiers that are not keywords"
             raise ValueError(
@@ -313,7 +312,9 @@ def optimize(
       study: an ``optuna.Study`` that minimises (``direction='minimize'``), with any sampler
         and storage.
       distributions: ``{name: optuna distribution}``, e.g. ``{"lambd":
-        FloatDistribution(1e-4, 1, log=True)}``. Names are hyperparameters of ``base``.
+        FloatDistribution(1e-4, 1, log=True)}``. Names are hyperparameters that the
+        model, the optimizer or the loss reads (``base``'s or new ones, such as
+        ``momentum`` for ``optimizer="momentum"``).
       data: :class:`jaxhp.Data` with dev data (the objective).
       config: :class:`jaxhp.TrainConfig` shared by every trial.
       n_trials: trials to complete in this call (trials resumed from a killed run count).
@@ -331,7 +332,7 @@ def optimize(
 
     Raises:
       TypeError/ValueError: a study that does not minimise one objective, distributions that
-        are not optuna distributions or name no hyperparameter, categorical choices that are
+        are not optuna distributions or name what nothing reads, categorical choices that are
         not numbers, ``n_trials`` or ``batch_size`` < 1.
     """
     from jaxhp.sweep import run_sweep  # run_sweep imports this package's siblings
@@ -341,6 +342,7 @@ def optimize(
     _checks.check_positive_int("batch_size", batch_size)
     base = HParams() if base is None else base
     distributions = _check_distributions(distributions, _hparam_names(base))
+    base = _with_new_names(base, distributions, data, config)
     for option in ("chunk_size", "checkpoint", "progress"):
         if option in sweep_options:
             raise ValueError(f"optimize sets run_sweep's {option!r} itself; leave it out")
@@ -381,6 +383,40 @@ def optimize(
         _tell(study, batch, results, keep_history, base)
         done += len(batch)
     return study
+
+
+def _with_new_names(base: HParams, distributions: dict, data: Data, config: TrainConfig):
+    """``base`` with each searched name it lacks (``momentum`` for an optimizer factory
+    that reads ``hp.momentum``), at its distribution's first value; a new name that neither
+    the model, the optimizer nor the loss reads is a typo, refused before any trial is
+    asked (as ``run_sweep`` refuses such an axis)."""
+    from jaxhp import train
+    from jaxhp.records import read_names
+    from jaxhp.sweep import _names_read, _reader_hint
+
+    new = [name for name in distributions if name not in base._fields]
+    if not new:
+        return base
+    first = {name: _first_value(distributions[name]) for name in new}
+    extended = HParams(**base._asdict(), **first)
+    with warnings.catch_warnings(), read_names() as read:  # run_sweep gives them, once
+        warnings.simplefilter("ignore")
+        train.check_inputs(extended, data, config)
+    read = _names_read(config, read)
+    for name in new:
+        if name not in read:
+            known = ", ".join(map(repr, sorted(read)))
+            raise ValueError(
+                f"distributions names {name!r}, which neither the model, the optimizer nor "
+                f"the loss reads (they read {known}); check its spelling, or "
+                f"{_reader_hint(name)}"
+            )
+    return extended
+
+
+def _first_value(dist) -> float:
+    """A value the distribution can draw: its low end, or its first choice."""
+    return float(dist.choices[0] if hasattr(dist, "choices") else dist.low)
 
 
 def _record(data: Data, config: TrainConfig, seed: int, base: HParams, width: dict) -> dict:
