@@ -654,3 +654,18 @@ def test_l2_leaves_of_an_nnx_module_leave_out_its_column_bias():
 
     config = jaxhp.TrainConfig(model=models.from_flax(lambda key: Net(nnx.Rngs(key))), steps=1)
     assert jaxhp.l2_leaves(config) == ["['W1'].value", "['lin']['kernel'].value"]
+
+
+def test_a_linen_sample_of_the_wrong_kind_is_named():
+    """np.ones((1, L)), the usual init idiom, is float: nn.Embed said only 'Input type must
+    be an integer or unsigned integer', not that from_flax traced the module on sample_x."""
+
+    class Bag(nn.Module):
+        @nn.compact
+        def __call__(self, ids):
+            return nn.Dense(2)(nn.Embed(5, 3)(ids).mean(axis=1))
+
+    with pytest.raises(ValueError, match=r"integer.*on sample_x, of shape \(1, 4\) and dtype "
+                       r"float32: give a batch like the training x"):  # fmt: skip
+        models.from_flax(Bag(), np.ones((1, 4), np.float32))
+    assert models.from_flax(Bag(), np.ones((1, 4), np.int32)).init(jax.random.key(0))

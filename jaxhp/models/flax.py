@@ -82,7 +82,15 @@ def _from_linen(module, sample_x) -> Model:
     def variables(key):
         return module.init(key, sample, **keywords(None, HParams()))
 
-    collections = jax.eval_shape(variables, jax.random.key(0))
+    try:
+        collections = jax.eval_shape(variables, jax.random.key(0))
+    except (TypeError, ValueError) as err:
+        said = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise type(err)(
+            f"{said} (from_flax initialises {type(module).__name__} on sample_x, of shape "
+            f"{tuple(sample.shape)} and dtype {sample.dtype.name}: give a batch like the "
+            "training x, e.g. x_train[:1]; integer ids for an embedding)"
+        ) from err
     if "params" not in collections:
         raise ValueError(f"the linen module {type(module).__name__} has no params to train")
     extra = sorted(set(collections) - {"params"})
