@@ -1,3 +1,5 @@
+import warnings
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -338,3 +340,16 @@ def test_a_csv_with_a_one_cell_title_line_still_loads(tmp_path):
     x, y = jaxhp.data.load_file(path)
     np.testing.assert_array_equal(x, np.tile(np.float32([[0.1, 0.2], [0.3, 0.4]]), (3, 1)))
     np.testing.assert_array_equal(np.ravel(y), [0, 1] * 3)
+
+
+def test_check_shift_warns_that_integer_ids_are_compared_as_numbers():
+    """Even ids against odd ids: disjoint vocabularies, yet alike as numbers (no shift
+    found). The warning says so; float features get none."""
+    rng = np.random.default_rng(0)
+    evens, odds = rng.integers(0, 25, (60, 3)) * 2, rng.integers(0, 25, (60, 3)) * 2 + 1
+    with pytest.warns(UserWarning, match="x_a holds integers: check_shift compares them as num"):
+        report = check_shift(evens, odds, key=0, n_permutations=50, steps=20)
+    assert not report.different  # why the warning is needed
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check_shift(evens + 0.0, odds + 0.0, key=0, n_permutations=50, steps=20)
