@@ -278,7 +278,7 @@ def test_noise_words_say_what_the_threshold_is_made_of():
 
 
 def test_a_point_with_one_live_seed_shows_no_spread():
-    from jaxhp.cli import _mean_cell
+    from jaxhp.results import _mean_cell
 
     one = {"seeds": 2, "diverged": 1, "dev_accuracy_mean": 0.9, "dev_accuracy_std": 0.0}
     assert _mean_cell(one, "dev_accuracy").split() == ["0.9000"]
