@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from jaxhp.records import History
+from jaxhp.records import OPTIMIZER_HPARAMS, History
 
 # Short names for legends; other hyperparameters keep their own name.
 _SHORT = {"lambd": "λ", "keep_prob": "kp", "learning_rate": "lr"}
@@ -464,9 +464,19 @@ def _within_a_point(columns, names: list, counts: list, cells) -> str:
     return f"{combos} combinations of {', '.join(names)}"
 
 
-def _scale_for(values: np.ndarray) -> tuple[str, dict]:
-    """``log`` for positive values spread over a decade or more, ``symlog`` when a 0 sits
-    among such values, else ``linear``."""
+# The optimizers' averaging rates: the course samples and reads them as 1 - beta on a log
+# scale (0.9, 0.99, 0.999 evenly spaced).
+_BETAS = frozenset(name for own in OPTIMIZER_HPARAMS.values() for name in own)
+
+
+def _scale_for(values: np.ndarray, name: str = "") -> tuple[str, dict]:
+    """``1 - beta`` (a log scale of 1 - value) for an optimizer's beta in [0, 1) whose
+    1 - beta spreads over a decade or more, ``log`` for positive values spread so,
+    ``symlog`` when a 0 sits among such values, else ``linear``."""
+    if name in _BETAS and values.size > 1 and (values >= 0).all() and (values < 1).all():
+        rest = 1 - values
+        if rest.max() / rest.min() >= 10:
+            return "1 - beta", {}
     positive = values[values > 0]
     if positive.size < 2 or (values < 0).any() or positive.max() / positive.min() < 10:
         return "linear", {}
@@ -533,13 +543,16 @@ def heatmap_figure(
     draw = _draw_grid if as_grid else _draw_scatter
     resolution = results._resolution(metric) if hasattr(results, "_resolution") else 0.0
     norm = _colour_norm(cells, metric, resolution)
-    image = draw(ax, cells, ux, uy, best, norm, _cmap(maximise))
+    image = draw(ax, cells, ux, uy, best, norm, _cmap(maximise), names=(x, y))
     near = _near_best_points(results, metric, xs, ys) - {best}
     (_outline_near if as_grid else _ring_near)(ax, near, ux, uy)
     direction = "higher" if maximise else "lower"
     fig.colorbar(image, ax=ax, label=f"{metric} ({direction} is better)")
-    ax.set_xlabel(x)
-    ax.set_ylabel(y)
+    for name, scale, set_label in (  # "function": the 1 - beta scale of _scale_for
+        (x, ax.get_xscale(), ax.set_xlabel),
+        (y, ax.get_yscale(), ax.set_ylabel),
+    ):
+        set_label(f"{name} (1 - {name} on a log scale)" if scale == "function" else name)
     halving = " (halving: at each member's last rung)" if "rung" in columns else ""
     shows = _what_a_point_shows(columns, names, x, y, cells, as_grid)
     shows = textwrap.fill(f"{shows}; diverged members excluded", 80)  # 7-inch figure, 10 pt
@@ -659,7 +672,7 @@ def _cmap(maximise: bool = True):
     )
 
 
-def _draw_grid(ax, cells, ux, uy, best, norm, cmap):
+def _draw_grid(ax, cells, ux, uy, best, norm, cmap, names=("", "")):  # noqa: ARG001
     from matplotlib.patches import Rectangle
 
     grid = np.full((len(uy), len(ux)), np.nan)
@@ -700,7 +713,7 @@ def _tick(value) -> str:
     return value if isinstance(value, str) else format_number(value)
 
 
-def _draw_scatter(ax, cells, ux, uy, best, norm, cmap):
+def _draw_scatter(ax, cells, ux, uy, best, norm, cmap, names=("", "")):
     points = np.asarray(list(cells), np.float64)
     means = np.asarray([c.mean for c in cells.values()])
     ok = np.isfinite(means)
@@ -726,8 +739,11 @@ def _draw_scatter(ax, cells, ux, uy, best, norm, cmap):
             lw=2, gid="best", clip_on=False, zorder=5,  # whole even at the axes' edge
         )  # fmt: skip
     axes = ((points[:, 0], ax.set_xscale, ax.xaxis), (points[:, 1], ax.set_yscale, ax.yaxis))
-    for values, set_scale, axis in axes:
-        scale, options = _scale_for(values)
+    for values, set_scale, axis, name in zip(*zip(*axes), names):
+        scale, options = _scale_for(values, name)
+        if scale == "1 - beta":
+            _one_minus_log_axis(set_scale, axis, values)
+            continue
         set_scale(scale, **options)
         if scale == "symlog":  # 0, then whole decades: none inside the linear part near 0
             # (a float32 0.01 is 0.0099999998: its decade is 10^-2, not 10^-3)
@@ -735,6 +751,22 @@ def _draw_scatter(ax, cells, ux, uy, best, norm, cmap):
             high = np.floor(np.log10(values.max()) + 1e-6)  # a tick past the data widens it
             axis.set_ticks([0.0, *10.0 ** np.arange(low, high + 1)])
     return image
+
+
+def _one_minus_log_axis(set_scale, axis, values: np.ndarray) -> None:
+    """An axis even in -log10(1 - value): 0.9, 0.99 and 0.999 evenly spaced, ticked there."""
+    from matplotlib.ticker import FixedLocator, FuncFormatter
+
+    def forward(v):
+        return -np.log10(np.clip(1 - np.asarray(v, np.float64), 1e-12, None))
+
+    def inverse(u):
+        return 1 - 10.0 ** -np.asarray(u, np.float64)
+
+    set_scale("function", functions=(forward, inverse))
+    low, high = np.floor(forward(values.min())), np.ceil(forward(values.max()))
+    axis.set_major_locator(FixedLocator(inverse(np.arange(low, high + 1))))
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.6g}"))
 
 
 def heatmap(

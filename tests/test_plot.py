@@ -718,3 +718,21 @@ def test_halving_heatmaps_mark_the_points_stopped_at_an_earlier_rung():
         "filled: trained to the last rung",
         "hollow: stopped at an earlier rung by halving, fewer steps",
     ]
+
+
+def test_a_random_momentum_axis_is_one_minus_beta_on_a_log_scale():
+    """The course draws beta as 1 - beta log-uniform: 0.9, 0.99 and 0.999 must sit evenly
+    apart (on a linear axis the draws crowd at its top). keep_prob is no beta: linear."""
+    momentum = np.asarray([0.5, 0.9, 0.95, 0.99, 0.995, 0.999])
+    results = make_results(np.geomspace(1e-3, 1, 6), [1.0] * 6, [0.1] * 6, [0] * 6,
+                           np.linspace(0.8, 0.9, 6))  # fmt: skip
+    results.hparams = HParams(**results.hparams._asdict(), momentum=momentum.astype(np.float32))
+    ax = plot.heatmap_figure(results, x="lambd", y="momentum").axes[0]
+    assert ax.get_ylabel() == "momentum (1 - momentum on a log scale)"
+    ax.figure.canvas.draw()
+    heights = [ax.transData.transform((0.01, v))[1] for v in (0.9, 0.99, 0.999)]
+    np.testing.assert_allclose(np.diff(heights), np.diff(heights)[0], rtol=1e-6)
+    shown = [t.get_text() for t in ax.get_yticklabels()]
+    assert {"0.9", "0.99", "0.999"} <= set(shown)
+    results.hparams = results.hparams._replace(keep_prob=momentum.astype(np.float32))
+    assert plot.heatmap_figure(results, x="lambd", y="keep_prob").axes[0].get_yscale() == "linear"
