@@ -5,6 +5,7 @@ import subprocess
 import sys
 import textwrap
 
+import jax
 import numpy as np
 import pytest
 
@@ -65,6 +66,28 @@ def test_a_name_the_optimizer_reads_needs_no_base(data):
                                    rtol=1e-5)  # fmt: skip
     assert study.trials[0].params["momentum"] != study.trials[1].params["momentum"]
     assert len(bridge.study_results(study, config)) == 2  # its table rebuilds too
+    assert len(bridge.study_results(study, config, base=BASE)) == 2  # with the base given
+    # a searched name's base value is never trained with: another range, or a base that
+    # names it (as `jaxhp tune` gives), continue the same study
+    narrower = {"momentum": Float(0.8, 0.95)}
+    bridge.optimize(study, narrower, data, config, n_trials=1, base=BASE, keep_history=True)
+    declared = jaxhp.HParams(**BASE._asdict(), momentum=0.9)
+    bridge.optimize(study, narrower, data, config, n_trials=1, base=declared, keep_history=True)
+    assert len(bridge.study_results(study, config, base=declared)) == 4
+
+
+def test_a_new_name_close_to_a_known_one_is_searched_when_the_model_reads_it(data):
+    """keep_prob_in is close to keep_prob, yet a name of its own the model reads: searched,
+    as run_sweep sweeps it, not refused with "did you mean 'keep_prob'?"."""
+
+    def apply(p, x, *, key, hparams):
+        return (x * hparams.keep_prob_in) @ p["w"]
+
+    model = jaxhp.Model(lambda key: {"w": jax.random.normal(key, (2, 1))}, apply)
+    config = jaxhp.TrainConfig(model=model, steps=5, l2="w")
+    study = bridge.create_study(sampler="random", seed=0)
+    bridge.optimize(study, {"keep_prob_in": Float(0.5, 1.0)}, data, config, n_trials=2)
+    assert len(study.get_trials(states=(State.COMPLETE,))) == 2
 
 
 def test_a_trials_accuracies_are_those_of_its_best_evaluation():
@@ -179,7 +202,7 @@ def _searching(name):
             r"'momentum', which neither the model, .*use optimizer='momentum', which reads",
         ),
         (_searching("momentun"), ValueError, r"'momentun', which neither .*check its spelling"),
-        (_searching("lamdb"), ValueError, r"'lamdb', which is no.*did you mean 'lambd'\?"),
+        (_searching("lamdb"), ValueError, r"'lamdb', which neither .*did you mean 'lambd'\?"),
         (_searching("lambda"), ValueError, r"'lambda', which is no.*did you mean 'lambd'\?"),
         (_searching("class"), ValueError, r"'class', .*identifiers that are not keywords"),
         (

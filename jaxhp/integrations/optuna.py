@@ -156,11 +156,11 @@ def _check_distributions(distributions: Any, names: tuple[str, ...]) -> dict:
     checked = {}
     for name, dist in distributions.items():
         identifier = isinstance(name, str) and name.isidentifier() and not keyword.iskeyword(name)
-        close = difflib.get_close_matches(str(name), names, n=1)
-        if name not in names and (close or not identifier):  # a new name is checked later
+        if name not in names and not identifier:  # a new identifier is checked later
+            close = difflib.get_close_matches(str(name), names, n=1)
             if close:
                 hint = f"did you mean {close[0]!r}?"
-            else:  # lambda, say: no keyword argument can carry it
+            else:  # no keyword argument can carry it
                 hint = "hyperparameter names must be Python identifiers that are not keywords"
             raise ValueError(
                 f"distributions names {name!r}, which is no hyperparameter; known names: "
@@ -342,7 +342,7 @@ def optimize(
     _checks.check_positive_int("batch_size", batch_size)
     base = HParams() if base is None else base
     distributions = _check_distributions(distributions, _hparam_names(base))
-    base = _with_new_names(base, distributions, data, config)
+    traced = _with_new_names(base, distributions, data, config)
     for option in ("chunk_size", "checkpoint", "progress"):
         if option in sweep_options:
             raise ValueError(f"optimize sets run_sweep's {option!r} itself; leave it out")
@@ -353,8 +353,8 @@ def optimize(
         )
 
     width = {k: sweep_options.get(k) for k in ("vmap_width", "devices")}
-    record = _record(data, config, seed, base, width)  # checks them before any trial is asked
-    _check_same_training(study, lambda: record)
+    record = _record(data, config, seed, base, traced, width)  # checked before any trial
+    _check_same_training(study, lambda: record, searched=set(distributions))
     if len(data) < 2 or data[1] is None:  # a Data, or a (train, dev, test) tuple
         _warn.warn(
             "data has no dev set: the objective is the train cross-entropy, so the study "
@@ -387,9 +387,10 @@ def optimize(
 
 def _with_new_names(base: HParams, distributions: dict, data: Data, config: TrainConfig):
     """``base`` with each searched name it lacks (``momentum`` for an optimizer factory
-    that reads ``hp.momentum``), at its distribution's first value; a new name that neither
-    the model, the optimizer nor the loss reads is a typo, refused before any trial is
-    asked (as ``run_sweep`` refuses such an axis)."""
+    that reads ``hp.momentum``), at its distribution's first value, for tracing the model
+    before any trial is asked (the trials' records keep ``base`` as given); a new name that
+    neither the model, the optimizer nor the loss reads is a typo, refused then (as
+    ``run_sweep`` refuses such an axis)."""
     from jaxhp import train
     from jaxhp.records import read_names
     from jaxhp.sweep import _names_read, _reader_hint
@@ -406,10 +407,11 @@ def _with_new_names(base: HParams, distributions: dict, data: Data, config: Trai
     for name in new:
         if name not in read:
             known = ", ".join(map(repr, sorted(read)))
+            close = difflib.get_close_matches(name, sorted(read | set(base._fields)), n=1)
+            fix = f" (did you mean {close[0]!r}?)" if close else f", or {_reader_hint(name)}"
             raise ValueError(
                 f"distributions names {name!r}, which neither the model, the optimizer nor "
-                f"the loss reads (they read {known}); check its spelling, or "
-                f"{_reader_hint(name)}"
+                f"the loss reads (they read {known}); check its spelling{fix}"
             )
     return extended
 
@@ -419,16 +421,19 @@ def _first_value(dist) -> float:
     return float(dist.choices[0] if hasattr(dist, "choices") else dist.low)
 
 
-def _record(data: Data, config: TrainConfig, seed: int, base: HParams, width: dict) -> dict:
-    """What :func:`_tell` will record on each trial of this call, before any training."""
+def _record(
+    data: Data, config: TrainConfig, seed: int, base: HParams, traced: HParams, width: dict
+) -> dict:
+    """What :func:`_tell` will record on each trial of this call, before any training;
+    ``traced``: ``base`` with every searched name, to trace the model with."""
     from jaxhp.records import config_record
     from jaxhp.sweep import _sweep_width, held_data_digest
 
     with warnings.catch_warnings():  # run_sweep gives them, once
         warnings.simplefilter("ignore")
-        # base holds every searched name (checked), and the digest needs no sampled value
-        digest = held_data_digest(data, base, config, config)
-        vmap_width = _sweep_width(config, data, base, **width)
+        # traced holds every searched name (checked); the digest needs no sampled value
+        digest = held_data_digest(data, traced, config, config)
+        vmap_width = _sweep_width(config, data, traced, **width)
     return {
         "seed": int(seed),
         "base": _base_record(base),
@@ -438,18 +443,22 @@ def _record(data: Data, config: TrainConfig, seed: int, base: HParams, width: di
     }
 
 
-def _check_same_training(study, record_of_this_call) -> None:
+def _check_same_training(study, record_of_this_call, searched: set = frozenset()) -> None:
     """The study's finished trials must have been trained as this call trains: one study
     holds one sampler's view of one objective, so trials of another config, data, seed or
-    base hyperparameters would mislead it (and :func:`study_results`).
+    base hyperparameters would mislead it (and :func:`study_results`); a base value of a
+    name this call or a trial ``searched`` is never trained with, so it is not compared.
     ``record_of_this_call()`` (a model trace and a digest of the data) runs only when some
     trial has a record to compare."""
     recorded = [t for t in finished_trials(study) if "train_config" in t.user_attrs]
     if not recorded:
         return
     record = record_of_this_call()
-    same = {name: _same for name in record} | {"base": _same_values}  # base: as float32
     for trial in recorded:
+        unused = searched | set(trial.params)
+        same = {name: _same for name in record} | {
+            "base": lambda a, b: _same_values(_without(a, unused), _without(b, unused))
+        }  # base: as float32
         theirs = {name: trial.user_attrs.get(name) for name in record}
         differ = [
             name
@@ -566,6 +575,10 @@ def _base_record(base: HParams) -> dict:
     return {name: np.asarray(value).tolist() for name, value in base._asdict().items()}
 
 
+def _without(record: dict, names: set) -> dict:
+    return {name: value for name, value in record.items() if name not in names}
+
+
 def _same_values(a: dict, b: dict) -> bool:
     """The same names with the same values as float32 (0.1 given as a Python float or as
     np.float32 is one value: that is how it trains)."""
@@ -582,7 +595,9 @@ def _study_base(trials, base: HParams | None) -> HParams:
             return HParams()
         return HParams(**{k: np.asarray(v, np.float32) if isinstance(v, list) else v
                           for k, v in recorded.items()})  # fmt: skip
-    if recorded is not None and not _same_values(_base_record(base), recorded):
+    searched = {name for t in trials for name in t.params}  # their base values go unused
+    given = _without(_base_record(base), searched)
+    if recorded is not None and not _same_values(given, _without(recorded, searched)):
         raise ValueError(
             f"base is not what optimize was given for these trials: {_base_record(base)}, "
             f"the trials' {recorded}; leave base out to use theirs"
