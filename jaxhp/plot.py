@@ -738,11 +738,14 @@ def _draw_scatter(ax, cells, ux, uy, best, norm, cmap, names=("", "")):
             [best[0]], [best[1]], marker="*", s=400, facecolors="none", edgecolors="red",
             lw=2, gid="best", clip_on=False, zorder=5,  # whole even at the axes' edge
         )  # fmt: skip
-    axes = ((points[:, 0], ax.set_xscale, ax.xaxis), (points[:, 1], ax.set_yscale, ax.yaxis))
-    for values, set_scale, axis, name in zip(*zip(*axes), names):
+    axes = (
+        (points[:, 0], ax.set_xscale, ax.xaxis, ax.set_xlim),
+        (points[:, 1], ax.set_yscale, ax.yaxis, ax.set_ylim),
+    )
+    for values, set_scale, axis, set_lim, name in zip(*zip(*axes), names):
         scale, options = _scale_for(values, name)
         if scale == "1 - beta":
-            _one_minus_log_axis(set_scale, axis, values)
+            _one_minus_log_axis(set_scale, axis, set_lim, values)
             continue
         set_scale(scale, **options)
         if scale == "symlog":  # 0, then whole decades: none inside the linear part near 0
@@ -753,8 +756,10 @@ def _draw_scatter(ax, cells, ux, uy, best, norm, cmap, names=("", "")):
     return image
 
 
-def _one_minus_log_axis(set_scale, axis, values: np.ndarray) -> None:
-    """An axis even in -log10(1 - value): 0.9, 0.99 and 0.999 evenly spaced, ticked there."""
+def _one_minus_log_axis(set_scale, axis, set_lim, values: np.ndarray) -> None:
+    """An axis even in -log10(1 - value): 0.9, 0.99 and 0.999 evenly spaced, ticked at
+    1 - 10^-k and 1 - 3 * 10^-k (0.7, 0.9, 0.97, 0.99, ...), its limits padded by 5% in
+    that space (linear margins past 1 would stretch it to 1 - 1e-12)."""
     from matplotlib.ticker import FixedLocator, FuncFormatter
 
     def forward(v):
@@ -764,8 +769,12 @@ def _one_minus_log_axis(set_scale, axis, values: np.ndarray) -> None:
         return 1 - 10.0 ** -np.asarray(u, np.float64)
 
     set_scale("function", functions=(forward, inverse))
-    low, high = np.floor(forward(values.min())), np.ceil(forward(values.max()))
-    axis.set_major_locator(FixedLocator(inverse(np.arange(low, high + 1))))
+    low, high = forward(values.min()), forward(values.max())
+    pad = 0.05 * (high - low)
+    set_lim(inverse(low - pad), inverse(high + pad))
+    decades = np.arange(np.floor(low), np.ceil(high) + 1)
+    ticks = np.concatenate([inverse(decades), 1 - 3 * 10.0**-decades])
+    axis.set_major_locator(FixedLocator(np.sort(ticks[(ticks >= 0) & (ticks < 1)])))
     axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.6g}"))
 
 

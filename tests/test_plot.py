@@ -734,5 +734,8 @@ def test_a_random_momentum_axis_is_one_minus_beta_on_a_log_scale():
     np.testing.assert_allclose(np.diff(heights), np.diff(heights)[0], rtol=1e-6)
     shown = [t.get_text() for t in ax.get_yticklabels()]
     assert {"0.9", "0.99", "0.999"} <= set(shown)
+    # the limits hug the draws (0.5 to 0.999), not linear margins past 1 (12 decades)
+    low, high = ax.get_ylim()
+    assert 0.3 < low < 0.5 and 0.999 < high < 0.9995
     results.hparams = results.hparams._replace(keep_prob=momentum.astype(np.float32))
     assert plot.heatmap_figure(results, x="lambd", y="keep_prob").axes[0].get_yscale() == "linear"
