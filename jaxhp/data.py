@@ -631,13 +631,15 @@ def check_shift(
     if a.shape[1] != b.shape[1]:
         raise ValueError(f"x_a and x_b have different feature counts: {a.shape[1]} vs {b.shape[1]}")
     integers = [
-        n for n, v in (("x_a", x_a), ("x_b", x_b)) if np.issubdtype(np.asarray(v).dtype, np.integer)
-    ]
+        name
+        for name, v in (("x_a", x_a), ("x_b", x_b))
+        if np.issubdtype(np.asarray(v).dtype, np.integer) and np.asarray(v).dtype != np.uint8
+    ]  # uint8: pixels, numbers indeed
     if integers:  # ids 0, 2, 4 against 1, 3, 5: disjoint sets, alike as numbers
         _warn.warn(
-            f"{integers[0]} holds integers: check_shift compares them as numbers, so ids or "
-            "categories drawn from different sets can look alike (even against odd ids); "
-            "compare their counts, or one-hot encode them, instead"
+            f"{integers[0]} holds integers: check_shift compares them as numbers; if they "
+            "are ids or categories, sets drawn from different ones can look alike (even "
+            "against odd ids): compare their counts, or one-hot encode them, instead"
         )
     if min(len(a), len(b)) < 10:
         raise ValueError(

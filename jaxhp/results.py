@@ -165,11 +165,13 @@ class SweepResults:
         Raises:
           ValueError: an unknown metric, or ``top`` not a positive int or None.
         """
-        if top is not None and (isinstance(top, bool) or not isinstance(top, int) or top < 1):
+        if top is not None and (
+            isinstance(top, bool) or not isinstance(top, (int, np.integer)) or top < 1
+        ):
             raise ValueError(f"top must be a positive int or None, got {top!r}")
         metric = metric or self.default_metric
         rows = self.summary(metric)
-        return format_summary(rows if top is None else rows[:top], self, metric)
+        return format_summary(rows if top is None else rows[: int(top)], self, metric)
 
     # ---- the table -------------------------------------------------------------------
     def _hparam_columns(self) -> dict[str, np.ndarray]:

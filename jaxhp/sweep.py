@@ -1114,11 +1114,13 @@ def _divergence_advice(data: Data, at_start: str = "", *, ids: bool = False) -> 
     trains such a model); ``ids``: x holds integer ids (``input_dtype``), not features to
     normalise, however large."""
     if at_start:
+        which = "train" if data.dev is None else at_start  # no dev set: dev repeats train
+        costs = "costs are" if " and " in which else "cost is"
         return (
-            f"The {at_start} cost is not finite at the initial params, before any update, so "
+            f"The {which} {costs} not finite at the initial params, before any update, so "
             "no learning rate can help: check the model's init and apply (a NaN or inf "
             "parameter, a log or division of 0, an id past an embedding's rows) and the "
-            f"{at_start} data."
+            f"{which} data."
         )
     x = np.asarray(data.train[0])
     scale = float(np.max(np.abs(x))) if x.size and not ids else 0.0

@@ -703,7 +703,10 @@ def _check_integer_inputs(x, config: TrainConfig, name: str) -> None:
     values = np.asarray(x)
     if jnp.issubdtype(dtype, jnp.floating) and np.issubdtype(values.dtype, np.integer):
         exact = 2 ** (jnp.finfo(dtype).nmant + 1)  # every integer up to this is exact
-        largest = int(np.max(np.abs(values.astype(np.int64)))) if values.size else 0
+        kind = np.iinfo(values.dtype)
+        if not values.size or (kind.max <= exact and -kind.min <= exact):  # uint8 images
+            return
+        largest = max(abs(int(values.max())), abs(int(values.min())))  # Python ints: exact
         if largest > exact:
             ints = "int32" if largest < 2**31 else "int64"
             _warn.warn(

@@ -353,3 +353,5 @@ def test_check_shift_warns_that_integer_ids_are_compared_as_numbers():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         check_shift(evens + 0.0, odds + 0.0, key=0, n_permutations=50, steps=20)
+        pixels = (evens * 5).astype(np.uint8)  # uint8: pixel values, numbers indeed
+        check_shift(pixels, pixels[::-1], key=0, n_permutations=50, steps=20)

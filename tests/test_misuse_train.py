@@ -712,3 +712,7 @@ def test_integer_x_that_float32_would_round_is_warned_about(data):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         jaxhp.fit(0, jaxhp.HParams(), jaxhp.Data((ids - 2**24, y)), config)
+        jaxhp.fit(0, jaxhp.HParams(), jaxhp.Data(((ids % 2).astype(np.uint8) * 255, y)), config)
+    huge = np.array([[2**63 + 1, 0], [0, 1]] * 5, np.uint64)  # past int64: no wrap to negative
+    with pytest.warns(UserWarning, match=r"holds integers up to 9223372036854775809,"):
+        jaxhp.fit(0, jaxhp.HParams(), jaxhp.Data((huge, np.arange(10) % 2)), config)

@@ -669,3 +669,18 @@ def test_a_linen_sample_of_the_wrong_kind_is_named():
                        r"float32: give a batch like the training x"):  # fmt: skip
         models.from_flax(Bag(), np.ones((1, 4), np.float32))
     assert models.from_flax(Bag(), np.ones((1, 4), np.int32)).init(jax.random.key(0))
+
+
+def test_a_linen_module_that_branches_on_its_input_keeps_jaxs_explanation():
+    """``if x.sum() > 0`` at init: JAX's TracerBoolConversionError says what to do; the
+    sample_x hint must not replace it (rebuilding that error class from a string broke)."""
+
+    class Branchy(nn.Module):
+        @nn.compact
+        def __call__(self, x):
+            if x.sum() > 0:
+                return nn.Dense(2)(x)
+            return nn.Dense(2)(-x)
+
+    with pytest.raises(jax.errors.TracerBoolConversionError):
+        models.from_flax(Branchy(), np.ones((1, 4), np.float32))

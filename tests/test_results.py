@@ -462,7 +462,7 @@ def test_print_shows_the_ranked_table_the_command_prints():
         shown = f"{np.mean(exact[members]):.4f} ± {np.std(exact[members], ddof=1):.4f}"
         assert line.split()[1] == lam and shown in line, line
     assert [line.rstrip().endswith("yes") for line in lines[1:]] == [True, True, False]
-    assert len(results.summary_text(top=1).splitlines()) == 2  # the header and the best
+    assert len(results.summary_text(top=np.int64(1)).splitlines()) == 2  # header, the best
     assert results.summary_text("dev_cost").splitlines()[1].split()[1] == "0.5"  # 0.255
     with pytest.raises(ValueError, match="top must be a positive int or None, got 0"):
         results.summary_text(top=0)

@@ -1,5 +1,6 @@
 import dataclasses
 import json
+import re
 import subprocess
 import sys
 import textwrap
@@ -490,7 +491,7 @@ def test_a_sweep_that_cannot_start_finite_blames_the_model_not_the_learning_rate
         warnings.simplefilter("always")
         results = jaxhp.run_sweep(space, data, config, progress=False)
     said = [str(w.message) for w in said]
-    assert any("The train and dev cost is not finite at the initial params" in w for w in said)
+    assert any("The train and dev costs are not finite at the initial params" in w for w in said)
     assert results.diverged.all() and not results.stop_step.any()
     # the check of the start does not repeat the sweep's input checks and their warnings
     assert sum("3 outputs per example" in w for w in said) == 1, said
@@ -515,6 +516,12 @@ def test_a_sweep_that_cannot_start_finite_blames_the_model_not_the_learning_rate
                                steps=5, l2="E", input_dtype="int32")  # fmt: skip
     with pytest.warns(UserWarning, match="The dev cost is not finite .* and the dev data"):
         jaxhp.run_sweep(space, jaxhp.Data((ids, labels), (bad_dev, labels)), lookup, progress=False)
+    # without a dev set (its metrics repeat the training set's) only the train data is named
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        jaxhp.run_sweep(space, jaxhp.Data(data.train), config, progress=False)
+    assert any(re.search("The train cost is not finite .* and the train data\\.$", str(w.message))
+               for w in said), [str(w.message) for w in said]  # fmt: skip
 
 
 def test_a_model_that_returns_probabilities_is_told_to_return_logits(data):

@@ -85,6 +85,8 @@ def _from_linen(module, sample_x) -> Model:
     try:
         collections = jax.eval_shape(variables, jax.random.key(0))
     except (TypeError, ValueError) as err:
+        if type(err) not in (TypeError, ValueError):  # JAX's own errors explain themselves
+            raise
         said = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise type(err)(
             f"{said} (from_flax initialises {type(module).__name__} on sample_x, of shape "
