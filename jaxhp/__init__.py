@@ -18,7 +18,15 @@ from jaxhp.nn import dropout, dropout_mask, forward
 from jaxhp.records import Data, History, HParams, TrainConfig, TrainResult
 from jaxhp.results import SweepResults
 from jaxhp.sweep import run_sweep
-from jaxhp.train import TrainState, fit, init_state, l2_leaves, make_update_step, model_loss
+from jaxhp.train import (
+    TrainState,
+    fit,
+    init_state,
+    l2_leaves,
+    make_update_step,
+    model_loss,
+    model_predict,
+)
 
 __version__ = "0.1.0"
 
@@ -56,6 +64,7 @@ __all__ = [
     "loss",
     "make_update_step",
     "model_loss",
+    "model_predict",
     "models",
     "predict",
     "run_sweep",

@@ -34,12 +34,12 @@ from jaxhp import datasets
 from jaxhp.cache import compile_stats, default_cache_dir, enable_compilation_cache
 from jaxhp.diagnose import above_chance, majority_error, returned_params_row
 from jaxhp.init import SCHEMES
-from jaxhp.losses import predictions
 from jaxhp.nn import ACTIVATIONS
 from jaxhp.records import OPTIMIZER_HPARAMS, OPTIMIZERS, HParams
 from jaxhp.results import METRICS, diagnose_errors, format_summary, number_text, tie_break
 from jaxhp.space import _repeated
 from jaxhp.sweep import _divergence_advice, refit_together
+from jaxhp.train import model_predict
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -2202,8 +2202,7 @@ def _tune(args) -> int:
 
 def _test_accuracy(params, data, config) -> float:
     x, y = data.test[:2]
-    logits = config.resolved_model.apply(params, x, key=None, hparams=HParams())
-    return float(np.mean(np.asarray(predictions(logits)) == np.asarray(y).reshape(len(y))))
+    return float(np.mean(np.asarray(model_predict(config, params, x)) == np.asarray(y).ravel()))
 
 
 def _has_test_split(data) -> bool:

@@ -324,6 +324,28 @@ def model_loss(
     return cross_entropy(logits, t, weights) + l2_term(params, hparams.lambd, m, config.l2)
 
 
+def model_predict(
+    config: TrainConfig, params: Params, x: jax.Array, *, hparams: HParams | None = None
+) -> jax.Array:
+    """Class predictions (m,) int32 of the config's model, dropout off: ``z > 0`` for one
+    output, argmax for k. x reaches the model as in training (``config.x_dtype``: integer
+    ids stay integers with ``input_dtype``).
+
+    Args:
+      config: gives the model.
+      params: its params (e.g. a refit's ``best_params``).
+      x: (m, ...) inputs.
+      hparams: the member's :class:`HParams`, for a model that reads them when evaluating
+        (keyword-only; default ``HParams()``).
+    """
+    hparams = HParams() if hparams is None else HParams.coerce(hparams)
+    _check_integer_inputs(x, config, "x")
+    x = jnp.asarray(x, config.x_dtype)
+    with _params_fit(params, x):
+        logits = config.resolved_model.apply(params, x, key=None, hparams=hparams)
+    return predictions(logits)
+
+
 def _check_label_shape(y_shape, m: int, n_out: int, name: str):
     """Labels must fit an output layer of n_out units (shapes only: works on tracers)."""
     if len(y_shape) not in (1, 2) or y_shape[0] != m:

@@ -225,6 +225,8 @@ def test_ids_above_float32s_integers_stay_exact():
     assert float(refitted.history.dev_accuracy[0]) == 1.0
     curve = jaxhp.learning_curve(0, jaxhp.HParams(), data, config, sizes=[20, 40])
     np.testing.assert_array_equal(curve.train_error, [0.0, 0.0])
+    predicted = jaxhp.model_predict(config, refitted.params, x)  # as training gave x
+    np.testing.assert_array_equal(predicted, y)
 
 
 def test_all_diverged_on_large_ids_does_not_advise_normalising_them(ids):

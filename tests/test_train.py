@@ -451,3 +451,15 @@ def test_each_evaluation_matches_numpy_on_the_train_and_dev_rows(n_classes):
     np.testing.assert_allclose(history.dev_cost[-1], dev_ce, rtol=1e-5)
     np.testing.assert_allclose(history.train_accuracy[-1], train_acc, rtol=1e-6)
     np.testing.assert_allclose(history.dev_accuracy[-1], dev_acc, rtol=1e-6)
+
+
+def test_model_predict_of_the_mlp_equals_the_course_predict():
+    """model_predict(config, params, x) on a layer_sizes config gives what jaxhp.predict
+    (the course's forward pass) gives: z > 0 for one output, argmax for three."""
+    x = np.random.default_rng(0).normal(size=(30, 4)).astype(np.float32)
+    for sizes in ((4, 6, 1), (4, 16, 3)):
+        params = jaxhp.init_mlp(jax.random.key(1), sizes)
+        config = jaxhp.TrainConfig(layer_sizes=sizes, steps=1)
+        expected = np.asarray(jaxhp.predict(params, x))
+        np.testing.assert_array_equal(jaxhp.model_predict(config, params, x), expected)
+        assert len(set(expected.tolist())) > 1  # a real split, not one class everywhere
