@@ -47,6 +47,7 @@ PINNED = [
     "loss",
     "make_update_step",
     "model_loss",
+    "model_predict",
     "models",
     "predict",
     "run_sweep",
